@@ -1,0 +1,190 @@
+//! Relation definitions: the column types Strata accepts, how they map to
+//! Arrow, and the in-memory catalog that DDL events build up.
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+
+use datafusion::arrow::datatypes::{DataType, Field, IntervalUnit, Schema, SchemaRef, TimeUnit};
+use serde::{Deserialize, Serialize};
+
+use crate::log::{Offset, RelationId};
+
+/// Name of the system column holding an event's log offset.
+pub const OFFSET_COLUMN: &str = "_offset";
+/// Name of the system column holding an event's commit time.
+pub const TS_COLUMN: &str = "_ts";
+pub const SYSTEM_COLUMNS: [&str; 2] = [OFFSET_COLUMN, TS_COLUMN];
+
+/// Arrow's spelling of UTC for TIMESTAMPTZ columns.
+pub const UTC: &str = "+00:00";
+
+/// Precision and scale used for NUMERIC without a declared precision.
+pub const NUMERIC_DEFAULT_PRECISION: u8 = 38;
+pub const NUMERIC_DEFAULT_SCALE: i8 = 10;
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub enum SqlType {
+    Boolean,
+    SmallInt,
+    Int,
+    BigInt,
+    Real,
+    Double,
+    Numeric { precision: u8, scale: i8 },
+    Text,
+    Varchar { max_chars: Option<u32> },
+    Bytea,
+    Date,
+    Timestamp,
+    TimestampTz,
+    Interval,
+    Jsonb,
+}
+
+impl SqlType {
+    pub fn arrow_type(&self) -> DataType {
+        match self {
+            SqlType::Boolean => DataType::Boolean,
+            SqlType::SmallInt => DataType::Int16,
+            SqlType::Int => DataType::Int32,
+            SqlType::BigInt => DataType::Int64,
+            SqlType::Real => DataType::Float32,
+            SqlType::Double => DataType::Float64,
+            SqlType::Numeric { precision, scale } => DataType::Decimal128(*precision, *scale),
+            SqlType::Text | SqlType::Varchar { .. } | SqlType::Jsonb => DataType::Utf8,
+            SqlType::Bytea => DataType::Binary,
+            SqlType::Date => DataType::Date32,
+            SqlType::Timestamp => DataType::Timestamp(TimeUnit::Microsecond, None),
+            SqlType::TimestampTz => DataType::Timestamp(TimeUnit::Microsecond, Some(UTC.into())),
+            SqlType::Interval => DataType::Interval(IntervalUnit::MonthDayNano),
+        }
+    }
+
+    /// The PostgreSQL spelling, as `\d` would show it.
+    pub fn sql_name(&self) -> String {
+        match self {
+            SqlType::Boolean => "boolean".into(),
+            SqlType::SmallInt => "smallint".into(),
+            SqlType::Int => "integer".into(),
+            SqlType::BigInt => "bigint".into(),
+            SqlType::Real => "real".into(),
+            SqlType::Double => "double precision".into(),
+            SqlType::Numeric { precision, scale } => format!("numeric({precision},{scale})"),
+            SqlType::Text => "text".into(),
+            SqlType::Varchar { max_chars: Some(n) } => format!("character varying({n})"),
+            SqlType::Varchar { max_chars: None } => "character varying".into(),
+            SqlType::Bytea => "bytea".into(),
+            SqlType::Date => "date".into(),
+            SqlType::Timestamp => "timestamp without time zone".into(),
+            SqlType::TimestampTz => "timestamp with time zone".into(),
+            SqlType::Interval => "interval".into(),
+            SqlType::Jsonb => "jsonb".into(),
+        }
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ColumnDef {
+    pub name: String,
+    pub sql_type: SqlType,
+    pub nullable: bool,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub enum RelationKind {
+    Stream,
+}
+
+impl RelationKind {
+    pub fn noun(self) -> &'static str {
+        match self {
+            RelationKind::Stream => "stream",
+        }
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct RelationDef {
+    pub id: RelationId,
+    pub name: String,
+    pub kind: RelationKind,
+    pub columns: Vec<ColumnDef>,
+    /// Offset of the CREATE event.
+    pub created_at: Offset,
+}
+
+impl RelationDef {
+    /// The user columns only: what `SELECT *` shows and what INSERT fills.
+    pub fn user_schema(&self) -> SchemaRef {
+        let fields: Vec<Field> = self
+            .columns
+            .iter()
+            .map(|c| Field::new(&c.name, c.sql_type.arrow_type(), c.nullable))
+            .collect();
+        Arc::new(Schema::new(fields))
+    }
+
+    /// The stored and queryable schema: user columns, then `_offset` and `_ts`.
+    pub fn full_schema(&self) -> SchemaRef {
+        let mut fields: Vec<Field> = self
+            .columns
+            .iter()
+            .map(|c| Field::new(&c.name, c.sql_type.arrow_type(), c.nullable))
+            .collect();
+        fields.extend(system_fields());
+        Arc::new(Schema::new(fields))
+    }
+}
+
+/// The system columns as Arrow fields. Nullable only because rows written in
+/// an open transaction have no offset yet; committed rows always have both.
+pub fn system_fields() -> [Field; 2] {
+    [
+        Field::new(OFFSET_COLUMN, DataType::Int64, true),
+        Field::new(
+            TS_COLUMN,
+            DataType::Timestamp(TimeUnit::Microsecond, Some(UTC.into())),
+            true,
+        ),
+    ]
+}
+
+/// All relations, by name. Changed only by committed DDL events.
+#[derive(Debug, Clone, Default)]
+pub struct Catalog {
+    by_name: BTreeMap<String, Arc<RelationDef>>,
+    next_relation_id: u64,
+}
+
+impl Catalog {
+    pub fn get(&self, name: &str) -> Option<&Arc<RelationDef>> {
+        self.by_name.get(name)
+    }
+
+    pub fn by_id(&self, id: RelationId) -> Option<&Arc<RelationDef>> {
+        self.by_name.values().find(|r| r.id == id)
+    }
+
+    pub fn relations(&self) -> impl Iterator<Item = &Arc<RelationDef>> {
+        self.by_name.values()
+    }
+
+    pub fn names(&self) -> Vec<String> {
+        self.by_name.keys().cloned().collect()
+    }
+
+    pub fn allocate_id(&mut self) -> RelationId {
+        self.next_relation_id += 1;
+        RelationId(self.next_relation_id)
+    }
+
+    pub fn insert(&mut self, relation: RelationDef) {
+        self.next_relation_id = self.next_relation_id.max(relation.id.0);
+        self.by_name.insert(relation.name.clone(), Arc::new(relation));
+    }
+
+    pub fn remove(&mut self, id: RelationId) -> Option<Arc<RelationDef>> {
+        let name = self.by_id(id)?.name.clone();
+        self.by_name.remove(&name)
+    }
+}

@@ -1,0 +1,54 @@
+//! Every setting and limit, with units in the name. `Config::default()` is the
+//! embedded default: a local data directory and loopback listener.
+
+use std::path::PathBuf;
+
+#[derive(Debug, Clone)]
+pub struct Config {
+    /// Directory holding the WAL, the manifest and (by default) the segment store.
+    pub data_dir: PathBuf,
+    /// Address the PostgreSQL wire protocol listens on.
+    pub listen: String,
+    /// Concurrent client connections; further connections are refused.
+    pub connections_max: usize,
+    /// Commit requests waiting for the log writer; writers wait when it is full.
+    pub commit_queue_depth_max: usize,
+    /// Commits written before one shared fsync (group commit).
+    pub group_commit_commits_max: usize,
+    /// A WAL file is closed and a new one started past this size.
+    pub wal_file_bytes_max: u64,
+    /// One WAL record (one commit) may not exceed this; a bigger write is refused.
+    pub wal_record_bytes_max: u64,
+    /// Rows buffered by one statement (INSERT … SELECT, COPY) before it is refused.
+    pub statement_rows_max: usize,
+    /// Bytes buffered by one statement or transaction before it is refused.
+    pub statement_bytes_max: usize,
+}
+
+impl Default for Config {
+    fn default() -> Self {
+        Config {
+            data_dir: PathBuf::from("strata-data"),
+            listen: "127.0.0.1:6543".to_string(),
+            connections_max: 256,
+            commit_queue_depth_max: 4096,
+            group_commit_commits_max: 1024,
+            wal_file_bytes_max: 64 << 20,
+            wal_record_bytes_max: 1 << 30,
+            statement_rows_max: 50_000_000,
+            statement_bytes_max: 2 << 30,
+        }
+    }
+}
+
+impl Config {
+    pub fn with_data_dir(mut self, data_dir: impl Into<PathBuf>) -> Self {
+        self.data_dir = data_dir.into();
+        self
+    }
+
+    pub fn with_listen(mut self, listen: impl Into<String>) -> Self {
+        self.listen = listen.into();
+        self
+    }
+}

@@ -1,0 +1,81 @@
+//! The crate's user-facing error: every failure a client can see, classified so
+//! the server can give it one SQLSTATE (see `server::sqlstate`).
+
+use datafusion::error::DataFusionError;
+
+pub type Result<T, E = Error> = std::result::Result<T, E>;
+
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    #[error("syntax error: {0}")]
+    Syntax(String),
+    #[error("relation \"{0}\" does not exist")]
+    UndefinedRelation(String),
+    #[error("relation \"{0}\" already exists")]
+    DuplicateRelation(String),
+    #[error("column \"{0}\" specified more than once")]
+    DuplicateColumn(String),
+    #[error("{0}")]
+    FeatureNotSupported(String),
+    /// An operation the relation's kind does not allow (UPDATE on a stream, …).
+    #[error("{0}")]
+    WrongObjectType(String),
+    #[error("{0}")]
+    InvalidTextRepresentation(String),
+    #[error("null value in column \"{column}\" of relation \"{relation}\" violates not-null constraint")]
+    NotNullViolation { relation: String, column: String },
+    #[error("value too long for type character varying({max_chars})")]
+    StringTooLong { max_chars: u32 },
+    #[error("{0}")]
+    InvalidParameterValue(String),
+    #[error("{0}")]
+    InvalidTransactionState(String),
+    #[error("current transaction is aborted, commands ignored until end of transaction block")]
+    TransactionAborted,
+    #[error("{0}")]
+    ProgramLimitExceeded(String),
+    #[error("{0}")]
+    BadCopyFile(String),
+    #[error(transparent)]
+    Storage(#[from] crate::log::Error),
+    #[error(transparent)]
+    DataFusion(#[from] DataFusionError),
+    #[error("internal error: {0}")]
+    Internal(String),
+}
+
+impl Error {
+    /// Wraps the error so it can travel through DataFusion (from a sink or a
+    /// scan) and be recovered intact by [`Error::from_datafusion`].
+    pub fn into_datafusion(self) -> DataFusionError {
+        match self {
+            Error::DataFusion(inner) => inner,
+            other => DataFusionError::External(Box::new(other)),
+        }
+    }
+
+    /// Recovers a Strata error that was carried through DataFusion, so its
+    /// classification survives; other DataFusion errors stay as they are.
+    pub fn from_datafusion(error: DataFusionError) -> Error {
+        match error {
+            DataFusionError::External(inner) => match inner.downcast::<Error>() {
+                Ok(strata) => *strata,
+                Err(other) => Error::DataFusion(DataFusionError::External(other)),
+            },
+            DataFusionError::Context(_, inner) | DataFusionError::Diagnostic(_, inner) => {
+                Error::from_datafusion(*inner)
+            }
+            DataFusionError::Shared(shared) => match std::sync::Arc::try_unwrap(shared) {
+                Ok(inner) => Error::from_datafusion(inner),
+                Err(shared) => Error::DataFusion(DataFusionError::Shared(shared)),
+            },
+            other => Error::DataFusion(other),
+        }
+    }
+}
+
+impl From<datafusion::arrow::error::ArrowError> for Error {
+    fn from(error: datafusion::arrow::error::ArrowError) -> Self {
+        Error::DataFusion(DataFusionError::from(error))
+    }
+}

@@ -1,0 +1,252 @@
+//! Write-ahead log files: framing, checksums, fsync, and the scan that
+//! recovery runs. A frame is `[len: u32 LE][crc32c(len ‖ payload): u32 LE][payload]`.
+//! Files are `wal/<sequence:020>.wal`, each starting with a magic header.
+
+use std::fs::{self, File, OpenOptions};
+use std::io::{Read, Write};
+use std::path::{Path, PathBuf};
+
+use super::{Error, Result};
+
+const MAGIC: &[u8; 8] = b"STRWAL01";
+const FRAME_HEADER_BYTES: usize = 8;
+
+pub fn frame(payload: &[u8], out: &mut Vec<u8>) {
+    let len = (payload.len() as u32).to_le_bytes();
+    let crc = crc32c::crc32c_append(crc32c::crc32c(&len), payload);
+    out.extend_from_slice(&len);
+    out.extend_from_slice(&crc.to_le_bytes());
+    out.extend_from_slice(payload);
+}
+
+fn file_path(dir: &Path, sequence: u64) -> PathBuf {
+    dir.join(format!("{sequence:020}.wal"))
+}
+
+/// The WAL files in `dir`, by sequence number.
+pub fn list_files(dir: &Path) -> Result<Vec<(u64, PathBuf)>> {
+    let mut files = Vec::new();
+    for entry in fs::read_dir(dir).map_err(|e| Error::io(dir, e))? {
+        let entry = entry.map_err(|e| Error::io(dir, e))?;
+        let name = entry.file_name();
+        let Some(sequence) = name.to_str().and_then(|n| n.strip_suffix(".wal")) else {
+            continue;
+        };
+        if let Ok(sequence) = sequence.parse::<u64>() {
+            files.push((sequence, entry.path()));
+        }
+    }
+    files.sort();
+    Ok(files)
+}
+
+fn sync_dir(dir: &Path) -> Result<()> {
+    File::open(dir).and_then(|d| d.sync_all()).map_err(|e| Error::io(dir, e))
+}
+
+/// Appends frames to the newest WAL file and rolls to a new one past a size.
+pub struct WalWriter {
+    dir: PathBuf,
+    file: File,
+    sequence: u64,
+    bytes: u64,
+    file_bytes_max: u64,
+}
+
+impl WalWriter {
+    /// Continues the file recovery ended in (already truncated to its last
+    /// good frame), or starts the first file.
+    pub fn open(dir: &Path, resume: Option<(u64, u64)>, file_bytes_max: u64) -> Result<WalWriter> {
+        match resume {
+            Some((sequence, bytes)) => {
+                let path = file_path(dir, sequence);
+                let file = OpenOptions::new().append(true).open(&path).map_err(|e| Error::io(&path, e))?;
+                Ok(WalWriter { dir: dir.to_path_buf(), file, sequence, bytes, file_bytes_max })
+            }
+            None => Self::create(dir, 1, file_bytes_max),
+        }
+    }
+
+    fn create(dir: &Path, sequence: u64, file_bytes_max: u64) -> Result<WalWriter> {
+        let path = file_path(dir, sequence);
+        let mut file = OpenOptions::new()
+            .create_new(true)
+            .append(true)
+            .open(&path)
+            .map_err(|e| Error::io(&path, e))?;
+        file.write_all(MAGIC).and_then(|_| file.sync_all()).map_err(|e| Error::io(&path, e))?;
+        sync_dir(dir)?;
+        Ok(WalWriter { dir: dir.to_path_buf(), file, sequence, bytes: MAGIC.len() as u64, file_bytes_max })
+    }
+
+    /// Writes already framed bytes; durable only after [`WalWriter::sync`].
+    pub fn write(&mut self, frames: &[u8]) -> Result<()> {
+        self.file.write_all(frames).map_err(|e| Error::io(&file_path(&self.dir, self.sequence), e))?;
+        self.bytes += frames.len() as u64;
+        Ok(())
+    }
+
+    /// Makes everything written so far durable, then rolls the file if full.
+    pub fn sync(&mut self) -> Result<()> {
+        self.file.sync_data().map_err(|e| Error::io(&file_path(&self.dir, self.sequence), e))?;
+        if self.bytes >= self.file_bytes_max {
+            *self = Self::create(&self.dir, self.sequence + 1, self.file_bytes_max)?;
+        }
+        Ok(())
+    }
+}
+
+/// Where recovery stopped: the file to continue and its good length.
+pub struct ScanEnd {
+    pub resume: Option<(u64, u64)>,
+    /// Bytes dropped from the end of the last file (a torn final write).
+    pub torn_bytes: u64,
+}
+
+/// Reads every frame of every WAL file in order and hands its payload to
+/// `apply`. A torn final write in the last file is cut off; any other damage
+/// is an error naming the file and byte position.
+pub fn scan(dir: &Path, record_bytes_max: u64, mut apply: impl FnMut(&[u8]) -> Result<()>) -> Result<ScanEnd> {
+    let files = list_files(dir)?;
+    let mut end = ScanEnd { resume: None, torn_bytes: 0 };
+    for (index, (sequence, path)) in files.iter().enumerate() {
+        let is_last = index + 1 == files.len();
+        let mut bytes = Vec::new();
+        File::open(path)
+            .and_then(|mut f| f.read_to_end(&mut bytes))
+            .map_err(|e| Error::io(path, e))?;
+        if bytes.len() < MAGIC.len() || &bytes[..MAGIC.len()] != MAGIC {
+            if is_last && bytes.len() < MAGIC.len() && MAGIC.starts_with(&bytes) {
+                // Crashed while creating the file: nothing in it was acknowledged.
+                fs::remove_file(path).map_err(|e| Error::io(path, e))?;
+                end.torn_bytes = bytes.len() as u64;
+                continue;
+            }
+            return Err(Error::corrupt(path, 0, "bad WAL file header"));
+        }
+        let mut position = MAGIC.len();
+        while position < bytes.len() {
+            match check_frame(&bytes, position, record_bytes_max) {
+                Ok(payload) => {
+                    apply(payload).map_err(|e| match e {
+                        Error::Decode(reason) => Error::corrupt(path, position as u64, &reason),
+                        other => other,
+                    })?;
+                    position += FRAME_HEADER_BYTES + payload.len();
+                }
+                Err(reason) => {
+                    if is_last && !valid_frame_after(&bytes, position + 1, record_bytes_max) {
+                        let file = OpenOptions::new().write(true).open(path).map_err(|e| Error::io(path, e))?;
+                        file.set_len(position as u64)
+                            .and_then(|_| file.sync_all())
+                            .map_err(|e| Error::io(path, e))?;
+                        end.torn_bytes = (bytes.len() - position) as u64;
+                        bytes.truncate(position);
+                        break;
+                    }
+                    return Err(Error::corrupt(path, position as u64, reason));
+                }
+            }
+        }
+        end.resume = Some((*sequence, bytes.len() as u64));
+    }
+    Ok(end)
+}
+
+/// The payload of the frame at `position`, or why there is no valid frame.
+fn check_frame(bytes: &[u8], position: usize, record_bytes_max: u64) -> Result<&[u8], &'static str> {
+    let header = bytes.get(position..position + FRAME_HEADER_BYTES).ok_or("incomplete frame header")?;
+    let len_bytes: [u8; 4] = header[..4].try_into().expect("4 bytes");
+    let len = u32::from_le_bytes(len_bytes) as usize;
+    if len == 0 || len as u64 > record_bytes_max {
+        return Err("frame length out of range");
+    }
+    let stored_crc = u32::from_le_bytes(header[4..8].try_into().expect("4 bytes"));
+    let start = position + FRAME_HEADER_BYTES;
+    let payload = bytes.get(start..start + len).ok_or("frame extends past end of file")?;
+    if crc32c::crc32c_append(crc32c::crc32c(&len_bytes), payload) != stored_crc {
+        return Err("checksum mismatch");
+    }
+    Ok(payload)
+}
+
+/// Whether any valid frame starts after `from`: if one does, the damage before
+/// it is not a torn final write but corruption in the middle of the log.
+fn valid_frame_after(bytes: &[u8], from: usize, record_bytes_max: u64) -> bool {
+    (from..bytes.len().saturating_sub(FRAME_HEADER_BYTES)).any(|p| check_frame(bytes, p, record_bytes_max).is_ok())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn write_frames(dir: &Path, payloads: &[&[u8]]) -> PathBuf {
+        let mut writer = WalWriter::open(dir, None, u64::MAX).unwrap();
+        let mut framed = Vec::new();
+        for p in payloads {
+            frame(p, &mut framed);
+        }
+        writer.write(&framed).unwrap();
+        writer.sync().unwrap();
+        file_path(dir, 1)
+    }
+
+    fn collect(dir: &Path) -> Result<Vec<Vec<u8>>> {
+        let mut seen = Vec::new();
+        scan(dir, 1 << 20, |p| {
+            seen.push(p.to_vec());
+            Ok(())
+        })?;
+        Ok(seen)
+    }
+
+    #[test]
+    fn frames_round_trip() {
+        let dir = tempdir();
+        write_frames(&dir, &[b"one", b"two", b"three"]);
+        assert_eq!(collect(&dir).unwrap(), vec![b"one".to_vec(), b"two".to_vec(), b"three".to_vec()]);
+    }
+
+    #[test]
+    fn torn_tail_is_cut_at_every_length() {
+        let dir = tempdir();
+        let path = write_frames(&dir, &[b"first record", b"second record"]);
+        let full = fs::read(&path).unwrap();
+        let second_start = MAGIC.len() + FRAME_HEADER_BYTES + b"first record".len();
+        for cut in second_start..full.len() {
+            fs::write(&path, &full[..cut]).unwrap();
+            let seen = collect(&dir).unwrap();
+            assert_eq!(seen, vec![b"first record".to_vec()], "cut at {cut}");
+            assert_eq!(fs::metadata(&path).unwrap().len() as usize, second_start);
+        }
+    }
+
+    #[test]
+    fn corruption_in_the_middle_is_an_error_naming_file_and_position() {
+        let dir = tempdir();
+        let path = write_frames(&dir, &[b"first record", b"second record", b"third record"]);
+        let full = fs::read(&path).unwrap();
+        let second_start = MAGIC.len() + FRAME_HEADER_BYTES + b"first record".len();
+        let third_start = second_start + FRAME_HEADER_BYTES + b"second record".len();
+        for flip in second_start..third_start {
+            let mut damaged = full.clone();
+            damaged[flip] ^= 0x40;
+            fs::write(&path, &damaged).unwrap();
+            let error = collect(&dir).unwrap_err().to_string();
+            assert!(error.contains("00000000000000000001.wal"), "{error}");
+            assert!(error.contains(&format!("byte {second_start}")), "flip at {flip}: {error}");
+        }
+    }
+
+    fn tempdir() -> PathBuf {
+        let dir = std::env::temp_dir().join(format!("strata-wal-{}-{}", std::process::id(), rand_suffix()));
+        fs::create_dir_all(&dir).unwrap();
+        dir
+    }
+
+    fn rand_suffix() -> u64 {
+        use std::sync::atomic::{AtomicU64, Ordering};
+        static NEXT: AtomicU64 = AtomicU64::new(0);
+        NEXT.fetch_add(1, Ordering::Relaxed)
+    }
+}

@@ -1,0 +1,10 @@
+//! DataFusion integration: Strata's relations as a catalog, scans that read
+//! the log at the statement's offset, and inserts that append to it.
+
+mod provider;
+mod schema;
+pub mod scope;
+mod sink;
+
+pub use provider::RelationTable;
+pub use schema::RelationSchema;

@@ -1,0 +1,356 @@
+//! The pgwire handlers: simple and extended query, COPY FROM STDIN, startup
+//! (no authentication on this listener) and cancel requests. Each connection
+//! keeps its [`Session`] in pgwire's per-connection extensions.
+
+use std::fmt::Debug;
+use std::sync::Arc;
+
+use arrow_pg::datatypes::df::deserialize_parameters;
+use arrow_pg::datatypes::into_pg_type;
+use async_trait::async_trait;
+use datafusion::arrow::datatypes::{DataType, Field, Schema, SchemaRef};
+use datafusion::logical_expr::LogicalPlan;
+use futures::{Sink, SinkExt};
+use pgwire::api::auth::noop::NoopStartupHandler;
+use pgwire::api::cancel::CancelHandler;
+use pgwire::api::copy::CopyHandler;
+use pgwire::api::portal::{Format, Portal};
+use pgwire::api::query::{ExtendedQueryHandler, SimpleQueryHandler};
+use pgwire::api::results::{CopyResponse, FieldInfo, Response, Tag};
+use pgwire::api::stmt::QueryParser;
+use pgwire::api::store::PortalStore;
+use pgwire::api::{ClientInfo, ClientPortalStore, ConnectionManager, PgWireServerHandlers, Type};
+use pgwire::error::{ErrorInfo, PgWireError, PgWireResult};
+use pgwire::messages::PgWireBackendMessage;
+use pgwire::messages::cancel::CancelRequest;
+use pgwire::messages::copy::{CopyData, CopyDone, CopyFail};
+use tokio::sync::Mutex;
+
+use super::encode::{fields, query_response};
+use super::sqlstate::{error_info, to_pgwire};
+use crate::database::Database;
+use crate::error::Error;
+use crate::session::{Outcome, Session};
+use crate::sql::parse::{Command, parse};
+use crate::write::copy::CopyIn;
+
+pub struct Handlers {
+    service: Arc<Service>,
+    startup: Arc<Startup>,
+    cancel: Arc<Cancel>,
+}
+
+impl Handlers {
+    pub fn new(db: Database) -> Handlers {
+        let connections = Arc::new(ConnectionManager::new());
+        let service = Arc::new(Service { parser: Arc::new(StatementParser { db: db.clone() }), db });
+        Handlers {
+            service,
+            startup: Arc::new(Startup { connections: connections.clone() }),
+            cancel: Arc::new(Cancel { connections }),
+        }
+    }
+}
+
+impl PgWireServerHandlers for Handlers {
+    fn simple_query_handler(&self) -> Arc<impl SimpleQueryHandler> {
+        self.service.clone()
+    }
+
+    fn extended_query_handler(&self) -> Arc<impl ExtendedQueryHandler> {
+        self.service.clone()
+    }
+
+    fn startup_handler(&self) -> Arc<impl pgwire::api::auth::StartupHandler> {
+        self.startup.clone()
+    }
+
+    fn copy_handler(&self) -> Arc<impl CopyHandler> {
+        self.service.clone()
+    }
+
+    fn cancel_handler(&self) -> Arc<impl CancelHandler> {
+        self.cancel.clone()
+    }
+}
+
+pub struct Startup {
+    connections: Arc<ConnectionManager>,
+}
+
+impl NoopStartupHandler for Startup {
+    fn connection_manager(&self) -> Option<Arc<ConnectionManager>> {
+        Some(self.connections.clone())
+    }
+}
+
+pub struct Cancel {
+    connections: Arc<ConnectionManager>,
+}
+
+#[async_trait]
+impl CancelHandler for Cancel {
+    async fn on_cancel_request(&self, request: CancelRequest) {
+        self.connections.cancel(request.pid, &request.secret_key).await;
+    }
+}
+
+/// The COPY in progress on a connection; the first error is kept and
+/// reported at CopyDone, and later data is ignored.
+#[derive(Default)]
+struct CopySlot {
+    copy: Option<CopyIn>,
+    error: Option<Error>,
+}
+
+pub struct Service {
+    db: Database,
+    parser: Arc<StatementParser>,
+}
+
+fn session_of<C: ClientInfo + ?Sized>(client: &C, db: &Database) -> Arc<Mutex<Session>> {
+    client.session_extensions().get_or_insert_with(|| Mutex::new(db.session()))
+}
+
+fn copy_slot_of<C: ClientInfo + ?Sized>(client: &C) -> Arc<std::sync::Mutex<CopySlot>> {
+    client.session_extensions().get_or_insert_with(|| std::sync::Mutex::new(CopySlot::default()))
+}
+
+impl Service {
+    /// Turns a command's outcome into a wire response.
+    fn respond<C: ClientInfo + ?Sized>(&self, client: &C, outcome: Outcome, format: &Format) -> PgWireResult<Response> {
+        Ok(match outcome {
+            Outcome::Rows { schema, stream } => Response::Query(query_response(&schema, stream, format)?),
+            Outcome::Done { tag, rows } => {
+                let mut wire_tag = Tag::new(&tag);
+                if tag == "INSERT" {
+                    wire_tag = wire_tag.with_oid(0);
+                }
+                if let Some(rows) = rows {
+                    wire_tag = wire_tag.with_rows(rows);
+                }
+                Response::Execution(wire_tag)
+            }
+            Outcome::TransactionStarted => Response::TransactionStart(Tag::new("BEGIN")),
+            Outcome::TransactionEnded { tag } => Response::TransactionEnd(Tag::new(tag)),
+            Outcome::CopyIn(copy) => {
+                let columns = copy.column_count();
+                let slot = copy_slot_of(client);
+                *slot.lock().expect("copy slot lock") = CopySlot { copy: Some(*copy), error: None };
+                Response::CopyIn(CopyResponse::new(0, columns, futures::stream::empty()))
+            }
+        })
+    }
+}
+
+#[async_trait]
+impl SimpleQueryHandler for Service {
+    async fn do_query<C>(&self, client: &mut C, query: &str) -> PgWireResult<Vec<Response>>
+    where
+        C: ClientInfo + ClientPortalStore + Sink<PgWireBackendMessage> + Unpin + Send + Sync,
+        C::PortalStore: PortalStore,
+        C::Error: Debug,
+        PgWireError: From<<C as Sink<PgWireBackendMessage>>::Error>,
+    {
+        let session = session_of(client, &self.db);
+        let mut session = session.lock().await;
+        let commands = match parse(query) {
+            Ok(commands) => commands,
+            Err(error) => {
+                session.fail_transaction();
+                return Err(to_pgwire(error));
+            }
+        };
+        let mut responses = Vec::with_capacity(commands.len());
+        for command in commands {
+            match session.execute(command, None).await {
+                Ok(outcome) => {
+                    let is_copy = matches!(outcome, Outcome::CopyIn(_));
+                    responses.push(self.respond(client, outcome, &Format::UnifiedText)?);
+                    if is_copy {
+                        break;
+                    }
+                }
+                Err(error) => {
+                    // Later statements in the same query string are not run.
+                    responses.push(Response::Error(Box::new(error_info(&error))));
+                    break;
+                }
+            }
+        }
+        Ok(responses)
+    }
+}
+
+/// A statement prepared with Parse: its command, and what Describe reports.
+#[derive(Debug, Clone)]
+pub struct Prepared {
+    command: Option<Command>,
+    parameter_types: Vec<Option<DataType>>,
+    result_schema: Option<SchemaRef>,
+}
+
+pub struct StatementParser {
+    db: Database,
+}
+
+#[async_trait]
+impl QueryParser for StatementParser {
+    type Statement = Prepared;
+
+    async fn parse_sql<C>(&self, client: &C, sql: &str, _types: &[Option<Type>]) -> PgWireResult<Option<Prepared>>
+    where
+        C: ClientInfo + Unpin + Send + Sync,
+    {
+        let mut commands = parse(sql).map_err(to_pgwire)?;
+        if commands.len() > 1 {
+            return Err(to_pgwire(Error::Syntax("cannot insert multiple commands into a prepared statement".into())));
+        }
+        let Some(command) = commands.pop() else {
+            return Ok(Some(Prepared { command: None, parameter_types: vec![], result_schema: None }));
+        };
+        let (parameter_types, result_schema) = match &command {
+            Command::Query(statement) => {
+                let session = session_of(client, &self.db);
+                let plan = session.lock().await.plan((**statement).clone()).await.map_err(to_pgwire)?;
+                (parameter_types(&plan).map_err(to_pgwire)?, result_schema(&plan))
+            }
+            Command::Show { name } => {
+                let name = if name == "all" { "setting".to_string() } else { name.clone() };
+                (vec![], Some(Arc::new(Schema::new(vec![Field::new(name, DataType::Utf8, false)]))))
+            }
+            _ => (vec![], None),
+        };
+        Ok(Some(Prepared { command: Some(command), parameter_types, result_schema }))
+    }
+
+    fn get_parameter_types(&self, statement: &Prepared) -> PgWireResult<Vec<Type>> {
+        statement
+            .parameter_types
+            .iter()
+            .map(|t| match t {
+                Some(data_type) => into_pg_type(data_type),
+                None => Ok(Type::UNKNOWN),
+            })
+            .collect()
+    }
+
+    fn get_result_schema(&self, statement: &Prepared, format: Option<&Format>) -> PgWireResult<Vec<FieldInfo>> {
+        match &statement.result_schema {
+            Some(schema) => fields(schema, format.unwrap_or(&Format::UnifiedText)),
+            None => Ok(vec![]),
+        }
+    }
+}
+
+/// Parameter types in `$1, $2, …` order, as DataFusion inferred them.
+fn parameter_types(plan: &LogicalPlan) -> crate::Result<Vec<Option<DataType>>> {
+    let by_name = plan.get_parameter_types().map_err(Error::from_datafusion)?;
+    let mut ordered: Vec<(usize, Option<DataType>)> = by_name
+        .into_iter()
+        .filter_map(|(name, data_type)| name.trim_start_matches('$').parse::<usize>().ok().map(|i| (i, data_type)))
+        .collect();
+    ordered.sort_by_key(|(index, _)| *index);
+    let count = ordered.last().map(|(index, _)| *index).unwrap_or(0);
+    let mut types = vec![None; count];
+    for (index, data_type) in ordered {
+        types[index - 1] = data_type;
+    }
+    Ok(types)
+}
+
+fn result_schema(plan: &LogicalPlan) -> Option<SchemaRef> {
+    match plan {
+        LogicalPlan::Dml(_) | LogicalPlan::Ddl(_) => None,
+        other => Some(Arc::new(other.schema().as_arrow().clone())),
+    }
+}
+
+#[async_trait]
+impl ExtendedQueryHandler for Service {
+    type Statement = Prepared;
+    type QueryParser = StatementParser;
+
+    fn query_parser(&self) -> Arc<StatementParser> {
+        self.parser.clone()
+    }
+
+    async fn do_query<C>(&self, client: &mut C, portal: &Portal<Prepared>, _max_rows: usize) -> PgWireResult<Response>
+    where
+        C: ClientInfo + ClientPortalStore + Sink<PgWireBackendMessage> + Unpin + Send + Sync,
+        C::PortalStore: PortalStore<Statement = Prepared>,
+        C::Error: Debug,
+        PgWireError: From<<C as Sink<PgWireBackendMessage>>::Error>,
+    {
+        let prepared = &portal.statement.statement;
+        let Some(command) = prepared.command.clone() else { return Ok(Response::EmptyQuery) };
+        let types: Vec<Option<&DataType>> = prepared.parameter_types.iter().map(Option::as_ref).collect();
+        let params = deserialize_parameters(portal, &types)?;
+        let session = session_of(client, &self.db);
+        let outcome = session.lock().await.execute(command, Some(&params)).await.map_err(to_pgwire)?;
+        self.respond(client, outcome, &portal.result_column_format)
+    }
+}
+
+#[async_trait]
+impl CopyHandler for Service {
+    async fn on_copy_data<C>(&self, client: &mut C, copy_data: CopyData) -> PgWireResult<()>
+    where
+        C: ClientInfo + Sink<PgWireBackendMessage> + Unpin + Send + Sync,
+        C::Error: Debug,
+        PgWireError: From<<C as Sink<PgWireBackendMessage>>::Error>,
+    {
+        let slot = copy_slot_of(client);
+        let mut slot = slot.lock().expect("copy slot lock");
+        if slot.error.is_none()
+            && let Some(copy) = slot.copy.as_mut()
+            && let Err(error) = copy.push(&copy_data.data)
+        {
+            slot.copy = None;
+            slot.error = Some(error);
+        }
+        Ok(())
+    }
+
+    async fn on_copy_done<C>(&self, client: &mut C, _done: CopyDone) -> PgWireResult<()>
+    where
+        C: ClientInfo + Sink<PgWireBackendMessage> + Unpin + Send + Sync,
+        C::Error: Debug,
+        PgWireError: From<<C as Sink<PgWireBackendMessage>>::Error>,
+    {
+        let taken = std::mem::take(&mut *copy_slot_of(client).lock().expect("copy slot lock"));
+        let session = session_of(client, &self.db);
+        let mut session = session.lock().await;
+        let result = match (taken.error, taken.copy) {
+            (Some(error), _) => Err(error),
+            (None, Some(copy)) => session.finish_copy(copy).await,
+            (None, None) => Err(Error::Internal("COPY data without a COPY in progress".into())),
+        };
+        match result {
+            Ok(rows) => {
+                let tag = Tag::new("COPY").with_rows(rows);
+                client.send(PgWireBackendMessage::CommandComplete(tag.into())).await?;
+                Ok(())
+            }
+            Err(error) => {
+                session.fail_transaction();
+                Err(to_pgwire(error))
+            }
+        }
+    }
+
+    async fn on_copy_fail<C>(&self, client: &mut C, fail: CopyFail) -> PgWireError
+    where
+        C: ClientInfo + Sink<PgWireBackendMessage> + Unpin + Send + Sync,
+        C::Error: Debug,
+        PgWireError: From<<C as Sink<PgWireBackendMessage>>::Error>,
+    {
+        *copy_slot_of(client).lock().expect("copy slot lock") = CopySlot::default();
+        session_of(client, &self.db).lock().await.fail_transaction();
+        PgWireError::UserError(Box::new(ErrorInfo::new(
+            "ERROR".into(),
+            "57014".into(),
+            format!("COPY from stdin failed: {}", fail.message),
+        )))
+    }
+}

@@ -1,0 +1,90 @@
+//! The one place errors become SQLSTATEs.
+
+use datafusion::arrow::error::ArrowError;
+use datafusion::common::SchemaError;
+use datafusion::error::DataFusionError;
+use pgwire::error::{ErrorInfo, PgWireError};
+
+use crate::error::Error;
+use crate::log;
+
+pub fn error_info(error: &Error) -> ErrorInfo {
+    let code = sqlstate(error);
+    let message = match error {
+        Error::DataFusion(inner) => datafusion_message(inner),
+        other => other.to_string(),
+    };
+    ErrorInfo::new("ERROR".to_string(), code.to_string(), message)
+}
+
+pub fn to_pgwire(error: Error) -> PgWireError {
+    PgWireError::UserError(Box::new(error_info(&error)))
+}
+
+fn sqlstate(error: &Error) -> &'static str {
+    match error {
+        Error::Syntax(_) => "42601",
+        Error::UndefinedRelation(_) => "42P01",
+        Error::DuplicateRelation(_) => "42P07",
+        Error::DuplicateColumn(_) => "42701",
+        Error::FeatureNotSupported(_) => "0A000",
+        Error::WrongObjectType(_) => "42809",
+        Error::InvalidTextRepresentation(_) => "22P02",
+        Error::NotNullViolation { .. } => "23502",
+        Error::StringTooLong { .. } => "22001",
+        Error::InvalidParameterValue(_) => "22023",
+        Error::InvalidTransactionState(_) => "25001",
+        Error::TransactionAborted => "25P02",
+        Error::ProgramLimitExceeded(_) => "54000",
+        Error::BadCopyFile(_) => "22P04",
+        Error::Storage(storage) => match storage {
+            log::Error::DuplicateRelation(_) => "42P07",
+            log::Error::UndefinedRelation(_) => "42P01",
+            log::Error::CommitTooLarge { .. } => "54000",
+            log::Error::Corrupt { .. } => "XX001",
+            log::Error::Io { .. } | log::Error::Poisoned | log::Error::Closed => "58030",
+            log::Error::Encode(_) | log::Error::Decode(_) | log::Error::Arrow(_) => "XX000",
+        },
+        Error::DataFusion(inner) => datafusion_sqlstate(inner),
+        Error::Internal(_) => "XX000",
+    }
+}
+
+fn datafusion_sqlstate(error: &DataFusionError) -> &'static str {
+    match error.find_root() {
+        DataFusionError::SQL(..) => "42601",
+        DataFusionError::SchemaError(schema_error, _) => match schema_error.as_ref() {
+            SchemaError::FieldNotFound { .. } => "42703",
+            SchemaError::AmbiguousReference { .. } => "42702",
+            SchemaError::DuplicateQualifiedField { .. } | SchemaError::DuplicateUnqualifiedField { .. } => "42701",
+        },
+        DataFusionError::ArrowError(arrow, _) => match arrow.as_ref() {
+            ArrowError::CastError(_) | ArrowError::ParseError(_) => "22P02",
+            ArrowError::DivideByZero => "22012",
+            ArrowError::ArithmeticOverflow(_) => "22003",
+            _ => "XX000",
+        },
+        DataFusionError::Plan(message) if message.contains("table") && message.contains("not found") => "42P01",
+        DataFusionError::Plan(message) if message.contains("No function matches") || message.contains("Invalid function") => "42883",
+        DataFusionError::Plan(_) => "42804",
+        DataFusionError::NotImplemented(_) => "0A000",
+        DataFusionError::Execution(message) if message.contains("Cast error") || message.contains("Cannot cast") => "22P02",
+        DataFusionError::Execution(message) if message.contains("Divide by zero") => "22012",
+        DataFusionError::Execution(_) => "XX000",
+        DataFusionError::ResourcesExhausted(_) => "53200",
+        _ => "XX000",
+    }
+}
+
+/// DataFusion's message without its "Error during planning:" style prefixes.
+fn datafusion_message(error: &DataFusionError) -> String {
+    let root = error.find_root();
+    match root {
+        DataFusionError::Plan(message) | DataFusionError::Execution(message) | DataFusionError::NotImplemented(message) => {
+            message.clone()
+        }
+        DataFusionError::ArrowError(arrow, _) => arrow.to_string(),
+        DataFusionError::SchemaError(schema_error, _) => schema_error.to_string(),
+        other => other.to_string(),
+    }
+}

@@ -1,0 +1,315 @@
+//! One client's session: runs commands, holds its open transaction and its
+//! settings. Every statement reads as of one offset fixed when it starts.
+
+use std::collections::BTreeMap;
+use std::sync::{Arc, Mutex};
+
+use datafusion::arrow::array::{RecordBatch, StringArray};
+use datafusion::arrow::datatypes::{DataType, Field, Schema, SchemaRef};
+use datafusion::common::ParamValues;
+use datafusion::execution::SendableRecordBatchStream;
+use datafusion::logical_expr::LogicalPlan;
+use datafusion::physical_plan::stream::RecordBatchStreamAdapter;
+use datafusion::prelude::DataFrame;
+use datafusion::sql::parser::Statement as DfStatement;
+use datafusion::sql::sqlparser::ast::Statement;
+use futures::StreamExt;
+
+use crate::catalog::RelationKind;
+use crate::database::Inner;
+use crate::error::{Error, Result};
+use crate::log::Change;
+use crate::query::scope::{StatementScope, Transaction};
+use crate::sql::parse::{Command, parse};
+use crate::sql::rewrite::rewrite;
+use crate::write::copy::CopyIn;
+use crate::write::{Limits, check_rows};
+
+/// What a command produced.
+pub enum Outcome {
+    Rows { schema: SchemaRef, stream: SendableRecordBatchStream },
+    /// A command tag as PostgreSQL spells it (`INSERT 0 3`, `CREATE STREAM`).
+    Done { tag: String, rows: Option<usize> },
+    TransactionStarted,
+    TransactionEnded { tag: &'static str },
+    /// The client is to send COPY data next.
+    CopyIn(Box<CopyIn>),
+}
+
+pub struct Session {
+    db: Arc<Inner>,
+    transaction: Option<Arc<Mutex<Transaction>>>,
+    settings: BTreeMap<String, String>,
+}
+
+/// Session parameters reported by SHOW, with PostgreSQL's spelling.
+const DEFAULT_SETTINGS: &[(&str, &str)] = &[
+    ("application_name", ""),
+    ("client_encoding", "UTF8"),
+    ("datestyle", "ISO, MDY"),
+    ("extra_float_digits", "1"),
+    ("integer_datetimes", "on"),
+    ("intervalstyle", "postgres"),
+    ("search_path", "public"),
+    ("server_encoding", "UTF8"),
+    ("server_version", "15.0"),
+    ("standard_conforming_strings", "on"),
+    ("statement_timeout", "0"),
+    ("timezone", "UTC"),
+    ("transaction_isolation", "serializable"),
+];
+
+impl Session {
+    pub(crate) fn new(db: Arc<Inner>) -> Session {
+        let settings = DEFAULT_SETTINGS.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect();
+        Session { db, transaction: None, settings }
+    }
+
+    pub fn in_transaction(&self) -> bool {
+        self.transaction.is_some()
+    }
+
+    /// Runs every statement and returns the rows of the last (collected).
+    pub async fn query(&mut self, sql: &str) -> Result<Vec<RecordBatch>> {
+        let mut last = Vec::new();
+        for command in parse(sql)? {
+            last = match self.execute(command, None).await? {
+                Outcome::Rows { mut stream, .. } => {
+                    let mut batches = Vec::new();
+                    while let Some(batch) = stream.next().await {
+                        batches.push(batch.map_err(Error::from_datafusion)?);
+                    }
+                    batches
+                }
+                Outcome::CopyIn(_) => return Err(Error::FeatureNotSupported("COPY FROM STDIN needs a client".into())),
+                _ => Vec::new(),
+            };
+        }
+        Ok(last)
+    }
+
+    /// Runs one command. A failure inside a transaction block marks it failed.
+    pub async fn execute(&mut self, command: Command, params: Option<&ParamValues>) -> Result<Outcome> {
+        let result = self.execute_inner(command, params).await;
+        if result.is_err()
+            && let Some(transaction) = &self.transaction
+        {
+            transaction.lock().expect("transaction lock").failed = true;
+        }
+        result
+    }
+
+    async fn execute_inner(&mut self, command: Command, params: Option<&ParamValues>) -> Result<Outcome> {
+        if self.transaction_failed() && !matches!(command, Command::Rollback | Command::Commit) {
+            return Err(Error::TransactionAborted);
+        }
+        match command {
+            Command::CreateStream { name, columns, if_not_exists } => {
+                self.refuse_in_transaction("CREATE STREAM")?;
+                let change = Change::CreateRelation { name, kind: RelationKind::Stream, columns, if_not_exists };
+                self.db.log.commit(vec![change]).await?;
+                Ok(done("CREATE STREAM"))
+            }
+            Command::DropStream { names, if_exists } => {
+                self.refuse_in_transaction("DROP STREAM")?;
+                let catalog = self.db.log.catalog();
+                for name in &names {
+                    if let Some(def) = catalog.get(name)
+                        && def.kind != RelationKind::Stream
+                    {
+                        return Err(Error::WrongObjectType(format!("\"{name}\" is not a stream")));
+                    }
+                }
+                let changes =
+                    names.into_iter().map(|name| Change::DropRelation { name, if_exists }).collect::<Vec<_>>();
+                self.db.log.commit(changes).await?;
+                Ok(done("DROP STREAM"))
+            }
+            Command::Begin => {
+                if self.transaction.is_none() {
+                    self.transaction = Some(Arc::new(Mutex::new(Transaction::default())));
+                }
+                Ok(Outcome::TransactionStarted)
+            }
+            Command::Commit => self.commit().await,
+            Command::Rollback => {
+                self.transaction = None;
+                Ok(Outcome::TransactionEnded { tag: "ROLLBACK" })
+            }
+            Command::Set { name, value } => {
+                self.settings.insert(canonical_setting(&name), value);
+                Ok(done("SET"))
+            }
+            Command::Reset { name } => {
+                let name = canonical_setting(&name);
+                match DEFAULT_SETTINGS.iter().find(|(k, _)| *k == name) {
+                    Some((_, default)) => self.settings.insert(name, default.to_string()),
+                    None => self.settings.remove(&name),
+                };
+                Ok(done("RESET"))
+            }
+            Command::Show { name } => self.show(&name),
+            Command::CopyFrom { relation, columns, options } => {
+                let def = self.db.log.relation(&relation).ok_or(Error::UndefinedRelation(relation))?;
+                let targets = if columns.is_empty() {
+                    (0..def.columns.len()).collect()
+                } else {
+                    columns
+                        .iter()
+                        .map(|c| {
+                            def.columns.iter().position(|d| &d.name == c).ok_or_else(|| {
+                                Error::InvalidParameterValue(format!(
+                                    "column \"{c}\" of relation \"{}\" does not exist",
+                                    def.name
+                                ))
+                            })
+                        })
+                        .collect::<Result<Vec<_>>>()?
+                };
+                Ok(Outcome::CopyIn(Box::new(CopyIn::new(def, targets, options, Limits::from(&self.db.config)))))
+            }
+            Command::AppendOnlyViolation { relation, verb } => match self.db.log.relation(&relation) {
+                Some(def) => Err(Error::WrongObjectType(format!(
+                    "cannot {verb} \"{}\": it is a {}, and {}s are append-only",
+                    def.name,
+                    def.kind.noun(),
+                    def.kind.noun()
+                ))),
+                None => Err(Error::UndefinedRelation(relation)),
+            },
+            Command::Query(statement) => self.run_query(*statement, params).await,
+        }
+    }
+
+    /// Plans a statement as it would run now, for Describe in the extended protocol.
+    pub async fn plan(&self, statement: Statement) -> Result<LogicalPlan> {
+        let (state, statement) = self.prepare(statement);
+        state.statement_to_plan(DfStatement::Statement(Box::new(statement))).await.map_err(Error::from_datafusion)
+    }
+
+    fn prepare(&self, mut statement: Statement) -> (datafusion::execution::SessionState, Statement) {
+        let read_offset = self.db.log.visible_offset();
+        rewrite(&mut statement, &self.db.log.catalog(), read_offset);
+        let mut state = self.db.base_state.clone();
+        let scope = StatementScope { read_offset, transaction: self.transaction.clone() };
+        state.config_mut().set_extension(Arc::new(scope));
+        (state, statement)
+    }
+
+    async fn run_query(&mut self, statement: Statement, params: Option<&ParamValues>) -> Result<Outcome> {
+        let is_insert = matches!(statement, Statement::Insert(_));
+        let (state, statement) = self.prepare(statement);
+        let mut plan = state
+            .statement_to_plan(DfStatement::Statement(Box::new(statement)))
+            .await
+            .map_err(Error::from_datafusion)?;
+        if let Some(params) = params {
+            plan = plan.replace_params_with_values(params).map_err(Error::from_datafusion)?;
+        }
+        let frame = DataFrame::new(state, plan);
+        if is_insert {
+            let batches = frame.collect().await.map_err(Error::from_datafusion)?;
+            let rows = batches
+                .first()
+                .and_then(|b| b.column(0).as_any().downcast_ref::<datafusion::arrow::array::UInt64Array>())
+                .map(|counts| counts.value(0) as usize)
+                .unwrap_or(0);
+            return Ok(Outcome::Done { tag: "INSERT 0".into(), rows: Some(rows) });
+        }
+        let schema: SchemaRef = Arc::new(frame.schema().as_arrow().clone());
+        let stream = frame.execute_stream().await.map_err(Error::from_datafusion)?;
+        Ok(Outcome::Rows { schema, stream })
+    }
+
+    /// Appends the rows of a finished COPY, or buffers them in the open transaction.
+    pub async fn finish_copy(&mut self, copy: CopyIn) -> Result<usize> {
+        let (def, batches, rows) = copy.finish()?;
+        if rows == 0 {
+            return Ok(0);
+        }
+        let rows_batch = datafusion::arrow::compute::concat_batches(&def.user_schema(), &batches)
+            .map_err(|e| Error::Internal(e.to_string()))?;
+        check_rows(&def, &rows_batch)?;
+        if let Some(transaction) = &self.transaction {
+            let mut transaction = transaction.lock().expect("transaction lock");
+            transaction.bytes += rows_batch.get_array_memory_size();
+            Limits::from(&self.db.config).check_statement(0, transaction.bytes)?;
+            transaction.appends.push((def.id, rows_batch));
+        } else {
+            self.db.log.commit(vec![Change::Append { relation: def.id, rows: rows_batch }]).await?;
+        }
+        Ok(rows)
+    }
+
+    /// Marks the open transaction failed (a COPY or protocol error outside `execute`).
+    pub fn fail_transaction(&self) {
+        if let Some(transaction) = &self.transaction {
+            transaction.lock().expect("transaction lock").failed = true;
+        }
+    }
+
+    async fn commit(&mut self) -> Result<Outcome> {
+        let Some(transaction) = self.transaction.take() else {
+            return Ok(Outcome::TransactionEnded { tag: "COMMIT" });
+        };
+        let transaction = std::mem::take(&mut *transaction.lock().expect("transaction lock"));
+        if transaction.failed {
+            return Ok(Outcome::TransactionEnded { tag: "ROLLBACK" });
+        }
+        let changes: Vec<Change> =
+            transaction.appends.into_iter().map(|(relation, rows)| Change::Append { relation, rows }).collect();
+        if !changes.is_empty() {
+            self.db.log.commit(changes).await?;
+        }
+        Ok(Outcome::TransactionEnded { tag: "COMMIT" })
+    }
+
+    fn transaction_failed(&self) -> bool {
+        self.transaction.as_ref().is_some_and(|t| t.lock().expect("transaction lock").failed)
+    }
+
+    fn refuse_in_transaction(&self, what: &str) -> Result<()> {
+        if self.transaction.is_some() {
+            return Err(Error::InvalidTransactionState(format!("{what} cannot run inside a transaction block")));
+        }
+        Ok(())
+    }
+
+    fn show(&self, name: &str) -> Result<Outcome> {
+        let name = canonical_setting(name);
+        if name == "all" {
+            let names: Vec<&str> = self.settings.keys().map(String::as_str).collect();
+            let values: Vec<&str> = self.settings.values().map(String::as_str).collect();
+            return Ok(rows_outcome(
+                Schema::new(vec![Field::new("name", DataType::Utf8, false), Field::new("setting", DataType::Utf8, false)]),
+                vec![Arc::new(StringArray::from(names)), Arc::new(StringArray::from(values))],
+            ));
+        }
+        let value = self
+            .settings
+            .get(&name)
+            .ok_or_else(|| Error::InvalidParameterValue(format!("unrecognized configuration parameter \"{name}\"")))?;
+        Ok(rows_outcome(
+            Schema::new(vec![Field::new(name.clone(), DataType::Utf8, false)]),
+            vec![Arc::new(StringArray::from(vec![value.as_str()]))],
+        ))
+    }
+}
+
+fn done(tag: &str) -> Outcome {
+    Outcome::Done { tag: tag.into(), rows: None }
+}
+
+fn rows_outcome(schema: Schema, columns: Vec<datafusion::arrow::array::ArrayRef>) -> Outcome {
+    let schema = Arc::new(schema);
+    let batch = RecordBatch::try_new(schema.clone(), columns).expect("columns match schema");
+    let stream = RecordBatchStreamAdapter::new(schema.clone(), futures::stream::once(async move { Ok(batch) }));
+    Outcome::Rows { schema, stream: Box::pin(stream) }
+}
+
+fn canonical_setting(name: &str) -> String {
+    match name.to_lowercase().as_str() {
+        "time zone" | "time_zone" => "timezone".into(),
+        other => other.to_string(),
+    }
+}

@@ -1,0 +1,263 @@
+//! Statement front end: SQL text to [`Command`]s. Strata's own statements
+//! (`CREATE STREAM`, `DROP STREAM`) are recognised at the token level and
+//! parsed as their TABLE counterparts, so one PostgreSQL grammar serves all.
+
+use datafusion::sql::sqlparser::ast::{
+    CopyLegacyCsvOption, CopyLegacyOption, CopyOption, CopySource, CopyTarget, Expr, ObjectType, Set, Statement,
+    Value, visit_relations,
+};
+use datafusion::sql::sqlparser::dialect::PostgreSqlDialect;
+use datafusion::sql::sqlparser::keywords::Keyword;
+use datafusion::sql::sqlparser::tokenizer::{Token, Tokenizer, Word};
+use datafusion_pg_catalog::sql::PostgresCompatibilityParser;
+
+use super::ddl;
+use crate::catalog::ColumnDef;
+use crate::error::{Error, Result};
+use crate::write::copy::{CopyFormat, CopyOptions};
+
+#[derive(Debug, Clone)]
+pub enum Command {
+    CreateStream { name: String, columns: Vec<ColumnDef>, if_not_exists: bool },
+    DropStream { names: Vec<String>, if_exists: bool },
+    Begin,
+    Commit,
+    Rollback,
+    Set { name: String, value: String },
+    Reset { name: String },
+    Show { name: String },
+    CopyFrom { relation: String, columns: Vec<String>, options: CopyOptions },
+    /// A write that streams do not allow; names the relation and the verb.
+    AppendOnlyViolation { relation: String, verb: &'static str },
+    /// Anything DataFusion plans: queries, INSERT, EXPLAIN.
+    Query(Box<Statement>),
+}
+
+pub fn parse(sql: &str) -> Result<Vec<Command>> {
+    let (text, stream_statements) = mark_stream_statements(sql)?;
+    let statements = PostgresCompatibilityParser::new()
+        .parse(&text)
+        .map_err(|e| Error::Syntax(e.to_string().trim_start_matches("sql parser error: ").to_string()))?;
+    statements
+        .into_iter()
+        .enumerate()
+        .map(|(index, statement)| command(statement, stream_statements.contains(&index)))
+        .collect()
+}
+
+/// Rewrites `CREATE STREAM` / `DROP STREAM` to their TABLE forms and returns
+/// which statements (by index) were about streams.
+fn mark_stream_statements(sql: &str) -> Result<(String, Vec<usize>)> {
+    let mut tokens = Tokenizer::new(&PostgreSqlDialect {}, sql)
+        .tokenize()
+        .map_err(|e| Error::Syntax(e.to_string()))?;
+    let mut streams = Vec::new();
+    let mut statement = 0;
+    let mut words_seen = 0;
+    let mut first_word = None;
+    for token in tokens.iter_mut() {
+        match token {
+            Token::SemiColon => {
+                statement += 1;
+                words_seen = 0;
+                first_word = None;
+            }
+            Token::Whitespace(_) => {}
+            Token::Word(word) => {
+                words_seen += 1;
+                if words_seen == 1 {
+                    first_word = Some(word.keyword);
+                } else if words_seen == 2
+                    && matches!(first_word, Some(Keyword::CREATE | Keyword::DROP))
+                    && word.quote_style.is_none()
+                    && word.value.eq_ignore_ascii_case("stream")
+                {
+                    *token = Token::Word(Word { value: "TABLE".into(), quote_style: None, keyword: Keyword::TABLE });
+                    streams.push(statement);
+                }
+            }
+            _ => words_seen += 1,
+        }
+    }
+    let text: String = tokens.iter().map(|t| t.to_string()).collect();
+    Ok((text, streams))
+}
+
+fn command(statement: Statement, about_stream: bool) -> Result<Command> {
+    Ok(match statement {
+        Statement::CreateTable(create) if about_stream => Command::CreateStream {
+            name: object_name(&create.name.to_string()),
+            columns: ddl::stream_columns(&create)?,
+            if_not_exists: create.if_not_exists,
+        },
+        Statement::CreateTable(_) => {
+            return Err(Error::FeatureNotSupported(
+                "CREATE TABLE is not supported yet; use CREATE STREAM for an append-only event log".into(),
+            ));
+        }
+        Statement::Drop { object_type: ObjectType::Table, if_exists, names, .. } if about_stream => Command::DropStream {
+            names: names.iter().map(|n| object_name(&n.to_string())).collect(),
+            if_exists,
+        },
+        Statement::StartTransaction { .. } => Command::Begin,
+        Statement::Commit { .. } => Command::Commit,
+        Statement::Rollback { savepoint: None, .. } => Command::Rollback,
+        Statement::Set(set) => set_command(set)?,
+        Statement::ShowVariable { variable } => Command::Show {
+            name: variable.iter().map(|i| i.value.to_lowercase()).collect::<Vec<_>>().join(" "),
+        },
+        Statement::Copy { source, to: false, target: CopyTarget::Stdin, options, legacy_options, .. } => {
+            let CopySource::Table { table_name, columns } = source else {
+                return Err(Error::Syntax("COPY FROM needs a relation".into()));
+            };
+            Command::CopyFrom {
+                relation: object_name(&table_name.to_string()),
+                columns: columns.iter().map(|c| c.value.clone()).collect(),
+                options: copy_options(&options, &legacy_options)?,
+            }
+        }
+        Statement::Copy { .. } => {
+            return Err(Error::FeatureNotSupported("only COPY … FROM STDIN is supported".into()));
+        }
+        Statement::Update(_) | Statement::Delete(_) | Statement::Truncate(_) => {
+            let verb = match statement {
+                Statement::Update(_) => "UPDATE",
+                Statement::Delete(_) => "DELETE from",
+                _ => "TRUNCATE",
+            };
+            let mut target = None;
+            let _ = visit_relations(&statement, |name| {
+                target.get_or_insert_with(|| object_name(&name.to_string()));
+                std::ops::ControlFlow::<()>::Continue(())
+            });
+            Command::AppendOnlyViolation { relation: target.unwrap_or_default(), verb }
+        }
+        other => Command::Query(Box::new(other)),
+    })
+}
+
+/// Unquoted identifiers fold to lower case, as in PostgreSQL.
+pub fn object_name(text: &str) -> String {
+    let last = text.rsplit('.').next().unwrap_or(text);
+    match last.strip_prefix('"').and_then(|s| s.strip_suffix('"')) {
+        Some(quoted) => quoted.replace("\"\"", "\""),
+        None => last.to_lowercase(),
+    }
+}
+
+fn set_command(set: Set) -> Result<Command> {
+    Ok(match set {
+        Set::SingleAssignment { variable, values, .. } => {
+            let name = variable.to_string().to_lowercase();
+            let value = values.iter().map(expr_text).collect::<Vec<_>>().join(", ");
+            if value.eq_ignore_ascii_case("default") {
+                Command::Reset { name }
+            } else {
+                Command::Set { name, value }
+            }
+        }
+        Set::SetTimeZone { value, .. } => Command::Set { name: "timezone".into(), value: expr_text(&value) },
+        Set::SetNames { charset_name, .. } => Command::Set { name: "client_encoding".into(), value: charset_name.value },
+        other => return Err(Error::FeatureNotSupported(format!("{other} is not supported"))),
+    })
+}
+
+fn expr_text(expr: &Expr) -> String {
+    match expr {
+        Expr::Value(value) => match &value.value {
+            Value::SingleQuotedString(s) | Value::DoubleQuotedString(s) => s.clone(),
+            other => other.to_string(),
+        },
+        Expr::Identifier(ident) => ident.value.clone(),
+        other => other.to_string(),
+    }
+}
+
+fn copy_options(options: &[CopyOption], legacy: &[CopyLegacyOption]) -> Result<CopyOptions> {
+    let csv = options.iter().any(|o| matches!(o, CopyOption::Format(f) if f.value.eq_ignore_ascii_case("csv")))
+        || legacy.iter().any(|o| matches!(o, CopyLegacyOption::Csv(_)));
+    let binary = options.iter().any(|o| matches!(o, CopyOption::Format(f) if f.value.eq_ignore_ascii_case("binary")))
+        || legacy.iter().any(|o| matches!(o, CopyLegacyOption::Binary));
+    if binary {
+        return Err(Error::FeatureNotSupported("COPY FORMAT binary is not supported; use text or csv".into()));
+    }
+    let mut result = CopyOptions::new(if csv { CopyFormat::Csv } else { CopyFormat::Text });
+    for option in options {
+        match option {
+            CopyOption::Format(_) => {}
+            CopyOption::Header(header) => result.header = *header,
+            CopyOption::Delimiter(c) => result.delimiter = single_byte(*c, "DELIMITER")?,
+            CopyOption::Null(null) => result.null = null.clone(),
+            CopyOption::Quote(c) => result.quote = single_byte(*c, "QUOTE")?,
+            CopyOption::Escape(c) => result.escape = single_byte(*c, "ESCAPE")?,
+            other => return Err(Error::FeatureNotSupported(format!("COPY option {other} is not supported"))),
+        }
+    }
+    for option in legacy {
+        match option {
+            CopyLegacyOption::Csv(csv_options) => {
+                for csv_option in csv_options {
+                    match csv_option {
+                        CopyLegacyCsvOption::Header => result.header = true,
+                        CopyLegacyCsvOption::Quote(c) => result.quote = single_byte(*c, "QUOTE")?,
+                        CopyLegacyCsvOption::Escape(c) => result.escape = single_byte(*c, "ESCAPE")?,
+                        other => {
+                            return Err(Error::FeatureNotSupported(format!("COPY option {other} is not supported")));
+                        }
+                    }
+                }
+            }
+            CopyLegacyOption::Header => result.header = true,
+            CopyLegacyOption::Delimiter(c) => result.delimiter = single_byte(*c, "DELIMITER")?,
+            CopyLegacyOption::Null(null) => result.null = null.clone(),
+            other => return Err(Error::FeatureNotSupported(format!("COPY option {other} is not supported"))),
+        }
+    }
+    Ok(result)
+}
+
+fn single_byte(c: char, option: &str) -> Result<u8> {
+    u8::try_from(c)
+        .ok()
+        .filter(u8::is_ascii)
+        .ok_or_else(|| Error::InvalidParameterValue(format!("COPY {option} must be a single one-byte character")))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn create_stream_is_recognised_among_other_statements() {
+        let commands = parse("SELECT 1; create stream s (a BIGINT NOT NULL, b TEXT); DROP STREAM IF EXISTS s").unwrap();
+        assert!(matches!(commands[0], Command::Query(_)));
+        match &commands[1] {
+            Command::CreateStream { name, columns, .. } => {
+                assert_eq!(name, "s");
+                assert_eq!(columns.len(), 2);
+                assert!(!columns[0].nullable);
+            }
+            other => panic!("{other:?}"),
+        }
+        assert!(matches!(&commands[2], Command::DropStream { names, if_exists: true } if names == &["s"]));
+    }
+
+    #[test]
+    fn a_column_named_stream_is_not_a_stream_statement() {
+        let commands = parse("SELECT stream FROM t").unwrap();
+        assert!(matches!(commands[0], Command::Query(_)));
+    }
+
+    #[test]
+    fn psql_copy_options() {
+        let commands = parse("COPY clicks FROM STDIN WITH (FORMAT csv, HEADER true, DELIMITER ';')").unwrap();
+        let Command::CopyFrom { options, .. } = &commands[0] else { panic!() };
+        assert_eq!(options.format, CopyFormat::Csv);
+        assert!(options.header);
+        assert_eq!(options.delimiter, b';');
+        let commands = parse("COPY clicks FROM STDIN CSV HEADER").unwrap();
+        let Command::CopyFrom { options, .. } = &commands[0] else { panic!() };
+        assert_eq!(options.format, CopyFormat::Csv);
+        assert!(options.header);
+    }
+}

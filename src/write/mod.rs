@@ -1,0 +1,107 @@
+//! Commands before events: the checks every write passes before anything is
+//! appended (system columns, NOT NULL, VARCHAR length, JSON validity), shared
+//! by INSERT and COPY, and the per-statement size limits.
+
+pub mod copy;
+
+use std::sync::Arc;
+
+use datafusion::arrow::array::{Array, AsArray};
+use datafusion::arrow::record_batch::RecordBatch;
+
+use crate::catalog::{RelationDef, SqlType};
+use crate::error::{Error, Result};
+
+/// Per-statement bounds, carried to sinks through the session config.
+#[derive(Debug, Clone, Copy)]
+pub struct Limits {
+    pub statement_rows_max: usize,
+    pub statement_bytes_max: usize,
+}
+
+impl Default for Limits {
+    fn default() -> Self {
+        let config = crate::config::Config::default();
+        Limits { statement_rows_max: config.statement_rows_max, statement_bytes_max: config.statement_bytes_max }
+    }
+}
+
+impl Limits {
+    pub fn check_statement(&self, rows: usize, bytes: usize) -> Result<()> {
+        if rows > self.statement_rows_max {
+            return Err(Error::ProgramLimitExceeded(format!(
+                "statement writes more than statement_rows_max ({}) rows",
+                self.statement_rows_max
+            )));
+        }
+        if bytes > self.statement_bytes_max {
+            return Err(Error::ProgramLimitExceeded(format!(
+                "statement or transaction buffers more than statement_bytes_max ({} bytes)",
+                self.statement_bytes_max
+            )));
+        }
+        Ok(())
+    }
+}
+
+impl From<&crate::config::Config> for Limits {
+    fn from(config: &crate::config::Config) -> Self {
+        Limits { statement_rows_max: config.statement_rows_max, statement_bytes_max: config.statement_bytes_max }
+    }
+}
+
+impl Limits {
+    pub fn shared(self) -> Arc<Limits> {
+        Arc::new(self)
+    }
+}
+
+/// Drops the system columns from rows shaped like the relation's full schema;
+/// a value given for one of them is refused (offsets and times are the log's).
+pub fn user_columns(def: &RelationDef, batch: RecordBatch) -> Result<RecordBatch> {
+    let user_count = def.columns.len();
+    for (index, column) in batch.columns().iter().enumerate().skip(user_count) {
+        if column.null_count() != column.len() {
+            let name = batch.schema().field(index).name().clone();
+            return Err(Error::InvalidParameterValue(format!(
+                "cannot insert a value into system column \"{name}\": it is assigned at commit"
+            )));
+        }
+    }
+    let projected = batch.project(&(0..user_count).collect::<Vec<_>>())?;
+    Ok(RecordBatch::try_new(def.user_schema(), projected.columns().to_vec())?)
+}
+
+/// The rules a row must satisfy before it may become an event.
+pub fn check_rows(def: &RelationDef, batch: &RecordBatch) -> Result<()> {
+    for (column, array) in def.columns.iter().zip(batch.columns()) {
+        if !column.nullable && array.null_count() > 0 {
+            return Err(Error::NotNullViolation { relation: def.name.clone(), column: column.name.clone() });
+        }
+        match column.sql_type {
+            SqlType::Varchar { max_chars: Some(max_chars) } => {
+                let strings = array.as_string::<i32>();
+                if strings.iter().flatten().any(|s| s.chars().count() > max_chars as usize) {
+                    return Err(Error::StringTooLong { max_chars });
+                }
+            }
+            SqlType::Jsonb => {
+                for text in array.as_string::<i32>().iter().flatten() {
+                    if let Err(e) = serde_json::from_str::<serde::de::IgnoredAny>(text) {
+                        return Err(Error::InvalidTextRepresentation(format!(
+                            "invalid input syntax for type json: {e}"
+                        )));
+                    }
+                }
+            }
+            _ => {}
+        }
+    }
+    Ok(())
+}
+
+impl From<crate::log::Error> for datafusion::error::DataFusionError {
+    fn from(error: crate::log::Error) -> Self {
+        Error::from(error).into_datafusion()
+    }
+}

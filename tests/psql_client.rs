@@ -1,0 +1,65 @@
+//! psql against a real server: the README quickstart, `\copy` of the sample
+//! data, and the catalog meta-commands `\dt`, `\d`, `\l`, `\dn`.
+
+mod common;
+
+use std::path::Path;
+use std::process::Command;
+
+fn psql(server: &common::Server, args: &[&str]) -> (bool, String, String) {
+    let output = Command::new("psql")
+        .args(["-h", "127.0.0.1", "-p", &server.port.to_string(), "-U", "strata", "-d", "strata", "-X", "-v", "ON_ERROR_STOP=1"])
+        .args(args)
+        .env("PGCONNECT_TIMEOUT", "10")
+        .current_dir(env!("CARGO_MANIFEST_DIR"))
+        .output()
+        .expect("psql is installed (apt-get install postgresql-client)");
+    (
+        output.status.success(),
+        String::from_utf8_lossy(&output.stdout).to_string(),
+        String::from_utf8_lossy(&output.stderr).to_string(),
+    )
+}
+
+#[test]
+fn quickstart_with_psql() {
+    let server = common::Server::start(&common::fresh_data_dir("psql"));
+    let sample = Path::new(env!("CARGO_MANIFEST_DIR")).join("data/clicks.csv");
+    let sample_rows = std::fs::read_to_string(&sample).unwrap().lines().count() - 1;
+
+    let (ok, _, stderr) = psql(&server, &["-c", "CREATE STREAM clicks (user_id BIGINT NOT NULL, url TEXT, at TIMESTAMPTZ)"]);
+    assert!(ok, "{stderr}");
+    let (ok, stdout, stderr) = psql(&server, &["-c", "\\copy clicks FROM 'data/clicks.csv' CSV HEADER"]);
+    assert!(ok, "{stderr}");
+    assert_eq!(stdout.trim(), format!("COPY {sample_rows}"));
+    let (ok, stdout, stderr) = psql(&server, &["-c", "INSERT INTO clicks VALUES (1, '/home', now()), (2, '/cart', now())"]);
+    assert!(ok, "{stderr}");
+    assert_eq!(stdout.trim(), "INSERT 0 2");
+
+    let (ok, stdout, stderr) = psql(&server, &["-At", "-c", "SELECT count(*) FROM clicks"]);
+    assert!(ok, "{stderr}");
+    assert_eq!(stdout.trim(), (sample_rows + 2).to_string());
+
+    let (ok, stdout, stderr) = psql(&server, &["-At", "-c", "SELECT _offset, url FROM clicks ORDER BY _offset DESC LIMIT 1"]);
+    assert!(ok, "{stderr}");
+    assert!(stdout.trim().ends_with("|/cart"), "{stdout}");
+
+    let (ok, stdout, stderr) = psql(&server, &["-c", "\\dt"]);
+    assert!(ok, "{stderr}");
+    assert!(stdout.contains("clicks"), "\\dt lists the stream:\n{stdout}");
+
+    let (ok, stdout, stderr) = psql(&server, &["-c", "\\d clicks"]);
+    assert!(ok, "{stderr}");
+    for column in ["user_id", "url", "at"] {
+        assert!(stdout.contains(column), "\\d shows {column}:\n{stdout}");
+    }
+
+    for meta in ["\\l", "\\dn"] {
+        let (ok, _, stderr) = psql(&server, &["-c", meta]);
+        assert!(ok, "{meta}: {stderr}");
+    }
+
+    let (ok, _, stderr) = psql(&server, &["-c", "SELECT * FROM nowhere"]);
+    assert!(!ok);
+    assert!(stderr.contains("relation \"nowhere\" does not exist"), "{stderr}");
+}
