@@ -180,7 +180,8 @@ impl Catalog {
 
     pub fn insert(&mut self, relation: RelationDef) {
         self.next_relation_id = self.next_relation_id.max(relation.id.0);
-        self.by_name.insert(relation.name.clone(), Arc::new(relation));
+        self.by_name
+            .insert(relation.name.clone(), Arc::new(relation));
     }
 
     pub fn remove(&mut self, id: RelationId) -> Option<Arc<RelationDef>> {

@@ -3,9 +3,12 @@
 
 use std::sync::Arc;
 
+use datafusion::arrow::datatypes::DataType;
 use datafusion::arrow::record_batch::RecordBatch;
 use datafusion::catalog::{CatalogProvider, MemoryCatalogProvider};
+use datafusion::common::ScalarValue;
 use datafusion::execution::SessionState;
+use datafusion::logical_expr::{ColumnarValue, ScalarUDF, Volatility, create_udf};
 use datafusion::prelude::{SessionConfig, SessionContext};
 use datafusion_pg_catalog::pg_catalog::context::EmptyContextProvider;
 use datafusion_pg_catalog::pg_catalog::setup_pg_catalog;
@@ -57,9 +60,17 @@ impl Database {
             .with_extension(Arc::new(Limits::from(&config)));
         let context = SessionContext::new_with_config(session_config);
         register_catalog_in(&context, CATALOG_NAME, &log)?;
-        setup_pg_catalog(&context, CATALOG_NAME, EmptyContextProvider).map_err(|e| Error::DataFusion(*e))?;
+        setup_pg_catalog(&context, CATALOG_NAME, EmptyContextProvider)
+            .map_err(|e| Error::DataFusion(*e))?;
+        context.register_udf(version_udf());
         let base_state = context.state();
-        Ok(Database { inner: Arc::new(Inner { log, base_state, config }) })
+        Ok(Database {
+            inner: Arc::new(Inner {
+                log,
+                base_state,
+                config,
+            }),
+        })
     }
 
     pub fn session(&self) -> Session {
@@ -86,6 +97,24 @@ impl Database {
     pub async fn shutdown(&self) {
         self.inner.log.shutdown().await;
     }
+}
+
+/// `version()` as PostgreSQL clients expect it: the PostgreSQL version
+/// Strata speaks, then what it really is.
+fn version_udf() -> ScalarUDF {
+    let text = format!(
+        "PostgreSQL 15.0 (Strata {}) on {}-{}",
+        env!("CARGO_PKG_VERSION"),
+        std::env::consts::ARCH,
+        std::env::consts::OS
+    );
+    create_udf(
+        "version",
+        vec![],
+        DataType::Utf8,
+        Volatility::Immutable,
+        Arc::new(move |_| Ok(ColumnarValue::Scalar(ScalarValue::Utf8(Some(text.clone()))))),
+    )
 }
 
 fn register_catalog_in(context: &SessionContext, name: &str, log: &Arc<Log>) -> Result<()> {

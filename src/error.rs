@@ -22,7 +22,9 @@ pub enum Error {
     WrongObjectType(String),
     #[error("{0}")]
     InvalidTextRepresentation(String),
-    #[error("null value in column \"{column}\" of relation \"{relation}\" violates not-null constraint")]
+    #[error(
+        "null value in column \"{column}\" of relation \"{relation}\" violates not-null constraint"
+    )]
     NotNullViolation { relation: String, column: String },
     #[error("value too long for type character varying({max_chars})")]
     StringTooLong { max_chars: u32 },
@@ -69,9 +71,20 @@ impl Error {
                 Ok(inner) => Error::from_datafusion(inner),
                 Err(shared) => Error::DataFusion(DataFusionError::Shared(shared)),
             },
+            DataFusionError::Plan(message) if undefined_table(&message).is_some() => {
+                Error::UndefinedRelation(undefined_table(&message).unwrap_or_default())
+            }
             other => Error::DataFusion(other),
         }
     }
+}
+
+/// The relation named by DataFusion's "table 'catalog.schema.name' not found".
+fn undefined_table(message: &str) -> Option<String> {
+    let quoted = message
+        .strip_prefix("table '")?
+        .strip_suffix("' not found")?;
+    Some(quoted.rsplit('.').next().unwrap_or(quoted).to_string())
 }
 
 impl From<datafusion::arrow::error::ArrowError> for Error {

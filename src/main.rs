@@ -7,7 +7,11 @@ use strata::{Config, Database};
 use tokio::net::TcpListener;
 
 #[derive(Parser)]
-#[command(name = "strata", version, about = "A stream database: a durable event log queried with SQL over the PostgreSQL protocol")]
+#[command(
+    name = "strata",
+    version,
+    about = "A stream database: a durable event log queried with SQL over the PostgreSQL protocol"
+)]
 struct Cli {
     #[command(subcommand)]
     command: CliCommand,
@@ -30,13 +34,20 @@ enum CliCommand {
 async fn main() -> std::process::ExitCode {
     tracing_subscriber::fmt()
         .with_env_filter(
-            tracing_subscriber::EnvFilter::try_from_env("STRATA_LOG").unwrap_or_else(|_| "info".into()),
+            tracing_subscriber::EnvFilter::try_from_env("STRATA_LOG")
+                .unwrap_or_else(|_| "info".into()),
         )
         .with_writer(std::io::stderr)
         .init();
     let cli = Cli::parse();
     let CliCommand::Serve { data_dir, listen } = cli.command;
-    match serve(Config::default().with_data_dir(data_dir).with_listen(listen)).await {
+    match serve(
+        Config::default()
+            .with_data_dir(data_dir)
+            .with_listen(listen),
+    )
+    .await
+    {
         Ok(()) => std::process::ExitCode::SUCCESS,
         Err(error) => {
             tracing::error!("{error}");
@@ -60,10 +71,11 @@ async fn shutdown_signal() {
     let interrupt = tokio::signal::ctrl_c();
     #[cfg(unix)]
     {
-        let mut terminate = match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
-            Ok(signal) => signal,
-            Err(_) => return interrupt.await.unwrap_or(()),
-        };
+        let mut terminate =
+            match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+                Ok(signal) => signal,
+                Err(_) => return interrupt.await.unwrap_or(()),
+            };
         tokio::select! {
             _ = interrupt => {}
             _ = terminate.recv() => {}

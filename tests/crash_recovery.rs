@@ -15,7 +15,12 @@ const CYCLES: i64 = 3;
 async fn acknowledged_rows_survive_kill_9() {
     let data_dir = common::fresh_data_dir("crash-recovery");
     let mut server = common::Server::start(&data_dir);
-    server.client().await.batch_execute("CREATE STREAM acks (writer BIGINT NOT NULL, seq BIGINT NOT NULL, pad TEXT)").await.unwrap();
+    server
+        .client()
+        .await
+        .batch_execute("CREATE STREAM acks (writer BIGINT NOT NULL, seq BIGINT NOT NULL, pad TEXT)")
+        .await
+        .unwrap();
 
     let acknowledged: Arc<Mutex<HashSet<(i64, i64)>>> = Arc::default();
     let mut attempted: HashSet<(i64, i64)> = HashSet::new();
@@ -27,12 +32,16 @@ async fn acknowledged_rows_survive_kill_9() {
             writers.push(tokio::spawn(async move {
                 let mut tried = Vec::new();
                 // Two rows per commit: after a crash a commit is all there or absent.
-                let statement =
-                    client.prepare("INSERT INTO acks VALUES ($1, $2, $3), ($1, $2, 'second')").await.unwrap();
+                let statement = client
+                    .prepare("INSERT INTO acks VALUES ($1, $2, $3), ($1, $2, 'second')")
+                    .await
+                    .unwrap();
                 for seq in 0.. {
                     let key = (cycle * 100 + writer, seq);
                     tried.push(key);
-                    let result = client.execute(&statement, &[&key.0, &key.1, &"x".repeat(100)]).await;
+                    let result = client
+                        .execute(&statement, &[&key.0, &key.1, &"x".repeat(100)])
+                        .await;
                     if result.is_err() {
                         break;
                     }
@@ -48,17 +57,37 @@ async fn acknowledged_rows_survive_kill_9() {
         }
         server = common::Server::start(&data_dir);
         let client = server.client().await;
-        let rows = client.query("SELECT writer, seq, count(*) FROM acks GROUP BY writer, seq", &[]).await.unwrap();
-        let present: HashMap<(i64, i64), i64> = rows.iter().map(|r| ((r.get(0), r.get(1)), r.get(2))).collect();
+        let rows = client
+            .query(
+                "SELECT writer, seq, count(*) FROM acks GROUP BY writer, seq",
+                &[],
+            )
+            .await
+            .unwrap();
+        let present: HashMap<(i64, i64), i64> = rows
+            .iter()
+            .map(|r| ((r.get(0), r.get(1)), r.get(2)))
+            .collect();
         let acknowledged = acknowledged.lock().unwrap();
-        assert!(!acknowledged.is_empty(), "no insert was acknowledged before the kill");
+        assert!(
+            !acknowledged.is_empty(),
+            "no insert was acknowledged before the kill"
+        );
         for key in acknowledged.iter() {
-            assert_eq!(present.get(key), Some(&2), "acknowledged commit {key:?} after cycle {cycle}");
+            assert_eq!(
+                present.get(key),
+                Some(&2),
+                "acknowledged commit {key:?} after cycle {cycle}"
+            );
         }
         for (key, count) in &present {
             assert_eq!(*count, 2, "commit {key:?} has {count} of its 2 rows");
             assert!(attempted.contains(key), "row {key:?} was never written");
         }
-        eprintln!("cycle {cycle}: {} acknowledged, {} present", acknowledged.len(), present.len());
+        eprintln!(
+            "cycle {cycle}: {} acknowledged, {} present",
+            acknowledged.len(),
+            present.len()
+        );
     }
 }

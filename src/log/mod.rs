@@ -34,9 +34,16 @@ pub type Result<T, E = Error> = std::result::Result<T, E>;
 #[derive(Debug, thiserror::Error)]
 pub enum Error {
     #[error("I/O error on {path}: {source}")]
-    Io { path: PathBuf, source: std::io::Error },
+    Io {
+        path: PathBuf,
+        source: std::io::Error,
+    },
     #[error("corrupt log: {file} at byte {position}: {reason}")]
-    Corrupt { file: PathBuf, position: u64, reason: String },
+    Corrupt {
+        file: PathBuf,
+        position: u64,
+        reason: String,
+    },
     #[error("cannot encode commit: {0}")]
     Encode(String),
     #[error("cannot decode record: {0}")]
@@ -57,21 +64,39 @@ pub enum Error {
 
 impl Error {
     pub(crate) fn io(path: &Path, source: std::io::Error) -> Error {
-        Error::Io { path: path.to_path_buf(), source }
+        Error::Io {
+            path: path.to_path_buf(),
+            source,
+        }
     }
 
     pub(crate) fn corrupt(file: &Path, position: u64, reason: &str) -> Error {
-        Error::Corrupt { file: file.to_path_buf(), position, reason: reason.to_string() }
+        Error::Corrupt {
+            file: file.to_path_buf(),
+            position,
+            reason: reason.to_string(),
+        }
     }
 }
 
 /// One change a commit asks for, before the writer resolves it.
 #[derive(Debug, Clone)]
 pub enum Change {
-    CreateRelation { name: String, kind: RelationKind, columns: Vec<ColumnDef>, if_not_exists: bool },
-    DropRelation { name: String, if_exists: bool },
+    CreateRelation {
+        name: String,
+        kind: RelationKind,
+        columns: Vec<ColumnDef>,
+        if_not_exists: bool,
+    },
+    DropRelation {
+        name: String,
+        if_exists: bool,
+    },
     /// Rows already checked against the relation's user schema.
-    Append { relation: RelationId, rows: RecordBatch },
+    Append {
+        relation: RelationId,
+        rows: RecordBatch,
+    },
 }
 
 struct CommitRequest {
@@ -155,8 +180,19 @@ impl Log {
             .name("strata-log-writer".into())
             .spawn(move || writer.run())
             .map_err(|e| Error::io(&wal_dir, e))?;
-        let log = Log { shared, commits: sender, writer_thread: Mutex::new(Some(handle)) };
-        Ok((log, RecoveryReport { commits, last_offset, torn_bytes: end.torn_bytes }))
+        let log = Log {
+            shared,
+            commits: sender,
+            writer_thread: Mutex::new(Some(handle)),
+        };
+        Ok((
+            log,
+            RecoveryReport {
+                commits,
+                last_offset,
+                torn_bytes: end.torn_bytes,
+            },
+        ))
     }
 
     /// Appends one atomic commit and waits until it is durable and visible.
@@ -166,7 +202,10 @@ impl Log {
             return Err(Error::Poisoned);
         }
         let (reply, response) = oneshot::channel();
-        self.commits.send(WriterMessage::Commit(CommitRequest { changes, reply })).await.map_err(|_| Error::Closed)?;
+        self.commits
+            .send(WriterMessage::Commit(CommitRequest { changes, reply }))
+            .await
+            .map_err(|_| Error::Closed)?;
         response.await.map_err(|_| Error::Closed)?
     }
 
@@ -193,7 +232,11 @@ impl Log {
     /// with [`Error::Closed`].
     pub async fn shutdown(&self) {
         let _ = self.commits.send(WriterMessage::Shutdown).await;
-        let handle = self.writer_thread.lock().expect("writer handle lock").take();
+        let handle = self
+            .writer_thread
+            .lock()
+            .expect("writer handle lock")
+            .take();
         if let Some(handle) = handle {
             let _ = tokio::task::spawn_blocking(move || handle.join()).await;
         }

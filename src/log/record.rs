@@ -24,7 +24,10 @@ pub enum Entry {
     CreateRelation(RelationDef),
     DropRelation(RelationId),
     /// Rows for a relation, in its user schema (no system columns).
-    Append { relation: RelationId, rows: RecordBatch },
+    Append {
+        relation: RelationId,
+        rows: RecordBatch,
+    },
 }
 
 impl Entry {
@@ -80,7 +83,10 @@ impl CommitRecord {
     }
 
     pub fn decode(payload: &[u8]) -> Result<CommitRecord> {
-        let mut reader = ByteReader { bytes: payload, position: 0 };
+        let mut reader = ByteReader {
+            bytes: payload,
+            position: 0,
+        };
         let kind = reader.u8()?;
         if kind != RECORD_KIND_COMMIT {
             return Err(Error::Decode(format!("unknown record kind {kind}")));
@@ -93,7 +99,8 @@ impl CommitRecord {
             let entry = match reader.u8()? {
                 ENTRY_CREATE_RELATION => {
                     let json = reader.bytes()?;
-                    let def = serde_json::from_slice(json).map_err(|e| Error::Decode(e.to_string()))?;
+                    let def =
+                        serde_json::from_slice(json).map_err(|e| Error::Decode(e.to_string()))?;
                     Entry::CreateRelation(def)
                 }
                 ENTRY_DROP_RELATION => Entry::DropRelation(RelationId(reader.u64()?)),
@@ -109,7 +116,11 @@ impl CommitRecord {
         if reader.position != payload.len() {
             return Err(Error::Decode("trailing bytes after commit record".into()));
         }
-        Ok(CommitRecord { first_offset, ts, entries })
+        Ok(CommitRecord {
+            first_offset,
+            ts,
+            entries,
+        })
     }
 }
 
@@ -135,7 +146,9 @@ fn decode_batch(bytes: &[u8]) -> Result<RecordBatch> {
     }
     match batches.len() {
         1 => Ok(batches.remove(0)),
-        n => Err(Error::Decode(format!("expected one batch in an append entry, found {n}"))),
+        n => Err(Error::Decode(format!(
+            "expected one batch in an append entry, found {n}"
+        ))),
     }
 }
 
@@ -146,7 +159,10 @@ struct ByteReader<'a> {
 
 impl<'a> ByteReader<'a> {
     fn take(&mut self, n: usize) -> Result<&'a [u8]> {
-        let end = self.position.checked_add(n).filter(|end| *end <= self.bytes.len());
+        let end = self
+            .position
+            .checked_add(n)
+            .filter(|end| *end <= self.bytes.len());
         let end = end.ok_or_else(|| Error::Decode("record shorter than its contents".into()))?;
         let slice = &self.bytes[self.position..end];
         self.position = end;
@@ -158,11 +174,15 @@ impl<'a> ByteReader<'a> {
     }
 
     fn u32(&mut self) -> Result<u32> {
-        Ok(u32::from_le_bytes(self.take(4)?.try_into().expect("4 bytes")))
+        Ok(u32::from_le_bytes(
+            self.take(4)?.try_into().expect("4 bytes"),
+        ))
     }
 
     fn u64(&mut self) -> Result<u64> {
-        Ok(u64::from_le_bytes(self.take(8)?.try_into().expect("8 bytes")))
+        Ok(u64::from_le_bytes(
+            self.take(8)?.try_into().expect("8 bytes"),
+        ))
     }
 
     fn bytes(&mut self) -> Result<&'a [u8]> {

@@ -41,7 +41,9 @@ pub fn list_files(dir: &Path) -> Result<Vec<(u64, PathBuf)>> {
 }
 
 fn sync_dir(dir: &Path) -> Result<()> {
-    File::open(dir).and_then(|d| d.sync_all()).map_err(|e| Error::io(dir, e))
+    File::open(dir)
+        .and_then(|d| d.sync_all())
+        .map_err(|e| Error::io(dir, e))
 }
 
 /// Appends frames to the newest WAL file and rolls to a new one past a size.
@@ -60,8 +62,17 @@ impl WalWriter {
         match resume {
             Some((sequence, bytes)) => {
                 let path = file_path(dir, sequence);
-                let file = OpenOptions::new().append(true).open(&path).map_err(|e| Error::io(&path, e))?;
-                Ok(WalWriter { dir: dir.to_path_buf(), file, sequence, bytes, file_bytes_max })
+                let file = OpenOptions::new()
+                    .append(true)
+                    .open(&path)
+                    .map_err(|e| Error::io(&path, e))?;
+                Ok(WalWriter {
+                    dir: dir.to_path_buf(),
+                    file,
+                    sequence,
+                    bytes,
+                    file_bytes_max,
+                })
             }
             None => Self::create(dir, 1, file_bytes_max),
         }
@@ -74,21 +85,33 @@ impl WalWriter {
             .append(true)
             .open(&path)
             .map_err(|e| Error::io(&path, e))?;
-        file.write_all(MAGIC).and_then(|_| file.sync_all()).map_err(|e| Error::io(&path, e))?;
+        file.write_all(MAGIC)
+            .and_then(|_| file.sync_all())
+            .map_err(|e| Error::io(&path, e))?;
         sync_dir(dir)?;
-        Ok(WalWriter { dir: dir.to_path_buf(), file, sequence, bytes: MAGIC.len() as u64, file_bytes_max })
+        Ok(WalWriter {
+            dir: dir.to_path_buf(),
+            file,
+            sequence,
+            bytes: MAGIC.len() as u64,
+            file_bytes_max,
+        })
     }
 
     /// Writes already framed bytes; durable only after [`WalWriter::sync`].
     pub fn write(&mut self, frames: &[u8]) -> Result<()> {
-        self.file.write_all(frames).map_err(|e| Error::io(&file_path(&self.dir, self.sequence), e))?;
+        self.file
+            .write_all(frames)
+            .map_err(|e| Error::io(&file_path(&self.dir, self.sequence), e))?;
         self.bytes += frames.len() as u64;
         Ok(())
     }
 
     /// Makes everything written so far durable, then rolls the file if full.
     pub fn sync(&mut self) -> Result<()> {
-        self.file.sync_data().map_err(|e| Error::io(&file_path(&self.dir, self.sequence), e))?;
+        self.file
+            .sync_data()
+            .map_err(|e| Error::io(&file_path(&self.dir, self.sequence), e))?;
         if self.bytes >= self.file_bytes_max {
             *self = Self::create(&self.dir, self.sequence + 1, self.file_bytes_max)?;
         }
@@ -106,9 +129,16 @@ pub struct ScanEnd {
 /// Reads every frame of every WAL file in order and hands its payload to
 /// `apply`. A torn final write in the last file is cut off; any other damage
 /// is an error naming the file and byte position.
-pub fn scan(dir: &Path, record_bytes_max: u64, mut apply: impl FnMut(&[u8]) -> Result<()>) -> Result<ScanEnd> {
+pub fn scan(
+    dir: &Path,
+    record_bytes_max: u64,
+    mut apply: impl FnMut(&[u8]) -> Result<()>,
+) -> Result<ScanEnd> {
     let files = list_files(dir)?;
-    let mut end = ScanEnd { resume: None, torn_bytes: 0 };
+    let mut end = ScanEnd {
+        resume: None,
+        torn_bytes: 0,
+    };
     for (index, (sequence, path)) in files.iter().enumerate() {
         let is_last = index + 1 == files.len();
         let mut bytes = Vec::new();
@@ -136,7 +166,10 @@ pub fn scan(dir: &Path, record_bytes_max: u64, mut apply: impl FnMut(&[u8]) -> R
                 }
                 Err(reason) => {
                     if is_last && !valid_frame_after(&bytes, position + 1, record_bytes_max) {
-                        let file = OpenOptions::new().write(true).open(path).map_err(|e| Error::io(path, e))?;
+                        let file = OpenOptions::new()
+                            .write(true)
+                            .open(path)
+                            .map_err(|e| Error::io(path, e))?;
                         file.set_len(position as u64)
                             .and_then(|_| file.sync_all())
                             .map_err(|e| Error::io(path, e))?;
@@ -154,8 +187,14 @@ pub fn scan(dir: &Path, record_bytes_max: u64, mut apply: impl FnMut(&[u8]) -> R
 }
 
 /// The payload of the frame at `position`, or why there is no valid frame.
-fn check_frame(bytes: &[u8], position: usize, record_bytes_max: u64) -> Result<&[u8], &'static str> {
-    let header = bytes.get(position..position + FRAME_HEADER_BYTES).ok_or("incomplete frame header")?;
+fn check_frame(
+    bytes: &[u8],
+    position: usize,
+    record_bytes_max: u64,
+) -> Result<&[u8], &'static str> {
+    let header = bytes
+        .get(position..position + FRAME_HEADER_BYTES)
+        .ok_or("incomplete frame header")?;
     let len_bytes: [u8; 4] = header[..4].try_into().expect("4 bytes");
     let len = u32::from_le_bytes(len_bytes) as usize;
     if len == 0 || len as u64 > record_bytes_max {
@@ -163,7 +202,9 @@ fn check_frame(bytes: &[u8], position: usize, record_bytes_max: u64) -> Result<&
     }
     let stored_crc = u32::from_le_bytes(header[4..8].try_into().expect("4 bytes"));
     let start = position + FRAME_HEADER_BYTES;
-    let payload = bytes.get(start..start + len).ok_or("frame extends past end of file")?;
+    let payload = bytes
+        .get(start..start + len)
+        .ok_or("frame extends past end of file")?;
     if crc32c::crc32c_append(crc32c::crc32c(&len_bytes), payload) != stored_crc {
         return Err("checksum mismatch");
     }
@@ -173,7 +214,8 @@ fn check_frame(bytes: &[u8], position: usize, record_bytes_max: u64) -> Result<&
 /// Whether any valid frame starts after `from`: if one does, the damage before
 /// it is not a torn final write but corruption in the middle of the log.
 fn valid_frame_after(bytes: &[u8], from: usize, record_bytes_max: u64) -> bool {
-    (from..bytes.len().saturating_sub(FRAME_HEADER_BYTES)).any(|p| check_frame(bytes, p, record_bytes_max).is_ok())
+    (from..bytes.len().saturating_sub(FRAME_HEADER_BYTES))
+        .any(|p| check_frame(bytes, p, record_bytes_max).is_ok())
 }
 
 #[cfg(test)]
@@ -204,7 +246,10 @@ mod tests {
     fn frames_round_trip() {
         let dir = tempdir();
         write_frames(&dir, &[b"one", b"two", b"three"]);
-        assert_eq!(collect(&dir).unwrap(), vec![b"one".to_vec(), b"two".to_vec(), b"three".to_vec()]);
+        assert_eq!(
+            collect(&dir).unwrap(),
+            vec![b"one".to_vec(), b"two".to_vec(), b"three".to_vec()]
+        );
     }
 
     #[test]
@@ -234,12 +279,19 @@ mod tests {
             fs::write(&path, &damaged).unwrap();
             let error = collect(&dir).unwrap_err().to_string();
             assert!(error.contains("00000000000000000001.wal"), "{error}");
-            assert!(error.contains(&format!("byte {second_start}")), "flip at {flip}: {error}");
+            assert!(
+                error.contains(&format!("byte {second_start}")),
+                "flip at {flip}: {error}"
+            );
         }
     }
 
     fn tempdir() -> PathBuf {
-        let dir = std::env::temp_dir().join(format!("strata-wal-{}-{}", std::process::id(), rand_suffix()));
+        let dir = std::env::temp_dir().join(format!(
+            "strata-wal-{}-{}",
+            std::process::id(),
+            rand_suffix()
+        ));
         fs::create_dir_all(&dir).unwrap();
         dir
     }

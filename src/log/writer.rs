@@ -8,7 +8,9 @@ use tokio::sync::mpsc;
 
 use super::record::{CommitRecord, Entry};
 use super::tail::Tails;
-use super::{Change, CommitInfo, CommitRequest, CommitTs, Error, Offset, Result, Shared, WriterMessage, wal};
+use super::{
+    Change, CommitInfo, CommitRequest, CommitTs, Error, Offset, Result, Shared, WriterMessage, wal,
+};
 use crate::catalog::{Catalog, RelationDef};
 
 pub(super) struct Writer {
@@ -29,7 +31,9 @@ struct Accepted {
 impl Writer {
     pub fn run(mut self) {
         while let Some(message) = self.receiver.blocking_recv() {
-            let WriterMessage::Commit(first) = message else { break };
+            let WriterMessage::Commit(first) = message else {
+                break;
+            };
             let mut group = vec![first];
             let mut shutdown = false;
             while group.len() < self.group_commits_max {
@@ -75,7 +79,11 @@ impl Writer {
                 }
             };
             let ts = CommitTs::after(last_ts);
-            let record = CommitRecord { first_offset: next_offset, ts, entries };
+            let record = CommitRecord {
+                first_offset: next_offset,
+                ts,
+                entries,
+            };
             let mut payload = Vec::new();
             if let Err(error) = record.encode(&mut payload) {
                 let _ = request.reply.send(Err(error));
@@ -83,7 +91,10 @@ impl Writer {
             }
             if payload.len() as u64 > self.record_bytes_max {
                 let bytes = payload.len() as u64;
-                let _ = request.reply.send(Err(Error::CommitTooLarge { bytes, max: self.record_bytes_max }));
+                let _ = request.reply.send(Err(Error::CommitTooLarge {
+                    bytes,
+                    max: self.record_bytes_max,
+                }));
                 continue;
             }
             wal::frame(&payload, &mut frames);
@@ -116,9 +127,15 @@ impl Writer {
             }
         }
         *self.shared.catalog.write().expect("catalog lock") = Arc::new(published);
-        self.shared.visible.store(next_offset.0 - 1, Ordering::Release);
+        self.shared
+            .visible
+            .store(next_offset.0 - 1, Ordering::Release);
         for Accepted { request, record } in accepted {
-            let info = CommitInfo { first_offset: record.first_offset, last_offset: record.last_offset(), ts: record.ts };
+            let info = CommitInfo {
+                first_offset: record.first_offset,
+                last_offset: record.last_offset(),
+                ts: record.ts,
+            };
             let _ = request.reply.send(Ok(Some(info)));
         }
     }
@@ -131,7 +148,12 @@ fn resolve(catalog: &mut Catalog, first_offset: Offset, changes: &[Change]) -> R
     let mut offset = first_offset;
     for change in changes {
         let entry = match change {
-            Change::CreateRelation { name, kind, columns, if_not_exists } => {
+            Change::CreateRelation {
+                name,
+                kind,
+                columns,
+                if_not_exists,
+            } => {
                 if catalog.get(name).is_some() {
                     if *if_not_exists {
                         continue;
@@ -163,7 +185,10 @@ fn resolve(catalog: &mut Catalog, first_offset: Offset, changes: &[Change]) -> R
                 if catalog.by_id(*relation).is_none() {
                     return Err(Error::UndefinedRelation(format!("with id {}", relation.0)));
                 }
-                Entry::Append { relation: *relation, rows: rows.clone() }
+                Entry::Append {
+                    relation: *relation,
+                    rows: rows.clone(),
+                }
             }
         };
         offset = Offset(offset.0 + entry.event_count());
@@ -184,9 +209,9 @@ pub(super) fn apply(catalog: &mut Catalog, tails: &Tails, record: &CommitRecord)
                 tails.drop_relation(*id);
             }
             Entry::Append { relation, rows } => {
-                let def = catalog
-                    .by_id(*relation)
-                    .ok_or_else(|| Error::Decode(format!("append to unknown relation id {}", relation.0)))?;
+                let def = catalog.by_id(*relation).ok_or_else(|| {
+                    Error::Decode(format!("append to unknown relation id {}", relation.0))
+                })?;
                 tails.append(def, offset, record.ts, rows)?;
             }
         }

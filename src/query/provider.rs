@@ -12,8 +12,8 @@ use datafusion::common::Result as DfResult;
 use datafusion::datasource::TableType;
 use datafusion::datasource::memory::MemorySourceConfig;
 use datafusion::datasource::sink::DataSinkExec;
-use datafusion::logical_expr::dml::InsertOp;
 use datafusion::logical_expr::Expr;
+use datafusion::logical_expr::dml::InsertOp;
 use datafusion::physical_plan::ExecutionPlan;
 
 use super::scope::StatementScope;
@@ -31,7 +31,9 @@ pub struct RelationTable {
 
 impl std::fmt::Debug for Log {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Log").field("visible_offset", &self.visible_offset()).finish()
+        f.debug_struct("Log")
+            .field("visible_offset", &self.visible_offset())
+            .finish()
     }
 }
 
@@ -70,15 +72,22 @@ impl TableProvider for RelationTable {
         _limit: Option<usize>,
     ) -> DfResult<Arc<dyn ExecutionPlan>> {
         let scope = StatementScope::from_config(state.config());
-        let read_offset = scope.as_ref().map(|s| s.read_offset).unwrap_or_else(|| self.log.visible_offset());
+        let read_offset = scope
+            .as_ref()
+            .map(|s| s.read_offset)
+            .unwrap_or_else(|| self.log.visible_offset());
         let mut batches = self.log.read(self.def.id, read_offset);
         if let Some(transaction) = scope.as_ref().and_then(|s| s.transaction.as_ref()) {
-            let pending = transaction.lock().expect("transaction lock").pending_rows(self.def.id);
+            let pending = transaction
+                .lock()
+                .expect("transaction lock")
+                .pending_rows(self.def.id);
             for rows in pending {
                 batches.push(with_null_system_columns(&self.schema, rows)?);
             }
         }
-        let source = MemorySourceConfig::try_new(&[batches], self.schema.clone(), projection.cloned())?;
+        let source =
+            MemorySourceConfig::try_new(&[batches], self.schema.clone(), projection.cloned())?;
         Ok(datafusion::datasource::source::DataSourceExec::from_data_source(source))
     }
 
@@ -89,13 +98,20 @@ impl TableProvider for RelationTable {
         insert_op: InsertOp,
     ) -> DfResult<Arc<dyn ExecutionPlan>> {
         if insert_op != InsertOp::Append {
-            return Err(Error::FeatureNotSupported(format!("{insert_op} is not supported")).into_datafusion());
+            return Err(
+                Error::FeatureNotSupported(format!("{insert_op} is not supported"))
+                    .into_datafusion(),
+            );
         }
         let sink = AppendSink::new(self.log.clone(), self.def.clone(), self.schema.clone());
         Ok(Arc::new(DataSinkExec::new(input, Arc::new(sink), None)))
     }
 
-    async fn delete_from(&self, _state: &dyn Session, _filters: Vec<Expr>) -> DfResult<Arc<dyn ExecutionPlan>> {
+    async fn delete_from(
+        &self,
+        _state: &dyn Session,
+        _filters: Vec<Expr>,
+    ) -> DfResult<Arc<dyn ExecutionPlan>> {
         Err(self.append_only_error("DELETE from"))
     }
 

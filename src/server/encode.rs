@@ -17,12 +17,18 @@ pub fn fields(schema: &SchemaRef, format: &Format) -> PgWireResult<Vec<FieldInfo
     arrow_schema_to_pg_fields(schema, format, None)
 }
 
-pub fn query_response(schema: &SchemaRef, rows: SendableRecordBatchStream, format: &Format) -> PgWireResult<QueryResponse> {
+pub fn query_response(
+    schema: &SchemaRef,
+    rows: SendableRecordBatchStream,
+    format: &Format,
+) -> PgWireResult<QueryResponse> {
     let fields = Arc::new(fields(schema, format)?);
     let row_fields = fields.clone();
     let data_rows = rows
         .map(move |batch| match batch {
-            Ok(batch) => stream::iter(encode_recordbatch(row_fields.clone(), batch).collect::<Vec<_>>()),
+            Ok(batch) => {
+                stream::iter(encode_recordbatch(row_fields.clone(), batch).collect::<Vec<_>>())
+            }
             Err(error) => stream::iter(vec![Err(to_pgwire(Error::from_datafusion(error)))]),
         })
         .flatten();

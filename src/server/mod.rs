@@ -16,7 +16,11 @@ pub use handler::Handlers;
 
 /// Serves `db` on `listener` until `shutdown` resolves. Each connection gets
 /// its own session; at most `connections_max` are served at once.
-pub async fn serve(db: Database, listener: TcpListener, shutdown: impl std::future::Future<Output = ()>) -> std::io::Result<()> {
+pub async fn serve(
+    db: Database,
+    listener: TcpListener,
+    shutdown: impl std::future::Future<Output = ()>,
+) -> std::io::Result<()> {
     let handlers = Arc::new(Handlers::new(db.clone()));
     let slots = Arc::new(Semaphore::new(db.config().connections_max));
     tokio::pin!(shutdown);

@@ -56,7 +56,8 @@ fn datafusion_sqlstate(error: &DataFusionError) -> &'static str {
         DataFusionError::SchemaError(schema_error, _) => match schema_error.as_ref() {
             SchemaError::FieldNotFound { .. } => "42703",
             SchemaError::AmbiguousReference { .. } => "42702",
-            SchemaError::DuplicateQualifiedField { .. } | SchemaError::DuplicateUnqualifiedField { .. } => "42701",
+            SchemaError::DuplicateQualifiedField { .. }
+            | SchemaError::DuplicateUnqualifiedField { .. } => "42701",
         },
         DataFusionError::ArrowError(arrow, _) => match arrow.as_ref() {
             ArrowError::CastError(_) | ArrowError::ParseError(_) => "22P02",
@@ -64,11 +65,23 @@ fn datafusion_sqlstate(error: &DataFusionError) -> &'static str {
             ArrowError::ArithmeticOverflow(_) => "22003",
             _ => "XX000",
         },
-        DataFusionError::Plan(message) if message.contains("table") && message.contains("not found") => "42P01",
-        DataFusionError::Plan(message) if message.contains("No function matches") || message.contains("Invalid function") => "42883",
+        DataFusionError::Plan(message)
+            if message.contains("table") && message.contains("not found") =>
+        {
+            "42P01"
+        }
+        DataFusionError::Plan(message)
+            if message.contains("No function matches") || message.contains("Invalid function") =>
+        {
+            "42883"
+        }
         DataFusionError::Plan(_) => "42804",
         DataFusionError::NotImplemented(_) => "0A000",
-        DataFusionError::Execution(message) if message.contains("Cast error") || message.contains("Cannot cast") => "22P02",
+        DataFusionError::Execution(message)
+            if message.contains("Cast error") || message.contains("Cannot cast") =>
+        {
+            "22P02"
+        }
         DataFusionError::Execution(message) if message.contains("Divide by zero") => "22012",
         DataFusionError::Execution(_) => "XX000",
         DataFusionError::ResourcesExhausted(_) => "53200",
@@ -80,9 +93,9 @@ fn datafusion_sqlstate(error: &DataFusionError) -> &'static str {
 fn datafusion_message(error: &DataFusionError) -> String {
     let root = error.find_root();
     match root {
-        DataFusionError::Plan(message) | DataFusionError::Execution(message) | DataFusionError::NotImplemented(message) => {
-            message.clone()
-        }
+        DataFusionError::Plan(message)
+        | DataFusionError::Execution(message)
+        | DataFusionError::NotImplemented(message) => message.clone(),
         DataFusionError::ArrowError(arrow, _) => arrow.to_string(),
         DataFusionError::SchemaError(schema_error, _) => schema_error.to_string(),
         other => other.to_string(),

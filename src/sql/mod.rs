@@ -1,6 +1,6 @@
 //! Statement front end: parse SQL into commands, and rewrite queries before
 //! DataFusion plans them.
 
-mod ddl;
+pub(crate) mod ddl;
 pub mod parse;
 pub mod rewrite;

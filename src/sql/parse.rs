@@ -3,8 +3,8 @@
 //! parsed as their TABLE counterparts, so one PostgreSQL grammar serves all.
 
 use datafusion::sql::sqlparser::ast::{
-    CopyLegacyCsvOption, CopyLegacyOption, CopyOption, CopySource, CopyTarget, Expr, ObjectType, Set, Statement,
-    Value, visit_relations,
+    CopyLegacyCsvOption, CopyLegacyOption, CopyOption, CopySource, CopyTarget, Expr, ObjectType,
+    Set, Statement, Value, visit_relations,
 };
 use datafusion::sql::sqlparser::dialect::PostgreSqlDialect;
 use datafusion::sql::sqlparser::keywords::Keyword;
@@ -18,17 +18,38 @@ use crate::write::copy::{CopyFormat, CopyOptions};
 
 #[derive(Debug, Clone)]
 pub enum Command {
-    CreateStream { name: String, columns: Vec<ColumnDef>, if_not_exists: bool },
-    DropStream { names: Vec<String>, if_exists: bool },
+    CreateStream {
+        name: String,
+        columns: Vec<ColumnDef>,
+        if_not_exists: bool,
+    },
+    DropStream {
+        names: Vec<String>,
+        if_exists: bool,
+    },
     Begin,
     Commit,
     Rollback,
-    Set { name: String, value: String },
-    Reset { name: String },
-    Show { name: String },
-    CopyFrom { relation: String, columns: Vec<String>, options: CopyOptions },
+    Set {
+        name: String,
+        value: String,
+    },
+    Reset {
+        name: String,
+    },
+    Show {
+        name: String,
+    },
+    CopyFrom {
+        relation: String,
+        columns: Vec<String>,
+        options: CopyOptions,
+    },
     /// A write that streams do not allow; names the relation and the verb.
-    AppendOnlyViolation { relation: String, verb: &'static str },
+    AppendOnlyViolation {
+        relation: String,
+        verb: &'static str,
+    },
     /// Anything DataFusion plans: queries, INSERT, EXPLAIN.
     Query(Box<Statement>),
 }
@@ -37,7 +58,13 @@ pub fn parse(sql: &str) -> Result<Vec<Command>> {
     let (text, stream_statements) = mark_stream_statements(sql)?;
     let statements = PostgresCompatibilityParser::new()
         .parse(&text)
-        .map_err(|e| Error::Syntax(e.to_string().trim_start_matches("sql parser error: ").to_string()))?;
+        .map_err(|e| {
+            Error::Syntax(
+                e.to_string()
+                    .trim_start_matches("sql parser error: ")
+                    .to_string(),
+            )
+        })?;
     statements
         .into_iter()
         .enumerate()
@@ -72,7 +99,11 @@ fn mark_stream_statements(sql: &str) -> Result<(String, Vec<usize>)> {
                     && word.quote_style.is_none()
                     && word.value.eq_ignore_ascii_case("stream")
                 {
-                    *token = Token::Word(Word { value: "TABLE".into(), quote_style: None, keyword: Keyword::TABLE });
+                    *token = Token::Word(Word {
+                        value: "TABLE".into(),
+                        quote_style: None,
+                        keyword: Keyword::TABLE,
+                    });
                     streams.push(statement);
                 }
             }
@@ -92,22 +123,45 @@ fn command(statement: Statement, about_stream: bool) -> Result<Command> {
         },
         Statement::CreateTable(_) => {
             return Err(Error::FeatureNotSupported(
-                "CREATE TABLE is not supported yet; use CREATE STREAM for an append-only event log".into(),
+                "CREATE TABLE is not supported yet; use CREATE STREAM for an append-only event log"
+                    .into(),
             ));
         }
-        Statement::Drop { object_type: ObjectType::Table, if_exists, names, .. } if about_stream => Command::DropStream {
+        Statement::Drop {
+            object_type: ObjectType::Table,
+            if_exists,
+            names,
+            ..
+        } if about_stream => Command::DropStream {
             names: names.iter().map(|n| object_name(&n.to_string())).collect(),
             if_exists,
         },
         Statement::StartTransaction { .. } => Command::Begin,
         Statement::Commit { .. } => Command::Commit,
-        Statement::Rollback { savepoint: None, .. } => Command::Rollback,
+        Statement::Rollback {
+            savepoint: None, ..
+        } => Command::Rollback,
         Statement::Set(set) => set_command(set)?,
         Statement::ShowVariable { variable } => Command::Show {
-            name: variable.iter().map(|i| i.value.to_lowercase()).collect::<Vec<_>>().join(" "),
+            name: variable
+                .iter()
+                .map(|i| i.value.to_lowercase())
+                .collect::<Vec<_>>()
+                .join(" "),
         },
-        Statement::Copy { source, to: false, target: CopyTarget::Stdin, options, legacy_options, .. } => {
-            let CopySource::Table { table_name, columns } = source else {
+        Statement::Copy {
+            source,
+            to: false,
+            target: CopyTarget::Stdin,
+            options,
+            legacy_options,
+            ..
+        } => {
+            let CopySource::Table {
+                table_name,
+                columns,
+            } = source
+            else {
                 return Err(Error::Syntax("COPY FROM needs a relation".into()));
             };
             Command::CopyFrom {
@@ -117,7 +171,9 @@ fn command(statement: Statement, about_stream: bool) -> Result<Command> {
             }
         }
         Statement::Copy { .. } => {
-            return Err(Error::FeatureNotSupported("only COPY … FROM STDIN is supported".into()));
+            return Err(Error::FeatureNotSupported(
+                "only COPY … FROM STDIN is supported".into(),
+            ));
         }
         Statement::Update(_) | Statement::Delete(_) | Statement::Truncate(_) => {
             let verb = match statement {
@@ -130,7 +186,10 @@ fn command(statement: Statement, about_stream: bool) -> Result<Command> {
                 target.get_or_insert_with(|| object_name(&name.to_string()));
                 std::ops::ControlFlow::<()>::Continue(())
             });
-            Command::AppendOnlyViolation { relation: target.unwrap_or_default(), verb }
+            Command::AppendOnlyViolation {
+                relation: target.unwrap_or_default(),
+                verb,
+            }
         }
         other => Command::Query(Box::new(other)),
     })
@@ -147,7 +206,9 @@ pub fn object_name(text: &str) -> String {
 
 fn set_command(set: Set) -> Result<Command> {
     Ok(match set {
-        Set::SingleAssignment { variable, values, .. } => {
+        Set::SingleAssignment {
+            variable, values, ..
+        } => {
             let name = variable.to_string().to_lowercase();
             let value = values.iter().map(expr_text).collect::<Vec<_>>().join(", ");
             if value.eq_ignore_ascii_case("default") {
@@ -156,9 +217,19 @@ fn set_command(set: Set) -> Result<Command> {
                 Command::Set { name, value }
             }
         }
-        Set::SetTimeZone { value, .. } => Command::Set { name: "timezone".into(), value: expr_text(&value) },
-        Set::SetNames { charset_name, .. } => Command::Set { name: "client_encoding".into(), value: charset_name.value },
-        other => return Err(Error::FeatureNotSupported(format!("{other} is not supported"))),
+        Set::SetTimeZone { value, .. } => Command::Set {
+            name: "timezone".into(),
+            value: expr_text(&value),
+        },
+        Set::SetNames { charset_name, .. } => Command::Set {
+            name: "client_encoding".into(),
+            value: charset_name.value,
+        },
+        other => {
+            return Err(Error::FeatureNotSupported(format!(
+                "{other} is not supported"
+            )));
+        }
     })
 }
 
@@ -174,14 +245,24 @@ fn expr_text(expr: &Expr) -> String {
 }
 
 fn copy_options(options: &[CopyOption], legacy: &[CopyLegacyOption]) -> Result<CopyOptions> {
-    let csv = options.iter().any(|o| matches!(o, CopyOption::Format(f) if f.value.eq_ignore_ascii_case("csv")))
+    let csv = options
+        .iter()
+        .any(|o| matches!(o, CopyOption::Format(f) if f.value.eq_ignore_ascii_case("csv")))
         || legacy.iter().any(|o| matches!(o, CopyLegacyOption::Csv(_)));
-    let binary = options.iter().any(|o| matches!(o, CopyOption::Format(f) if f.value.eq_ignore_ascii_case("binary")))
+    let binary = options
+        .iter()
+        .any(|o| matches!(o, CopyOption::Format(f) if f.value.eq_ignore_ascii_case("binary")))
         || legacy.iter().any(|o| matches!(o, CopyLegacyOption::Binary));
     if binary {
-        return Err(Error::FeatureNotSupported("COPY FORMAT binary is not supported; use text or csv".into()));
+        return Err(Error::FeatureNotSupported(
+            "COPY FORMAT binary is not supported; use text or csv".into(),
+        ));
     }
-    let mut result = CopyOptions::new(if csv { CopyFormat::Csv } else { CopyFormat::Text });
+    let mut result = CopyOptions::new(if csv {
+        CopyFormat::Csv
+    } else {
+        CopyFormat::Text
+    });
     for option in options {
         match option {
             CopyOption::Format(_) => {}
@@ -190,7 +271,11 @@ fn copy_options(options: &[CopyOption], legacy: &[CopyLegacyOption]) -> Result<C
             CopyOption::Null(null) => result.null = null.clone(),
             CopyOption::Quote(c) => result.quote = single_byte(*c, "QUOTE")?,
             CopyOption::Escape(c) => result.escape = single_byte(*c, "ESCAPE")?,
-            other => return Err(Error::FeatureNotSupported(format!("COPY option {other} is not supported"))),
+            other => {
+                return Err(Error::FeatureNotSupported(format!(
+                    "COPY option {other} is not supported"
+                )));
+            }
         }
     }
     for option in legacy {
@@ -200,9 +285,13 @@ fn copy_options(options: &[CopyOption], legacy: &[CopyLegacyOption]) -> Result<C
                     match csv_option {
                         CopyLegacyCsvOption::Header => result.header = true,
                         CopyLegacyCsvOption::Quote(c) => result.quote = single_byte(*c, "QUOTE")?,
-                        CopyLegacyCsvOption::Escape(c) => result.escape = single_byte(*c, "ESCAPE")?,
+                        CopyLegacyCsvOption::Escape(c) => {
+                            result.escape = single_byte(*c, "ESCAPE")?
+                        }
                         other => {
-                            return Err(Error::FeatureNotSupported(format!("COPY option {other} is not supported")));
+                            return Err(Error::FeatureNotSupported(format!(
+                                "COPY option {other} is not supported"
+                            )));
                         }
                     }
                 }
@@ -210,17 +299,20 @@ fn copy_options(options: &[CopyOption], legacy: &[CopyLegacyOption]) -> Result<C
             CopyLegacyOption::Header => result.header = true,
             CopyLegacyOption::Delimiter(c) => result.delimiter = single_byte(*c, "DELIMITER")?,
             CopyLegacyOption::Null(null) => result.null = null.clone(),
-            other => return Err(Error::FeatureNotSupported(format!("COPY option {other} is not supported"))),
+            other => {
+                return Err(Error::FeatureNotSupported(format!(
+                    "COPY option {other} is not supported"
+                )));
+            }
         }
     }
     Ok(result)
 }
 
 fn single_byte(c: char, option: &str) -> Result<u8> {
-    u8::try_from(c)
-        .ok()
-        .filter(u8::is_ascii)
-        .ok_or_else(|| Error::InvalidParameterValue(format!("COPY {option} must be a single one-byte character")))
+    u8::try_from(c).ok().filter(u8::is_ascii).ok_or_else(|| {
+        Error::InvalidParameterValue(format!("COPY {option} must be a single one-byte character"))
+    })
 }
 
 #[cfg(test)]
@@ -229,7 +321,9 @@ mod tests {
 
     #[test]
     fn create_stream_is_recognised_among_other_statements() {
-        let commands = parse("SELECT 1; create stream s (a BIGINT NOT NULL, b TEXT); DROP STREAM IF EXISTS s").unwrap();
+        let commands =
+            parse("SELECT 1; create stream s (a BIGINT NOT NULL, b TEXT); DROP STREAM IF EXISTS s")
+                .unwrap();
         assert!(matches!(commands[0], Command::Query(_)));
         match &commands[1] {
             Command::CreateStream { name, columns, .. } => {
@@ -239,7 +333,9 @@ mod tests {
             }
             other => panic!("{other:?}"),
         }
-        assert!(matches!(&commands[2], Command::DropStream { names, if_exists: true } if names == &["s"]));
+        assert!(
+            matches!(&commands[2], Command::DropStream { names, if_exists: true } if names == &["s"])
+        );
     }
 
     #[test]
@@ -250,13 +346,18 @@ mod tests {
 
     #[test]
     fn psql_copy_options() {
-        let commands = parse("COPY clicks FROM STDIN WITH (FORMAT csv, HEADER true, DELIMITER ';')").unwrap();
-        let Command::CopyFrom { options, .. } = &commands[0] else { panic!() };
+        let commands =
+            parse("COPY clicks FROM STDIN WITH (FORMAT csv, HEADER true, DELIMITER ';')").unwrap();
+        let Command::CopyFrom { options, .. } = &commands[0] else {
+            panic!()
+        };
         assert_eq!(options.format, CopyFormat::Csv);
         assert!(options.header);
         assert_eq!(options.delimiter, b';');
         let commands = parse("COPY clicks FROM STDIN CSV HEADER").unwrap();
-        let Command::CopyFrom { options, .. } = &commands[0] else { panic!() };
+        let Command::CopyFrom { options, .. } = &commands[0] else {
+            panic!()
+        };
         assert_eq!(options.format, CopyFormat::Csv);
         assert!(options.header);
     }

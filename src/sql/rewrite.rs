@@ -10,24 +10,84 @@ use std::ops::ControlFlow;
 
 use datafusion::sql::sqlparser::ast::{
     CastKind, DataType, ExcludeSelectItem, Expr, Ident, ObjectName, Query, Select, SelectItem,
-    SelectItemQualifiedWildcardKind, SetExpr, Statement, TableFactor, TableObject, Value, VisitMut, VisitorMut,
-    WildcardAdditionalOptions,
+    SelectItemQualifiedWildcardKind, SetExpr, Statement, TableFactor, TableObject, Value, VisitMut,
+    VisitorMut, WildcardAdditionalOptions,
 };
 
+use datafusion::sql::sqlparser::dialect::PostgreSqlDialect;
+use datafusion::sql::sqlparser::parser::Parser;
+
 use super::parse::object_name;
-use crate::catalog::{Catalog, SYSTEM_COLUMNS};
+use crate::catalog::{Catalog, SYSTEM_COLUMNS, SqlType};
 use crate::log::Offset;
 
 pub fn rewrite(statement: &mut Statement, catalog: &Catalog, read_offset: Offset) {
     let mut ctes = HashSet::new();
     let _ = statement.visit(&mut CteNames(&mut ctes));
-    let _ = statement.visit(&mut Rewriter { catalog, ctes: &ctes, read_offset });
+    let _ = statement.visit(&mut Rewriter {
+        catalog,
+        ctes: &ctes,
+        read_offset,
+    });
     if let Statement::Insert(insert) = statement
-        && insert.columns.is_empty()
         && let TableObject::TableName(name) = &insert.table
         && let Some(def) = catalog.get(&object_name(&name.to_string()))
     {
-        insert.columns = def.columns.iter().map(|c| ObjectName::from(vec![Ident::with_quote('"', &c.name)])).collect();
+        if insert.columns.is_empty() {
+            insert.columns = def
+                .columns
+                .iter()
+                .map(|c| ObjectName::from(vec![Ident::with_quote('"', &c.name)]))
+                .collect();
+        }
+        // PostgreSQL reads '\x…' as hex when the target is BYTEA.
+        let bytea_positions: Vec<usize> = insert
+            .columns
+            .iter()
+            .enumerate()
+            .filter(|(_, c)| {
+                let name = object_name(&c.to_string());
+                def.columns
+                    .iter()
+                    .any(|d| d.name == name && d.sql_type == SqlType::Bytea)
+            })
+            .map(|(i, _)| i)
+            .collect();
+        if let Some(source) = insert.source.as_mut()
+            && let SetExpr::Values(values) = source.body.as_mut()
+        {
+            for row in &mut values.rows {
+                for position in &bytea_positions {
+                    if let Some(value) = row.get_mut(*position) {
+                        decode_bytea_literal(value);
+                    }
+                }
+            }
+        }
+    }
+}
+
+fn normalize_interval_literal(expr: &mut Expr) {
+    if let Expr::Value(value) = expr
+        && let Value::SingleQuotedString(text) = &mut value.value
+    {
+        *text = crate::pg_text::normalize_interval(text);
+    }
+}
+
+/// Replaces a `'\x0a1b'` string literal with `decode('0a1b', 'hex')`.
+fn decode_bytea_literal(expr: &mut Expr) {
+    if let Expr::Value(value) = expr
+        && let Value::SingleQuotedString(text) = &value.value
+        && let Some(hex) = text.strip_prefix("\\x")
+    {
+        let call = format!("decode('{}', 'hex')", hex.replace('\'', "''"));
+        if let Ok(decoded) = Parser::new(&PostgreSqlDialect {})
+            .try_with_sql(&call)
+            .and_then(|mut p| p.parse_expr())
+        {
+            *expr = decoded;
+        }
     }
 }
 
@@ -57,12 +117,30 @@ impl VisitorMut for Rewriter<'_> {
 
     fn pre_visit_select(&mut self, select: &mut Select) -> ControlFlow<()> {
         self.hide_system_columns(select);
+        name_columns_as_postgres(select);
         ControlFlow::Continue(())
     }
 
     fn post_visit_expr(&mut self, expr: &mut Expr) -> ControlFlow<()> {
+        match expr {
+            Expr::Cast {
+                expr: inner,
+                data_type: DataType::Bytea,
+                ..
+            } => decode_bytea_literal(inner),
+            Expr::Cast {
+                expr: inner,
+                data_type: DataType::Interval { .. },
+                ..
+            } => normalize_interval_literal(inner),
+            Expr::Interval(interval) => normalize_interval_literal(&mut interval.value),
+            _ => {}
+        }
         if let Expr::Function(function) = expr
-            && function.name.to_string().eq_ignore_ascii_case("current_offset")
+            && function
+                .name
+                .to_string()
+                .eq_ignore_ascii_case("current_offset")
         {
             let literal = Expr::value(Value::Number(self.read_offset.0.to_string(), false));
             *expr = Expr::Cast {
@@ -97,16 +175,32 @@ impl Rewriter<'_> {
 
     fn from_item(&self, factor: &TableFactor) -> FromItem {
         match factor {
-            TableFactor::Table { name, alias, args: None, .. } => {
+            TableFactor::Table {
+                name,
+                alias,
+                args: None,
+                ..
+            } => {
                 let relation = object_name(&name.to_string());
-                let is_relation = !self.ctes.contains(&relation) && self.catalog.get(&relation).is_some();
-                let qualifier = alias.as_ref().map(|a| a.name.value.clone()).unwrap_or(relation);
-                FromItem { qualifier: Some(qualifier), is_relation }
+                let is_relation =
+                    !self.ctes.contains(&relation) && self.catalog.get(&relation).is_some();
+                let qualifier = alias
+                    .as_ref()
+                    .map(|a| a.name.value.clone())
+                    .unwrap_or(relation);
+                FromItem {
+                    qualifier: Some(qualifier),
+                    is_relation,
+                }
             }
-            TableFactor::Derived { alias, .. } | TableFactor::Table { alias, .. } => {
-                FromItem { qualifier: alias.as_ref().map(|a| a.name.value.clone()), is_relation: false }
-            }
-            _ => FromItem { qualifier: None, is_relation: false },
+            TableFactor::Derived { alias, .. } | TableFactor::Table { alias, .. } => FromItem {
+                qualifier: alias.as_ref().map(|a| a.name.value.clone()),
+                is_relation: false,
+            },
+            _ => FromItem {
+                qualifier: None,
+                is_relation: false,
+            },
         }
     }
 
@@ -130,16 +224,23 @@ impl Rewriter<'_> {
                         if from.is_relation {
                             exclude_system_columns(&mut options);
                         }
-                        let name = ObjectName::from(vec![Ident::new(from.qualifier.clone().unwrap_or_default())]);
+                        let name = ObjectName::from(vec![Ident::new(
+                            from.qualifier.clone().unwrap_or_default(),
+                        )]);
                         projection.push(SelectItem::QualifiedWildcard(
                             SelectItemQualifiedWildcardKind::ObjectName(name),
                             options,
                         ));
                     }
                 }
-                SelectItem::QualifiedWildcard(SelectItemQualifiedWildcardKind::ObjectName(name), mut options) => {
+                SelectItem::QualifiedWildcard(
+                    SelectItemQualifiedWildcardKind::ObjectName(name),
+                    mut options,
+                ) => {
                     let qualifier = object_name(&name.to_string());
-                    if items.iter().any(|i| i.is_relation && i.qualifier.as_deref() == Some(qualifier.as_str())) {
+                    if items.iter().any(|i| {
+                        i.is_relation && i.qualifier.as_deref() == Some(qualifier.as_str())
+                    }) {
                         exclude_system_columns(&mut options);
                     }
                     projection.push(SelectItem::QualifiedWildcard(
@@ -151,6 +252,103 @@ impl Rewriter<'_> {
             }
         }
         select.projection = projection;
+    }
+}
+
+/// PostgreSQL names an unaliased function column after the function
+/// (`count(*)` is `count`), and a cast after what it casts. DataFusion would
+/// use the whole expression; follow PostgreSQL where the name stays unique.
+/// Also undoes the `__alias_` prefix the pg-compatibility parser gives
+/// explicitly selected columns next to a `*`, when no duplicate can arise
+/// (system columns never come from `*`).
+fn name_columns_as_postgres(select: &mut Select) {
+    let proposed: Vec<Option<String>> = select
+        .projection
+        .iter()
+        .map(|item| match item {
+            SelectItem::UnnamedExpr(expr) => postgres_column_name(expr),
+            SelectItem::ExprWithAlias { alias, .. } => alias
+                .value
+                .strip_prefix("__alias_")
+                .filter(|name| SYSTEM_COLUMNS.contains(name))
+                .map(str::to_string),
+            _ => None,
+        })
+        .collect();
+    let taken: Vec<String> = select
+        .projection
+        .iter()
+        .filter_map(|item| match item {
+            SelectItem::UnnamedExpr(Expr::Identifier(ident)) => Some(ident.value.to_lowercase()),
+            SelectItem::UnnamedExpr(Expr::CompoundIdentifier(idents)) => {
+                idents.last().map(|i| i.value.to_lowercase())
+            }
+            SelectItem::ExprWithAlias { alias, .. } => Some(alias.value.to_lowercase()),
+            _ => None,
+        })
+        .collect();
+    for (item, name) in select.projection.iter_mut().zip(&proposed) {
+        let Some(name) = name else { continue };
+        let unique = proposed.iter().filter(|p| p.as_ref() == Some(name)).count() == 1
+            && !taken.iter().any(|t| t == name);
+        let is_restore = matches!(item, SelectItem::ExprWithAlias { .. });
+        if !unique && !is_restore {
+            continue;
+        }
+        let expr = match std::mem::replace(item, SelectItem::UnnamedExpr(Expr::value(Value::Null)))
+        {
+            SelectItem::UnnamedExpr(expr) | SelectItem::ExprWithAlias { expr, .. } => expr,
+            other => {
+                *item = other;
+                continue;
+            }
+        };
+        *item = if is_restore {
+            SelectItem::UnnamedExpr(expr)
+        } else {
+            SelectItem::ExprWithAlias {
+                expr,
+                alias: Ident::with_quote('"', name),
+            }
+        };
+    }
+}
+
+fn postgres_column_name(expr: &Expr) -> Option<String> {
+    match expr {
+        Expr::Function(function) => function
+            .name
+            .0
+            .last()
+            .and_then(|p| p.as_ident())
+            .map(|i| i.value.to_lowercase()),
+        Expr::Cast {
+            expr, data_type, ..
+        } => match expr.as_ref() {
+            Expr::Identifier(ident) => Some(ident.value.to_lowercase()),
+            Expr::CompoundIdentifier(idents) => idents.last().map(|i| i.value.to_lowercase()),
+            Expr::Value(_) => Some(postgres_type_name(data_type)),
+            inner => postgres_column_name(inner),
+        },
+        Expr::Value(_) | Expr::BinaryOp { .. } | Expr::UnaryOp { .. } => Some("?column?".into()),
+        _ => None,
+    }
+}
+
+/// The internal type name PostgreSQL gives a cast literal's column (`int8`, `text`).
+fn postgres_type_name(data_type: &DataType) -> String {
+    match crate::sql::ddl::sql_type(data_type) {
+        Ok(SqlType::Boolean) => "bool".into(),
+        Ok(SqlType::SmallInt) => "int2".into(),
+        Ok(SqlType::Int) => "int4".into(),
+        Ok(SqlType::BigInt) => "int8".into(),
+        Ok(SqlType::Real) => "float4".into(),
+        Ok(SqlType::Double) => "float8".into(),
+        Ok(SqlType::Numeric { .. }) => "numeric".into(),
+        Ok(SqlType::Varchar { .. }) => "varchar".into(),
+        Ok(SqlType::TimestampTz) => "timestamptz".into(),
+        Ok(other) => other.sql_name(),
+        Err(_) => data_type.to_string().to_lowercase(),
     }
 }
 

@@ -22,13 +22,18 @@ pub fn fresh_data_dir(name: &str) -> PathBuf {
 }
 
 fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0").expect("bind").local_addr().expect("addr").port()
+    TcpListener::bind("127.0.0.1:0")
+        .expect("bind")
+        .local_addr()
+        .expect("addr")
+        .port()
 }
 
 impl Server {
     /// Starts a server on `data_dir` and waits until it accepts connections.
     pub fn start(data_dir: &Path) -> Server {
-        Self::try_start(data_dir).unwrap_or_else(|log| panic!("server did not start; its log:\n{log}"))
+        Self::try_start(data_dir)
+            .unwrap_or_else(|log| panic!("server did not start; its log:\n{log}"))
     }
 
     /// Starts a server; on failure returns what it printed.
@@ -45,13 +50,21 @@ impl Server {
             .stderr(log)
             .spawn()
             .expect("spawn strata");
-        let mut server = Server { child: Some(child), port, data_dir: data_dir.to_path_buf() };
+        let mut server = Server {
+            child: Some(child),
+            port,
+            data_dir: data_dir.to_path_buf(),
+        };
         let deadline = Instant::now() + Duration::from_secs(60);
         loop {
             if std::net::TcpStream::connect(("127.0.0.1", port)).is_ok() {
                 return Ok(server);
             }
-            if let Some(status) = server.child.as_mut().and_then(|c| c.try_wait().ok().flatten()) {
+            if let Some(status) = server
+                .child
+                .as_mut()
+                .and_then(|c| c.try_wait().ok().flatten())
+            {
                 server.child = None;
                 let log = std::fs::read_to_string(&log_path).unwrap_or_default();
                 return Err(format!("exited with {status}\n{log}"));
@@ -64,13 +77,17 @@ impl Server {
     }
 
     pub fn connection_string(&self) -> String {
-        format!("host=127.0.0.1 port={} user=strata dbname=strata", self.port)
+        format!(
+            "host=127.0.0.1 port={} user=strata dbname=strata",
+            self.port
+        )
     }
 
     pub async fn client(&self) -> tokio_postgres::Client {
-        let (client, connection) = tokio_postgres::connect(&self.connection_string(), tokio_postgres::NoTls)
-            .await
-            .expect("connect");
+        let (client, connection) =
+            tokio_postgres::connect(&self.connection_string(), tokio_postgres::NoTls)
+                .await
+                .expect("connect");
         tokio::spawn(async move {
             let _ = connection.await;
         });
@@ -87,8 +104,12 @@ impl Server {
 
     /// SIGTERM and wait for a clean exit; returns whether it exited 0.
     pub fn stop(&mut self) -> bool {
-        let Some(mut child) = self.child.take() else { return false };
-        let _ = Command::new("kill").args(["-TERM", &child.id().to_string()]).status();
+        let Some(mut child) = self.child.take() else {
+            return false;
+        };
+        let _ = Command::new("kill")
+            .args(["-TERM", &child.id().to_string()])
+            .status();
         let deadline = Instant::now() + Duration::from_secs(30);
         loop {
             if let Ok(Some(status)) = child.try_wait() {
