@@ -116,21 +116,15 @@ pub struct RelationDef {
 impl RelationDef {
     /// The user columns only: what `SELECT *` shows and what INSERT fills.
     pub fn user_schema(&self) -> SchemaRef {
-        let fields: Vec<Field> = self
-            .columns
-            .iter()
-            .map(|c| Field::new(&c.name, c.sql_type.arrow_type(), c.nullable))
-            .collect();
+        let fields: Vec<Field> =
+            self.columns.iter().map(|c| Field::new(&c.name, c.sql_type.arrow_type(), c.nullable)).collect();
         Arc::new(Schema::new(fields))
     }
 
     /// The stored and queryable schema: user columns, then `_offset` and `_ts`.
     pub fn full_schema(&self) -> SchemaRef {
-        let mut fields: Vec<Field> = self
-            .columns
-            .iter()
-            .map(|c| Field::new(&c.name, c.sql_type.arrow_type(), c.nullable))
-            .collect();
+        let mut fields: Vec<Field> =
+            self.columns.iter().map(|c| Field::new(&c.name, c.sql_type.arrow_type(), c.nullable)).collect();
         fields.extend(system_fields());
         Arc::new(Schema::new(fields))
     }
@@ -141,11 +135,7 @@ impl RelationDef {
 pub fn system_fields() -> [Field; 2] {
     [
         Field::new(OFFSET_COLUMN, DataType::Int64, true),
-        Field::new(
-            TS_COLUMN,
-            DataType::Timestamp(TimeUnit::Microsecond, Some(UTC.into())),
-            true,
-        ),
+        Field::new(TS_COLUMN, DataType::Timestamp(TimeUnit::Microsecond, Some(UTC.into())), true),
     ]
 }
 
@@ -180,8 +170,7 @@ impl Catalog {
 
     pub fn insert(&mut self, relation: RelationDef) {
         self.next_relation_id = self.next_relation_id.max(relation.id.0);
-        self.by_name
-            .insert(relation.name.clone(), Arc::new(relation));
+        self.by_name.insert(relation.name.clone(), Arc::new(relation));
     }
 
     pub fn remove(&mut self, id: RelationId) -> Option<Arc<RelationDef>> {

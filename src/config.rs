@@ -19,6 +19,14 @@ pub struct Config {
     pub wal_file_bytes_max: u64,
     /// One WAL record (one commit) may not exceed this; a bigger write is refused.
     pub wal_record_bytes_max: u64,
+    /// Unsealed rows in memory past which the tail is sealed into a segment.
+    pub seal_bytes_max: usize,
+    /// Age of the oldest unsealed commit past which the tail is sealed.
+    pub seal_age_ms_max: u64,
+    /// How often the sealer checks the thresholds above.
+    pub seal_check_ms: u64,
+    /// Unsealed rows in memory past which new commits wait for a seal.
+    pub tail_bytes_max: usize,
     /// Rows buffered by one statement (INSERT … SELECT, COPY) before it is refused.
     pub statement_rows_max: usize,
     /// Bytes buffered by one statement or transaction before it is refused.
@@ -35,6 +43,10 @@ impl Default for Config {
             group_commit_commits_max: 1024,
             wal_file_bytes_max: 64 << 20,
             wal_record_bytes_max: 1 << 30,
+            seal_bytes_max: 64 << 20,
+            seal_age_ms_max: 60_000,
+            seal_check_ms: 250,
+            tail_bytes_max: 512 << 20,
             statement_rows_max: 50_000_000,
             statement_bytes_max: 2 << 30,
         }

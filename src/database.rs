@@ -8,6 +8,7 @@ use datafusion::arrow::record_batch::RecordBatch;
 use datafusion::catalog::{CatalogProvider, MemoryCatalogProvider};
 use datafusion::common::ScalarValue;
 use datafusion::execution::SessionState;
+use datafusion::execution::object_store::ObjectStoreUrl;
 use datafusion::logical_expr::{ColumnarValue, ScalarUDF, Volatility, create_udf};
 use datafusion::prelude::{SessionConfig, SessionContext};
 use datafusion_pg_catalog::pg_catalog::context::EmptyContextProvider;
@@ -15,7 +16,7 @@ use datafusion_pg_catalog::pg_catalog::setup_pg_catalog;
 
 use crate::config::Config;
 use crate::error::{Error, Result};
-use crate::log::Log;
+use crate::log::{Log, STORE_URL};
 use crate::query::RelationSchema;
 use crate::session::Session;
 use crate::write::Limits;
@@ -34,20 +35,17 @@ pub(crate) struct Inner {
     pub log: Arc<Log>,
     pub base_state: SessionState,
     pub config: Config,
+    sealer: std::sync::Mutex<Option<tokio::task::JoinHandle<()>>>,
 }
 
 impl Database {
     /// Opens the database in `config.data_dir`, replaying its log.
     pub async fn open(config: Config) -> Result<Database> {
-        let opened = {
-            let config = config.clone();
-            tokio::task::spawn_blocking(move || Log::open(&config))
-                .await
-                .map_err(|e| Error::Internal(e.to_string()))??
-        };
-        let (log, report) = opened;
+        let (log, report) = Log::open(&config).await?;
         tracing::info!(
-            commits = report.commits,
+            sealed_through = report.sealed_through.0,
+            segments = report.segments,
+            replayed_commits = report.replayed_commits,
             last_offset = report.last_offset.0,
             torn_bytes = report.torn_bytes,
             data_dir = %config.data_dir.display(),
@@ -59,18 +57,15 @@ impl Database {
             .with_information_schema(true)
             .with_extension(Arc::new(Limits::from(&config)));
         let context = SessionContext::new_with_config(session_config);
+        let store_url = ObjectStoreUrl::parse(STORE_URL)?;
+        context.runtime_env().register_object_store(store_url.as_ref(), log.store().objects.clone());
         register_catalog_in(&context, CATALOG_NAME, &log)?;
-        setup_pg_catalog(&context, CATALOG_NAME, EmptyContextProvider)
-            .map_err(|e| Error::DataFusion(*e))?;
+        setup_pg_catalog(&context, CATALOG_NAME, EmptyContextProvider).map_err(|e| Error::DataFusion(*e))?;
         context.register_udf(version_udf());
         let base_state = context.state();
-        Ok(Database {
-            inner: Arc::new(Inner {
-                log,
-                base_state,
-                config,
-            }),
-        })
+        let sealer = tokio::spawn(run_sealer(log.clone(), config.clone()));
+        let sealer = std::sync::Mutex::new(Some(sealer));
+        Ok(Database { inner: Arc::new(Inner { log, base_state, config, sealer }) })
     }
 
     pub fn session(&self) -> Session {
@@ -93,9 +88,44 @@ impl Database {
         register_catalog_in(context, name, &self.inner.log)
     }
 
-    /// Finishes queued commits and stops the log writer.
+    /// Seals every committed row into segments now (what `CHECKPOINT` does).
+    pub async fn checkpoint(&self) -> Result<crate::log::SealReport> {
+        Ok(self.inner.log.seal().await?)
+    }
+
+    /// Stops sealing, finishes queued commits and stops the log writer.
     pub async fn shutdown(&self) {
+        let sealer = self.inner.sealer.lock().expect("sealer lock").take();
+        if let Some(sealer) = sealer {
+            sealer.abort();
+            let _ = sealer.await;
+        }
         self.inner.log.shutdown().await;
+    }
+}
+
+/// Seals the tail into segments when it holds `seal_bytes_max` or its
+/// oldest rows have waited `seal_age_ms_max`.
+async fn run_sealer(log: Arc<Log>, config: Config) {
+    let mut last_seal = std::time::Instant::now();
+    loop {
+        tokio::time::sleep(std::time::Duration::from_millis(config.seal_check_ms)).await;
+        let tail_bytes = log.tail_bytes();
+        let aged = tail_bytes > 0 && last_seal.elapsed().as_millis() as u64 >= config.seal_age_ms_max;
+        if tail_bytes < config.seal_bytes_max && !aged {
+            continue;
+        }
+        match log.seal().await {
+            Ok(report) => tracing::info!(
+                sealed_through = report.sealed_through.0,
+                segments = report.segments_written,
+                rows = report.rows,
+                wal_files_removed = report.wal_files_removed,
+                "sealed tail into segments"
+            ),
+            Err(error) => tracing::error!(%error, "sealing failed; the tail stays in memory and the WAL"),
+        }
+        last_seal = std::time::Instant::now();
     }
 }
 

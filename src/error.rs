@@ -22,9 +22,7 @@ pub enum Error {
     WrongObjectType(String),
     #[error("{0}")]
     InvalidTextRepresentation(String),
-    #[error(
-        "null value in column \"{column}\" of relation \"{relation}\" violates not-null constraint"
-    )]
+    #[error("null value in column \"{column}\" of relation \"{relation}\" violates not-null constraint")]
     NotNullViolation { relation: String, column: String },
     #[error("value too long for type character varying({max_chars})")]
     StringTooLong { max_chars: u32 },
@@ -81,9 +79,7 @@ impl Error {
 
 /// The relation named by DataFusion's "table 'catalog.schema.name' not found".
 fn undefined_table(message: &str) -> Option<String> {
-    let quoted = message
-        .strip_prefix("table '")?
-        .strip_suffix("' not found")?;
+    let quoted = message.strip_prefix("table '")?.strip_suffix("' not found")?;
     Some(quoted.rsplit('.').next().unwrap_or(quoted).to_string())
 }
 

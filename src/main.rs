@@ -27,27 +27,37 @@ enum CliCommand {
         /// Address to listen on.
         #[arg(long, env = "STRATA_LISTEN", default_value = "127.0.0.1:6543")]
         listen: String,
+        /// Seal the in-memory tail into a Parquet segment past this many bytes.
+        #[arg(long, env = "STRATA_SEAL_BYTES_MAX")]
+        seal_bytes_max: Option<usize>,
+        /// Seal the tail once its oldest rows are this old (milliseconds).
+        #[arg(long, env = "STRATA_SEAL_AGE_MS_MAX")]
+        seal_age_ms_max: Option<u64>,
+        /// Start a new WAL file past this many bytes (sealed files are deleted).
+        #[arg(long, env = "STRATA_WAL_FILE_BYTES_MAX")]
+        wal_file_bytes_max: Option<u64>,
     },
 }
 
 #[tokio::main]
 async fn main() -> std::process::ExitCode {
     tracing_subscriber::fmt()
-        .with_env_filter(
-            tracing_subscriber::EnvFilter::try_from_env("STRATA_LOG")
-                .unwrap_or_else(|_| "info".into()),
-        )
+        .with_env_filter(tracing_subscriber::EnvFilter::try_from_env("STRATA_LOG").unwrap_or_else(|_| "info".into()))
         .with_writer(std::io::stderr)
         .init();
     let cli = Cli::parse();
-    let CliCommand::Serve { data_dir, listen } = cli.command;
-    match serve(
-        Config::default()
-            .with_data_dir(data_dir)
-            .with_listen(listen),
-    )
-    .await
-    {
+    let CliCommand::Serve { data_dir, listen, seal_bytes_max, seal_age_ms_max, wal_file_bytes_max } = cli.command;
+    let mut config = Config::default().with_data_dir(data_dir).with_listen(listen);
+    if let Some(bytes) = seal_bytes_max {
+        config.seal_bytes_max = bytes;
+    }
+    if let Some(ms) = seal_age_ms_max {
+        config.seal_age_ms_max = ms;
+    }
+    if let Some(bytes) = wal_file_bytes_max {
+        config.wal_file_bytes_max = bytes;
+    }
+    match serve(config).await {
         Ok(()) => std::process::ExitCode::SUCCESS,
         Err(error) => {
             tracing::error!("{error}");
@@ -71,11 +81,10 @@ async fn shutdown_signal() {
     let interrupt = tokio::signal::ctrl_c();
     #[cfg(unix)]
     {
-        let mut terminate =
-            match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
-                Ok(signal) => signal,
-                Err(_) => return interrupt.await.unwrap_or(()),
-            };
+        let mut terminate = match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(signal) => signal,
+            Err(_) => return interrupt.await.unwrap_or(()),
+        };
         tokio::select! {
             _ = interrupt => {}
             _ = terminate.recv() => {}

@@ -9,10 +9,7 @@ pub fn parse_bytea(text: &str) -> Option<Vec<u8>> {
     if hex.len() % 2 != 0 {
         return None;
     }
-    (0..hex.len())
-        .step_by(2)
-        .map(|i| u8::from_str_radix(hex.get(i..i + 2)?, 16).ok())
-        .collect()
+    (0..hex.len()).step_by(2).map(|i| u8::from_str_radix(hex.get(i..i + 2)?, 16).ok()).collect()
 }
 
 /// Rewrites PostgreSQL interval text (`3 days 04:05:06`, `2 mons`, `-1:30`)
@@ -48,9 +45,7 @@ fn clock_time(token: &str) -> Option<String> {
         return None;
     }
     let numeric = |s: &str| !s.is_empty() && s.chars().all(|c| c.is_ascii_digit() || c == '.');
-    if !fields.iter().all(|f| numeric(f))
-        || fields[..fields.len() - 1].iter().any(|f| f.contains('.'))
-    {
+    if !fields.iter().all(|f| numeric(f)) || fields[..fields.len() - 1].iter().any(|f| f.contains('.')) {
         return None;
     }
     let mut out = format!("{sign}{} hours {sign}{} minutes", fields[0], fields[1]);
@@ -66,10 +61,7 @@ mod tests {
 
     #[test]
     fn intervals_in_postgres_form() {
-        assert_eq!(
-            normalize_interval("3 days 04:05:06"),
-            "3 days 04 hours 05 minutes 06 seconds"
-        );
+        assert_eq!(normalize_interval("3 days 04:05:06"), "3 days 04 hours 05 minutes 06 seconds");
         assert_eq!(normalize_interval("-1:30"), "-1 hours -30 minutes");
         assert_eq!(normalize_interval("1 year 2 mons"), "1 year 2 months");
         assert_eq!(normalize_interval("2 hours"), "2 hours");

@@ -69,15 +69,8 @@ const DEFAULT_SETTINGS: &[(&str, &str)] = &[
 
 impl Session {
     pub(crate) fn new(db: Arc<Inner>) -> Session {
-        let settings = DEFAULT_SETTINGS
-            .iter()
-            .map(|(k, v)| (k.to_string(), v.to_string()))
-            .collect();
-        Session {
-            db,
-            transaction: None,
-            settings,
-        }
+        let settings = DEFAULT_SETTINGS.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect();
+        Session { db, transaction: None, settings }
     }
 
     pub fn in_transaction(&self) -> bool {
@@ -97,9 +90,7 @@ impl Session {
                     batches
                 }
                 Outcome::CopyIn(_) => {
-                    return Err(Error::FeatureNotSupported(
-                        "COPY FROM STDIN needs a client".into(),
-                    ));
+                    return Err(Error::FeatureNotSupported("COPY FROM STDIN needs a client".into()));
                 }
                 _ => Vec::new(),
             };
@@ -108,11 +99,7 @@ impl Session {
     }
 
     /// Runs one command. A failure inside a transaction block marks it failed.
-    pub async fn execute(
-        &mut self,
-        command: Command,
-        params: Option<&ParamValues>,
-    ) -> Result<Outcome> {
+    pub async fn execute(&mut self, command: Command, params: Option<&ParamValues>) -> Result<Outcome> {
         let result = self.execute_inner(command, params).await;
         if result.is_err()
             && let Some(transaction) = &self.transaction
@@ -122,27 +109,14 @@ impl Session {
         result
     }
 
-    async fn execute_inner(
-        &mut self,
-        command: Command,
-        params: Option<&ParamValues>,
-    ) -> Result<Outcome> {
+    async fn execute_inner(&mut self, command: Command, params: Option<&ParamValues>) -> Result<Outcome> {
         if self.transaction_failed() && !matches!(command, Command::Rollback | Command::Commit) {
             return Err(Error::TransactionAborted);
         }
         match command {
-            Command::CreateStream {
-                name,
-                columns,
-                if_not_exists,
-            } => {
+            Command::CreateStream { name, columns, if_not_exists } => {
                 self.refuse_in_transaction("CREATE STREAM")?;
-                let change = Change::CreateRelation {
-                    name,
-                    kind: RelationKind::Stream,
-                    columns,
-                    if_not_exists,
-                };
+                let change = Change::CreateRelation { name, kind: RelationKind::Stream, columns, if_not_exists };
                 self.db.log.commit(vec![change]).await?;
                 Ok(done("CREATE STREAM"))
             }
@@ -153,17 +127,18 @@ impl Session {
                     if let Some(def) = catalog.get(name)
                         && def.kind != RelationKind::Stream
                     {
-                        return Err(Error::WrongObjectType(format!(
-                            "\"{name}\" is not a stream"
-                        )));
+                        return Err(Error::WrongObjectType(format!("\"{name}\" is not a stream")));
                     }
                 }
-                let changes = names
-                    .into_iter()
-                    .map(|name| Change::DropRelation { name, if_exists })
-                    .collect::<Vec<_>>();
+                let changes =
+                    names.into_iter().map(|name| Change::DropRelation { name, if_exists }).collect::<Vec<_>>();
                 self.db.log.commit(changes).await?;
                 Ok(done("DROP STREAM"))
+            }
+            Command::Checkpoint => {
+                self.refuse_in_transaction("CHECKPOINT")?;
+                self.db.log.seal().await?;
+                Ok(done("CHECKPOINT"))
             }
             Command::Begin => {
                 if self.transaction.is_none() {
@@ -189,52 +164,34 @@ impl Session {
                 Ok(done("RESET"))
             }
             Command::Show { name } => self.show(&name),
-            Command::CopyFrom {
-                relation,
-                columns,
-                options,
-            } => {
-                let def = self
-                    .db
-                    .log
-                    .relation(&relation)
-                    .ok_or(Error::UndefinedRelation(relation))?;
+            Command::CopyFrom { relation, columns, options } => {
+                let def = self.db.log.relation(&relation).ok_or(Error::UndefinedRelation(relation))?;
                 let targets = if columns.is_empty() {
                     (0..def.columns.len()).collect()
                 } else {
                     columns
                         .iter()
                         .map(|c| {
-                            def.columns
-                                .iter()
-                                .position(|d| &d.name == c)
-                                .ok_or_else(|| {
-                                    Error::InvalidParameterValue(format!(
-                                        "column \"{c}\" of relation \"{}\" does not exist",
-                                        def.name
-                                    ))
-                                })
+                            def.columns.iter().position(|d| &d.name == c).ok_or_else(|| {
+                                Error::InvalidParameterValue(format!(
+                                    "column \"{c}\" of relation \"{}\" does not exist",
+                                    def.name
+                                ))
+                            })
                         })
                         .collect::<Result<Vec<_>>>()?
                 };
-                Ok(Outcome::CopyIn(Box::new(CopyIn::new(
-                    def,
-                    targets,
-                    options,
-                    Limits::from(&self.db.config),
-                ))))
+                Ok(Outcome::CopyIn(Box::new(CopyIn::new(def, targets, options, Limits::from(&self.db.config)))))
             }
-            Command::AppendOnlyViolation { relation, verb } => {
-                match self.db.log.relation(&relation) {
-                    Some(def) => Err(Error::WrongObjectType(format!(
-                        "cannot {verb} \"{}\": it is a {}, and {}s are append-only",
-                        def.name,
-                        def.kind.noun(),
-                        def.kind.noun()
-                    ))),
-                    None => Err(Error::UndefinedRelation(relation)),
-                }
-            }
+            Command::AppendOnlyViolation { relation, verb } => match self.db.log.relation(&relation) {
+                Some(def) => Err(Error::WrongObjectType(format!(
+                    "cannot {verb} \"{}\": it is a {}, and {}s are append-only",
+                    def.name,
+                    def.kind.noun(),
+                    def.kind.noun()
+                ))),
+                None => Err(Error::UndefinedRelation(relation)),
+            },
             Command::Query(statement) => self.run_query(*statement, params).await,
         }
     }
@@ -242,32 +199,19 @@ impl Session {
     /// Plans a statement as it would run now, for Describe in the extended protocol.
     pub async fn plan(&self, statement: Statement) -> Result<LogicalPlan> {
         let (state, statement) = self.prepare(statement);
-        state
-            .statement_to_plan(DfStatement::Statement(Box::new(statement)))
-            .await
-            .map_err(Error::from_datafusion)
+        state.statement_to_plan(DfStatement::Statement(Box::new(statement))).await.map_err(Error::from_datafusion)
     }
 
-    fn prepare(
-        &self,
-        mut statement: Statement,
-    ) -> (datafusion::execution::SessionState, Statement) {
+    fn prepare(&self, mut statement: Statement) -> (datafusion::execution::SessionState, Statement) {
         let read_offset = self.db.log.visible_offset();
         rewrite(&mut statement, &self.db.log.catalog(), read_offset);
         let mut state = self.db.base_state.clone();
-        let scope = StatementScope {
-            read_offset,
-            transaction: self.transaction.clone(),
-        };
+        let scope = StatementScope { read_offset, transaction: self.transaction.clone() };
         state.config_mut().set_extension(Arc::new(scope));
         (state, statement)
     }
 
-    async fn run_query(
-        &mut self,
-        statement: Statement,
-        params: Option<&ParamValues>,
-    ) -> Result<Outcome> {
+    async fn run_query(&mut self, statement: Statement, params: Option<&ParamValues>) -> Result<Outcome> {
         let (state, statement) = self.prepare(statement);
         let insert_target = insert_target(&statement);
         let mut plan = state
@@ -275,34 +219,23 @@ impl Session {
             .await
             .map_err(Error::from_datafusion)?;
         if let Some(params) = params {
-            plan = plan
-                .replace_params_with_values(params)
-                .map_err(Error::from_datafusion)?;
+            plan = plan.replace_params_with_values(params).map_err(Error::from_datafusion)?;
         }
         let frame = DataFrame::new(state, plan);
         if let Some((relation, columns)) = insert_target {
-            let batches = frame.collect().await.map_err(|e| {
-                not_null_from_values(Error::from_datafusion(e), &relation, &columns)
-            })?;
+            let batches = frame
+                .collect()
+                .await
+                .map_err(|e| not_null_from_values(Error::from_datafusion(e), &relation, &columns))?;
             let rows = batches
                 .first()
-                .and_then(|b| {
-                    b.column(0)
-                        .as_any()
-                        .downcast_ref::<datafusion::arrow::array::UInt64Array>()
-                })
+                .and_then(|b| b.column(0).as_any().downcast_ref::<datafusion::arrow::array::UInt64Array>())
                 .map(|counts| counts.value(0) as usize)
                 .unwrap_or(0);
-            return Ok(Outcome::Done {
-                tag: "INSERT".into(),
-                rows: Some(rows),
-            });
+            return Ok(Outcome::Done { tag: "INSERT".into(), rows: Some(rows) });
         }
         let schema: SchemaRef = Arc::new(frame.schema().as_arrow().clone());
-        let stream = frame
-            .execute_stream()
-            .await
-            .map_err(Error::from_datafusion)?;
+        let stream = frame.execute_stream().await.map_err(Error::from_datafusion)?;
         Ok(Outcome::Rows { schema, stream })
     }
 
@@ -321,13 +254,7 @@ impl Session {
             Limits::from(&self.db.config).check_statement(0, transaction.bytes)?;
             transaction.appends.push((def.id, rows_batch));
         } else {
-            self.db
-                .log
-                .commit(vec![Change::Append {
-                    relation: def.id,
-                    rows: rows_batch,
-                }])
-                .await?;
+            self.db.log.commit(vec![Change::Append { relation: def.id, rows: rows_batch }]).await?;
         }
         Ok(rows)
     }
@@ -347,11 +274,8 @@ impl Session {
         if transaction.failed {
             return Ok(Outcome::TransactionEnded { tag: "ROLLBACK" });
         }
-        let changes: Vec<Change> = transaction
-            .appends
-            .into_iter()
-            .map(|(relation, rows)| Change::Append { relation, rows })
-            .collect();
+        let changes: Vec<Change> =
+            transaction.appends.into_iter().map(|(relation, rows)| Change::Append { relation, rows }).collect();
         if !changes.is_empty() {
             self.db.log.commit(changes).await?;
         }
@@ -359,16 +283,12 @@ impl Session {
     }
 
     fn transaction_failed(&self) -> bool {
-        self.transaction
-            .as_ref()
-            .is_some_and(|t| t.lock().expect("transaction lock").failed)
+        self.transaction.as_ref().is_some_and(|t| t.lock().expect("transaction lock").failed)
     }
 
     fn refuse_in_transaction(&self, what: &str) -> Result<()> {
         if self.transaction.is_some() {
-            return Err(Error::InvalidTransactionState(format!(
-                "{what} cannot run inside a transaction block"
-            )));
+            return Err(Error::InvalidTransactionState(format!("{what} cannot run inside a transaction block")));
         }
         Ok(())
     }
@@ -383,15 +303,13 @@ impl Session {
                     Field::new("name", DataType::Utf8, false),
                     Field::new("setting", DataType::Utf8, false),
                 ]),
-                vec![
-                    Arc::new(StringArray::from(names)),
-                    Arc::new(StringArray::from(values)),
-                ],
+                vec![Arc::new(StringArray::from(names)), Arc::new(StringArray::from(values))],
             ));
         }
-        let value = self.settings.get(&name).ok_or_else(|| {
-            Error::InvalidParameterValue(format!("unrecognized configuration parameter \"{name}\""))
-        })?;
+        let value = self
+            .settings
+            .get(&name)
+            .ok_or_else(|| Error::InvalidParameterValue(format!("unrecognized configuration parameter \"{name}\"")))?;
         Ok(rows_outcome(
             Schema::new(vec![Field::new(name.clone(), DataType::Utf8, false)]),
             vec![Arc::new(StringArray::from(vec![value.as_str()]))],
@@ -405,11 +323,7 @@ fn insert_target(statement: &Statement) -> Option<(String, Vec<String>)> {
         return None;
     };
     let relation = crate::sql::parse::object_name(&insert.table.to_string());
-    let columns = insert
-        .columns
-        .iter()
-        .map(|c| crate::sql::parse::object_name(&c.to_string()))
-        .collect();
+    let columns = insert.columns.iter().map(|c| crate::sql::parse::object_name(&c.to_string())).collect();
     Some((relation, columns))
 }
 
@@ -427,40 +341,25 @@ fn not_null_from_values(error: Error, relation: &str, columns: &[String]) -> Err
         return error;
     }
     let named = rest.split('\'').next().unwrap_or_default();
-    let column = match named
-        .strip_prefix("column")
-        .and_then(|n| n.parse::<usize>().ok())
-    {
+    let column = match named.strip_prefix("column").and_then(|n| n.parse::<usize>().ok()) {
         Some(position) => columns.get(position.wrapping_sub(1)).cloned(),
         None => columns.iter().find(|c| c.as_str() == named).cloned(),
     };
     match column {
-        Some(column) => Error::NotNullViolation {
-            relation: relation.to_string(),
-            column,
-        },
+        Some(column) => Error::NotNullViolation { relation: relation.to_string(), column },
         None => error,
     }
 }
 
 fn done(tag: &str) -> Outcome {
-    Outcome::Done {
-        tag: tag.into(),
-        rows: None,
-    }
+    Outcome::Done { tag: tag.into(), rows: None }
 }
 
 fn rows_outcome(schema: Schema, columns: Vec<datafusion::arrow::array::ArrayRef>) -> Outcome {
     let schema = Arc::new(schema);
     let batch = RecordBatch::try_new(schema.clone(), columns).expect("columns match schema");
-    let stream = RecordBatchStreamAdapter::new(
-        schema.clone(),
-        futures::stream::once(async move { Ok(batch) }),
-    );
-    Outcome::Rows {
-        schema,
-        stream: Box::pin(stream),
-    }
+    let stream = RecordBatchStreamAdapter::new(schema.clone(), futures::stream::once(async move { Ok(batch) }));
+    Outcome::Rows { schema, stream: Box::pin(stream) }
 }
 
 fn canonical_setting(name: &str) -> String {

@@ -39,27 +39,14 @@ fn quickstart_with_psql() {
     let sample = Path::new(env!("CARGO_MANIFEST_DIR")).join("data/clicks.csv");
     let sample_rows = std::fs::read_to_string(&sample).unwrap().lines().count() - 1;
 
-    let (ok, _, stderr) = psql(
-        &server,
-        &[
-            "-c",
-            "CREATE STREAM clicks (user_id BIGINT NOT NULL, url TEXT, at TIMESTAMPTZ)",
-        ],
-    );
+    let (ok, _, stderr) =
+        psql(&server, &["-c", "CREATE STREAM clicks (user_id BIGINT NOT NULL, url TEXT, at TIMESTAMPTZ)"]);
     assert!(ok, "{stderr}");
-    let (ok, stdout, stderr) = psql(
-        &server,
-        &["-c", "\\copy clicks FROM 'data/clicks.csv' CSV HEADER"],
-    );
+    let (ok, stdout, stderr) = psql(&server, &["-c", "\\copy clicks FROM 'data/clicks.csv' CSV HEADER"]);
     assert!(ok, "{stderr}");
     assert_eq!(stdout.trim(), format!("COPY {sample_rows}"));
-    let (ok, stdout, stderr) = psql(
-        &server,
-        &[
-            "-c",
-            "INSERT INTO clicks VALUES (1, '/home', now()), (2, '/cart', now())",
-        ],
-    );
+    let (ok, stdout, stderr) =
+        psql(&server, &["-c", "INSERT INTO clicks VALUES (1, '/home', now()), (2, '/cart', now())"]);
     assert!(ok, "{stderr}");
     assert_eq!(stdout.trim(), "INSERT 0 2");
 
@@ -67,23 +54,14 @@ fn quickstart_with_psql() {
     assert!(ok, "{stderr}");
     assert_eq!(stdout.trim(), (sample_rows + 2).to_string());
 
-    let (ok, stdout, stderr) = psql(
-        &server,
-        &[
-            "-At",
-            "-c",
-            "SELECT _offset, url FROM clicks ORDER BY _offset DESC LIMIT 1",
-        ],
-    );
+    let (ok, stdout, stderr) =
+        psql(&server, &["-At", "-c", "SELECT _offset, url FROM clicks ORDER BY _offset DESC LIMIT 1"]);
     assert!(ok, "{stderr}");
     assert!(stdout.trim().ends_with("|/cart"), "{stdout}");
 
     let (ok, stdout, stderr) = psql(&server, &["-c", "\\dt"]);
     assert!(ok, "{stderr}");
-    assert!(
-        stdout.contains("clicks"),
-        "\\dt lists the stream:\n{stdout}"
-    );
+    assert!(stdout.contains("clicks"), "\\dt lists the stream:\n{stdout}");
 
     let (ok, stdout, stderr) = psql(&server, &["-c", "\\d clicks"]);
     assert!(ok, "{stderr}");
@@ -98,8 +76,5 @@ fn quickstart_with_psql() {
 
     let (ok, _, stderr) = psql(&server, &["-c", "SELECT * FROM nowhere"]);
     assert!(!ok);
-    assert!(
-        stderr.contains("relation \"nowhere\" does not exist"),
-        "{stderr}"
-    );
+    assert!(stderr.contains("relation \"nowhere\" does not exist"), "{stderr}");
 }

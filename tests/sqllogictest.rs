@@ -25,26 +25,17 @@ impl AsyncDB for Postgres {
         let mut affected = 0;
         for message in messages {
             match message {
-                SimpleQueryMessage::RowDescription(description) => {
-                    columns = Some(description.len())
-                }
+                SimpleQueryMessage::RowDescription(description) => columns = Some(description.len()),
                 SimpleQueryMessage::Row(row) => {
                     columns = Some(row.len());
-                    rows.push(
-                        (0..row.len())
-                            .map(|i| row.get(i).unwrap_or("NULL").to_string())
-                            .collect(),
-                    );
+                    rows.push((0..row.len()).map(|i| row.get(i).unwrap_or("NULL").to_string()).collect());
                 }
                 SimpleQueryMessage::CommandComplete(count) => affected = count,
                 _ => {}
             }
         }
         match columns {
-            Some(count) => Ok(DBOutput::Rows {
-                types: vec![DefaultColumnType::Any; count],
-                rows,
-            }),
+            Some(count) => Ok(DBOutput::Rows { types: vec![DefaultColumnType::Any; count], rows }),
             None => Ok(DBOutput::StatementComplete(affected)),
         }
     }
@@ -78,8 +69,7 @@ async fn sql_files() {
         let mut runner = sqllogictest::Runner::new(move || {
             let connection_string = connection_string.clone();
             async move {
-                let (client, connection) =
-                    tokio_postgres::connect(&connection_string, tokio_postgres::NoTls).await?;
+                let (client, connection) = tokio_postgres::connect(&connection_string, tokio_postgres::NoTls).await?;
                 tokio::spawn(async move {
                     let _ = connection.await;
                 });
@@ -91,10 +81,5 @@ async fn sql_files() {
         }
         eprintln!("ran {}", file.display());
     }
-    assert!(
-        failures.is_empty(),
-        "{} file(s) failed:\n{}",
-        failures.len(),
-        failures.join("\n")
-    );
+    assert!(failures.is_empty(), "{} file(s) failed:\n{}", failures.len(), failures.join("\n"));
 }

@@ -21,17 +21,11 @@ fn wal_files(data_dir: &Path) -> Vec<PathBuf> {
 async fn write_commits(data_dir: &Path, commits: i64) -> Vec<usize> {
     let mut server = common::Server::start(data_dir);
     let client = server.client().await;
-    client
-        .batch_execute("CREATE STREAM t (n BIGINT)")
-        .await
-        .unwrap();
+    client.batch_execute("CREATE STREAM t (n BIGINT)").await.unwrap();
     let wal = wal_files(data_dir).pop().unwrap();
     let mut sizes = Vec::new();
     for n in 0..commits {
-        client
-            .execute("INSERT INTO t VALUES ($1)", &[&n])
-            .await
-            .unwrap();
+        client.execute("INSERT INTO t VALUES ($1)", &[&n]).await.unwrap();
         sizes.push(std::fs::metadata(&wal).unwrap().len() as usize);
     }
     assert!(server.stop(), "clean shutdown");
@@ -39,13 +33,7 @@ async fn write_commits(data_dir: &Path, commits: i64) -> Vec<usize> {
 }
 
 async fn count_rows(server: &common::Server) -> i64 {
-    server
-        .client()
-        .await
-        .query_one("SELECT count(*) FROM t", &[])
-        .await
-        .unwrap()
-        .get(0)
+    server.client().await.query_one("SELECT count(*) FROM t", &[]).await.unwrap().get(0)
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -56,19 +44,13 @@ async fn torn_tail_is_dropped_at_every_cut() {
     let full = std::fs::read(&wal).unwrap();
     let last_start = sizes[3];
     // Every cut inside the last record, sampled so the test stays short.
-    let cuts: Vec<usize> = (last_start + 1..full.len())
-        .step_by(((full.len() - last_start) / 12).max(1))
-        .collect();
+    let cuts: Vec<usize> = (last_start + 1..full.len()).step_by(((full.len() - last_start) / 12).max(1)).collect();
     for cut in cuts {
         std::fs::write(&wal, &full[..cut]).unwrap();
         let server = common::Server::start(&data_dir);
         assert_eq!(count_rows(&server).await, 4, "cut at byte {cut}");
         drop(server);
-        assert_eq!(
-            std::fs::metadata(&wal).unwrap().len() as usize,
-            last_start,
-            "torn bytes cut off"
-        );
+        assert_eq!(std::fs::metadata(&wal).unwrap().len() as usize, last_start, "torn bytes cut off");
         std::fs::write(&wal, &full).unwrap();
     }
     let server = common::Server::start(&data_dir);
@@ -93,15 +75,8 @@ async fn corruption_in_the_middle_stops_the_start() {
         };
         let file_name = wal.file_name().unwrap().to_string_lossy().to_string();
         assert!(error.contains(&file_name), "error names the file: {error}");
-        assert!(
-            error.contains(&format!("byte {start}")),
-            "error names the record position {start}: {error}"
-        );
-        assert_eq!(
-            std::fs::read(&wal).unwrap(),
-            damaged,
-            "a corrupt log is left as it was"
-        );
+        assert!(error.contains(&format!("byte {start}")), "error names the record position {start}: {error}");
+        assert_eq!(std::fs::read(&wal).unwrap(), damaged, "a corrupt log is left as it was");
     }
     std::fs::write(&wal, &full).unwrap();
     let server = common::Server::start(&data_dir);

@@ -33,15 +33,8 @@ async fn every_type_round_trips_through_parameters_and_binary_results() {
         .unwrap();
     assert_eq!(inserted, 1);
 
-    let statement = client
-        .prepare("SELECT b, s, i, l, r, d, t, v, y, dt, ts, tz FROM typed")
-        .await
-        .unwrap();
-    let types: Vec<Type> = statement
-        .columns()
-        .iter()
-        .map(|c| c.type_().clone())
-        .collect();
+    let statement = client.prepare("SELECT b, s, i, l, r, d, t, v, y, dt, ts, tz FROM typed").await.unwrap();
+    let types: Vec<Type> = statement.columns().iter().map(|c| c.type_().clone()).collect();
     assert_eq!(
         types,
         vec![
@@ -78,10 +71,7 @@ async fn every_type_round_trips_through_parameters_and_binary_results() {
         .batch_execute("INSERT INTO typed (n, iv, j) VALUES (1234.5, INTERVAL '3 days 04:05:06', '{\"k\": [1, 2]}')")
         .await
         .unwrap();
-    let messages = client
-        .simple_query("SELECT n, iv, j FROM typed WHERE n IS NOT NULL")
-        .await
-        .unwrap();
+    let messages = client.simple_query("SELECT n, iv, j FROM typed WHERE n IS NOT NULL").await.unwrap();
     let row = messages
         .iter()
         .find_map(|m| match m {
@@ -98,42 +88,19 @@ async fn every_type_round_trips_through_parameters_and_binary_results() {
 async fn errors_carry_sqlstate_and_leave_no_trace() {
     let server = common::Server::start(&common::fresh_data_dir("wire-errors"));
     let client = server.client().await;
-    client
-        .batch_execute("CREATE STREAM s (id BIGINT NOT NULL, note TEXT)")
-        .await
-        .unwrap();
+    client.batch_execute("CREATE STREAM s (id BIGINT NOT NULL, note TEXT)").await.unwrap();
 
-    let error = client
-        .execute("INSERT INTO s VALUES ($1, $2)", &[&None::<i64>, &"x"])
-        .await
-        .unwrap_err();
-    assert_eq!(
-        error.code(),
-        Some(&SqlState::NOT_NULL_VIOLATION),
-        "{error:?}"
-    );
-    let error = client
-        .batch_execute("SELECT * FROM missing")
-        .await
-        .unwrap_err();
+    let error = client.execute("INSERT INTO s VALUES ($1, $2)", &[&None::<i64>, &"x"]).await.unwrap_err();
+    assert_eq!(error.code(), Some(&SqlState::NOT_NULL_VIOLATION), "{error:?}");
+    let error = client.batch_execute("SELECT * FROM missing").await.unwrap_err();
     assert_eq!(error.code(), Some(&SqlState::UNDEFINED_TABLE));
-    let error = client
-        .batch_execute("SELECT nope FROM s")
-        .await
-        .unwrap_err();
+    let error = client.batch_execute("SELECT nope FROM s").await.unwrap_err();
     assert_eq!(error.code(), Some(&SqlState::UNDEFINED_COLUMN));
-    let error = client
-        .batch_execute("INSERT INTO s VALUES (1, 'a'), ('x', 'b')")
-        .await
-        .unwrap_err();
+    let error = client.batch_execute("INSERT INTO s VALUES (1, 'a'), ('x', 'b')").await.unwrap_err();
     assert_eq!(error.code(), Some(&SqlState::INVALID_TEXT_REPRESENTATION));
 
     // The session still works, and nothing was appended.
-    let count: i64 = client
-        .query_one("SELECT count(*) FROM s", &[])
-        .await
-        .unwrap()
-        .get(0);
+    let count: i64 = client.query_one("SELECT count(*) FROM s", &[]).await.unwrap().get(0);
     assert_eq!(count, 0);
 }
 
@@ -141,26 +108,16 @@ async fn errors_carry_sqlstate_and_leave_no_trace() {
 async fn sessions_see_each_others_commits() {
     let server = common::Server::start(&common::fresh_data_dir("wire-sessions"));
     let writer = server.client().await;
-    writer
-        .batch_execute("CREATE STREAM s (n BIGINT)")
-        .await
-        .unwrap();
+    writer.batch_execute("CREATE STREAM s (n BIGINT)").await.unwrap();
     let mut readers = Vec::new();
     for _ in 0..16 {
         readers.push(server.client().await);
     }
     for n in 0..5i64 {
-        writer
-            .execute("INSERT INTO s VALUES ($1)", &[&n])
-            .await
-            .unwrap();
+        writer.execute("INSERT INTO s VALUES ($1)", &[&n]).await.unwrap();
         for reader in &readers {
             // Read-your-writes across sessions: a commit that returned is visible.
-            let count: i64 = reader
-                .query_one("SELECT count(*) FROM s", &[])
-                .await
-                .unwrap()
-                .get(0);
+            let count: i64 = reader.query_one("SELECT count(*) FROM s", &[]).await.unwrap().get(0);
             assert_eq!(count, n + 1);
         }
     }
@@ -170,15 +127,9 @@ async fn sessions_see_each_others_commits() {
 async fn copy_from_stdin_is_atomic() {
     let server = common::Server::start(&common::fresh_data_dir("wire-copy"));
     let client = server.client().await;
-    client
-        .batch_execute("CREATE STREAM c (id BIGINT NOT NULL, name TEXT, at TIMESTAMPTZ)")
-        .await
-        .unwrap();
+    client.batch_execute("CREATE STREAM c (id BIGINT NOT NULL, name TEXT, at TIMESTAMPTZ)").await.unwrap();
 
-    let sink = client
-        .copy_in("COPY c FROM STDIN WITH (FORMAT csv, HEADER true)")
-        .await
-        .unwrap();
+    let sink = client.copy_in("COPY c FROM STDIN WITH (FORMAT csv, HEADER true)").await.unwrap();
     let mut sink = std::pin::pin!(sink);
     let mut csv = String::from("id,name,at\n");
     for i in 0..20_000 {
@@ -186,48 +137,19 @@ async fn copy_from_stdin_is_atomic() {
     }
     // Split mid-line to check records spanning CopyData messages.
     let (first, second) = csv.as_bytes().split_at(csv.len() / 2 + 3);
-    sink.send(bytes::Bytes::copy_from_slice(first))
-        .await
-        .unwrap();
-    sink.send(bytes::Bytes::copy_from_slice(second))
-        .await
-        .unwrap();
-    assert_eq!(
-        sink.finish().await.map_err(|e| format!("{e:?}")).unwrap(),
-        20_000
-    );
+    sink.send(bytes::Bytes::copy_from_slice(first)).await.unwrap();
+    sink.send(bytes::Bytes::copy_from_slice(second)).await.unwrap();
+    assert_eq!(sink.finish().await.map_err(|e| format!("{e:?}")).unwrap(), 20_000);
 
-    let sink = client
-        .copy_in("COPY c (id, name) FROM STDIN")
-        .await
-        .unwrap();
+    let sink = client.copy_in("COPY c (id, name) FROM STDIN").await.unwrap();
     let mut sink = std::pin::pin!(sink);
-    sink.send(bytes::Bytes::from_static(b"1\tok\n2\t\\N\nbad\tvalue\n"))
-        .await
-        .unwrap();
+    sink.send(bytes::Bytes::from_static(b"1\tok\n2\t\\N\nbad\tvalue\n")).await.unwrap();
     let error = sink.finish().await.unwrap_err();
-    let message = error
-        .as_db_error()
-        .expect("a server error")
-        .message()
-        .to_string();
-    assert_eq!(
-        error.code(),
-        Some(&SqlState::INVALID_TEXT_REPRESENTATION),
-        "{message}"
-    );
-    assert!(
-        message.contains("line 3") && message.contains("\"bad\""),
-        "{message}"
-    );
+    let message = error.as_db_error().expect("a server error").message().to_string();
+    assert_eq!(error.code(), Some(&SqlState::INVALID_TEXT_REPRESENTATION), "{message}");
+    assert!(message.contains("line 3") && message.contains("\"bad\""), "{message}");
 
-    let row = client
-        .query_one(
-            "SELECT count(*), count(DISTINCT _ts), min(name) FROM c",
-            &[],
-        )
-        .await
-        .unwrap();
+    let row = client.query_one("SELECT count(*), count(DISTINCT _ts), min(name) FROM c", &[]).await.unwrap();
     assert_eq!(row.get::<_, i64>(0), 20_000);
     assert_eq!(row.get::<_, i64>(1), 1, "one COPY is one commit");
     assert_eq!(row.get::<_, String>(2), "name, 0");

@@ -1,32 +1,39 @@
 //! The one storage interface. Everything above this module appends commits
-//! and reads relations at an offset through [`Log`]; WAL files, framing and
-//! buffers stay behind it.
+//! and reads relations at an offset through [`Log`]; WAL files, segments and
+//! the object store stay behind it.
 //!
 //! Write path: a commit request goes to the writer thread, which assigns the
 //! commit its offsets and time, frames it into the WAL, shares one fsync with
 //! every other commit waiting (group commit), and only then makes the commit
-//! visible and acknowledges it. Read path: a reader fixes a visible offset and
-//! gets the batches of a relation up to it; commits are never split.
+//! visible and acknowledges it. Sealing moves the in-memory tail into Parquet
+//! segments, records them in the manifest, and deletes the WAL they cover.
+//! Read path: a reader fixes a visible offset and gets a relation's segments
+//! and tail batches up to it; commits are never split.
 
 mod position;
 pub mod record;
+pub mod segment;
+pub mod store;
 mod tail;
 pub mod wal;
 mod writer;
 
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, RwLock};
 
 use datafusion::arrow::error::ArrowError;
-use datafusion::arrow::record_batch::RecordBatch;
-use tokio::sync::{mpsc, oneshot};
+use tokio::sync::{Notify, mpsc, oneshot};
 
 pub use position::{CommitInfo, CommitTs, Offset, RelationId};
 pub use record::{CommitRecord, Entry};
+pub use segment::SegmentMeta;
+pub use store::{STORE_URL, SegmentStore};
+pub use tail::RelationSnapshot;
 
 use crate::catalog::{Catalog, ColumnDef, RelationDef, RelationKind};
 use crate::config::Config;
+use segment::Manifest;
 use tail::Tails;
 
 pub type Result<T, E = Error> = std::result::Result<T, E>;
@@ -34,16 +41,11 @@ pub type Result<T, E = Error> = std::result::Result<T, E>;
 #[derive(Debug, thiserror::Error)]
 pub enum Error {
     #[error("I/O error on {path}: {source}")]
-    Io {
-        path: PathBuf,
-        source: std::io::Error,
-    },
+    Io { path: PathBuf, source: std::io::Error },
     #[error("corrupt log: {file} at byte {position}: {reason}")]
-    Corrupt {
-        file: PathBuf,
-        position: u64,
-        reason: String,
-    },
+    Corrupt { file: PathBuf, position: u64, reason: String },
+    #[error("object store: {0}")]
+    Store(String),
     #[error("cannot encode commit: {0}")]
     Encode(String),
     #[error("cannot decode record: {0}")]
@@ -63,19 +65,12 @@ pub enum Error {
 }
 
 impl Error {
-    pub(crate) fn io(path: &Path, source: std::io::Error) -> Error {
-        Error::Io {
-            path: path.to_path_buf(),
-            source,
-        }
+    pub(crate) fn io(path: &std::path::Path, source: std::io::Error) -> Error {
+        Error::Io { path: path.to_path_buf(), source }
     }
 
-    pub(crate) fn corrupt(file: &Path, position: u64, reason: &str) -> Error {
-        Error::Corrupt {
-            file: file.to_path_buf(),
-            position,
-            reason: reason.to_string(),
-        }
+    pub(crate) fn corrupt(file: &std::path::Path, position: u64, reason: &str) -> Error {
+        Error::Corrupt { file: file.to_path_buf(), position, reason: reason.to_string() }
     }
 }
 
@@ -95,7 +90,7 @@ pub enum Change {
     /// Rows already checked against the relation's user schema.
     Append {
         relation: RelationId,
-        rows: RecordBatch,
+        rows: datafusion::arrow::record_batch::RecordBatch,
     },
 }
 
@@ -109,42 +104,85 @@ enum WriterMessage {
     Shutdown,
 }
 
-/// State shared by the writer thread and readers.
+/// The catalog together with the offset it is current at; replaced as one.
+struct Published {
+    catalog: Arc<Catalog>,
+    visible: Offset,
+}
+
+/// State shared by the writer thread, the sealer and readers.
 struct Shared {
-    catalog: RwLock<Arc<Catalog>>,
-    tails: Tails,
-    /// Last offset of the newest durable, visible commit.
+    published: RwLock<Published>,
+    /// `published.visible`, readable without the lock.
     visible: AtomicU64,
+    tails: Tails,
     poisoned: AtomicBool,
+    /// Woken when a seal frees tail memory (writers may be waiting on it).
+    tail_freed: Notify,
 }
 
 pub struct Log {
     shared: Arc<Shared>,
     commits: mpsc::Sender<WriterMessage>,
     writer_thread: Mutex<Option<std::thread::JoinHandle<()>>>,
+    store: SegmentStore,
+    wal_dir: PathBuf,
+    /// The last manifest written; one seal at a time holds this lock.
+    manifest: tokio::sync::Mutex<Manifest>,
+    tail_bytes_max: usize,
+}
+
+impl std::fmt::Debug for Log {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Log").field("visible_offset", &self.visible_offset()).finish()
+    }
 }
 
 /// What recovery found, for the startup log line.
 #[derive(Debug, Clone, Copy)]
 pub struct RecoveryReport {
-    pub commits: u64,
+    pub sealed_through: Offset,
+    pub segments: usize,
+    pub replayed_commits: u64,
     pub last_offset: Offset,
     pub torn_bytes: u64,
 }
 
+/// What one seal did.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct SealReport {
+    pub sealed_through: Offset,
+    pub segments_written: usize,
+    pub rows: u64,
+    pub wal_files_removed: usize,
+}
+
 impl Log {
-    /// Opens (or creates) the log under `config.data_dir`, replaying the WAL.
-    pub fn open(config: &Config) -> Result<(Log, RecoveryReport)> {
+    /// Opens (or creates) the log under `config.data_dir`: loads the
+    /// manifest, then replays the WAL after what it seals.
+    pub async fn open(config: &Config) -> Result<(Log, RecoveryReport)> {
         let wal_dir = config.data_dir.join("wal");
         std::fs::create_dir_all(&wal_dir).map_err(|e| Error::io(&wal_dir, e))?;
+        let store = SegmentStore::local(config.data_dir.join("store"))?;
+        let manifest = Manifest::load(&store).await?;
 
         let mut catalog = Catalog::default();
+        for relation in &manifest.relations {
+            catalog.insert(relation.clone());
+        }
         let tails = Tails::default();
-        let mut next_offset = Offset(1);
-        let mut last_ts = CommitTs(0);
-        let mut commits = 0;
+        for segment in &manifest.segments {
+            tails.add_segment(segment.clone());
+        }
+        let sealed_through = manifest.sealed_through;
+        let mut next_offset = sealed_through.next();
+        let mut last_ts = manifest.last_ts;
+        let mut replayed_commits = 0;
         let end = wal::scan(&wal_dir, config.wal_record_bytes_max, |payload| {
             let record = CommitRecord::decode(payload)?;
+            if record.last_offset() <= sealed_through {
+                return Ok(());
+            }
             if record.first_offset != next_offset {
                 return Err(Error::Decode(format!(
                     "commit starts at offset {} but {} was expected",
@@ -154,18 +192,19 @@ impl Log {
             writer::apply(&mut catalog, &tails, &record)?;
             next_offset = record.last_offset().next();
             last_ts = record.ts;
-            commits += 1;
+            replayed_commits += 1;
             Ok(())
         })?;
 
         let last_offset = Offset(next_offset.0 - 1);
         let shared = Arc::new(Shared {
-            catalog: RwLock::new(Arc::new(catalog)),
-            tails,
+            published: RwLock::new(Published { catalog: Arc::new(catalog), visible: last_offset }),
             visible: AtomicU64::new(last_offset.0),
+            tails,
             poisoned: AtomicBool::new(false),
+            tail_freed: Notify::new(),
         });
-        let wal = wal::WalWriter::open(&wal_dir, end.resume, config.wal_file_bytes_max)?;
+        let wal = wal::WalWriter::open(&wal_dir, end.resume, next_offset.0, config.wal_file_bytes_max)?;
         let (sender, receiver) = mpsc::channel(config.commit_queue_depth_max);
         let writer = writer::Writer {
             shared: shared.clone(),
@@ -180,32 +219,41 @@ impl Log {
             .name("strata-log-writer".into())
             .spawn(move || writer.run())
             .map_err(|e| Error::io(&wal_dir, e))?;
+        let report = RecoveryReport {
+            sealed_through,
+            segments: manifest.segments.len(),
+            replayed_commits,
+            last_offset,
+            torn_bytes: end.torn_bytes,
+        };
         let log = Log {
             shared,
             commits: sender,
             writer_thread: Mutex::new(Some(handle)),
+            store,
+            wal_dir,
+            manifest: tokio::sync::Mutex::new(manifest),
+            tail_bytes_max: config.tail_bytes_max,
         };
-        Ok((
-            log,
-            RecoveryReport {
-                commits,
-                last_offset,
-                torn_bytes: end.torn_bytes,
-            },
-        ))
+        Ok((log, report))
     }
 
     /// Appends one atomic commit and waits until it is durable and visible.
     /// Returns `None` when the changes amount to nothing (no event appended).
+    /// Waits first while unsealed rows exceed `tail_bytes_max`.
     pub async fn commit(&self, changes: Vec<Change>) -> Result<Option<CommitInfo>> {
+        while self.shared.tails.tail_bytes() > self.tail_bytes_max {
+            let freed = self.shared.tail_freed.notified();
+            if self.shared.tails.tail_bytes() <= self.tail_bytes_max {
+                break;
+            }
+            freed.await;
+        }
         if self.shared.poisoned.load(Ordering::Acquire) {
             return Err(Error::Poisoned);
         }
         let (reply, response) = oneshot::channel();
-        self.commits
-            .send(WriterMessage::Commit(CommitRequest { changes, reply }))
-            .await
-            .map_err(|_| Error::Closed)?;
+        self.commits.send(WriterMessage::Commit(CommitRequest { changes, reply })).await.map_err(|_| Error::Closed)?;
         response.await.map_err(|_| Error::Closed)?
     }
 
@@ -216,27 +264,81 @@ impl Log {
 
     /// The catalog as of the latest visible commit.
     pub fn catalog(&self) -> Arc<Catalog> {
-        self.shared.catalog.read().expect("catalog lock").clone()
+        self.shared.published.read().expect("published lock").catalog.clone()
     }
 
     pub fn relation(&self, name: &str) -> Option<Arc<RelationDef>> {
         self.catalog().get(name).cloned()
     }
 
-    /// A relation's rows (user columns, then `_offset`, `_ts`) with offsets up to `upto`.
-    pub fn read(&self, relation: RelationId, upto: Offset) -> Vec<RecordBatch> {
+    /// A relation's segments and tail rows (user columns, then `_offset`,
+    /// `_ts`) holding offsets up to `upto`. Segments may also hold later
+    /// offsets (sealed after `upto` was fixed); the reader filters those.
+    pub fn read(&self, relation: RelationId, upto: Offset) -> RelationSnapshot {
         self.shared.tails.read(relation, upto)
+    }
+
+    pub fn store(&self) -> &SegmentStore {
+        &self.store
+    }
+
+    /// Memory held by rows not yet sealed into segments.
+    pub fn tail_bytes(&self) -> usize {
+        self.shared.tails.tail_bytes()
+    }
+
+    /// Seals every committed row into Parquet segments, records them in the
+    /// manifest, and deletes the WAL files they make unnecessary.
+    pub async fn seal(&self) -> Result<SealReport> {
+        let mut manifest = self.manifest.lock().await;
+        let (catalog, through) = {
+            let published = self.shared.published.read().expect("published lock");
+            (published.catalog.clone(), published.visible)
+        };
+        if through <= manifest.sealed_through {
+            return Ok(SealReport { sealed_through: through, ..SealReport::default() });
+        }
+        let mut report = SealReport { sealed_through: through, ..SealReport::default() };
+        let mut written = Vec::new();
+        for def in catalog.relations() {
+            let batches = self.shared.tails.unsealed(def.id, through);
+            if batches.is_empty() {
+                continue;
+            }
+            let rows = datafusion::arrow::compute::concat_batches(&def.full_schema(), &batches)?;
+            let (meta, bytes) = segment::encode(def, &rows)?;
+            self.store.put(&meta.path, bytes).await?;
+            report.rows += meta.rows;
+            written.push(Arc::new(meta));
+        }
+        let mut next = Manifest::empty();
+        next.sealed_through = through;
+        next.last_ts = written.iter().map(|s| s.max_ts).max().unwrap_or(manifest.last_ts).max(manifest.last_ts);
+        next.relations = catalog.relations().map(|r| (**r).clone()).collect();
+        let live = |s: &Arc<SegmentMeta>| catalog.by_id(s.relation).is_some();
+        next.segments = manifest.segments.iter().filter(|s| live(s)).cloned().chain(written.iter().cloned()).collect();
+        next.store(&self.store).await?;
+
+        // The manifest is durable: the tail it covers can go.
+        for def in catalog.relations() {
+            let segment = written.iter().find(|s| s.relation == def.id).cloned();
+            self.shared.tails.seal(def.id, through, segment);
+        }
+        self.shared.tail_freed.notify_waiters();
+        for dropped in manifest.segments.iter().filter(|s| !live(s)) {
+            self.store.delete(&dropped.path).await?;
+        }
+        report.segments_written = written.len();
+        report.wal_files_removed = wal::remove_sealed(&self.wal_dir, through.0)?;
+        *manifest = next;
+        Ok(report)
     }
 
     /// Stops the writer after the commits already queued; later commits fail
     /// with [`Error::Closed`].
     pub async fn shutdown(&self) {
         let _ = self.commits.send(WriterMessage::Shutdown).await;
-        let handle = self
-            .writer_thread
-            .lock()
-            .expect("writer handle lock")
-            .take();
+        let handle = self.writer_thread.lock().expect("writer handle lock").take();
         if let Some(handle) = handle {
             let _ = tokio::task::spawn_blocking(move || handle.join()).await;
         }

@@ -5,7 +5,7 @@ use serde::{Deserialize, Serialize};
 
 /// Position of one event in the database-wide log. The first event is 1;
 /// `Offset(0)` means "before any event".
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
 pub struct Offset(pub u64);
 
 impl Offset {

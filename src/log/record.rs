@@ -83,10 +83,7 @@ impl CommitRecord {
     }
 
     pub fn decode(payload: &[u8]) -> Result<CommitRecord> {
-        let mut reader = ByteReader {
-            bytes: payload,
-            position: 0,
-        };
+        let mut reader = ByteReader { bytes: payload, position: 0 };
         let kind = reader.u8()?;
         if kind != RECORD_KIND_COMMIT {
             return Err(Error::Decode(format!("unknown record kind {kind}")));
@@ -99,8 +96,7 @@ impl CommitRecord {
             let entry = match reader.u8()? {
                 ENTRY_CREATE_RELATION => {
                     let json = reader.bytes()?;
-                    let def =
-                        serde_json::from_slice(json).map_err(|e| Error::Decode(e.to_string()))?;
+                    let def = serde_json::from_slice(json).map_err(|e| Error::Decode(e.to_string()))?;
                     Entry::CreateRelation(def)
                 }
                 ENTRY_DROP_RELATION => Entry::DropRelation(RelationId(reader.u64()?)),
@@ -116,11 +112,7 @@ impl CommitRecord {
         if reader.position != payload.len() {
             return Err(Error::Decode("trailing bytes after commit record".into()));
         }
-        Ok(CommitRecord {
-            first_offset,
-            ts,
-            entries,
-        })
+        Ok(CommitRecord { first_offset, ts, entries })
     }
 }
 
@@ -146,9 +138,7 @@ fn decode_batch(bytes: &[u8]) -> Result<RecordBatch> {
     }
     match batches.len() {
         1 => Ok(batches.remove(0)),
-        n => Err(Error::Decode(format!(
-            "expected one batch in an append entry, found {n}"
-        ))),
+        n => Err(Error::Decode(format!("expected one batch in an append entry, found {n}"))),
     }
 }
 
@@ -159,10 +149,7 @@ struct ByteReader<'a> {
 
 impl<'a> ByteReader<'a> {
     fn take(&mut self, n: usize) -> Result<&'a [u8]> {
-        let end = self
-            .position
-            .checked_add(n)
-            .filter(|end| *end <= self.bytes.len());
+        let end = self.position.checked_add(n).filter(|end| *end <= self.bytes.len());
         let end = end.ok_or_else(|| Error::Decode("record shorter than its contents".into()))?;
         let slice = &self.bytes[self.position..end];
         self.position = end;
@@ -174,15 +161,11 @@ impl<'a> ByteReader<'a> {
     }
 
     fn u32(&mut self) -> Result<u32> {
-        Ok(u32::from_le_bytes(
-            self.take(4)?.try_into().expect("4 bytes"),
-        ))
+        Ok(u32::from_le_bytes(self.take(4)?.try_into().expect("4 bytes")))
     }
 
     fn u64(&mut self) -> Result<u64> {
-        Ok(u64::from_le_bytes(
-            self.take(8)?.try_into().expect("8 bytes"),
-        ))
+        Ok(u64::from_le_bytes(self.take(8)?.try_into().expect("8 bytes")))
     }
 
     fn bytes(&mut self) -> Result<&'a [u8]> {

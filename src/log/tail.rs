@@ -1,65 +1,106 @@
-//! The unsealed tail: committed rows held in Arrow batches, one batch per
-//! commit and relation, each already carrying its `_offset` and `_ts` columns.
+//! Per relation: the sealed segments, and the unsealed tail of committed rows
+//! held in Arrow batches (one per commit, each already carrying `_offset`
+//! and `_ts`). Both change under one lock, so a reader sees every row once.
 
 use std::collections::HashMap;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, RwLock};
 
 use datafusion::arrow::array::{ArrayRef, Int64Array, TimestampMicrosecondArray};
 use datafusion::arrow::record_batch::RecordBatch;
 
+use super::segment::SegmentMeta;
 use super::{CommitTs, Offset, RelationId, Result};
 use crate::catalog::{RelationDef, UTC};
 
 struct TailBatch {
     last_offset: Offset,
+    ts: CommitTs,
     rows: RecordBatch,
 }
 
 #[derive(Default)]
+struct RelationData {
+    segments: Vec<Arc<SegmentMeta>>,
+    tail: Vec<TailBatch>,
+}
+
+/// A relation as of some offset: sealed segments, then tail batches.
+#[derive(Default, Clone)]
+pub struct RelationSnapshot {
+    pub segments: Vec<Arc<SegmentMeta>>,
+    pub batches: Vec<RecordBatch>,
+    /// Commit time of each batch in `batches`, for pruning by `_ts`.
+    pub batch_ts: Vec<CommitTs>,
+}
+
+#[derive(Default)]
 pub(super) struct Tails {
-    by_relation: RwLock<HashMap<RelationId, Vec<TailBatch>>>,
+    by_relation: RwLock<HashMap<RelationId, RelationData>>,
+    /// Memory held by unsealed batches, for the seal trigger and backpressure.
+    tail_bytes: AtomicUsize,
 }
 
 impl Tails {
-    pub fn append(
-        &self,
-        def: &RelationDef,
-        first_offset: Offset,
-        ts: CommitTs,
-        rows: &RecordBatch,
-    ) -> Result<()> {
+    pub fn append(&self, def: &RelationDef, first_offset: Offset, ts: CommitTs, rows: &RecordBatch) -> Result<()> {
         let count = rows.num_rows();
-        let offsets =
-            Int64Array::from_iter_values((0..count as i64).map(|i| first_offset.0 as i64 + i));
+        let offsets = Int64Array::from_iter_values((0..count as i64).map(|i| first_offset.0 as i64 + i));
         let stamps = TimestampMicrosecondArray::from_value(ts.0, count).with_timezone(UTC);
         let mut columns: Vec<ArrayRef> = rows.columns().to_vec();
         columns.push(Arc::new(offsets));
         columns.push(Arc::new(stamps));
         let full = RecordBatch::try_new(def.full_schema(), columns)?;
         let last_offset = Offset(first_offset.0 + count as u64 - 1);
+        self.tail_bytes.fetch_add(full.get_array_memory_size(), Ordering::Relaxed);
         let mut map = self.by_relation.write().expect("tail lock");
-        map.entry(def.id).or_default().push(TailBatch {
-            last_offset,
-            rows: full,
-        });
+        map.entry(def.id).or_default().tail.push(TailBatch { last_offset, ts, rows: full });
         Ok(())
     }
 
-    pub fn read(&self, relation: RelationId, upto: Offset) -> Vec<RecordBatch> {
+    pub fn add_segment(&self, segment: Arc<SegmentMeta>) {
+        let mut map = self.by_relation.write().expect("tail lock");
+        map.entry(segment.relation).or_default().segments.push(segment);
+    }
+
+    pub fn read(&self, relation: RelationId, upto: Offset) -> RelationSnapshot {
         let map = self.by_relation.read().expect("tail lock");
-        let Some(batches) = map.get(&relation) else {
-            return Vec::new();
-        };
+        let Some(data) = map.get(&relation) else { return RelationSnapshot::default() };
         // Batches are in offset order and never straddle a commit, so the
         // visible ones are a prefix.
-        let visible = batches.partition_point(|b| b.last_offset <= upto);
-        batches[..visible].iter().map(|b| b.rows.clone()).collect()
+        let visible = data.tail.partition_point(|b| b.last_offset <= upto);
+        let segments = data.segments.iter().filter(|s| s.first_offset <= upto).cloned().collect();
+        let batches = data.tail[..visible].iter().map(|b| b.rows.clone()).collect();
+        let batch_ts = data.tail[..visible].iter().map(|b| b.ts).collect();
+        RelationSnapshot { segments, batches, batch_ts }
+    }
+
+    /// Tail batches of `relation` up to `upto` (the rows a seal writes out).
+    pub fn unsealed(&self, relation: RelationId, upto: Offset) -> Vec<RecordBatch> {
+        let map = self.by_relation.read().expect("tail lock");
+        let Some(data) = map.get(&relation) else { return Vec::new() };
+        data.tail.iter().take_while(|b| b.last_offset <= upto).map(|b| b.rows.clone()).collect()
+    }
+
+    /// Replaces the tail through `upto` with the segment that now holds it.
+    pub fn seal(&self, relation: RelationId, upto: Offset, segment: Option<Arc<SegmentMeta>>) {
+        let mut map = self.by_relation.write().expect("tail lock");
+        let Some(data) = map.get_mut(&relation) else { return };
+        let sealed = data.tail.partition_point(|b| b.last_offset <= upto);
+        let freed: usize = data.tail.drain(..sealed).map(|b| b.rows.get_array_memory_size()).sum();
+        self.tail_bytes.fetch_sub(freed, Ordering::Relaxed);
+        if let Some(segment) = segment {
+            data.segments.push(segment);
+        }
     }
 
     pub fn drop_relation(&self, relation: RelationId) {
-        self.by_relation
-            .write()
-            .expect("tail lock")
-            .remove(&relation);
+        if let Some(data) = self.by_relation.write().expect("tail lock").remove(&relation) {
+            let freed: usize = data.tail.iter().map(|b| b.rows.get_array_memory_size()).sum();
+            self.tail_bytes.fetch_sub(freed, Ordering::Relaxed);
+        }
+    }
+
+    pub fn tail_bytes(&self) -> usize {
+        self.tail_bytes.load(Ordering::Relaxed)
     }
 }

@@ -1,6 +1,7 @@
 //! Write-ahead log files: framing, checksums, fsync, and the scan that
 //! recovery runs. A frame is `[len: u32 LE][crc32c(len ‖ payload): u32 LE][payload]`.
-//! Files are `wal/<sequence:020>.wal`, each starting with a magic header.
+//! Files are `wal/<first offset:020>.wal`, each starting with a magic header;
+//! a file holds the commits from its first offset to the next file's.
 
 use std::fs::{self, File, OpenOptions};
 use std::io::{Read, Write};
@@ -19,21 +20,40 @@ pub fn frame(payload: &[u8], out: &mut Vec<u8>) {
     out.extend_from_slice(payload);
 }
 
-fn file_path(dir: &Path, sequence: u64) -> PathBuf {
-    dir.join(format!("{sequence:020}.wal"))
+fn file_path(dir: &Path, first_offset: u64) -> PathBuf {
+    dir.join(format!("{first_offset:020}.wal"))
 }
 
-/// The WAL files in `dir`, by sequence number.
+/// Deletes the WAL files whose commits all have offsets up to `sealed_through`
+/// (they are in segments now); returns how many it deleted.
+pub fn remove_sealed(dir: &Path, sealed_through: u64) -> Result<usize> {
+    let files = list_files(dir)?;
+    let mut removed = 0;
+    for pair in files.windows(2) {
+        let (_, path) = &pair[0];
+        let (next_first, _) = pair[1];
+        if next_first.saturating_sub(1) <= sealed_through {
+            fs::remove_file(path).map_err(|e| Error::io(path, e))?;
+            removed += 1;
+        }
+    }
+    if removed > 0 {
+        sync_dir(dir)?;
+    }
+    Ok(removed)
+}
+
+/// The WAL files in `dir`, by first offset.
 pub fn list_files(dir: &Path) -> Result<Vec<(u64, PathBuf)>> {
     let mut files = Vec::new();
     for entry in fs::read_dir(dir).map_err(|e| Error::io(dir, e))? {
         let entry = entry.map_err(|e| Error::io(dir, e))?;
         let name = entry.file_name();
-        let Some(sequence) = name.to_str().and_then(|n| n.strip_suffix(".wal")) else {
+        let Some(first_offset) = name.to_str().and_then(|n| n.strip_suffix(".wal")) else {
             continue;
         };
-        if let Ok(sequence) = sequence.parse::<u64>() {
-            files.push((sequence, entry.path()));
+        if let Ok(first_offset) = first_offset.parse::<u64>() {
+            files.push((first_offset, entry.path()));
         }
     }
     files.sort();
@@ -41,79 +61,53 @@ pub fn list_files(dir: &Path) -> Result<Vec<(u64, PathBuf)>> {
 }
 
 fn sync_dir(dir: &Path) -> Result<()> {
-    File::open(dir)
-        .and_then(|d| d.sync_all())
-        .map_err(|e| Error::io(dir, e))
+    File::open(dir).and_then(|d| d.sync_all()).map_err(|e| Error::io(dir, e))
 }
 
 /// Appends frames to the newest WAL file and rolls to a new one past a size.
 pub struct WalWriter {
     dir: PathBuf,
     file: File,
-    sequence: u64,
+    first_offset: u64,
     bytes: u64,
     file_bytes_max: u64,
 }
 
 impl WalWriter {
     /// Continues the file recovery ended in (already truncated to its last
-    /// good frame), or starts the first file.
-    pub fn open(dir: &Path, resume: Option<(u64, u64)>, file_bytes_max: u64) -> Result<WalWriter> {
+    /// good frame), or starts a file for commits from `next_offset`.
+    pub fn open(dir: &Path, resume: Option<(u64, u64)>, next_offset: u64, file_bytes_max: u64) -> Result<WalWriter> {
         match resume {
-            Some((sequence, bytes)) => {
-                let path = file_path(dir, sequence);
-                let file = OpenOptions::new()
-                    .append(true)
-                    .open(&path)
-                    .map_err(|e| Error::io(&path, e))?;
-                Ok(WalWriter {
-                    dir: dir.to_path_buf(),
-                    file,
-                    sequence,
-                    bytes,
-                    file_bytes_max,
-                })
+            Some((first_offset, bytes)) => {
+                let path = file_path(dir, first_offset);
+                let file = OpenOptions::new().append(true).open(&path).map_err(|e| Error::io(&path, e))?;
+                Ok(WalWriter { dir: dir.to_path_buf(), file, first_offset, bytes, file_bytes_max })
             }
-            None => Self::create(dir, 1, file_bytes_max),
+            None => Self::create(dir, next_offset, file_bytes_max),
         }
     }
 
-    fn create(dir: &Path, sequence: u64, file_bytes_max: u64) -> Result<WalWriter> {
-        let path = file_path(dir, sequence);
-        let mut file = OpenOptions::new()
-            .create_new(true)
-            .append(true)
-            .open(&path)
-            .map_err(|e| Error::io(&path, e))?;
-        file.write_all(MAGIC)
-            .and_then(|_| file.sync_all())
-            .map_err(|e| Error::io(&path, e))?;
+    fn create(dir: &Path, first_offset: u64, file_bytes_max: u64) -> Result<WalWriter> {
+        let path = file_path(dir, first_offset);
+        let mut file = OpenOptions::new().create_new(true).append(true).open(&path).map_err(|e| Error::io(&path, e))?;
+        file.write_all(MAGIC).and_then(|_| file.sync_all()).map_err(|e| Error::io(&path, e))?;
         sync_dir(dir)?;
-        Ok(WalWriter {
-            dir: dir.to_path_buf(),
-            file,
-            sequence,
-            bytes: MAGIC.len() as u64,
-            file_bytes_max,
-        })
+        Ok(WalWriter { dir: dir.to_path_buf(), file, first_offset, bytes: MAGIC.len() as u64, file_bytes_max })
     }
 
     /// Writes already framed bytes; durable only after [`WalWriter::sync`].
     pub fn write(&mut self, frames: &[u8]) -> Result<()> {
-        self.file
-            .write_all(frames)
-            .map_err(|e| Error::io(&file_path(&self.dir, self.sequence), e))?;
+        self.file.write_all(frames).map_err(|e| Error::io(&file_path(&self.dir, self.first_offset), e))?;
         self.bytes += frames.len() as u64;
         Ok(())
     }
 
-    /// Makes everything written so far durable, then rolls the file if full.
-    pub fn sync(&mut self) -> Result<()> {
-        self.file
-            .sync_data()
-            .map_err(|e| Error::io(&file_path(&self.dir, self.sequence), e))?;
+    /// Makes everything written so far durable, then, if the file is full,
+    /// starts the next one for commits from `next_offset`.
+    pub fn sync(&mut self, next_offset: u64) -> Result<()> {
+        self.file.sync_data().map_err(|e| Error::io(&file_path(&self.dir, self.first_offset), e))?;
         if self.bytes >= self.file_bytes_max {
-            *self = Self::create(&self.dir, self.sequence + 1, self.file_bytes_max)?;
+            *self = Self::create(&self.dir, next_offset, self.file_bytes_max)?;
         }
         Ok(())
     }
@@ -129,22 +123,13 @@ pub struct ScanEnd {
 /// Reads every frame of every WAL file in order and hands its payload to
 /// `apply`. A torn final write in the last file is cut off; any other damage
 /// is an error naming the file and byte position.
-pub fn scan(
-    dir: &Path,
-    record_bytes_max: u64,
-    mut apply: impl FnMut(&[u8]) -> Result<()>,
-) -> Result<ScanEnd> {
+pub fn scan(dir: &Path, record_bytes_max: u64, mut apply: impl FnMut(&[u8]) -> Result<()>) -> Result<ScanEnd> {
     let files = list_files(dir)?;
-    let mut end = ScanEnd {
-        resume: None,
-        torn_bytes: 0,
-    };
-    for (index, (sequence, path)) in files.iter().enumerate() {
+    let mut end = ScanEnd { resume: None, torn_bytes: 0 };
+    for (index, (first_offset, path)) in files.iter().enumerate() {
         let is_last = index + 1 == files.len();
         let mut bytes = Vec::new();
-        File::open(path)
-            .and_then(|mut f| f.read_to_end(&mut bytes))
-            .map_err(|e| Error::io(path, e))?;
+        File::open(path).and_then(|mut f| f.read_to_end(&mut bytes)).map_err(|e| Error::io(path, e))?;
         if bytes.len() < MAGIC.len() || &bytes[..MAGIC.len()] != MAGIC {
             if is_last && bytes.len() < MAGIC.len() && MAGIC.starts_with(&bytes) {
                 // Crashed while creating the file: nothing in it was acknowledged.
@@ -166,13 +151,8 @@ pub fn scan(
                 }
                 Err(reason) => {
                     if is_last && !valid_frame_after(&bytes, position + 1, record_bytes_max) {
-                        let file = OpenOptions::new()
-                            .write(true)
-                            .open(path)
-                            .map_err(|e| Error::io(path, e))?;
-                        file.set_len(position as u64)
-                            .and_then(|_| file.sync_all())
-                            .map_err(|e| Error::io(path, e))?;
+                        let file = OpenOptions::new().write(true).open(path).map_err(|e| Error::io(path, e))?;
+                        file.set_len(position as u64).and_then(|_| file.sync_all()).map_err(|e| Error::io(path, e))?;
                         end.torn_bytes = (bytes.len() - position) as u64;
                         bytes.truncate(position);
                         break;
@@ -181,20 +161,14 @@ pub fn scan(
                 }
             }
         }
-        end.resume = Some((*sequence, bytes.len() as u64));
+        end.resume = Some((*first_offset, bytes.len() as u64));
     }
     Ok(end)
 }
 
 /// The payload of the frame at `position`, or why there is no valid frame.
-fn check_frame(
-    bytes: &[u8],
-    position: usize,
-    record_bytes_max: u64,
-) -> Result<&[u8], &'static str> {
-    let header = bytes
-        .get(position..position + FRAME_HEADER_BYTES)
-        .ok_or("incomplete frame header")?;
+fn check_frame(bytes: &[u8], position: usize, record_bytes_max: u64) -> Result<&[u8], &'static str> {
+    let header = bytes.get(position..position + FRAME_HEADER_BYTES).ok_or("incomplete frame header")?;
     let len_bytes: [u8; 4] = header[..4].try_into().expect("4 bytes");
     let len = u32::from_le_bytes(len_bytes) as usize;
     if len == 0 || len as u64 > record_bytes_max {
@@ -202,9 +176,7 @@ fn check_frame(
     }
     let stored_crc = u32::from_le_bytes(header[4..8].try_into().expect("4 bytes"));
     let start = position + FRAME_HEADER_BYTES;
-    let payload = bytes
-        .get(start..start + len)
-        .ok_or("frame extends past end of file")?;
+    let payload = bytes.get(start..start + len).ok_or("frame extends past end of file")?;
     if crc32c::crc32c_append(crc32c::crc32c(&len_bytes), payload) != stored_crc {
         return Err("checksum mismatch");
     }
@@ -214,8 +186,7 @@ fn check_frame(
 /// Whether any valid frame starts after `from`: if one does, the damage before
 /// it is not a torn final write but corruption in the middle of the log.
 fn valid_frame_after(bytes: &[u8], from: usize, record_bytes_max: u64) -> bool {
-    (from..bytes.len().saturating_sub(FRAME_HEADER_BYTES))
-        .any(|p| check_frame(bytes, p, record_bytes_max).is_ok())
+    (from..bytes.len().saturating_sub(FRAME_HEADER_BYTES)).any(|p| check_frame(bytes, p, record_bytes_max).is_ok())
 }
 
 #[cfg(test)]
@@ -223,13 +194,13 @@ mod tests {
     use super::*;
 
     fn write_frames(dir: &Path, payloads: &[&[u8]]) -> PathBuf {
-        let mut writer = WalWriter::open(dir, None, u64::MAX).unwrap();
+        let mut writer = WalWriter::open(dir, None, 1, u64::MAX).unwrap();
         let mut framed = Vec::new();
         for p in payloads {
             frame(p, &mut framed);
         }
         writer.write(&framed).unwrap();
-        writer.sync().unwrap();
+        writer.sync(2).unwrap();
         file_path(dir, 1)
     }
 
@@ -246,10 +217,7 @@ mod tests {
     fn frames_round_trip() {
         let dir = tempdir();
         write_frames(&dir, &[b"one", b"two", b"three"]);
-        assert_eq!(
-            collect(&dir).unwrap(),
-            vec![b"one".to_vec(), b"two".to_vec(), b"three".to_vec()]
-        );
+        assert_eq!(collect(&dir).unwrap(), vec![b"one".to_vec(), b"two".to_vec(), b"three".to_vec()]);
     }
 
     #[test]
@@ -279,19 +247,12 @@ mod tests {
             fs::write(&path, &damaged).unwrap();
             let error = collect(&dir).unwrap_err().to_string();
             assert!(error.contains("00000000000000000001.wal"), "{error}");
-            assert!(
-                error.contains(&format!("byte {second_start}")),
-                "flip at {flip}: {error}"
-            );
+            assert!(error.contains(&format!("byte {second_start}")), "flip at {flip}: {error}");
         }
     }
 
     fn tempdir() -> PathBuf {
-        let dir = std::env::temp_dir().join(format!(
-            "strata-wal-{}-{}",
-            std::process::id(),
-            rand_suffix()
-        ));
+        let dir = std::env::temp_dir().join(format!("strata-wal-{}-{}", std::process::id(), rand_suffix()));
         fs::create_dir_all(&dir).unwrap();
         dir
     }

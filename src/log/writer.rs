@@ -9,7 +9,7 @@ use tokio::sync::mpsc;
 use super::record::{CommitRecord, Entry};
 use super::tail::Tails;
 use super::{
-    Change, CommitInfo, CommitRequest, CommitTs, Error, Offset, Result, Shared, WriterMessage, wal,
+    Change, CommitInfo, CommitRequest, CommitTs, Error, Offset, Published, Result, Shared, WriterMessage, wal,
 };
 use crate::catalog::{Catalog, RelationDef};
 
@@ -60,7 +60,7 @@ impl Writer {
             }
             return;
         }
-        let mut catalog = (**self.shared.catalog.read().expect("catalog lock")).clone();
+        let mut catalog = (*self.shared.published.read().expect("published lock").catalog).clone();
         let mut frames = Vec::new();
         let mut accepted: Vec<Accepted> = Vec::with_capacity(group.len());
         let mut next_offset = self.next_offset;
@@ -79,11 +79,7 @@ impl Writer {
                 }
             };
             let ts = CommitTs::after(last_ts);
-            let record = CommitRecord {
-                first_offset: next_offset,
-                ts,
-                entries,
-            };
+            let record = CommitRecord { first_offset: next_offset, ts, entries };
             let mut payload = Vec::new();
             if let Err(error) = record.encode(&mut payload) {
                 let _ = request.reply.send(Err(error));
@@ -91,10 +87,7 @@ impl Writer {
             }
             if payload.len() as u64 > self.record_bytes_max {
                 let bytes = payload.len() as u64;
-                let _ = request.reply.send(Err(Error::CommitTooLarge {
-                    bytes,
-                    max: self.record_bytes_max,
-                }));
+                let _ = request.reply.send(Err(Error::CommitTooLarge { bytes, max: self.record_bytes_max }));
                 continue;
             }
             wal::frame(&payload, &mut frames);
@@ -106,7 +99,7 @@ impl Writer {
         if accepted.is_empty() {
             return;
         }
-        if let Err(error) = self.wal.write(&frames).and_then(|_| self.wal.sync()) {
+        if let Err(error) = self.wal.write(&frames).and_then(|_| self.wal.sync(next_offset.0)) {
             // After a failed write or fsync the file's state is unknown: refuse
             // every later write until a restart replays what is really on disk.
             self.shared.poisoned.store(true, Ordering::Release);
@@ -119,23 +112,23 @@ impl Writer {
         self.next_offset = next_offset;
         self.last_ts = last_ts;
 
-        let mut published = Catalog::clone(&self.shared.catalog.read().expect("catalog lock"));
+        let mut published = Catalog::clone(&self.shared.published.read().expect("published lock").catalog);
         for Accepted { record, .. } in &accepted {
             if let Err(error) = apply(&mut published, &self.shared.tails, record) {
                 // Records were validated above, so this is a bug; the WAL stays right.
                 tracing::error!(%error, "applying a durable commit failed");
             }
         }
-        *self.shared.catalog.write().expect("catalog lock") = Arc::new(published);
-        self.shared
-            .visible
-            .store(next_offset.0 - 1, Ordering::Release);
+        // Catalog and visible offset change together, so a reader (or a seal)
+        // never pairs a catalog with an offset it does not belong to.
+        let visible = Offset(next_offset.0 - 1);
+        let mut state = self.shared.published.write().expect("published lock");
+        *state = Published { catalog: Arc::new(published), visible };
+        self.shared.visible.store(visible.0, Ordering::Release);
+        drop(state);
         for Accepted { request, record } in accepted {
-            let info = CommitInfo {
-                first_offset: record.first_offset,
-                last_offset: record.last_offset(),
-                ts: record.ts,
-            };
+            let info =
+                CommitInfo { first_offset: record.first_offset, last_offset: record.last_offset(), ts: record.ts };
             let _ = request.reply.send(Ok(Some(info)));
         }
     }
@@ -148,12 +141,7 @@ fn resolve(catalog: &mut Catalog, first_offset: Offset, changes: &[Change]) -> R
     let mut offset = first_offset;
     for change in changes {
         let entry = match change {
-            Change::CreateRelation {
-                name,
-                kind,
-                columns,
-                if_not_exists,
-            } => {
+            Change::CreateRelation { name, kind, columns, if_not_exists } => {
                 if catalog.get(name).is_some() {
                     if *if_not_exists {
                         continue;
@@ -185,10 +173,7 @@ fn resolve(catalog: &mut Catalog, first_offset: Offset, changes: &[Change]) -> R
                 if catalog.by_id(*relation).is_none() {
                     return Err(Error::UndefinedRelation(format!("with id {}", relation.0)));
                 }
-                Entry::Append {
-                    relation: *relation,
-                    rows: rows.clone(),
-                }
+                Entry::Append { relation: *relation, rows: rows.clone() }
             }
         };
         offset = Offset(offset.0 + entry.event_count());
@@ -209,9 +194,9 @@ pub(super) fn apply(catalog: &mut Catalog, tails: &Tails, record: &CommitRecord)
                 tails.drop_relation(*id);
             }
             Entry::Append { relation, rows } => {
-                let def = catalog.by_id(*relation).ok_or_else(|| {
-                    Error::Decode(format!("append to unknown relation id {}", relation.0))
-                })?;
+                let def = catalog
+                    .by_id(*relation)
+                    .ok_or_else(|| Error::Decode(format!("append to unknown relation id {}", relation.0)))?;
                 tails.append(def, offset, record.ts, rows)?;
             }
         }

@@ -2,6 +2,7 @@
 //! the log at the statement's offset, and inserts that append to it.
 
 mod provider;
+mod prune;
 mod schema;
 pub mod scope;
 mod sink;

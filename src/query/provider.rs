@@ -1,40 +1,43 @@
-//! A Strata relation as a DataFusion table: scans read the log as of the
-//! statement's offset; inserts go through [`AppendSink`].
+//! A Strata relation as a DataFusion table: scans read sealed segments
+//! (Parquet, through the object store) and the in-memory tail as of the
+//! statement's offset, skipping what `_offset`/`_ts` filters rule out;
+//! inserts go through [`AppendSink`].
 
 use std::sync::Arc;
 
 use async_trait::async_trait;
-use datafusion::arrow::array::{ArrayRef, new_null_array};
-use datafusion::arrow::datatypes::SchemaRef;
+use datafusion::arrow::array::{ArrayRef, AsArray, new_null_array};
+use datafusion::arrow::datatypes::{Int64Type, SchemaRef};
 use datafusion::arrow::record_batch::RecordBatch;
 use datafusion::catalog::{Session, TableProvider};
-use datafusion::common::Result as DfResult;
+use datafusion::common::{Result as DfResult, ScalarValue};
 use datafusion::datasource::TableType;
+use datafusion::datasource::listing::PartitionedFile;
 use datafusion::datasource::memory::MemorySourceConfig;
+use datafusion::datasource::physical_plan::{FileGroup, FileScanConfigBuilder, ParquetSource};
 use datafusion::datasource::sink::DataSinkExec;
-use datafusion::logical_expr::Expr;
+use datafusion::datasource::source::DataSourceExec;
+use datafusion::execution::object_store::ObjectStoreUrl;
 use datafusion::logical_expr::dml::InsertOp;
+use datafusion::logical_expr::{Expr, Operator, TableProviderFilterPushDown};
+use datafusion::physical_expr::expressions::{BinaryExpr, Literal, col};
 use datafusion::physical_plan::ExecutionPlan;
+use datafusion::physical_plan::filter::FilterExec;
+use datafusion::physical_plan::projection::ProjectionExec;
+use datafusion::physical_plan::union::UnionExec;
 
+use super::prune::Bounds;
 use super::scope::StatementScope;
 use super::sink::AppendSink;
-use crate::catalog::RelationDef;
+use crate::catalog::{OFFSET_COLUMN, RelationDef};
 use crate::error::Error;
-use crate::log::Log;
+use crate::log::{Log, Offset, STORE_URL};
 
 #[derive(Debug)]
 pub struct RelationTable {
     log: Arc<Log>,
     def: Arc<RelationDef>,
     schema: SchemaRef,
-}
-
-impl std::fmt::Debug for Log {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Log")
-            .field("visible_offset", &self.visible_offset())
-            .finish()
-    }
 }
 
 impl RelationTable {
@@ -52,6 +55,49 @@ impl RelationTable {
         ))
         .into_datafusion()
     }
+
+    /// The sealed part of a scan: the segments' Parquet files. Rows past
+    /// `read_offset` (a seal that ran after the statement started) are
+    /// filtered out.
+    async fn scan_segments(
+        &self,
+        segments: &[Arc<crate::log::SegmentMeta>],
+        read_offset: Offset,
+        projection: Option<&Vec<usize>>,
+        partitions: usize,
+    ) -> DfResult<Arc<dyn ExecutionPlan>> {
+        for segment in segments {
+            segment.verify(self.log.store()).await.map_err(|e| Error::from(e).into_datafusion())?;
+        }
+        let files: Vec<PartitionedFile> =
+            segments.iter().map(|s| PartitionedFile::new(s.path.clone(), s.bytes)).collect();
+        let groups = FileGroup::new(files).split_files(partitions.max(1));
+        let straddles = segments.iter().any(|s| s.last_offset > read_offset);
+        let source = Arc::new(ParquetSource::new(self.schema.clone()));
+        let config = FileScanConfigBuilder::new(ObjectStoreUrl::parse(STORE_URL)?, source)
+            .with_file_groups(groups)
+            .with_projection_indices(if straddles { None } else { projection.cloned() })?
+            .build();
+        let plan: Arc<dyn ExecutionPlan> = DataSourceExec::from_data_source(config);
+        if !straddles {
+            return Ok(plan);
+        }
+        let visible = Arc::new(BinaryExpr::new(
+            col(OFFSET_COLUMN, &self.schema)?,
+            Operator::LtEq,
+            Arc::new(Literal::new(ScalarValue::Int64(Some(read_offset.0 as i64)))),
+        ));
+        let filtered: Arc<dyn ExecutionPlan> = Arc::new(FilterExec::try_new(visible, plan)?);
+        let indices: Vec<usize> = projection.cloned().unwrap_or_else(|| (0..self.schema.fields().len()).collect());
+        let columns = indices
+            .iter()
+            .map(|i| {
+                let name = self.schema.field(*i).name().clone();
+                Ok((col(&name, &self.schema)?, name))
+            })
+            .collect::<DfResult<Vec<_>>>()?;
+        Ok(Arc::new(ProjectionExec::try_new(columns, filtered)?))
+    }
 }
 
 #[async_trait]
@@ -64,31 +110,65 @@ impl TableProvider for RelationTable {
         TableType::Base
     }
 
+    fn supports_filters_pushdown(&self, filters: &[&Expr]) -> DfResult<Vec<TableProviderFilterPushDown>> {
+        // Inexact: segments and batches are skipped by range, and DataFusion
+        // still applies the filter to the rows that remain.
+        Ok(filters
+            .iter()
+            .map(|f| {
+                if Bounds::understands(f) {
+                    TableProviderFilterPushDown::Inexact
+                } else {
+                    TableProviderFilterPushDown::Unsupported
+                }
+            })
+            .collect())
+    }
+
     async fn scan(
         &self,
         state: &dyn Session,
         projection: Option<&Vec<usize>>,
-        _filters: &[Expr],
+        filters: &[Expr],
         _limit: Option<usize>,
     ) -> DfResult<Arc<dyn ExecutionPlan>> {
         let scope = StatementScope::from_config(state.config());
-        let read_offset = scope
-            .as_ref()
-            .map(|s| s.read_offset)
-            .unwrap_or_else(|| self.log.visible_offset());
-        let mut batches = self.log.read(self.def.id, read_offset);
+        let read_offset = scope.as_ref().map(|s| s.read_offset).unwrap_or_else(|| self.log.visible_offset());
+        let bounds = Bounds::from_filters(filters);
+        let snapshot = self.log.read(self.def.id, read_offset);
+
+        let segments: Vec<_> = snapshot
+            .segments
+            .iter()
+            .filter(|s| bounds.overlaps((s.first_offset.0 as i64, s.last_offset.0 as i64), (s.min_ts.0, s.max_ts.0)))
+            .cloned()
+            .collect();
+        let mut batches: Vec<RecordBatch> = snapshot
+            .batches
+            .iter()
+            .zip(&snapshot.batch_ts)
+            .filter(|(batch, ts)| {
+                let offsets = batch.column(self.def.columns.len()).as_primitive::<Int64Type>();
+                let range = (offsets.value(0), offsets.value(offsets.len() - 1));
+                bounds.overlaps(range, (ts.0, ts.0))
+            })
+            .map(|(batch, _)| batch.clone())
+            .collect();
         if let Some(transaction) = scope.as_ref().and_then(|s| s.transaction.as_ref()) {
-            let pending = transaction
-                .lock()
-                .expect("transaction lock")
-                .pending_rows(self.def.id);
+            let pending = transaction.lock().expect("transaction lock").pending_rows(self.def.id);
             for rows in pending {
                 batches.push(with_null_system_columns(&self.schema, rows)?);
             }
         }
-        let source =
-            MemorySourceConfig::try_new(&[batches], self.schema.clone(), projection.cloned())?;
-        Ok(datafusion::datasource::source::DataSourceExec::from_data_source(source))
+
+        let tail_source = MemorySourceConfig::try_new(&[batches], self.schema.clone(), projection.cloned())?;
+        let tail: Arc<dyn ExecutionPlan> = DataSourceExec::from_data_source(tail_source);
+        if segments.is_empty() {
+            return Ok(tail);
+        }
+        let partitions = state.config().target_partitions();
+        let sealed = self.scan_segments(&segments, read_offset, projection, partitions).await?;
+        UnionExec::try_new(vec![sealed, tail])
     }
 
     async fn insert_into(
@@ -98,20 +178,13 @@ impl TableProvider for RelationTable {
         insert_op: InsertOp,
     ) -> DfResult<Arc<dyn ExecutionPlan>> {
         if insert_op != InsertOp::Append {
-            return Err(
-                Error::FeatureNotSupported(format!("{insert_op} is not supported"))
-                    .into_datafusion(),
-            );
+            return Err(Error::FeatureNotSupported(format!("{insert_op} is not supported")).into_datafusion());
         }
         let sink = AppendSink::new(self.log.clone(), self.def.clone(), self.schema.clone());
         Ok(Arc::new(DataSinkExec::new(input, Arc::new(sink), None)))
     }
 
-    async fn delete_from(
-        &self,
-        _state: &dyn Session,
-        _filters: Vec<Expr>,
-    ) -> DfResult<Arc<dyn ExecutionPlan>> {
+    async fn delete_from(&self, _state: &dyn Session, _filters: Vec<Expr>) -> DfResult<Arc<dyn ExecutionPlan>> {
         Err(self.append_only_error("DELETE from"))
     }
 

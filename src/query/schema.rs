@@ -28,10 +28,7 @@ impl SchemaProvider for RelationSchema {
     }
 
     async fn table(&self, name: &str) -> DfResult<Option<Arc<dyn TableProvider>>> {
-        Ok(self
-            .log
-            .relation(name)
-            .map(|def| Arc::new(RelationTable::new(self.log.clone(), def)) as _))
+        Ok(self.log.relation(name).map(|def| Arc::new(RelationTable::new(self.log.clone(), def)) as _))
     }
 
     fn table_exist(&self, name: &str) -> bool {

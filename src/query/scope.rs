@@ -40,10 +40,6 @@ pub struct Transaction {
 impl Transaction {
     /// Rows this transaction wrote to `relation`, in the relation's user schema.
     pub fn pending_rows(&self, relation: RelationId) -> Vec<RecordBatch> {
-        self.appends
-            .iter()
-            .filter(|(id, _)| *id == relation)
-            .map(|(_, rows)| rows.clone())
-            .collect()
+        self.appends.iter().filter(|(id, _)| *id == relation).map(|(_, rows)| rows.clone()).collect()
     }
 }

@@ -29,16 +29,8 @@ pub struct AppendSink {
 
 impl AppendSink {
     pub fn new(log: Arc<Log>, def: Arc<RelationDef>, full_schema: SchemaRef) -> AppendSink {
-        let fields: Vec<_> = full_schema
-            .fields()
-            .iter()
-            .map(|f| f.as_ref().clone().with_nullable(true))
-            .collect();
-        AppendSink {
-            log,
-            def,
-            schema: Arc::new(Schema::new(fields)),
-        }
+        let fields: Vec<_> = full_schema.fields().iter().map(|f| f.as_ref().clone().with_nullable(true)).collect();
+        AppendSink { log, def, schema: Arc::new(Schema::new(fields)) }
     }
 }
 
@@ -54,16 +46,9 @@ impl DataSink for AppendSink {
         &self.schema
     }
 
-    async fn write_all(
-        &self,
-        mut data: SendableRecordBatchStream,
-        context: &Arc<TaskContext>,
-    ) -> DfResult<u64> {
+    async fn write_all(&self, mut data: SendableRecordBatchStream, context: &Arc<TaskContext>) -> DfResult<u64> {
         let scope = StatementScope::from_task(context);
-        let limits = context
-            .session_config()
-            .get_extension::<Limits>()
-            .unwrap_or_default();
+        let limits = context.session_config().get_extension::<Limits>().unwrap_or_default();
         let mut batches: Vec<RecordBatch> = Vec::new();
         let (mut rows, mut bytes) = (0usize, 0usize);
         while let Some(batch) = data.next().await {
@@ -71,32 +56,21 @@ impl DataSink for AppendSink {
             check_rows(&self.def, &batch).map_err(Error::into_datafusion)?;
             rows += batch.num_rows();
             bytes += batch.get_array_memory_size();
-            limits
-                .check_statement(rows, bytes)
-                .map_err(Error::into_datafusion)?;
+            limits.check_statement(rows, bytes).map_err(Error::into_datafusion)?;
             batches.push(batch);
         }
         if rows == 0 {
             return Ok(0);
         }
-        let rows_batch =
-            datafusion::arrow::compute::concat_batches(&self.def.user_schema(), &batches)?;
+        let rows_batch = datafusion::arrow::compute::concat_batches(&self.def.user_schema(), &batches)?;
         if let Some(transaction) = scope.as_ref().and_then(|s| s.transaction.as_ref()) {
             let mut transaction = transaction.lock().expect("transaction lock");
             transaction.bytes += bytes;
-            limits
-                .check_statement(0, transaction.bytes)
-                .map_err(Error::into_datafusion)?;
+            limits.check_statement(0, transaction.bytes).map_err(Error::into_datafusion)?;
             transaction.appends.push((self.def.id, rows_batch));
         } else {
-            let change = Change::Append {
-                relation: self.def.id,
-                rows: rows_batch,
-            };
-            self.log
-                .commit(vec![change])
-                .await
-                .map_err(|e| Error::from(e).into_datafusion())?;
+            let change = Change::Append { relation: self.def.id, rows: rows_batch };
+            self.log.commit(vec![change]).await.map_err(|e| Error::from(e).into_datafusion())?;
         }
         Ok(rows as u64)
     }

@@ -26,9 +26,7 @@ pub fn query_response(
     let row_fields = fields.clone();
     let data_rows = rows
         .map(move |batch| match batch {
-            Ok(batch) => {
-                stream::iter(encode_recordbatch(row_fields.clone(), batch).collect::<Vec<_>>())
-            }
+            Ok(batch) => stream::iter(encode_recordbatch(row_fields.clone(), batch).collect::<Vec<_>>()),
             Err(error) => stream::iter(vec![Err(to_pgwire(Error::from_datafusion(error)))]),
         })
         .flatten();

@@ -43,15 +43,10 @@ pub struct Handlers {
 impl Handlers {
     pub fn new(db: Database) -> Handlers {
         let connections = Arc::new(ConnectionManager::new());
-        let service = Arc::new(Service {
-            parser: Arc::new(StatementParser { db: db.clone() }),
-            db,
-        });
+        let service = Arc::new(Service { parser: Arc::new(StatementParser { db: db.clone() }), db });
         Handlers {
             service,
-            startup: Arc::new(Startup {
-                connections: connections.clone(),
-            }),
+            startup: Arc::new(Startup { connections: connections.clone() }),
             cancel: Arc::new(Cancel { connections }),
         }
     }
@@ -96,9 +91,7 @@ pub struct Cancel {
 #[async_trait]
 impl CancelHandler for Cancel {
     async fn on_cancel_request(&self, request: CancelRequest) {
-        self.connections
-            .cancel(request.pid, &request.secret_key)
-            .await;
+        self.connections.cancel(request.pid, &request.secret_key).await;
     }
 }
 
@@ -116,29 +109,18 @@ pub struct Service {
 }
 
 fn session_of<C: ClientInfo + ?Sized>(client: &C, db: &Database) -> Arc<Mutex<Session>> {
-    client
-        .session_extensions()
-        .get_or_insert_with(|| Mutex::new(db.session()))
+    client.session_extensions().get_or_insert_with(|| Mutex::new(db.session()))
 }
 
 fn copy_slot_of<C: ClientInfo + ?Sized>(client: &C) -> Arc<std::sync::Mutex<CopySlot>> {
-    client
-        .session_extensions()
-        .get_or_insert_with(|| std::sync::Mutex::new(CopySlot::default()))
+    client.session_extensions().get_or_insert_with(|| std::sync::Mutex::new(CopySlot::default()))
 }
 
 impl Service {
     /// Turns a command's outcome into a wire response.
-    fn respond<C: ClientInfo + ?Sized>(
-        &self,
-        client: &C,
-        outcome: Outcome,
-        format: &Format,
-    ) -> PgWireResult<Response> {
+    fn respond<C: ClientInfo + ?Sized>(&self, client: &C, outcome: Outcome, format: &Format) -> PgWireResult<Response> {
         Ok(match outcome {
-            Outcome::Rows { schema, stream } => {
-                Response::Query(query_response(&schema, stream, format)?)
-            }
+            Outcome::Rows { schema, stream } => Response::Query(query_response(&schema, stream, format)?),
             Outcome::Done { tag, rows } => {
                 let mut wire_tag = Tag::new(&tag);
                 if tag == "INSERT" {
@@ -154,10 +136,7 @@ impl Service {
             Outcome::CopyIn(copy) => {
                 let columns = copy.column_count();
                 let slot = copy_slot_of(client);
-                *slot.lock().expect("copy slot lock") = CopySlot {
-                    copy: Some(*copy),
-                    error: None,
-                };
+                *slot.lock().expect("copy slot lock") = CopySlot { copy: Some(*copy), error: None };
                 Response::CopyIn(CopyResponse::new(0, columns, futures::stream::empty()))
             }
         })
@@ -219,64 +198,30 @@ pub struct StatementParser {
 impl QueryParser for StatementParser {
     type Statement = Prepared;
 
-    async fn parse_sql<C>(
-        &self,
-        client: &C,
-        sql: &str,
-        _types: &[Option<Type>],
-    ) -> PgWireResult<Option<Prepared>>
+    async fn parse_sql<C>(&self, client: &C, sql: &str, _types: &[Option<Type>]) -> PgWireResult<Option<Prepared>>
     where
         C: ClientInfo + Unpin + Send + Sync,
     {
         let mut commands = parse(sql).map_err(to_pgwire)?;
         if commands.len() > 1 {
-            return Err(to_pgwire(Error::Syntax(
-                "cannot insert multiple commands into a prepared statement".into(),
-            )));
+            return Err(to_pgwire(Error::Syntax("cannot insert multiple commands into a prepared statement".into())));
         }
         let Some(command) = commands.pop() else {
-            return Ok(Some(Prepared {
-                command: None,
-                parameter_types: vec![],
-                result_schema: None,
-            }));
+            return Ok(Some(Prepared { command: None, parameter_types: vec![], result_schema: None }));
         };
         let (parameter_types, result_schema) = match &command {
             Command::Query(statement) => {
                 let session = session_of(client, &self.db);
-                let plan = session
-                    .lock()
-                    .await
-                    .plan((**statement).clone())
-                    .await
-                    .map_err(to_pgwire)?;
-                (
-                    parameter_types(&plan).map_err(to_pgwire)?,
-                    result_schema(&plan),
-                )
+                let plan = session.lock().await.plan((**statement).clone()).await.map_err(to_pgwire)?;
+                (parameter_types(&plan).map_err(to_pgwire)?, result_schema(&plan))
             }
             Command::Show { name } => {
-                let name = if name == "all" {
-                    "setting".to_string()
-                } else {
-                    name.clone()
-                };
-                (
-                    vec![],
-                    Some(Arc::new(Schema::new(vec![Field::new(
-                        name,
-                        DataType::Utf8,
-                        false,
-                    )]))),
-                )
+                let name = if name == "all" { "setting".to_string() } else { name.clone() };
+                (vec![], Some(Arc::new(Schema::new(vec![Field::new(name, DataType::Utf8, false)]))))
             }
             _ => (vec![], None),
         };
-        Ok(Some(Prepared {
-            command: Some(command),
-            parameter_types,
-            result_schema,
-        }))
+        Ok(Some(Prepared { command: Some(command), parameter_types, result_schema }))
     }
 
     fn get_parameter_types(&self, statement: &Prepared) -> PgWireResult<Vec<Type>> {
@@ -290,11 +235,7 @@ impl QueryParser for StatementParser {
             .collect()
     }
 
-    fn get_result_schema(
-        &self,
-        statement: &Prepared,
-        format: Option<&Format>,
-    ) -> PgWireResult<Vec<FieldInfo>> {
+    fn get_result_schema(&self, statement: &Prepared, format: Option<&Format>) -> PgWireResult<Vec<FieldInfo>> {
         match &statement.result_schema {
             Some(schema) => fields(schema, format.unwrap_or(&Format::UnifiedText)),
             None => Ok(vec![]),
@@ -307,12 +248,7 @@ fn parameter_types(plan: &LogicalPlan) -> crate::Result<Vec<Option<DataType>>> {
     let by_name = plan.get_parameter_types().map_err(Error::from_datafusion)?;
     let mut ordered: Vec<(usize, Option<DataType>)> = by_name
         .into_iter()
-        .filter_map(|(name, data_type)| {
-            name.trim_start_matches('$')
-                .parse::<usize>()
-                .ok()
-                .map(|i| (i, data_type))
-        })
+        .filter_map(|(name, data_type)| name.trim_start_matches('$').parse::<usize>().ok().map(|i| (i, data_type)))
         .collect();
     ordered.sort_by_key(|(index, _)| *index);
     let count = ordered.last().map(|(index, _)| *index).unwrap_or(0);
@@ -339,12 +275,7 @@ impl ExtendedQueryHandler for Service {
         self.parser.clone()
     }
 
-    async fn do_query<C>(
-        &self,
-        client: &mut C,
-        portal: &Portal<Prepared>,
-        _max_rows: usize,
-    ) -> PgWireResult<Response>
+    async fn do_query<C>(&self, client: &mut C, portal: &Portal<Prepared>, _max_rows: usize) -> PgWireResult<Response>
     where
         C: ClientInfo + ClientPortalStore + Sink<PgWireBackendMessage> + Unpin + Send + Sync,
         C::PortalStore: PortalStore<Statement = Prepared>,
@@ -355,19 +286,10 @@ impl ExtendedQueryHandler for Service {
         let Some(command) = prepared.command.clone() else {
             return Ok(Response::EmptyQuery);
         };
-        let types: Vec<Option<&DataType>> = prepared
-            .parameter_types
-            .iter()
-            .map(Option::as_ref)
-            .collect();
+        let types: Vec<Option<&DataType>> = prepared.parameter_types.iter().map(Option::as_ref).collect();
         let params = deserialize_parameters(portal, &types)?;
         let session = session_of(client, &self.db);
-        let outcome = session
-            .lock()
-            .await
-            .execute(command, Some(&params))
-            .await
-            .map_err(to_pgwire)?;
+        let outcome = session.lock().await.execute(command, Some(&params)).await.map_err(to_pgwire)?;
         self.respond(client, outcome, &portal.result_column_format)
     }
 }
@@ -404,16 +326,12 @@ impl CopyHandler for Service {
         let result = match (taken.error, taken.copy) {
             (Some(error), _) => Err(error),
             (None, Some(copy)) => session.finish_copy(copy).await,
-            (None, None) => Err(Error::Internal(
-                "COPY data without a COPY in progress".into(),
-            )),
+            (None, None) => Err(Error::Internal("COPY data without a COPY in progress".into())),
         };
         match result {
             Ok(rows) => {
                 let tag = Tag::new("COPY").with_rows(rows);
-                client
-                    .send(PgWireBackendMessage::CommandComplete(tag.into()))
-                    .await?;
+                client.send(PgWireBackendMessage::CommandComplete(tag.into())).await?;
                 Ok(())
             }
             Err(error) => {

@@ -42,7 +42,7 @@ fn sqlstate(error: &Error) -> &'static str {
             log::Error::UndefinedRelation(_) => "42P01",
             log::Error::CommitTooLarge { .. } => "54000",
             log::Error::Corrupt { .. } => "XX001",
-            log::Error::Io { .. } | log::Error::Poisoned | log::Error::Closed => "58030",
+            log::Error::Io { .. } | log::Error::Store(_) | log::Error::Poisoned | log::Error::Closed => "58030",
             log::Error::Encode(_) | log::Error::Decode(_) | log::Error::Arrow(_) => "XX000",
         },
         Error::DataFusion(inner) => datafusion_sqlstate(inner),
@@ -56,8 +56,7 @@ fn datafusion_sqlstate(error: &DataFusionError) -> &'static str {
         DataFusionError::SchemaError(schema_error, _) => match schema_error.as_ref() {
             SchemaError::FieldNotFound { .. } => "42703",
             SchemaError::AmbiguousReference { .. } => "42702",
-            SchemaError::DuplicateQualifiedField { .. }
-            | SchemaError::DuplicateUnqualifiedField { .. } => "42701",
+            SchemaError::DuplicateQualifiedField { .. } | SchemaError::DuplicateUnqualifiedField { .. } => "42701",
         },
         DataFusionError::ArrowError(arrow, _) => match arrow.as_ref() {
             ArrowError::CastError(_) | ArrowError::ParseError(_) => "22P02",
@@ -65,11 +64,7 @@ fn datafusion_sqlstate(error: &DataFusionError) -> &'static str {
             ArrowError::ArithmeticOverflow(_) => "22003",
             _ => "XX000",
         },
-        DataFusionError::Plan(message)
-            if message.contains("table") && message.contains("not found") =>
-        {
-            "42P01"
-        }
+        DataFusionError::Plan(message) if message.contains("table") && message.contains("not found") => "42P01",
         DataFusionError::Plan(message)
             if message.contains("No function matches") || message.contains("Invalid function") =>
         {
@@ -77,9 +72,7 @@ fn datafusion_sqlstate(error: &DataFusionError) -> &'static str {
         }
         DataFusionError::Plan(_) => "42804",
         DataFusionError::NotImplemented(_) => "0A000",
-        DataFusionError::Execution(message)
-            if message.contains("Cast error") || message.contains("Cannot cast") =>
-        {
+        DataFusionError::Execution(message) if message.contains("Cast error") || message.contains("Cannot cast") => {
             "22P02"
         }
         DataFusionError::Execution(message) if message.contains("Divide by zero") => "22012",

@@ -7,21 +7,16 @@ use datafusion::sql::sqlparser::ast::{
     CharacterLength, ColumnOption, CreateTable, DataType, ExactNumberInfo, TimezoneInfo,
 };
 
-use crate::catalog::{
-    ColumnDef, NUMERIC_DEFAULT_PRECISION, NUMERIC_DEFAULT_SCALE, SYSTEM_COLUMNS, SqlType,
-};
+use crate::catalog::{ColumnDef, NUMERIC_DEFAULT_PRECISION, NUMERIC_DEFAULT_SCALE, SYSTEM_COLUMNS, SqlType};
 use crate::error::{Error, Result};
 
 pub fn stream_columns(create: &CreateTable) -> Result<Vec<ColumnDef>> {
     if create.query.is_some() {
-        return Err(Error::FeatureNotSupported(
-            "CREATE STREAM … AS SELECT is not supported".into(),
-        ));
+        return Err(Error::FeatureNotSupported("CREATE STREAM … AS SELECT is not supported".into()));
     }
     if !create.constraints.is_empty() {
         return Err(Error::FeatureNotSupported(
-            "streams take no table constraints (PRIMARY KEY, UNIQUE, …); keyed state is a table"
-                .into(),
+            "streams take no table constraints (PRIMARY KEY, UNIQUE, …); keyed state is a table".into(),
         ));
     }
     if create.columns.is_empty() {
@@ -51,11 +46,7 @@ pub fn stream_columns(create: &CreateTable) -> Result<Vec<ColumnDef>> {
                 }
             }
         }
-        columns.push(ColumnDef {
-            name,
-            sql_type: sql_type(&column.data_type)?,
-            nullable,
-        });
+        columns.push(ColumnDef { name, sql_type: sql_type(&column.data_type)?, nullable });
     }
     Ok(columns)
 }
@@ -72,41 +63,27 @@ pub fn sql_type(data_type: &DataType) -> Result<SqlType> {
         DataType::Float(_) => SqlType::Double,
         DataType::Numeric(info) | DataType::Decimal(info) | DataType::Dec(info) => numeric(info)?,
         DataType::Text => SqlType::Text,
-        DataType::Varchar(length)
-        | DataType::CharacterVarying(length)
-        | DataType::CharVarying(length) => {
+        DataType::Varchar(length) | DataType::CharacterVarying(length) | DataType::CharVarying(length) => {
             let max_chars = match length {
                 None => None,
-                Some(CharacterLength::IntegerLength { length, .. })
-                    if *length >= 1 && *length <= 10_485_760 =>
-                {
+                Some(CharacterLength::IntegerLength { length, .. }) if *length >= 1 && *length <= 10_485_760 => {
                     Some(*length as u32)
                 }
                 Some(other) => {
-                    return Err(Error::InvalidParameterValue(format!(
-                        "invalid length {other} for type varchar"
-                    )));
+                    return Err(Error::InvalidParameterValue(format!("invalid length {other} for type varchar")));
                 }
             };
             SqlType::Varchar { max_chars }
         }
         DataType::Bytea => SqlType::Bytea,
         DataType::Date => SqlType::Date,
-        DataType::Timestamp(_, TimezoneInfo::None | TimezoneInfo::WithoutTimeZone) => {
-            SqlType::Timestamp
-        }
-        DataType::Timestamp(_, TimezoneInfo::WithTimeZone | TimezoneInfo::Tz) => {
-            SqlType::TimestampTz
-        }
+        DataType::Timestamp(_, TimezoneInfo::None | TimezoneInfo::WithoutTimeZone) => SqlType::Timestamp,
+        DataType::Timestamp(_, TimezoneInfo::WithTimeZone | TimezoneInfo::Tz) => SqlType::TimestampTz,
         DataType::Interval { .. } => SqlType::Interval,
         DataType::JSONB | DataType::JSON => SqlType::Jsonb,
-        DataType::Custom(name, _) if name.to_string().eq_ignore_ascii_case("timestamptz") => {
-            SqlType::TimestampTz
-        }
+        DataType::Custom(name, _) if name.to_string().eq_ignore_ascii_case("timestamptz") => SqlType::TimestampTz,
         other => {
-            return Err(Error::FeatureNotSupported(format!(
-                "type {other} is not supported"
-            )));
+            return Err(Error::FeatureNotSupported(format!("type {other} is not supported")));
         }
     };
     Ok(sql_type)
@@ -114,25 +91,17 @@ pub fn sql_type(data_type: &DataType) -> Result<SqlType> {
 
 fn numeric(info: &ExactNumberInfo) -> Result<SqlType> {
     let (precision, scale) = match info {
-        ExactNumberInfo::None => (
-            NUMERIC_DEFAULT_PRECISION as u64,
-            NUMERIC_DEFAULT_SCALE as i64,
-        ),
+        ExactNumberInfo::None => (NUMERIC_DEFAULT_PRECISION as u64, NUMERIC_DEFAULT_SCALE as i64),
         ExactNumberInfo::Precision(p) => (*p, 0),
         ExactNumberInfo::PrecisionAndScale(p, s) => (*p, *s),
     };
     if !(1..=38).contains(&precision) {
-        return Err(Error::InvalidParameterValue(format!(
-            "NUMERIC precision {precision} must be between 1 and 38"
-        )));
+        return Err(Error::InvalidParameterValue(format!("NUMERIC precision {precision} must be between 1 and 38")));
     }
     if scale < 0 || scale > precision as i64 {
         return Err(Error::InvalidParameterValue(format!(
             "NUMERIC scale {scale} must be between 0 and precision {precision}"
         )));
     }
-    Ok(SqlType::Numeric {
-        precision: precision as u8,
-        scale: scale as i8,
-    })
+    Ok(SqlType::Numeric { precision: precision as u8, scale: scale as i8 })
 }

@@ -3,8 +3,8 @@
 //! parsed as their TABLE counterparts, so one PostgreSQL grammar serves all.
 
 use datafusion::sql::sqlparser::ast::{
-    CopyLegacyCsvOption, CopyLegacyOption, CopyOption, CopySource, CopyTarget, Expr, ObjectType,
-    Set, Statement, Value, visit_relations,
+    CopyLegacyCsvOption, CopyLegacyOption, CopyOption, CopySource, CopyTarget, Expr, ObjectType, Set, Statement, Value,
+    visit_relations,
 };
 use datafusion::sql::sqlparser::dialect::PostgreSqlDialect;
 use datafusion::sql::sqlparser::keywords::Keyword;
@@ -18,6 +18,8 @@ use crate::write::copy::{CopyFormat, CopyOptions};
 
 #[derive(Debug, Clone)]
 pub enum Command {
+    /// Seal every committed row into segments now.
+    Checkpoint,
     CreateStream {
         name: String,
         columns: Vec<ColumnDef>,
@@ -55,63 +57,56 @@ pub enum Command {
 }
 
 pub fn parse(sql: &str) -> Result<Vec<Command>> {
-    let (text, stream_statements) = mark_stream_statements(sql)?;
-    let statements = PostgresCompatibilityParser::new()
-        .parse(&text)
-        .map_err(|e| {
-            Error::Syntax(
-                e.to_string()
-                    .trim_start_matches("sql parser error: ")
-                    .to_string(),
-            )
-        })?;
-    statements
-        .into_iter()
-        .enumerate()
-        .map(|(index, statement)| command(statement, stream_statements.contains(&index)))
-        .collect()
+    let tokens = Tokenizer::new(&PostgreSqlDialect {}, sql).tokenize().map_err(|e| Error::Syntax(e.to_string()))?;
+    let parser = PostgresCompatibilityParser::new();
+    let mut commands = Vec::new();
+    for statement in tokens.split(|t| *t == Token::SemiColon) {
+        let words: Vec<&Word> = statement
+            .iter()
+            .filter_map(|t| match t {
+                Token::Word(word) => Some(word),
+                _ => None,
+            })
+            .collect();
+        if statement.iter().all(|t| matches!(t, Token::Whitespace(_))) {
+            continue;
+        }
+        if words.len() == 1 && statement.len() <= 3 && words[0].value.eq_ignore_ascii_case("checkpoint") {
+            commands.push(Command::Checkpoint);
+            continue;
+        }
+        let (text, about_stream) = rewrite_stream_keyword(statement);
+        let mut parsed = parser
+            .parse(&text)
+            .map_err(|e| Error::Syntax(e.to_string().trim_start_matches("sql parser error: ").to_string()))?;
+        if parsed.len() != 1 {
+            return Err(Error::Syntax(format!("expected one statement, found {}", parsed.len())));
+        }
+        commands.push(command(parsed.remove(0), about_stream)?);
+    }
+    Ok(commands)
 }
 
-/// Rewrites `CREATE STREAM` / `DROP STREAM` to their TABLE forms and returns
-/// which statements (by index) were about streams.
-fn mark_stream_statements(sql: &str) -> Result<(String, Vec<usize>)> {
-    let mut tokens = Tokenizer::new(&PostgreSqlDialect {}, sql)
-        .tokenize()
-        .map_err(|e| Error::Syntax(e.to_string()))?;
-    let mut streams = Vec::new();
-    let mut statement = 0;
-    let mut words_seen = 0;
-    let mut first_word = None;
-    for token in tokens.iter_mut() {
-        match token {
-            Token::SemiColon => {
-                statement += 1;
-                words_seen = 0;
-                first_word = None;
-            }
-            Token::Whitespace(_) => {}
-            Token::Word(word) => {
-                words_seen += 1;
-                if words_seen == 1 {
-                    first_word = Some(word.keyword);
-                } else if words_seen == 2
-                    && matches!(first_word, Some(Keyword::CREATE | Keyword::DROP))
-                    && word.quote_style.is_none()
-                    && word.value.eq_ignore_ascii_case("stream")
-                {
-                    *token = Token::Word(Word {
-                        value: "TABLE".into(),
-                        quote_style: None,
-                        keyword: Keyword::TABLE,
-                    });
-                    streams.push(statement);
-                }
-            }
-            _ => words_seen += 1,
-        }
+/// Renders one statement's tokens, with `CREATE STREAM` / `DROP STREAM`
+/// turned into their TABLE forms; says whether it did.
+fn rewrite_stream_keyword(statement: &[Token]) -> (String, bool) {
+    let mut tokens = statement.to_vec();
+    let mut about_stream = false;
+    let mut words = tokens.iter_mut().filter(|t| !matches!(t, Token::Whitespace(_)));
+    let first = words.next().and_then(|t| match t {
+        Token::Word(word) => Some(word.keyword),
+        _ => None,
+    });
+    if matches!(first, Some(Keyword::CREATE | Keyword::DROP))
+        && let Some(second) = words.next()
+        && let Token::Word(word) = second
+        && word.quote_style.is_none()
+        && word.value.eq_ignore_ascii_case("stream")
+    {
+        *second = Token::Word(Word { value: "TABLE".into(), quote_style: None, keyword: Keyword::TABLE });
+        about_stream = true;
     }
-    let text: String = tokens.iter().map(|t| t.to_string()).collect();
-    Ok((text, streams))
+    (tokens.iter().map(|t| t.to_string()).collect(), about_stream)
 }
 
 fn command(statement: Statement, about_stream: bool) -> Result<Command> {
@@ -123,45 +118,21 @@ fn command(statement: Statement, about_stream: bool) -> Result<Command> {
         },
         Statement::CreateTable(_) => {
             return Err(Error::FeatureNotSupported(
-                "CREATE TABLE is not supported yet; use CREATE STREAM for an append-only event log"
-                    .into(),
+                "CREATE TABLE is not supported yet; use CREATE STREAM for an append-only event log".into(),
             ));
         }
-        Statement::Drop {
-            object_type: ObjectType::Table,
-            if_exists,
-            names,
-            ..
-        } if about_stream => Command::DropStream {
-            names: names.iter().map(|n| object_name(&n.to_string())).collect(),
-            if_exists,
-        },
+        Statement::Drop { object_type: ObjectType::Table, if_exists, names, .. } if about_stream => {
+            Command::DropStream { names: names.iter().map(|n| object_name(&n.to_string())).collect(), if_exists }
+        }
         Statement::StartTransaction { .. } => Command::Begin,
         Statement::Commit { .. } => Command::Commit,
-        Statement::Rollback {
-            savepoint: None, ..
-        } => Command::Rollback,
+        Statement::Rollback { savepoint: None, .. } => Command::Rollback,
         Statement::Set(set) => set_command(set)?,
-        Statement::ShowVariable { variable } => Command::Show {
-            name: variable
-                .iter()
-                .map(|i| i.value.to_lowercase())
-                .collect::<Vec<_>>()
-                .join(" "),
-        },
-        Statement::Copy {
-            source,
-            to: false,
-            target: CopyTarget::Stdin,
-            options,
-            legacy_options,
-            ..
-        } => {
-            let CopySource::Table {
-                table_name,
-                columns,
-            } = source
-            else {
+        Statement::ShowVariable { variable } => {
+            Command::Show { name: variable.iter().map(|i| i.value.to_lowercase()).collect::<Vec<_>>().join(" ") }
+        }
+        Statement::Copy { source, to: false, target: CopyTarget::Stdin, options, legacy_options, .. } => {
+            let CopySource::Table { table_name, columns } = source else {
                 return Err(Error::Syntax("COPY FROM needs a relation".into()));
             };
             Command::CopyFrom {
@@ -171,9 +142,7 @@ fn command(statement: Statement, about_stream: bool) -> Result<Command> {
             }
         }
         Statement::Copy { .. } => {
-            return Err(Error::FeatureNotSupported(
-                "only COPY … FROM STDIN is supported".into(),
-            ));
+            return Err(Error::FeatureNotSupported("only COPY … FROM STDIN is supported".into()));
         }
         Statement::Update(_) | Statement::Delete(_) | Statement::Truncate(_) => {
             let verb = match statement {
@@ -186,10 +155,7 @@ fn command(statement: Statement, about_stream: bool) -> Result<Command> {
                 target.get_or_insert_with(|| object_name(&name.to_string()));
                 std::ops::ControlFlow::<()>::Continue(())
             });
-            Command::AppendOnlyViolation {
-                relation: target.unwrap_or_default(),
-                verb,
-            }
+            Command::AppendOnlyViolation { relation: target.unwrap_or_default(), verb }
         }
         other => Command::Query(Box::new(other)),
     })
@@ -206,29 +172,17 @@ pub fn object_name(text: &str) -> String {
 
 fn set_command(set: Set) -> Result<Command> {
     Ok(match set {
-        Set::SingleAssignment {
-            variable, values, ..
-        } => {
+        Set::SingleAssignment { variable, values, .. } => {
             let name = variable.to_string().to_lowercase();
             let value = values.iter().map(expr_text).collect::<Vec<_>>().join(", ");
-            if value.eq_ignore_ascii_case("default") {
-                Command::Reset { name }
-            } else {
-                Command::Set { name, value }
-            }
+            if value.eq_ignore_ascii_case("default") { Command::Reset { name } } else { Command::Set { name, value } }
         }
-        Set::SetTimeZone { value, .. } => Command::Set {
-            name: "timezone".into(),
-            value: expr_text(&value),
-        },
-        Set::SetNames { charset_name, .. } => Command::Set {
-            name: "client_encoding".into(),
-            value: charset_name.value,
-        },
+        Set::SetTimeZone { value, .. } => Command::Set { name: "timezone".into(), value: expr_text(&value) },
+        Set::SetNames { charset_name, .. } => {
+            Command::Set { name: "client_encoding".into(), value: charset_name.value }
+        }
         other => {
-            return Err(Error::FeatureNotSupported(format!(
-                "{other} is not supported"
-            )));
+            return Err(Error::FeatureNotSupported(format!("{other} is not supported")));
         }
     })
 }
@@ -245,24 +199,14 @@ fn expr_text(expr: &Expr) -> String {
 }
 
 fn copy_options(options: &[CopyOption], legacy: &[CopyLegacyOption]) -> Result<CopyOptions> {
-    let csv = options
-        .iter()
-        .any(|o| matches!(o, CopyOption::Format(f) if f.value.eq_ignore_ascii_case("csv")))
+    let csv = options.iter().any(|o| matches!(o, CopyOption::Format(f) if f.value.eq_ignore_ascii_case("csv")))
         || legacy.iter().any(|o| matches!(o, CopyLegacyOption::Csv(_)));
-    let binary = options
-        .iter()
-        .any(|o| matches!(o, CopyOption::Format(f) if f.value.eq_ignore_ascii_case("binary")))
+    let binary = options.iter().any(|o| matches!(o, CopyOption::Format(f) if f.value.eq_ignore_ascii_case("binary")))
         || legacy.iter().any(|o| matches!(o, CopyLegacyOption::Binary));
     if binary {
-        return Err(Error::FeatureNotSupported(
-            "COPY FORMAT binary is not supported; use text or csv".into(),
-        ));
+        return Err(Error::FeatureNotSupported("COPY FORMAT binary is not supported; use text or csv".into()));
     }
-    let mut result = CopyOptions::new(if csv {
-        CopyFormat::Csv
-    } else {
-        CopyFormat::Text
-    });
+    let mut result = CopyOptions::new(if csv { CopyFormat::Csv } else { CopyFormat::Text });
     for option in options {
         match option {
             CopyOption::Format(_) => {}
@@ -272,9 +216,7 @@ fn copy_options(options: &[CopyOption], legacy: &[CopyLegacyOption]) -> Result<C
             CopyOption::Quote(c) => result.quote = single_byte(*c, "QUOTE")?,
             CopyOption::Escape(c) => result.escape = single_byte(*c, "ESCAPE")?,
             other => {
-                return Err(Error::FeatureNotSupported(format!(
-                    "COPY option {other} is not supported"
-                )));
+                return Err(Error::FeatureNotSupported(format!("COPY option {other} is not supported")));
             }
         }
     }
@@ -285,13 +227,9 @@ fn copy_options(options: &[CopyOption], legacy: &[CopyLegacyOption]) -> Result<C
                     match csv_option {
                         CopyLegacyCsvOption::Header => result.header = true,
                         CopyLegacyCsvOption::Quote(c) => result.quote = single_byte(*c, "QUOTE")?,
-                        CopyLegacyCsvOption::Escape(c) => {
-                            result.escape = single_byte(*c, "ESCAPE")?
-                        }
+                        CopyLegacyCsvOption::Escape(c) => result.escape = single_byte(*c, "ESCAPE")?,
                         other => {
-                            return Err(Error::FeatureNotSupported(format!(
-                                "COPY option {other} is not supported"
-                            )));
+                            return Err(Error::FeatureNotSupported(format!("COPY option {other} is not supported")));
                         }
                     }
                 }
@@ -300,9 +238,7 @@ fn copy_options(options: &[CopyOption], legacy: &[CopyLegacyOption]) -> Result<C
             CopyLegacyOption::Delimiter(c) => result.delimiter = single_byte(*c, "DELIMITER")?,
             CopyLegacyOption::Null(null) => result.null = null.clone(),
             other => {
-                return Err(Error::FeatureNotSupported(format!(
-                    "COPY option {other} is not supported"
-                )));
+                return Err(Error::FeatureNotSupported(format!("COPY option {other} is not supported")));
             }
         }
     }
@@ -310,9 +246,10 @@ fn copy_options(options: &[CopyOption], legacy: &[CopyLegacyOption]) -> Result<C
 }
 
 fn single_byte(c: char, option: &str) -> Result<u8> {
-    u8::try_from(c).ok().filter(u8::is_ascii).ok_or_else(|| {
-        Error::InvalidParameterValue(format!("COPY {option} must be a single one-byte character"))
-    })
+    u8::try_from(c)
+        .ok()
+        .filter(u8::is_ascii)
+        .ok_or_else(|| Error::InvalidParameterValue(format!("COPY {option} must be a single one-byte character")))
 }
 
 #[cfg(test)]
@@ -321,9 +258,7 @@ mod tests {
 
     #[test]
     fn create_stream_is_recognised_among_other_statements() {
-        let commands =
-            parse("SELECT 1; create stream s (a BIGINT NOT NULL, b TEXT); DROP STREAM IF EXISTS s")
-                .unwrap();
+        let commands = parse("SELECT 1; create stream s (a BIGINT NOT NULL, b TEXT); DROP STREAM IF EXISTS s").unwrap();
         assert!(matches!(commands[0], Command::Query(_)));
         match &commands[1] {
             Command::CreateStream { name, columns, .. } => {
@@ -333,9 +268,7 @@ mod tests {
             }
             other => panic!("{other:?}"),
         }
-        assert!(
-            matches!(&commands[2], Command::DropStream { names, if_exists: true } if names == &["s"])
-        );
+        assert!(matches!(&commands[2], Command::DropStream { names, if_exists: true } if names == &["s"]));
     }
 
     #[test]
@@ -346,18 +279,13 @@ mod tests {
 
     #[test]
     fn psql_copy_options() {
-        let commands =
-            parse("COPY clicks FROM STDIN WITH (FORMAT csv, HEADER true, DELIMITER ';')").unwrap();
-        let Command::CopyFrom { options, .. } = &commands[0] else {
-            panic!()
-        };
+        let commands = parse("COPY clicks FROM STDIN WITH (FORMAT csv, HEADER true, DELIMITER ';')").unwrap();
+        let Command::CopyFrom { options, .. } = &commands[0] else { panic!() };
         assert_eq!(options.format, CopyFormat::Csv);
         assert!(options.header);
         assert_eq!(options.delimiter, b';');
         let commands = parse("COPY clicks FROM STDIN CSV HEADER").unwrap();
-        let Command::CopyFrom { options, .. } = &commands[0] else {
-            panic!()
-        };
+        let Command::CopyFrom { options, .. } = &commands[0] else { panic!() };
         assert_eq!(options.format, CopyFormat::Csv);
         assert!(options.header);
     }

@@ -10,8 +10,8 @@ use std::ops::ControlFlow;
 
 use datafusion::sql::sqlparser::ast::{
     CastKind, DataType, ExcludeSelectItem, Expr, Ident, ObjectName, Query, Select, SelectItem,
-    SelectItemQualifiedWildcardKind, SetExpr, Statement, TableFactor, TableObject, Value, VisitMut,
-    VisitorMut, WildcardAdditionalOptions,
+    SelectItemQualifiedWildcardKind, SetExpr, Statement, TableFactor, TableObject, Value, VisitMut, VisitorMut,
+    WildcardAdditionalOptions,
 };
 
 use datafusion::sql::sqlparser::dialect::PostgreSqlDialect;
@@ -24,21 +24,14 @@ use crate::log::Offset;
 pub fn rewrite(statement: &mut Statement, catalog: &Catalog, read_offset: Offset) {
     let mut ctes = HashSet::new();
     let _ = statement.visit(&mut CteNames(&mut ctes));
-    let _ = statement.visit(&mut Rewriter {
-        catalog,
-        ctes: &ctes,
-        read_offset,
-    });
+    let _ = statement.visit(&mut Rewriter { catalog, ctes: &ctes, read_offset });
     if let Statement::Insert(insert) = statement
         && let TableObject::TableName(name) = &insert.table
         && let Some(def) = catalog.get(&object_name(&name.to_string()))
     {
         if insert.columns.is_empty() {
-            insert.columns = def
-                .columns
-                .iter()
-                .map(|c| ObjectName::from(vec![Ident::with_quote('"', &c.name)]))
-                .collect();
+            insert.columns =
+                def.columns.iter().map(|c| ObjectName::from(vec![Ident::with_quote('"', &c.name)])).collect();
         }
         // PostgreSQL reads '\x…' as hex when the target is BYTEA.
         let bytea_positions: Vec<usize> = insert
@@ -47,9 +40,7 @@ pub fn rewrite(statement: &mut Statement, catalog: &Catalog, read_offset: Offset
             .enumerate()
             .filter(|(_, c)| {
                 let name = object_name(&c.to_string());
-                def.columns
-                    .iter()
-                    .any(|d| d.name == name && d.sql_type == SqlType::Bytea)
+                def.columns.iter().any(|d| d.name == name && d.sql_type == SqlType::Bytea)
             })
             .map(|(i, _)| i)
             .collect();
@@ -82,10 +73,7 @@ fn decode_bytea_literal(expr: &mut Expr) {
         && let Some(hex) = text.strip_prefix("\\x")
     {
         let call = format!("decode('{}', 'hex')", hex.replace('\'', "''"));
-        if let Ok(decoded) = Parser::new(&PostgreSqlDialect {})
-            .try_with_sql(&call)
-            .and_then(|mut p| p.parse_expr())
-        {
+        if let Ok(decoded) = Parser::new(&PostgreSqlDialect {}).try_with_sql(&call).and_then(|mut p| p.parse_expr()) {
             *expr = decoded;
         }
     }
@@ -123,24 +111,13 @@ impl VisitorMut for Rewriter<'_> {
 
     fn post_visit_expr(&mut self, expr: &mut Expr) -> ControlFlow<()> {
         match expr {
-            Expr::Cast {
-                expr: inner,
-                data_type: DataType::Bytea,
-                ..
-            } => decode_bytea_literal(inner),
-            Expr::Cast {
-                expr: inner,
-                data_type: DataType::Interval { .. },
-                ..
-            } => normalize_interval_literal(inner),
+            Expr::Cast { expr: inner, data_type: DataType::Bytea, .. } => decode_bytea_literal(inner),
+            Expr::Cast { expr: inner, data_type: DataType::Interval { .. }, .. } => normalize_interval_literal(inner),
             Expr::Interval(interval) => normalize_interval_literal(&mut interval.value),
             _ => {}
         }
         if let Expr::Function(function) = expr
-            && function
-                .name
-                .to_string()
-                .eq_ignore_ascii_case("current_offset")
+            && function.name.to_string().eq_ignore_ascii_case("current_offset")
         {
             let literal = Expr::value(Value::Number(self.read_offset.0.to_string(), false));
             *expr = Expr::Cast {
@@ -175,32 +152,16 @@ impl Rewriter<'_> {
 
     fn from_item(&self, factor: &TableFactor) -> FromItem {
         match factor {
-            TableFactor::Table {
-                name,
-                alias,
-                args: None,
-                ..
-            } => {
+            TableFactor::Table { name, alias, args: None, .. } => {
                 let relation = object_name(&name.to_string());
-                let is_relation =
-                    !self.ctes.contains(&relation) && self.catalog.get(&relation).is_some();
-                let qualifier = alias
-                    .as_ref()
-                    .map(|a| a.name.value.clone())
-                    .unwrap_or(relation);
-                FromItem {
-                    qualifier: Some(qualifier),
-                    is_relation,
-                }
+                let is_relation = !self.ctes.contains(&relation) && self.catalog.get(&relation).is_some();
+                let qualifier = alias.as_ref().map(|a| a.name.value.clone()).unwrap_or(relation);
+                FromItem { qualifier: Some(qualifier), is_relation }
             }
-            TableFactor::Derived { alias, .. } | TableFactor::Table { alias, .. } => FromItem {
-                qualifier: alias.as_ref().map(|a| a.name.value.clone()),
-                is_relation: false,
-            },
-            _ => FromItem {
-                qualifier: None,
-                is_relation: false,
-            },
+            TableFactor::Derived { alias, .. } | TableFactor::Table { alias, .. } => {
+                FromItem { qualifier: alias.as_ref().map(|a| a.name.value.clone()), is_relation: false }
+            }
+            _ => FromItem { qualifier: None, is_relation: false },
         }
     }
 
@@ -224,23 +185,16 @@ impl Rewriter<'_> {
                         if from.is_relation {
                             exclude_system_columns(&mut options);
                         }
-                        let name = ObjectName::from(vec![Ident::new(
-                            from.qualifier.clone().unwrap_or_default(),
-                        )]);
+                        let name = ObjectName::from(vec![Ident::new(from.qualifier.clone().unwrap_or_default())]);
                         projection.push(SelectItem::QualifiedWildcard(
                             SelectItemQualifiedWildcardKind::ObjectName(name),
                             options,
                         ));
                     }
                 }
-                SelectItem::QualifiedWildcard(
-                    SelectItemQualifiedWildcardKind::ObjectName(name),
-                    mut options,
-                ) => {
+                SelectItem::QualifiedWildcard(SelectItemQualifiedWildcardKind::ObjectName(name), mut options) => {
                     let qualifier = object_name(&name.to_string());
-                    if items.iter().any(|i| {
-                        i.is_relation && i.qualifier.as_deref() == Some(qualifier.as_str())
-                    }) {
+                    if items.iter().any(|i| i.is_relation && i.qualifier.as_deref() == Some(qualifier.as_str())) {
                         exclude_system_columns(&mut options);
                     }
                     projection.push(SelectItem::QualifiedWildcard(
@@ -267,11 +221,9 @@ fn name_columns_as_postgres(select: &mut Select) {
         .iter()
         .map(|item| match item {
             SelectItem::UnnamedExpr(expr) => postgres_column_name(expr),
-            SelectItem::ExprWithAlias { alias, .. } => alias
-                .value
-                .strip_prefix("__alias_")
-                .filter(|name| SYSTEM_COLUMNS.contains(name))
-                .map(str::to_string),
+            SelectItem::ExprWithAlias { alias, .. } => {
+                alias.value.strip_prefix("__alias_").filter(|name| SYSTEM_COLUMNS.contains(name)).map(str::to_string)
+            }
             _ => None,
         })
         .collect();
@@ -280,23 +232,20 @@ fn name_columns_as_postgres(select: &mut Select) {
         .iter()
         .filter_map(|item| match item {
             SelectItem::UnnamedExpr(Expr::Identifier(ident)) => Some(ident.value.to_lowercase()),
-            SelectItem::UnnamedExpr(Expr::CompoundIdentifier(idents)) => {
-                idents.last().map(|i| i.value.to_lowercase())
-            }
+            SelectItem::UnnamedExpr(Expr::CompoundIdentifier(idents)) => idents.last().map(|i| i.value.to_lowercase()),
             SelectItem::ExprWithAlias { alias, .. } => Some(alias.value.to_lowercase()),
             _ => None,
         })
         .collect();
     for (item, name) in select.projection.iter_mut().zip(&proposed) {
         let Some(name) = name else { continue };
-        let unique = proposed.iter().filter(|p| p.as_ref() == Some(name)).count() == 1
-            && !taken.iter().any(|t| t == name);
+        let unique =
+            proposed.iter().filter(|p| p.as_ref() == Some(name)).count() == 1 && !taken.iter().any(|t| t == name);
         let is_restore = matches!(item, SelectItem::ExprWithAlias { .. });
         if !unique && !is_restore {
             continue;
         }
-        let expr = match std::mem::replace(item, SelectItem::UnnamedExpr(Expr::value(Value::Null)))
-        {
+        let expr = match std::mem::replace(item, SelectItem::UnnamedExpr(Expr::value(Value::Null))) {
             SelectItem::UnnamedExpr(expr) | SelectItem::ExprWithAlias { expr, .. } => expr,
             other => {
                 *item = other;
@@ -306,25 +255,15 @@ fn name_columns_as_postgres(select: &mut Select) {
         *item = if is_restore {
             SelectItem::UnnamedExpr(expr)
         } else {
-            SelectItem::ExprWithAlias {
-                expr,
-                alias: Ident::with_quote('"', name),
-            }
+            SelectItem::ExprWithAlias { expr, alias: Ident::with_quote('"', name) }
         };
     }
 }
 
 fn postgres_column_name(expr: &Expr) -> Option<String> {
     match expr {
-        Expr::Function(function) => function
-            .name
-            .0
-            .last()
-            .and_then(|p| p.as_ident())
-            .map(|i| i.value.to_lowercase()),
-        Expr::Cast {
-            expr, data_type, ..
-        } => match expr.as_ref() {
+        Expr::Function(function) => function.name.0.last().and_then(|p| p.as_ident()).map(|i| i.value.to_lowercase()),
+        Expr::Cast { expr, data_type, .. } => match expr.as_ref() {
             Expr::Identifier(ident) => Some(ident.value.to_lowercase()),
             Expr::CompoundIdentifier(idents) => idents.last().map(|i| i.value.to_lowercase()),
             Expr::Value(_) => Some(postgres_type_name(data_type)),

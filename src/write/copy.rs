@@ -33,22 +33,12 @@ pub struct CopyOptions {
 impl CopyOptions {
     pub fn new(format: CopyFormat) -> CopyOptions {
         match format {
-            CopyFormat::Text => CopyOptions {
-                format,
-                header: false,
-                delimiter: b'\t',
-                null: "\\N".into(),
-                quote: b'"',
-                escape: b'"',
-            },
-            CopyFormat::Csv => CopyOptions {
-                format,
-                header: false,
-                delimiter: b',',
-                null: String::new(),
-                quote: b'"',
-                escape: b'"',
-            },
+            CopyFormat::Text => {
+                CopyOptions { format, header: false, delimiter: b'\t', null: "\\N".into(), quote: b'"', escape: b'"' }
+            }
+            CopyFormat::Csv => {
+                CopyOptions { format, header: false, delimiter: b',', null: String::new(), quote: b'"', escape: b'"' }
+            }
         }
     }
 }
@@ -72,12 +62,7 @@ pub struct CopyIn {
 }
 
 impl CopyIn {
-    pub fn new(
-        def: Arc<RelationDef>,
-        targets: Vec<usize>,
-        options: CopyOptions,
-        limits: Limits,
-    ) -> CopyIn {
+    pub fn new(def: Arc<RelationDef>, targets: Vec<usize>, options: CopyOptions, limits: Limits) -> CopyIn {
         CopyIn {
             def,
             targets,
@@ -106,12 +91,7 @@ impl CopyIn {
         self.buffered.extend_from_slice(data);
         let parsed_up_to = self.parse_complete_records(false)?;
         self.buffered.drain(..parsed_up_to);
-        let bytes = self.buffered.len()
-            + self
-                .batches
-                .iter()
-                .map(|b| b.get_array_memory_size())
-                .sum::<usize>();
+        let bytes = self.buffered.len() + self.batches.iter().map(|b| b.get_array_memory_size()).sum::<usize>();
         self.limits.check_statement(self.rows, bytes)
     }
 
@@ -163,10 +143,7 @@ impl CopyIn {
     }
 
     fn bad_line(&self, reason: String) -> Error {
-        Error::BadCopyFile(format!(
-            "{reason} (COPY {}, line {})",
-            self.def.name, self.line
-        ))
+        Error::BadCopyFile(format!("{reason} (COPY {}, line {})", self.def.name, self.line))
     }
 
     fn flush_pending(&mut self) -> Result<()> {
@@ -180,8 +157,7 @@ impl CopyIn {
         for (position, column) in self.def.columns.iter().enumerate() {
             let array = match self.targets.iter().position(|t| *t == position) {
                 Some(field) => {
-                    let texts: Vec<Option<&str>> =
-                        rows.iter().map(|r| r[field].as_deref()).collect();
+                    let texts: Vec<Option<&str>> = rows.iter().map(|r| r[field].as_deref()).collect();
                     convert(&texts, &column.sql_type).map_err(|(row, value)| {
                         Error::InvalidTextRepresentation(format!(
                             "invalid input syntax for type {}: \"{value}\" (COPY {}, line {}, column {})",
@@ -192,15 +168,11 @@ impl CopyIn {
                         ))
                     })?
                 }
-                None => datafusion::arrow::array::new_null_array(
-                    &column.sql_type.arrow_type(),
-                    row_count,
-                ),
+                None => datafusion::arrow::array::new_null_array(&column.sql_type.arrow_type(), row_count),
             };
             columns.push(array);
         }
-        let batch = RecordBatch::try_new(self.def.user_schema(), columns)
-            .map_err(|e| Error::Internal(e.to_string()));
+        let batch = RecordBatch::try_new(self.def.user_schema(), columns).map_err(|e| Error::Internal(e.to_string()));
         let batch = match batch {
             Ok(batch) => batch,
             // A NULL in a NOT NULL column makes the batch invalid for the schema.
@@ -212,17 +184,8 @@ impl CopyIn {
     }
 
     fn not_null_error(&self) -> Error {
-        let column = self
-            .def
-            .columns
-            .iter()
-            .find(|c| !c.nullable)
-            .map(|c| c.name.clone())
-            .unwrap_or_default();
-        Error::NotNullViolation {
-            relation: self.def.name.clone(),
-            column,
-        }
+        let column = self.def.columns.iter().find(|c| !c.nullable).map(|c| c.name.clone()).unwrap_or_default();
+        Error::NotNullViolation { relation: self.def.name.clone(), column }
     }
 }
 
@@ -233,9 +196,7 @@ fn convert(texts: &[Option<&str>], sql_type: &SqlType) -> Result<ArrayRef, (usiz
         for (row, text) in texts.iter().enumerate() {
             match text {
                 None => builder.append_null(),
-                Some(text) => {
-                    builder.append_value(parse_bytea(text).ok_or((row, text.to_string()))?)
-                }
+                Some(text) => builder.append_value(parse_bytea(text).ok_or((row, text.to_string()))?),
             }
         }
         return Ok(Arc::new(builder.finish()));
@@ -252,10 +213,7 @@ fn convert(texts: &[Option<&str>], sql_type: &SqlType) -> Result<ArrayRef, (usiz
     if target == DataType::Utf8 {
         return Ok(strings);
     }
-    let strict = CastOptions {
-        safe: false,
-        ..Default::default()
-    };
+    let strict = CastOptions { safe: false, ..Default::default() };
     match cast_with_options(&strings, &target, &strict) {
         Ok(array) => Ok(array),
         Err(_) => {
@@ -286,11 +244,7 @@ fn record_end(bytes: &[u8], options: &CopyOptions, at_end: bool) -> Option<(usiz
             i += 2;
             continue;
         } else if byte == b'\n' && !in_quotes {
-            let len = if i > 0 && bytes[i - 1] == b'\r' {
-                i - 1
-            } else {
-                i
-            };
+            let len = if i > 0 && bytes[i - 1] == b'\r' { i - 1 } else { i };
             return Some((len, i + 1));
         }
         i += 1;
@@ -323,9 +277,7 @@ fn split_text(record: &[u8], options: &CopyOptions) -> Result<Vec<Option<String>
                 None => out.push(b'\\'),
             }
         }
-        fields.push(Some(
-            String::from_utf8(out).map_err(|_| "invalid UTF-8".to_string())?,
-        ));
+        fields.push(Some(String::from_utf8(out).map_err(|_| "invalid UTF-8".to_string())?));
     }
     Ok(fields)
 }
@@ -339,10 +291,7 @@ fn split_csv(record: &[u8], options: &CopyOptions) -> Result<Vec<Option<String>>
     while i < record.len() {
         let byte = record[i];
         if quoted {
-            if byte == options.escape
-                && options.escape != options.quote
-                && record.get(i + 1) == Some(&options.quote)
-            {
+            if byte == options.escape && options.escape != options.quote && record.get(i + 1) == Some(&options.quote) {
                 field.push(options.quote);
                 i += 2;
                 continue;
@@ -376,18 +325,12 @@ fn split_csv(record: &[u8], options: &CopyOptions) -> Result<Vec<Option<String>>
 }
 
 /// In CSV an unquoted value equal to the NULL string is NULL; a quoted one never is.
-fn finish_csv_field(
-    field: &mut Vec<u8>,
-    was_quoted: bool,
-    options: &CopyOptions,
-) -> Result<Option<String>, String> {
+fn finish_csv_field(field: &mut Vec<u8>, was_quoted: bool, options: &CopyOptions) -> Result<Option<String>, String> {
     let bytes = std::mem::take(field);
     if !was_quoted && bytes == options.null.as_bytes() {
         return Ok(None);
     }
-    String::from_utf8(bytes)
-        .map(Some)
-        .map_err(|_| "invalid UTF-8".to_string())
+    String::from_utf8(bytes).map(Some).map_err(|_| "invalid UTF-8".to_string())
 }
 
 #[cfg(test)]
@@ -398,16 +341,7 @@ mod tests {
     fn csv_fields_handle_quotes_and_nulls() {
         let options = CopyOptions::new(CopyFormat::Csv);
         let fields = split_csv(br#"1,"a,b",,"""q""","""#, &options).unwrap();
-        assert_eq!(
-            fields,
-            vec![
-                Some("1".into()),
-                Some("a,b".into()),
-                None,
-                Some("\"q\"".into()),
-                Some(String::new())
-            ]
-        );
+        assert_eq!(fields, vec![Some("1".into()), Some("a,b".into()), None, Some("\"q\"".into()), Some(String::new())]);
     }
 
     #[test]
@@ -420,10 +354,7 @@ mod tests {
     #[test]
     fn csv_record_may_span_lines_inside_quotes() {
         let options = CopyOptions::new(CopyFormat::Csv);
-        assert_eq!(
-            record_end(b"1,\"x\ny\"\n2,z\n", &options, false),
-            Some((7, 8))
-        );
+        assert_eq!(record_end(b"1,\"x\ny\"\n2,z\n", &options, false), Some((7, 8)));
         assert_eq!(record_end(b"1,\"x\ny", &options, false), None);
     }
 }

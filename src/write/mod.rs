@@ -22,10 +22,7 @@ pub struct Limits {
 impl Default for Limits {
     fn default() -> Self {
         let config = crate::config::Config::default();
-        Limits {
-            statement_rows_max: config.statement_rows_max,
-            statement_bytes_max: config.statement_bytes_max,
-        }
+        Limits { statement_rows_max: config.statement_rows_max, statement_bytes_max: config.statement_bytes_max }
     }
 }
 
@@ -49,10 +46,7 @@ impl Limits {
 
 impl From<&crate::config::Config> for Limits {
     fn from(config: &crate::config::Config) -> Self {
-        Limits {
-            statement_rows_max: config.statement_rows_max,
-            statement_bytes_max: config.statement_bytes_max,
-        }
+        Limits { statement_rows_max: config.statement_rows_max, statement_bytes_max: config.statement_bytes_max }
     }
 }
 
@@ -75,31 +69,19 @@ pub fn user_columns(def: &RelationDef, batch: RecordBatch) -> Result<RecordBatch
         }
     }
     let projected = batch.project(&(0..user_count).collect::<Vec<_>>())?;
-    Ok(RecordBatch::try_new(
-        def.user_schema(),
-        projected.columns().to_vec(),
-    )?)
+    Ok(RecordBatch::try_new(def.user_schema(), projected.columns().to_vec())?)
 }
 
 /// The rules a row must satisfy before it may become an event.
 pub fn check_rows(def: &RelationDef, batch: &RecordBatch) -> Result<()> {
     for (column, array) in def.columns.iter().zip(batch.columns()) {
         if !column.nullable && array.null_count() > 0 {
-            return Err(Error::NotNullViolation {
-                relation: def.name.clone(),
-                column: column.name.clone(),
-            });
+            return Err(Error::NotNullViolation { relation: def.name.clone(), column: column.name.clone() });
         }
         match column.sql_type {
-            SqlType::Varchar {
-                max_chars: Some(max_chars),
-            } => {
+            SqlType::Varchar { max_chars: Some(max_chars) } => {
                 let strings = array.as_string::<i32>();
-                if strings
-                    .iter()
-                    .flatten()
-                    .any(|s| s.chars().count() > max_chars as usize)
-                {
+                if strings.iter().flatten().any(|s| s.chars().count() > max_chars as usize) {
                     return Err(Error::StringTooLong { max_chars });
                 }
             }

@@ -22,22 +22,26 @@ pub fn fresh_data_dir(name: &str) -> PathBuf {
 }
 
 fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0")
-        .expect("bind")
-        .local_addr()
-        .expect("addr")
-        .port()
+    TcpListener::bind("127.0.0.1:0").expect("bind").local_addr().expect("addr").port()
 }
 
 impl Server {
     /// Starts a server on `data_dir` and waits until it accepts connections.
     pub fn start(data_dir: &Path) -> Server {
-        Self::try_start(data_dir)
-            .unwrap_or_else(|log| panic!("server did not start; its log:\n{log}"))
+        Self::start_with(data_dir, &[])
+    }
+
+    /// Starts a server with extra `strata serve` arguments.
+    pub fn start_with(data_dir: &Path, args: &[&str]) -> Server {
+        Self::try_start_with(data_dir, args).unwrap_or_else(|log| panic!("server did not start; its log:\n{log}"))
     }
 
     /// Starts a server; on failure returns what it printed.
     pub fn try_start(data_dir: &Path) -> Result<Server, String> {
+        Self::try_start_with(data_dir, &[])
+    }
+
+    pub fn try_start_with(data_dir: &Path, args: &[&str]) -> Result<Server, String> {
         let port = free_port();
         let log_path = data_dir.with_extension("log");
         let log = std::fs::File::create(&log_path).expect("create log");
@@ -45,26 +49,19 @@ impl Server {
             .args(["serve", "--data"])
             .arg(data_dir)
             .args(["--listen", &format!("127.0.0.1:{port}")])
+            .args(args)
             .env("STRATA_LOG", "info")
             .stdout(Stdio::null())
             .stderr(log)
             .spawn()
             .expect("spawn strata");
-        let mut server = Server {
-            child: Some(child),
-            port,
-            data_dir: data_dir.to_path_buf(),
-        };
+        let mut server = Server { child: Some(child), port, data_dir: data_dir.to_path_buf() };
         let deadline = Instant::now() + Duration::from_secs(60);
         loop {
             if std::net::TcpStream::connect(("127.0.0.1", port)).is_ok() {
                 return Ok(server);
             }
-            if let Some(status) = server
-                .child
-                .as_mut()
-                .and_then(|c| c.try_wait().ok().flatten())
-            {
+            if let Some(status) = server.child.as_mut().and_then(|c| c.try_wait().ok().flatten()) {
                 server.child = None;
                 let log = std::fs::read_to_string(&log_path).unwrap_or_default();
                 return Err(format!("exited with {status}\n{log}"));
@@ -77,17 +74,12 @@ impl Server {
     }
 
     pub fn connection_string(&self) -> String {
-        format!(
-            "host=127.0.0.1 port={} user=strata dbname=strata",
-            self.port
-        )
+        format!("host=127.0.0.1 port={} user=strata dbname=strata", self.port)
     }
 
     pub async fn client(&self) -> tokio_postgres::Client {
         let (client, connection) =
-            tokio_postgres::connect(&self.connection_string(), tokio_postgres::NoTls)
-                .await
-                .expect("connect");
+            tokio_postgres::connect(&self.connection_string(), tokio_postgres::NoTls).await.expect("connect");
         tokio::spawn(async move {
             let _ = connection.await;
         });
@@ -107,9 +99,7 @@ impl Server {
         let Some(mut child) = self.child.take() else {
             return false;
         };
-        let _ = Command::new("kill")
-            .args(["-TERM", &child.id().to_string()])
-            .status();
+        let _ = Command::new("kill").args(["-TERM", &child.id().to_string()]).status();
         let deadline = Instant::now() + Duration::from_secs(30);
         loop {
             if let Ok(Some(status)) = child.try_wait() {

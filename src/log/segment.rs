@@ -1,0 +1,146 @@
+//! Sealed segments: a relation's rows for an offset range as one Parquet
+//! file (user columns, then `_offset`, `_ts`), and the manifest listing them.
+//!
+//! Layout in the store:
+//! - `manifest.json` — the catalog and every segment as of `sealed_through`;
+//! - `segments/<relation id>/<first offset>-<last offset>.parquet`.
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+
+use bytes::Bytes;
+use datafusion::arrow::array::{AsArray, RecordBatch};
+use datafusion::arrow::compute::{max, min};
+use datafusion::arrow::datatypes::{Int64Type, TimestampMicrosecondType};
+use datafusion::parquet::arrow::ArrowWriter;
+use datafusion::parquet::basic::Compression;
+use datafusion::parquet::file::properties::WriterProperties;
+use serde::{Deserialize, Serialize};
+
+use super::store::SegmentStore;
+use super::{CommitTs, Error, Offset, RelationId, Result};
+use crate::catalog::RelationDef;
+
+pub const MANIFEST_PATH: &str = "manifest.json";
+const MANIFEST_VERSION: u32 = 1;
+
+#[derive(Debug, Serialize, Deserialize)]
+pub struct SegmentMeta {
+    pub relation: RelationId,
+    pub path: String,
+    pub first_offset: Offset,
+    pub last_offset: Offset,
+    pub min_ts: CommitTs,
+    pub max_ts: CommitTs,
+    pub rows: u64,
+    pub bytes: u64,
+    pub crc32c: u32,
+    /// Whether this process has checked the file against `crc32c`.
+    #[serde(skip)]
+    pub verified: AtomicBool,
+}
+
+impl SegmentMeta {
+    /// Reads the file once per process and checks its checksum.
+    pub async fn verify(&self, store: &SegmentStore) -> Result<()> {
+        if self.verified.load(Ordering::Acquire) {
+            return Ok(());
+        }
+        let bytes =
+            store.get(&self.path).await?.ok_or_else(|| Error::Store(format!("segment {} is missing", self.path)))?;
+        if bytes.len() as u64 != self.bytes || crc32c::crc32c(&bytes) != self.crc32c {
+            return Err(Error::Corrupt {
+                file: self.path.clone().into(),
+                position: 0,
+                reason: "segment checksum mismatch".into(),
+            });
+        }
+        self.verified.store(true, Ordering::Release);
+        Ok(())
+    }
+}
+
+/// Encodes rows (full schema, ascending `_offset`) as one Parquet segment.
+pub fn encode(def: &RelationDef, rows: &RecordBatch) -> Result<(SegmentMeta, Bytes)> {
+    let offsets = rows.column(def.columns.len()).as_primitive::<Int64Type>();
+    let stamps = rows.column(def.columns.len() + 1).as_primitive::<TimestampMicrosecondType>();
+    let (first, last) = (min(offsets).unwrap_or(0) as u64, max(offsets).unwrap_or(0) as u64);
+    let properties = WriterProperties::builder()
+        .set_compression(Compression::SNAPPY)
+        .set_max_row_group_row_count(Some(128 * 1024))
+        .build();
+    let mut buffer = Vec::new();
+    let mut writer =
+        ArrowWriter::try_new(&mut buffer, rows.schema(), Some(properties)).map_err(|e| Error::Encode(e.to_string()))?;
+    writer.write(rows).map_err(|e| Error::Encode(e.to_string()))?;
+    writer.close().map_err(|e| Error::Encode(e.to_string()))?;
+    let meta = SegmentMeta {
+        relation: def.id,
+        path: format!("segments/{}/{first:020}-{last:020}.parquet", def.id.0),
+        first_offset: Offset(first),
+        last_offset: Offset(last),
+        min_ts: CommitTs(min(stamps).unwrap_or(0)),
+        max_ts: CommitTs(max(stamps).unwrap_or(0)),
+        rows: rows.num_rows() as u64,
+        bytes: buffer.len() as u64,
+        crc32c: crc32c::crc32c(&buffer),
+        verified: AtomicBool::new(true),
+    };
+    Ok((meta, Bytes::from(buffer)))
+}
+
+/// Everything sealed: the state of the log through `sealed_through`, so
+/// recovery replays only the WAL after it.
+#[derive(Debug, Serialize, Deserialize)]
+pub struct Manifest {
+    pub version: u32,
+    pub sealed_through: Offset,
+    pub last_ts: CommitTs,
+    pub relations: Vec<RelationDef>,
+    pub segments: Vec<Arc<SegmentMeta>>,
+    /// crc32c of this document with this field set to 0.
+    pub checksum: u32,
+}
+
+impl Manifest {
+    pub fn empty() -> Manifest {
+        Manifest {
+            version: MANIFEST_VERSION,
+            sealed_through: Offset::ZERO,
+            last_ts: CommitTs(0),
+            relations: vec![],
+            segments: vec![],
+            checksum: 0,
+        }
+    }
+
+    pub async fn load(store: &SegmentStore) -> Result<Manifest> {
+        let Some(bytes) = store.get(MANIFEST_PATH).await? else { return Ok(Manifest::empty()) };
+        let corrupt = |reason: String| Error::Corrupt { file: MANIFEST_PATH.into(), position: 0, reason };
+        let mut manifest: Manifest = serde_json::from_slice(&bytes).map_err(|e| corrupt(e.to_string()))?;
+        if manifest.version != MANIFEST_VERSION {
+            return Err(corrupt(format!("unknown manifest version {}", manifest.version)));
+        }
+        let stored = manifest.checksum;
+        manifest.checksum = 0;
+        if manifest.digest()? != stored {
+            return Err(corrupt("manifest checksum mismatch".into()));
+        }
+        for segment in &manifest.segments {
+            segment.verified.store(false, Ordering::Release);
+        }
+        Ok(manifest)
+    }
+
+    pub async fn store(&mut self, store: &SegmentStore) -> Result<()> {
+        self.checksum = 0;
+        self.checksum = self.digest()?;
+        let bytes = serde_json::to_vec_pretty(self).map_err(|e| Error::Encode(e.to_string()))?;
+        store.put(MANIFEST_PATH, Bytes::from(bytes)).await
+    }
+
+    fn digest(&self) -> Result<u32> {
+        let bytes = serde_json::to_vec(self).map_err(|e| Error::Encode(e.to_string()))?;
+        Ok(crc32c::crc32c(&bytes))
+    }
+}
