@@ -168,6 +168,16 @@ impl Catalog {
         RelationId(self.next_relation_id)
     }
 
+    /// The highest relation id given out so far.
+    pub fn next_relation_id(&self) -> u64 {
+        self.next_relation_id
+    }
+
+    /// Never give out ids up to `id` (they were used by dropped relations).
+    pub fn reserve_ids_through(&mut self, id: u64) {
+        self.next_relation_id = self.next_relation_id.max(id);
+    }
+
     pub fn insert(&mut self, relation: RelationDef) {
         self.next_relation_id = self.next_relation_id.max(relation.id.0);
         self.by_name.insert(relation.name.clone(), Arc::new(relation));

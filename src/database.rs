@@ -57,8 +57,6 @@ impl Database {
             .with_information_schema(true)
             .with_extension(Arc::new(Limits::from(&config)));
         let context = SessionContext::new_with_config(session_config);
-        let store_url = ObjectStoreUrl::parse(STORE_URL)?;
-        context.runtime_env().register_object_store(store_url.as_ref(), log.store().objects.clone());
         register_catalog_in(&context, CATALOG_NAME, &log)?;
         setup_pg_catalog(&context, CATALOG_NAME, EmptyContextProvider).map_err(|e| Error::DataFusion(*e))?;
         context.register_udf(version_udf());
@@ -83,9 +81,21 @@ impl Database {
     }
 
     /// Makes Strata's relations visible in an application's own DataFusion
-    /// context as catalog `name` (schema `public`), read at the latest commit.
+    /// context as catalog `name` (schema `public`). Each scan reads at the
+    /// latest commit when it is planned; call [`Database::pin_reads`] first
+    /// when one query reads several relations and they must agree.
     pub fn register_catalog(&self, context: &SessionContext, name: &str) -> Result<()> {
         register_catalog_in(context, name, &self.inner.log)
+    }
+
+    /// Fixes every later read through `context` at the latest commit, so all
+    /// relations are seen as of one offset (whole commits only) until the
+    /// next call. Returns that offset.
+    pub fn pin_reads(&self, context: &SessionContext) -> crate::log::Offset {
+        let read_offset = self.inner.log.visible_offset();
+        let scope = crate::query::scope::StatementScope { read_offset, transaction: None };
+        context.state_ref().write().config_mut().set_extension(Arc::new(scope));
+        read_offset
     }
 
     /// Seals every committed row into segments now (what `CHECKPOINT` does).
@@ -147,7 +157,11 @@ fn version_udf() -> ScalarUDF {
     )
 }
 
+/// Registers the relations as catalog `name`, and the segment store the
+/// scans read through, in `context`.
 fn register_catalog_in(context: &SessionContext, name: &str, log: &Arc<Log>) -> Result<()> {
+    let store_url = ObjectStoreUrl::parse(STORE_URL)?;
+    context.runtime_env().register_object_store(store_url.as_ref(), log.store().objects.clone());
     let catalog = MemoryCatalogProvider::new();
     catalog.register_schema(SCHEMA_NAME, Arc::new(RelationSchema::new(log.clone())))?;
     context.register_catalog(name, Arc::new(catalog));

@@ -203,8 +203,8 @@ impl Session {
     }
 
     fn prepare(&self, mut statement: Statement) -> (datafusion::execution::SessionState, Statement) {
-        let read_offset = self.db.log.visible_offset();
-        rewrite(&mut statement, &self.db.log.catalog(), read_offset);
+        let (catalog, read_offset) = self.db.log.snapshot();
+        rewrite(&mut statement, &catalog, read_offset);
         let mut state = self.db.base_state.clone();
         let scope = StatementScope { read_offset, transaction: self.transaction.clone() };
         state.config_mut().set_extension(Arc::new(scope));

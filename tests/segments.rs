@@ -40,7 +40,10 @@ async fn reads_span_segments_and_tail_across_restarts() {
     for batch in 0..4i64 {
         for commit in 0..25i64 {
             let n = batch * 100 + commit;
-            client.execute("INSERT INTO s VALUES ($1, $2), ($1 + 1000, $2)", &[&n, &format!("b{batch}")]).await.unwrap();
+            client
+                .execute("INSERT INTO s VALUES ($1, $2), ($1 + 1000, $2)", &[&n, &format!("b{batch}")])
+                .await
+                .unwrap();
             expected.push((offset + 1, n, format!("b{batch}")));
             expected.push((offset + 2, n + 1000, format!("b{batch}")));
             offset += 2;
@@ -73,8 +76,11 @@ async fn reads_span_segments_and_tail_across_restarts() {
         .map(|r| r.get::<_, String>(1))
         .collect();
     assert_eq!(plan.matches(".parquet").count(), 1, "{plan}");
-    let count: i64 =
-        client.query_one(&format!("SELECT count(*) FROM s WHERE _offset BETWEEN {low} AND {high}"), &[]).await.unwrap().get(0);
+    let count: i64 = client
+        .query_one(&format!("SELECT count(*) FROM s WHERE _offset BETWEEN {low} AND {high}"), &[])
+        .await
+        .unwrap()
+        .get(0);
     assert_eq!(count, high - low + 1);
 
     assert!(server.stop());

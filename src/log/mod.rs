@@ -127,8 +127,8 @@ pub struct Log {
     writer_thread: Mutex<Option<std::thread::JoinHandle<()>>>,
     store: SegmentStore,
     wal_dir: PathBuf,
-    /// The last manifest written; one seal at a time holds this lock.
-    manifest: tokio::sync::Mutex<Manifest>,
+    /// One seal at a time holds this lock.
+    seal_state: tokio::sync::Mutex<SealState>,
     tail_bytes_max: usize,
 }
 
@@ -136,6 +136,13 @@ impl std::fmt::Debug for Log {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("Log").field("visible_offset", &self.visible_offset()).finish()
     }
+}
+
+struct SealState {
+    /// The last manifest written.
+    manifest: Manifest,
+    /// Segments no manifest lists any more, kept until no plan reads them.
+    retired: Vec<Arc<SegmentMeta>>,
 }
 
 /// What recovery found, for the startup log line.
@@ -165,8 +172,10 @@ impl Log {
         std::fs::create_dir_all(&wal_dir).map_err(|e| Error::io(&wal_dir, e))?;
         let store = SegmentStore::local(config.data_dir.join("store"))?;
         let manifest = Manifest::load(&store).await?;
+        remove_unlisted_segments(&store, &manifest).await;
 
         let mut catalog = Catalog::default();
+        catalog.reserve_ids_through(manifest.next_relation_id);
         for relation in &manifest.relations {
             catalog.insert(relation.clone());
         }
@@ -178,7 +187,7 @@ impl Log {
         let mut next_offset = sealed_through.next();
         let mut last_ts = manifest.last_ts;
         let mut replayed_commits = 0;
-        let end = wal::scan(&wal_dir, config.wal_record_bytes_max, |payload| {
+        let end = wal::scan(&wal_dir, |payload| {
             let record = CommitRecord::decode(payload)?;
             if record.last_offset() <= sealed_through {
                 return Ok(());
@@ -232,7 +241,7 @@ impl Log {
             writer_thread: Mutex::new(Some(handle)),
             store,
             wal_dir,
-            manifest: tokio::sync::Mutex::new(manifest),
+            seal_state: tokio::sync::Mutex::new(SealState { manifest, retired: Vec::new() }),
             tail_bytes_max: config.tail_bytes_max,
         };
         Ok((log, report))
@@ -267,6 +276,12 @@ impl Log {
         self.shared.published.read().expect("published lock").catalog.clone()
     }
 
+    /// The catalog and the visible offset it belongs to, read together.
+    pub fn snapshot(&self) -> (Arc<Catalog>, Offset) {
+        let published = self.shared.published.read().expect("published lock");
+        (published.catalog.clone(), published.visible)
+    }
+
     pub fn relation(&self, name: &str) -> Option<Arc<RelationDef>> {
         self.catalog().get(name).cloned()
     }
@@ -290,12 +305,12 @@ impl Log {
     /// Seals every committed row into Parquet segments, records them in the
     /// manifest, and deletes the WAL files they make unnecessary.
     pub async fn seal(&self) -> Result<SealReport> {
-        let mut manifest = self.manifest.lock().await;
+        let mut state = self.seal_state.lock().await;
         let (catalog, through) = {
             let published = self.shared.published.read().expect("published lock");
             (published.catalog.clone(), published.visible)
         };
-        if through <= manifest.sealed_through {
+        if through <= state.manifest.sealed_through {
             return Ok(SealReport { sealed_through: through, ..SealReport::default() });
         }
         let mut report = SealReport { sealed_through: through, ..SealReport::default() };
@@ -313,25 +328,44 @@ impl Log {
         }
         let mut next = Manifest::empty();
         next.sealed_through = through;
-        next.last_ts = written.iter().map(|s| s.max_ts).max().unwrap_or(manifest.last_ts).max(manifest.last_ts);
+        next.last_ts =
+            written.iter().map(|s| s.max_ts).max().unwrap_or(state.manifest.last_ts).max(state.manifest.last_ts);
+        next.next_relation_id = catalog.next_relation_id();
         next.relations = catalog.relations().map(|r| (**r).clone()).collect();
-        let live = |s: &Arc<SegmentMeta>| catalog.by_id(s.relation).is_some();
-        next.segments = manifest.segments.iter().filter(|s| live(s)).cloned().chain(written.iter().cloned()).collect();
+        let live = |s: &Arc<SegmentMeta>| catalog.by_id(s.relation).is_some_and(|r| r.created_at <= s.first_offset);
+        let (kept, retired): (Vec<_>, Vec<_>) = state.manifest.segments.iter().cloned().partition(|s| live(s));
+        next.segments = kept.into_iter().chain(written.iter().cloned()).collect();
         next.store(&self.store).await?;
+        state.manifest = next;
 
-        // The manifest is durable: the tail it covers can go.
+        // The manifest is durable: the tail it covers can go, and so can the
+        // WAL. Failing to delete a file loses nothing (the next start removes
+        // what the manifest does not list), so it is logged, not returned.
         for def in catalog.relations() {
             let segment = written.iter().find(|s| s.relation == def.id).cloned();
             self.shared.tails.seal(def.id, through, segment);
         }
         self.shared.tail_freed.notify_waiters();
-        for dropped in manifest.segments.iter().filter(|s| !live(s)) {
-            self.store.delete(&dropped.path).await?;
-        }
+        state.retired.extend(retired);
+        self.delete_unread(&mut state.retired).await;
         report.segments_written = written.len();
-        report.wal_files_removed = wal::remove_sealed(&self.wal_dir, through.0)?;
-        *manifest = next;
+        report.wal_files_removed = wal::remove_sealed(&self.wal_dir, through.0).unwrap_or_else(|error| {
+            tracing::warn!(%error, "could not delete sealed WAL files; retrying at the next seal");
+            0
+        });
         Ok(report)
+    }
+
+    /// Deletes retired segment files (of dropped relations) that no query
+    /// plan still holds; the rest wait for a later seal.
+    async fn delete_unread(&self, retired: &mut Vec<Arc<SegmentMeta>>) {
+        let (unread, held): (Vec<_>, Vec<_>) = retired.drain(..).partition(|s| Arc::strong_count(s) == 1);
+        *retired = held;
+        for segment in unread {
+            if let Err(error) = self.store.delete(&segment.path).await {
+                tracing::warn!(%error, path = segment.path, "could not delete a dropped segment");
+            }
+        }
     }
 
     /// Stops the writer after the commits already queued; later commits fail
@@ -341,6 +375,25 @@ impl Log {
         let handle = self.writer_thread.lock().expect("writer handle lock").take();
         if let Some(handle) = handle {
             let _ = tokio::task::spawn_blocking(move || handle.join()).await;
+        }
+    }
+}
+
+/// Deletes segment files the manifest does not list: written by a seal that
+/// crashed before its manifest, or of a relation dropped before a crash.
+async fn remove_unlisted_segments(store: &SegmentStore, manifest: &Manifest) {
+    let listed: std::collections::HashSet<&str> = manifest.segments.iter().map(|s| s.path.as_str()).collect();
+    let found = match store.list(segment::SEGMENTS_PREFIX).await {
+        Ok(found) => found,
+        Err(error) => {
+            tracing::warn!(%error, "could not list segments to clean up");
+            return;
+        }
+    };
+    for path in found.iter().filter(|p| !listed.contains(p.as_str())) {
+        match store.delete(path).await {
+            Ok(()) => tracing::info!(path, "deleted a segment file no manifest lists"),
+            Err(error) => tracing::warn!(%error, path, "could not delete an unlisted segment"),
         }
     }
 }

@@ -22,6 +22,7 @@ use super::{CommitTs, Error, Offset, RelationId, Result};
 use crate::catalog::RelationDef;
 
 pub const MANIFEST_PATH: &str = "manifest.json";
+pub const SEGMENTS_PREFIX: &str = "segments";
 const MANIFEST_VERSION: u32 = 1;
 
 #[derive(Debug, Serialize, Deserialize)]
@@ -76,7 +77,7 @@ pub fn encode(def: &RelationDef, rows: &RecordBatch) -> Result<(SegmentMeta, Byt
     writer.close().map_err(|e| Error::Encode(e.to_string()))?;
     let meta = SegmentMeta {
         relation: def.id,
-        path: format!("segments/{}/{first:020}-{last:020}.parquet", def.id.0),
+        path: format!("{SEGMENTS_PREFIX}/{}/{first:020}-{last:020}.parquet", def.id.0),
         first_offset: Offset(first),
         last_offset: Offset(last),
         min_ts: CommitTs(min(stamps).unwrap_or(0)),
@@ -96,6 +97,10 @@ pub struct Manifest {
     pub version: u32,
     pub sealed_through: Offset,
     pub last_ts: CommitTs,
+    /// The highest relation id ever given out, so ids of dropped relations
+    /// are never reused.
+    #[serde(default)]
+    pub next_relation_id: u64,
     pub relations: Vec<RelationDef>,
     pub segments: Vec<Arc<SegmentMeta>>,
     /// crc32c of this document with this field set to 0.
@@ -108,6 +113,7 @@ impl Manifest {
             version: MANIFEST_VERSION,
             sealed_through: Offset::ZERO,
             last_ts: CommitTs(0),
+            next_relation_id: 0,
             relations: vec![],
             segments: vec![],
             checksum: 0,
@@ -142,5 +148,75 @@ impl Manifest {
     fn digest(&self) -> Result<u32> {
         let bytes = serde_json::to_vec(self).map_err(|e| Error::Encode(e.to_string()))?;
         Ok(crc32c::crc32c(&bytes))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::catalog::{ColumnDef, RelationKind, SqlType, UTC};
+    use datafusion::arrow::array::{Int64Array, StringArray, TimestampMicrosecondArray};
+
+    fn relation() -> RelationDef {
+        RelationDef {
+            id: RelationId(7),
+            name: "s".into(),
+            kind: RelationKind::Stream,
+            columns: vec![ColumnDef { name: "note".into(), sql_type: SqlType::Text, nullable: true }],
+            created_at: Offset(1),
+        }
+    }
+
+    fn rows(def: &RelationDef) -> RecordBatch {
+        RecordBatch::try_new(
+            def.full_schema(),
+            vec![
+                Arc::new(StringArray::from(vec!["a", "b", "c"])),
+                Arc::new(Int64Array::from(vec![5, 6, 9])),
+                Arc::new(TimestampMicrosecondArray::from(vec![100, 100, 250]).with_timezone(UTC)),
+            ],
+        )
+        .unwrap()
+    }
+
+    #[tokio::test]
+    async fn segment_and_manifest_round_trip_through_the_store() {
+        let store = SegmentStore::in_memory();
+        let def = relation();
+        let (meta, bytes) = encode(&def, &rows(&def)).unwrap();
+        assert_eq!((meta.first_offset, meta.last_offset, meta.rows), (Offset(5), Offset(9), 3));
+        assert_eq!((meta.min_ts, meta.max_ts), (CommitTs(100), CommitTs(250)));
+        store.put(&meta.path, bytes.clone()).await.unwrap();
+
+        let mut manifest = Manifest::empty();
+        manifest.sealed_through = Offset(9);
+        manifest.relations = vec![def];
+        manifest.segments = vec![Arc::new(meta)];
+        manifest.store(&store).await.unwrap();
+        let loaded = Manifest::load(&store).await.unwrap();
+        assert_eq!(loaded.sealed_through, Offset(9));
+        assert_eq!(loaded.segments[0].path, manifest.segments[0].path);
+        loaded.segments[0].verify(&store).await.unwrap();
+
+        // A flipped byte in the segment is caught by its checksum.
+        let mut damaged = bytes.to_vec();
+        damaged[10] ^= 1;
+        store.put(&loaded.segments[0].path, Bytes::from(damaged)).await.unwrap();
+        let fresh = Manifest::load(&store).await.unwrap();
+        assert!(matches!(fresh.segments[0].verify(&store).await, Err(Error::Corrupt { .. })));
+    }
+
+    #[tokio::test]
+    async fn a_damaged_manifest_is_refused() {
+        let store = SegmentStore::in_memory();
+        let mut manifest = Manifest::empty();
+        manifest.sealed_through = Offset(3);
+        manifest.store(&store).await.unwrap();
+        let text = String::from_utf8(store.get(MANIFEST_PATH).await.unwrap().unwrap().to_vec()).unwrap();
+        store
+            .put(MANIFEST_PATH, Bytes::from(text.replace("\"sealed_through\": 3", "\"sealed_through\": 4")))
+            .await
+            .unwrap();
+        assert!(matches!(Manifest::load(&store).await, Err(Error::Corrupt { .. })));
     }
 }

@@ -29,6 +29,11 @@ impl SegmentStore {
         Ok(SegmentStore { objects: Arc::new(objects), local_root: Some(root) })
     }
 
+    /// A store in memory, for tests: nothing survives the process.
+    pub fn in_memory() -> SegmentStore {
+        SegmentStore { objects: Arc::new(object_store::memory::InMemory::new()), local_root: None }
+    }
+
     /// Stores `bytes` at `path`, durably, replacing any object there atomically.
     pub async fn put(&self, path: &str, bytes: Bytes) -> Result<()> {
         let location = StorePath::from(path);
@@ -37,14 +42,31 @@ impl SegmentStore {
             .await
             .map_err(|e| Error::Store(format!("{path}: {e}")))?;
         if let Some(root) = &self.local_root {
+            // The file, then every directory from its own up to the root: a
+            // directory the put created is durable only once its parent is synced.
             let file = root.join(path);
             let sync = |p: &std::path::Path| std::fs::File::open(p).and_then(|f| f.sync_all());
             sync(&file).map_err(|e| Error::io(&file, e))?;
-            if let Some(dir) = file.parent() {
+            for dir in file.ancestors().skip(1) {
                 sync(dir).map_err(|e| Error::io(dir, e))?;
+                if dir == root {
+                    break;
+                }
             }
         }
         Ok(())
+    }
+
+    /// Paths of every object under `prefix`.
+    pub async fn list(&self, prefix: &str) -> Result<Vec<String>> {
+        use futures::TryStreamExt;
+        let objects: Vec<_> = self
+            .objects
+            .list(Some(&StorePath::from(prefix)))
+            .try_collect()
+            .await
+            .map_err(|e| Error::Store(format!("{prefix}: {e}")))?;
+        Ok(objects.into_iter().map(|o| o.location.to_string()).collect())
     }
 
     /// The object at `path`, or `None` if there is none.

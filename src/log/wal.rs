@@ -102,10 +102,15 @@ impl WalWriter {
         Ok(())
     }
 
-    /// Makes everything written so far durable, then, if the file is full,
-    /// starts the next one for commits from `next_offset`.
-    pub fn sync(&mut self, next_offset: u64) -> Result<()> {
-        self.file.sync_data().map_err(|e| Error::io(&file_path(&self.dir, self.first_offset), e))?;
+    /// Makes everything written so far durable.
+    pub fn sync(&mut self) -> Result<()> {
+        self.file.sync_data().map_err(|e| Error::io(&file_path(&self.dir, self.first_offset), e))
+    }
+
+    /// If the file is full, starts the next one for commits from `next_offset`.
+    /// Separate from [`WalWriter::sync`]: a failure here does not undo the
+    /// durability of commits already synced.
+    pub fn roll_if_full(&mut self, next_offset: u64) -> Result<()> {
         if self.bytes >= self.file_bytes_max {
             *self = Self::create(&self.dir, next_offset, self.file_bytes_max)?;
         }
@@ -123,7 +128,7 @@ pub struct ScanEnd {
 /// Reads every frame of every WAL file in order and hands its payload to
 /// `apply`. A torn final write in the last file is cut off; any other damage
 /// is an error naming the file and byte position.
-pub fn scan(dir: &Path, record_bytes_max: u64, mut apply: impl FnMut(&[u8]) -> Result<()>) -> Result<ScanEnd> {
+pub fn scan(dir: &Path, mut apply: impl FnMut(&[u8]) -> Result<()>) -> Result<ScanEnd> {
     let files = list_files(dir)?;
     let mut end = ScanEnd { resume: None, torn_bytes: 0 };
     for (index, (first_offset, path)) in files.iter().enumerate() {
@@ -141,7 +146,7 @@ pub fn scan(dir: &Path, record_bytes_max: u64, mut apply: impl FnMut(&[u8]) -> R
         }
         let mut position = MAGIC.len();
         while position < bytes.len() {
-            match check_frame(&bytes, position, record_bytes_max) {
+            match check_frame(&bytes, position) {
                 Ok(payload) => {
                     apply(payload).map_err(|e| match e {
                         Error::Decode(reason) => Error::corrupt(path, position as u64, &reason),
@@ -150,7 +155,7 @@ pub fn scan(dir: &Path, record_bytes_max: u64, mut apply: impl FnMut(&[u8]) -> R
                     position += FRAME_HEADER_BYTES + payload.len();
                 }
                 Err(reason) => {
-                    if is_last && !valid_frame_after(&bytes, position + 1, record_bytes_max) {
+                    if is_last && !valid_frame_after(&bytes, position + 1) {
                         let file = OpenOptions::new().write(true).open(path).map_err(|e| Error::io(path, e))?;
                         file.set_len(position as u64).and_then(|_| file.sync_all()).map_err(|e| Error::io(path, e))?;
                         end.torn_bytes = (bytes.len() - position) as u64;
@@ -167,11 +172,14 @@ pub fn scan(dir: &Path, record_bytes_max: u64, mut apply: impl FnMut(&[u8]) -> R
 }
 
 /// The payload of the frame at `position`, or why there is no valid frame.
-fn check_frame(bytes: &[u8], position: usize, record_bytes_max: u64) -> Result<&[u8], &'static str> {
+/// The length is bounded only by the file: a configured record limit may have
+/// been larger when the record was written, and cutting it would lose an
+/// acknowledged commit.
+fn check_frame(bytes: &[u8], position: usize) -> Result<&[u8], &'static str> {
     let header = bytes.get(position..position + FRAME_HEADER_BYTES).ok_or("incomplete frame header")?;
     let len_bytes: [u8; 4] = header[..4].try_into().expect("4 bytes");
     let len = u32::from_le_bytes(len_bytes) as usize;
-    if len == 0 || len as u64 > record_bytes_max {
+    if len == 0 {
         return Err("frame length out of range");
     }
     let stored_crc = u32::from_le_bytes(header[4..8].try_into().expect("4 bytes"));
@@ -183,10 +191,13 @@ fn check_frame(bytes: &[u8], position: usize, record_bytes_max: u64) -> Result<&
     Ok(payload)
 }
 
-/// Whether any valid frame starts after `from`: if one does, the damage before
-/// it is not a torn final write but corruption in the middle of the log.
-fn valid_frame_after(bytes: &[u8], from: usize, record_bytes_max: u64) -> bool {
-    (from..bytes.len().saturating_sub(FRAME_HEADER_BYTES)).any(|p| check_frame(bytes, p, record_bytes_max).is_ok())
+/// Whether any valid frame starts at or after `from`: if one does, the damage
+/// before it is not a torn final write but corruption in the middle of the log.
+/// The search starts inside the bad frame on purpose: its length field may be
+/// the damaged part, and mistaking mid-log damage for a torn tail would drop
+/// acknowledged commits, while the opposite mistake only stops the start.
+fn valid_frame_after(bytes: &[u8], from: usize) -> bool {
+    (from..bytes.len().saturating_sub(FRAME_HEADER_BYTES)).any(|p| check_frame(bytes, p).is_ok())
 }
 
 #[cfg(test)]
@@ -200,13 +211,13 @@ mod tests {
             frame(p, &mut framed);
         }
         writer.write(&framed).unwrap();
-        writer.sync(2).unwrap();
+        writer.sync().unwrap();
         file_path(dir, 1)
     }
 
     fn collect(dir: &Path) -> Result<Vec<Vec<u8>>> {
         let mut seen = Vec::new();
-        scan(dir, 1 << 20, |p| {
+        scan(dir, |p| {
             seen.push(p.to_vec());
             Ok(())
         })?;

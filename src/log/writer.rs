@@ -99,7 +99,7 @@ impl Writer {
         if accepted.is_empty() {
             return;
         }
-        if let Err(error) = self.wal.write(&frames).and_then(|_| self.wal.sync(next_offset.0)) {
+        if let Err(error) = self.wal.write(&frames).and_then(|_| self.wal.sync()) {
             // After a failed write or fsync the file's state is unknown: refuse
             // every later write until a restart replays what is really on disk.
             self.shared.poisoned.store(true, Ordering::Release);
@@ -130,6 +130,11 @@ impl Writer {
             let info =
                 CommitInfo { first_offset: record.first_offset, last_offset: record.last_offset(), ts: record.ts };
             let _ = request.reply.send(Ok(Some(info)));
+        }
+        if let Err(error) = self.wal.roll_if_full(next_offset.0) {
+            // The commits above are durable; only later ones cannot be written.
+            self.shared.poisoned.store(true, Ordering::Release);
+            tracing::error!(%error, "starting a new WAL file failed; the log now refuses writes");
         }
     }
 }

@@ -69,8 +69,10 @@ impl RelationTable {
         for segment in segments {
             segment.verify(self.log.store()).await.map_err(|e| Error::from(e).into_datafusion())?;
         }
+        // Each file carries its segment's metadata: while a plan holds it, a
+        // seal does not delete the file (see `Log::delete_unread`).
         let files: Vec<PartitionedFile> =
-            segments.iter().map(|s| PartitionedFile::new(s.path.clone(), s.bytes)).collect();
+            segments.iter().map(|s| PartitionedFile::new(s.path.clone(), s.bytes).with_extension(s.clone())).collect();
         let groups = FileGroup::new(files).split_files(partitions.max(1));
         let straddles = segments.iter().any(|s| s.last_offset > read_offset);
         let source = Arc::new(ParquetSource::new(self.schema.clone()));

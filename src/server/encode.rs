@@ -5,10 +5,13 @@ use std::sync::Arc;
 use arrow_pg::datatypes::{arrow_schema_to_pg_fields, encode_recordbatch};
 use datafusion::arrow::datatypes::SchemaRef;
 use datafusion::execution::SendableRecordBatchStream;
+use futures::Stream;
 use futures::{StreamExt, stream};
+use pgwire::api::ConnectionHandle;
 use pgwire::api::portal::Format;
 use pgwire::api::results::{FieldInfo, QueryResponse};
-use pgwire::error::PgWireResult;
+use pgwire::error::{ErrorInfo, PgWireError, PgWireResult};
+use pgwire::messages::data::DataRow;
 
 use super::sqlstate::to_pgwire;
 use crate::error::Error;
@@ -21,6 +24,7 @@ pub fn query_response(
     schema: &SchemaRef,
     rows: SendableRecordBatchStream,
     format: &Format,
+    cancel: Option<Arc<ConnectionHandle>>,
 ) -> PgWireResult<QueryResponse> {
     let fields = Arc::new(fields(schema, format)?);
     let row_fields = fields.clone();
@@ -30,5 +34,51 @@ pub fn query_response(
             Err(error) => stream::iter(vec![Err(to_pgwire(Error::from_datafusion(error)))]),
         })
         .flatten();
-    Ok(QueryResponse::new(fields, data_rows))
+    Ok(QueryResponse::new(fields, cancellable(data_rows, cancel)))
+}
+
+/// Ends `rows` with `57014 query_canceled` when a cancel request arrives.
+fn cancellable(
+    rows: impl Stream<Item = PgWireResult<DataRow>> + Send + 'static,
+    handle: Option<Arc<ConnectionHandle>>,
+) -> impl Stream<Item = PgWireResult<DataRow>> + Send + 'static {
+    struct State<S> {
+        rows: std::pin::Pin<Box<S>>,
+        handle: Option<Arc<ConnectionHandle>>,
+        cancel: Option<futures::channel::oneshot::Receiver<()>>,
+        done: bool,
+    }
+    let state = State { rows: Box::pin(rows), handle, cancel: None, done: false };
+    stream::unfold(state, |mut state| async move {
+        if state.done {
+            return None;
+        }
+        if state.cancel.is_none()
+            && let Some(handle) = state.handle.take()
+        {
+            state.cancel = Some(handle.start_query().await);
+        }
+        let next = match state.cancel.as_mut() {
+            Some(cancel) => tokio::select! {
+                fired = cancel => match fired {
+                    Ok(()) => {
+                        state.done = true;
+                        return Some((Err(PgWireError::UserError(Box::new(ErrorInfo::new(
+                            "ERROR".into(),
+                            "57014".into(),
+                            "canceling statement due to user request".into(),
+                        )))), state));
+                    }
+                    // Superseded by the next query: no cancel can come for this one.
+                    Err(_) => {
+                        state.cancel = None;
+                        state.rows.next().await
+                    }
+                },
+                row = state.rows.next() => row,
+            },
+            None => state.rows.next().await,
+        };
+        next.map(|row| (row, state))
+    })
 }

@@ -19,7 +19,7 @@ use pgwire::api::query::{ExtendedQueryHandler, SimpleQueryHandler};
 use pgwire::api::results::{CopyResponse, FieldInfo, Response, Tag};
 use pgwire::api::stmt::QueryParser;
 use pgwire::api::store::PortalStore;
-use pgwire::api::{ClientInfo, ClientPortalStore, ConnectionManager, PgWireServerHandlers, Type};
+use pgwire::api::{ClientInfo, ClientPortalStore, ConnectionHandle, ConnectionManager, PgWireServerHandlers, Type};
 use pgwire::error::{ErrorInfo, PgWireError, PgWireResult};
 use pgwire::messages::PgWireBackendMessage;
 use pgwire::messages::cancel::CancelRequest;
@@ -118,9 +118,19 @@ fn copy_slot_of<C: ClientInfo + ?Sized>(client: &C) -> Arc<std::sync::Mutex<Copy
 
 impl Service {
     /// Turns a command's outcome into a wire response.
-    fn respond<C: ClientInfo + ?Sized>(&self, client: &C, outcome: Outcome, format: &Format) -> PgWireResult<Response> {
+    async fn respond<C: ClientInfo + ?Sized>(
+        &self,
+        client: &C,
+        outcome: Outcome,
+        format: &Format,
+    ) -> PgWireResult<Response> {
         Ok(match outcome {
-            Outcome::Rows { schema, stream } => Response::Query(query_response(&schema, stream, format)?),
+            Outcome::Rows { schema, stream } => {
+                // Rows are computed as they are sent, after pgwire's own cancel
+                // window closed: keep listening for a cancel request meanwhile.
+                let cancel = client.session_extensions().get::<Arc<ConnectionHandle>>().map(|h| (*h).clone());
+                Response::Query(query_response(&schema, stream, format, cancel)?)
+            }
             Outcome::Done { tag, rows } => {
                 let mut wire_tag = Tag::new(&tag);
                 if tag == "INSERT" {
@@ -166,7 +176,7 @@ impl SimpleQueryHandler for Service {
             match session.execute(command, None).await {
                 Ok(outcome) => {
                     let is_copy = matches!(outcome, Outcome::CopyIn(_));
-                    responses.push(self.respond(client, outcome, &Format::UnifiedText)?);
+                    responses.push(self.respond(client, outcome, &Format::UnifiedText).await?);
                     if is_copy {
                         break;
                     }
@@ -290,7 +300,7 @@ impl ExtendedQueryHandler for Service {
         let params = deserialize_parameters(portal, &types)?;
         let session = session_of(client, &self.db);
         let outcome = session.lock().await.execute(command, Some(&params)).await.map_err(to_pgwire)?;
-        self.respond(client, outcome, &portal.result_column_format)
+        self.respond(client, outcome, &portal.result_column_format).await
     }
 }
 
