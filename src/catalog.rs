@@ -14,6 +14,10 @@ pub const OFFSET_COLUMN: &str = "_offset";
 /// Name of the system column holding an event's commit time.
 pub const TS_COLUMN: &str = "_ts";
 pub const SYSTEM_COLUMNS: [&str; 2] = [OFFSET_COLUMN, TS_COLUMN];
+/// Name of the column `changes()` adds: +1 for a row that appears, -1 for one
+/// that disappears.
+pub const DIFF_COLUMN: &str = "_diff";
+pub const CHANGE_COLUMNS: [&str; 3] = [OFFSET_COLUMN, TS_COLUMN, DIFF_COLUMN];
 
 /// Arrow's spelling of UTC for TIMESTAMPTZ columns.
 pub const UTC: &str = "+00:00";
@@ -93,14 +97,23 @@ pub struct ColumnDef {
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 pub enum RelationKind {
     Stream,
+    Table,
 }
 
 impl RelationKind {
     pub fn noun(self) -> &'static str {
         match self {
             RelationKind::Stream => "stream",
+            RelationKind::Table => "table",
         }
     }
+}
+
+/// A CHECK constraint: its PostgreSQL-style name and its SQL text.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct CheckDef {
+    pub name: String,
+    pub expr: String,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -111,6 +124,11 @@ pub struct RelationDef {
     pub columns: Vec<ColumnDef>,
     /// Offset of the CREATE event.
     pub created_at: Offset,
+    /// Positions of the primary key columns (tables only).
+    #[serde(default)]
+    pub primary_key: Vec<usize>,
+    #[serde(default)]
+    pub checks: Vec<CheckDef>,
 }
 
 impl RelationDef {
@@ -128,6 +146,33 @@ impl RelationDef {
         fields.extend(system_fields());
         Arc::new(Schema::new(fields))
     }
+}
+
+impl RelationDef {
+    /// What the log stores for this relation: the full schema, plus `_diff`
+    /// for a table (a stream's events are all +1).
+    pub fn log_schema(&self) -> SchemaRef {
+        match self.kind {
+            RelationKind::Stream => self.full_schema(),
+            RelationKind::Table => self.changes_schema(),
+        }
+    }
+
+    /// What `changes('x')` returns: user columns, `_offset`, `_ts`, `_diff`.
+    pub fn changes_schema(&self) -> SchemaRef {
+        let mut fields: Vec<Field> = self.full_schema().fields().iter().map(|f| f.as_ref().clone()).collect();
+        fields.push(diff_field());
+        Arc::new(Schema::new(fields))
+    }
+
+    /// The name PostgreSQL gives the primary key constraint.
+    pub fn primary_key_name(&self) -> String {
+        format!("{}_pkey", self.name)
+    }
+}
+
+pub fn diff_field() -> Field {
+    Field::new(DIFF_COLUMN, DataType::Int64, true)
 }
 
 /// The system columns as Arrow fields. Nullable only because rows written in

@@ -60,6 +60,8 @@ impl Database {
         register_catalog_in(&context, CATALOG_NAME, &log)?;
         setup_pg_catalog(&context, CATALOG_NAME, EmptyContextProvider).map_err(|e| Error::DataFusion(*e))?;
         context.register_udf(version_udf());
+        let changes = crate::query::changes::ChangesFunction { log: log.clone() };
+        context.register_udtf(crate::query::changes::CHANGES_FUNCTION, Arc::new(changes));
         let base_state = context.state();
         let sealer = tokio::spawn(run_sealer(log.clone(), config.clone()));
         let sealer = std::sync::Mutex::new(Some(sealer));
@@ -92,8 +94,9 @@ impl Database {
     /// relations are seen as of one offset (whole commits only) until the
     /// next call. Returns that offset.
     pub fn pin_reads(&self, context: &SessionContext) -> crate::log::Offset {
-        let read_offset = self.inner.log.visible_offset();
-        let scope = crate::query::scope::StatementScope { read_offset, transaction: None };
+        let view = self.inner.log.snapshot();
+        let read_offset = view.offset;
+        let scope = crate::query::scope::StatementScope { read_offset, tables: view.tables, transaction: None };
         context.state_ref().write().config_mut().set_extension(Arc::new(scope));
         read_offset
     }

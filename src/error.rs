@@ -17,6 +17,12 @@ pub enum Error {
     DuplicateColumn(String),
     #[error("{0}")]
     FeatureNotSupported(String),
+    #[error("{0}")]
+    UndefinedColumn(String),
+    #[error("{0}")]
+    InvalidTableDefinition(String),
+    #[error("new row for relation \"{relation}\" violates check constraint \"{constraint}\"")]
+    CheckViolation { relation: String, constraint: String },
     /// An operation the relation's kind does not allow (UPDATE on a stream, …).
     #[error("{0}")]
     WrongObjectType(String),

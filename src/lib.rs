@@ -24,6 +24,7 @@ pub mod query;
 pub mod server;
 pub mod session;
 pub mod sql;
+pub mod table;
 pub mod write;
 
 pub use config::Config;

@@ -1,7 +1,7 @@
 //! One client's session: runs commands, holds its open transaction and its
 //! settings. Every statement reads as of one offset fixed when it starts.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashMap};
 use std::sync::{Arc, Mutex};
 
 use datafusion::arrow::array::{RecordBatch, StringArray};
@@ -15,15 +15,24 @@ use datafusion::sql::parser::Statement as DfStatement;
 use datafusion::sql::sqlparser::ast::Statement;
 use futures::StreamExt;
 
+use crate::catalog::RelationDef;
 use crate::catalog::RelationKind;
 use crate::database::Inner;
 use crate::error::{Error, Result};
-use crate::log::Change;
+use crate::log::{Change, Offset, ReadView};
 use crate::query::scope::{StatementScope, Transaction};
+use crate::sql::as_of::{VersionBound, rewrite_as_of, version_offsets};
 use crate::sql::parse::{Command, parse};
-use crate::sql::rewrite::rewrite;
+use crate::sql::rewrite::{cte_names, rewrite};
+use crate::table::TableWrite;
+use crate::table::dml::{DmlQuery, select_targets};
+use crate::table::state::TableCodec;
+use crate::table::write::commit_or_buffer;
 use crate::write::copy::CopyIn;
 use crate::write::{Limits, check_rows};
+use datafusion::arrow::array::{Array, AsArray, UInt32Array};
+use datafusion::arrow::compute::{CastOptions, cast_with_options, concat_batches, take_record_batch};
+use datafusion::arrow::datatypes::Int64Type;
 
 /// What a command produced.
 pub enum Outcome {
@@ -64,7 +73,7 @@ const DEFAULT_SETTINGS: &[(&str, &str)] = &[
     ("standard_conforming_strings", "on"),
     ("statement_timeout", "0"),
     ("timezone", "UTC"),
-    ("transaction_isolation", "serializable"),
+    ("transaction_isolation", "repeatable read"),
 ];
 
 impl Session {
@@ -114,26 +123,28 @@ impl Session {
             return Err(Error::TransactionAborted);
         }
         match command {
-            Command::CreateStream { name, columns, if_not_exists } => {
-                self.refuse_in_transaction("CREATE STREAM")?;
-                let change = Change::CreateRelation { name, kind: RelationKind::Stream, columns, if_not_exists };
+            Command::CreateRelation { kind, name, columns, primary_key, checks, if_not_exists } => {
+                let tag = format!("CREATE {}", kind.noun().to_uppercase());
+                self.refuse_in_transaction(&tag)?;
+                let change = Change::CreateRelation { name, kind, columns, primary_key, checks, if_not_exists };
                 self.db.log.commit(vec![change]).await?;
-                Ok(done("CREATE STREAM"))
+                Ok(done(&tag))
             }
-            Command::DropStream { names, if_exists } => {
-                self.refuse_in_transaction("DROP STREAM")?;
+            Command::DropRelation { kind, names, if_exists } => {
+                let tag = format!("DROP {}", kind.noun().to_uppercase());
+                self.refuse_in_transaction(&tag)?;
                 let catalog = self.db.log.catalog();
                 for name in &names {
                     if let Some(def) = catalog.get(name)
-                        && def.kind != RelationKind::Stream
+                        && def.kind != kind
                     {
-                        return Err(Error::WrongObjectType(format!("\"{name}\" is not a stream")));
+                        return Err(Error::WrongObjectType(format!("\"{name}\" is not a {}", kind.noun())));
                     }
                 }
                 let changes =
                     names.into_iter().map(|name| Change::DropRelation { name, if_exists }).collect::<Vec<_>>();
                 self.db.log.commit(changes).await?;
-                Ok(done("DROP STREAM"))
+                Ok(done(&tag))
             }
             Command::Checkpoint => {
                 self.refuse_in_transaction("CHECKPOINT")?;
@@ -154,6 +165,10 @@ impl Session {
             Command::Set { name, value } => {
                 self.settings.insert(canonical_setting(&name), value);
                 Ok(done("SET"))
+            }
+            Command::Reset { name } if name == "all" => {
+                self.settings = DEFAULT_SETTINGS.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect();
+                Ok(done("RESET"))
             }
             Command::Reset { name } => {
                 let name = canonical_setting(&name);
@@ -183,7 +198,13 @@ impl Session {
                 };
                 Ok(Outcome::CopyIn(Box::new(CopyIn::new(def, targets, options, Limits::from(&self.db.config)))))
             }
-            Command::AppendOnlyViolation { relation, verb } => match self.db.log.relation(&relation) {
+            Command::Modify { relation, verb, statement } => match self.db.log.relation(&relation) {
+                Some(def) if def.kind == RelationKind::Table => {
+                    let rows = self.modify_table(&def, &statement).await?;
+                    let tag = verb.split(' ').next().unwrap_or(verb).to_string();
+                    let counts = tag_counts(&tag);
+                    Ok(Outcome::Done { tag, rows: counts.then_some(rows) })
+                }
                 Some(def) => Err(Error::WrongObjectType(format!(
                     "cannot {verb} \"{}\": it is a {}, and {}s are append-only",
                     def.name,
@@ -198,21 +219,61 @@ impl Session {
 
     /// Plans a statement as it would run now, for Describe in the extended protocol.
     pub async fn plan(&self, statement: Statement) -> Result<LogicalPlan> {
-        let (state, statement) = self.prepare(statement);
+        let (state, statement) = self.prepare(statement, true).await?;
         state.statement_to_plan(DfStatement::Statement(Box::new(statement))).await.map_err(Error::from_datafusion)
     }
 
-    fn prepare(&self, mut statement: Statement) -> (datafusion::execution::SessionState, Statement) {
-        let (catalog, read_offset) = self.db.log.snapshot();
-        rewrite(&mut statement, &catalog, read_offset);
+    /// What the next statement reads: the transaction's view (fixed by its
+    /// first statement), or the latest commit.
+    fn read_view(&self) -> ReadView {
+        match &self.transaction {
+            Some(transaction) => {
+                let mut transaction = transaction.lock().expect("transaction lock");
+                transaction.view.get_or_insert_with(|| self.db.log.snapshot()).clone()
+            }
+            None => self.db.log.snapshot(),
+        }
+    }
+
+    /// Fixes the statement's view, rewrites it for Strata (point in time,
+    /// system columns, …) and gives it a DataFusion state that reads that view.
+    /// `system_time` applies the session's `SET system_time` (not to writes).
+    async fn prepare(
+        &self,
+        mut statement: Statement,
+        system_time: bool,
+    ) -> Result<(datafusion::execution::SessionState, Statement)> {
+        let view = self.read_view();
+        let mut versions = HashMap::new();
+        for offset in version_offsets(&mut statement)? {
+            versions.insert(offset.0, self.version_bound(offset).await?);
+        }
+        let ctes = cte_names(&mut statement);
+        let system_time = if system_time { self.settings.get(SYSTEM_TIME).map(String::as_str) } else { None };
+        let point_in_time = rewrite_as_of(&mut statement, &view.catalog, &ctes, &versions, system_time)?;
+        rewrite(&mut statement, &view.catalog, view.offset, &point_in_time);
         let mut state = self.db.base_state.clone();
-        let scope = StatementScope { read_offset, transaction: self.transaction.clone() };
+        // now() is the statement's start, not the server's.
+        state.mark_start_execution();
+        let scope =
+            StatementScope { read_offset: view.offset, tables: view.tables, transaction: self.transaction.clone() };
         state.config_mut().set_extension(Arc::new(scope));
-        (state, statement)
+        Ok((state, statement))
+    }
+
+    /// `VERSION AS OF offset` stops before a commit that continues past `offset`.
+    async fn version_bound(&self, offset: Offset) -> Result<VersionBound> {
+        let at = self.db.log.commit_ts_at(offset).await?;
+        let next = self.db.log.commit_ts_at(offset.next()).await?;
+        let straddling = match (at, next) {
+            (Some(at), Some(next)) if at == next => Some(at),
+            _ => None,
+        };
+        Ok(VersionBound { offset, straddling })
     }
 
     async fn run_query(&mut self, statement: Statement, params: Option<&ParamValues>) -> Result<Outcome> {
-        let (state, statement) = self.prepare(statement);
+        let (state, statement) = self.prepare(statement, true).await?;
         let insert_target = insert_target(&statement);
         let mut plan = state
             .statement_to_plan(DfStatement::Statement(Box::new(statement)))
@@ -239,6 +300,78 @@ impl Session {
         Ok(Outcome::Rows { schema, stream })
     }
 
+    /// Runs UPDATE, DELETE or TRUNCATE on a table; returns the rows it changed.
+    /// Outside a transaction a statement whose rows changed under it (another
+    /// commit got there first) is run again on the new state, as PostgreSQL
+    /// re-reads rows in READ COMMITTED; inside one it fails with 40001.
+    async fn modify_table(&mut self, def: &Arc<RelationDef>, statement: &Statement) -> Result<usize> {
+        const ATTEMPTS_MAX: usize = 16;
+        let query = select_targets(def, statement)?;
+        let mut attempt = 1;
+        loop {
+            match self.modify_once(def, &query).await {
+                Err(Error::Storage(crate::log::Error::Conflict))
+                    if self.transaction.is_none() && attempt < ATTEMPTS_MAX =>
+                {
+                    attempt += 1;
+                }
+                other => return other,
+            }
+        }
+    }
+
+    async fn modify_once(&mut self, def: &Arc<RelationDef>, query: &DmlQuery) -> Result<usize> {
+        let Some(Command::Query(statement)) = parse(&query.sql)?.pop() else {
+            return Err(Error::Internal(format!("not a query: {}", query.sql)));
+        };
+        let (state, statement) = self.prepare(*statement, false).await?;
+        let scope = StatementScope::from_config(state.config());
+        let plan = state
+            .statement_to_plan(DfStatement::Statement(Box::new(statement)))
+            .await
+            .map_err(Error::from_datafusion)?;
+        let schema = Arc::new(plan.schema().as_arrow().clone());
+        let batches = DataFrame::new(state, plan).collect().await.map_err(Error::from_datafusion)?;
+        let found = concat_batches(&schema, &batches)?;
+        let user_count = def.columns.len();
+        let codec = TableCodec::new(def.clone())?;
+        let deletes = RecordBatch::try_new(def.user_schema(), found.columns()[..user_count].to_vec())?;
+        // A row matched twice (through a join in FROM or USING) changes once.
+        let mut seen = std::collections::HashSet::new();
+        let first: Vec<u32> = codec
+            .keys(&deletes)?
+            .into_iter()
+            .enumerate()
+            .filter(|(_, key)| seen.insert(key.clone()))
+            .map(|(index, _)| index as u32)
+            .collect();
+        let found = take_record_batch(&found, &UInt32Array::from(first))?;
+        let deletes = RecordBatch::try_new(def.user_schema(), found.columns()[..user_count].to_vec())?;
+        let offsets = found.column(user_count).as_primitive::<Int64Type>();
+        let expected =
+            (0..offsets.len()).map(|i| (!offsets.is_null(i)).then(|| Offset(offsets.value(i) as u64))).collect();
+        let inserts = if query.assigned.is_empty() {
+            RecordBatch::new_empty(def.user_schema())
+        } else {
+            let mut columns = deletes.columns().to_vec();
+            for (slot, position) in query.assigned.iter().enumerate() {
+                let value = found.column(user_count + 1 + slot);
+                let target = def.columns[*position].sql_type.arrow_type();
+                let options = CastOptions { safe: false, ..Default::default() };
+                columns[*position] = cast_with_options(value, &target, &options)?;
+            }
+            let nullable: Vec<_> =
+                def.user_schema().fields().iter().map(|f| f.as_ref().clone().with_nullable(true)).collect();
+            let inserts = RecordBatch::try_new(Arc::new(Schema::new(nullable)), columns)?;
+            check_rows(def, &inserts)?;
+            RecordBatch::try_new(def.user_schema(), inserts.columns().to_vec())?
+        };
+        let rows = deletes.num_rows();
+        let write = TableWrite { relation: def.id, deletes, expected, inserts };
+        commit_or_buffer(&self.db.log, scope.as_deref(), def, write, &Limits::from(&self.db.config)).await?;
+        Ok(rows)
+    }
+
     /// Appends the rows of a finished COPY, or buffers them in the open transaction.
     pub async fn finish_copy(&mut self, copy: CopyIn) -> Result<usize> {
         let (def, batches, rows) = copy.finish()?;
@@ -248,11 +381,27 @@ impl Session {
         let rows_batch = datafusion::arrow::compute::concat_batches(&def.user_schema(), &batches)
             .map_err(|e| Error::Internal(e.to_string()))?;
         check_rows(&def, &rows_batch)?;
+        if def.kind == RelationKind::Table {
+            let write = TableWrite {
+                relation: def.id,
+                deletes: RecordBatch::new_empty(def.user_schema()),
+                expected: Vec::new(),
+                inserts: rows_batch,
+            };
+            self.read_view();
+            let scope = StatementScope {
+                read_offset: Offset::ZERO,
+                tables: Default::default(),
+                transaction: self.transaction.clone(),
+            };
+            commit_or_buffer(&self.db.log, Some(&scope), &def, write, &Limits::from(&self.db.config)).await?;
+            return Ok(rows);
+        }
         if let Some(transaction) = &self.transaction {
             let mut transaction = transaction.lock().expect("transaction lock");
             transaction.bytes += rows_batch.get_array_memory_size();
             Limits::from(&self.db.config).check_statement(0, transaction.bytes)?;
-            transaction.appends.push((def.id, rows_batch));
+            transaction.changes.push(Change::Append { relation: def.id, rows: rows_batch });
         } else {
             self.db.log.commit(vec![Change::Append { relation: def.id, rows: rows_batch }]).await?;
         }
@@ -274,10 +423,8 @@ impl Session {
         if transaction.failed {
             return Ok(Outcome::TransactionEnded { tag: "ROLLBACK" });
         }
-        let changes: Vec<Change> =
-            transaction.appends.into_iter().map(|(relation, rows)| Change::Append { relation, rows }).collect();
-        if !changes.is_empty() {
-            self.db.log.commit(changes).await?;
+        if !transaction.changes.is_empty() {
+            self.db.log.commit(transaction.changes).await?;
         }
         Ok(Outcome::TransactionEnded { tag: "COMMIT" })
     }
@@ -349,6 +496,14 @@ fn not_null_from_values(error: Error, relation: &str, columns: &[String]) -> Err
         Some(column) => Error::NotNullViolation { relation: relation.to_string(), column },
         None => error,
     }
+}
+
+/// The session setting that makes every read a point-in-time read.
+const SYSTEM_TIME: &str = "system_time";
+
+/// Whether PostgreSQL's command tag for `tag` carries a row count.
+fn tag_counts(tag: &str) -> bool {
+    matches!(tag, "UPDATE" | "DELETE" | "INSERT")
 }
 
 fn done(tag: &str) -> Outcome {

@@ -31,8 +31,10 @@ pub use segment::SegmentMeta;
 pub use store::{STORE_URL, SegmentStore};
 pub use tail::RelationSnapshot;
 
-use crate::catalog::{Catalog, ColumnDef, RelationDef, RelationKind};
+use crate::catalog::{Catalog, CheckDef, ColumnDef, RelationDef, RelationKind};
 use crate::config::Config;
+use crate::table::TableWrite;
+use crate::table::state::{TableState, TableStates, split_log_batch};
 use segment::Manifest;
 use tail::Tails;
 
@@ -58,6 +60,11 @@ pub enum Error {
     DuplicateRelation(String),
     #[error("relation \"{0}\" does not exist")]
     UndefinedRelation(String),
+    #[error("duplicate key value violates unique constraint \"{constraint}\"")]
+    UniqueViolation { constraint: String, detail: String },
+    /// A row the commit retracts changed since the statement read it.
+    #[error("could not serialize access due to concurrent update")]
+    Conflict,
     #[error("commit of {bytes} bytes exceeds wal_record_bytes_max ({max} bytes)")]
     CommitTooLarge { bytes: u64, max: u64 },
     #[error(transparent)]
@@ -81,17 +88,21 @@ pub enum Change {
         name: String,
         kind: RelationKind,
         columns: Vec<ColumnDef>,
+        primary_key: Vec<usize>,
+        checks: Vec<CheckDef>,
         if_not_exists: bool,
     },
     DropRelation {
         name: String,
         if_exists: bool,
     },
-    /// Rows already checked against the relation's user schema.
+    /// Rows for a stream, already checked against its user schema.
     Append {
         relation: RelationId,
         rows: datafusion::arrow::record_batch::RecordBatch,
     },
+    /// Rows retracted from and added to a table; keys are checked at commit.
+    TableWrite(TableWrite),
 }
 
 struct CommitRequest {
@@ -104,10 +115,20 @@ enum WriterMessage {
     Shutdown,
 }
 
-/// The catalog together with the offset it is current at; replaced as one.
+/// The catalog and table states together with the offset they are current
+/// at; replaced as one.
 struct Published {
     catalog: Arc<Catalog>,
+    tables: Arc<TableStates>,
     visible: Offset,
+}
+
+/// What a statement reads: catalog, table states and offset, all of one moment.
+#[derive(Debug, Clone)]
+pub struct ReadView {
+    pub catalog: Arc<Catalog>,
+    pub tables: Arc<TableStates>,
+    pub offset: Offset,
 }
 
 /// State shared by the writer thread, the sealer and readers.
@@ -183,10 +204,12 @@ impl Log {
         for segment in &manifest.segments {
             tails.add_segment(segment.clone());
         }
+        let tables = load_table_states(&store, &catalog, &manifest).await?;
         let sealed_through = manifest.sealed_through;
         let mut next_offset = sealed_through.next();
         let mut last_ts = manifest.last_ts;
         let mut replayed_commits = 0;
+        let mut state = writer::State { catalog, tables };
         let end = wal::scan(&wal_dir, |payload| {
             let record = CommitRecord::decode(payload)?;
             if record.last_offset() <= sealed_through {
@@ -198,7 +221,7 @@ impl Log {
                     record.first_offset, next_offset
                 )));
             }
-            writer::apply(&mut catalog, &tails, &record)?;
+            writer::apply(&mut state, &tails, &record)?;
             next_offset = record.last_offset().next();
             last_ts = record.ts;
             replayed_commits += 1;
@@ -207,7 +230,11 @@ impl Log {
 
         let last_offset = Offset(next_offset.0 - 1);
         let shared = Arc::new(Shared {
-            published: RwLock::new(Published { catalog: Arc::new(catalog), visible: last_offset }),
+            published: RwLock::new(Published {
+                catalog: Arc::new(state.catalog),
+                tables: Arc::new(state.tables),
+                visible: last_offset,
+            }),
             visible: AtomicU64::new(last_offset.0),
             tails,
             poisoned: AtomicBool::new(false),
@@ -276,10 +303,31 @@ impl Log {
         self.shared.published.read().expect("published lock").catalog.clone()
     }
 
-    /// The catalog and the visible offset it belongs to, read together.
-    pub fn snapshot(&self) -> (Arc<Catalog>, Offset) {
+    /// The catalog, table states and visible offset, read together.
+    pub fn snapshot(&self) -> ReadView {
         let published = self.shared.published.read().expect("published lock");
-        (published.catalog.clone(), published.visible)
+        ReadView { catalog: published.catalog.clone(), tables: published.tables.clone(), offset: published.visible }
+    }
+
+    /// Commit time of the event at `offset`, if it is a row of a live relation.
+    pub async fn commit_ts_at(&self, offset: Offset) -> Result<Option<CommitTs>> {
+        let catalog = self.catalog();
+        for def in catalog.relations() {
+            let snapshot = self.shared.tails.read(def.id, Offset(u64::MAX));
+            for batch in &snapshot.batches {
+                if let Some(ts) = find_ts(def, batch, offset) {
+                    return Ok(Some(ts));
+                }
+            }
+            for segment in snapshot.segments.iter().filter(|s| s.first_offset <= offset && offset <= s.last_offset) {
+                for batch in read_segment(&self.store, segment).await? {
+                    if let Some(ts) = find_ts(def, &batch, offset) {
+                        return Ok(Some(ts));
+                    }
+                }
+            }
+        }
+        Ok(None)
     }
 
     pub fn relation(&self, name: &str) -> Option<Arc<RelationDef>> {
@@ -320,7 +368,7 @@ impl Log {
             if batches.is_empty() {
                 continue;
             }
-            let rows = datafusion::arrow::compute::concat_batches(&def.full_schema(), &batches)?;
+            let rows = datafusion::arrow::compute::concat_batches(&def.log_schema(), &batches)?;
             let (meta, bytes) = segment::encode(def, &rows)?;
             self.store.put(&meta.path, bytes).await?;
             report.rows += meta.rows;
@@ -396,4 +444,50 @@ async fn remove_unlisted_segments(store: &SegmentStore, manifest: &Manifest) {
             Err(error) => tracing::warn!(%error, path, "could not delete an unlisted segment"),
         }
     }
+}
+
+/// The commit time of the row at `offset` in a log batch, if it holds it.
+fn find_ts(
+    def: &RelationDef,
+    batch: &datafusion::arrow::record_batch::RecordBatch,
+    offset: Offset,
+) -> Option<CommitTs> {
+    use datafusion::arrow::array::AsArray;
+    use datafusion::arrow::datatypes::{Int64Type, TimestampMicrosecondType};
+    let offsets = batch.column(def.columns.len()).as_primitive::<Int64Type>();
+    let position = offsets.values().binary_search(&(offset.0 as i64)).ok()?;
+    Some(CommitTs(batch.column(def.columns.len() + 1).as_primitive::<TimestampMicrosecondType>().value(position)))
+}
+
+/// A segment's rows, checked against its checksum.
+async fn read_segment(
+    store: &SegmentStore,
+    segment: &SegmentMeta,
+) -> Result<Vec<datafusion::arrow::record_batch::RecordBatch>> {
+    use datafusion::parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder;
+    segment.verify(store).await?;
+    let bytes =
+        store.get(&segment.path).await?.ok_or_else(|| Error::Store(format!("segment {} is missing", segment.path)))?;
+    let corrupt = |e: &dyn std::fmt::Display| Error::corrupt(std::path::Path::new(&segment.path), 0, &e.to_string());
+    let reader =
+        ParquetRecordBatchReaderBuilder::try_new(bytes).map_err(|e| corrupt(&e))?.build().map_err(|e| corrupt(&e))?;
+    reader.collect::<std::result::Result<Vec<_>, _>>().map_err(|e| corrupt(&e))
+}
+
+/// Every table's state as of the manifest, from its sealed segments.
+async fn load_table_states(store: &SegmentStore, catalog: &Catalog, manifest: &Manifest) -> Result<TableStates> {
+    let mut tables = TableStates::default();
+    for def in catalog.relations().filter(|d| d.kind == RelationKind::Table) {
+        let mut state = TableState::new(def.clone())?;
+        let mut segments: Vec<_> = manifest.segments.iter().filter(|s| s.relation == def.id).collect();
+        segments.sort_by_key(|s| s.first_offset);
+        for segment in segments {
+            for batch in read_segment(store, segment).await? {
+                let rows = split_log_batch(def, &batch)?;
+                state.apply(&rows.user, &rows.diffs, Some(&rows.offsets), &rows.ts)?;
+            }
+        }
+        tables.by_relation.insert(def.id, state);
+    }
+    Ok(tables)
 }

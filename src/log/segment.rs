@@ -164,6 +164,8 @@ mod tests {
             kind: RelationKind::Stream,
             columns: vec![ColumnDef { name: "note".into(), sql_type: SqlType::Text, nullable: true }],
             created_at: Offset(1),
+            primary_key: vec![],
+            checks: vec![],
         }
     }
 

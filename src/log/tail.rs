@@ -46,10 +46,14 @@ impl Tails {
         let count = rows.num_rows();
         let offsets = Int64Array::from_iter_values((0..count as i64).map(|i| first_offset.0 as i64 + i));
         let stamps = TimestampMicrosecondArray::from_value(ts.0, count).with_timezone(UTC);
-        let mut columns: Vec<ArrayRef> = rows.columns().to_vec();
+        // User columns, then `_offset`, `_ts`, then what the entry carries
+        // after the user columns (a table's `_diff`).
+        let user_count = def.columns.len();
+        let mut columns: Vec<ArrayRef> = rows.columns()[..user_count].to_vec();
         columns.push(Arc::new(offsets));
         columns.push(Arc::new(stamps));
-        let full = RecordBatch::try_new(def.full_schema(), columns)?;
+        columns.extend(rows.columns()[user_count..].iter().cloned());
+        let full = RecordBatch::try_new(def.log_schema(), columns)?;
         let last_offset = Offset(first_offset.0 + count as u64 - 1);
         self.tail_bytes.fetch_add(full.get_array_memory_size(), Ordering::Relaxed);
         let mut map = self.by_relation.write().expect("tail lock");

@@ -11,7 +11,12 @@ use super::tail::Tails;
 use super::{
     Change, CommitInfo, CommitRequest, CommitTs, Error, Offset, Published, Result, Shared, WriterMessage, wal,
 };
-use crate::catalog::{Catalog, RelationDef};
+use crate::catalog::{Catalog, RelationDef, RelationKind, diff_field};
+use crate::table::TableWrite;
+use crate::table::state::{RowVersion, TableState, TableStates};
+use datafusion::arrow::array::{AsArray, Int64Array, RecordBatch};
+use datafusion::arrow::compute::concat_batches;
+use datafusion::arrow::datatypes::{Field, Int64Type, Schema};
 
 pub(super) struct Writer {
     pub shared: Arc<Shared>,
@@ -60,14 +65,18 @@ impl Writer {
             }
             return;
         }
-        let mut catalog = (*self.shared.published.read().expect("published lock").catalog).clone();
+        let mut state = {
+            let published = self.shared.published.read().expect("published lock");
+            State { catalog: Catalog::clone(&published.catalog), tables: TableStates::clone(&published.tables) }
+        };
         let mut frames = Vec::new();
         let mut accepted: Vec<Accepted> = Vec::with_capacity(group.len());
         let mut next_offset = self.next_offset;
         let mut last_ts = self.last_ts;
         for request in group {
-            let mut trial = catalog.clone();
-            let entries = match resolve(&mut trial, next_offset, &request.changes) {
+            let mut trial = state.clone();
+            let ts = CommitTs::after(last_ts);
+            let entries = match resolve(&mut trial, next_offset, ts, &request.changes) {
                 Ok(entries) if entries.is_empty() => {
                     let _ = request.reply.send(Ok(None));
                     continue;
@@ -78,7 +87,6 @@ impl Writer {
                     continue;
                 }
             };
-            let ts = CommitTs::after(last_ts);
             let record = CommitRecord { first_offset: next_offset, ts, entries };
             let mut payload = Vec::new();
             if let Err(error) = record.encode(&mut payload) {
@@ -91,7 +99,7 @@ impl Writer {
                 continue;
             }
             wal::frame(&payload, &mut frames);
-            catalog = trial;
+            state = trial;
             next_offset = record.last_offset().next();
             last_ts = ts;
             accepted.push(Accepted { request, record });
@@ -112,20 +120,19 @@ impl Writer {
         self.next_offset = next_offset;
         self.last_ts = last_ts;
 
-        let mut published = Catalog::clone(&self.shared.published.read().expect("published lock").catalog);
         for Accepted { record, .. } in &accepted {
-            if let Err(error) = apply(&mut published, &self.shared.tails, record) {
+            if let Err(error) = append_tails(&state.catalog, &self.shared.tails, record) {
                 // Records were validated above, so this is a bug; the WAL stays right.
                 tracing::error!(%error, "applying a durable commit failed");
             }
         }
-        // Catalog and visible offset change together, so a reader (or a seal)
-        // never pairs a catalog with an offset it does not belong to.
+        // Catalog, table states and visible offset change together, so a
+        // reader (or a seal) never pairs one with an offset it does not belong to.
         let visible = Offset(next_offset.0 - 1);
-        let mut state = self.shared.published.write().expect("published lock");
-        *state = Published { catalog: Arc::new(published), visible };
+        let mut published = self.shared.published.write().expect("published lock");
+        *published = Published { catalog: Arc::new(state.catalog), tables: Arc::new(state.tables), visible };
         self.shared.visible.store(visible.0, Ordering::Release);
-        drop(state);
+        drop(published);
         for Accepted { request, record } in accepted {
             let info =
                 CommitInfo { first_offset: record.first_offset, last_offset: record.last_offset(), ts: record.ts };
@@ -139,33 +146,43 @@ impl Writer {
     }
 }
 
-/// Turns requested changes into log entries against `catalog`, updating it
-/// as DDL would. Offsets are those the entries will take from `first_offset`.
-fn resolve(catalog: &mut Catalog, first_offset: Offset, changes: &[Change]) -> Result<Vec<Entry>> {
+/// The catalog and table states a commit is checked against and changes.
+#[derive(Clone)]
+pub(super) struct State {
+    pub catalog: Catalog,
+    pub tables: TableStates,
+}
+
+/// Turns requested changes into log entries against `state`, updating it as
+/// the commit will. Offsets are those the entries take from `first_offset`.
+fn resolve(state: &mut State, first_offset: Offset, ts: CommitTs, changes: &[Change]) -> Result<Vec<Entry>> {
     let mut entries = Vec::with_capacity(changes.len());
     let mut offset = first_offset;
     for change in changes {
         let entry = match change {
-            Change::CreateRelation { name, kind, columns, if_not_exists } => {
-                if catalog.get(name).is_some() {
+            Change::CreateRelation { name, kind, columns, primary_key, checks, if_not_exists } => {
+                if state.catalog.get(name).is_some() {
                     if *if_not_exists {
                         continue;
                     }
                     return Err(Error::DuplicateRelation(name.clone()));
                 }
                 let def = RelationDef {
-                    id: catalog.allocate_id(),
+                    id: state.catalog.allocate_id(),
                     name: name.clone(),
                     kind: *kind,
                     columns: columns.clone(),
                     created_at: offset,
+                    primary_key: primary_key.clone(),
+                    checks: checks.clone(),
                 };
-                catalog.insert(def.clone());
+                create(state, def.clone())?;
                 Entry::CreateRelation(def)
             }
-            Change::DropRelation { name, if_exists } => match catalog.get(name).map(|r| r.id) {
+            Change::DropRelation { name, if_exists } => match state.catalog.get(name).map(|r| r.id) {
                 Some(id) => {
-                    catalog.remove(id);
+                    state.catalog.remove(id);
+                    state.tables.by_relation.remove(&id);
                     Entry::DropRelation(id)
                 }
                 None if *if_exists => continue,
@@ -175,10 +192,22 @@ fn resolve(catalog: &mut Catalog, first_offset: Offset, changes: &[Change]) -> R
                 if rows.num_rows() == 0 {
                     continue;
                 }
-                if catalog.by_id(*relation).is_none() {
+                if state.catalog.by_id(*relation).is_none() {
                     return Err(Error::UndefinedRelation(format!("with id {}", relation.0)));
                 }
                 Entry::Append { relation: *relation, rows: rows.clone() }
+            }
+            Change::TableWrite(write) => {
+                if write.deletes.num_rows() + write.inserts.num_rows() == 0 {
+                    continue;
+                }
+                let table = state
+                    .tables
+                    .by_relation
+                    .get_mut(&write.relation)
+                    .ok_or_else(|| Error::UndefinedRelation(format!("with id {}", write.relation.0)))?;
+                let rows = check_table_write(table, write, first_offset, offset, ts)?;
+                Entry::Append { relation: write.relation, rows }
             }
         };
         offset = Offset(offset.0 + entry.event_count());
@@ -187,22 +216,107 @@ fn resolve(catalog: &mut Catalog, first_offset: Offset, changes: &[Change]) -> R
     Ok(entries)
 }
 
-/// Applies a durable commit to the catalog and the in-memory tails. Used by
-/// the writer after fsync and by recovery for every replayed record.
-pub(super) fn apply(catalog: &mut Catalog, tails: &Tails, record: &CommitRecord) -> Result<()> {
+fn create(state: &mut State, def: RelationDef) -> Result<()> {
+    if def.kind == RelationKind::Table {
+        let table = TableState::new(Arc::new(def.clone()))?;
+        state.tables.by_relation.insert(def.id, table);
+    }
+    state.catalog.insert(def);
+    Ok(())
+}
+
+/// Checks a table write against the state in commit order and applies it:
+/// every retracted row must still be the version the statement read, every
+/// added key must be free. Returns the log rows (user columns, then `_diff`):
+/// retractions first, so an update's -1 precedes its +1.
+fn check_table_write(
+    table: &mut TableState,
+    write: &TableWrite,
+    commit_first: Offset,
+    first: Offset,
+    ts: CommitTs,
+) -> Result<RecordBatch> {
+    let codec = table.codec.clone();
+    for (index, key) in codec.keys(&write.deletes)?.into_iter().enumerate() {
+        let current = table.rows.get(&key).and_then(|v| v.offset);
+        let still_there = match (write.expected[index], current) {
+            (Some(expected), Some(current)) => expected == current,
+            // Written earlier in this commit.
+            (None, Some(current)) => current >= commit_first,
+            (_, None) => false,
+        };
+        if !still_there {
+            return Err(Error::Conflict);
+        }
+        table.rows.remove(&key);
+    }
+    let added_from = first.0 + write.deletes.num_rows() as u64;
+    let rows = codec.rows(&write.inserts)?;
+    for (index, (key, row)) in codec.keys(&write.inserts)?.into_iter().zip(rows).enumerate() {
+        if table.rows.contains_key(&key) {
+            return Err(Error::UniqueViolation {
+                constraint: codec.def.primary_key_name(),
+                detail: format!("{} already exists.", codec.describe_key(&write.inserts, index)),
+            });
+        }
+        let offset = Some(Offset(added_from + index as u64));
+        table.rows.insert(key, Arc::new(RowVersion { offset, ts: Some(ts), row }));
+    }
+    let user = concat_batches(&codec.def.user_schema(), [&write.deletes, &write.inserts])?;
+    let diffs = Int64Array::from_iter_values(
+        std::iter::repeat_n(-1, write.deletes.num_rows()).chain(std::iter::repeat_n(1, write.inserts.num_rows())),
+    );
+    let mut columns = user.columns().to_vec();
+    columns.push(Arc::new(diffs));
+    let mut fields: Vec<Field> = user.schema().fields().iter().map(|f| f.as_ref().clone()).collect();
+    fields.push(diff_field());
+    Ok(RecordBatch::try_new(Arc::new(Schema::new(fields)), columns)?)
+}
+
+/// Adds a durable commit's rows to the in-memory tails.
+fn append_tails(catalog: &Catalog, tails: &Tails, record: &CommitRecord) -> Result<()> {
+    let mut offset = record.first_offset;
+    for entry in &record.entries {
+        if let Entry::Append { relation, rows } = entry {
+            let def = catalog
+                .by_id(*relation)
+                .ok_or_else(|| Error::Decode(format!("append to unknown relation id {}", relation.0)))?;
+            tails.append(def, offset, record.ts, rows)?;
+        }
+        if let Entry::DropRelation(id) = entry {
+            tails.drop_relation(*id);
+        }
+        offset = Offset(offset.0 + entry.event_count());
+    }
+    Ok(())
+}
+
+/// Applies a durable commit to the catalog, the table states and the
+/// in-memory tails. Used by recovery for every replayed record.
+pub(super) fn apply(state: &mut State, tails: &Tails, record: &CommitRecord) -> Result<()> {
     let mut offset = record.first_offset;
     for entry in &record.entries {
         match entry {
-            Entry::CreateRelation(def) => catalog.insert(def.clone()),
+            Entry::CreateRelation(def) => create(state, def.clone())?,
             Entry::DropRelation(id) => {
-                catalog.remove(*id);
+                state.catalog.remove(*id);
+                state.tables.by_relation.remove(id);
                 tails.drop_relation(*id);
             }
             Entry::Append { relation, rows } => {
-                let def = catalog
+                let def = state
+                    .catalog
                     .by_id(*relation)
-                    .ok_or_else(|| Error::Decode(format!("append to unknown relation id {}", relation.0)))?;
-                tails.append(def, offset, record.ts, rows)?;
+                    .ok_or_else(|| Error::Decode(format!("append to unknown relation id {}", relation.0)))?
+                    .clone();
+                if let Some(table) = state.tables.by_relation.get_mut(relation) {
+                    let n = def.columns.len();
+                    let user = RecordBatch::try_new(def.user_schema(), rows.columns()[..n].to_vec())?;
+                    let diffs = rows.column(n).as_primitive::<Int64Type>().values().to_vec();
+                    let offsets: Vec<i64> = (0..rows.num_rows() as i64).map(|i| offset.0 as i64 + i).collect();
+                    table.apply(&user, &diffs, Some(&offsets), &vec![Some(record.ts); rows.num_rows()])?;
+                }
+                tails.append(&def, offset, record.ts, rows)?;
             }
         }
         offset = Offset(offset.0 + entry.event_count());

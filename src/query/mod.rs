@@ -1,11 +1,13 @@
 //! DataFusion integration: Strata's relations as a catalog, scans that read
 //! the log at the statement's offset, and inserts that append to it.
 
+pub mod changes;
 mod provider;
 mod prune;
 mod schema;
 pub mod scope;
 mod sink;
+pub mod table;
 
 pub use provider::RelationTable;
 pub use schema::RelationSchema;

@@ -21,10 +21,10 @@ use datafusion::execution::object_store::ObjectStoreUrl;
 use datafusion::logical_expr::dml::InsertOp;
 use datafusion::logical_expr::{Expr, Operator, TableProviderFilterPushDown};
 use datafusion::physical_expr::expressions::{BinaryExpr, Literal, col};
-use datafusion::physical_plan::ExecutionPlan;
 use datafusion::physical_plan::filter::FilterExec;
 use datafusion::physical_plan::projection::ProjectionExec;
 use datafusion::physical_plan::union::UnionExec;
+use datafusion::physical_plan::{ExecutionPlan, PhysicalExpr};
 
 use super::prune::Bounds;
 use super::scope::StatementScope;
@@ -33,17 +33,34 @@ use crate::catalog::{OFFSET_COLUMN, RelationDef};
 use crate::error::Error;
 use crate::log::{Log, Offset, STORE_URL};
 
+/// A relation's log: a stream's events (its `SELECT *`), or, for
+/// `changes()`, any relation's change events with `_diff`.
 #[derive(Debug)]
 pub struct RelationTable {
     log: Arc<Log>,
     def: Arc<RelationDef>,
+    /// What the log stores: user columns, `_offset`, `_ts` (+ `_diff` for a table).
+    stored: SchemaRef,
     schema: SchemaRef,
+    /// Set for `changes()`: events with offsets in `(after, upto]`.
+    changes: Option<ChangeRange>,
+}
+
+#[derive(Debug, Clone, Copy)]
+pub struct ChangeRange {
+    pub after: Offset,
+    pub upto: Option<Offset>,
 }
 
 impl RelationTable {
     pub fn new(log: Arc<Log>, def: Arc<RelationDef>) -> RelationTable {
         let schema = def.full_schema();
-        RelationTable { log, def, schema }
+        RelationTable { log, stored: def.log_schema(), def, schema, changes: None }
+    }
+
+    pub fn changes(log: Arc<Log>, def: Arc<RelationDef>, range: ChangeRange) -> RelationTable {
+        let schema = def.changes_schema();
+        RelationTable { log, stored: def.log_schema(), def, schema, changes: Some(range) }
     }
 
     fn append_only_error(&self, verb: &str) -> datafusion::error::DataFusionError {
@@ -75,7 +92,7 @@ impl RelationTable {
             segments.iter().map(|s| PartitionedFile::new(s.path.clone(), s.bytes).with_extension(s.clone())).collect();
         let groups = FileGroup::new(files).split_files(partitions.max(1));
         let straddles = segments.iter().any(|s| s.last_offset > read_offset);
-        let source = Arc::new(ParquetSource::new(self.schema.clone()));
+        let source = Arc::new(ParquetSource::new(self.stored.clone()));
         let config = FileScanConfigBuilder::new(ObjectStoreUrl::parse(STORE_URL)?, source)
             .with_file_groups(groups)
             .with_projection_indices(if straddles { None } else { projection.cloned() })?
@@ -85,20 +102,72 @@ impl RelationTable {
             return Ok(plan);
         }
         let visible = Arc::new(BinaryExpr::new(
-            col(OFFSET_COLUMN, &self.schema)?,
+            col(OFFSET_COLUMN, &self.stored)?,
             Operator::LtEq,
             Arc::new(Literal::new(ScalarValue::Int64(Some(read_offset.0 as i64)))),
         ));
         let filtered: Arc<dyn ExecutionPlan> = Arc::new(FilterExec::try_new(visible, plan)?);
-        let indices: Vec<usize> = projection.cloned().unwrap_or_else(|| (0..self.schema.fields().len()).collect());
+        let indices: Vec<usize> = projection.cloned().unwrap_or_else(|| (0..self.stored.fields().len()).collect());
         let columns = indices
             .iter()
             .map(|i| {
-                let name = self.schema.field(*i).name().clone();
-                Ok((col(&name, &self.schema)?, name))
+                let name = self.stored.field(*i).name().clone();
+                Ok((col(&name, &self.stored)?, name))
             })
             .collect::<DfResult<Vec<_>>>()?;
         Ok(Arc::new(ProjectionExec::try_new(columns, filtered)?))
+    }
+}
+
+impl RelationTable {
+    /// The stored rows with offsets in `(after, read_offset]` (coarsely: whole
+    /// segments and batches are skipped; the caller filters `after` exactly),
+    /// plus the transaction's own appends.
+    async fn scan_log(
+        &self,
+        state: &dyn Session,
+        projection: Option<&Vec<usize>>,
+        filters: &[Expr],
+        read_offset: Offset,
+        after: Offset,
+        transaction: Option<Arc<std::sync::Mutex<super::scope::Transaction>>>,
+    ) -> DfResult<Arc<dyn ExecutionPlan>> {
+        let bounds = Bounds::from_filters(filters);
+        let snapshot = self.log.read(self.def.id, read_offset);
+
+        let segments: Vec<_> = snapshot
+            .segments
+            .iter()
+            .filter(|s| s.last_offset > after)
+            .filter(|s| bounds.overlaps((s.first_offset.0 as i64, s.last_offset.0 as i64), (s.min_ts.0, s.max_ts.0)))
+            .cloned()
+            .collect();
+        let mut batches: Vec<RecordBatch> = snapshot
+            .batches
+            .iter()
+            .zip(&snapshot.batch_ts)
+            .filter(|(batch, ts)| {
+                let offsets = batch.column(self.def.columns.len()).as_primitive::<Int64Type>();
+                let range = (offsets.value(0), offsets.value(offsets.len() - 1));
+                range.1 > after.0 as i64 && bounds.overlaps(range, (ts.0, ts.0))
+            })
+            .map(|(batch, _)| batch.clone())
+            .collect();
+        if let Some(transaction) = transaction {
+            let pending = transaction.lock().expect("transaction lock").pending_rows(self.def.id);
+            for rows in pending {
+                batches.push(with_null_system_columns(&self.stored, rows)?);
+            }
+        }
+
+        let tail_source = MemorySourceConfig::try_new(&[batches], self.stored.clone(), projection.cloned())?;
+        let tail: Arc<dyn ExecutionPlan> = DataSourceExec::from_data_source(tail_source);
+        if segments.is_empty() {
+            return Ok(tail);
+        }
+        let partitions = state.config().target_partitions();
+        let sealed = self.scan_segments(&segments, read_offset, projection, partitions).await?;
+        UnionExec::try_new(vec![sealed, tail])
     }
 }
 
@@ -135,42 +204,39 @@ impl TableProvider for RelationTable {
         _limit: Option<usize>,
     ) -> DfResult<Arc<dyn ExecutionPlan>> {
         let scope = StatementScope::from_config(state.config());
-        let read_offset = scope.as_ref().map(|s| s.read_offset).unwrap_or_else(|| self.log.visible_offset());
-        let bounds = Bounds::from_filters(filters);
-        let snapshot = self.log.read(self.def.id, read_offset);
-
-        let segments: Vec<_> = snapshot
-            .segments
+        let mut read_offset = scope.as_ref().map(|s| s.read_offset).unwrap_or_else(|| self.log.visible_offset());
+        let Some(range) = self.changes else {
+            let transaction = scope.as_ref().and_then(|s| s.transaction.clone());
+            return self.scan_log(state, projection, filters, read_offset, Offset::ZERO, transaction).await;
+        };
+        if let Some(upto) = range.upto {
+            read_offset = read_offset.min(upto);
+        }
+        // The stored columns, then `_diff` (stored for a table, always +1 for a stream).
+        let stored_count = self.stored.fields().len();
+        let mut plan = self.scan_log(state, None, filters, read_offset, range.after, None).await?;
+        if range.after > Offset::ZERO {
+            let after = Arc::new(BinaryExpr::new(
+                col(OFFSET_COLUMN, &self.stored)?,
+                Operator::Gt,
+                Arc::new(Literal::new(ScalarValue::Int64(Some(range.after.0 as i64)))),
+            ));
+            plan = Arc::new(FilterExec::try_new(after, plan)?);
+        }
+        let indices: Vec<usize> = projection.cloned().unwrap_or_else(|| (0..self.schema.fields().len()).collect());
+        let columns = indices
             .iter()
-            .filter(|s| bounds.overlaps((s.first_offset.0 as i64, s.last_offset.0 as i64), (s.min_ts.0, s.max_ts.0)))
-            .cloned()
-            .collect();
-        let mut batches: Vec<RecordBatch> = snapshot
-            .batches
-            .iter()
-            .zip(&snapshot.batch_ts)
-            .filter(|(batch, ts)| {
-                let offsets = batch.column(self.def.columns.len()).as_primitive::<Int64Type>();
-                let range = (offsets.value(0), offsets.value(offsets.len() - 1));
-                bounds.overlaps(range, (ts.0, ts.0))
+            .map(|i| {
+                let name = self.schema.field(*i).name().clone();
+                let expr: Arc<dyn PhysicalExpr> = if *i < stored_count {
+                    col(&name, &self.stored)?
+                } else {
+                    Arc::new(Literal::new(ScalarValue::Int64(Some(1))))
+                };
+                Ok((expr, name))
             })
-            .map(|(batch, _)| batch.clone())
-            .collect();
-        if let Some(transaction) = scope.as_ref().and_then(|s| s.transaction.as_ref()) {
-            let pending = transaction.lock().expect("transaction lock").pending_rows(self.def.id);
-            for rows in pending {
-                batches.push(with_null_system_columns(&self.schema, rows)?);
-            }
-        }
-
-        let tail_source = MemorySourceConfig::try_new(&[batches], self.schema.clone(), projection.cloned())?;
-        let tail: Arc<dyn ExecutionPlan> = DataSourceExec::from_data_source(tail_source);
-        if segments.is_empty() {
-            return Ok(tail);
-        }
-        let partitions = state.config().target_partitions();
-        let sealed = self.scan_segments(&segments, read_offset, projection, partitions).await?;
-        UnionExec::try_new(vec![sealed, tail])
+            .collect::<DfResult<Vec<_>>>()?;
+        Ok(Arc::new(ProjectionExec::try_new(columns, plan)?))
     }
 
     async fn insert_into(

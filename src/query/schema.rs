@@ -8,6 +8,8 @@ use datafusion::catalog::{SchemaProvider, TableProvider};
 use datafusion::error::Result as DfResult;
 
 use super::RelationTable;
+use super::table::TableStateTable;
+use crate::catalog::RelationKind;
 use crate::log::Log;
 
 #[derive(Debug)]
@@ -28,7 +30,10 @@ impl SchemaProvider for RelationSchema {
     }
 
     async fn table(&self, name: &str) -> DfResult<Option<Arc<dyn TableProvider>>> {
-        Ok(self.log.relation(name).map(|def| Arc::new(RelationTable::new(self.log.clone(), def)) as _))
+        Ok(self.log.relation(name).map(|def| match def.kind {
+            RelationKind::Table => Arc::new(TableStateTable::new(self.log.clone(), def)) as _,
+            RelationKind::Stream => Arc::new(RelationTable::new(self.log.clone(), def)) as _,
+        }))
     }
 
     fn table_exist(&self, name: &str) -> bool {

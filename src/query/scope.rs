@@ -7,13 +7,17 @@ use datafusion::arrow::record_batch::RecordBatch;
 use datafusion::execution::TaskContext;
 use datafusion::prelude::SessionConfig;
 
-use crate::log::{Offset, RelationId};
+use crate::log::{Change, Offset, ReadView, RelationId};
+use crate::table::TableWrite;
+use crate::table::state::TableStates;
 
 /// Fixed at the start of a statement: every relation it reads is read as of
-/// `read_offset`, so a statement never sees part of a commit.
+/// `read_offset`, so a statement never sees part of a commit; tables are read
+/// from `tables`, their state at that offset (plus the transaction's writes).
 #[derive(Debug, Clone)]
 pub struct StatementScope {
     pub read_offset: Offset,
+    pub tables: Arc<TableStates>,
     /// The session's open transaction, if it is inside BEGIN … COMMIT.
     pub transaction: Option<Arc<Mutex<Transaction>>>,
 }
@@ -28,18 +32,40 @@ impl StatementScope {
     }
 }
 
-/// Writes buffered by an explicit transaction, appended as one commit at COMMIT.
+/// An explicit transaction: it reads as of the moment of its first statement
+/// (plus its own writes), and its writes are buffered and appended as one
+/// commit at COMMIT, where the log checks them against what committed since.
 #[derive(Debug, Default)]
 pub struct Transaction {
-    pub appends: Vec<(RelationId, RecordBatch)>,
+    pub changes: Vec<Change>,
     pub bytes: usize,
     /// Set when a statement in the block failed: only ROLLBACK is accepted then.
     pub failed: bool,
+    /// What the transaction reads; its tables include its own writes.
+    pub view: Option<ReadView>,
 }
 
 impl Transaction {
-    /// Rows this transaction wrote to `relation`, in the relation's user schema.
+    /// Rows this transaction appended to stream `relation`, in its user schema.
     pub fn pending_rows(&self, relation: RelationId) -> Vec<RecordBatch> {
-        self.appends.iter().filter(|(id, _)| *id == relation).map(|(_, rows)| rows.clone()).collect()
+        self.changes
+            .iter()
+            .filter_map(|c| match c {
+                Change::Append { relation: id, rows } if *id == relation => Some(rows.clone()),
+                _ => None,
+            })
+            .collect()
+    }
+
+    /// Buffers a table write and applies it to the transaction's own view.
+    pub fn write_table(&mut self, write: TableWrite) -> crate::error::Result<()> {
+        let view = self.view.as_mut().expect("a transaction's view is fixed by its first statement");
+        let tables = Arc::make_mut(&mut view.tables);
+        if let Some(table) = tables.by_relation.get_mut(&write.relation) {
+            crate::table::apply_pending(table, &write)?;
+        }
+        self.bytes += write.deletes.get_array_memory_size() + write.inserts.get_array_memory_size();
+        self.changes.push(Change::TableWrite(write));
+        Ok(())
     }
 }

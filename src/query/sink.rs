@@ -67,7 +67,7 @@ impl DataSink for AppendSink {
             let mut transaction = transaction.lock().expect("transaction lock");
             transaction.bytes += bytes;
             limits.check_statement(0, transaction.bytes).map_err(Error::into_datafusion)?;
-            transaction.appends.push((self.def.id, rows_batch));
+            transaction.changes.push(Change::Append { relation: self.def.id, rows: rows_batch });
         } else {
             let change = Change::Append { relation: self.def.id, rows: rows_batch };
             self.log.commit(vec![change]).await.map_err(|e| Error::from(e).into_datafusion())?;

@@ -14,7 +14,11 @@ pub fn error_info(error: &Error) -> ErrorInfo {
         Error::DataFusion(inner) => datafusion_message(inner),
         other => other.to_string(),
     };
-    ErrorInfo::new("ERROR".to_string(), code.to_string(), message)
+    let mut info = ErrorInfo::new("ERROR".to_string(), code.to_string(), message);
+    if let Error::Storage(log::Error::UniqueViolation { detail, .. }) = error {
+        info.detail = Some(detail.clone());
+    }
+    info
 }
 
 pub fn to_pgwire(error: Error) -> PgWireError {
@@ -28,6 +32,9 @@ fn sqlstate(error: &Error) -> &'static str {
         Error::DuplicateRelation(_) => "42P07",
         Error::DuplicateColumn(_) => "42701",
         Error::FeatureNotSupported(_) => "0A000",
+        Error::UndefinedColumn(_) => "42703",
+        Error::InvalidTableDefinition(_) => "42P16",
+        Error::CheckViolation { .. } => "23514",
         Error::WrongObjectType(_) => "42809",
         Error::InvalidTextRepresentation(_) => "22P02",
         Error::NotNullViolation { .. } => "23502",
@@ -41,6 +48,8 @@ fn sqlstate(error: &Error) -> &'static str {
             log::Error::DuplicateRelation(_) => "42P07",
             log::Error::UndefinedRelation(_) => "42P01",
             log::Error::CommitTooLarge { .. } => "54000",
+            log::Error::UniqueViolation { .. } => "23505",
+            log::Error::Conflict => "40001",
             log::Error::Corrupt { .. } => "XX001",
             log::Error::Io { .. } | log::Error::Store(_) | log::Error::Poisoned | log::Error::Closed => "58030",
             log::Error::Encode(_) | log::Error::Decode(_) | log::Error::Arrow(_) => "XX000",

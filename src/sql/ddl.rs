@@ -1,13 +1,15 @@
-//! CREATE STREAM: column definitions from the parsed statement, with the
+//! CREATE STREAM and CREATE TABLE: column definitions from the parsed statement, with the
 //! PostgreSQL type names Strata accepts.
 
 use std::collections::HashSet;
 
 use datafusion::sql::sqlparser::ast::{
-    CharacterLength, ColumnOption, CreateTable, DataType, ExactNumberInfo, TimezoneInfo,
+    CharacterLength, ColumnOption, CreateTable, DataType, ExactNumberInfo, TableConstraint, TimezoneInfo,
 };
 
-use crate::catalog::{ColumnDef, NUMERIC_DEFAULT_PRECISION, NUMERIC_DEFAULT_SCALE, SYSTEM_COLUMNS, SqlType};
+use crate::catalog::{
+    CHANGE_COLUMNS, CheckDef, ColumnDef, NUMERIC_DEFAULT_PRECISION, NUMERIC_DEFAULT_SCALE, SYSTEM_COLUMNS, SqlType,
+};
 use crate::error::{Error, Result};
 
 pub fn stream_columns(create: &CreateTable) -> Result<Vec<ColumnDef>> {
@@ -104,4 +106,100 @@ fn numeric(info: &ExactNumberInfo) -> Result<SqlType> {
         )));
     }
     Ok(SqlType::Numeric { precision: precision as u8, scale: scale as i8 })
+}
+
+/// What CREATE TABLE defines.
+pub struct TableDefinition {
+    pub columns: Vec<ColumnDef>,
+    pub primary_key: Vec<usize>,
+    pub checks: Vec<CheckDef>,
+}
+
+/// CREATE TABLE: columns, the primary key (column or table constraint,
+/// single or composite; its columns become NOT NULL) and CHECK constraints,
+/// named as PostgreSQL names them.
+pub fn table_definition(table: &str, create: &CreateTable) -> Result<TableDefinition> {
+    if create.query.is_some() {
+        return Err(Error::FeatureNotSupported("CREATE TABLE … AS SELECT is not supported".into()));
+    }
+    if create.columns.is_empty() {
+        return Err(Error::Syntax("a table needs at least one column".into()));
+    }
+    let mut seen = HashSet::new();
+    let mut columns = Vec::with_capacity(create.columns.len());
+    let mut key_names: Vec<String> = Vec::new();
+    let mut checks = Vec::new();
+    for column in &create.columns {
+        let name = column.name.value.clone();
+        if CHANGE_COLUMNS.contains(&name.as_str()) {
+            return Err(Error::InvalidParameterValue(format!(
+                "column name \"{name}\" is reserved for a system column"
+            )));
+        }
+        if !seen.insert(name.clone()) {
+            return Err(Error::DuplicateColumn(name));
+        }
+        let mut nullable = true;
+        for option in &column.options {
+            match &option.option {
+                ColumnOption::NotNull => nullable = false,
+                ColumnOption::Null => nullable = true,
+                ColumnOption::PrimaryKey(_) => {
+                    if !key_names.is_empty() {
+                        return Err(multiple_keys(table));
+                    }
+                    key_names.push(name.clone());
+                }
+                ColumnOption::Check(check) => checks.push(CheckDef {
+                    name: check
+                        .name
+                        .as_ref()
+                        .map(|n| n.value.clone())
+                        .unwrap_or_else(|| format!("{table}_{name}_check")),
+                    expr: check.expr.to_string(),
+                }),
+                other => {
+                    return Err(Error::FeatureNotSupported(format!("column option {other} is not supported yet")));
+                }
+            }
+        }
+        columns.push(ColumnDef { name, sql_type: sql_type(&column.data_type)?, nullable });
+    }
+    for constraint in &create.constraints {
+        match constraint {
+            TableConstraint::PrimaryKey(key) => {
+                if !key_names.is_empty() {
+                    return Err(multiple_keys(table));
+                }
+                key_names = key.columns.iter().map(|c| super::parse::object_name(&c.column.expr.to_string())).collect();
+            }
+            TableConstraint::Check(check) => checks.push(CheckDef {
+                name: check.name.as_ref().map(|n| n.value.clone()).unwrap_or_else(|| format!("{table}_check")),
+                expr: check.expr.to_string(),
+            }),
+            other => {
+                return Err(Error::FeatureNotSupported(format!("table constraint {other} is not supported yet")));
+            }
+        }
+    }
+    if key_names.is_empty() {
+        return Err(Error::FeatureNotSupported(format!(
+            "table \"{table}\" needs a PRIMARY KEY (tables without a key are not supported yet); \
+             for an append-only log use CREATE STREAM"
+        )));
+    }
+    let mut primary_key = Vec::with_capacity(key_names.len());
+    for key in &key_names {
+        let position = columns
+            .iter()
+            .position(|c| &c.name == key)
+            .ok_or_else(|| Error::UndefinedColumn(format!("column \"{key}\" named in key does not exist")))?;
+        columns[position].nullable = false;
+        primary_key.push(position);
+    }
+    Ok(TableDefinition { columns, primary_key, checks })
+}
+
+fn multiple_keys(table: &str) -> Error {
+    Error::InvalidTableDefinition(format!("multiple primary keys for table \"{table}\" are not allowed"))
 }

@@ -1,6 +1,8 @@
 //! Statement front end: parse SQL into commands, and rewrite queries before
 //! DataFusion plans them.
 
+pub mod as_of;
 pub(crate) mod ddl;
+pub mod dialect;
 pub mod parse;
 pub mod rewrite;

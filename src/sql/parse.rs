@@ -3,8 +3,8 @@
 //! parsed as their TABLE counterparts, so one PostgreSQL grammar serves all.
 
 use datafusion::sql::sqlparser::ast::{
-    CopyLegacyCsvOption, CopyLegacyOption, CopyOption, CopySource, CopyTarget, Expr, ObjectType, Set, Statement, Value,
-    visit_relations,
+    CopyLegacyCsvOption, CopyLegacyOption, CopyOption, CopySource, CopyTarget, Expr, ObjectType, Reset, Set, Statement,
+    Value, visit_relations,
 };
 use datafusion::sql::sqlparser::dialect::PostgreSqlDialect;
 use datafusion::sql::sqlparser::keywords::Keyword;
@@ -12,7 +12,8 @@ use datafusion::sql::sqlparser::tokenizer::{Token, Tokenizer, Word};
 use datafusion_pg_catalog::sql::PostgresCompatibilityParser;
 
 use super::ddl;
-use crate::catalog::ColumnDef;
+use super::dialect::StrataDialect;
+use crate::catalog::{CheckDef, ColumnDef, RelationKind};
 use crate::error::{Error, Result};
 use crate::write::copy::{CopyFormat, CopyOptions};
 
@@ -20,12 +21,16 @@ use crate::write::copy::{CopyFormat, CopyOptions};
 pub enum Command {
     /// Seal every committed row into segments now.
     Checkpoint,
-    CreateStream {
+    CreateRelation {
+        kind: RelationKind,
         name: String,
         columns: Vec<ColumnDef>,
+        primary_key: Vec<usize>,
+        checks: Vec<CheckDef>,
         if_not_exists: bool,
     },
-    DropStream {
+    DropRelation {
+        kind: RelationKind,
         names: Vec<String>,
         if_exists: bool,
     },
@@ -47,10 +52,11 @@ pub enum Command {
         columns: Vec<String>,
         options: CopyOptions,
     },
-    /// A write that streams do not allow; names the relation and the verb.
-    AppendOnlyViolation {
+    /// UPDATE, DELETE or TRUNCATE: allowed on tables, refused on streams.
+    Modify {
         relation: String,
         verb: &'static str,
+        statement: Box<Statement>,
     },
     /// Anything DataFusion plans: queries, INSERT, EXPLAIN.
     Query(Box<Statement>),
@@ -76,15 +82,41 @@ pub fn parse(sql: &str) -> Result<Vec<Command>> {
             continue;
         }
         let (text, about_stream) = rewrite_stream_keyword(statement);
-        let mut parsed = parser
-            .parse(&text)
-            .map_err(|e| Error::Syntax(e.to_string().trim_start_matches("sql parser error: ").to_string()))?;
+        let syntax = |e: datafusion::sql::sqlparser::parser::ParserError| {
+            Error::Syntax(e.to_string().trim_start_matches("sql parser error: ").to_string())
+        };
+        let mut parsed = if is_versioned(statement) {
+            let statements = datafusion::sql::sqlparser::parser::Parser::new(&StrataDialect)
+                .try_with_sql(&text)
+                .and_then(|mut p| p.parse_statements())
+                .map_err(syntax)?;
+            statements.into_iter().map(|s| parser.rewrite(s)).collect()
+        } else {
+            parser.parse(&text).map_err(syntax)?
+        };
         if parsed.len() != 1 {
             return Err(Error::Syntax(format!("expected one statement, found {}", parsed.len())));
         }
         commands.push(command(parsed.remove(0), about_stream)?);
     }
     Ok(commands)
+}
+
+/// Whether the statement reads a relation at a point in time
+/// (`FOR SYSTEM_TIME AS OF`, `VERSION AS OF`), which needs [`StrataDialect`].
+fn is_versioned(statement: &[Token]) -> bool {
+    let words: Vec<&Word> = statement
+        .iter()
+        .filter_map(|t| match t {
+            Token::Word(word) if word.quote_style.is_none() => Some(word),
+            _ => None,
+        })
+        .collect();
+    words.windows(3).any(|w| {
+        (w[0].keyword == Keyword::SYSTEM_TIME || w[0].keyword == Keyword::VERSION)
+            && w[1].keyword == Keyword::AS
+            && w[2].keyword == Keyword::OF
+    })
 }
 
 /// Renders one statement's tokens, with `CREATE STREAM` / `DROP STREAM`
@@ -111,23 +143,39 @@ fn rewrite_stream_keyword(statement: &[Token]) -> (String, bool) {
 
 fn command(statement: Statement, about_stream: bool) -> Result<Command> {
     Ok(match statement {
-        Statement::CreateTable(create) if about_stream => Command::CreateStream {
+        Statement::CreateTable(create) if about_stream => Command::CreateRelation {
+            kind: RelationKind::Stream,
             name: object_name(&create.name.to_string()),
             columns: ddl::stream_columns(&create)?,
+            primary_key: Vec::new(),
+            checks: Vec::new(),
             if_not_exists: create.if_not_exists,
         },
-        Statement::CreateTable(_) => {
-            return Err(Error::FeatureNotSupported(
-                "CREATE TABLE is not supported yet; use CREATE STREAM for an append-only event log".into(),
-            ));
+        Statement::CreateTable(create) => {
+            let name = object_name(&create.name.to_string());
+            let table = ddl::table_definition(&name, &create)?;
+            Command::CreateRelation {
+                kind: RelationKind::Table,
+                name,
+                columns: table.columns,
+                primary_key: table.primary_key,
+                checks: table.checks,
+                if_not_exists: create.if_not_exists,
+            }
         }
-        Statement::Drop { object_type: ObjectType::Table, if_exists, names, .. } if about_stream => {
-            Command::DropStream { names: names.iter().map(|n| object_name(&n.to_string())).collect(), if_exists }
-        }
+        Statement::Drop { object_type: ObjectType::Table, if_exists, names, .. } => Command::DropRelation {
+            kind: if about_stream { RelationKind::Stream } else { RelationKind::Table },
+            names: names.iter().map(|n| object_name(&n.to_string())).collect(),
+            if_exists,
+        },
         Statement::StartTransaction { .. } => Command::Begin,
         Statement::Commit { .. } => Command::Commit,
         Statement::Rollback { savepoint: None, .. } => Command::Rollback,
         Statement::Set(set) => set_command(set)?,
+        Statement::Reset(reset) => match reset.reset {
+            Reset::ConfigurationParameter(name) => Command::Reset { name: name.to_string().to_lowercase() },
+            Reset::ALL => Command::Reset { name: "all".into() },
+        },
         Statement::ShowVariable { variable } => {
             Command::Show { name: variable.iter().map(|i| i.value.to_lowercase()).collect::<Vec<_>>().join(" ") }
         }
@@ -155,7 +203,7 @@ fn command(statement: Statement, about_stream: bool) -> Result<Command> {
                 target.get_or_insert_with(|| object_name(&name.to_string()));
                 std::ops::ControlFlow::<()>::Continue(())
             });
-            Command::AppendOnlyViolation { relation: target.unwrap_or_default(), verb }
+            Command::Modify { relation: target.unwrap_or_default(), verb, statement: Box::new(statement) }
         }
         other => Command::Query(Box::new(other)),
     })
@@ -261,14 +309,14 @@ mod tests {
         let commands = parse("SELECT 1; create stream s (a BIGINT NOT NULL, b TEXT); DROP STREAM IF EXISTS s").unwrap();
         assert!(matches!(commands[0], Command::Query(_)));
         match &commands[1] {
-            Command::CreateStream { name, columns, .. } => {
+            Command::CreateRelation { name, columns, .. } => {
                 assert_eq!(name, "s");
                 assert_eq!(columns.len(), 2);
                 assert!(!columns[0].nullable);
             }
             other => panic!("{other:?}"),
         }
-        assert!(matches!(&commands[2], Command::DropStream { names, if_exists: true } if names == &["s"]));
+        assert!(matches!(&commands[2], Command::DropRelation { names, if_exists: true, .. } if names == &["s"]));
     }
 
     #[test]

@@ -18,13 +18,21 @@ use datafusion::sql::sqlparser::dialect::PostgreSqlDialect;
 use datafusion::sql::sqlparser::parser::Parser;
 
 use super::parse::object_name;
-use crate::catalog::{Catalog, SYSTEM_COLUMNS, SqlType};
+use crate::catalog::{CHANGE_COLUMNS, Catalog, SYSTEM_COLUMNS, SqlType};
 use crate::log::Offset;
 
-pub fn rewrite(statement: &mut Statement, catalog: &Catalog, read_offset: Offset) {
+/// The names of the statement's CTEs (they shadow relations of the same name).
+pub fn cte_names(statement: &mut Statement) -> HashSet<String> {
     let mut ctes = HashSet::new();
     let _ = statement.visit(&mut CteNames(&mut ctes));
-    let _ = statement.visit(&mut Rewriter { catalog, ctes: &ctes, read_offset });
+    ctes
+}
+
+/// `point_in_time` names the derived tables [`super::as_of`] made of
+/// relations: their `*` hides system columns as a relation's does.
+pub fn rewrite(statement: &mut Statement, catalog: &Catalog, read_offset: Offset, point_in_time: &HashSet<String>) {
+    let ctes = cte_names(statement);
+    let _ = statement.visit(&mut Rewriter { catalog, ctes: &ctes, read_offset, point_in_time });
     if let Statement::Insert(insert) = statement
         && let TableObject::TableName(name) = &insert.table
         && let Some(def) = catalog.get(&object_name(&name.to_string()))
@@ -98,6 +106,7 @@ struct Rewriter<'a> {
     catalog: &'a Catalog,
     ctes: &'a HashSet<String>,
     read_offset: Offset,
+    point_in_time: &'a HashSet<String>,
 }
 
 impl VisitorMut for Rewriter<'_> {
@@ -132,10 +141,17 @@ impl VisitorMut for Rewriter<'_> {
     }
 }
 
-/// A FROM item as `*` sees it: its qualifier, and whether it is a Strata relation.
+/// A FROM item as `*` sees it: its qualifier, and the system columns its
+/// `*` leaves out (none unless it is a Strata relation or `changes()`).
 struct FromItem {
     qualifier: Option<String>,
-    is_relation: bool,
+    hidden: &'static [&'static str],
+}
+
+impl FromItem {
+    fn is_relation(&self) -> bool {
+        !self.hidden.is_empty()
+    }
 }
 
 impl Rewriter<'_> {
@@ -156,25 +172,34 @@ impl Rewriter<'_> {
                 let relation = object_name(&name.to_string());
                 let is_relation = !self.ctes.contains(&relation) && self.catalog.get(&relation).is_some();
                 let qualifier = alias.as_ref().map(|a| a.name.value.clone()).unwrap_or(relation);
-                FromItem { qualifier: Some(qualifier), is_relation }
+                FromItem { qualifier: Some(qualifier), hidden: if is_relation { &SYSTEM_COLUMNS } else { &[] } }
+            }
+            TableFactor::Table { name, alias, args: Some(_), .. }
+                if object_name(&name.to_string()) == crate::query::changes::CHANGES_FUNCTION =>
+            {
+                let qualifier = alias.as_ref().map(|a| a.name.value.clone()).unwrap_or_else(|| "changes".into());
+                FromItem { qualifier: Some(qualifier), hidden: &CHANGE_COLUMNS }
+            }
+            TableFactor::Derived { alias: Some(alias), .. } if self.point_in_time.contains(&alias.name.value) => {
+                FromItem { qualifier: Some(alias.name.value.clone()), hidden: &SYSTEM_COLUMNS }
             }
             TableFactor::Derived { alias, .. } | TableFactor::Table { alias, .. } => {
-                FromItem { qualifier: alias.as_ref().map(|a| a.name.value.clone()), is_relation: false }
+                FromItem { qualifier: alias.as_ref().map(|a| a.name.value.clone()), hidden: &[] }
             }
-            _ => FromItem { qualifier: None, is_relation: false },
+            _ => FromItem { qualifier: None, hidden: &[] },
         }
     }
 
     fn hide_system_columns(&self, select: &mut Select) {
         let items = self.from_items(select);
-        if !items.iter().any(|i| i.is_relation) {
+        if !items.iter().any(FromItem::is_relation) {
             return;
         }
         let mut projection = Vec::with_capacity(select.projection.len());
         for item in std::mem::take(&mut select.projection) {
             match item {
                 SelectItem::Wildcard(mut options) if items.len() == 1 => {
-                    exclude_system_columns(&mut options);
+                    exclude_system_columns(&mut options, items[0].hidden);
                     projection.push(SelectItem::Wildcard(options));
                 }
                 // Several FROM items: `*` becomes `a.*, b.*, …` so each
@@ -182,8 +207,8 @@ impl Rewriter<'_> {
                 SelectItem::Wildcard(options) if items.iter().all(|i| i.qualifier.is_some()) => {
                     for from in &items {
                         let mut options = options.clone();
-                        if from.is_relation {
-                            exclude_system_columns(&mut options);
+                        if from.is_relation() {
+                            exclude_system_columns(&mut options, from.hidden);
                         }
                         let name = ObjectName::from(vec![Ident::new(from.qualifier.clone().unwrap_or_default())]);
                         projection.push(SelectItem::QualifiedWildcard(
@@ -194,8 +219,10 @@ impl Rewriter<'_> {
                 }
                 SelectItem::QualifiedWildcard(SelectItemQualifiedWildcardKind::ObjectName(name), mut options) => {
                     let qualifier = object_name(&name.to_string());
-                    if items.iter().any(|i| i.is_relation && i.qualifier.as_deref() == Some(qualifier.as_str())) {
-                        exclude_system_columns(&mut options);
+                    if let Some(from) =
+                        items.iter().find(|i| i.is_relation() && i.qualifier.as_deref() == Some(qualifier.as_str()))
+                    {
+                        exclude_system_columns(&mut options, from.hidden);
                     }
                     projection.push(SelectItem::QualifiedWildcard(
                         SelectItemQualifiedWildcardKind::ObjectName(name),
@@ -222,7 +249,7 @@ fn name_columns_as_postgres(select: &mut Select) {
         .map(|item| match item {
             SelectItem::UnnamedExpr(expr) => postgres_column_name(expr),
             SelectItem::ExprWithAlias { alias, .. } => {
-                alias.value.strip_prefix("__alias_").filter(|name| SYSTEM_COLUMNS.contains(name)).map(str::to_string)
+                alias.value.strip_prefix("__alias_").filter(|name| CHANGE_COLUMNS.contains(name)).map(str::to_string)
             }
             _ => None,
         })
@@ -291,15 +318,15 @@ fn postgres_type_name(data_type: &DataType) -> String {
     }
 }
 
-fn exclude_system_columns(options: &mut WildcardAdditionalOptions) {
+fn exclude_system_columns(options: &mut WildcardAdditionalOptions, hidden: &[&str]) {
     let mut names: Vec<ObjectName> = match options.opt_exclude.take() {
         Some(ExcludeSelectItem::Single(name)) => vec![name],
         Some(ExcludeSelectItem::Multiple(names)) => names,
         None => Vec::new(),
     };
-    for column in SYSTEM_COLUMNS {
-        if !names.iter().any(|n| object_name(&n.to_string()) == column) {
-            names.push(ObjectName::from(vec![Ident::new(column)]));
+    for column in hidden {
+        if !names.iter().any(|n| object_name(&n.to_string()) == *column) {
+            names.push(ObjectName::from(vec![Ident::new(*column)]));
         }
     }
     options.opt_exclude = Some(ExcludeSelectItem::Multiple(names));

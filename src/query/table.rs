@@ -1,0 +1,188 @@
+//! A Strata table as a DataFusion table: scans read its current state (the
+//! statement's snapshot of the key index, never the history), with a point
+//! lookup when the filters fix the whole primary key; inserts become a
+//! [`TableWrite`] checked at commit.
+
+use std::sync::Arc;
+
+use async_trait::async_trait;
+use datafusion::arrow::array::{ArrayRef, RecordBatch};
+use datafusion::arrow::datatypes::{Schema, SchemaRef};
+use datafusion::catalog::{Session, TableProvider};
+use datafusion::common::{Column, Result as DfResult, ScalarValue};
+use datafusion::datasource::TableType;
+use datafusion::datasource::memory::MemorySourceConfig;
+use datafusion::datasource::sink::{DataSink, DataSinkExec};
+use datafusion::execution::{SendableRecordBatchStream, TaskContext};
+use datafusion::logical_expr::dml::InsertOp;
+use datafusion::logical_expr::{BinaryExpr, Expr, Operator, TableProviderFilterPushDown};
+use datafusion::physical_plan::{DisplayAs, DisplayFormatType, ExecutionPlan};
+use futures::StreamExt;
+
+use super::scope::StatementScope;
+use crate::catalog::RelationDef;
+use crate::error::Error;
+use crate::log::Log;
+use crate::table::TableWrite;
+use crate::table::state::{Key, TableState};
+use crate::write::{Limits, check_rows, user_columns};
+
+#[derive(Debug)]
+pub struct TableStateTable {
+    log: Arc<Log>,
+    def: Arc<RelationDef>,
+    schema: SchemaRef,
+}
+
+impl TableStateTable {
+    pub fn new(log: Arc<Log>, def: Arc<RelationDef>) -> TableStateTable {
+        let schema = def.full_schema();
+        TableStateTable { log, def, schema }
+    }
+
+    /// The keys the filters pin down (`k = literal` for every key column).
+    fn lookup_keys(&self, table: &TableState, filters: &[Expr]) -> Option<Vec<Key>> {
+        let mut values: Vec<Option<ScalarValue>> = vec![None; self.def.primary_key.len()];
+        for filter in filters {
+            let Expr::BinaryExpr(BinaryExpr { left, op: Operator::Eq, right }) = filter else { continue };
+            let (column, literal) = match (left.as_ref(), right.as_ref()) {
+                (Expr::Column(c), Expr::Literal(v, _)) | (Expr::Literal(v, _), Expr::Column(c)) => (c, v),
+                _ => continue,
+            };
+            if let Some(slot) = self.key_slot(column) {
+                values[slot] = Some(literal.clone());
+            }
+        }
+        let mut columns: Vec<ArrayRef> = Vec::with_capacity(self.def.columns.len());
+        for (index, column) in self.def.columns.iter().enumerate() {
+            let arrow_type = column.sql_type.arrow_type();
+            let array = match self.def.primary_key.iter().position(|k| *k == index) {
+                Some(slot) => {
+                    let value = values[slot].as_ref()?.cast_to(&arrow_type).ok()?;
+                    if value.is_null() {
+                        return Some(Vec::new());
+                    }
+                    value.to_array().ok()?
+                }
+                None => datafusion::arrow::array::new_null_array(&arrow_type, 1),
+            };
+            columns.push(array);
+        }
+        let nullable: Vec<_> =
+            self.def.user_schema().fields().iter().map(|f| f.as_ref().clone().with_nullable(true)).collect();
+        let probe = RecordBatch::try_new(Arc::new(Schema::new(nullable)), columns).ok()?;
+        table.codec.keys(&probe).ok()
+    }
+
+    fn key_slot(&self, column: &Column) -> Option<usize> {
+        let index = self.def.columns.iter().position(|c| c.name == column.name)?;
+        self.def.primary_key.iter().position(|k| *k == index)
+    }
+}
+
+#[async_trait]
+impl TableProvider for TableStateTable {
+    fn schema(&self) -> SchemaRef {
+        self.schema.clone()
+    }
+
+    fn table_type(&self) -> TableType {
+        TableType::Base
+    }
+
+    fn supports_filters_pushdown(&self, filters: &[&Expr]) -> DfResult<Vec<TableProviderFilterPushDown>> {
+        // Inexact: key equalities narrow the scan to a lookup; DataFusion
+        // still applies every filter to what comes back.
+        Ok(filters.iter().map(|_| TableProviderFilterPushDown::Inexact).collect())
+    }
+
+    async fn scan(
+        &self,
+        state: &dyn Session,
+        projection: Option<&Vec<usize>>,
+        filters: &[Expr],
+        _limit: Option<usize>,
+    ) -> DfResult<Arc<dyn ExecutionPlan>> {
+        let tables = match StatementScope::from_config(state.config()) {
+            Some(scope) => scope.tables.clone(),
+            None => self.log.snapshot().tables,
+        };
+        let batch = match tables.get(self.def.id) {
+            Some(table) => {
+                let keys = self.lookup_keys(table, filters);
+                table.to_batch(&self.schema, keys.as_deref())?
+            }
+            None => RecordBatch::new_empty(self.schema.clone()),
+        };
+        let source = MemorySourceConfig::try_new(&[vec![batch]], self.schema.clone(), projection.cloned())?;
+        Ok(datafusion::datasource::source::DataSourceExec::from_data_source(source))
+    }
+
+    async fn insert_into(
+        &self,
+        _state: &dyn Session,
+        input: Arc<dyn ExecutionPlan>,
+        insert_op: InsertOp,
+    ) -> DfResult<Arc<dyn ExecutionPlan>> {
+        if insert_op != InsertOp::Append {
+            return Err(Error::FeatureNotSupported(format!("{insert_op} is not supported")).into_datafusion());
+        }
+        let sink = TableSink::new(self.log.clone(), self.def.clone(), self.schema.clone());
+        Ok(Arc::new(DataSinkExec::new(input, Arc::new(sink), None)))
+    }
+}
+
+/// Where INSERT rows for a table go: checked, then committed as one
+/// [`TableWrite`] (or buffered in the open transaction).
+#[derive(Debug)]
+pub struct TableSink {
+    log: Arc<Log>,
+    def: Arc<RelationDef>,
+    schema: SchemaRef,
+}
+
+impl TableSink {
+    pub fn new(log: Arc<Log>, def: Arc<RelationDef>, full_schema: SchemaRef) -> TableSink {
+        let fields: Vec<_> = full_schema.fields().iter().map(|f| f.as_ref().clone().with_nullable(true)).collect();
+        TableSink { log, def, schema: Arc::new(Schema::new(fields)) }
+    }
+}
+
+impl DisplayAs for TableSink {
+    fn fmt_as(&self, _t: DisplayFormatType, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "TableSink: table={}", self.def.name)
+    }
+}
+
+#[async_trait]
+impl DataSink for TableSink {
+    fn schema(&self) -> &SchemaRef {
+        &self.schema
+    }
+
+    async fn write_all(&self, mut data: SendableRecordBatchStream, context: &Arc<TaskContext>) -> DfResult<u64> {
+        let limits = context.session_config().get_extension::<Limits>().unwrap_or_default();
+        let mut batches: Vec<RecordBatch> = Vec::new();
+        let (mut rows, mut bytes) = (0usize, 0usize);
+        while let Some(batch) = data.next().await {
+            let batch = user_columns(&self.def, batch?).map_err(Error::into_datafusion)?;
+            check_rows(&self.def, &batch).map_err(Error::into_datafusion)?;
+            rows += batch.num_rows();
+            bytes += batch.get_array_memory_size();
+            limits.check_statement(rows, bytes).map_err(Error::into_datafusion)?;
+            batches.push(batch);
+        }
+        let inserts = datafusion::arrow::compute::concat_batches(&self.def.user_schema(), &batches)?;
+        let write = TableWrite {
+            relation: self.def.id,
+            deletes: RecordBatch::new_empty(self.def.user_schema()),
+            expected: Vec::new(),
+            inserts,
+        };
+        let scope = StatementScope::from_task(context);
+        crate::table::write::commit_or_buffer(&self.log, scope.as_deref(), &self.def, write, &limits)
+            .await
+            .map_err(Error::into_datafusion)?;
+        Ok(rows as u64)
+    }
+}

@@ -1,0 +1,102 @@
+//! UPDATE, DELETE and TRUNCATE on a table, as queries: each becomes a SELECT
+//! of the target rows (with their version's `_offset`, and for UPDATE the new
+//! values), planned by DataFusion like any query — so WHERE clauses, joins in
+//! FROM/USING and subqueries work as they do in SELECT. The result becomes a
+//! [`super::TableWrite`]: the old rows retracted, the new rows added.
+
+use datafusion::sql::sqlparser::ast::{AssignmentTarget, FromTable, Statement, TableFactor, UpdateTableFromKind};
+
+use crate::catalog::RelationDef;
+use crate::error::{Error, Result};
+
+/// Prefix of the columns carrying an UPDATE's new values.
+pub const SET_PREFIX: &str = "__strata_set_";
+
+/// What a table DML statement selects, and which columns it assigns.
+pub struct DmlQuery {
+    pub sql: String,
+    /// For UPDATE: the positions of the assigned columns, in SET order.
+    pub assigned: Vec<usize>,
+}
+
+pub fn select_targets(def: &RelationDef, statement: &Statement) -> Result<DmlQuery> {
+    match statement {
+        Statement::Delete(delete) => {
+            if delete.returning.is_some() {
+                return Err(Error::FeatureNotSupported("DELETE … RETURNING is not supported yet".into()));
+            }
+            let from = match &delete.from {
+                FromTable::WithFromKeyword(from) | FromTable::WithoutKeyword(from) => from,
+            };
+            let target = from.first().ok_or_else(|| Error::Syntax("DELETE needs a table".into()))?;
+            let qualifier = qualifier(def, &target.relation);
+            let mut sql = format!("SELECT {} FROM {}", target_columns(def, &qualifier), target);
+            if let Some(using) = &delete.using {
+                for item in using {
+                    sql.push_str(&format!(", {item}"));
+                }
+            }
+            if let Some(selection) = &delete.selection {
+                sql.push_str(&format!(" WHERE {selection}"));
+            }
+            Ok(DmlQuery { sql, assigned: Vec::new() })
+        }
+        Statement::Update(update) => {
+            if update.returning.is_some() {
+                return Err(Error::FeatureNotSupported("UPDATE … RETURNING is not supported yet".into()));
+            }
+            let qualifier = qualifier(def, &update.table.relation);
+            let mut assigned = Vec::new();
+            let mut values = Vec::new();
+            for assignment in &update.assignments {
+                let AssignmentTarget::ColumnName(name) = &assignment.target else {
+                    return Err(Error::FeatureNotSupported("UPDATE … SET (a, b) = … is not supported yet".into()));
+                };
+                let column = crate::sql::parse::object_name(&name.to_string());
+                let position = def.columns.iter().position(|c| c.name == column).ok_or_else(|| {
+                    Error::UndefinedColumn(format!("column \"{column}\" of relation \"{}\" does not exist", def.name))
+                })?;
+                if assigned.contains(&position) {
+                    return Err(Error::DuplicateColumn(column));
+                }
+                values.push(format!("{} AS \"{SET_PREFIX}{}\"", assignment.value, assigned.len()));
+                assigned.push(position);
+            }
+            let mut sql =
+                format!("SELECT {}, {} FROM {}", target_columns(def, &qualifier), values.join(", "), update.table);
+            match &update.from {
+                Some(UpdateTableFromKind::AfterSet(items)) | Some(UpdateTableFromKind::BeforeSet(items)) => {
+                    for item in items {
+                        sql.push_str(&format!(", {item}"));
+                    }
+                }
+                None => {}
+            }
+            if let Some(selection) = &update.selection {
+                sql.push_str(&format!(" WHERE {selection}"));
+            }
+            Ok(DmlQuery { sql, assigned })
+        }
+        Statement::Truncate(_) => Ok(DmlQuery {
+            sql: format!("SELECT {} FROM \"{}\"", target_columns(def, &format!("\"{}\"", def.name)), def.name),
+            assigned: Vec::new(),
+        }),
+        other => Err(Error::Internal(format!("not a table modification: {other}"))),
+    }
+}
+
+/// How the target table is named in the query: its alias, else its name.
+fn qualifier(def: &RelationDef, factor: &TableFactor) -> String {
+    match factor {
+        TableFactor::Table { alias: Some(alias), .. } => format!("\"{}\"", alias.name.value),
+        _ => format!("\"{}\"", def.name),
+    }
+}
+
+/// Every user column of the target, then the version's `_offset`.
+fn target_columns(def: &RelationDef, qualifier: &str) -> String {
+    let mut columns: Vec<String> =
+        def.columns.iter().map(|c| format!("{qualifier}.\"{}\"", c.name.replace('"', "\"\""))).collect();
+    columns.push(format!("{qualifier}._offset"));
+    columns.join(", ")
+}

@@ -1,0 +1,163 @@
+//! A table's current state: the latest version of every row, by primary key.
+//! The map is persistent (structurally shared), so a snapshot costs O(1):
+//! the log writer publishes one with every commit, and each statement and
+//! transaction keeps the one it started with while writers go on.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+
+use datafusion::arrow::array::{Array, ArrayRef, AsArray, Int64Array, RecordBatch, TimestampMicrosecondArray};
+use datafusion::arrow::datatypes::{Int64Type, SchemaRef};
+use datafusion::arrow::error::ArrowError;
+use datafusion::arrow::row::{OwnedRow, RowConverter, SortField};
+
+use crate::catalog::{RelationDef, UTC};
+use crate::log::{CommitTs, Offset, RelationId};
+
+/// A primary key in Arrow's row format: byte order is key order.
+pub type Key = Arc<[u8]>;
+
+/// One row as it is now, and the change that produced it. Rows written by an
+/// open transaction have no offset or time yet.
+#[derive(Debug, Clone)]
+pub struct RowVersion {
+    pub offset: Option<Offset>,
+    pub ts: Option<CommitTs>,
+    pub row: OwnedRow,
+}
+
+/// Converts between a table's Arrow columns and its keys and stored rows.
+#[derive(Debug)]
+pub struct TableCodec {
+    pub def: Arc<RelationDef>,
+    keys: RowConverter,
+    rows: RowConverter,
+}
+
+impl TableCodec {
+    pub fn new(def: Arc<RelationDef>) -> Result<TableCodec, ArrowError> {
+        let fields = |indices: &mut dyn Iterator<Item = usize>| -> Vec<SortField> {
+            indices.map(|i| SortField::new(def.columns[i].sql_type.arrow_type())).collect()
+        };
+        let keys = RowConverter::new(fields(&mut def.primary_key.iter().copied()))?;
+        let rows = RowConverter::new(fields(&mut (0..def.columns.len())))?;
+        Ok(TableCodec { def, keys, rows })
+    }
+
+    /// The key of every row of `batch` (user columns).
+    pub fn keys(&self, batch: &RecordBatch) -> Result<Vec<Key>, ArrowError> {
+        let columns: Vec<ArrayRef> = self.def.primary_key.iter().map(|i| batch.column(*i).clone()).collect();
+        let rows = self.keys.convert_columns(&columns)?;
+        Ok(rows.iter().map(|r| Key::from(r.as_ref())).collect())
+    }
+
+    pub fn rows(&self, batch: &RecordBatch) -> Result<Vec<OwnedRow>, ArrowError> {
+        let rows = self.rows.convert_columns(batch.columns())?;
+        Ok(rows.iter().map(|r| r.owned()).collect())
+    }
+
+    /// `Key (id)=(1)`, as PostgreSQL names a key in a uniqueness error.
+    pub fn describe_key(&self, batch: &RecordBatch, row: usize) -> String {
+        let names: Vec<&str> = self.def.primary_key.iter().map(|i| self.def.columns[*i].name.as_str()).collect();
+        let values: Vec<String> = self
+            .def
+            .primary_key
+            .iter()
+            .map(|i| {
+                datafusion::arrow::util::display::array_value_to_string(batch.column(*i), row)
+                    .unwrap_or_else(|_| "?".into())
+            })
+            .collect();
+        format!("Key ({})=({})", names.join(", "), values.join(", "))
+    }
+}
+
+/// One table's rows now.
+#[derive(Debug, Clone)]
+pub struct TableState {
+    pub codec: Arc<TableCodec>,
+    pub rows: imbl::OrdMap<Key, Arc<RowVersion>>,
+}
+
+impl TableState {
+    pub fn new(def: Arc<RelationDef>) -> Result<TableState, ArrowError> {
+        Ok(TableState { codec: Arc::new(TableCodec::new(def)?), rows: imbl::OrdMap::new() })
+    }
+
+    pub fn len(&self) -> usize {
+        self.rows.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.rows.is_empty()
+    }
+
+    /// Applies changes in order: `rows` are user columns, `diffs` ±1 each;
+    /// `offsets`/`ts` are the events' (None while in an open transaction).
+    pub fn apply(
+        &mut self,
+        rows: &RecordBatch,
+        diffs: &[i64],
+        offsets: Option<&[i64]>,
+        ts: &[Option<CommitTs>],
+    ) -> Result<(), ArrowError> {
+        let keys = self.codec.keys(rows)?;
+        let owned = self.codec.rows(rows)?;
+        for (index, (key, row)) in keys.into_iter().zip(owned).enumerate() {
+            if diffs[index] < 0 {
+                self.rows.remove(&key);
+            } else {
+                let offset = offsets.map(|o| Offset(o[index] as u64));
+                self.rows.insert(key, Arc::new(RowVersion { offset, ts: ts[index], row }));
+            }
+        }
+        Ok(())
+    }
+
+    /// The rows as one batch in `schema` (user columns, `_offset`, `_ts`),
+    /// in key order; with `keys`, only those rows.
+    pub fn to_batch(&self, schema: &SchemaRef, keys: Option<&[Key]>) -> Result<RecordBatch, ArrowError> {
+        let versions: Vec<&Arc<RowVersion>> = match keys {
+            Some(keys) => keys.iter().filter_map(|k| self.rows.get(k)).collect(),
+            None => self.rows.values().collect(),
+        };
+        let mut columns = self.codec.rows.convert_rows(versions.iter().map(|v| v.row.row()))?;
+        let offsets: Int64Array = versions.iter().map(|v| v.offset.map(|o| o.0 as i64)).collect();
+        let stamps: TimestampMicrosecondArray = versions.iter().map(|v| v.ts.map(|t| t.0)).collect();
+        columns.push(Arc::new(offsets));
+        columns.push(Arc::new(stamps.with_timezone(UTC)));
+        RecordBatch::try_new(schema.clone(), columns)
+    }
+}
+
+/// Every table's current state; cloned per commit and per snapshot (cheap:
+/// the maps inside are shared).
+#[derive(Debug, Clone, Default)]
+pub struct TableStates {
+    pub by_relation: HashMap<RelationId, TableState>,
+}
+
+impl TableStates {
+    pub fn get(&self, id: RelationId) -> Option<&TableState> {
+        self.by_relation.get(&id)
+    }
+}
+
+/// Splits a log batch of a table (user columns, `_offset`, `_ts`, `_diff`)
+/// into user rows, diffs, offsets and times.
+pub fn split_log_batch(def: &RelationDef, batch: &RecordBatch) -> Result<LogRows, ArrowError> {
+    let n = def.columns.len();
+    let user = RecordBatch::try_new(def.user_schema(), batch.columns()[..n].to_vec())?;
+    let offsets = batch.column(n).as_primitive::<Int64Type>().values().to_vec();
+    let stamps = batch.column(n + 1).as_primitive::<datafusion::arrow::datatypes::TimestampMicrosecondType>();
+    let ts = (0..stamps.len()).map(|i| (!stamps.is_null(i)).then(|| CommitTs(stamps.value(i)))).collect();
+    let diffs = batch.column(n + 2).as_primitive::<Int64Type>().values().to_vec();
+    Ok(LogRows { user, diffs, offsets, ts })
+}
+
+pub struct LogRows {
+    pub user: RecordBatch,
+    pub diffs: Vec<i64>,
+    pub offsets: Vec<i64>,
+    pub ts: Vec<Option<CommitTs>>,
+}
