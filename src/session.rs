@@ -200,7 +200,7 @@ impl Session {
             }
             Command::Modify { relation, verb, statement } => match self.db.log.relation(&relation) {
                 Some(def) if def.kind == RelationKind::Table => {
-                    let rows = self.modify_table(&def, &statement).await?;
+                    let rows = self.modify_table(&def, &statement, params).await?;
                     let tag = verb.split(' ').next().unwrap_or(verb).to_string();
                     let counts = tag_counts(&tag);
                     Ok(Outcome::Done { tag, rows: counts.then_some(rows) })
@@ -304,12 +304,17 @@ impl Session {
     /// Outside a transaction a statement whose rows changed under it (another
     /// commit got there first) is run again on the new state, as PostgreSQL
     /// re-reads rows in READ COMMITTED; inside one it fails with 40001.
-    async fn modify_table(&mut self, def: &Arc<RelationDef>, statement: &Statement) -> Result<usize> {
+    async fn modify_table(
+        &mut self,
+        def: &Arc<RelationDef>,
+        statement: &Statement,
+        params: Option<&ParamValues>,
+    ) -> Result<usize> {
         const ATTEMPTS_MAX: usize = 16;
         let query = select_targets(def, statement)?;
         let mut attempt = 1;
         loop {
-            match self.modify_once(def, &query).await {
+            match self.modify_once(def, &query, params).await {
                 Err(Error::Storage(crate::log::Error::Conflict))
                     if self.transaction.is_none() && attempt < ATTEMPTS_MAX =>
                 {
@@ -320,16 +325,41 @@ impl Session {
         }
     }
 
-    async fn modify_once(&mut self, def: &Arc<RelationDef>, query: &DmlQuery) -> Result<usize> {
+    /// Plans the query a table modification runs (for its parameter types).
+    pub async fn plan_modify(&self, relation: &str, statement: &Statement) -> Result<Option<LogicalPlan>> {
+        let Some(def) = self.db.log.relation(relation).filter(|d| d.kind == RelationKind::Table) else {
+            return Ok(None);
+        };
+        let query = select_targets(&def, statement)?;
+        let Some(Command::Query(statement)) = parse(&query.sql)?.pop() else {
+            return Err(Error::Internal(format!("not a query: {}", query.sql)));
+        };
+        let (state, statement) = self.prepare(*statement, false).await?;
+        let plan = state
+            .statement_to_plan(DfStatement::Statement(Box::new(statement)))
+            .await
+            .map_err(Error::from_datafusion)?;
+        Ok(Some(plan))
+    }
+
+    async fn modify_once(
+        &mut self,
+        def: &Arc<RelationDef>,
+        query: &DmlQuery,
+        params: Option<&ParamValues>,
+    ) -> Result<usize> {
         let Some(Command::Query(statement)) = parse(&query.sql)?.pop() else {
             return Err(Error::Internal(format!("not a query: {}", query.sql)));
         };
         let (state, statement) = self.prepare(*statement, false).await?;
         let scope = StatementScope::from_config(state.config());
-        let plan = state
+        let mut plan = state
             .statement_to_plan(DfStatement::Statement(Box::new(statement)))
             .await
             .map_err(Error::from_datafusion)?;
+        if let Some(params) = params {
+            plan = plan.replace_params_with_values(params).map_err(Error::from_datafusion)?;
+        }
         let schema = Arc::new(plan.schema().as_arrow().clone());
         let batches = DataFrame::new(state, plan).collect().await.map_err(Error::from_datafusion)?;
         let found = concat_batches(&schema, &batches)?;

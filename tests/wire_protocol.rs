@@ -154,3 +154,30 @@ async fn copy_from_stdin_is_atomic() {
     assert_eq!(row.get::<_, i64>(1), 1, "one COPY is one commit");
     assert_eq!(row.get::<_, String>(2), "name, 0");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn table_updates_and_deletes_take_parameters() {
+    let server = common::Server::start(&common::fresh_data_dir("wire-table-params"));
+    let client = server.client().await;
+    client
+        .batch_execute(
+            "CREATE TABLE accounts (id BIGINT PRIMARY KEY, owner TEXT NOT NULL, balance NUMERIC(12,2));
+             INSERT INTO accounts VALUES (1, 'ann', 100), (2, 'bob', 50), (3, 'cy', 10)",
+        )
+        .await
+        .unwrap();
+    let updated = client.execute("UPDATE accounts SET owner = $1 WHERE id = $2", &[&"anne", &1i64]).await.unwrap();
+    assert_eq!(updated, 1);
+    let deleted = client.execute("DELETE FROM accounts WHERE id >= $1", &[&3i64]).await.unwrap();
+    assert_eq!(deleted, 1);
+    let rows = client.query("SELECT id, owner FROM accounts ORDER BY id", &[]).await.unwrap();
+    let seen: Vec<(i64, String)> = rows.iter().map(|r| (r.get(0), r.get(1))).collect();
+    assert_eq!(seen, vec![(1, "anne".to_string()), (2, "bob".to_string())]);
+
+    // A NULL parameter into a NOT NULL column is rejected and changes nothing.
+    let error =
+        client.execute("UPDATE accounts SET owner = $1 WHERE id = $2", &[&None::<String>, &2i64]).await.unwrap_err();
+    assert_eq!(error.code(), Some(&SqlState::NOT_NULL_VIOLATION), "{error:?}");
+    let owner: String = client.query_one("SELECT owner FROM accounts WHERE id = 2", &[]).await.unwrap().get(0);
+    assert_eq!(owner, "bob");
+}

@@ -2,6 +2,7 @@
 //! (no authentication on this listener) and cancel requests. Each connection
 //! keeps its [`Session`] in pgwire's per-connection extensions.
 
+use std::collections::HashMap;
 use std::fmt::Debug;
 use std::sync::Arc;
 
@@ -9,7 +10,9 @@ use arrow_pg::datatypes::df::deserialize_parameters;
 use arrow_pg::datatypes::into_pg_type;
 use async_trait::async_trait;
 use datafusion::arrow::datatypes::{DataType, Field, Schema, SchemaRef};
-use datafusion::logical_expr::LogicalPlan;
+use datafusion::common::tree_node::{TreeNode, TreeNodeRecursion};
+use datafusion::logical_expr::expr::{Cast, Placeholder, TryCast};
+use datafusion::logical_expr::{Expr, LogicalPlan};
 use futures::{Sink, SinkExt};
 use pgwire::api::auth::noop::NoopStartupHandler;
 use pgwire::api::cancel::CancelHandler;
@@ -225,6 +228,14 @@ impl QueryParser for StatementParser {
                 let plan = session.lock().await.plan((**statement).clone()).await.map_err(to_pgwire)?;
                 (parameter_types(&plan).map_err(to_pgwire)?, result_schema(&plan))
             }
+            Command::Modify { relation, statement, .. } => {
+                let session = session_of(client, &self.db);
+                let plan = session.lock().await.plan_modify(relation, statement).await.map_err(to_pgwire)?;
+                match plan {
+                    Some(plan) => (parameter_types(&plan).map_err(to_pgwire)?, None),
+                    None => (vec![], None),
+                }
+            }
             Command::Show { name } => {
                 let name = if name == "all" { "setting".to_string() } else { name.clone() };
                 (vec![], Some(Arc::new(Schema::new(vec![Field::new(name, DataType::Utf8, false)]))))
@@ -253,20 +264,46 @@ impl QueryParser for StatementParser {
     }
 }
 
-/// Parameter types in `$1, $2, …` order, as DataFusion inferred them.
+/// Parameter types in `$1, $2, …` order, as DataFusion inferred them. A
+/// parameter DataFusion leaves open takes the type it is cast to (`$1::int`,
+/// and the casts table UPDATEs put around SET values), else `text`, which is
+/// what PostgreSQL assumes for an otherwise unknown parameter.
 fn parameter_types(plan: &LogicalPlan) -> crate::Result<Vec<Option<DataType>>> {
     let by_name = plan.get_parameter_types().map_err(Error::from_datafusion)?;
+    let cast_to = placeholder_casts(plan)?;
     let mut ordered: Vec<(usize, Option<DataType>)> = by_name
         .into_iter()
-        .filter_map(|(name, data_type)| name.trim_start_matches('$').parse::<usize>().ok().map(|i| (i, data_type)))
+        .filter_map(|(name, data_type)| {
+            let data_type = data_type.or_else(|| cast_to.get(&name).cloned());
+            name.trim_start_matches('$').parse::<usize>().ok().map(|i| (i, data_type))
+        })
         .collect();
     ordered.sort_by_key(|(index, _)| *index);
     let count = ordered.last().map(|(index, _)| *index).unwrap_or(0);
-    let mut types = vec![None; count];
+    let mut types = vec![Some(DataType::Utf8); count];
     for (index, data_type) in ordered {
-        types[index - 1] = data_type;
+        types[index - 1] = Some(data_type.unwrap_or(DataType::Utf8));
     }
     Ok(types)
+}
+
+/// The type each untyped placeholder is directly cast to, anywhere in the plan.
+fn placeholder_casts(plan: &LogicalPlan) -> crate::Result<HashMap<String, DataType>> {
+    let mut found = HashMap::new();
+    plan.apply_with_subqueries(|node| {
+        node.apply_expressions(|expr| {
+            expr.apply(|expr| {
+                if let Expr::Cast(Cast { expr: inner, field }) | Expr::TryCast(TryCast { expr: inner, field }) = expr
+                    && let Expr::Placeholder(Placeholder { id, field: None }) = inner.as_ref()
+                {
+                    found.entry(id.clone()).or_insert_with(|| field.data_type().clone());
+                }
+                Ok(TreeNodeRecursion::Continue)
+            })
+        })
+    })
+    .map_err(Error::from_datafusion)?;
+    Ok(found)
 }
 
 fn result_schema(plan: &LogicalPlan) -> Option<SchemaRef> {

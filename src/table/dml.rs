@@ -6,7 +6,7 @@
 
 use datafusion::sql::sqlparser::ast::{AssignmentTarget, FromTable, Statement, TableFactor, UpdateTableFromKind};
 
-use crate::catalog::RelationDef;
+use crate::catalog::{RelationDef, SqlType};
 use crate::error::{Error, Result};
 
 /// Prefix of the columns carrying an UPDATE's new values.
@@ -59,7 +59,13 @@ pub fn select_targets(def: &RelationDef, statement: &Statement) -> Result<DmlQue
                 if assigned.contains(&position) {
                     return Err(Error::DuplicateColumn(column));
                 }
-                values.push(format!("{} AS \"{SET_PREFIX}{}\"", assignment.value, assigned.len()));
+                // The cast gives parameters (`SET v = $1`) the column's type.
+                let sql_type = cast_type(&def.columns[position].sql_type);
+                values.push(format!(
+                    "CAST(({}) AS {sql_type}) AS \"{SET_PREFIX}{}\"",
+                    assignment.value,
+                    assigned.len()
+                ));
                 assigned.push(position);
             }
             let mut sql =
@@ -99,4 +105,14 @@ fn target_columns(def: &RelationDef, qualifier: &str) -> String {
         def.columns.iter().map(|c| format!("{qualifier}.\"{}\"", c.name.replace('"', "\"\""))).collect();
     columns.push(format!("{qualifier}._offset"));
     columns.join(", ")
+}
+
+/// A type name DataFusion's SQL planner accepts for a column type (the exact
+/// Arrow type is restored after the query).
+fn cast_type(sql_type: &SqlType) -> String {
+    match sql_type {
+        SqlType::Jsonb | SqlType::Varchar { .. } => "TEXT".into(),
+        SqlType::Numeric { precision, scale } => format!("DECIMAL({precision}, {scale})"),
+        other => other.sql_name(),
+    }
 }
