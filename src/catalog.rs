@@ -92,6 +92,9 @@ pub struct ColumnDef {
     pub name: String,
     pub sql_type: SqlType,
     pub nullable: bool,
+    /// The DEFAULT expression's SQL text, evaluated when a write omits the column.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub default: Option<String>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]

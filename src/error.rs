@@ -20,12 +20,20 @@ pub enum Error {
     #[error("{0}")]
     UndefinedColumn(String),
     #[error("{0}")]
+    UndefinedObject(String),
+    #[error("{0}")]
     InvalidTableDefinition(String),
     #[error("new row for relation \"{relation}\" violates check constraint \"{constraint}\"")]
     CheckViolation { relation: String, constraint: String },
     /// An operation the relation's kind does not allow (UPDATE on a stream, …).
     #[error("{0}")]
     WrongObjectType(String),
+    /// ON CONFLICT names no key of the relation.
+    #[error("there is no unique or exclusion constraint matching the ON CONFLICT specification")]
+    InvalidColumnReference,
+    /// One statement would change the same row twice (ON CONFLICT DO UPDATE).
+    #[error("{0}")]
+    CardinalityViolation(String),
     #[error("{0}")]
     InvalidTextRepresentation(String),
     #[error("null value in column \"{column}\" of relation \"{relation}\" violates not-null constraint")]

@@ -15,6 +15,10 @@ use datafusion::sql::parser::Statement as DfStatement;
 use datafusion::sql::sqlparser::ast::Statement;
 use futures::StreamExt;
 
+mod insert;
+
+pub use insert::has_clauses;
+
 use crate::catalog::RelationDef;
 use crate::catalog::RelationKind;
 use crate::database::Inner;
@@ -29,7 +33,8 @@ use crate::table::dml::{DmlQuery, select_targets};
 use crate::table::state::TableCodec;
 use crate::table::write::commit_or_buffer;
 use crate::write::copy::CopyIn;
-use crate::write::{Limits, check_rows};
+use crate::write::returning::{Returned, returning};
+use crate::write::{Limits, append_or_buffer, check_rows};
 use datafusion::arrow::array::{Array, AsArray, UInt32Array};
 use datafusion::arrow::compute::{CastOptions, cast_with_options, concat_batches, take_record_batch};
 use datafusion::arrow::datatypes::Int64Type;
@@ -51,7 +56,17 @@ pub enum Outcome {
     },
     /// The client is to send COPY data next.
     CopyIn(Box<CopyIn>),
+    /// A write's RETURNING rows; the tag (`INSERT 0`, `UPDATE`) takes their count.
+    Returned {
+        tag: &'static str,
+        schema: SchemaRef,
+        batches: Vec<RecordBatch>,
+    },
 }
+
+/// How many times an autocommit statement is run again when another commit
+/// changed the rows it decided on.
+const RETRIES_MAX: usize = 16;
 
 pub struct Session {
     db: Arc<Inner>,
@@ -101,6 +116,7 @@ impl Session {
                 Outcome::CopyIn(_) => {
                     return Err(Error::FeatureNotSupported("COPY FROM STDIN needs a client".into()));
                 }
+                Outcome::Returned { batches, .. } => batches,
                 _ => Vec::new(),
             };
         }
@@ -126,6 +142,7 @@ impl Session {
             Command::CreateRelation { kind, name, columns, primary_key, checks, if_not_exists } => {
                 let tag = format!("CREATE {}", kind.noun().to_uppercase());
                 self.refuse_in_transaction(&tag)?;
+                crate::query::defaults::check_defaults(&columns).await?;
                 let change = Change::CreateRelation { name, kind, columns, primary_key, checks, if_not_exists };
                 self.db.log.commit(vec![change]).await?;
                 Ok(done(&tag))
@@ -196,14 +213,16 @@ impl Session {
                         })
                         .collect::<Result<Vec<_>>>()?
                 };
-                Ok(Outcome::CopyIn(Box::new(CopyIn::new(def, targets, options, Limits::from(&self.db.config)))))
+                Ok(Outcome::CopyIn(Box::new(CopyIn::new(def, targets, options, Limits::from(&self.db.config))?)))
             }
             Command::Modify { relation, verb, statement } => match self.db.log.relation(&relation) {
                 Some(def) if def.kind == RelationKind::Table => {
-                    let rows = self.modify_table(&def, &statement, params).await?;
-                    let tag = verb.split(' ').next().unwrap_or(verb).to_string();
-                    let counts = tag_counts(&tag);
-                    Ok(Outcome::Done { tag, rows: counts.then_some(rows) })
+                    let (rows, returned) = self.modify_table(&def, &statement, params).await?;
+                    let tag = verb.split(' ').next().unwrap_or(verb);
+                    Ok(match returned {
+                        Some(returned) => Outcome::Returned { tag, schema: returned.schema, batches: returned.batches },
+                        None => Outcome::Done { tag: tag.to_string(), rows: tag_counts(tag).then_some(rows) },
+                    })
                 }
                 Some(def) => Err(Error::WrongObjectType(format!(
                     "cannot {verb} \"{}\": it is a {}, and {}s are append-only",
@@ -273,6 +292,12 @@ impl Session {
     }
 
     async fn run_query(&mut self, statement: Statement, params: Option<&ParamValues>) -> Result<Outcome> {
+        let statement = match statement {
+            Statement::Insert(insert) if insert::has_clauses(&insert) => {
+                return self.insert_with_clauses(insert, params).await;
+            }
+            other => other,
+        };
         let (state, statement) = self.prepare(statement, true).await?;
         let insert_target = insert_target(&statement);
         let mut plan = state
@@ -309,14 +334,13 @@ impl Session {
         def: &Arc<RelationDef>,
         statement: &Statement,
         params: Option<&ParamValues>,
-    ) -> Result<usize> {
-        const ATTEMPTS_MAX: usize = 16;
+    ) -> Result<(usize, Option<Returned>)> {
         let query = select_targets(def, statement)?;
         let mut attempt = 1;
         loop {
             match self.modify_once(def, &query, params).await {
                 Err(Error::Storage(crate::log::Error::Conflict))
-                    if self.transaction.is_none() && attempt < ATTEMPTS_MAX =>
+                    if self.transaction.is_none() && attempt < RETRIES_MAX =>
                 {
                     attempt += 1;
                 }
@@ -325,8 +349,13 @@ impl Session {
         }
     }
 
-    /// Plans the query a table modification runs (for its parameter types).
-    pub async fn plan_modify(&self, relation: &str, statement: &Statement) -> Result<Option<LogicalPlan>> {
+    /// Plans the query a table modification runs (for its parameter types),
+    /// and the columns of its RETURNING clause.
+    pub async fn plan_modify(
+        &self,
+        relation: &str,
+        statement: &Statement,
+    ) -> Result<Option<(LogicalPlan, Option<SchemaRef>)>> {
         let Some(def) = self.db.log.relation(relation).filter(|d| d.kind == RelationKind::Table) else {
             return Ok(None);
         };
@@ -335,11 +364,15 @@ impl Session {
             return Err(Error::Internal(format!("not a query: {}", query.sql)));
         };
         let (state, statement) = self.prepare(*statement, false).await?;
-        let plan = state
-            .statement_to_plan(DfStatement::Statement(Box::new(statement)))
-            .await
-            .map_err(Error::from_datafusion)?;
-        Ok(Some(plan))
+        let plan =
+            state.statement_to_plan(DfStatement::Statement(Box::new(statement))).await.map_err(Error::from_datafusion)?;
+        let schema = match &query.returning {
+            Some((items, qualifier)) => {
+                Some(returning(items, qualifier, &RecordBatch::new_empty(def.user_schema())).await?.schema)
+            }
+            None => None,
+        };
+        Ok(Some((plan, schema)))
     }
 
     async fn modify_once(
@@ -347,7 +380,7 @@ impl Session {
         def: &Arc<RelationDef>,
         query: &DmlQuery,
         params: Option<&ParamValues>,
-    ) -> Result<usize> {
+    ) -> Result<(usize, Option<Returned>)> {
         let Some(Command::Query(statement)) = parse(&query.sql)?.pop() else {
             return Err(Error::Internal(format!("not a query: {}", query.sql)));
         };
@@ -397,9 +430,17 @@ impl Session {
             RecordBatch::try_new(def.user_schema(), inserts.columns().to_vec())?
         };
         let rows = deletes.num_rows();
+        // RETURNING sees the new versions of updated rows, the old of deleted ones.
+        let returned = match &query.returning {
+            Some((items, qualifier)) => {
+                let written = if query.assigned.is_empty() { &deletes } else { &inserts };
+                Some(returning(items, qualifier, written).await?)
+            }
+            None => None,
+        };
         let write = TableWrite { relation: def.id, deletes, expected, inserts };
         commit_or_buffer(&self.db.log, scope.as_deref(), def, write, &Limits::from(&self.db.config)).await?;
-        Ok(rows)
+        Ok((rows, returned))
     }
 
     /// Appends the rows of a finished COPY, or buffers them in the open transaction.
@@ -427,14 +468,8 @@ impl Session {
             commit_or_buffer(&self.db.log, Some(&scope), &def, write, &Limits::from(&self.db.config)).await?;
             return Ok(rows);
         }
-        if let Some(transaction) = &self.transaction {
-            let mut transaction = transaction.lock().expect("transaction lock");
-            transaction.bytes += rows_batch.get_array_memory_size();
-            Limits::from(&self.db.config).check_statement(0, transaction.bytes)?;
-            transaction.changes.push(Change::Append { relation: def.id, rows: rows_batch });
-        } else {
-            self.db.log.commit(vec![Change::Append { relation: def.id, rows: rows_batch }]).await?;
-        }
+        let limits = Limits::from(&self.db.config);
+        append_or_buffer(&self.db.log, self.transaction.as_ref(), &def, rows_batch, &limits).await?;
         Ok(rows)
     }
 

@@ -181,3 +181,47 @@ async fn table_updates_and_deletes_take_parameters() {
     let owner: String = client.query_one("SELECT owner FROM accounts WHERE id = 2", &[]).await.unwrap().get(0);
     assert_eq!(owner, "bob");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn upserts_take_parameters_and_return_rows() {
+    let server = common::Server::start(&common::fresh_data_dir("wire-upsert"));
+    let client = server.client().await;
+    client
+        .batch_execute(
+            "CREATE TABLE counters (name TEXT PRIMARY KEY, hits BIGINT NOT NULL DEFAULT 0, note TEXT DEFAULT 'new')",
+        )
+        .await
+        .unwrap();
+    // The statement a client prepares once and runs per event.
+    let upsert = client
+        .prepare(
+            "INSERT INTO counters (name, hits) VALUES ($1, $2)
+             ON CONFLICT (name) DO UPDATE SET hits = counters.hits + EXCLUDED.hits
+             RETURNING name, hits, note",
+        )
+        .await
+        .unwrap();
+    let columns: Vec<&str> = upsert.columns().iter().map(|c| c.name()).collect();
+    assert_eq!(columns, vec!["name", "hits", "note"]);
+    for (name, hits) in [("a", 1i64), ("b", 2), ("a", 3)] {
+        let rows = client.query(&upsert, &[&name, &hits]).await.unwrap();
+        assert_eq!(rows.len(), 1);
+        assert_eq!(rows[0].get::<_, &str>(0), name);
+    }
+    let row = client.query_one("SELECT hits, note FROM counters WHERE name = 'a'", &[]).await.unwrap();
+    assert_eq!((row.get::<_, i64>(0), row.get::<_, String>(1)), (4, "new".to_string()));
+
+    // COPY fills the columns it leaves out with their defaults.
+    let sink = client.copy_in("COPY counters (name) FROM STDIN").await.unwrap();
+    let mut sink = std::pin::pin!(sink);
+    sink.send(bytes::Bytes::from_static(b"c\nd\n")).await.unwrap();
+    assert_eq!(sink.finish().await.unwrap(), 2);
+    let row = client.query_one("SELECT sum(hits), count(*) FILTER (WHERE note = 'new') FROM counters", &[]).await.unwrap();
+    assert_eq!((row.get::<_, i64>(0), row.get::<_, i64>(1)), (6, 4));
+
+    // DELETE … RETURNING through the extended protocol.
+    let gone = client.query("DELETE FROM counters WHERE hits = $1 RETURNING name", &[&0i64]).await.unwrap();
+    let mut names: Vec<String> = gone.iter().map(|r| r.get(0)).collect();
+    names.sort();
+    assert_eq!(names, vec!["c", "d"]);
+}

@@ -162,7 +162,7 @@ mod tests {
             id: RelationId(7),
             name: "s".into(),
             kind: RelationKind::Stream,
-            columns: vec![ColumnDef { name: "note".into(), sql_type: SqlType::Text, nullable: true }],
+            columns: vec![ColumnDef { name: "note".into(), sql_type: SqlType::Text, nullable: true, default: None }],
             created_at: Offset(1),
             primary_key: vec![],
             checks: vec![],

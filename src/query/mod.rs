@@ -2,6 +2,7 @@
 //! the log at the statement's offset, and inserts that append to it.
 
 pub mod changes;
+pub mod defaults;
 mod provider;
 mod prune;
 mod schema;

@@ -27,6 +27,7 @@ use datafusion::physical_plan::union::UnionExec;
 use datafusion::physical_plan::{ExecutionPlan, PhysicalExpr};
 
 use super::prune::Bounds;
+use super::defaults::ColumnDefaults;
 use super::scope::StatementScope;
 use super::sink::AppendSink;
 use crate::catalog::{OFFSET_COLUMN, RelationDef};
@@ -44,6 +45,7 @@ pub struct RelationTable {
     schema: SchemaRef,
     /// Set for `changes()`: events with offsets in `(after, upto]`.
     changes: Option<ChangeRange>,
+    defaults: ColumnDefaults,
 }
 
 #[derive(Debug, Clone, Copy)]
@@ -55,12 +57,13 @@ pub struct ChangeRange {
 impl RelationTable {
     pub fn new(log: Arc<Log>, def: Arc<RelationDef>) -> RelationTable {
         let schema = def.full_schema();
-        RelationTable { log, stored: def.log_schema(), def, schema, changes: None }
+        let defaults = ColumnDefaults::of(&def);
+        RelationTable { log, stored: def.log_schema(), def, schema, changes: None, defaults }
     }
 
     pub fn changes(log: Arc<Log>, def: Arc<RelationDef>, range: ChangeRange) -> RelationTable {
         let schema = def.changes_schema();
-        RelationTable { log, stored: def.log_schema(), def, schema, changes: Some(range) }
+        RelationTable { log, stored: def.log_schema(), def, schema, changes: Some(range), defaults: Default::default() }
     }
 
     fn append_only_error(&self, verb: &str) -> datafusion::error::DataFusionError {
@@ -237,6 +240,10 @@ impl TableProvider for RelationTable {
             })
             .collect::<DfResult<Vec<_>>>()?;
         Ok(Arc::new(ProjectionExec::try_new(columns, plan)?))
+    }
+
+    fn get_column_default(&self, column: &str) -> Option<&Expr> {
+        self.defaults.get(column)
     }
 
     async fn insert_into(

@@ -15,8 +15,8 @@ use futures::StreamExt;
 use super::scope::StatementScope;
 use crate::catalog::RelationDef;
 use crate::error::Error;
-use crate::log::{Change, Log};
-use crate::write::{Limits, check_rows, user_columns};
+use crate::log::Log;
+use crate::write::{Limits, append_or_buffer, check_rows, user_columns};
 
 #[derive(Debug)]
 pub struct AppendSink {
@@ -63,15 +63,8 @@ impl DataSink for AppendSink {
             return Ok(0);
         }
         let rows_batch = datafusion::arrow::compute::concat_batches(&self.def.user_schema(), &batches)?;
-        if let Some(transaction) = scope.as_ref().and_then(|s| s.transaction.as_ref()) {
-            let mut transaction = transaction.lock().expect("transaction lock");
-            transaction.bytes += bytes;
-            limits.check_statement(0, transaction.bytes).map_err(Error::into_datafusion)?;
-            transaction.changes.push(Change::Append { relation: self.def.id, rows: rows_batch });
-        } else {
-            let change = Change::Append { relation: self.def.id, rows: rows_batch };
-            self.log.commit(vec![change]).await.map_err(|e| Error::from(e).into_datafusion())?;
-        }
+        let transaction = scope.as_ref().and_then(|s| s.transaction.as_ref());
+        append_or_buffer(&self.log, transaction, &self.def, rows_batch, &limits).await.map_err(Error::into_datafusion)?;
         Ok(rows as u64)
     }
 }

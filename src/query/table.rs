@@ -19,6 +19,7 @@ use datafusion::logical_expr::{BinaryExpr, Expr, Operator, TableProviderFilterPu
 use datafusion::physical_plan::{DisplayAs, DisplayFormatType, ExecutionPlan};
 use futures::StreamExt;
 
+use super::defaults::ColumnDefaults;
 use super::scope::StatementScope;
 use crate::catalog::RelationDef;
 use crate::error::Error;
@@ -32,12 +33,14 @@ pub struct TableStateTable {
     log: Arc<Log>,
     def: Arc<RelationDef>,
     schema: SchemaRef,
+    defaults: ColumnDefaults,
 }
 
 impl TableStateTable {
     pub fn new(log: Arc<Log>, def: Arc<RelationDef>) -> TableStateTable {
         let schema = def.full_schema();
-        TableStateTable { log, def, schema }
+        let defaults = ColumnDefaults::of(&def);
+        TableStateTable { log, def, schema, defaults }
     }
 
     /// The keys the filters pin down (`k = literal` for every key column).
@@ -116,6 +119,10 @@ impl TableProvider for TableStateTable {
         };
         let source = MemorySourceConfig::try_new(&[vec![batch]], self.schema.clone(), projection.cloned())?;
         Ok(datafusion::datasource::source::DataSourceExec::from_data_source(source))
+    }
+
+    fn get_column_default(&self, column: &str) -> Option<&Expr> {
+        self.defaults.get(column)
     }
 
     async fn insert_into(

@@ -13,6 +13,8 @@ use datafusion::arrow::datatypes::{DataType, Field, Schema, SchemaRef};
 use datafusion::common::tree_node::{TreeNode, TreeNodeRecursion};
 use datafusion::logical_expr::expr::{Cast, Placeholder, TryCast};
 use datafusion::logical_expr::{Expr, LogicalPlan};
+use datafusion::physical_plan::stream::RecordBatchStreamAdapter;
+use datafusion::sql::sqlparser::ast::Statement;
 use futures::{Sink, SinkExt};
 use pgwire::api::auth::noop::NoopStartupHandler;
 use pgwire::api::cancel::CancelHandler;
@@ -33,7 +35,7 @@ use super::encode::{fields, query_response};
 use super::sqlstate::{error_info, to_pgwire};
 use crate::database::Database;
 use crate::error::Error;
-use crate::session::{Outcome, Session};
+use crate::session::{Outcome, Session, has_clauses};
 use crate::sql::parse::{Command, parse};
 use crate::write::copy::CopyIn;
 
@@ -144,6 +146,13 @@ impl Service {
                 }
                 Response::Execution(wire_tag)
             }
+            Outcome::Returned { tag, schema, batches } => {
+                let stream = futures::stream::iter(batches.into_iter().map(Ok));
+                let stream = RecordBatchStreamAdapter::new(schema.clone(), stream);
+                let mut response = query_response(&schema, Box::pin(stream), format, None)?;
+                response.set_command_tag(tag);
+                Response::Query(response)
+            }
             Outcome::TransactionStarted => Response::TransactionStart(Tag::new("BEGIN")),
             Outcome::TransactionEnded { tag } => Response::TransactionEnd(Tag::new(tag)),
             Outcome::CopyIn(copy) => {
@@ -225,14 +234,23 @@ impl QueryParser for StatementParser {
         let (parameter_types, result_schema) = match &command {
             Command::Query(statement) => {
                 let session = session_of(client, &self.db);
-                let plan = session.lock().await.plan((**statement).clone()).await.map_err(to_pgwire)?;
-                (parameter_types(&plan).map_err(to_pgwire)?, result_schema(&plan))
+                let session = session.lock().await;
+                match statement.as_ref() {
+                    Statement::Insert(insert) if has_clauses(insert) => {
+                        let (plan, returning) = session.describe_insert(insert).await.map_err(to_pgwire)?;
+                        (parameter_types(&plan).map_err(to_pgwire)?, returning)
+                    }
+                    _ => {
+                        let plan = session.plan((**statement).clone()).await.map_err(to_pgwire)?;
+                        (parameter_types(&plan).map_err(to_pgwire)?, result_schema(&plan))
+                    }
+                }
             }
             Command::Modify { relation, statement, .. } => {
                 let session = session_of(client, &self.db);
                 let plan = session.lock().await.plan_modify(relation, statement).await.map_err(to_pgwire)?;
                 match plan {
-                    Some(plan) => (parameter_types(&plan).map_err(to_pgwire)?, None),
+                    Some((plan, returning)) => (parameter_types(&plan).map_err(to_pgwire)?, returning),
                     None => (vec![], None),
                 }
             }

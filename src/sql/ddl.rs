@@ -4,7 +4,8 @@
 use std::collections::HashSet;
 
 use datafusion::sql::sqlparser::ast::{
-    CharacterLength, ColumnOption, CreateTable, DataType, ExactNumberInfo, TableConstraint, TimezoneInfo,
+    CharacterLength, ColumnOption, CreateTable, DataType, ExactNumberInfo, Expr, TableConstraint, TimezoneInfo,
+    visit_expressions,
 };
 
 use crate::catalog::{
@@ -37,10 +38,12 @@ pub fn stream_columns(create: &CreateTable) -> Result<Vec<ColumnDef>> {
             return Err(Error::DuplicateColumn(name));
         }
         let mut nullable = true;
+        let mut default = None;
         for option in &column.options {
             match &option.option {
                 ColumnOption::NotNull => nullable = false,
                 ColumnOption::Null => nullable = true,
+                ColumnOption::Default(expr) => default = Some(default_expr(expr)?),
                 other => {
                     return Err(Error::FeatureNotSupported(format!(
                         "column option {other} is not supported on a stream"
@@ -48,7 +51,7 @@ pub fn stream_columns(create: &CreateTable) -> Result<Vec<ColumnDef>> {
                 }
             }
         }
-        columns.push(ColumnDef { name, sql_type: sql_type(&column.data_type)?, nullable });
+        columns.push(ColumnDef { name, sql_type: sql_type(&column.data_type)?, nullable, default });
     }
     Ok(columns)
 }
@@ -140,10 +143,12 @@ pub fn table_definition(table: &str, create: &CreateTable) -> Result<TableDefini
             return Err(Error::DuplicateColumn(name));
         }
         let mut nullable = true;
+        let mut default = None;
         for option in &column.options {
             match &option.option {
                 ColumnOption::NotNull => nullable = false,
                 ColumnOption::Null => nullable = true,
+                ColumnOption::Default(expr) => default = Some(default_expr(expr)?),
                 ColumnOption::PrimaryKey(_) => {
                     if !key_names.is_empty() {
                         return Err(multiple_keys(table));
@@ -163,7 +168,7 @@ pub fn table_definition(table: &str, create: &CreateTable) -> Result<TableDefini
                 }
             }
         }
-        columns.push(ColumnDef { name, sql_type: sql_type(&column.data_type)?, nullable });
+        columns.push(ColumnDef { name, sql_type: sql_type(&column.data_type)?, nullable, default });
     }
     for constraint in &create.constraints {
         match constraint {
@@ -198,6 +203,24 @@ pub fn table_definition(table: &str, create: &CreateTable) -> Result<TableDefini
         primary_key.push(position);
     }
     Ok(TableDefinition { columns, primary_key, checks })
+}
+
+/// A DEFAULT expression, kept as SQL text. Like PostgreSQL, it may not read
+/// columns or relations; it is checked against the column type when used.
+fn default_expr(expr: &Expr) -> Result<String> {
+    let mut reads_data = false;
+    let _ = visit_expressions(expr, |e| {
+        if matches!(e, Expr::Identifier(_) | Expr::CompoundIdentifier(_) | Expr::Subquery(_) | Expr::Exists { .. }) {
+            reads_data = true;
+        }
+        std::ops::ControlFlow::<()>::Continue(())
+    });
+    if reads_data {
+        return Err(Error::FeatureNotSupported(format!(
+            "DEFAULT {expr}: a default cannot refer to columns or relations"
+        )));
+    }
+    Ok(expr.to_string())
 }
 
 fn multiple_keys(table: &str) -> Error {

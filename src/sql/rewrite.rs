@@ -242,7 +242,7 @@ impl Rewriter<'_> {
 /// Also undoes the `__alias_` prefix the pg-compatibility parser gives
 /// explicitly selected columns next to a `*`, when no duplicate can arise
 /// (system columns never come from `*`).
-fn name_columns_as_postgres(select: &mut Select) {
+pub fn name_columns_as_postgres(select: &mut Select) {
     let proposed: Vec<Option<String>> = select
         .projection
         .iter()

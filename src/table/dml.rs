@@ -4,7 +4,9 @@
 //! FROM/USING and subqueries work as they do in SELECT. The result becomes a
 //! [`super::TableWrite`]: the old rows retracted, the new rows added.
 
-use datafusion::sql::sqlparser::ast::{AssignmentTarget, FromTable, Statement, TableFactor, UpdateTableFromKind};
+use datafusion::sql::sqlparser::ast::{
+    AssignmentTarget, FromTable, SelectItem, Statement, TableFactor, UpdateTableFromKind,
+};
 
 use crate::catalog::{RelationDef, SqlType};
 use crate::error::{Error, Result};
@@ -17,14 +19,13 @@ pub struct DmlQuery {
     pub sql: String,
     /// For UPDATE: the positions of the assigned columns, in SET order.
     pub assigned: Vec<usize>,
+    /// RETURNING's select list, and how the statement names the table.
+    pub returning: Option<(Vec<SelectItem>, String)>,
 }
 
 pub fn select_targets(def: &RelationDef, statement: &Statement) -> Result<DmlQuery> {
     match statement {
         Statement::Delete(delete) => {
-            if delete.returning.is_some() {
-                return Err(Error::FeatureNotSupported("DELETE … RETURNING is not supported yet".into()));
-            }
             let from = match &delete.from {
                 FromTable::WithFromKeyword(from) | FromTable::WithoutKeyword(from) => from,
             };
@@ -39,12 +40,10 @@ pub fn select_targets(def: &RelationDef, statement: &Statement) -> Result<DmlQue
             if let Some(selection) = &delete.selection {
                 sql.push_str(&format!(" WHERE {selection}"));
             }
-            Ok(DmlQuery { sql, assigned: Vec::new() })
+            let returning = delete.returning.clone().map(|items| (items, name_in_statement(def, &target.relation)));
+            Ok(DmlQuery { sql, assigned: Vec::new(), returning })
         }
         Statement::Update(update) => {
-            if update.returning.is_some() {
-                return Err(Error::FeatureNotSupported("UPDATE … RETURNING is not supported yet".into()));
-            }
             let qualifier = qualifier(def, &update.table.relation);
             let mut assigned = Vec::new();
             let mut values = Vec::new();
@@ -81,11 +80,14 @@ pub fn select_targets(def: &RelationDef, statement: &Statement) -> Result<DmlQue
             if let Some(selection) = &update.selection {
                 sql.push_str(&format!(" WHERE {selection}"));
             }
-            Ok(DmlQuery { sql, assigned })
+            let returning =
+                update.returning.clone().map(|items| (items, name_in_statement(def, &update.table.relation)));
+            Ok(DmlQuery { sql, assigned, returning })
         }
         Statement::Truncate(_) => Ok(DmlQuery {
             sql: format!("SELECT {} FROM \"{}\"", target_columns(def, &format!("\"{}\"", def.name)), def.name),
             assigned: Vec::new(),
+            returning: None,
         }),
         other => Err(Error::Internal(format!("not a table modification: {other}"))),
     }
@@ -93,9 +95,13 @@ pub fn select_targets(def: &RelationDef, statement: &Statement) -> Result<DmlQue
 
 /// How the target table is named in the query: its alias, else its name.
 fn qualifier(def: &RelationDef, factor: &TableFactor) -> String {
+    format!("\"{}\"", name_in_statement(def, factor).replace('"', "\"\""))
+}
+
+fn name_in_statement(def: &RelationDef, factor: &TableFactor) -> String {
     match factor {
-        TableFactor::Table { alias: Some(alias), .. } => format!("\"{}\"", alias.name.value),
-        _ => format!("\"{}\"", def.name),
+        TableFactor::Table { alias: Some(alias), .. } => crate::sql::parse::object_name(&alias.name.to_string()),
+        _ => def.name.clone(),
     }
 }
 
@@ -109,7 +115,7 @@ fn target_columns(def: &RelationDef, qualifier: &str) -> String {
 
 /// A type name DataFusion's SQL planner accepts for a column type (the exact
 /// Arrow type is restored after the query).
-fn cast_type(sql_type: &SqlType) -> String {
+pub fn cast_type(sql_type: &SqlType) -> String {
     match sql_type {
         SqlType::Jsonb | SqlType::Varchar { .. } => "TEXT".into(),
         SqlType::Numeric { precision, scale } => format!("DECIMAL({precision}, {scale})"),

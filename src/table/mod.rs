@@ -5,6 +5,7 @@
 
 pub mod dml;
 pub mod state;
+pub mod upsert;
 pub mod write;
 
 use datafusion::arrow::record_batch::RecordBatch;

@@ -3,6 +3,7 @@
 //! by INSERT and COPY, and the per-statement size limits.
 
 pub mod copy;
+pub mod returning;
 
 use std::sync::Arc;
 
@@ -56,11 +57,16 @@ impl Limits {
     }
 }
 
-/// Drops the system columns from rows shaped like the relation's full schema;
-/// a value given for one of them is refused (offsets and times are the log's).
+/// Drops the system columns from rows shaped like the relation's full schema.
 pub fn user_columns(def: &RelationDef, batch: RecordBatch) -> Result<RecordBatch> {
-    let user_count = def.columns.len();
-    for (index, column) in batch.columns().iter().enumerate().skip(user_count) {
+    refuse_system_values(def, &batch)?;
+    let projected = batch.project(&(0..def.columns.len()).collect::<Vec<_>>())?;
+    Ok(RecordBatch::try_new(def.user_schema(), projected.columns().to_vec())?)
+}
+
+/// A value given for a system column is refused (offsets and times are the log's).
+pub fn refuse_system_values(def: &RelationDef, batch: &RecordBatch) -> Result<()> {
+    for (index, column) in batch.columns().iter().enumerate().skip(def.columns.len()) {
         if column.null_count() != column.len() {
             let name = batch.schema().field(index).name().clone();
             return Err(Error::InvalidParameterValue(format!(
@@ -68,8 +74,7 @@ pub fn user_columns(def: &RelationDef, batch: RecordBatch) -> Result<RecordBatch
             )));
         }
     }
-    let projected = batch.project(&(0..user_count).collect::<Vec<_>>())?;
-    Ok(RecordBatch::try_new(def.user_schema(), projected.columns().to_vec())?)
+    Ok(())
 }
 
 /// The rules a row must satisfy before it may become an event.
@@ -95,6 +100,30 @@ pub fn check_rows(def: &RelationDef, batch: &RecordBatch) -> Result<()> {
                 }
             }
             _ => {}
+        }
+    }
+    Ok(())
+}
+
+/// Appends rows to a stream as one commit, or buffers them in the open transaction.
+pub async fn append_or_buffer(
+    log: &crate::log::Log,
+    transaction: Option<&Arc<std::sync::Mutex<crate::query::scope::Transaction>>>,
+    def: &RelationDef,
+    rows: RecordBatch,
+    limits: &Limits,
+) -> Result<()> {
+    let bytes = rows.get_array_memory_size();
+    let change = crate::log::Change::Append { relation: def.id, rows };
+    match transaction {
+        Some(transaction) => {
+            let mut transaction = transaction.lock().expect("transaction lock");
+            transaction.bytes += bytes;
+            limits.check_statement(0, transaction.bytes)?;
+            transaction.changes.push(change);
+        }
+        None => {
+            log.commit(vec![change]).await?;
         }
     }
     Ok(())

@@ -1,0 +1,168 @@
+//! INSERT with the clauses DataFusion does not plan: `ON CONFLICT` (tables),
+//! `RETURNING` and a target alias. DataFusion plans the INSERT without them,
+//! which fills defaults and converts types; its input yields the proposed
+//! rows, and Strata decides what becomes of each.
+
+use std::sync::Arc;
+
+use datafusion::arrow::compute::concat_batches;
+use datafusion::arrow::datatypes::SchemaRef;
+use datafusion::arrow::record_batch::RecordBatch;
+use datafusion::common::ParamValues;
+use datafusion::logical_expr::LogicalPlan;
+use datafusion::prelude::DataFrame;
+use datafusion::sql::parser::Statement as DfStatement;
+use datafusion::sql::sqlparser::ast::{Insert, OnInsert, SelectItem, Statement};
+
+use super::{Outcome, RETRIES_MAX, Session, insert_target, not_null_from_values};
+use crate::catalog::{RelationDef, RelationKind};
+use crate::error::{Error, Result};
+use crate::query::scope::StatementScope;
+use crate::sql::parse::object_name;
+use crate::table::TableWrite;
+use crate::table::upsert::{ConflictAction, conflict_action, resolve};
+use crate::table::write::commit_or_buffer;
+use crate::write::returning::returning;
+use crate::write::{Limits, append_or_buffer, check_rows, refuse_system_values};
+
+/// The clauses taken off an INSERT before DataFusion plans it.
+struct Clauses {
+    def: Arc<RelationDef>,
+    /// How the statement names its target: the alias, else the relation.
+    qualifier: String,
+    action: Option<ConflictAction>,
+    returning: Option<Vec<SelectItem>>,
+}
+
+/// Whether the INSERT needs Strata's own path.
+pub fn has_clauses(insert: &Insert) -> bool {
+    insert.on.is_some() || insert.returning.is_some() || insert.table_alias.is_some()
+}
+
+impl Session {
+    pub(super) async fn insert_with_clauses(&mut self, mut insert: Insert, params: Option<&ParamValues>) -> Result<Outcome> {
+        let clauses = self.take_clauses(&mut insert)?;
+        let mut attempt = 1;
+        loop {
+            // A key taken or a row changed since the statement's view was
+            // fixed: outside a transaction, decide again on the new state.
+            match self.insert_once(&clauses, &insert, params).await {
+                Err(Error::Storage(crate::log::Error::Conflict | crate::log::Error::UniqueViolation { .. }))
+                    if clauses.action.is_some() && self.transaction.is_none() && attempt < RETRIES_MAX =>
+                {
+                    attempt += 1;
+                }
+                other => return other,
+            }
+        }
+    }
+
+    /// The plan (for parameter types) and RETURNING's columns, for Describe.
+    pub async fn describe_insert(&self, insert: &Insert) -> Result<(LogicalPlan, Option<SchemaRef>)> {
+        let mut insert = insert.clone();
+        let clauses = self.take_clauses(&mut insert)?;
+        let (state, statement) = self.prepare(Statement::Insert(insert), false).await?;
+        let plan =
+            state.statement_to_plan(DfStatement::Statement(Box::new(statement))).await.map_err(Error::from_datafusion)?;
+        let schema = match &clauses.returning {
+            Some(items) => {
+                let empty = RecordBatch::new_empty(clauses.def.user_schema());
+                Some(returning(items, &clauses.qualifier, &empty).await?.schema)
+            }
+            None => None,
+        };
+        Ok((plan, schema))
+    }
+
+    fn take_clauses(&self, insert: &mut Insert) -> Result<Clauses> {
+        let relation = object_name(&insert.table.to_string());
+        let def = self.db.log.relation(&relation).ok_or(Error::UndefinedRelation(relation))?;
+        let qualifier = match insert.table_alias.take() {
+            Some(alias) => object_name(&alias.alias.to_string()),
+            None => def.name.clone(),
+        };
+        let action = match insert.on.take() {
+            None => None,
+            Some(OnInsert::OnConflict(_)) if def.kind == RelationKind::Stream => {
+                return Err(Error::InvalidColumnReference);
+            }
+            Some(OnInsert::OnConflict(on)) => Some(conflict_action(&def, &on, &qualifier)?),
+            Some(other) => return Err(Error::FeatureNotSupported(format!("{other} is not supported"))),
+        };
+        Ok(Clauses { def, qualifier, action, returning: insert.returning.take() })
+    }
+
+    async fn insert_once(&mut self, clauses: &Clauses, insert: &Insert, params: Option<&ParamValues>) -> Result<Outcome> {
+        let def = &clauses.def;
+        let (state, statement) = self.prepare(Statement::Insert(insert.clone()), false).await?;
+        let scope = StatementScope::from_config(state.config())
+            .ok_or_else(|| Error::Internal("a statement without its scope".into()))?;
+        let columns = insert_target(&statement).map(|(_, columns)| columns).unwrap_or_default();
+        let mut plan =
+            state.statement_to_plan(DfStatement::Statement(Box::new(statement))).await.map_err(Error::from_datafusion)?;
+        if let Some(params) = params {
+            plan = plan.replace_params_with_values(params).map_err(Error::from_datafusion)?;
+        }
+        let LogicalPlan::Dml(dml) = plan else {
+            return Err(Error::Internal("INSERT did not plan as an insert".into()));
+        };
+        let batches = DataFrame::new(state.clone(), Arc::unwrap_or_clone(dml.input))
+            .collect()
+            .await
+            .map_err(|e| not_null_from_values(Error::from_datafusion(e), &def.name, &columns))?;
+        let proposed = proposed_rows(def, &batches)?;
+        let limits = Limits::from(&self.db.config);
+        limits.check_statement(proposed.num_rows(), proposed.get_array_memory_size())?;
+
+        let (write, written) = match def.kind {
+            RelationKind::Stream => (None, proposed),
+            RelationKind::Table => match &clauses.action {
+                Some(action) => {
+                    let table = scope.tables.get(def.id).ok_or_else(|| Error::UndefinedRelation(def.name.clone()))?;
+                    let (write, written) =
+                        resolve(&state, table, def, proposed, action, &clauses.qualifier, params).await?;
+                    (Some(write), written)
+                }
+                None => {
+                    let deletes = RecordBatch::new_empty(def.user_schema());
+                    let write = TableWrite { relation: def.id, deletes, expected: Vec::new(), inserts: proposed.clone() };
+                    (Some(write), proposed)
+                }
+            },
+        };
+        let returned = match &clauses.returning {
+            Some(items) => Some(returning(items, &clauses.qualifier, &written).await?),
+            None => None,
+        };
+        let rows = written.num_rows();
+        match write {
+            Some(write) if write.deletes.num_rows() + write.inserts.num_rows() > 0 => {
+                commit_or_buffer(&self.db.log, Some(&scope), def, write, &limits).await?;
+            }
+            None if rows > 0 => {
+                append_or_buffer(&self.db.log, scope.transaction.as_ref(), def, written, &limits).await?;
+            }
+            _ => {}
+        }
+        Ok(match returned {
+            Some(returned) => {
+                Outcome::Returned { tag: "INSERT 0", schema: returned.schema, batches: returned.batches }
+            }
+            None => Outcome::Done { tag: "INSERT".into(), rows: Some(rows) },
+        })
+    }
+}
+
+/// The INSERT's rows in the relation's user columns, checked (NOT NULL,
+/// lengths, JSON) before any conflict is looked at, as PostgreSQL does.
+fn proposed_rows(def: &RelationDef, batches: &[RecordBatch]) -> Result<RecordBatch> {
+    let user_count = def.columns.len();
+    let mut rows = Vec::with_capacity(batches.len());
+    for batch in batches {
+        refuse_system_values(def, batch)?;
+        let user = batch.project(&(0..user_count).collect::<Vec<_>>())?;
+        check_rows(def, &user)?;
+        rows.push(RecordBatch::try_new(def.user_schema(), user.columns().to_vec())?);
+    }
+    Ok(concat_batches(&def.user_schema(), &rows)?)
+}

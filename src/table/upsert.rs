@@ -1,0 +1,243 @@
+//! INSERT … ON CONFLICT on a table: the proposed rows are split by whether
+//! their key is taken in the statement's view. DO NOTHING drops the taken
+//! ones; DO UPDATE turns each into an update of the row that holds the key,
+//! its SET expressions evaluated over that row and the proposed one
+//! (`EXCLUDED`), planned by DataFusion like any query.
+
+use std::collections::HashSet;
+use std::ops::ControlFlow;
+use std::sync::Arc;
+
+use datafusion::arrow::array::{Array, AsArray, RecordBatch, UInt32Array};
+use datafusion::arrow::compute::{CastOptions, cast_with_options, concat_batches, take_record_batch};
+use datafusion::arrow::datatypes::{DataType, Field, Int64Type, Schema};
+use datafusion::common::{Column, JoinType, ParamValues, TableReference};
+use datafusion::execution::SessionState;
+use datafusion::logical_expr::{LogicalPlan, LogicalPlanBuilder, col};
+use datafusion::prelude::{DataFrame, SessionContext};
+use datafusion::sql::sqlparser::ast::{
+    AssignmentTarget, ConflictTarget, Expr as SqlExpr, Ident, OnConflict, OnConflictAction, VisitMut, VisitorMut,
+};
+
+use super::TableWrite;
+use super::dml::cast_type;
+use super::state::{Key, TableCodec, TableState};
+use crate::catalog::RelationDef;
+use crate::error::{Error, Result};
+use crate::log::Offset;
+use crate::sql::parse::object_name;
+use crate::write::check_rows;
+
+/// What to do with a proposed row whose key is taken.
+#[derive(Debug, Clone)]
+pub enum ConflictAction {
+    DoNothing,
+    /// SET column positions and expressions (SQL, target columns qualified),
+    /// and the optional WHERE.
+    DoUpdate { assigned: Vec<usize>, values: Vec<String>, selection: Option<String> },
+}
+
+/// Checks the ON CONFLICT clause against the table and resolves its SET
+/// targets. `qualifier` is how the statement names the target (alias or name).
+pub fn conflict_action(def: &RelationDef, on: &OnConflict, qualifier: &str) -> Result<ConflictAction> {
+    match &on.conflict_target {
+        Some(ConflictTarget::Columns(columns)) => {
+            let named: HashSet<String> = columns.iter().map(|c| object_name(&c.to_string())).collect();
+            let key: HashSet<String> = def.primary_key.iter().map(|i| def.columns[*i].name.clone()).collect();
+            if named != key {
+                return Err(Error::InvalidColumnReference);
+            }
+        }
+        Some(ConflictTarget::OnConstraint(name)) => {
+            let name = object_name(&name.to_string());
+            if name != def.primary_key_name() {
+                return Err(Error::UndefinedObject(format!(
+                    "constraint \"{name}\" for table \"{}\" does not exist",
+                    def.name
+                )));
+            }
+        }
+        None if matches!(on.action, OnConflictAction::DoUpdate(_)) => {
+            return Err(Error::Syntax(
+                "ON CONFLICT DO UPDATE requires inference specification or constraint name".into(),
+            ));
+        }
+        None => {}
+    }
+    let OnConflictAction::DoUpdate(update) = &on.action else {
+        return Ok(ConflictAction::DoNothing);
+    };
+    let mut assigned = Vec::new();
+    let mut values = Vec::new();
+    for assignment in &update.assignments {
+        let AssignmentTarget::ColumnName(name) = &assignment.target else {
+            return Err(Error::FeatureNotSupported("SET (a, b) = … is not supported yet".into()));
+        };
+        let column = object_name(&name.to_string());
+        let position = def.columns.iter().position(|c| c.name == column).ok_or_else(|| {
+            Error::UndefinedColumn(format!("column \"{column}\" of relation \"{}\" does not exist", def.name))
+        })?;
+        if assigned.contains(&position) {
+            return Err(Error::DuplicateColumn(column));
+        }
+        let value = qualify(def, qualifier, &assignment.value);
+        values.push(format!("CAST(({value}) AS {})", cast_type(&def.columns[position].sql_type)));
+        assigned.push(position);
+    }
+    let selection = update.selection.as_ref().map(|s| qualify(def, qualifier, s).to_string());
+    Ok(ConflictAction::DoUpdate { assigned, values, selection })
+}
+
+/// A bare column name in DO UPDATE means the existing row, as in PostgreSQL;
+/// it is qualified so it cannot be confused with `EXCLUDED`'s column.
+fn qualify(def: &RelationDef, qualifier: &str, expr: &SqlExpr) -> SqlExpr {
+    struct Qualify<'a> {
+        def: &'a RelationDef,
+        qualifier: &'a str,
+    }
+    impl VisitorMut for Qualify<'_> {
+        type Break = ();
+        fn pre_visit_expr(&mut self, expr: &mut SqlExpr) -> ControlFlow<()> {
+            if let SqlExpr::Identifier(ident) = expr
+                && self.def.columns.iter().any(|c| c.name == object_name(&ident.to_string()))
+            {
+                *expr = SqlExpr::CompoundIdentifier(vec![Ident::with_quote('"', self.qualifier), ident.clone()]);
+            }
+            ControlFlow::Continue(())
+        }
+    }
+    let mut expr = expr.clone();
+    let _ = expr.visit(&mut Qualify { def, qualifier });
+    expr
+}
+
+/// The write for `proposed` (user columns) under `action`, and the rows the
+/// statement inserted or updated (what RETURNING reports).
+pub async fn resolve(
+    state: &SessionState,
+    table: &TableState,
+    def: &Arc<RelationDef>,
+    proposed: RecordBatch,
+    action: &ConflictAction,
+    qualifier: &str,
+    params: Option<&ParamValues>,
+) -> Result<(TableWrite, RecordBatch)> {
+    let codec = TableCodec::new(def.clone())?;
+    let keys = codec.keys(&proposed)?;
+    let empty = RecordBatch::new_empty(def.user_schema());
+    let (assigned, values, selection) = match action {
+        ConflictAction::DoNothing => {
+            let mut seen = HashSet::new();
+            let fresh: Vec<u32> = (0..keys.len())
+                .filter(|&i| !table.rows.contains_key(&keys[i]) && seen.insert(keys[i].clone()))
+                .map(|i| i as u32)
+                .collect();
+            let inserts = take_record_batch(&proposed, &UInt32Array::from(fresh))?;
+            let write = TableWrite { relation: def.id, deletes: empty, expected: Vec::new(), inserts: inserts.clone() };
+            return Ok((write, inserts));
+        }
+        ConflictAction::DoUpdate { assigned, values, selection } => (assigned, values, selection),
+    };
+    let mut seen = HashSet::new();
+    if let Some(index) = (0..keys.len()).find(|&i| !seen.insert(keys[i].clone())) {
+        return Err(Error::CardinalityViolation(format!(
+            "ON CONFLICT DO UPDATE command cannot affect row a second time ({} is proposed twice); \
+             ensure that no rows proposed for insertion within the same command have duplicate constrained values",
+            codec.describe_key(&proposed, index)
+        )));
+    }
+    let (taken, fresh): (Vec<usize>, Vec<usize>) = (0..keys.len()).partition(|&i| table.rows.contains_key(&keys[i]));
+    let indices = |positions: &[usize]| UInt32Array::from(positions.iter().map(|&i| i as u32).collect::<Vec<_>>());
+    let inserts = take_record_batch(&proposed, &indices(&fresh))?;
+    if taken.is_empty() {
+        let write = TableWrite { relation: def.id, deletes: empty, expected: Vec::new(), inserts: inserts.clone() };
+        return Ok((write, inserts));
+    }
+    let taken_keys: Vec<Key> = taken.iter().map(|&i| keys[i].clone()).collect();
+    let existing = table.to_batch(&def.full_schema(), Some(&taken_keys))?;
+    let excluded = take_record_batch(&proposed, &indices(&taken))?;
+    let found = evaluate_updates(state, def, existing, excluded, values, selection.as_deref(), qualifier, params).await?;
+
+    let user_count = def.columns.len();
+    let deletes = RecordBatch::try_new(def.user_schema(), found.columns()[..user_count].to_vec())?;
+    let offsets = found.column(user_count).as_primitive::<Int64Type>();
+    let expected: Vec<Option<Offset>> =
+        (0..offsets.len()).map(|i| (!offsets.is_null(i)).then(|| Offset(offsets.value(i) as u64))).collect();
+    let mut columns = deletes.columns().to_vec();
+    let options = CastOptions { safe: false, ..Default::default() };
+    for (slot, position) in assigned.iter().enumerate() {
+        let target = def.columns[*position].sql_type.arrow_type();
+        columns[*position] = cast_with_options(found.column(user_count + 1 + slot), &target, &options)?;
+    }
+    let nullable: Vec<_> = def.user_schema().fields().iter().map(|f| f.as_ref().clone().with_nullable(true)).collect();
+    let updated = RecordBatch::try_new(Arc::new(Schema::new(nullable)), columns)?;
+    check_rows(def, &updated)?;
+    let updated = RecordBatch::try_new(def.user_schema(), updated.columns().to_vec())?;
+    let inserts = concat_batches(&def.user_schema(), [&inserts, &updated])?;
+    Ok((TableWrite { relation: def.id, deletes, expected, inserts: inserts.clone() }, inserts))
+}
+
+/// Joins each existing row with its proposed row (`EXCLUDED`), keeps those
+/// passing the WHERE, and selects the existing row, its `_offset` and the
+/// SET values.
+#[allow(clippy::too_many_arguments)]
+async fn evaluate_updates(
+    state: &SessionState,
+    def: &RelationDef,
+    existing: RecordBatch,
+    excluded: RecordBatch,
+    values: &[String],
+    selection: Option<&str>,
+    qualifier: &str,
+    params: Option<&ParamValues>,
+) -> Result<RecordBatch> {
+    const EXISTING_ROW: &str = "__strata_existing_row";
+    const EXCLUDED_ROW: &str = "__strata_excluded_row";
+    let context = SessionContext::new_with_state(state.clone());
+    let existing = with_row_numbers(existing, EXISTING_ROW)?;
+    let excluded = with_row_numbers(excluded, EXCLUDED_ROW)?;
+    let df = |e: datafusion::error::DataFusionError| Error::from_datafusion(e);
+    let scan = |batch: RecordBatch, alias: &str| -> datafusion::error::Result<LogicalPlan> {
+        let plan = context.read_batch(batch)?.into_unoptimized_plan();
+        LogicalPlanBuilder::from(plan).alias(TableReference::bare(alias))?.build()
+    };
+    let on = (
+        vec![Column::new(Some(TableReference::bare(qualifier)), EXISTING_ROW)],
+        vec![Column::new(Some(TableReference::bare("excluded")), EXCLUDED_ROW)],
+    );
+    let plan = LogicalPlanBuilder::from(scan(existing, qualifier).map_err(df)?)
+        .join(scan(excluded, "excluded").map_err(df)?, JoinType::Inner, on, None)
+        .and_then(LogicalPlanBuilder::build)
+        .map_err(df)?;
+    let mut joined = DataFrame::new(context.state(), plan);
+    if let Some(selection) = selection {
+        let filter = joined.parse_sql_expr(selection).map_err(df)?;
+        joined = joined.filter(filter).map_err(df)?;
+    }
+    let mut select: Vec<_> = def
+        .columns
+        .iter()
+        .map(|c| c.name.as_str())
+        .chain([crate::catalog::OFFSET_COLUMN])
+        .map(|name| col(Column::new(Some(TableReference::bare(qualifier)), name)))
+        .collect();
+    for (slot, value) in values.iter().enumerate() {
+        select.push(joined.parse_sql_expr(value).map_err(df)?.alias(format!("__strata_set_{slot}")));
+    }
+    let mut result = joined.select(select).map_err(df)?;
+    if let Some(params) = params {
+        result = result.with_param_values(params.clone()).map_err(df)?;
+    }
+    let schema = Arc::new(result.schema().as_arrow().clone());
+    let batches = result.collect().await.map_err(df)?;
+    Ok(concat_batches(&schema, &batches)?)
+}
+
+fn with_row_numbers(batch: RecordBatch, name: &str) -> Result<RecordBatch> {
+    let numbers = UInt32Array::from((0..batch.num_rows() as u32).collect::<Vec<_>>());
+    let mut fields: Vec<Field> = batch.schema().fields().iter().map(|f| f.as_ref().clone()).collect();
+    fields.push(Field::new(name, DataType::UInt32, false));
+    let mut columns = batch.columns().to_vec();
+    columns.push(Arc::new(numbers));
+    Ok(RecordBatch::try_new(Arc::new(Schema::new(fields)), columns)?)
+}
