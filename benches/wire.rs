@@ -5,82 +5,24 @@
 //! - `insert_8_clients`: single-row INSERT commits from 8 concurrent clients;
 //! - `group_by_10m`: an aggregate over 10M events, against DataFusion reading
 //!   the same rows as plain Parquet files;
+//!
 //! and the server's peak RSS after ingesting 1M and 10M events.
 //!
 //! `benches/compare.sh` sets up PostgreSQL 15 and runs this side by side.
 
-use std::path::PathBuf;
-use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
+mod common;
+
+use common::{Server, connect, copy_in};
 use criterion::{Criterion, Throughput, criterion_group, criterion_main};
-use futures::SinkExt;
 use tokio::runtime::Runtime;
-use tokio_postgres::{Client, NoTls};
+use tokio_postgres::Client;
 
 const COPY_ROWS: usize = 1_000_000;
 const GROUP_BY_ROWS: usize = 10_000_000;
 const INSERT_CLIENTS: usize = 8;
 const INSERTS_PER_CLIENT: usize = 250;
-
-struct Server {
-    child: Child,
-    port: u16,
-    data_dir: PathBuf,
-}
-
-impl Server {
-    fn start(name: &str) -> Server {
-        let data_dir = std::env::temp_dir().join(format!("strata-bench-{name}-{}", std::process::id()));
-        let _ = std::fs::remove_dir_all(&data_dir);
-        let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
-        let child = Command::new(env!("CARGO_BIN_EXE_strata"))
-            .args(["serve", "--data"])
-            .arg(&data_dir)
-            .args(["--listen", &format!("127.0.0.1:{port}")])
-            .env("STRATA_LOG", "warn")
-            .stdout(Stdio::null())
-            .spawn()
-            .expect("start strata");
-        let deadline = Instant::now() + Duration::from_secs(60);
-        while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
-            assert!(Instant::now() < deadline, "strata did not start");
-            std::thread::sleep(Duration::from_millis(20));
-        }
-        Server { child, port, data_dir }
-    }
-
-    fn conninfo(&self) -> String {
-        format!("host=127.0.0.1 port={} user=strata dbname=strata", self.port)
-    }
-
-    /// Peak resident memory of the server process so far (VmHWM), in MiB.
-    fn peak_rss_mib(&self) -> f64 {
-        let status = std::fs::read_to_string(format!("/proc/{}/status", self.child.id())).unwrap_or_default();
-        let kib: f64 = status
-            .lines()
-            .find_map(|l| l.strip_prefix("VmHWM:"))
-            .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
-            .unwrap_or(0.0);
-        kib / 1024.0
-    }
-}
-
-impl Drop for Server {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-        let _ = std::fs::remove_dir_all(&self.data_dir);
-    }
-}
-
-async fn connect(conninfo: &str) -> Client {
-    let (client, connection) = tokio_postgres::connect(conninfo, NoTls).await.expect("connect");
-    tokio::spawn(async move {
-        let _ = connection.await;
-    });
-    client
-}
 
 /// Deterministic CSV of `rows` events: id, user_id, kind, amount, at.
 fn events_csv(first_id: usize, rows: usize) -> bytes::Bytes {
@@ -102,18 +44,6 @@ fn events_csv(first_id: usize, rows: usize) -> bytes::Bytes {
 }
 
 const CREATE_EVENTS: &str = "(id BIGINT NOT NULL, user_id BIGINT, kind TEXT, amount DOUBLE PRECISION, at TIMESTAMPTZ)";
-
-async fn copy_in(client: &Client, table: &str, csv: bytes::Bytes) -> u64 {
-    let sink = client.copy_in(&format!("COPY {table} FROM STDIN WITH (FORMAT csv)")).await.expect("copy");
-    let mut sink = std::pin::pin!(sink);
-    // 1 MiB CopyData messages, as psql's \copy sends pieces.
-    let mut rest = csv;
-    while !rest.is_empty() {
-        let piece = rest.split_to(rest.len().min(1 << 20));
-        sink.send(piece).await.expect("copy data");
-    }
-    sink.finish().await.expect("copy finish")
-}
 
 /// Targets: Strata, and PostgreSQL when configured. (label, conninfo, DDL noun)
 fn targets(strata: &Server) -> Vec<(&'static str, String, &'static str)> {

@@ -29,15 +29,14 @@ use crate::sql::as_of::{VersionBound, rewrite_as_of, version_offsets};
 use crate::sql::parse::{Command, parse};
 use crate::sql::rewrite::{cte_names, rewrite};
 use crate::table::TableWrite;
-use crate::table::dml::{DmlQuery, select_targets};
+use crate::table::dml::{DmlQuery, Found, select_targets, split_found};
 use crate::table::state::TableCodec;
 use crate::table::write::commit_or_buffer;
 use crate::write::copy::CopyIn;
 use crate::write::returning::{Returned, returning};
 use crate::write::{Limits, append_or_buffer, check_rows};
-use datafusion::arrow::array::{Array, AsArray, UInt32Array};
-use datafusion::arrow::compute::{CastOptions, cast_with_options, concat_batches, take_record_batch};
-use datafusion::arrow::datatypes::Int64Type;
+use datafusion::arrow::array::UInt32Array;
+use datafusion::arrow::compute::{concat_batches, take_record_batch};
 
 /// What a command produced.
 pub enum Outcome {
@@ -364,8 +363,10 @@ impl Session {
             return Err(Error::Internal(format!("not a query: {}", query.sql)));
         };
         let (state, statement) = self.prepare(*statement, false).await?;
-        let plan =
-            state.statement_to_plan(DfStatement::Statement(Box::new(statement))).await.map_err(Error::from_datafusion)?;
+        let plan = state
+            .statement_to_plan(DfStatement::Statement(Box::new(statement)))
+            .await
+            .map_err(Error::from_datafusion)?;
         let schema = match &query.returning {
             Some((items, qualifier)) => {
                 Some(returning(items, qualifier, &RecordBatch::new_empty(def.user_schema())).await?.schema)
@@ -409,26 +410,7 @@ impl Session {
             .map(|(index, _)| index as u32)
             .collect();
         let found = take_record_batch(&found, &UInt32Array::from(first))?;
-        let deletes = RecordBatch::try_new(def.user_schema(), found.columns()[..user_count].to_vec())?;
-        let offsets = found.column(user_count).as_primitive::<Int64Type>();
-        let expected =
-            (0..offsets.len()).map(|i| (!offsets.is_null(i)).then(|| Offset(offsets.value(i) as u64))).collect();
-        let inserts = if query.assigned.is_empty() {
-            RecordBatch::new_empty(def.user_schema())
-        } else {
-            let mut columns = deletes.columns().to_vec();
-            for (slot, position) in query.assigned.iter().enumerate() {
-                let value = found.column(user_count + 1 + slot);
-                let target = def.columns[*position].sql_type.arrow_type();
-                let options = CastOptions { safe: false, ..Default::default() };
-                columns[*position] = cast_with_options(value, &target, &options)?;
-            }
-            let nullable: Vec<_> =
-                def.user_schema().fields().iter().map(|f| f.as_ref().clone().with_nullable(true)).collect();
-            let inserts = RecordBatch::try_new(Arc::new(Schema::new(nullable)), columns)?;
-            check_rows(def, &inserts)?;
-            RecordBatch::try_new(def.user_schema(), inserts.columns().to_vec())?
-        };
+        let Found { deletes, expected, updated: inserts } = split_found(def, &found, &query.assigned)?;
         let rows = deletes.num_rows();
         // RETURNING sees the new versions of updated rows, the old of deleted ones.
         let returned = match &query.returning {

@@ -216,7 +216,8 @@ async fn upserts_take_parameters_and_return_rows() {
     let mut sink = std::pin::pin!(sink);
     sink.send(bytes::Bytes::from_static(b"c\nd\n")).await.unwrap();
     assert_eq!(sink.finish().await.unwrap(), 2);
-    let row = client.query_one("SELECT sum(hits), count(*) FILTER (WHERE note = 'new') FROM counters", &[]).await.unwrap();
+    let row =
+        client.query_one("SELECT sum(hits), count(*) FILTER (WHERE note = 'new') FROM counters", &[]).await.unwrap();
     assert_eq!((row.get::<_, i64>(0), row.get::<_, i64>(1)), (6, 4));
 
     // DELETE … RETURNING through the extended protocol.

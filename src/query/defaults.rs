@@ -24,11 +24,8 @@ impl ColumnDefaults {
     /// The relation's defaults. They were checked at CREATE, so one that no
     /// longer plans (a function since removed) is left out and reads as NULL.
     pub fn of(def: &RelationDef) -> ColumnDefaults {
-        let defaults = def
-            .columns
-            .iter()
-            .filter_map(|column| Some((column.name.clone(), default_expr(column).ok()??)))
-            .collect();
+        let defaults =
+            def.columns.iter().filter_map(|column| Some((column.name.clone(), default_expr(column).ok()??))).collect();
         ColumnDefaults(defaults)
     }
 

@@ -26,8 +26,8 @@ use datafusion::physical_plan::projection::ProjectionExec;
 use datafusion::physical_plan::union::UnionExec;
 use datafusion::physical_plan::{ExecutionPlan, PhysicalExpr};
 
-use super::prune::Bounds;
 use super::defaults::ColumnDefaults;
+use super::prune::Bounds;
 use super::scope::StatementScope;
 use super::sink::AppendSink;
 use crate::catalog::{OFFSET_COLUMN, RelationDef};

@@ -64,7 +64,9 @@ impl DataSink for AppendSink {
         }
         let rows_batch = datafusion::arrow::compute::concat_batches(&self.def.user_schema(), &batches)?;
         let transaction = scope.as_ref().and_then(|s| s.transaction.as_ref());
-        append_or_buffer(&self.log, transaction, &self.def, rows_batch, &limits).await.map_err(Error::into_datafusion)?;
+        append_or_buffer(&self.log, transaction, &self.def, rows_batch, &limits)
+            .await
+            .map_err(Error::into_datafusion)?;
         Ok(rows as u64)
     }
 }

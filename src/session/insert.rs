@@ -40,7 +40,11 @@ pub fn has_clauses(insert: &Insert) -> bool {
 }
 
 impl Session {
-    pub(super) async fn insert_with_clauses(&mut self, mut insert: Insert, params: Option<&ParamValues>) -> Result<Outcome> {
+    pub(super) async fn insert_with_clauses(
+        &mut self,
+        mut insert: Insert,
+        params: Option<&ParamValues>,
+    ) -> Result<Outcome> {
         let clauses = self.take_clauses(&mut insert)?;
         let mut attempt = 1;
         loop {
@@ -62,8 +66,10 @@ impl Session {
         let mut insert = insert.clone();
         let clauses = self.take_clauses(&mut insert)?;
         let (state, statement) = self.prepare(Statement::Insert(insert), false).await?;
-        let plan =
-            state.statement_to_plan(DfStatement::Statement(Box::new(statement))).await.map_err(Error::from_datafusion)?;
+        let plan = state
+            .statement_to_plan(DfStatement::Statement(Box::new(statement)))
+            .await
+            .map_err(Error::from_datafusion)?;
         let schema = match &clauses.returning {
             Some(items) => {
                 let empty = RecordBatch::new_empty(clauses.def.user_schema());
@@ -92,14 +98,21 @@ impl Session {
         Ok(Clauses { def, qualifier, action, returning: insert.returning.take() })
     }
 
-    async fn insert_once(&mut self, clauses: &Clauses, insert: &Insert, params: Option<&ParamValues>) -> Result<Outcome> {
+    async fn insert_once(
+        &mut self,
+        clauses: &Clauses,
+        insert: &Insert,
+        params: Option<&ParamValues>,
+    ) -> Result<Outcome> {
         let def = &clauses.def;
         let (state, statement) = self.prepare(Statement::Insert(insert.clone()), false).await?;
         let scope = StatementScope::from_config(state.config())
             .ok_or_else(|| Error::Internal("a statement without its scope".into()))?;
         let columns = insert_target(&statement).map(|(_, columns)| columns).unwrap_or_default();
-        let mut plan =
-            state.statement_to_plan(DfStatement::Statement(Box::new(statement))).await.map_err(Error::from_datafusion)?;
+        let mut plan = state
+            .statement_to_plan(DfStatement::Statement(Box::new(statement)))
+            .await
+            .map_err(Error::from_datafusion)?;
         if let Some(params) = params {
             plan = plan.replace_params_with_values(params).map_err(Error::from_datafusion)?;
         }
@@ -125,7 +138,8 @@ impl Session {
                 }
                 None => {
                     let deletes = RecordBatch::new_empty(def.user_schema());
-                    let write = TableWrite { relation: def.id, deletes, expected: Vec::new(), inserts: proposed.clone() };
+                    let write =
+                        TableWrite { relation: def.id, deletes, expected: Vec::new(), inserts: proposed.clone() };
                     (Some(write), proposed)
                 }
             },
@@ -145,9 +159,7 @@ impl Session {
             _ => {}
         }
         Ok(match returned {
-            Some(returned) => {
-                Outcome::Returned { tag: "INSERT 0", schema: returned.schema, batches: returned.batches }
-            }
+            Some(returned) => Outcome::Returned { tag: "INSERT 0", schema: returned.schema, batches: returned.batches },
             None => Outcome::Done { tag: "INSERT".into(), rows: Some(rows) },
         })
     }

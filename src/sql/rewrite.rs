@@ -155,18 +155,18 @@ impl FromItem {
 }
 
 impl Rewriter<'_> {
-    fn from_items(&self, select: &Select) -> Vec<FromItem> {
+    fn items_of(&self, select: &Select) -> Vec<FromItem> {
         let mut items = Vec::new();
         for table in &select.from {
-            items.push(self.from_item(&table.relation));
+            items.push(self.item_of(&table.relation));
             for join in &table.joins {
-                items.push(self.from_item(&join.relation));
+                items.push(self.item_of(&join.relation));
             }
         }
         items
     }
 
-    fn from_item(&self, factor: &TableFactor) -> FromItem {
+    fn item_of(&self, factor: &TableFactor) -> FromItem {
         match factor {
             TableFactor::Table { name, alias, args: None, .. } => {
                 let relation = object_name(&name.to_string());
@@ -191,7 +191,7 @@ impl Rewriter<'_> {
     }
 
     fn hide_system_columns(&self, select: &mut Select) {
-        let items = self.from_items(select);
+        let items = self.items_of(select);
         if !items.iter().any(FromItem::is_relation) {
             return;
         }

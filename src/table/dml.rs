@@ -8,8 +8,16 @@ use datafusion::sql::sqlparser::ast::{
     AssignmentTarget, FromTable, SelectItem, Statement, TableFactor, UpdateTableFromKind,
 };
 
+use std::sync::Arc;
+
+use datafusion::arrow::array::{Array, AsArray, RecordBatch};
+use datafusion::arrow::compute::{CastOptions, cast_with_options};
+use datafusion::arrow::datatypes::{Int64Type, Schema};
+
 use crate::catalog::{RelationDef, SqlType};
 use crate::error::{Error, Result};
+use crate::log::Offset;
+use crate::write::check_rows;
 
 /// Prefix of the columns carrying an UPDATE's new values.
 pub const SET_PREFIX: &str = "__strata_set_";
@@ -121,4 +129,36 @@ pub fn cast_type(sql_type: &SqlType) -> String {
         SqlType::Numeric { precision, scale } => format!("DECIMAL({precision}, {scale})"),
         other => other.sql_name(),
     }
+}
+
+/// Rows a modification found: the current versions to retract, the offsets
+/// of those versions, and (for assignments) the new versions.
+pub struct Found {
+    pub deletes: RecordBatch,
+    pub expected: Vec<Option<Offset>>,
+    pub updated: RecordBatch,
+}
+
+/// Splits `found` (user columns, the version's `_offset`, then one column
+/// per assignment) into the rows to retract and their new versions, with
+/// each assigned value converted to its column's type and checked.
+pub fn split_found(def: &RelationDef, found: &RecordBatch, assigned: &[usize]) -> Result<Found> {
+    let user_count = def.columns.len();
+    let deletes = RecordBatch::try_new(def.user_schema(), found.columns()[..user_count].to_vec())?;
+    let offsets = found.column(user_count).as_primitive::<Int64Type>();
+    let expected = (0..offsets.len()).map(|i| (!offsets.is_null(i)).then(|| Offset(offsets.value(i) as u64))).collect();
+    if assigned.is_empty() {
+        return Ok(Found { deletes, expected, updated: RecordBatch::new_empty(def.user_schema()) });
+    }
+    let mut columns = deletes.columns().to_vec();
+    let options = CastOptions { safe: false, ..Default::default() };
+    for (slot, position) in assigned.iter().enumerate() {
+        let target = def.columns[*position].sql_type.arrow_type();
+        columns[*position] = cast_with_options(found.column(user_count + 1 + slot), &target, &options)?;
+    }
+    let nullable: Vec<_> = def.user_schema().fields().iter().map(|f| f.as_ref().clone().with_nullable(true)).collect();
+    let updated = RecordBatch::try_new(Arc::new(Schema::new(nullable)), columns)?;
+    check_rows(def, &updated)?;
+    let updated = RecordBatch::try_new(def.user_schema(), updated.columns().to_vec())?;
+    Ok(Found { deletes, expected, updated })
 }

@@ -8,9 +8,9 @@ use std::collections::HashSet;
 use std::ops::ControlFlow;
 use std::sync::Arc;
 
-use datafusion::arrow::array::{Array, AsArray, RecordBatch, UInt32Array};
-use datafusion::arrow::compute::{CastOptions, cast_with_options, concat_batches, take_record_batch};
-use datafusion::arrow::datatypes::{DataType, Field, Int64Type, Schema};
+use datafusion::arrow::array::{RecordBatch, UInt32Array};
+use datafusion::arrow::compute::{concat_batches, take_record_batch};
+use datafusion::arrow::datatypes::{DataType, Field, Schema};
 use datafusion::common::{Column, JoinType, ParamValues, TableReference};
 use datafusion::execution::SessionState;
 use datafusion::logical_expr::{LogicalPlan, LogicalPlanBuilder, col};
@@ -20,13 +20,11 @@ use datafusion::sql::sqlparser::ast::{
 };
 
 use super::TableWrite;
-use super::dml::cast_type;
+use super::dml::{Found, cast_type, split_found};
 use super::state::{Key, TableCodec, TableState};
 use crate::catalog::RelationDef;
 use crate::error::{Error, Result};
-use crate::log::Offset;
 use crate::sql::parse::object_name;
-use crate::write::check_rows;
 
 /// What to do with a proposed row whose key is taken.
 #[derive(Debug, Clone)]
@@ -34,7 +32,11 @@ pub enum ConflictAction {
     DoNothing,
     /// SET column positions and expressions (SQL, target columns qualified),
     /// and the optional WHERE.
-    DoUpdate { assigned: Vec<usize>, values: Vec<String>, selection: Option<String> },
+    DoUpdate {
+        assigned: Vec<usize>,
+        values: Vec<String>,
+        selection: Option<String>,
+    },
 }
 
 /// Checks the ON CONFLICT clause against the table and resolves its SET
@@ -156,23 +158,10 @@ pub async fn resolve(
     let taken_keys: Vec<Key> = taken.iter().map(|&i| keys[i].clone()).collect();
     let existing = table.to_batch(&def.full_schema(), Some(&taken_keys))?;
     let excluded = take_record_batch(&proposed, &indices(&taken))?;
-    let found = evaluate_updates(state, def, existing, excluded, values, selection.as_deref(), qualifier, params).await?;
+    let found =
+        evaluate_updates(state, def, existing, excluded, values, selection.as_deref(), qualifier, params).await?;
 
-    let user_count = def.columns.len();
-    let deletes = RecordBatch::try_new(def.user_schema(), found.columns()[..user_count].to_vec())?;
-    let offsets = found.column(user_count).as_primitive::<Int64Type>();
-    let expected: Vec<Option<Offset>> =
-        (0..offsets.len()).map(|i| (!offsets.is_null(i)).then(|| Offset(offsets.value(i) as u64))).collect();
-    let mut columns = deletes.columns().to_vec();
-    let options = CastOptions { safe: false, ..Default::default() };
-    for (slot, position) in assigned.iter().enumerate() {
-        let target = def.columns[*position].sql_type.arrow_type();
-        columns[*position] = cast_with_options(found.column(user_count + 1 + slot), &target, &options)?;
-    }
-    let nullable: Vec<_> = def.user_schema().fields().iter().map(|f| f.as_ref().clone().with_nullable(true)).collect();
-    let updated = RecordBatch::try_new(Arc::new(Schema::new(nullable)), columns)?;
-    check_rows(def, &updated)?;
-    let updated = RecordBatch::try_new(def.user_schema(), updated.columns().to_vec())?;
+    let Found { deletes, expected, updated } = split_found(def, &found, assigned)?;
     let inserts = concat_batches(&def.user_schema(), [&inserts, &updated])?;
     Ok((TableWrite { relation: def.id, deletes, expected, inserts: inserts.clone() }, inserts))
 }
