@@ -47,7 +47,7 @@ async fn step(client: &Client, model: &mut Model, rng: &mut Rng, step: u64) {
     let key = rng.below(KEYS as u64) as i64;
     let value = rng.below(1000) as i64;
     let label = format!("s{step}");
-    match rng.below(5) {
+    match rng.below(7) {
         0 | 1 => {
             let result = client.execute("INSERT INTO t VALUES ($1, $2, $3)", &[&key, &label, &value]).await;
             match model.contains_key(&key) {
@@ -73,6 +73,32 @@ async fn step(client: &Client, model: &mut Model, rng: &mut Rng, step: u64) {
         3 => {
             let deleted = client.execute("DELETE FROM t WHERE k = $1", &[&key]).await.unwrap();
             assert_eq!(deleted, model.remove(&key).map_or(0, |_| 1));
+        }
+        5 => {
+            // Upsert of two keys, one of them maybe taken: one commit.
+            let other = (key + 1) % KEYS;
+            let changed = client
+                .execute(
+                    "INSERT INTO t VALUES ($1, $3, $4), ($2, $3, $4) ON CONFLICT (k) DO UPDATE SET v = t.v + EXCLUDED.v",
+                    &[&key, &other, &label, &value],
+                )
+                .await
+                .unwrap();
+            for k in [key, other] {
+                model.entry(k).and_modify(|row| row.1 += value).or_insert((label.clone(), value));
+            }
+            assert_eq!(changed, 2);
+        }
+        6 => {
+            let changed = client
+                .execute("INSERT INTO t VALUES ($1, $2, $3) ON CONFLICT DO NOTHING", &[&key, &label, &value])
+                .await
+                .unwrap();
+            let fresh = !model.contains_key(&key);
+            if fresh {
+                model.insert(key, (label, value));
+            }
+            assert_eq!(changed, u64::from(fresh));
         }
         _ => {
             // Several keys in one statement: one commit.
