@@ -34,6 +34,7 @@ use crate::table::state::TableCodec;
 use crate::table::write::commit_or_buffer;
 use crate::write::copy::CopyIn;
 use crate::write::returning::{Returned, returning};
+use crate::write::values::values_rows;
 use crate::write::{Limits, append_or_buffer, check_rows};
 use datafusion::arrow::array::UInt32Array;
 use datafusion::arrow::compute::{concat_batches, take_record_batch};
@@ -295,6 +296,18 @@ impl Session {
             Statement::Insert(insert) if insert::has_clauses(&insert) => {
                 return self.insert_with_clauses(insert, params).await;
             }
+            Statement::Insert(insert) => {
+                let relation = crate::sql::parse::object_name(&insert.table.to_string());
+                let def = self.db.log.relation(&relation);
+                if let Some(def) = def
+                    && let Some(rows) = values_rows(&def, &insert, params)
+                {
+                    let count = rows.num_rows();
+                    self.write_rows(&def, rows).await?;
+                    return Ok(Outcome::Done { tag: "INSERT".into(), rows: Some(count) });
+                }
+                Statement::Insert(insert)
+            }
             other => other,
         };
         let (state, statement) = self.prepare(statement, true).await?;
@@ -431,28 +444,31 @@ impl Session {
         if rows == 0 {
             return Ok(0);
         }
-        let rows_batch = datafusion::arrow::compute::concat_batches(&def.user_schema(), &batches)
-            .map_err(|e| Error::Internal(e.to_string()))?;
-        check_rows(&def, &rows_batch)?;
+        let rows_batch = concat_batches(&def.user_schema(), &batches)?;
+        self.write_rows(&def, rows_batch).await?;
+        Ok(rows)
+    }
+
+    /// Checks rows (user columns) and appends them to a stream, or inserts
+    /// them into a table; as one commit, or buffered in the open transaction.
+    async fn write_rows(&mut self, def: &RelationDef, rows: RecordBatch) -> Result<()> {
+        check_rows(def, &rows)?;
+        let rows = RecordBatch::try_new(def.user_schema(), rows.columns().to_vec())?;
+        let limits = Limits::from(&self.db.config);
+        limits.check_statement(rows.num_rows(), rows.get_array_memory_size())?;
         if def.kind == RelationKind::Table {
-            let write = TableWrite {
-                relation: def.id,
-                deletes: RecordBatch::new_empty(def.user_schema()),
-                expected: Vec::new(),
-                inserts: rows_batch,
-            };
+            let deletes = RecordBatch::new_empty(def.user_schema());
+            let write = TableWrite { relation: def.id, deletes, expected: Vec::new(), inserts: rows };
+            // A transaction's view is fixed by its first statement, this one included.
             self.read_view();
             let scope = StatementScope {
                 read_offset: Offset::ZERO,
                 tables: Default::default(),
                 transaction: self.transaction.clone(),
             };
-            commit_or_buffer(&self.db.log, Some(&scope), &def, write, &Limits::from(&self.db.config)).await?;
-            return Ok(rows);
+            return commit_or_buffer(&self.db.log, Some(&scope), def, write, &limits).await;
         }
-        let limits = Limits::from(&self.db.config);
-        append_or_buffer(&self.db.log, self.transaction.as_ref(), &def, rows_batch, &limits).await?;
-        Ok(rows)
+        append_or_buffer(&self.db.log, self.transaction.as_ref(), def, rows, &limits).await
     }
 
     /// Marks the open transaction failed (a COPY or protocol error outside `execute`).

@@ -4,6 +4,7 @@
 
 pub mod copy;
 pub mod returning;
+pub mod values;
 
 use std::sync::Arc;
 

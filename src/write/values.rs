@@ -1,0 +1,125 @@
+//! `INSERT … VALUES` whose values are parameters, literals or `now()` — the
+//! shape of almost every single-row write — turned into rows directly,
+//! without planning a query: planning costs far more than the row itself.
+//! Anything else (expressions, subqueries, a value this path cannot convert
+//! exactly) returns `None`, and the statement takes the general path, which
+//! also reports the errors.
+
+use std::sync::Arc;
+
+use datafusion::arrow::array::RecordBatch;
+use datafusion::arrow::compute::CastOptions;
+use datafusion::arrow::datatypes::Schema;
+use datafusion::common::{ParamValues, ScalarValue};
+use datafusion::sql::sqlparser::ast::{Expr, FunctionArguments, Insert, SetExpr, UnaryOperator, Value};
+
+use crate::catalog::{RelationDef, SqlType, UTC};
+use crate::query::defaults::evaluate_default;
+use crate::sql::parse::object_name;
+
+/// The rows of `insert` in `def`'s user columns (every field nullable, not
+/// yet checked), or `None` when the statement needs the general path.
+pub fn values_rows(def: &RelationDef, insert: &Insert, params: Option<&ParamValues>) -> Option<RecordBatch> {
+    if insert.on.is_some() || insert.returning.is_some() || insert.table_alias.is_some() || insert.overwrite {
+        return None;
+    }
+    let source = insert.source.as_ref()?;
+    if source.with.is_some() || source.order_by.is_some() || source.limit_clause.is_some() {
+        return None;
+    }
+    let SetExpr::Values(values) = source.body.as_ref() else { return None };
+    let targets: Vec<usize> = if insert.columns.is_empty() {
+        (0..def.columns.len()).collect()
+    } else {
+        let mut targets = Vec::with_capacity(insert.columns.len());
+        for name in &insert.columns {
+            let name = object_name(&name.to_string());
+            let position = def.columns.iter().position(|c| c.name == name)?;
+            if targets.contains(&position) {
+                return None;
+            }
+            targets.push(position);
+        }
+        targets
+    };
+    let now = chrono::Utc::now().timestamp_micros();
+    let options = CastOptions { safe: false, ..Default::default() };
+    let mut columns: Vec<Vec<ScalarValue>> = vec![Vec::with_capacity(values.rows.len()); def.columns.len()];
+    for row in &values.rows {
+        if row.content.len() != targets.len() {
+            return None;
+        }
+        for (expr, &position) in row.content.iter().zip(&targets) {
+            let column = &def.columns[position];
+            let value = scalar(expr, &column.sql_type, params, now)?;
+            columns[position].push(value.cast_to_with_options(&column.sql_type.arrow_type(), &options).ok()?);
+        }
+    }
+    let rows = values.rows.len();
+    let mut arrays = Vec::with_capacity(def.columns.len());
+    for (position, column) in def.columns.iter().enumerate() {
+        let array = if targets.contains(&position) {
+            ScalarValue::iter_to_array(std::mem::take(&mut columns[position])).ok()?
+        } else {
+            match evaluate_default(column).ok()? {
+                Some(value) => value.to_array_of_size(rows).ok()?,
+                None => datafusion::arrow::array::new_null_array(&column.sql_type.arrow_type(), rows),
+            }
+        };
+        arrays.push(array);
+    }
+    let fields: Vec<_> = def.user_schema().fields().iter().map(|f| f.as_ref().clone().with_nullable(true)).collect();
+    RecordBatch::try_new(Arc::new(Schema::new(fields)), arrays).ok()
+}
+
+/// One VALUES item as a scalar, if it is a parameter, a literal or `now()`.
+fn scalar(expr: &Expr, target: &SqlType, params: Option<&ParamValues>, now: i64) -> Option<ScalarValue> {
+    // PostgreSQL reads these from text its own way (bytea hex, interval
+    // clock forms); the general path does too.
+    let text_is_special = matches!(target, SqlType::Bytea | SqlType::Interval);
+    match expr {
+        Expr::Value(value) => match &value.value {
+            Value::Placeholder(id) => {
+                let index = id.strip_prefix('$')?.parse::<usize>().ok()?.checked_sub(1)?;
+                match params? {
+                    ParamValues::List(list) => list.get(index).map(|p| p.value.clone()),
+                    ParamValues::Map(_) => None,
+                }
+            }
+            Value::Number(digits, _) => Some(ScalarValue::Utf8(Some(digits.clone()))),
+            Value::SingleQuotedString(text) if !text_is_special => Some(ScalarValue::Utf8(Some(text.clone()))),
+            Value::Boolean(b) => Some(ScalarValue::Boolean(Some(*b))),
+            Value::Null => Some(ScalarValue::Null),
+            _ => None,
+        },
+        Expr::UnaryOp { op: UnaryOperator::Minus, expr } => match expr.as_ref() {
+            Expr::Value(value) => match &value.value {
+                Value::Number(digits, _) => Some(ScalarValue::Utf8(Some(format!("-{digits}")))),
+                _ => None,
+            },
+            _ => None,
+        },
+        Expr::Function(function)
+            if matches!(function.args, FunctionArguments::None)
+                || matches!(&function.args, FunctionArguments::List(list) if list.args.is_empty()) =>
+        {
+            let name = object_name(&function.name.to_string());
+            (name == "now" || name == "current_timestamp")
+                .then(|| ScalarValue::TimestampMicrosecond(Some(now), Some(UTC.into())))
+        }
+        _ => None,
+    }
+    .filter(|value| exact_for(value, target))
+}
+
+/// Whether converting `value` to `target` is exact where PostgreSQL rounds:
+/// text with more fractional digits than a NUMERIC's scale goes the general way.
+fn exact_for(value: &ScalarValue, target: &SqlType) -> bool {
+    match (value, target) {
+        (ScalarValue::Utf8(Some(text)), SqlType::Numeric { scale, .. }) => {
+            let fraction = text.split_once('.').map_or(0, |(_, f)| f.trim_end().len());
+            !text.contains(['e', 'E']) && fraction <= *scale as usize
+        }
+        _ => true,
+    }
+}
