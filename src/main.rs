@@ -3,6 +3,12 @@
 use std::path::PathBuf;
 
 use clap::{Parser, Subcommand};
+
+/// Many small allocations per statement from many threads: mimalloc spends
+/// less time in them than the system allocator (measured under 8-client INSERTs).
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 use strata::{Config, Database};
 use tokio::net::TcpListener;
 

@@ -14,6 +14,7 @@ use datafusion::common::{Result as DfResult, ScalarValue};
 use datafusion::datasource::TableType;
 use datafusion::datasource::listing::PartitionedFile;
 use datafusion::datasource::memory::MemorySourceConfig;
+use datafusion::datasource::physical_plan::parquet::CachedParquetFileReaderFactory;
 use datafusion::datasource::physical_plan::{FileGroup, FileScanConfigBuilder, ParquetSource};
 use datafusion::datasource::sink::DataSinkExec;
 use datafusion::datasource::source::DataSourceExec;
@@ -81,6 +82,7 @@ impl RelationTable {
     /// filtered out.
     async fn scan_segments(
         &self,
+        state: &dyn Session,
         segments: &[Arc<crate::log::SegmentMeta>],
         read_offset: Offset,
         projection: Option<&Vec<usize>>,
@@ -95,8 +97,15 @@ impl RelationTable {
             segments.iter().map(|s| PartitionedFile::new(s.path.clone(), s.bytes).with_extension(s.clone())).collect();
         let groups = FileGroup::new(files).split_files(partitions.max(1));
         let straddles = segments.iter().any(|s| s.last_offset > read_offset);
-        let source = Arc::new(ParquetSource::new(self.stored.clone()));
-        let config = FileScanConfigBuilder::new(ObjectStoreUrl::parse(STORE_URL)?, source)
+        // As DataFusion's own Parquet tables do: the session's Parquet
+        // options, and footers read once and cached.
+        let store_url = ObjectStoreUrl::parse(STORE_URL)?;
+        let store = state.runtime_env().object_store(&store_url)?;
+        let footers = state.runtime_env().cache_manager.get_file_metadata_cache();
+        let source = ParquetSource::new(self.stored.clone())
+            .with_table_parquet_options(state.table_options().parquet.clone())
+            .with_parquet_file_reader_factory(Arc::new(CachedParquetFileReaderFactory::new(store, footers)));
+        let config = FileScanConfigBuilder::new(store_url, Arc::new(source))
             .with_file_groups(groups)
             .with_projection_indices(if straddles { None } else { projection.cloned() })?
             .build();
@@ -163,13 +172,17 @@ impl RelationTable {
             }
         }
 
+        let batches_empty = batches.is_empty();
         let tail_source = MemorySourceConfig::try_new(&[batches], self.stored.clone(), projection.cloned())?;
         let tail: Arc<dyn ExecutionPlan> = DataSourceExec::from_data_source(tail_source);
         if segments.is_empty() {
             return Ok(tail);
         }
         let partitions = state.config().target_partitions();
-        let sealed = self.scan_segments(&segments, read_offset, projection, partitions).await?;
+        let sealed = self.scan_segments(state, &segments, read_offset, projection, partitions).await?;
+        if batches_empty {
+            return Ok(sealed);
+        }
         UnionExec::try_new(vec![sealed, tail])
     }
 }
