@@ -117,11 +117,12 @@ async fn pg_history(conninfo: &str, history: i64) -> Client {
         "DROP TABLE IF EXISTS kv_history;
          CREATE TABLE kv_history (id BIGINT NOT NULL, v BIGINT NOT NULL, ts BIGINT NOT NULL, deleted BOOLEAN NOT NULL);
          INSERT INTO kv_history SELECT g % {KEYS}, g / {KEYS}, 2 * g, false FROM generate_series(0, {history} / 2) g;
-         CREATE INDEX ON kv_history (id, ts);
-         VACUUM ANALYZE kv_history;"
+         CREATE INDEX ON kv_history (id, ts);"
     ))
     .await
     .unwrap();
+    // VACUUM may not run inside the implicit transaction of a multi-statement query.
+    pg.batch_execute("VACUUM ANALYZE kv_history").await.unwrap();
     pg
 }
 

@@ -30,6 +30,7 @@ use crate::sql::parse::{Command, parse};
 use crate::sql::rewrite::{cte_names, rewrite};
 use crate::table::TableWrite;
 use crate::table::dml::{DmlQuery, Found, select_targets, split_found};
+use crate::table::keyed_update::{Keyed, KeyedUpdate};
 use crate::table::state::TableCodec;
 use crate::table::write::commit_or_buffer;
 use crate::write::copy::CopyIn;
@@ -348,9 +349,18 @@ impl Session {
         params: Option<&ParamValues>,
     ) -> Result<(usize, Option<Returned>)> {
         let query = select_targets(def, statement)?;
+        let keyed = KeyedUpdate::of(def, statement);
         let mut attempt = 1;
         loop {
-            match self.modify_once(def, &query, params).await {
+            let result = match &keyed {
+                Some(keyed) => match self.update_by_key(def, keyed, params).await {
+                    Ok(Some(rows)) => Ok((rows, None)),
+                    Ok(None) => self.modify_once(def, &query, params).await,
+                    Err(error) => Err(error),
+                },
+                None => self.modify_once(def, &query, params).await,
+            };
+            match result {
                 Err(Error::Storage(crate::log::Error::Conflict))
                     if self.transaction.is_none() && attempt < RETRIES_MAX =>
                 {
@@ -359,6 +369,32 @@ impl Session {
                 other => return other,
             }
         }
+    }
+
+    /// An UPDATE of one row by its key, without planning a query; `None`
+    /// when the statement needs the general path.
+    async fn update_by_key(
+        &mut self,
+        def: &Arc<RelationDef>,
+        keyed: &KeyedUpdate,
+        params: Option<&ParamValues>,
+    ) -> Result<Option<usize>> {
+        let view = self.read_view();
+        let Some(table) = view.tables.get(def.id) else { return Ok(None) };
+        let mut state = self.db.base_state.clone();
+        state.mark_start_execution();
+        let write = match keyed.write(&state, table, def, params)? {
+            Keyed::Fallback => return Ok(None),
+            Keyed::NoRow => return Ok(Some(0)),
+            Keyed::Write(write) => write,
+        };
+        let scope = StatementScope {
+            read_offset: view.offset,
+            tables: view.tables.clone(),
+            transaction: self.transaction.clone(),
+        };
+        commit_or_buffer(&self.db.log, Some(&scope), def, write, &Limits::from(&self.db.config)).await?;
+        Ok(Some(1))
     }
 
     /// Plans the query a table modification runs (for its parameter types),

@@ -4,6 +4,7 @@
 //! decided in commit order; the state itself is kept in [`state`].
 
 pub mod dml;
+pub mod keyed_update;
 pub mod state;
 pub mod upsert;
 pub mod write;

@@ -73,7 +73,7 @@ pub fn values_rows(def: &RelationDef, insert: &Insert, params: Option<&ParamValu
 }
 
 /// One VALUES item as a scalar, if it is a parameter, a literal or `now()`.
-fn scalar(expr: &Expr, target: &SqlType, params: Option<&ParamValues>, now: i64) -> Option<ScalarValue> {
+pub(crate) fn scalar(expr: &Expr, target: &SqlType, params: Option<&ParamValues>, now: i64) -> Option<ScalarValue> {
     // PostgreSQL reads these from text its own way (bytea hex, interval
     // clock forms); the general path does too.
     let text_is_special = matches!(target, SqlType::Bytea | SqlType::Interval);
