@@ -14,6 +14,7 @@ use datafusion::common::{ParamValues, ScalarValue};
 use datafusion::sql::sqlparser::ast::{Expr, FunctionArguments, Insert, SetExpr, UnaryOperator, Value};
 
 use crate::catalog::{RelationDef, SqlType, UTC};
+use crate::pg_text::{normalize_interval, parse_bytea};
 use crate::query::defaults::evaluate_default;
 use crate::sql::parse::object_name;
 
@@ -74,9 +75,6 @@ pub fn values_rows(def: &RelationDef, insert: &Insert, params: Option<&ParamValu
 
 /// One VALUES item as a scalar, if it is a parameter, a literal or `now()`.
 pub(crate) fn scalar(expr: &Expr, target: &SqlType, params: Option<&ParamValues>, now: i64) -> Option<ScalarValue> {
-    // PostgreSQL reads these from text its own way (bytea hex, interval
-    // clock forms); the general path does too.
-    let text_is_special = matches!(target, SqlType::Bytea | SqlType::Interval);
     match expr {
         Expr::Value(value) => match &value.value {
             Value::Placeholder(id) => {
@@ -87,7 +85,13 @@ pub(crate) fn scalar(expr: &Expr, target: &SqlType, params: Option<&ParamValues>
                 }
             }
             Value::Number(digits, _) => Some(ScalarValue::Utf8(Some(digits.clone()))),
-            Value::SingleQuotedString(text) if !text_is_special => Some(ScalarValue::Utf8(Some(text.clone()))),
+            // Text for bytea and interval columns reads as PostgreSQL reads it
+            // (`\x…` hex, clock forms such as `1 day 02:00:00`), as in COPY.
+            Value::SingleQuotedString(text) => match target {
+                SqlType::Bytea => parse_bytea(text).map(|bytes| ScalarValue::Binary(Some(bytes))),
+                SqlType::Interval => Some(ScalarValue::Utf8(Some(normalize_interval(text)))),
+                _ => Some(ScalarValue::Utf8(Some(text.clone()))),
+            },
             Value::Boolean(b) => Some(ScalarValue::Boolean(Some(*b))),
             Value::Null => Some(ScalarValue::Null),
             _ => None,
