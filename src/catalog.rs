@@ -231,6 +231,15 @@ impl Catalog {
         self.by_name.insert(relation.name.clone(), Arc::new(relation));
     }
 
+    /// Gives relation `id` a new name; its id, history and segments stay.
+    pub fn rename(&mut self, id: RelationId, name: &str) {
+        if let Some(old) = self.remove(id) {
+            let mut def = (*old).clone();
+            def.name = name.to_string();
+            self.insert(def);
+        }
+    }
+
     pub fn remove(&mut self, id: RelationId) -> Option<Arc<RelationDef>> {
         let name = self.by_id(id)?.name.clone();
         self.by_name.remove(&name)

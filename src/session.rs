@@ -148,6 +148,12 @@ impl Session {
                 self.db.log.commit(vec![change]).await?;
                 Ok(done(&tag))
             }
+            Command::RenameRelation { kind, name, new_name, if_exists } => {
+                let tag = format!("ALTER {}", kind.noun().to_uppercase());
+                self.refuse_in_transaction(&tag)?;
+                self.db.log.commit(vec![Change::RenameRelation { name, kind, new_name, if_exists }]).await?;
+                Ok(done(&tag))
+            }
             Command::DropRelation { kind, names, if_exists } => {
                 let tag = format!("DROP {}", kind.noun().to_uppercase());
                 self.refuse_in_transaction(&tag)?;

@@ -113,3 +113,51 @@ async fn a_damaged_segment_is_reported() {
     assert_eq!(error.code().map(|c| c.code()), Some("XX001"), "{message}");
     assert!(message.contains("checksum") && message.contains(".parquet"), "{message}");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn renames_survive_kill_9_and_keep_history() {
+    let dir = common::fresh_data_dir("segments-rename");
+    let mut server = common::Server::start(&dir);
+    let client = server.client().await;
+    client
+        .batch_execute(
+            "CREATE STREAM clicks (n BIGINT NOT NULL);
+             INSERT INTO clicks VALUES (1), (2);
+             CHECKPOINT;
+             INSERT INTO clicks VALUES (3);
+             CREATE TABLE kv (k BIGINT PRIMARY KEY, v TEXT);
+             INSERT INTO kv VALUES (1, 'a');
+             ALTER STREAM clicks RENAME TO taps;
+             ALTER TABLE kv RENAME TO pairs;
+             INSERT INTO taps VALUES (4);
+             UPDATE pairs SET v = 'b' WHERE k = 1;",
+        )
+        .await
+        .unwrap();
+    // Renamed in the WAL only (not sealed since), then killed.
+    server.kill9();
+    let server = common::Server::start(&dir);
+    let client = server.client().await;
+    let total: i64 = client.query_one("SELECT sum(n) FROM taps", &[]).await.unwrap().get(0);
+    assert_eq!(total, 10, "history before and after the rename is one relation");
+    let value: String = client.query_one("SELECT v FROM pairs WHERE k = 1", &[]).await.unwrap().get(0);
+    assert_eq!(value, "b");
+    let changes: i64 = client.query_one("SELECT count(*) FROM changes('pairs')", &[]).await.unwrap().get(0);
+    assert_eq!(changes, 3);
+    let error = client.query_one("SELECT * FROM clicks", &[]).await.unwrap_err();
+    assert_eq!(error.code().unwrap().code(), "42P01");
+    let error = client.batch_execute("ALTER TABLE taps RENAME TO x").await.unwrap_err();
+    assert_eq!(error.code().unwrap().code(), "42809", "taps is a stream");
+    let error = client.batch_execute("ALTER STREAM taps RENAME TO pairs").await.unwrap_err();
+    assert_eq!(error.code().unwrap().code(), "42P07");
+
+    // Sealed: the manifest's catalog carries the new names.
+    client.batch_execute("CHECKPOINT").await.unwrap();
+    drop(client);
+    let mut server = server;
+    assert!(server.stop());
+    let server = common::Server::start(&dir);
+    let client = server.client().await;
+    let total: i64 = client.query_one("SELECT sum(n) FROM taps", &[]).await.unwrap().get(0);
+    assert_eq!(total, 10);
+}

@@ -60,6 +60,8 @@ pub enum Error {
     DuplicateRelation(String),
     #[error("relation \"{0}\" does not exist")]
     UndefinedRelation(String),
+    #[error("{0}")]
+    WrongObjectType(String),
     #[error("duplicate key value violates unique constraint \"{constraint}\"")]
     UniqueViolation { constraint: String, detail: String },
     /// A row the commit retracts changed since the statement read it.
@@ -94,6 +96,12 @@ pub enum Change {
     },
     DropRelation {
         name: String,
+        if_exists: bool,
+    },
+    RenameRelation {
+        name: String,
+        kind: RelationKind,
+        new_name: String,
         if_exists: bool,
     },
     /// Rows for a stream, already checked against its user schema.

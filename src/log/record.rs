@@ -17,12 +17,17 @@ const RECORD_KIND_COMMIT: u8 = 1;
 const ENTRY_CREATE_RELATION: u8 = 1;
 const ENTRY_DROP_RELATION: u8 = 2;
 const ENTRY_APPEND: u8 = 3;
+const ENTRY_RENAME_RELATION: u8 = 4;
 
 /// One change inside a commit.
 #[derive(Debug, Clone)]
 pub enum Entry {
     CreateRelation(RelationDef),
     DropRelation(RelationId),
+    RenameRelation {
+        relation: RelationId,
+        name: String,
+    },
     /// Rows for a relation, in its user schema (no system columns).
     Append {
         relation: RelationId,
@@ -34,7 +39,7 @@ impl Entry {
     /// How many offsets the entry occupies.
     pub fn event_count(&self) -> u64 {
         match self {
-            Entry::CreateRelation(_) | Entry::DropRelation(_) => 1,
+            Entry::CreateRelation(_) | Entry::DropRelation(_) | Entry::RenameRelation { .. } => 1,
             Entry::Append { rows, .. } => rows.num_rows() as u64,
         }
     }
@@ -72,6 +77,11 @@ impl CommitRecord {
                     out.push(ENTRY_DROP_RELATION);
                     out.extend_from_slice(&id.0.to_le_bytes());
                 }
+                Entry::RenameRelation { relation, name } => {
+                    out.push(ENTRY_RENAME_RELATION);
+                    out.extend_from_slice(&relation.0.to_le_bytes());
+                    put_bytes(out, name.as_bytes());
+                }
                 Entry::Append { relation, rows } => {
                     out.push(ENTRY_APPEND);
                     out.extend_from_slice(&relation.0.to_le_bytes());
@@ -100,6 +110,13 @@ impl CommitRecord {
                     Entry::CreateRelation(def)
                 }
                 ENTRY_DROP_RELATION => Entry::DropRelation(RelationId(reader.u64()?)),
+                ENTRY_RENAME_RELATION => {
+                    let relation = RelationId(reader.u64()?);
+                    let name = std::str::from_utf8(reader.bytes()?)
+                        .map_err(|e| Error::Decode(format!("relation name: {e}")))?
+                        .to_string();
+                    Entry::RenameRelation { relation, name }
+                }
                 ENTRY_APPEND => {
                     let relation = RelationId(reader.u64()?);
                     let rows = decode_batch(reader.bytes()?)?;

@@ -188,6 +188,20 @@ fn resolve(state: &mut State, first_offset: Offset, ts: CommitTs, changes: &[Cha
                 None if *if_exists => continue,
                 None => return Err(Error::UndefinedRelation(name.clone())),
             },
+            Change::RenameRelation { name, kind, new_name, if_exists } => match state.catalog.get(name).cloned() {
+                Some(def) if def.kind != *kind => {
+                    return Err(Error::WrongObjectType(format!("\"{name}\" is not a {}", kind.noun())));
+                }
+                Some(def) => {
+                    if state.catalog.get(new_name).is_some() {
+                        return Err(Error::DuplicateRelation(new_name.clone()));
+                    }
+                    state.catalog.rename(def.id, new_name);
+                    Entry::RenameRelation { relation: def.id, name: new_name.clone() }
+                }
+                None if *if_exists => continue,
+                None => return Err(Error::UndefinedRelation(name.clone())),
+            },
             Change::Append { relation, rows } => {
                 if rows.num_rows() == 0 {
                     continue;
@@ -303,6 +317,7 @@ pub(super) fn apply(state: &mut State, tails: &Tails, record: &CommitRecord) -> 
                 state.tables.by_relation.remove(id);
                 tails.drop_relation(*id);
             }
+            Entry::RenameRelation { relation, name } => state.catalog.rename(*relation, name),
             Entry::Append { relation, rows } => {
                 let def = state
                     .catalog

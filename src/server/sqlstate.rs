@@ -50,6 +50,7 @@ fn sqlstate(error: &Error) -> &'static str {
         Error::Storage(storage) => match storage {
             log::Error::DuplicateRelation(_) => "42P07",
             log::Error::UndefinedRelation(_) => "42P01",
+            log::Error::WrongObjectType(_) => "42809",
             log::Error::CommitTooLarge { .. } => "54000",
             log::Error::UniqueViolation { .. } => "23505",
             log::Error::Conflict => "40001",

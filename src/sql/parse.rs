@@ -3,8 +3,8 @@
 //! parsed as their TABLE counterparts, so one PostgreSQL grammar serves all.
 
 use datafusion::sql::sqlparser::ast::{
-    CopyLegacyCsvOption, CopyLegacyOption, CopyOption, CopySource, CopyTarget, Expr, ObjectType, Reset, Set, Statement,
-    Value, visit_relations,
+    AlterTableOperation, CopyLegacyCsvOption, CopyLegacyOption, CopyOption, CopySource, CopyTarget, Expr, ObjectType,
+    RenameTableNameKind, Reset, Set, Statement, Value, visit_relations,
 };
 use datafusion::sql::sqlparser::dialect::PostgreSqlDialect;
 use datafusion::sql::sqlparser::keywords::Keyword;
@@ -32,6 +32,13 @@ pub enum Command {
     DropRelation {
         kind: RelationKind,
         names: Vec<String>,
+        if_exists: bool,
+    },
+    /// `ALTER TABLE|STREAM name RENAME TO new_name`.
+    RenameRelation {
+        kind: RelationKind,
+        name: String,
+        new_name: String,
         if_exists: bool,
     },
     Begin,
@@ -77,7 +84,8 @@ pub fn parse(sql: &str) -> Result<Vec<Command>> {
         if statement.iter().all(|t| matches!(t, Token::Whitespace(_))) {
             continue;
         }
-        if words.len() == 1 && statement.len() <= 3 && words[0].value.eq_ignore_ascii_case("checkpoint") {
+        let significant = statement.iter().filter(|t| !matches!(t, Token::Whitespace(_))).count();
+        if significant == 1 && words.len() == 1 && words[0].value.eq_ignore_ascii_case("checkpoint") {
             commands.push(Command::Checkpoint);
             continue;
         }
@@ -129,7 +137,7 @@ fn rewrite_stream_keyword(statement: &[Token]) -> (String, bool) {
         Token::Word(word) => Some(word.keyword),
         _ => None,
     });
-    if matches!(first, Some(Keyword::CREATE | Keyword::DROP))
+    if matches!(first, Some(Keyword::CREATE | Keyword::DROP | Keyword::ALTER))
         && let Some(second) = words.next()
         && let Token::Word(word) = second
         && word.quote_style.is_none()
@@ -168,6 +176,26 @@ fn command(statement: Statement, about_stream: bool) -> Result<Command> {
             names: names.iter().map(|n| object_name(&n.to_string())).collect(),
             if_exists,
         },
+        Statement::AlterTable(alter) => {
+            let kind = if about_stream { RelationKind::Stream } else { RelationKind::Table };
+            match alter.operations.as_slice() {
+                [AlterTableOperation::RenameTable { table_name }] => {
+                    let (RenameTableNameKind::To(new_name) | RenameTableNameKind::As(new_name)) = table_name;
+                    Command::RenameRelation {
+                        kind,
+                        name: object_name(&alter.name.to_string()),
+                        new_name: object_name(&new_name.to_string()),
+                        if_exists: alter.if_exists,
+                    }
+                }
+                _ => {
+                    return Err(Error::FeatureNotSupported(format!(
+                        "ALTER {} supports only RENAME TO so far",
+                        kind.noun().to_uppercase()
+                    )));
+                }
+            }
+        }
         Statement::StartTransaction { .. } => Command::Begin,
         Statement::Commit { .. } => Command::Commit,
         Statement::Rollback { savepoint: None, .. } => Command::Rollback,
