@@ -246,7 +246,7 @@ impl Session {
     /// Plans a statement as it would run now, for Describe in the extended protocol.
     pub async fn plan(&self, statement: Statement) -> Result<LogicalPlan> {
         let (state, statement) = self.prepare(statement, true).await?;
-        state.statement_to_plan(DfStatement::Statement(Box::new(statement))).await.map_err(Error::from_datafusion)
+        plan_statement(&state, statement, None).await
     }
 
     /// What the next statement reads: the transaction's view (fixed by its
@@ -319,13 +319,7 @@ impl Session {
         };
         let (state, statement) = self.prepare(statement, true).await?;
         let insert_target = insert_target(&statement);
-        let mut plan = state
-            .statement_to_plan(DfStatement::Statement(Box::new(statement)))
-            .await
-            .map_err(Error::from_datafusion)?;
-        if let Some(params) = params {
-            plan = plan.replace_params_with_values(params).map_err(Error::from_datafusion)?;
-        }
+        let plan = plan_statement(&state, statement, params).await?;
         let frame = DataFrame::new(state, plan);
         if let Some((relation, columns)) = insert_target {
             let batches = frame
@@ -414,14 +408,9 @@ impl Session {
             return Ok(None);
         };
         let query = select_targets(&def, statement)?;
-        let Some(Command::Query(statement)) = parse(&query.sql)?.pop() else {
-            return Err(Error::Internal(format!("not a query: {}", query.sql)));
-        };
-        let (state, statement) = self.prepare(*statement, false).await?;
-        let plan = state
-            .statement_to_plan(DfStatement::Statement(Box::new(statement)))
-            .await
-            .map_err(Error::from_datafusion)?;
+        let statement = parse_query(&query.sql)?;
+        let (state, statement) = self.prepare(statement, false).await?;
+        let plan = plan_statement(&state, statement, None).await?;
         let schema = match &query.returning {
             Some((items, qualifier)) => {
                 Some(returning(items, qualifier, &RecordBatch::new_empty(def.user_schema())).await?.schema)
@@ -437,18 +426,10 @@ impl Session {
         query: &DmlQuery,
         params: Option<&ParamValues>,
     ) -> Result<(usize, Option<Returned>)> {
-        let Some(Command::Query(statement)) = parse(&query.sql)?.pop() else {
-            return Err(Error::Internal(format!("not a query: {}", query.sql)));
-        };
-        let (state, statement) = self.prepare(*statement, false).await?;
+        let statement = parse_query(&query.sql)?;
+        let (state, statement) = self.prepare(statement, false).await?;
         let scope = StatementScope::from_config(state.config());
-        let mut plan = state
-            .statement_to_plan(DfStatement::Statement(Box::new(statement)))
-            .await
-            .map_err(Error::from_datafusion)?;
-        if let Some(params) = params {
-            plan = plan.replace_params_with_values(params).map_err(Error::from_datafusion)?;
-        }
+        let plan = plan_statement(&state, statement, params).await?;
         let schema = Arc::new(plan.schema().as_arrow().clone());
         let batches = DataFrame::new(state, plan).collect().await.map_err(Error::from_datafusion)?;
         let found = concat_batches(&schema, &batches)?;
@@ -600,6 +581,28 @@ fn not_null_from_values(error: Error, relation: &str, columns: &[String]) -> Err
     match column {
         Some(column) => Error::NotNullViolation { relation: relation.to_string(), column },
         None => error,
+    }
+}
+
+/// Plans a prepared statement and fills in its parameters.
+async fn plan_statement(
+    state: &datafusion::execution::SessionState,
+    statement: Statement,
+    params: Option<&ParamValues>,
+) -> Result<LogicalPlan> {
+    let plan =
+        state.statement_to_plan(DfStatement::Statement(Box::new(statement))).await.map_err(Error::from_datafusion)?;
+    match params {
+        Some(params) => plan.replace_params_with_values(params).map_err(Error::from_datafusion),
+        None => Ok(plan),
+    }
+}
+
+/// The one query in SQL Strata generated itself.
+fn parse_query(sql: &str) -> Result<Statement> {
+    match parse(sql)?.pop() {
+        Some(Command::Query(statement)) => Ok(*statement),
+        _ => Err(Error::Internal(format!("not a query: {sql}"))),
     }
 }
 

@@ -11,10 +11,9 @@ use datafusion::arrow::record_batch::RecordBatch;
 use datafusion::common::ParamValues;
 use datafusion::logical_expr::LogicalPlan;
 use datafusion::prelude::DataFrame;
-use datafusion::sql::parser::Statement as DfStatement;
 use datafusion::sql::sqlparser::ast::{Insert, OnInsert, SelectItem, Statement};
 
-use super::{Outcome, RETRIES_MAX, Session, insert_target, not_null_from_values};
+use super::{Outcome, RETRIES_MAX, Session, insert_target, not_null_from_values, plan_statement};
 use crate::catalog::{RelationDef, RelationKind};
 use crate::error::{Error, Result};
 use crate::query::scope::StatementScope;
@@ -66,10 +65,7 @@ impl Session {
         let mut insert = insert.clone();
         let clauses = self.take_clauses(&mut insert)?;
         let (state, statement) = self.prepare(Statement::Insert(insert), false).await?;
-        let plan = state
-            .statement_to_plan(DfStatement::Statement(Box::new(statement)))
-            .await
-            .map_err(Error::from_datafusion)?;
+        let plan = plan_statement(&state, statement, None).await?;
         let schema = match &clauses.returning {
             Some(items) => {
                 let empty = RecordBatch::new_empty(clauses.def.user_schema());
@@ -109,13 +105,7 @@ impl Session {
         let scope = StatementScope::from_config(state.config())
             .ok_or_else(|| Error::Internal("a statement without its scope".into()))?;
         let columns = insert_target(&statement).map(|(_, columns)| columns).unwrap_or_default();
-        let mut plan = state
-            .statement_to_plan(DfStatement::Statement(Box::new(statement)))
-            .await
-            .map_err(Error::from_datafusion)?;
-        if let Some(params) = params {
-            plan = plan.replace_params_with_values(params).map_err(Error::from_datafusion)?;
-        }
+        let plan = plan_statement(&state, statement, params).await?;
         let LogicalPlan::Dml(dml) = plan else {
             return Err(Error::Internal("INSERT did not plan as an insert".into()));
         };
