@@ -226,3 +226,20 @@ async fn upserts_take_parameters_and_return_rows() {
     names.sort();
     assert_eq!(names, vec!["c", "d"]);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn parameters_inside_on_conflict_do_update() {
+    let server = common::Server::start(&common::fresh_data_dir("wire-upsert-params"));
+    let client = server.client().await;
+    client.batch_execute("CREATE TABLE kv (k BIGINT PRIMARY KEY, v BIGINT NOT NULL)").await.unwrap();
+    let upsert = client
+        .prepare("INSERT INTO kv VALUES ($1, 0) ON CONFLICT (k) DO UPDATE SET v = kv.v + CAST($2 AS BIGINT)")
+        .await
+        .unwrap();
+    assert_eq!(upsert.params().len(), 2);
+    for _ in 0..3 {
+        client.execute(&upsert, &[&7i64, &"5"]).await.unwrap();
+    }
+    let v: i64 = client.query_one("SELECT v FROM kv WHERE k = 7", &[]).await.unwrap().get(0);
+    assert_eq!(v, 10);
+}

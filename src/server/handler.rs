@@ -238,7 +238,14 @@ impl QueryParser for StatementParser {
                 match statement.as_ref() {
                     Statement::Insert(insert) if has_clauses(insert) => {
                         let (plan, returning) = session.describe_insert(insert).await.map_err(to_pgwire)?;
-                        (parameter_types(&plan).map_err(to_pgwire)?, returning)
+                        let mut types = parameter_types(&plan).map_err(to_pgwire)?;
+                        // Parameters used only in ON CONFLICT … DO UPDATE are
+                        // not in the plan: they are text, cast where they are used.
+                        let count = placeholder_count(statement);
+                        if types.len() < count {
+                            types.resize(count, Some(DataType::Utf8));
+                        }
+                        (types, returning)
                     }
                     _ => {
                         let plan = session.plan((**statement).clone()).await.map_err(to_pgwire)?;
@@ -303,6 +310,21 @@ fn parameter_types(plan: &LogicalPlan) -> crate::Result<Vec<Option<DataType>>> {
         types[index - 1] = Some(data_type.unwrap_or(DataType::Utf8));
     }
     Ok(types)
+}
+
+/// The highest `$n` in a statement.
+fn placeholder_count(statement: &Statement) -> usize {
+    let mut count = 0;
+    let _ = datafusion::sql::sqlparser::ast::visit_expressions(statement, |expr| {
+        if let datafusion::sql::sqlparser::ast::Expr::Value(value) = expr
+            && let datafusion::sql::sqlparser::ast::Value::Placeholder(id) = &value.value
+            && let Some(n) = id.strip_prefix('$').and_then(|n| n.parse::<usize>().ok())
+        {
+            count = count.max(n);
+        }
+        std::ops::ControlFlow::<()>::Continue(())
+    });
+    count
 }
 
 /// The type each untyped placeholder is directly cast to, anywhere in the plan.
