@@ -4,11 +4,12 @@
 use std::collections::HashMap;
 use std::sync::{Arc, LazyLock};
 
-use datafusion::arrow::array::{RecordBatch, RecordBatchOptions};
+use datafusion::arrow::array::{ArrayRef, RecordBatch, RecordBatchOptions, new_null_array};
 use datafusion::arrow::datatypes::Schema;
-use datafusion::common::{DFSchema, ScalarValue};
+use datafusion::common::DFSchema;
 use datafusion::execution::SessionState;
-use datafusion::logical_expr::{ColumnarValue, Expr, ExprSchemable};
+use datafusion::logical_expr::{Expr, ExprSchemable};
+use datafusion::physical_expr::PhysicalExpr;
 use datafusion::prelude::SessionContext;
 
 use crate::catalog::{ColumnDef, RelationDef};
@@ -54,26 +55,49 @@ pub async fn check_defaults(columns: &[ColumnDef]) -> Result<()> {
     Ok(())
 }
 
-/// The column's DEFAULT evaluated now, in the column's type: the value a
-/// COPY gives every row that leaves the column out.
-pub fn evaluate_default(column: &ColumnDef) -> Result<Option<ScalarValue>> {
-    let Some(expr) = default_expr(column)? else {
-        return Ok(None);
-    };
-    let schema = DFSchema::empty();
-    let expr = expr.cast_to(&column.sql_type.arrow_type(), &schema).map_err(Error::from_datafusion)?;
-    let mut state = PLANNER.clone();
-    state.mark_start_execution();
-    let physical = state.create_physical_expr(expr, &schema).map_err(Error::from_datafusion)?;
-    let one_row = RecordBatch::try_new_with_options(
-        Arc::new(Schema::empty()),
-        vec![],
-        &RecordBatchOptions::new().with_row_count(Some(1)),
-    )?;
-    let value = physical.evaluate(&one_row).map_err(Error::from_datafusion)?;
-    let value = match value {
-        ColumnarValue::Scalar(scalar) => scalar,
-        ColumnarValue::Array(array) => ScalarValue::try_from_array(&array, 0).map_err(Error::from_datafusion)?,
-    };
-    Ok(Some(value))
+/// The DEFAULTs of the columns a write leaves out, planned once per
+/// statement (so `now()` is the statement's start) and evaluated per batch
+/// of rows (so a volatile default such as `random()` differs row to row, as
+/// in PostgreSQL).
+pub struct LeftOutDefaults {
+    /// Per relation column: its default, if it is left out and has one.
+    exprs: Vec<Option<Arc<dyn PhysicalExpr>>>,
+}
+
+impl LeftOutDefaults {
+    pub fn plan(def: &RelationDef, provided: &[usize]) -> Result<LeftOutDefaults> {
+        let mut state = None;
+        let mut exprs = Vec::with_capacity(def.columns.len());
+        for (position, column) in def.columns.iter().enumerate() {
+            let expr = match default_expr(column)? {
+                Some(expr) if !provided.contains(&position) => expr,
+                _ => {
+                    exprs.push(None);
+                    continue;
+                }
+            };
+            let state = state.get_or_insert_with(|| {
+                let mut state = PLANNER.clone();
+                state.mark_start_execution();
+                state
+            });
+            let schema = DFSchema::empty();
+            let expr = expr.cast_to(&column.sql_type.arrow_type(), &schema).map_err(Error::from_datafusion)?;
+            exprs.push(Some(state.create_physical_expr(expr, &schema).map_err(Error::from_datafusion)?));
+        }
+        Ok(LeftOutDefaults { exprs })
+    }
+
+    /// `rows` values for the column at `position`: its default, else NULLs.
+    pub fn column(&self, def: &RelationDef, position: usize, rows: usize) -> Result<ArrayRef> {
+        let Some(expr) = &self.exprs[position] else {
+            return Ok(new_null_array(&def.columns[position].sql_type.arrow_type(), rows));
+        };
+        let no_columns = RecordBatch::try_new_with_options(
+            Arc::new(Schema::empty()),
+            vec![],
+            &RecordBatchOptions::new().with_row_count(Some(rows)),
+        )?;
+        expr.evaluate(&no_columns).and_then(|value| value.into_array(rows)).map_err(Error::from_datafusion)
+    }
 }

@@ -6,7 +6,7 @@
 use std::sync::Arc;
 
 use async_trait::async_trait;
-use datafusion::arrow::array::{ArrayRef, RecordBatch};
+use datafusion::arrow::array::RecordBatch;
 use datafusion::arrow::datatypes::{Schema, SchemaRef};
 use datafusion::catalog::{Session, TableProvider};
 use datafusion::common::{Column, Result as DfResult, ScalarValue};
@@ -56,25 +56,12 @@ impl TableStateTable {
                 values[slot] = Some(literal.clone());
             }
         }
-        let mut columns: Vec<ArrayRef> = Vec::with_capacity(self.def.columns.len());
-        for (index, column) in self.def.columns.iter().enumerate() {
-            let arrow_type = column.sql_type.arrow_type();
-            let array = match self.def.primary_key.iter().position(|k| *k == index) {
-                Some(slot) => {
-                    let value = values[slot].as_ref()?.cast_to(&arrow_type).ok()?;
-                    if value.is_null() {
-                        return Some(Vec::new());
-                    }
-                    value.to_array().ok()?
-                }
-                None => datafusion::arrow::array::new_null_array(&arrow_type, 1),
-            };
-            columns.push(array);
+        let values = values.into_iter().collect::<Option<Vec<_>>>()?;
+        match table.codec.key_of(&values) {
+            Ok(key) => Some(key.into_iter().collect()),
+            // A value of another type: scan, and let the filter decide.
+            Err(_) => None,
         }
-        let nullable: Vec<_> =
-            self.def.user_schema().fields().iter().map(|f| f.as_ref().clone().with_nullable(true)).collect();
-        let probe = RecordBatch::try_new(Arc::new(Schema::new(nullable)), columns).ok()?;
-        table.codec.keys(&probe).ok()
     }
 
     fn key_slot(&self, column: &Column) -> Option<usize> {

@@ -18,11 +18,10 @@ use crate::catalog::{RelationDef, RelationKind};
 use crate::error::{Error, Result};
 use crate::query::scope::StatementScope;
 use crate::sql::parse::object_name;
-use crate::table::TableWrite;
 use crate::table::upsert::{ConflictAction, conflict_action, resolve};
 use crate::table::write::commit_or_buffer;
 use crate::write::returning::returning;
-use crate::write::{Limits, append_or_buffer, check_rows, refuse_system_values};
+use crate::write::{Limits, check_rows, refuse_system_values};
 
 /// The clauses taken off an INSERT before DataFusion plans it.
 struct Clauses {
@@ -117,22 +116,15 @@ impl Session {
         let limits = Limits::from(&self.db.config);
         limits.check_statement(proposed.num_rows(), proposed.get_array_memory_size())?;
 
-        let (write, written) = match def.kind {
-            RelationKind::Stream => (None, proposed),
-            RelationKind::Table => match &clauses.action {
-                Some(action) => {
-                    let table = scope.tables.get(def.id).ok_or_else(|| Error::UndefinedRelation(def.name.clone()))?;
-                    let (write, written) =
-                        resolve(&state, table, def, proposed, action, &clauses.qualifier, params).await?;
-                    (Some(write), written)
-                }
-                None => {
-                    let deletes = RecordBatch::new_empty(def.user_schema());
-                    let write =
-                        TableWrite { relation: def.id, deletes, expected: Vec::new(), inserts: proposed.clone() };
-                    (Some(write), proposed)
-                }
-            },
+        // Only ON CONFLICT decides row by row; other rows are written as they are.
+        let (write, written) = match &clauses.action {
+            Some(action) => {
+                let table = scope.tables.get(def.id).ok_or_else(|| Error::UndefinedRelation(def.name.clone()))?;
+                let (write, written) =
+                    resolve(&state, table, def, proposed, action, &clauses.qualifier, params).await?;
+                (Some(write), written)
+            }
+            None => (None, proposed),
         };
         let returned = match &clauses.returning {
             Some(items) => Some(returning(items, &clauses.qualifier, &written).await?),
@@ -143,9 +135,7 @@ impl Session {
             Some(write) if write.deletes.num_rows() + write.inserts.num_rows() > 0 => {
                 commit_or_buffer(&self.db.log, Some(&scope), def, write, &limits).await?;
             }
-            None if rows > 0 => {
-                append_or_buffer(&self.db.log, scope.transaction.as_ref(), def, written, &limits).await?;
-            }
+            None if rows > 0 => self.write_rows(def, written).await?,
             _ => {}
         }
         Ok(match returned {

@@ -7,7 +7,6 @@
 use std::sync::Arc;
 
 use datafusion::arrow::array::RecordBatch;
-use datafusion::arrow::compute::CastOptions;
 use datafusion::arrow::datatypes::Schema;
 use datafusion::common::tree_node::{Transformed, TreeNode};
 use datafusion::common::{DFSchema, ParamValues};
@@ -17,7 +16,7 @@ use datafusion::sql::sqlparser::ast::{AssignmentTarget, BinaryOperator, Expr as 
 
 use super::TableWrite;
 use super::dml::{Found, cast_type, split_found};
-use super::state::{TableCodec, TableState};
+use super::state::TableState;
 use crate::catalog::RelationDef;
 use crate::error::{Error, Result};
 use crate::sql::parse::object_name;
@@ -103,33 +102,23 @@ impl KeyedUpdate {
         params: Option<&ParamValues>,
     ) -> Result<Keyed> {
         let now = chrono::Utc::now().timestamp_micros();
-        let options = CastOptions { safe: false, ..Default::default() };
-        let mut probe = Vec::with_capacity(def.columns.len());
-        for (position, column) in def.columns.iter().enumerate() {
-            let target = column.sql_type.arrow_type();
-            let array = match def.primary_key.iter().position(|k| *k == position) {
-                Some(slot) => {
-                    let Some(value) = scalar(&self.key[slot], &column.sql_type, params, now) else {
-                        return Ok(Keyed::Fallback);
-                    };
-                    let Ok(value) = value.cast_to_with_options(&target, &options) else { return Ok(Keyed::Fallback) };
-                    if value.is_null() {
-                        return Ok(Keyed::NoRow);
-                    }
-                    value.to_array()?
-                }
-                None => datafusion::arrow::array::new_null_array(&target, 1),
+        let mut values = Vec::with_capacity(self.key.len());
+        for (expr, position) in self.key.iter().zip(&def.primary_key) {
+            let Some(value) = scalar(expr, &def.columns[*position].sql_type, params, now) else {
+                return Ok(Keyed::Fallback);
             };
-            probe.push(array);
+            values.push(value);
         }
-        let fields: Vec<_> =
-            def.user_schema().fields().iter().map(|f| f.as_ref().clone().with_nullable(true)).collect();
-        let probe = RecordBatch::try_new(Arc::new(Schema::new(fields)), probe)?;
-        let codec = TableCodec::new(def.clone())?;
-        let keys = codec.keys(&probe)?;
-        if !table.rows.contains_key(&keys[0]) {
+        let key = match table.codec.key_of(&values) {
+            Ok(Some(key)) => key,
+            Ok(None) => return Ok(Keyed::NoRow),
+            // A value this path cannot convert: the general path reports it.
+            Err(_) => return Ok(Keyed::Fallback),
+        };
+        if !table.rows.contains_key(&key) {
             return Ok(Keyed::NoRow);
         }
+        let keys = [key];
         let existing = table.to_batch(&def.full_schema(), Some(&keys))?;
         let user = existing.project(&(0..def.columns.len()).collect::<Vec<_>>())?;
         let schema = DFSchema::try_from_qualified_schema(self.qualifier.as_str(), &user.schema())

@@ -10,6 +10,7 @@ use datafusion::arrow::array::{Array, ArrayRef, AsArray, Int64Array, RecordBatch
 use datafusion::arrow::datatypes::{Int64Type, SchemaRef};
 use datafusion::arrow::error::ArrowError;
 use datafusion::arrow::row::{OwnedRow, RowConverter, SortField};
+use datafusion::common::ScalarValue;
 
 use crate::catalog::{RelationDef, UTC};
 use crate::log::{CommitTs, Offset, RelationId};
@@ -54,6 +55,23 @@ impl TableCodec {
     pub fn rows(&self, batch: &RecordBatch) -> Result<Vec<OwnedRow>, ArrowError> {
         let rows = self.rows.convert_columns(batch.columns())?;
         Ok(rows.iter().map(|r| r.owned()).collect())
+    }
+
+    /// The key made of `values` (one per key column, in key order), each
+    /// converted to its column's type; `None` when one is NULL, which no
+    /// row's key can be. A value that does not convert is an error.
+    pub fn key_of(&self, values: &[ScalarValue]) -> Result<Option<Key>, ArrowError> {
+        let mut columns: Vec<ArrayRef> = Vec::with_capacity(values.len());
+        for (value, position) in values.iter().zip(&self.def.primary_key) {
+            let target = self.def.columns[*position].sql_type.arrow_type();
+            let value = value.cast_to(&target).map_err(|e| ArrowError::CastError(e.to_string()))?;
+            if value.is_null() {
+                return Ok(None);
+            }
+            columns.push(value.to_array().map_err(|e| ArrowError::CastError(e.to_string()))?);
+        }
+        let rows = self.keys.convert_columns(&columns)?;
+        Ok(Some(Key::from(rows.row(0).as_ref())))
     }
 
     /// `Key (id)=(1)`, as PostgreSQL names a key in a uniqueness error.

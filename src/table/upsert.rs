@@ -21,7 +21,7 @@ use datafusion::sql::sqlparser::ast::{
 
 use super::TableWrite;
 use super::dml::{Found, cast_type, split_found};
-use super::state::{Key, TableCodec, TableState};
+use super::state::{Key, TableState};
 use crate::catalog::RelationDef;
 use crate::error::{Error, Result};
 use crate::sql::parse::object_name;
@@ -124,7 +124,7 @@ pub async fn resolve(
     qualifier: &str,
     params: Option<&ParamValues>,
 ) -> Result<(TableWrite, RecordBatch)> {
-    let codec = TableCodec::new(def.clone())?;
+    let codec = &table.codec;
     let keys = codec.keys(&proposed)?;
     let empty = RecordBatch::new_empty(def.user_schema());
     let (assigned, values, selection) = match action {

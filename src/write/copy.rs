@@ -13,8 +13,7 @@ use super::{Limits, check_rows};
 use crate::catalog::{RelationDef, SqlType};
 use crate::error::{Error, Result};
 use crate::pg_text::{normalize_interval, parse_bytea};
-use crate::query::defaults::evaluate_default;
-use datafusion::common::ScalarValue;
+use crate::query::defaults::LeftOutDefaults;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum CopyFormat {
@@ -53,8 +52,8 @@ pub struct CopyIn {
     def: Arc<RelationDef>,
     /// Positions in the relation of the columns the input provides, in order.
     targets: Vec<usize>,
-    /// For each relation column the input leaves out, its DEFAULT's value.
-    defaults: Vec<Option<ScalarValue>>,
+    /// DEFAULTs of the relation columns the input leaves out.
+    defaults: LeftOutDefaults,
     options: CopyOptions,
     limits: Limits,
     buffered: Vec<u8>,
@@ -67,11 +66,7 @@ pub struct CopyIn {
 
 impl CopyIn {
     pub fn new(def: Arc<RelationDef>, targets: Vec<usize>, options: CopyOptions, limits: Limits) -> Result<CopyIn> {
-        let mut defaults = Vec::with_capacity(def.columns.len());
-        for (position, column) in def.columns.iter().enumerate() {
-            let left_out = !targets.contains(&position);
-            defaults.push(if left_out { evaluate_default(column)? } else { None });
-        }
+        let defaults = LeftOutDefaults::plan(&def, &targets)?;
         Ok(CopyIn {
             def,
             targets,
@@ -178,10 +173,7 @@ impl CopyIn {
                         ))
                     })?
                 }
-                None => match &self.defaults[position] {
-                    Some(value) => value.to_array_of_size(row_count).map_err(Error::from_datafusion)?,
-                    None => datafusion::arrow::array::new_null_array(&column.sql_type.arrow_type(), row_count),
-                },
+                None => self.defaults.column(&self.def, position, row_count)?,
             };
             columns.push(array);
         }

@@ -15,7 +15,7 @@ use datafusion::sql::sqlparser::ast::{Expr, FunctionArguments, Insert, SetExpr, 
 
 use crate::catalog::{RelationDef, SqlType, UTC};
 use crate::pg_text::{normalize_interval, parse_bytea};
-use crate::query::defaults::evaluate_default;
+use crate::query::defaults::LeftOutDefaults;
 use crate::sql::parse::object_name;
 
 /// The rows of `insert` in `def`'s user columns (every field nullable, not
@@ -57,15 +57,13 @@ pub fn values_rows(def: &RelationDef, insert: &Insert, params: Option<&ParamValu
         }
     }
     let rows = values.rows.len();
+    let defaults = LeftOutDefaults::plan(def, &targets).ok()?;
     let mut arrays = Vec::with_capacity(def.columns.len());
-    for (position, column) in def.columns.iter().enumerate() {
+    for position in 0..def.columns.len() {
         let array = if targets.contains(&position) {
             ScalarValue::iter_to_array(std::mem::take(&mut columns[position])).ok()?
         } else {
-            match evaluate_default(column).ok()? {
-                Some(value) => value.to_array_of_size(rows).ok()?,
-                None => datafusion::arrow::array::new_null_array(&column.sql_type.arrow_type(), rows),
-            }
+            defaults.column(def, position, rows).ok()?
         };
         arrays.push(array);
     }
