@@ -15,7 +15,7 @@ mod common;
 use std::sync::Arc;
 use std::time::Instant;
 
-use common::{Server, connect, copy_in};
+use common::{Server, connect, copy_in, run_clients};
 use criterion::{BenchmarkId, Criterion, Throughput, criterion_group, criterion_main};
 use tokio::runtime::Runtime;
 use tokio_postgres::Client;
@@ -156,26 +156,13 @@ fn update_8_clients(c: &mut Criterion) {
             b.iter_custom(|iterations| {
                 runtime.block_on(async {
                     let start = Instant::now();
-                    for round in 0..iterations {
-                        let mut tasks = Vec::new();
-                        for index in 0..UPDATE_CLIENTS {
-                            let clients = clients.clone();
-                            tasks.push(tokio::spawn(async move {
-                                let client = &clients[index];
-                                let statement =
-                                    client.prepare("UPDATE kv_upd SET v = v + 1 WHERE id = $1").await.unwrap();
-                                for n in 0..UPDATES_PER_CLIENT {
-                                    // Each client its own keys: no two clients touch one row.
-                                    let key = ((round as usize * UPDATES_PER_CLIENT + n) * UPDATE_CLIENTS + index)
-                                        as i64
-                                        % KEYS;
-                                    client.execute(&statement, &[&key]).await.unwrap();
-                                }
-                            }));
-                        }
-                        for task in tasks {
-                            task.await.unwrap();
-                        }
+                    for round in 0..iterations as usize {
+                        // Each client its own keys: no two clients touch one row.
+                        let params = Arc::new(move |index: usize, n: usize| {
+                            vec![((round * UPDATES_PER_CLIENT + n) * UPDATE_CLIENTS + index) as i64 % KEYS]
+                        });
+                        run_clients(&clients, "UPDATE kv_upd SET v = v + 1 WHERE id = $1", UPDATES_PER_CLIENT, params)
+                            .await;
                     }
                     start.elapsed()
                 })

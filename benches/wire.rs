@@ -10,11 +10,12 @@
 //!
 //! `benches/compare.sh` sets up PostgreSQL 15 and runs this side by side.
 
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 mod common;
 
-use common::{Server, connect, copy_in};
+use common::{Server, connect, copy_in, run_clients};
 use criterion::{Criterion, Throughput, criterion_group, criterion_main};
 use tokio::runtime::Runtime;
 use tokio_postgres::Client;
@@ -101,27 +102,15 @@ fn insert_8_clients(c: &mut Criterion) {
             }
             clients
         });
-        let clients = std::sync::Arc::new(clients);
+        let clients = Arc::new(clients);
         group.bench_function(label, |b| {
             b.iter_custom(|iterations| {
                 runtime.block_on(async {
                     let start = Instant::now();
+                    let sql = format!("INSERT INTO {table} VALUES ($1, $2, 'click', 1.5, now())");
                     for _ in 0..iterations {
-                        let mut tasks = Vec::new();
-                        for index in 0..INSERT_CLIENTS {
-                            let clients = clients.clone();
-                            let sql = format!("INSERT INTO {table} VALUES ($1, $2, 'click', 1.5, now())");
-                            tasks.push(tokio::spawn(async move {
-                                let client = &clients[index];
-                                let statement = client.prepare(&sql).await.unwrap();
-                                for n in 0..INSERTS_PER_CLIENT as i64 {
-                                    client.execute(&statement, &[&n, &(index as i64)]).await.unwrap();
-                                }
-                            }));
-                        }
-                        for task in tasks {
-                            task.await.unwrap();
-                        }
+                        let params = Arc::new(|index: usize, n: usize| vec![n as i64, index as i64]);
+                        run_clients(&clients, &sql, INSERTS_PER_CLIENT, params).await;
                     }
                     start.elapsed()
                 })

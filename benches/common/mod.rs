@@ -3,6 +3,7 @@
 
 use std::path::PathBuf;
 use std::process::{Child, Command, Stdio};
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use futures::SinkExt;
@@ -77,4 +78,31 @@ pub async fn copy_in(client: &Client, table: &str, csv: bytes::Bytes) -> u64 {
         sink.send(piece).await.expect("copy data");
     }
     sink.finish().await.expect("copy finish")
+}
+
+/// Every client prepares `sql` and runs it `per_client` times at once with
+/// the others; `params(client, n)` gives the BIGINT parameters of run `n`.
+pub async fn run_clients(
+    clients: &Arc<Vec<Client>>,
+    sql: &str,
+    per_client: usize,
+    params: Arc<dyn Fn(usize, usize) -> Vec<i64> + Send + Sync>,
+) {
+    let mut tasks = Vec::new();
+    for index in 0..clients.len() {
+        let (clients, sql, params) = (clients.clone(), sql.to_string(), params.clone());
+        tasks.push(tokio::spawn(async move {
+            let client = &clients[index];
+            let statement = client.prepare(&sql).await.unwrap();
+            for n in 0..per_client {
+                let values = params(index, n);
+                let refs: Vec<&(dyn tokio_postgres::types::ToSql + Sync)> =
+                    values.iter().map(|v| v as &(dyn tokio_postgres::types::ToSql + Sync)).collect();
+                client.execute(&statement, &refs).await.unwrap();
+            }
+        }));
+    }
+    for task in tasks {
+        task.await.unwrap();
+    }
 }
