@@ -25,28 +25,38 @@ const UPDATE_CLIENTS: usize = 8;
 const UPDATES_PER_CLIENT: usize = 250;
 const SCAN: &str = "SELECT count(*), sum(v) FROM kv";
 
-/// `id, v, note` for every key.
-fn keys_csv() -> bytes::Bytes {
-    let mut out = String::with_capacity(KEYS as usize * 24);
-    for id in 0..KEYS {
+/// `id, v, note` for every key in `ids`.
+fn keys_csv(ids: std::ops::Range<i64>) -> bytes::Bytes {
+    let mut out = String::with_capacity(ids.clone().count() * 24);
+    for id in ids {
         out.push_str(&format!("{id},{},k{}\n", id % 1000, id % 97));
     }
     bytes::Bytes::from(out)
 }
 
-/// A Strata server holding `kv` with 1M keys and about `changes` events of history:
-/// the initial COPY, then whole-table and half-table UPDATEs (2 events per row).
+/// Commits per pass over the keys: a point in time then falls at most a
+/// tenth of the keys away from a commit boundary, never inside one huge commit.
+const CHUNKS: i64 = 10;
+
+/// A Strata server holding `kv` with 1M keys and about `changes` events of
+/// history: the keys COPYed in 10 commits, then UPDATEs of a tenth of the
+/// keys each (2 events per row) until the history is that long.
 async fn load(server: &Server, changes: i64) -> Client {
     let client = connect(&server.conninfo()).await;
     client.batch_execute("CREATE TABLE kv (id BIGINT PRIMARY KEY, v BIGINT NOT NULL, note TEXT)").await.unwrap();
-    copy_in(&client, "kv", keys_csv()).await;
-    let mut events = KEYS;
-    while events + 2 * KEYS <= changes {
-        client.batch_execute("UPDATE kv SET v = v + 1").await.unwrap();
-        events += 2 * KEYS;
+    let chunk = KEYS / CHUNKS;
+    for start in (0..KEYS).step_by(chunk as usize) {
+        copy_in(&client, "kv", keys_csv(start..start + chunk)).await;
     }
-    if events + KEYS <= changes {
-        client.batch_execute("UPDATE kv SET v = v + 1 WHERE id % 2 = 0").await.unwrap();
+    let mut events = KEYS;
+    let mut pass = 0;
+    while events + 2 * chunk <= changes {
+        client
+            .batch_execute(&format!("UPDATE kv SET v = v + 1 WHERE id % {CHUNKS} = {}", pass % CHUNKS))
+            .await
+            .unwrap();
+        events += 2 * chunk;
+        pass += 1;
     }
     client.batch_execute("CHECKPOINT").await.unwrap();
     client
@@ -145,7 +155,7 @@ fn update_8_clients(c: &mut Criterion) {
                 )
                 .await
                 .unwrap();
-            copy_in(&admin, "kv_upd", keys_csv()).await;
+            copy_in(&admin, "kv_upd", keys_csv(0..KEYS)).await;
             let mut clients = Vec::new();
             for _ in 0..UPDATE_CLIENTS {
                 clients.push(connect(&conninfo).await);

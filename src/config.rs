@@ -25,6 +25,9 @@ pub struct Config {
     pub seal_age_ms_max: u64,
     /// How often the sealer checks the thresholds above.
     pub seal_check_ms: u64,
+    /// A seal writes a table's state snapshot once the changes since its last
+    /// one reach the table's row count and this many.
+    pub snapshot_changes_min: u64,
     /// Unsealed rows in memory past which new commits wait for a seal.
     pub tail_bytes_max: usize,
     /// Rows buffered by one statement (INSERT … SELECT, COPY) before it is refused.
@@ -46,6 +49,7 @@ impl Default for Config {
             seal_bytes_max: 64 << 20,
             seal_age_ms_max: 60_000,
             seal_check_ms: 250,
+            snapshot_changes_min: 100_000,
             tail_bytes_max: 512 << 20,
             statement_rows_max: 50_000_000,
             statement_bytes_max: 2 << 30,

@@ -46,6 +46,7 @@ impl Database {
             sealed_through = report.sealed_through.0,
             segments = report.segments,
             replayed_commits = report.replayed_commits,
+            state_rows_replayed = report.state_rows_replayed,
             last_offset = report.last_offset.0,
             torn_bytes = report.torn_bytes,
             data_dir = %config.data_dir.display(),
@@ -62,6 +63,8 @@ impl Database {
         context.register_udf(version_udf());
         let changes = crate::query::changes::ChangesFunction { log: log.clone() };
         context.register_udtf(crate::query::changes::CHANGES_FUNCTION, Arc::new(changes));
+        let as_of = crate::query::as_of::TableAsOfFunction { log: log.clone() };
+        context.register_udtf(crate::query::as_of::TABLE_AS_OF_FUNCTION, Arc::new(as_of));
         let base_state = context.state();
         let sealer = tokio::spawn(run_sealer(log.clone(), config.clone()));
         let sealer = std::sync::Mutex::new(Some(sealer));
@@ -132,6 +135,7 @@ async fn run_sealer(log: Arc<Log>, config: Config) {
             Ok(report) => tracing::info!(
                 sealed_through = report.sealed_through.0,
                 segments = report.segments_written,
+                snapshots = report.snapshots_written,
                 rows = report.rows,
                 wal_files_removed = report.wal_files_removed,
                 "sealed tail into segments"

@@ -42,6 +42,10 @@ enum CliCommand {
         /// Start a new WAL file past this many bytes (sealed files are deleted).
         #[arg(long, env = "STRATA_WAL_FILE_BYTES_MAX")]
         wal_file_bytes_max: Option<u64>,
+        /// Snapshot a table's state at a seal once this many changes (and at
+        /// least its row count) came since its last snapshot.
+        #[arg(long, env = "STRATA_SNAPSHOT_CHANGES_MIN")]
+        snapshot_changes_min: Option<u64>,
     },
 }
 
@@ -52,7 +56,14 @@ async fn main() -> std::process::ExitCode {
         .with_writer(std::io::stderr)
         .init();
     let cli = Cli::parse();
-    let CliCommand::Serve { data_dir, listen, seal_bytes_max, seal_age_ms_max, wal_file_bytes_max } = cli.command;
+    let CliCommand::Serve {
+        data_dir,
+        listen,
+        seal_bytes_max,
+        seal_age_ms_max,
+        wal_file_bytes_max,
+        snapshot_changes_min,
+    } = cli.command;
     let mut config = Config::default().with_data_dir(data_dir).with_listen(listen);
     if let Some(bytes) = seal_bytes_max {
         config.seal_bytes_max = bytes;
@@ -62,6 +73,9 @@ async fn main() -> std::process::ExitCode {
     }
     if let Some(bytes) = wal_file_bytes_max {
         config.wal_file_bytes_max = bytes;
+    }
+    if let Some(changes) = snapshot_changes_min {
+        config.snapshot_changes_min = changes;
     }
     match serve(config).await {
         Ok(()) => std::process::ExitCode::SUCCESS,

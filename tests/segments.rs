@@ -161,3 +161,67 @@ async fn renames_survive_kill_9_and_keep_history() {
     let total: i64 = client.query_one("SELECT sum(n) FROM taps", &[]).await.unwrap().get(0);
     assert_eq!(total, 10);
 }
+
+/// The value of `field=` in the last "log recovered" line of a server log.
+fn recovered_field(data_dir: &std::path::Path, field: &str) -> u64 {
+    let log = std::fs::read_to_string(data_dir.with_extension("log")).unwrap();
+    // Strip ANSI colour codes: `\x1b[…m`.
+    let mut plain = String::new();
+    let mut chars = log.chars();
+    while let Some(c) = chars.next() {
+        if c == '\x1b' {
+            chars.by_ref().find(|c| *c == 'm');
+        } else {
+            plain.push(c);
+        }
+    }
+    let line = plain.lines().rfind(|l| l.contains("log recovered")).expect("a recovery line");
+    let value = line.split(&format!("{field}=")).nth(1).expect("the field").split_whitespace().next().unwrap();
+    value.parse().unwrap()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn table_state_restarts_from_its_latest_snapshot() {
+    let data_dir = common::fresh_data_dir("state-snapshot");
+    let storage = ["--seal-age-ms-max", "3600000", "--snapshot-changes-min", "1"];
+    let mut server = common::Server::start_with(&data_dir, &storage);
+    let client = server.client().await;
+    client.batch_execute("CREATE TABLE t (k BIGINT PRIMARY KEY, v TEXT NOT NULL)").await.unwrap();
+    client.batch_execute("INSERT INTO t SELECT value, 'v' || value FROM generate_series(1, 100)").await.unwrap();
+    let inserted: i64 = client.query_one("SELECT current_offset()", &[]).await.unwrap().get(0);
+    // 100 changes for 100 rows: this seal writes a snapshot.
+    client.batch_execute("CHECKPOINT").await.unwrap();
+    // 20 changes: sealed into a segment, too few for a snapshot.
+    client.batch_execute("UPDATE t SET v = v || '!' WHERE k <= 10; CHECKPOINT").await.unwrap();
+    // 5 changes, in the WAL only.
+    client.batch_execute("DELETE FROM t WHERE k > 95").await.unwrap();
+    drop(client);
+    server.kill9();
+
+    let snapshots: Vec<_> = std::fs::read_dir(data_dir.join("store/snapshots/1")).unwrap().collect();
+    assert_eq!(snapshots.len(), 1, "one snapshot");
+    let server = common::Server::start_with(&data_dir, &storage);
+    assert_eq!(recovered_field(&data_dir, "state_rows_replayed"), 20, "only the segment after the snapshot");
+    assert_eq!(recovered_field(&data_dir, "replayed_commits"), 1, "only the DELETE from the WAL");
+    let client = server.client().await;
+    let row =
+        client.query_one("SELECT count(*), count(*) FILTER (WHERE v LIKE '%!'), max(k) FROM t", &[]).await.unwrap();
+    assert_eq!((row.get::<_, i64>(0), row.get::<_, i64>(1), row.get::<_, i64>(2)), (95, 10, 95));
+    let then: i64 = client
+        .query_one(&format!("SELECT count(*) FROM t VERSION AS OF {inserted} WHERE v NOT LIKE '%!'"), &[])
+        .await
+        .unwrap()
+        .get(0);
+    assert_eq!(then, 100);
+    drop(client);
+    drop(server);
+
+    // A damaged snapshot stops the start, naming the file.
+    let snapshot = snapshots[0].as_ref().unwrap().path();
+    let mut bytes = std::fs::read(&snapshot).unwrap();
+    let middle = bytes.len() / 2;
+    bytes[middle] ^= 0xff;
+    std::fs::write(&snapshot, &bytes).unwrap();
+    let log = common::Server::try_start_with(&data_dir, &storage).err().expect("the start fails");
+    assert!(log.contains("checksum") && log.contains("snapshots/1/"), "{log}");
+}

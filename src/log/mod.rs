@@ -13,6 +13,7 @@
 mod position;
 pub mod record;
 pub mod segment;
+pub mod snapshot;
 pub mod store;
 mod tail;
 pub mod wal;
@@ -28,6 +29,7 @@ use tokio::sync::{Notify, mpsc, oneshot};
 pub use position::{CommitInfo, CommitTs, Offset, RelationId};
 pub use record::{CommitRecord, Entry};
 pub use segment::SegmentMeta;
+pub use snapshot::SnapshotMeta;
 pub use store::{STORE_URL, SegmentStore};
 pub use tail::RelationSnapshot;
 
@@ -159,6 +161,7 @@ pub struct Log {
     /// One seal at a time holds this lock.
     seal_state: tokio::sync::Mutex<SealState>,
     tail_bytes_max: usize,
+    snapshot_changes_min: u64,
 }
 
 impl std::fmt::Debug for Log {
@@ -170,8 +173,30 @@ impl std::fmt::Debug for Log {
 struct SealState {
     /// The last manifest written.
     manifest: Manifest,
-    /// Segments no manifest lists any more, kept until no plan reads them.
-    retired: Vec<Arc<SegmentMeta>>,
+    /// Files no manifest lists any more, kept until no plan reads them.
+    retired: Vec<Retired>,
+}
+
+/// A file of a dropped relation; deleted once no reader holds its metadata.
+enum Retired {
+    Segment(Arc<SegmentMeta>),
+    Snapshot(Arc<SnapshotMeta>),
+}
+
+impl Retired {
+    fn unread(&self) -> bool {
+        match self {
+            Retired::Segment(s) => Arc::strong_count(s) == 1,
+            Retired::Snapshot(s) => Arc::strong_count(s) == 1,
+        }
+    }
+
+    fn path(&self) -> &str {
+        match self {
+            Retired::Segment(s) => &s.path,
+            Retired::Snapshot(s) => &s.path,
+        }
+    }
 }
 
 /// What recovery found, for the startup log line.
@@ -180,6 +205,8 @@ pub struct RecoveryReport {
     pub sealed_through: Offset,
     pub segments: usize,
     pub replayed_commits: u64,
+    /// Table changes read from segments after the state snapshots.
+    pub state_rows_replayed: u64,
     pub last_offset: Offset,
     pub torn_bytes: u64,
 }
@@ -189,6 +216,7 @@ pub struct RecoveryReport {
 pub struct SealReport {
     pub sealed_through: Offset,
     pub segments_written: usize,
+    pub snapshots_written: usize,
     pub rows: u64,
     pub wal_files_removed: usize,
 }
@@ -212,7 +240,10 @@ impl Log {
         for segment in &manifest.segments {
             tails.add_segment(segment.clone());
         }
-        let tables = load_table_states(&store, &catalog, &manifest).await?;
+        for snapshot in &manifest.snapshots {
+            tails.add_snapshot(snapshot.clone());
+        }
+        let (tables, state_rows_replayed) = load_table_states(&store, &catalog, &manifest).await?;
         let sealed_through = manifest.sealed_through;
         let mut next_offset = sealed_through.next();
         let mut last_ts = manifest.last_ts;
@@ -267,6 +298,7 @@ impl Log {
             sealed_through,
             segments: manifest.segments.len(),
             replayed_commits,
+            state_rows_replayed,
             last_offset,
             torn_bytes: end.torn_bytes,
         };
@@ -278,6 +310,7 @@ impl Log {
             wal_dir,
             seal_state: tokio::sync::Mutex::new(SealState { manifest, retired: Vec::new() }),
             tail_bytes_max: config.tail_bytes_max,
+            snapshot_changes_min: config.snapshot_changes_min,
         };
         Ok((log, report))
     }
@@ -322,14 +355,19 @@ impl Log {
         let catalog = self.catalog();
         for def in catalog.relations() {
             let snapshot = self.shared.tails.read(def.id, Offset(u64::MAX));
+            let n = def.columns.len();
             for batch in &snapshot.batches {
-                if let Some(ts) = find_ts(def, batch, offset) {
+                if let Some(ts) = find_ts(&batch.project(&[n, n + 1])?, offset) {
                     return Ok(Some(ts));
                 }
             }
             for segment in snapshot.segments.iter().filter(|s| s.first_offset <= offset && offset <= s.last_offset) {
-                for batch in read_segment(&self.store, segment).await? {
-                    if let Some(ts) = find_ts(def, &batch, offset) {
+                if segment.min_ts == segment.max_ts {
+                    return Ok(Some(segment.min_ts));
+                }
+                let before = Offset(offset.0.saturating_sub(1));
+                for batch in segment.read_offsets(&self.store, &[n, n + 1], n, before, offset).await? {
+                    if let Some(ts) = find_ts(&batch, offset) {
                         return Ok(Some(ts));
                     }
                 }
@@ -362,9 +400,9 @@ impl Log {
     /// manifest, and deletes the WAL files they make unnecessary.
     pub async fn seal(&self) -> Result<SealReport> {
         let mut state = self.seal_state.lock().await;
-        let (catalog, through) = {
+        let (catalog, tables, through) = {
             let published = self.shared.published.read().expect("published lock");
-            (published.catalog.clone(), published.visible)
+            (published.catalog.clone(), published.tables.clone(), published.visible)
         };
         if through <= state.manifest.sealed_through {
             return Ok(SealReport { sealed_through: through, ..SealReport::default() });
@@ -388,9 +426,15 @@ impl Log {
             written.iter().map(|s| s.max_ts).max().unwrap_or(state.manifest.last_ts).max(state.manifest.last_ts);
         next.next_relation_id = catalog.next_relation_id();
         next.relations = catalog.relations().map(|r| (**r).clone()).collect();
-        let live = |s: &Arc<SegmentMeta>| catalog.by_id(s.relation).is_some_and(|r| r.created_at <= s.first_offset);
-        let (kept, retired): (Vec<_>, Vec<_>) = state.manifest.segments.iter().cloned().partition(|s| live(s));
+        let live = |relation: RelationId, first: Offset| catalog.by_id(relation).is_some_and(|r| r.created_at <= first);
+        let (kept, retired): (Vec<_>, Vec<_>) =
+            state.manifest.segments.iter().cloned().partition(|s| live(s.relation, s.first_offset));
         next.segments = kept.into_iter().chain(written.iter().cloned()).collect();
+        let (kept, retired_snapshots): (Vec<_>, Vec<_>) =
+            state.manifest.snapshots.iter().cloned().partition(|s| live(s.relation, s.through));
+        next.snapshots = kept;
+        let snapshots = self.write_snapshots(&catalog, &tables, &next, through).await?;
+        next.snapshots.extend(snapshots.iter().cloned());
         next.store(&self.store).await?;
         state.manifest = next;
 
@@ -401,10 +445,15 @@ impl Log {
             let segment = written.iter().find(|s| s.relation == def.id).cloned();
             self.shared.tails.seal(def.id, through, segment);
         }
+        for snapshot in &snapshots {
+            self.shared.tails.add_snapshot(snapshot.clone());
+        }
         self.shared.tail_freed.notify_waiters();
-        state.retired.extend(retired);
+        state.retired.extend(retired.into_iter().map(Retired::Segment));
+        state.retired.extend(retired_snapshots.into_iter().map(Retired::Snapshot));
         self.delete_unread(&mut state.retired).await;
         report.segments_written = written.len();
+        report.snapshots_written = snapshots.len();
         report.wal_files_removed = wal::remove_sealed(&self.wal_dir, through.0).unwrap_or_else(|error| {
             tracing::warn!(%error, "could not delete sealed WAL files; retrying at the next seal");
             0
@@ -412,14 +461,46 @@ impl Log {
         Ok(report)
     }
 
-    /// Deletes retired segment files (of dropped relations) that no query
-    /// plan still holds; the rest wait for a later seal.
-    async fn delete_unread(&self, retired: &mut Vec<Arc<SegmentMeta>>) {
-        let (unread, held): (Vec<_>, Vec<_>) = retired.drain(..).partition(|s| Arc::strong_count(s) == 1);
+    /// Writes a state snapshot, as of `through`, of every table whose changes
+    /// since its last snapshot (in `manifest`'s segments) reach its row count
+    /// and `snapshot_changes_min`.
+    async fn write_snapshots(
+        &self,
+        catalog: &Catalog,
+        tables: &TableStates,
+        manifest: &Manifest,
+        through: Offset,
+    ) -> Result<Vec<Arc<SnapshotMeta>>> {
+        let mut written = Vec::new();
+        for def in catalog.relations().filter(|d| d.kind == RelationKind::Table) {
+            let Some(table) = tables.get(def.id) else { continue };
+            let last = manifest.snapshots.iter().filter(|s| s.relation == def.id).map(|s| s.through).max();
+            let after = last.unwrap_or(Offset::ZERO);
+            let changes: u64 = manifest
+                .segments
+                .iter()
+                .filter(|s| s.relation == def.id && s.first_offset > after)
+                .map(|s| s.rows)
+                .sum();
+            if changes == 0 || changes < self.snapshot_changes_min.max(table.len() as u64) {
+                continue;
+            }
+            let rows = table.to_batch(&def.full_schema(), None)?;
+            let (meta, bytes) = snapshot::encode(def, &rows, through, manifest.last_ts)?;
+            self.store.put(&meta.path, bytes).await?;
+            written.push(Arc::new(meta));
+        }
+        Ok(written)
+    }
+
+    /// Deletes retired files (of dropped relations) that no query plan still
+    /// holds; the rest wait for a later seal.
+    async fn delete_unread(&self, retired: &mut Vec<Retired>) {
+        let (unread, held): (Vec<_>, Vec<_>) = retired.drain(..).partition(Retired::unread);
         *retired = held;
-        for segment in unread {
-            if let Err(error) = self.store.delete(&segment.path).await {
-                tracing::warn!(%error, path = segment.path, "could not delete a dropped segment");
+        for file in unread {
+            if let Err(error) = self.store.delete(file.path()).await {
+                tracing::warn!(%error, path = file.path(), "could not delete a file of a dropped relation");
             }
         }
     }
@@ -438,64 +519,64 @@ impl Log {
 /// Deletes segment files the manifest does not list: written by a seal that
 /// crashed before its manifest, or of a relation dropped before a crash.
 async fn remove_unlisted_segments(store: &SegmentStore, manifest: &Manifest) {
-    let listed: std::collections::HashSet<&str> = manifest.segments.iter().map(|s| s.path.as_str()).collect();
-    let found = match store.list(segment::SEGMENTS_PREFIX).await {
-        Ok(found) => found,
-        Err(error) => {
-            tracing::warn!(%error, "could not list segments to clean up");
-            return;
-        }
-    };
-    for path in found.iter().filter(|p| !listed.contains(p.as_str())) {
-        match store.delete(path).await {
-            Ok(()) => tracing::info!(path, "deleted a segment file no manifest lists"),
-            Err(error) => tracing::warn!(%error, path, "could not delete an unlisted segment"),
+    let listed: std::collections::HashSet<&str> = manifest
+        .segments
+        .iter()
+        .map(|s| s.path.as_str())
+        .chain(manifest.snapshots.iter().map(|s| s.path.as_str()))
+        .collect();
+    for prefix in [segment::SEGMENTS_PREFIX, snapshot::SNAPSHOTS_PREFIX] {
+        let found = match store.list(prefix).await {
+            Ok(found) => found,
+            Err(error) => {
+                tracing::warn!(%error, prefix, "could not list files to clean up");
+                continue;
+            }
+        };
+        for path in found.iter().filter(|p| !listed.contains(p.as_str())) {
+            match store.delete(path).await {
+                Ok(()) => tracing::info!(path, "deleted a file no manifest lists"),
+                Err(error) => tracing::warn!(%error, path, "could not delete an unlisted file"),
+            }
         }
     }
 }
 
-/// The commit time of the row at `offset` in a log batch, if it holds it.
-fn find_ts(
-    def: &RelationDef,
-    batch: &datafusion::arrow::record_batch::RecordBatch,
-    offset: Offset,
-) -> Option<CommitTs> {
+/// The commit time of the row at `offset` in a batch of `_offset`, `_ts`, if it holds it.
+fn find_ts(batch: &datafusion::arrow::record_batch::RecordBatch, offset: Offset) -> Option<CommitTs> {
     use datafusion::arrow::array::AsArray;
     use datafusion::arrow::datatypes::{Int64Type, TimestampMicrosecondType};
-    let offsets = batch.column(def.columns.len()).as_primitive::<Int64Type>();
+    let offsets = batch.column(0).as_primitive::<Int64Type>();
     let position = offsets.values().binary_search(&(offset.0 as i64)).ok()?;
-    Some(CommitTs(batch.column(def.columns.len() + 1).as_primitive::<TimestampMicrosecondType>().value(position)))
+    Some(CommitTs(batch.column(1).as_primitive::<TimestampMicrosecondType>().value(position)))
 }
 
-/// A segment's rows, checked against its checksum.
-async fn read_segment(
-    store: &SegmentStore,
-    segment: &SegmentMeta,
-) -> Result<Vec<datafusion::arrow::record_batch::RecordBatch>> {
-    use datafusion::parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder;
-    segment.verify(store).await?;
-    let bytes =
-        store.get(&segment.path).await?.ok_or_else(|| Error::Store(format!("segment {} is missing", segment.path)))?;
-    let corrupt = |e: &dyn std::fmt::Display| Error::corrupt(std::path::Path::new(&segment.path), 0, &e.to_string());
-    let reader =
-        ParquetRecordBatchReaderBuilder::try_new(bytes).map_err(|e| corrupt(&e))?.build().map_err(|e| corrupt(&e))?;
-    reader.collect::<std::result::Result<Vec<_>, _>>().map_err(|e| corrupt(&e))
-}
-
-/// Every table's state as of the manifest, from its sealed segments.
-async fn load_table_states(store: &SegmentStore, catalog: &Catalog, manifest: &Manifest) -> Result<TableStates> {
+/// Every table's state as of the manifest: its latest state snapshot, then
+/// the changes in its segments after that. Returns the states and how many
+/// changes were replayed on top of the snapshots.
+async fn load_table_states(store: &SegmentStore, catalog: &Catalog, manifest: &Manifest) -> Result<(TableStates, u64)> {
     let mut tables = TableStates::default();
+    let mut replayed = 0;
     for def in catalog.relations().filter(|d| d.kind == RelationKind::Table) {
         let mut state = TableState::new(def.clone())?;
-        let mut segments: Vec<_> = manifest.segments.iter().filter(|s| s.relation == def.id).collect();
+        let latest = manifest.snapshots.iter().filter(|s| s.relation == def.id).max_by_key(|s| s.through);
+        let after = latest.map(|s| s.through).unwrap_or(Offset::ZERO);
+        if let Some(snapshot) = latest {
+            for batch in snapshot.read(store, None).await? {
+                state.load_versions(&batch)?;
+            }
+        }
+        let mut segments: Vec<_> =
+            manifest.segments.iter().filter(|s| s.relation == def.id && s.last_offset > after).collect();
         segments.sort_by_key(|s| s.first_offset);
         for segment in segments {
-            for batch in read_segment(store, segment).await? {
+            for batch in segment.read(store, None).await? {
                 let rows = split_log_batch(def, &batch)?;
+                replayed += rows.diffs.len() as u64;
                 state.apply(&rows.user, &rows.diffs, Some(&rows.offsets), &rows.ts)?;
             }
         }
         tables.by_relation.insert(def.id, state);
     }
-    Ok(tables)
+    Ok((tables, replayed))
 }

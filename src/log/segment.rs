@@ -2,8 +2,10 @@
 //! file (user columns, then `_offset`, `_ts`), and the manifest listing them.
 //!
 //! Layout in the store:
-//! - `manifest.json` — the catalog and every segment as of `sealed_through`;
-//! - `segments/<relation id>/<first offset>-<last offset>.parquet`.
+//! - `manifest.json` — the catalog, every segment and every state snapshot
+//!   as of `sealed_through`;
+//! - `segments/<relation id>/<first offset>-<last offset>.parquet`;
+//! - `snapshots/<relation id>/<through offset>.parquet` (see [`super::snapshot`]).
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -17,6 +19,7 @@ use datafusion::parquet::basic::Compression;
 use datafusion::parquet::file::properties::WriterProperties;
 use serde::{Deserialize, Serialize};
 
+use super::snapshot::SnapshotMeta;
 use super::store::SegmentStore;
 use super::{CommitTs, Error, Offset, RelationId, Result};
 use crate::catalog::RelationDef;
@@ -44,28 +47,104 @@ pub struct SegmentMeta {
 impl SegmentMeta {
     /// Reads the file once per process and checks its checksum.
     pub async fn verify(&self, store: &SegmentStore) -> Result<()> {
-        if self.verified.load(Ordering::Acquire) {
-            return Ok(());
+        if !self.verified.load(Ordering::Acquire) {
+            fetch_checked(store, &self.path, self.bytes, self.crc32c, &self.verified).await?;
         }
-        let bytes =
-            store.get(&self.path).await?.ok_or_else(|| Error::Store(format!("segment {} is missing", self.path)))?;
-        if bytes.len() as u64 != self.bytes || crc32c::crc32c(&bytes) != self.crc32c {
-            return Err(Error::Corrupt {
-                file: self.path.clone().into(),
-                position: 0,
-                reason: "segment checksum mismatch".into(),
-            });
-        }
-        self.verified.store(true, Ordering::Release);
         Ok(())
+    }
+
+    /// The segment's rows, only `columns` (log schema positions) when given.
+    pub async fn read(&self, store: &SegmentStore, columns: Option<&[usize]>) -> Result<Vec<RecordBatch>> {
+        let bytes = fetch_checked(store, &self.path, self.bytes, self.crc32c, &self.verified).await?;
+        decode(&self.path, bytes, columns, None)
+    }
+
+    /// Like [`SegmentMeta::read`], skipping row groups whose offsets (log
+    /// column `offset_column`) all lie outside `(after, upto]`; rows of the
+    /// groups read are not filtered.
+    pub async fn read_offsets(
+        &self,
+        store: &SegmentStore,
+        columns: &[usize],
+        offset_column: usize,
+        after: Offset,
+        upto: Offset,
+    ) -> Result<Vec<RecordBatch>> {
+        let bytes = fetch_checked(store, &self.path, self.bytes, self.crc32c, &self.verified).await?;
+        let range = OffsetRange { column: offset_column, after: after.0 as i64, upto: upto.0 as i64 };
+        decode(&self.path, bytes, Some(columns), Some(range))
     }
 }
 
-/// Encodes rows (full schema, ascending `_offset`) as one Parquet segment.
-pub fn encode(def: &RelationDef, rows: &RecordBatch) -> Result<(SegmentMeta, Bytes)> {
-    let offsets = rows.column(def.columns.len()).as_primitive::<Int64Type>();
-    let stamps = rows.column(def.columns.len() + 1).as_primitive::<TimestampMicrosecondType>();
-    let (first, last) = (min(offsets).unwrap_or(0) as u64, max(offsets).unwrap_or(0) as u64);
+/// Row groups to read: those whose `_offset` statistics overlap `(after, upto]`.
+pub(super) struct OffsetRange {
+    column: usize,
+    after: i64,
+    upto: i64,
+}
+
+impl OffsetRange {
+    fn overlaps(&self, group: &datafusion::parquet::file::metadata::RowGroupMetaData) -> bool {
+        use datafusion::parquet::file::statistics::Statistics;
+        match group.column(self.column).statistics() {
+            Some(Statistics::Int64(stats)) => match (stats.min_opt(), stats.max_opt()) {
+                (Some(min), Some(max)) => *max > self.after && *min <= self.upto,
+                _ => true,
+            },
+            _ => true,
+        }
+    }
+}
+
+/// A sealed file's bytes, checked against the length and checksum the
+/// manifest recorded (once per process: `verified` remembers it passed).
+pub(super) async fn fetch_checked(
+    store: &SegmentStore,
+    path: &str,
+    length: u64,
+    crc32c: u32,
+    verified: &AtomicBool,
+) -> Result<Bytes> {
+    let bytes = store.get(path).await?.ok_or_else(|| Error::Store(format!("{path} is missing")))?;
+    if verified.load(Ordering::Acquire) {
+        return Ok(bytes);
+    }
+    if bytes.len() as u64 != length || crc32c::crc32c(&bytes) != crc32c {
+        return Err(Error::Corrupt { file: path.into(), position: 0, reason: "checksum mismatch".into() });
+    }
+    verified.store(true, Ordering::Release);
+    Ok(bytes)
+}
+
+/// The rows of a Parquet file, only the top-level `columns` and the row
+/// groups overlapping `offsets` when given.
+pub(super) fn decode(
+    path: &str,
+    bytes: Bytes,
+    columns: Option<&[usize]>,
+    offsets: Option<OffsetRange>,
+) -> Result<Vec<RecordBatch>> {
+    use datafusion::parquet::arrow::ProjectionMask;
+    use datafusion::parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder;
+    let corrupt = |e: &dyn std::fmt::Display| Error::corrupt(std::path::Path::new(path), 0, &e.to_string());
+    let mut builder =
+        ParquetRecordBatchReaderBuilder::try_new(bytes).map_err(|e| corrupt(&e))?.with_batch_size(64 * 1024);
+    if let Some(columns) = columns {
+        let mask = ProjectionMask::roots(builder.parquet_schema(), columns.iter().copied());
+        builder = builder.with_projection(mask);
+    }
+    if let Some(offsets) = offsets {
+        let groups: Vec<usize> = (0..builder.metadata().num_row_groups())
+            .filter(|i| offsets.overlaps(builder.metadata().row_group(*i)))
+            .collect();
+        builder = builder.with_row_groups(groups);
+    }
+    let reader = builder.build().map_err(|e| corrupt(&e))?;
+    reader.collect::<std::result::Result<Vec<_>, _>>().map_err(|e| corrupt(&e))
+}
+
+/// `rows` as a Parquet file: Snappy, row groups of 128Ki rows.
+pub(super) fn parquet_bytes(rows: &RecordBatch) -> Result<Vec<u8>> {
     let properties = WriterProperties::builder()
         .set_compression(Compression::SNAPPY)
         .set_max_row_group_row_count(Some(128 * 1024))
@@ -75,6 +154,15 @@ pub fn encode(def: &RelationDef, rows: &RecordBatch) -> Result<(SegmentMeta, Byt
         ArrowWriter::try_new(&mut buffer, rows.schema(), Some(properties)).map_err(|e| Error::Encode(e.to_string()))?;
     writer.write(rows).map_err(|e| Error::Encode(e.to_string()))?;
     writer.close().map_err(|e| Error::Encode(e.to_string()))?;
+    Ok(buffer)
+}
+
+/// Encodes rows (full schema, ascending `_offset`) as one Parquet segment.
+pub fn encode(def: &RelationDef, rows: &RecordBatch) -> Result<(SegmentMeta, Bytes)> {
+    let offsets = rows.column(def.columns.len()).as_primitive::<Int64Type>();
+    let stamps = rows.column(def.columns.len() + 1).as_primitive::<TimestampMicrosecondType>();
+    let (first, last) = (min(offsets).unwrap_or(0) as u64, max(offsets).unwrap_or(0) as u64);
+    let buffer = parquet_bytes(rows)?;
     let meta = SegmentMeta {
         relation: def.id,
         path: format!("{SEGMENTS_PREFIX}/{}/{first:020}-{last:020}.parquet", def.id.0),
@@ -103,6 +191,9 @@ pub struct Manifest {
     pub next_relation_id: u64,
     pub relations: Vec<RelationDef>,
     pub segments: Vec<Arc<SegmentMeta>>,
+    /// Tables' state snapshots, oldest first per table.
+    #[serde(default)]
+    pub snapshots: Vec<Arc<SnapshotMeta>>,
     /// crc32c of this document with this field set to 0.
     pub checksum: u32,
 }
@@ -116,6 +207,7 @@ impl Manifest {
             next_relation_id: 0,
             relations: vec![],
             segments: vec![],
+            snapshots: vec![],
             checksum: 0,
         }
     }
@@ -134,6 +226,9 @@ impl Manifest {
         }
         for segment in &manifest.segments {
             segment.verified.store(false, Ordering::Release);
+        }
+        for snapshot in &manifest.snapshots {
+            snapshot.verified.store(false, Ordering::Release);
         }
         Ok(manifest)
     }

@@ -1,4 +1,4 @@
-//! Per relation: the sealed segments, and the unsealed tail of committed rows
+//! Per relation: the sealed segments, a table's state snapshots, and the unsealed tail of committed rows
 //! held in Arrow batches (one per commit, each already carrying `_offset`
 //! and `_ts`). Both change under one lock, so a reader sees every row once.
 
@@ -10,6 +10,7 @@ use datafusion::arrow::array::{ArrayRef, Int64Array, TimestampMicrosecondArray};
 use datafusion::arrow::record_batch::RecordBatch;
 
 use super::segment::SegmentMeta;
+use super::snapshot::SnapshotMeta;
 use super::{CommitTs, Offset, RelationId, Result};
 use crate::catalog::{RelationDef, UTC};
 
@@ -22,6 +23,8 @@ struct TailBatch {
 #[derive(Default)]
 struct RelationData {
     segments: Vec<Arc<SegmentMeta>>,
+    /// Oldest first.
+    snapshots: Vec<Arc<SnapshotMeta>>,
     tail: Vec<TailBatch>,
 }
 
@@ -29,6 +32,8 @@ struct RelationData {
 #[derive(Default, Clone)]
 pub struct RelationSnapshot {
     pub segments: Vec<Arc<SegmentMeta>>,
+    /// A table's state snapshots through that offset, oldest first.
+    pub states: Vec<Arc<SnapshotMeta>>,
     pub batches: Vec<RecordBatch>,
     /// Commit time of each batch in `batches`, for pruning by `_ts`.
     pub batch_ts: Vec<CommitTs>,
@@ -66,6 +71,11 @@ impl Tails {
         map.entry(segment.relation).or_default().segments.push(segment);
     }
 
+    pub fn add_snapshot(&self, snapshot: Arc<SnapshotMeta>) {
+        let mut map = self.by_relation.write().expect("tail lock");
+        map.entry(snapshot.relation).or_default().snapshots.push(snapshot);
+    }
+
     pub fn read(&self, relation: RelationId, upto: Offset) -> RelationSnapshot {
         let map = self.by_relation.read().expect("tail lock");
         let Some(data) = map.get(&relation) else { return RelationSnapshot::default() };
@@ -73,9 +83,10 @@ impl Tails {
         // visible ones are a prefix.
         let visible = data.tail.partition_point(|b| b.last_offset <= upto);
         let segments = data.segments.iter().filter(|s| s.first_offset <= upto).cloned().collect();
+        let states = data.snapshots.iter().filter(|s| s.through <= upto).cloned().collect();
         let batches = data.tail[..visible].iter().map(|b| b.rows.clone()).collect();
         let batch_ts = data.tail[..visible].iter().map(|b| b.ts).collect();
-        RelationSnapshot { segments, batches, batch_ts }
+        RelationSnapshot { segments, states, batches, batch_ts }
     }
 
     /// Tail batches of `relation` up to `upto` (the rows a seal writes out).

@@ -1,6 +1,7 @@
 //! DataFusion integration: Strata's relations as a catalog, scans that read
 //! the log at the statement's offset, and inserts that append to it.
 
+pub mod as_of;
 pub mod changes;
 pub mod defaults;
 mod provider;

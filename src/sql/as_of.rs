@@ -1,7 +1,7 @@
 //! Point-in-time reads: `x FOR SYSTEM_TIME AS OF <time>`, `x VERSION AS OF <n>`
-//! and the session's `system_time` become a derived table over `changes('x')`:
-//! for a stream, the events up to that point; for a table, the latest change
-//! per key up to that point, kept when it is an insert (+1).
+//! and the session's `system_time` become a derived table: for a stream, the
+//! events of `changes('x')` up to that point; for a table, the table rebuilt
+//! at that point by [`crate::query::as_of`].
 //!
 //! Commits are atomic in time travel: a VERSION offset inside a commit stops
 //! before that commit (see [`VersionBound`]).
@@ -19,6 +19,7 @@ use super::parse::object_name;
 use crate::catalog::{Catalog, RelationKind};
 use crate::error::{Error, Result};
 use crate::log::{CommitTs, Offset};
+use crate::query::as_of::TABLE_AS_OF_FUNCTION;
 
 /// Where `VERSION AS OF n` stops: every event up to `n`, except those of a
 /// commit that continues past `n` (it has commit time `straddling`).
@@ -109,44 +110,37 @@ impl VisitorMut for AsOf<'_> {
             }
             return ControlFlow::Continue(());
         };
-        let condition = match version {
+        let point = match version {
             Some(TableVersion::VersionAsOf(expr)) => match version_offset(expr) {
-                Ok(offset) => {
-                    let bound =
-                        self.versions.get(&offset.0).copied().unwrap_or(VersionBound { offset, straddling: None });
-                    let mut condition = format!("_offset <= {}", bound.offset.0);
-                    if let Some(ts) = bound.straddling {
-                        condition.push_str(&format!(" AND _ts < '{}'", timestamp_literal(ts)));
-                    }
-                    condition
-                }
+                Ok(offset) => Point::Version(
+                    self.versions.get(&offset.0).copied().unwrap_or(VersionBound { offset, straddling: None }),
+                ),
                 Err(error) => {
                     self.error = Some(error);
                     return ControlFlow::Break(());
                 }
             },
-            Some(TableVersion::ForSystemTimeAsOf(expr)) => format!("_ts <= ({expr})"),
+            Some(TableVersion::ForSystemTimeAsOf(expr)) => Point::Time(format!("({expr})")),
             Some(other) => {
                 self.error = Some(Error::FeatureNotSupported(format!("{other} is not supported")));
                 return ControlFlow::Break(());
             }
             None => match self.system_time {
-                Some(time) => format!("_ts <= '{}'", time.replace('\'', "''")),
+                Some(time) => Point::Time(format!("'{}'", time.replace('\'', "''"))),
                 None => return ControlFlow::Continue(()),
             },
         };
         let columns: Vec<String> = def.columns.iter().map(|c| quote(&c.name)).collect();
         let columns = columns.join(", ");
-        let source = format!("changes('{}')", relation.replace('\'', "''"));
+        let name = relation.replace('\'', "''");
         let subquery = match def.kind {
-            RelationKind::Stream => format!("SELECT {columns}, _offset, _ts FROM {source} WHERE {condition}"),
+            RelationKind::Stream => {
+                format!("SELECT {columns}, _offset, _ts FROM changes('{name}') WHERE {}", point.condition())
+            }
             RelationKind::Table => {
-                let keys: Vec<String> = def.primary_key.iter().map(|i| quote(&def.columns[*i].name)).collect();
+                let (upto, straddling, at) = point.arguments();
                 format!(
-                    "SELECT {columns}, _offset, _ts FROM (SELECT {columns}, _offset, _ts, _diff, row_number() OVER \
-                     (PARTITION BY {} ORDER BY _offset DESC) AS __strata_rn FROM {source} WHERE {condition}) AS \
-                     __strata_versions WHERE __strata_rn = 1 AND _diff = 1",
-                    keys.join(", ")
+                    "SELECT {columns}, _offset, _ts FROM {TABLE_AS_OF_FUNCTION}('{name}', {upto}, {straddling}, {at})"
                 )
             }
         };
@@ -166,6 +160,42 @@ impl VisitorMut for AsOf<'_> {
                 self.error = Some(error);
                 ControlFlow::Break(())
             }
+        }
+    }
+}
+
+/// The point a relation is read at: a `VERSION AS OF` bound, or a time (SQL text).
+enum Point {
+    Version(VersionBound),
+    Time(String),
+}
+
+impl Point {
+    /// The events of a stream's log this point includes, as a WHERE condition.
+    fn condition(&self) -> String {
+        match self {
+            Point::Version(bound) => {
+                let mut condition = format!("_offset <= {}", bound.offset.0);
+                if let Some(ts) = bound.straddling {
+                    condition.push_str(&format!(" AND _ts < '{}'", timestamp_literal(ts)));
+                }
+                condition
+            }
+            Point::Time(time) => format!("_ts <= {time}"),
+        }
+    }
+
+    /// `upto, straddling, at` for [`TABLE_AS_OF_FUNCTION`].
+    fn arguments(&self) -> (String, String, String) {
+        let null = || "NULL".to_string();
+        let time = |sql: &str| format!("CAST({sql} AS TIMESTAMPTZ)");
+        match self {
+            Point::Version(bound) => (
+                bound.offset.0.to_string(),
+                bound.straddling.map_or_else(null, |ts| time(&format!("'{}'", timestamp_literal(ts)))),
+                null(),
+            ),
+            Point::Time(sql) => (null(), null(), time(sql)),
         }
     }
 }

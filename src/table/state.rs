@@ -132,6 +132,16 @@ impl TableState {
         Ok(())
     }
 
+    /// Adds the rows of a state snapshot (full schema: user columns, then
+    /// `_offset`, `_ts` of each row's version).
+    pub fn load_versions(&mut self, batch: &RecordBatch) -> Result<(), ArrowError> {
+        let n = self.codec.def.columns.len();
+        let user = RecordBatch::try_new(self.codec.def.user_schema(), batch.columns()[..n].to_vec())?;
+        let offsets = batch.column(n).as_primitive::<Int64Type>().values().to_vec();
+        let ts = timestamps(batch.column(n + 1));
+        self.apply(&user, &vec![1; batch.num_rows()], Some(&offsets), &ts)
+    }
+
     /// The rows as one batch in `schema` (user columns, `_offset`, `_ts`),
     /// in key order; with `keys`, only those rows.
     pub fn to_batch(&self, schema: &SchemaRef, keys: Option<&[Key]>) -> Result<RecordBatch, ArrowError> {
@@ -167,10 +177,15 @@ pub fn split_log_batch(def: &RelationDef, batch: &RecordBatch) -> Result<LogRows
     let n = def.columns.len();
     let user = RecordBatch::try_new(def.user_schema(), batch.columns()[..n].to_vec())?;
     let offsets = batch.column(n).as_primitive::<Int64Type>().values().to_vec();
-    let stamps = batch.column(n + 1).as_primitive::<datafusion::arrow::datatypes::TimestampMicrosecondType>();
-    let ts = (0..stamps.len()).map(|i| (!stamps.is_null(i)).then(|| CommitTs(stamps.value(i)))).collect();
+    let ts = timestamps(batch.column(n + 1));
     let diffs = batch.column(n + 2).as_primitive::<Int64Type>().values().to_vec();
     Ok(LogRows { user, diffs, offsets, ts })
+}
+
+/// A `_ts` column as commit times.
+fn timestamps(column: &ArrayRef) -> Vec<Option<CommitTs>> {
+    let stamps = column.as_primitive::<datafusion::arrow::datatypes::TimestampMicrosecondType>();
+    (0..stamps.len()).map(|i| (!stamps.is_null(i)).then(|| CommitTs(stamps.value(i)))).collect()
 }
 
 pub struct LogRows {
