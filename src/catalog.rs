@@ -110,6 +110,32 @@ impl RelationKind {
             RelationKind::Table => "table",
         }
     }
+
+    /// The `WITH (…)` option that sets how long history is kept.
+    pub fn retention_option(self) -> &'static str {
+        match self {
+            RelationKind::Stream => "retention",
+            RelationKind::Table => "history_retention",
+        }
+    }
+}
+
+/// How long a relation keeps its history: a stream's sealed events older
+/// than this are dropped; a table's older changes are folded into a base
+/// snapshot (the latest row per key), as log compaction does.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Retention {
+    /// As the user wrote it, e.g. `7 days`.
+    pub text: String,
+    pub micros: i64,
+}
+
+/// The earliest point a relation can still be read at: older history was
+/// dropped or folded by its retention.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct HistoryStart {
+    pub offset: Offset,
+    pub ts: crate::log::CommitTs,
 }
 
 /// A CHECK constraint: its PostgreSQL-style name and its SQL text.
@@ -132,6 +158,8 @@ pub struct RelationDef {
     pub primary_key: Vec<usize>,
     #[serde(default)]
     pub checks: Vec<CheckDef>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub retention: Option<Retention>,
 }
 
 impl RelationDef {
@@ -238,6 +266,11 @@ impl Catalog {
             def.name = name.to_string();
             self.insert(def);
         }
+    }
+
+    /// Replaces relation `def.id`'s definition (same name).
+    pub fn replace(&mut self, def: RelationDef) {
+        self.by_name.insert(def.name.clone(), Arc::new(def));
     }
 
     pub fn remove(&mut self, id: RelationId) -> Option<Arc<RelationDef>> {

@@ -63,8 +63,8 @@ impl Database {
         context.register_udf(version_udf());
         let changes = crate::query::changes::ChangesFunction { log: log.clone() };
         context.register_udtf(crate::query::changes::CHANGES_FUNCTION, Arc::new(changes));
-        let as_of = crate::query::as_of::TableAsOfFunction { log: log.clone() };
-        context.register_udtf(crate::query::as_of::TABLE_AS_OF_FUNCTION, Arc::new(as_of));
+        let as_of = crate::query::as_of::AsOfFunction { log: log.clone() };
+        context.register_udtf(crate::query::as_of::AS_OF_FUNCTION, Arc::new(as_of));
         let base_state = context.state();
         let sealer = tokio::spawn(run_sealer(log.clone(), config.clone()));
         let sealer = std::sync::Mutex::new(Some(sealer));
@@ -121,11 +121,21 @@ impl Database {
 }
 
 /// Seals the tail into segments when it holds `seal_bytes_max` or its
-/// oldest rows have waited `seal_age_ms_max`.
+/// oldest rows have waited `seal_age_ms_max`, and applies retention.
 async fn run_sealer(log: Arc<Log>, config: Config) {
     let mut last_seal = std::time::Instant::now();
     loop {
         tokio::time::sleep(std::time::Duration::from_millis(config.seal_check_ms)).await;
+        let now = crate::log::CommitTs(chrono::Utc::now().timestamp_micros());
+        match log.enforce_retention(now).await {
+            Ok(report) if report.segments_dropped + report.snapshots_dropped > 0 => tracing::info!(
+                segments = report.segments_dropped,
+                snapshots = report.snapshots_dropped,
+                "dropped history older than its retention"
+            ),
+            Ok(_) => {}
+            Err(error) => tracing::error!(%error, "applying retention failed; the history stays"),
+        }
         let tail_bytes = log.tail_bytes();
         let aged = tail_bytes > 0 && last_seal.elapsed().as_millis() as u64 >= config.seal_age_ms_max;
         if tail_bytes < config.seal_bytes_max && !aged {

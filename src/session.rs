@@ -140,11 +140,12 @@ impl Session {
             return Err(Error::TransactionAborted);
         }
         match command {
-            Command::CreateRelation { kind, name, columns, primary_key, checks, if_not_exists } => {
+            Command::CreateRelation { kind, name, columns, primary_key, checks, retention, if_not_exists } => {
                 let tag = format!("CREATE {}", kind.noun().to_uppercase());
                 self.refuse_in_transaction(&tag)?;
                 crate::query::defaults::check_defaults(&columns).await?;
-                let change = Change::CreateRelation { name, kind, columns, primary_key, checks, if_not_exists };
+                let change =
+                    Change::CreateRelation { name, kind, columns, primary_key, checks, retention, if_not_exists };
                 self.db.log.commit(vec![change]).await?;
                 Ok(done(&tag))
             }
@@ -152,6 +153,12 @@ impl Session {
                 let tag = format!("ALTER {}", kind.noun().to_uppercase());
                 self.refuse_in_transaction(&tag)?;
                 self.db.log.commit(vec![Change::RenameRelation { name, kind, new_name, if_exists }]).await?;
+                Ok(done(&tag))
+            }
+            Command::SetRetention { kind, name, retention, if_exists } => {
+                let tag = format!("ALTER {}", kind.noun().to_uppercase());
+                self.refuse_in_transaction(&tag)?;
+                self.db.log.commit(vec![Change::SetRetention { name, kind, retention, if_exists }]).await?;
                 Ok(done(&tag))
             }
             Command::DropRelation { kind, names, if_exists } => {

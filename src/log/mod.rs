@@ -33,7 +33,7 @@ pub use snapshot::SnapshotMeta;
 pub use store::{STORE_URL, SegmentStore};
 pub use tail::RelationSnapshot;
 
-use crate::catalog::{Catalog, CheckDef, ColumnDef, RelationDef, RelationKind};
+use crate::catalog::{Catalog, CheckDef, ColumnDef, HistoryStart, RelationDef, RelationKind, Retention};
 use crate::config::Config;
 use crate::table::TableWrite;
 use crate::table::state::{TableState, TableStates, split_log_batch};
@@ -94,7 +94,15 @@ pub enum Change {
         columns: Vec<ColumnDef>,
         primary_key: Vec<usize>,
         checks: Vec<CheckDef>,
+        retention: Option<Retention>,
         if_not_exists: bool,
+    },
+    /// A new retention for a relation (`None`: keep all history).
+    SetRetention {
+        name: String,
+        kind: RelationKind,
+        retention: Option<Retention>,
+        if_exists: bool,
     },
     DropRelation {
         name: String,
@@ -177,7 +185,8 @@ struct SealState {
     retired: Vec<Retired>,
 }
 
-/// A file of a dropped relation; deleted once no reader holds its metadata.
+/// A file of a dropped relation or of history retention removed; deleted
+/// once no reader holds its metadata.
 enum Retired {
     Segment(Arc<SegmentMeta>),
     Snapshot(Arc<SnapshotMeta>),
@@ -211,6 +220,13 @@ pub struct RecoveryReport {
     pub torn_bytes: u64,
 }
 
+/// What one pass of retention removed.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct RetentionReport {
+    pub segments_dropped: usize,
+    pub snapshots_dropped: usize,
+}
+
 /// What one seal did.
 #[derive(Debug, Clone, Copy, Default)]
 pub struct SealReport {
@@ -242,6 +258,9 @@ impl Log {
         }
         for snapshot in &manifest.snapshots {
             tails.add_snapshot(snapshot.clone());
+        }
+        for (relation, start) in &manifest.history_starts {
+            tails.trim(*relation, *start, &[], &[]);
         }
         let (tables, state_rows_replayed) = load_table_states(&store, &catalog, &manifest).await?;
         let sealed_through = manifest.sealed_through;
@@ -433,6 +452,8 @@ impl Log {
         let (kept, retired_snapshots): (Vec<_>, Vec<_>) =
             state.manifest.snapshots.iter().cloned().partition(|s| live(s.relation, s.through));
         next.snapshots = kept;
+        next.history_starts =
+            state.manifest.history_starts.iter().filter(|(r, _)| catalog.by_id(*r).is_some()).copied().collect();
         let snapshots = self.write_snapshots(&catalog, &tables, &next, through).await?;
         next.snapshots.extend(snapshots.iter().cloned());
         next.store(&self.store).await?;
@@ -482,7 +503,9 @@ impl Log {
                 .filter(|s| s.relation == def.id && s.first_offset > after)
                 .map(|s| s.rows)
                 .sum();
-            if changes == 0 || changes < self.snapshot_changes_min.max(table.len() as u64) {
+            // A table whose history is trimmed needs snapshots to fold it into.
+            let changes_min = if def.retention.is_some() { 1 } else { self.snapshot_changes_min };
+            if changes == 0 || changes < changes_min.max(table.len() as u64) {
                 continue;
             }
             let rows = table.to_batch(&def.full_schema(), None)?;
@@ -491,6 +514,73 @@ impl Log {
             written.push(Arc::new(meta));
         }
         Ok(written)
+    }
+
+    /// Applies every relation's retention as of `now`: a stream's segments
+    /// whose events are all older than its retention are dropped; a table's
+    /// segments and snapshots before its latest snapshot older than its
+    /// retention are dropped, that snapshot becoming the base of its history.
+    pub async fn enforce_retention(&self, now: CommitTs) -> Result<RetentionReport> {
+        let catalog = self.catalog();
+        if catalog.relations().all(|r| r.retention.is_none()) {
+            return Ok(RetentionReport::default());
+        }
+        let mut state = self.seal_state.lock().await;
+        let mut next = state.manifest.clone();
+        let mut report = RetentionReport::default();
+        let mut trimmed = Vec::new();
+        for def in catalog.relations() {
+            let Some(retention) = &def.retention else { continue };
+            let horizon = CommitTs(now.0.saturating_sub(retention.micros));
+            let segments = next.segments.iter().filter(|s| s.relation == def.id);
+            let (dropped, start): (Vec<Arc<SegmentMeta>>, _) = match def.kind {
+                RelationKind::Stream => {
+                    let dropped: Vec<_> = segments.filter(|s| s.max_ts < horizon).cloned().collect();
+                    let Some(last) = dropped.iter().max_by_key(|s| s.last_offset) else { continue };
+                    let ts = dropped.iter().map(|s| s.max_ts.0).max().unwrap_or(0);
+                    (dropped.clone(), HistoryStart { offset: last.last_offset.next(), ts: CommitTs(ts + 1) })
+                }
+                RelationKind::Table => {
+                    let base = next
+                        .snapshots
+                        .iter()
+                        .filter(|s| s.relation == def.id && s.through_ts < horizon)
+                        .max_by_key(|s| s.through);
+                    let Some(base) = base else { continue };
+                    let dropped = segments.filter(|s| s.last_offset <= base.through).cloned().collect();
+                    (dropped, HistoryStart { offset: base.through, ts: base.through_ts })
+                }
+            };
+            let snapshots: Vec<Arc<SnapshotMeta>> =
+                next.snapshots.iter().filter(|s| s.relation == def.id && s.through < start.offset).cloned().collect();
+            if dropped.is_empty() && snapshots.is_empty() {
+                continue;
+            }
+            next.segments.retain(|s| !dropped.iter().any(|d| Arc::ptr_eq(d, s)));
+            next.snapshots.retain(|s| !snapshots.iter().any(|d| Arc::ptr_eq(d, s)));
+            next.history_starts.retain(|(r, _)| *r != def.id);
+            next.history_starts.push((def.id, start));
+            report.segments_dropped += dropped.len();
+            report.snapshots_dropped += snapshots.len();
+            trimmed.push((def.id, start, dropped, snapshots));
+        }
+        if trimmed.is_empty() {
+            return Ok(report);
+        }
+        next.store(&self.store).await?;
+        state.manifest = next;
+        for (relation, start, segments, snapshots) in trimmed {
+            self.shared.tails.trim(relation, start, &segments, &snapshots);
+            state.retired.extend(segments.into_iter().map(Retired::Segment));
+            state.retired.extend(snapshots.into_iter().map(Retired::Snapshot));
+        }
+        self.delete_unread(&mut state.retired).await;
+        Ok(report)
+    }
+
+    /// Where a relation's readable history starts, when retention trimmed it.
+    pub fn history_start(&self, relation: RelationId) -> Option<HistoryStart> {
+        self.shared.tails.read(relation, Offset::ZERO).history_start
     }
 
     /// Deletes retired files (of dropped relations) that no query plan still

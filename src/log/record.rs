@@ -18,6 +18,7 @@ const ENTRY_CREATE_RELATION: u8 = 1;
 const ENTRY_DROP_RELATION: u8 = 2;
 const ENTRY_APPEND: u8 = 3;
 const ENTRY_RENAME_RELATION: u8 = 4;
+const ENTRY_ALTER_RELATION: u8 = 5;
 
 /// One change inside a commit.
 #[derive(Debug, Clone)]
@@ -28,6 +29,8 @@ pub enum Entry {
         relation: RelationId,
         name: String,
     },
+    /// A relation's new definition (same id and name), e.g. a new retention.
+    AlterRelation(RelationDef),
     /// Rows for a relation, in its user schema (no system columns).
     Append {
         relation: RelationId,
@@ -39,7 +42,10 @@ impl Entry {
     /// How many offsets the entry occupies.
     pub fn event_count(&self) -> u64 {
         match self {
-            Entry::CreateRelation(_) | Entry::DropRelation(_) | Entry::RenameRelation { .. } => 1,
+            Entry::CreateRelation(_)
+            | Entry::DropRelation(_)
+            | Entry::RenameRelation { .. }
+            | Entry::AlterRelation(_) => 1,
             Entry::Append { rows, .. } => rows.num_rows() as u64,
         }
     }
@@ -70,6 +76,11 @@ impl CommitRecord {
             match entry {
                 Entry::CreateRelation(def) => {
                     out.push(ENTRY_CREATE_RELATION);
+                    let json = serde_json::to_vec(def).map_err(|e| Error::Encode(e.to_string()))?;
+                    put_bytes(out, &json);
+                }
+                Entry::AlterRelation(def) => {
+                    out.push(ENTRY_ALTER_RELATION);
                     let json = serde_json::to_vec(def).map_err(|e| Error::Encode(e.to_string()))?;
                     put_bytes(out, &json);
                 }
@@ -108,6 +119,11 @@ impl CommitRecord {
                     let json = reader.bytes()?;
                     let def = serde_json::from_slice(json).map_err(|e| Error::Decode(e.to_string()))?;
                     Entry::CreateRelation(def)
+                }
+                ENTRY_ALTER_RELATION => {
+                    let json = reader.bytes()?;
+                    let def = serde_json::from_slice(json).map_err(|e| Error::Decode(e.to_string()))?;
+                    Entry::AlterRelation(def)
                 }
                 ENTRY_DROP_RELATION => Entry::DropRelation(RelationId(reader.u64()?)),
                 ENTRY_RENAME_RELATION => {

@@ -22,7 +22,7 @@ use serde::{Deserialize, Serialize};
 use super::snapshot::SnapshotMeta;
 use super::store::SegmentStore;
 use super::{CommitTs, Error, Offset, RelationId, Result};
-use crate::catalog::RelationDef;
+use crate::catalog::{HistoryStart, RelationDef};
 
 pub const MANIFEST_PATH: &str = "manifest.json";
 pub const SEGMENTS_PREFIX: &str = "segments";
@@ -180,7 +180,7 @@ pub fn encode(def: &RelationDef, rows: &RecordBatch) -> Result<(SegmentMeta, Byt
 
 /// Everything sealed: the state of the log through `sealed_through`, so
 /// recovery replays only the WAL after it.
-#[derive(Debug, Serialize, Deserialize)]
+#[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct Manifest {
     pub version: u32,
     pub sealed_through: Offset,
@@ -194,6 +194,9 @@ pub struct Manifest {
     /// Tables' state snapshots, oldest first per table.
     #[serde(default)]
     pub snapshots: Vec<Arc<SnapshotMeta>>,
+    /// Relations whose older history their retention dropped or folded.
+    #[serde(default)]
+    pub history_starts: Vec<(RelationId, HistoryStart)>,
     /// crc32c of this document with this field set to 0.
     pub checksum: u32,
 }
@@ -208,6 +211,7 @@ impl Manifest {
             relations: vec![],
             segments: vec![],
             snapshots: vec![],
+            history_starts: vec![],
             checksum: 0,
         }
     }
@@ -261,6 +265,7 @@ mod tests {
             created_at: Offset(1),
             primary_key: vec![],
             checks: vec![],
+            retention: None,
         }
     }
 

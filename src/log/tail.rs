@@ -12,7 +12,7 @@ use datafusion::arrow::record_batch::RecordBatch;
 use super::segment::SegmentMeta;
 use super::snapshot::SnapshotMeta;
 use super::{CommitTs, Offset, RelationId, Result};
-use crate::catalog::{RelationDef, UTC};
+use crate::catalog::{HistoryStart, RelationDef, UTC};
 
 struct TailBatch {
     last_offset: Offset,
@@ -26,6 +26,7 @@ struct RelationData {
     /// Oldest first.
     snapshots: Vec<Arc<SnapshotMeta>>,
     tail: Vec<TailBatch>,
+    history_start: Option<HistoryStart>,
 }
 
 /// A relation as of some offset: sealed segments, then tail batches.
@@ -34,6 +35,8 @@ pub struct RelationSnapshot {
     pub segments: Vec<Arc<SegmentMeta>>,
     /// A table's state snapshots through that offset, oldest first.
     pub states: Vec<Arc<SnapshotMeta>>,
+    /// Set when retention dropped or folded the history before it.
+    pub history_start: Option<HistoryStart>,
     pub batches: Vec<RecordBatch>,
     /// Commit time of each batch in `batches`, for pruning by `_ts`.
     pub batch_ts: Vec<CommitTs>,
@@ -86,7 +89,7 @@ impl Tails {
         let states = data.snapshots.iter().filter(|s| s.through <= upto).cloned().collect();
         let batches = data.tail[..visible].iter().map(|b| b.rows.clone()).collect();
         let batch_ts = data.tail[..visible].iter().map(|b| b.ts).collect();
-        RelationSnapshot { segments, states, batches, batch_ts }
+        RelationSnapshot { segments, states, history_start: data.history_start, batches, batch_ts }
     }
 
     /// Tail batches of `relation` up to `upto` (the rows a seal writes out).
@@ -106,6 +109,22 @@ impl Tails {
         if let Some(segment) = segment {
             data.segments.push(segment);
         }
+    }
+
+    /// Forgets the segments and snapshots retention removed; history now
+    /// starts at `start`.
+    pub fn trim(
+        &self,
+        relation: RelationId,
+        start: HistoryStart,
+        segments: &[Arc<SegmentMeta>],
+        snapshots: &[Arc<SnapshotMeta>],
+    ) {
+        let mut map = self.by_relation.write().expect("tail lock");
+        let data = map.entry(relation).or_default();
+        data.segments.retain(|s| !segments.iter().any(|d| Arc::ptr_eq(d, s)));
+        data.snapshots.retain(|s| !snapshots.iter().any(|d| Arc::ptr_eq(d, s)));
+        data.history_start = Some(start);
     }
 
     pub fn drop_relation(&self, relation: RelationId) {

@@ -160,7 +160,7 @@ fn resolve(state: &mut State, first_offset: Offset, ts: CommitTs, changes: &[Cha
     let mut offset = first_offset;
     for change in changes {
         let entry = match change {
-            Change::CreateRelation { name, kind, columns, primary_key, checks, if_not_exists } => {
+            Change::CreateRelation { name, kind, columns, primary_key, checks, retention, if_not_exists } => {
                 if state.catalog.get(name).is_some() {
                     if *if_not_exists {
                         continue;
@@ -175,6 +175,7 @@ fn resolve(state: &mut State, first_offset: Offset, ts: CommitTs, changes: &[Cha
                     created_at: offset,
                     primary_key: primary_key.clone(),
                     checks: checks.clone(),
+                    retention: retention.clone(),
                 };
                 create(state, def.clone())?;
                 Entry::CreateRelation(def)
@@ -198,6 +199,19 @@ fn resolve(state: &mut State, first_offset: Offset, ts: CommitTs, changes: &[Cha
                     }
                     state.catalog.rename(def.id, new_name);
                     Entry::RenameRelation { relation: def.id, name: new_name.clone() }
+                }
+                None if *if_exists => continue,
+                None => return Err(Error::UndefinedRelation(name.clone())),
+            },
+            Change::SetRetention { name, kind, retention, if_exists } => match state.catalog.get(name).cloned() {
+                Some(def) if def.kind != *kind => {
+                    return Err(Error::WrongObjectType(format!("\"{name}\" is not a {}", kind.noun())));
+                }
+                Some(def) => {
+                    let mut def = RelationDef::clone(&def);
+                    def.retention = retention.clone();
+                    state.catalog.replace(def.clone());
+                    Entry::AlterRelation(def)
                 }
                 None if *if_exists => continue,
                 None => return Err(Error::UndefinedRelation(name.clone())),
@@ -318,6 +332,7 @@ pub(super) fn apply(state: &mut State, tails: &Tails, record: &CommitRecord) -> 
                 tails.drop_relation(*id);
             }
             Entry::RenameRelation { relation, name } => state.catalog.rename(*relation, name),
+            Entry::AlterRelation(def) => state.catalog.replace(def.clone()),
             Entry::Append { relation, rows } => {
                 let def = state
                     .catalog

@@ -6,8 +6,10 @@
 //! (see [`crate::log::snapshot`]), never the whole history.
 //!
 //! [`crate::sql::as_of`] turns `FOR SYSTEM_TIME AS OF`, `VERSION AS OF` and
-//! `SET system_time` on a table into `__strata_table_as_of('t', upto,
-//! straddling, at)`.
+//! `SET system_time` on any relation into `__strata_as_of('x', upto,
+//! straddling, at)`: a table rebuilt as above, or a stream's log up to the
+//! point (the caller filters it by time). Either way a point older than the
+//! history the relation's retention keeps is refused here, at planning.
 
 use std::sync::Arc;
 
@@ -26,12 +28,13 @@ use datafusion::physical_plan::stream::RecordBatchStreamAdapter;
 use datafusion::physical_plan::streaming::{PartitionStream, StreamingTableExec};
 use futures::StreamExt;
 
+use super::provider::{ChangeRange, RelationTable};
 use super::scope::StatementScope;
-use crate::catalog::{RelationDef, RelationKind, UTC};
+use crate::catalog::{HistoryStart, RelationDef, RelationKind, UTC};
 use crate::error::{Error, Result};
 use crate::log::{CommitTs, Log, Offset, SnapshotMeta};
 
-pub const TABLE_AS_OF_FUNCTION: &str = "__strata_table_as_of";
+pub const AS_OF_FUNCTION: &str = "__strata_as_of";
 
 /// Which committed events a point in time includes: those at offsets up to
 /// `upto` (the statement's offset when `None`), except the commit stamped
@@ -54,13 +57,13 @@ impl Point {
     }
 }
 
-/// `__strata_table_as_of('t', upto, straddling, at)`.
+/// `__strata_as_of('x', upto, straddling, at)`.
 #[derive(Debug)]
-pub struct TableAsOfFunction {
+pub struct AsOfFunction {
     pub log: Arc<Log>,
 }
 
-impl TableFunctionImpl for TableAsOfFunction {
+impl TableFunctionImpl for AsOfFunction {
     fn call_with_args(&self, args: TableFunctionArgs) -> DfResult<Arc<dyn TableProvider>> {
         let usage =
             |what: &str| Error::InvalidParameterValue(format!("a point in time needs {what}")).into_datafusion();
@@ -81,11 +84,38 @@ impl TableFunctionImpl for TableAsOfFunction {
         let point = Point { upto, straddling: time(straddling)?, at: time(at)? };
         let name = crate::sql::parse::object_name(name);
         let def = self.log.relation(&name).ok_or_else(|| Error::UndefinedRelation(name).into_datafusion())?;
-        if def.kind != RelationKind::Table {
-            return Err(Error::Internal(format!("{TABLE_AS_OF_FUNCTION} reads tables only")).into_datafusion());
+        if let Some(start) = self.log.history_start(def.id) {
+            refuse_before(&def, start, &point).map_err(Error::into_datafusion)?;
         }
-        Ok(Arc::new(TableAsOf { log: self.log.clone(), schema: def.full_schema(), def, point }))
+        Ok(match def.kind {
+            RelationKind::Table => Arc::new(TableAsOf { log: self.log.clone(), schema: def.full_schema(), def, point }),
+            RelationKind::Stream => {
+                let range = ChangeRange { after: Offset::ZERO, upto: point.upto };
+                Arc::new(RelationTable::changes(self.log.clone(), def, range))
+            }
+        })
     }
+}
+
+/// An error when `point` lies before the history `def`'s retention keeps.
+fn refuse_before(def: &RelationDef, start: HistoryStart, point: &Point) -> Result<()> {
+    let before_offset = point.upto.is_some_and(|upto| upto < start.offset);
+    let before_time = point.at.is_some_and(|at| at < start.ts);
+    if !before_offset && !before_time {
+        return Ok(());
+    }
+    let setting = def
+        .retention
+        .as_ref()
+        .map(|r| format!(" ({} = '{}')", def.kind.retention_option(), r.text))
+        .unwrap_or_default();
+    Err(Error::InvalidParameterValue(format!(
+        "{} \"{}\" keeps no history before offset {} ({}): older history was removed by its retention{setting}",
+        def.kind.noun(),
+        def.name,
+        start.offset,
+        crate::sql::as_of::timestamp_literal(start.ts),
+    )))
 }
 
 /// A literal argument cast to `target` (NULL stays NULL).

@@ -1,7 +1,7 @@
 //! Point-in-time reads: `x FOR SYSTEM_TIME AS OF <time>`, `x VERSION AS OF <n>`
-//! and the session's `system_time` become a derived table: for a stream, the
-//! events of `changes('x')` up to that point; for a table, the table rebuilt
-//! at that point by [`crate::query::as_of`].
+//! and the session's `system_time` become a derived table over
+//! [`crate::query::as_of`]: for a stream, its events up to that point; for a
+//! table, the table rebuilt at that point.
 //!
 //! Commits are atomic in time travel: a VERSION offset inside a commit stops
 //! before that commit (see [`VersionBound`]).
@@ -19,7 +19,7 @@ use super::parse::object_name;
 use crate::catalog::{Catalog, RelationKind};
 use crate::error::{Error, Result};
 use crate::log::{CommitTs, Offset};
-use crate::query::as_of::TABLE_AS_OF_FUNCTION;
+use crate::query::as_of::AS_OF_FUNCTION;
 
 /// Where `VERSION AS OF n` stops: every event up to `n`, except those of a
 /// commit that continues past `n` (it has commit time `straddling`).
@@ -133,16 +133,11 @@ impl VisitorMut for AsOf<'_> {
         let columns: Vec<String> = def.columns.iter().map(|c| quote(&c.name)).collect();
         let columns = columns.join(", ");
         let name = relation.replace('\'', "''");
+        let (upto, straddling, at) = point.arguments();
+        let source = format!("{AS_OF_FUNCTION}('{name}', {upto}, {straddling}, {at})");
         let subquery = match def.kind {
-            RelationKind::Stream => {
-                format!("SELECT {columns}, _offset, _ts FROM changes('{name}') WHERE {}", point.condition())
-            }
-            RelationKind::Table => {
-                let (upto, straddling, at) = point.arguments();
-                format!(
-                    "SELECT {columns}, _offset, _ts FROM {TABLE_AS_OF_FUNCTION}('{name}', {upto}, {straddling}, {at})"
-                )
-            }
+            RelationKind::Stream => format!("SELECT {columns}, _offset, _ts FROM {source} WHERE {}", point.condition()),
+            RelationKind::Table => format!("SELECT {columns}, _offset, _ts FROM {source}"),
         };
         let alias = alias.clone().unwrap_or_else(|| TableAlias {
             explicit: true,
@@ -185,7 +180,7 @@ impl Point {
         }
     }
 
-    /// `upto, straddling, at` for [`TABLE_AS_OF_FUNCTION`].
+    /// `upto, straddling, at` for [`AS_OF_FUNCTION`].
     fn arguments(&self) -> (String, String, String) {
         let null = || "NULL".to_string();
         let time = |sql: &str| format!("CAST({sql} AS TIMESTAMPTZ)");

@@ -4,12 +4,13 @@
 use std::collections::HashSet;
 
 use datafusion::sql::sqlparser::ast::{
-    CharacterLength, ColumnOption, CreateTable, DataType, ExactNumberInfo, Expr, TableConstraint, TimezoneInfo,
-    visit_expressions,
+    CharacterLength, ColumnOption, CreateTable, CreateTableOptions, DataType, ExactNumberInfo, Expr, SqlOption,
+    TableConstraint, TimezoneInfo, Value, visit_expressions,
 };
 
 use crate::catalog::{
-    CHANGE_COLUMNS, CheckDef, ColumnDef, NUMERIC_DEFAULT_PRECISION, NUMERIC_DEFAULT_SCALE, SYSTEM_COLUMNS, SqlType,
+    CHANGE_COLUMNS, CheckDef, ColumnDef, NUMERIC_DEFAULT_PRECISION, NUMERIC_DEFAULT_SCALE, RelationKind, Retention,
+    SYSTEM_COLUMNS, SqlType,
 };
 use crate::error::{Error, Result};
 
@@ -225,4 +226,69 @@ fn default_expr(expr: &Expr) -> Result<String> {
 
 fn multiple_keys(table: &str) -> Error {
     Error::InvalidTableDefinition(format!("multiple primary keys for table \"{table}\" are not allowed"))
+}
+
+/// The retention a CREATE's `WITH (…)` sets, if any.
+pub fn create_retention(kind: RelationKind, create: &CreateTable) -> Result<Option<Retention>> {
+    match &create.table_options {
+        CreateTableOptions::None => Ok(None),
+        CreateTableOptions::With(options) => retention(kind, options),
+        other => Err(Error::FeatureNotSupported(format!("{other} is not supported"))),
+    }
+}
+
+/// `retention = '7 days'` (a stream) or `history_retention = '30 days'` (a
+/// table); `NULL` keeps history forever. Any other option is refused, as
+/// PostgreSQL refuses an unknown storage parameter.
+pub fn retention(kind: RelationKind, options: &[SqlOption]) -> Result<Option<Retention>> {
+    let wanted = kind.retention_option();
+    let mut setting = None;
+    for option in options {
+        let SqlOption::KeyValue { key, value } = option else {
+            return Err(Error::Syntax(format!("expected name = value, found {option}")));
+        };
+        if !key.value.eq_ignore_ascii_case(wanted) {
+            return Err(Error::InvalidParameterValue(format!(
+                "unrecognized parameter \"{}\" for a {} (it takes {wanted})",
+                key.value,
+                kind.noun()
+            )));
+        }
+        setting = match value {
+            Expr::Value(v) if matches!(v.value, Value::Null) => None,
+            Expr::Value(v) => match &v.value {
+                Value::SingleQuotedString(text) => Some(interval(wanted, text)?),
+                other => {
+                    return Err(Error::InvalidParameterValue(format!(
+                        "{wanted} needs an interval such as '7 days', not {other}"
+                    )));
+                }
+            },
+            other => {
+                return Err(Error::InvalidParameterValue(format!(
+                    "{wanted} needs an interval such as '7 days', not {other}"
+                )));
+            }
+        };
+    }
+    Ok(setting)
+}
+
+/// An interval as PostgreSQL reads it (`'7 days'`, `'12 hours'`, `'1 mon'`),
+/// a month counted as 30 days; it must be positive.
+fn interval(option: &str, text: &str) -> Result<Retention> {
+    use datafusion::arrow::datatypes::{DataType as ArrowType, IntervalUnit};
+    use datafusion::common::ScalarValue;
+    let invalid =
+        || Error::InvalidParameterValue(format!("invalid value for {option}: \"{text}\" is not a positive interval"));
+    let value = ScalarValue::Utf8(Some(text.to_string()))
+        .cast_to(&ArrowType::Interval(IntervalUnit::MonthDayNano))
+        .map_err(|_| invalid())?;
+    let ScalarValue::IntervalMonthDayNano(Some(interval)) = value else { return Err(invalid()) };
+    const DAY_MICROS: i64 = 86_400_000_000;
+    let micros = (interval.months as i64 * 30 + interval.days as i64) * DAY_MICROS + interval.nanoseconds / 1000;
+    if micros <= 0 {
+        return Err(invalid());
+    }
+    Ok(Retention { text: text.to_string(), micros })
 }

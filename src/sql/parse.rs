@@ -13,7 +13,7 @@ use datafusion_pg_catalog::sql::PostgresCompatibilityParser;
 
 use super::ddl;
 use super::dialect::StrataDialect;
-use crate::catalog::{CheckDef, ColumnDef, RelationKind};
+use crate::catalog::{CheckDef, ColumnDef, RelationKind, Retention};
 use crate::error::{Error, Result};
 use crate::write::copy::{CopyFormat, CopyOptions};
 
@@ -27,7 +27,15 @@ pub enum Command {
         columns: Vec<ColumnDef>,
         primary_key: Vec<usize>,
         checks: Vec<CheckDef>,
+        retention: Option<Retention>,
         if_not_exists: bool,
+    },
+    /// `ALTER TABLE|STREAM name SET (…retention = …)` or `RESET (…)`.
+    SetRetention {
+        kind: RelationKind,
+        name: String,
+        retention: Option<Retention>,
+        if_exists: bool,
     },
     DropRelation {
         kind: RelationKind,
@@ -146,7 +154,39 @@ fn rewrite_stream_keyword(statement: &[Token]) -> (String, bool) {
         *second = Token::Word(Word { value: "TABLE".into(), quote_style: None, keyword: Keyword::TABLE });
         about_stream = true;
     }
+    if first == Some(Keyword::ALTER) {
+        reset_as_set_null(&mut tokens);
+    }
     (tokens.iter().map(|t| t.to_string()).collect(), about_stream)
+}
+
+/// `ALTER … RESET (a, b)`, which sqlparser does not parse for tables, as
+/// `ALTER … SET (a = NULL, b = NULL)`: a NULL setting is the default.
+fn reset_as_set_null(tokens: &mut Vec<Token>) {
+    let Some(reset) = tokens
+        .iter()
+        .position(|t| matches!(t, Token::Word(w) if w.keyword == Keyword::RESET && w.quote_style.is_none()))
+    else {
+        return;
+    };
+    let Some(open) = tokens[reset + 1..].iter().position(|t| !matches!(t, Token::Whitespace(_))).map(|p| p + reset + 1)
+    else {
+        return;
+    };
+    if tokens[open] != Token::LParen {
+        return;
+    }
+    tokens[reset] = Token::Word(Word { value: "SET".into(), quote_style: None, keyword: Keyword::SET });
+    let mut rewritten: Vec<Token> = tokens[..=open].to_vec();
+    let mut inside = true;
+    for token in &tokens[open + 1..] {
+        rewritten.push(token.clone());
+        if inside && matches!(token, Token::Word(_)) {
+            rewritten.extend([Token::Eq, Token::make_keyword("NULL")]);
+        }
+        inside &= *token != Token::RParen;
+    }
+    *tokens = rewritten;
 }
 
 fn command(statement: Statement, about_stream: bool) -> Result<Command> {
@@ -157,6 +197,7 @@ fn command(statement: Statement, about_stream: bool) -> Result<Command> {
             columns: ddl::stream_columns(&create)?,
             primary_key: Vec::new(),
             checks: Vec::new(),
+            retention: ddl::create_retention(RelationKind::Stream, &create)?,
             if_not_exists: create.if_not_exists,
         },
         Statement::CreateTable(create) => {
@@ -168,6 +209,7 @@ fn command(statement: Statement, about_stream: bool) -> Result<Command> {
                 columns: table.columns,
                 primary_key: table.primary_key,
                 checks: table.checks,
+                retention: ddl::create_retention(RelationKind::Table, &create)?,
                 if_not_exists: create.if_not_exists,
             }
         }
@@ -188,9 +230,15 @@ fn command(statement: Statement, about_stream: bool) -> Result<Command> {
                         if_exists: alter.if_exists,
                     }
                 }
+                [AlterTableOperation::SetOptionsParens { options }] => Command::SetRetention {
+                    kind,
+                    name: object_name(&alter.name.to_string()),
+                    retention: ddl::retention(kind, options)?,
+                    if_exists: alter.if_exists,
+                },
                 _ => {
                     return Err(Error::FeatureNotSupported(format!(
-                        "ALTER {} supports only RENAME TO so far",
+                        "ALTER {} supports only RENAME TO, SET (…) and RESET (…) so far",
                         kind.noun().to_uppercase()
                     )));
                 }
