@@ -1,7 +1,8 @@
 //! Table benchmarks over the wire against a real release server (and, when
 //! `STRATA_BENCH_PG` holds a libpq connection string, PostgreSQL side by side):
 //! - `table_read`: a key lookup and a full current-state scan at 1M keys,
-//!   with 1M and with 10M changes in the table's history;
+//!   with 1M and with 10M changes in the table's history, and a scan right
+//!   after a single-row UPDATE (what a scan costs when the state changed);
 //! - `point_in_time`: the table as of 10%, 50% and 90% of a 10M-change
 //!   history, against the current-state scan and against PostgreSQL
 //!   rebuilding the same state from an indexed history table
@@ -86,6 +87,18 @@ fn table_read(c: &mut Criterion) {
         });
         group.bench_function(BenchmarkId::new("full_scan", label), |b| {
             b.iter(|| runtime.block_on(client.query_one(SCAN, &[])).unwrap())
+        });
+        // A write between scans: the scan replays that change onto the
+        // previous scan's rows (the UPDATE alone is `update_8_clients`' unit).
+        let update = runtime.block_on(client.prepare("UPDATE kv SET v = v + 1 WHERE id = $1")).unwrap();
+        group.bench_function(BenchmarkId::new("update_then_full_scan", label), |b| {
+            b.iter(|| {
+                key = (key + 7919) % KEYS;
+                runtime.block_on(async {
+                    client.execute(&update, &[&key]).await.unwrap();
+                    client.query_one(SCAN, &[]).await.unwrap()
+                })
+            })
         });
         group.finish();
         if changes == 10 * KEYS {

@@ -28,6 +28,11 @@ pub struct Config {
     /// A seal writes a table's state snapshot once the changes since its last
     /// one reach the table's row count and this many.
     pub snapshot_changes_min: u64,
+    /// Tables with at least this many rows are scanned from the rows the
+    /// previous scan produced plus the changes since (see `table::scan_cache`).
+    pub scan_cache_rows_min: usize,
+    /// Memory for those rows, over all tables.
+    pub scan_cache_bytes_max: usize,
     /// Unsealed rows in memory past which new commits wait for a seal.
     pub tail_bytes_max: usize,
     /// Rows buffered by one statement (INSERT … SELECT, COPY) before it is refused.
@@ -50,6 +55,8 @@ impl Default for Config {
             seal_age_ms_max: 60_000,
             seal_check_ms: 250,
             snapshot_changes_min: 100_000,
+            scan_cache_rows_min: 10_000,
+            scan_cache_bytes_max: 1 << 30,
             tail_bytes_max: 512 << 20,
             statement_rows_max: 50_000_000,
             statement_bytes_max: 2 << 30,

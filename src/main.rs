@@ -46,6 +46,10 @@ enum CliCommand {
         /// least its row count) came since its last snapshot.
         #[arg(long, env = "STRATA_SNAPSHOT_CHANGES_MIN")]
         snapshot_changes_min: Option<u64>,
+        /// Scan tables of at least this many rows from the previous scan's
+        /// rows plus the changes since, instead of from the key index.
+        #[arg(long, env = "STRATA_SCAN_CACHE_ROWS_MIN")]
+        scan_cache_rows_min: Option<usize>,
     },
 }
 
@@ -63,6 +67,7 @@ async fn main() -> std::process::ExitCode {
         seal_age_ms_max,
         wal_file_bytes_max,
         snapshot_changes_min,
+        scan_cache_rows_min,
     } = cli.command;
     let mut config = Config::default().with_data_dir(data_dir).with_listen(listen);
     if let Some(bytes) = seal_bytes_max {
@@ -76,6 +81,9 @@ async fn main() -> std::process::ExitCode {
     }
     if let Some(changes) = snapshot_changes_min {
         config.snapshot_changes_min = changes;
+    }
+    if let Some(rows) = scan_cache_rows_min {
+        config.scan_cache_rows_min = rows;
     }
     match serve(config).await {
         Ok(()) => std::process::ExitCode::SUCCESS,

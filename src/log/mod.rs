@@ -170,6 +170,8 @@ pub struct Log {
     seal_state: tokio::sync::Mutex<SealState>,
     tail_bytes_max: usize,
     snapshot_changes_min: u64,
+    scan_cache: crate::table::scan_cache::ScanCache,
+    scan_cache_rows_min: usize,
 }
 
 impl std::fmt::Debug for Log {
@@ -330,6 +332,8 @@ impl Log {
             seal_state: tokio::sync::Mutex::new(SealState { manifest, retired: Vec::new() }),
             tail_bytes_max: config.tail_bytes_max,
             snapshot_changes_min: config.snapshot_changes_min,
+            scan_cache: crate::table::scan_cache::ScanCache::new(config.scan_cache_bytes_max),
+            scan_cache_rows_min: config.scan_cache_rows_min,
         };
         Ok((log, report))
     }
@@ -410,6 +414,16 @@ impl Log {
         &self.store
     }
 
+    /// Big tables' rows kept from one full scan to the next.
+    pub fn scan_cache(&self) -> &crate::table::scan_cache::ScanCache {
+        &self.scan_cache
+    }
+
+    /// The row count from which a table's full scans use [`Log::scan_cache`].
+    pub fn scan_cache_rows_min(&self) -> usize {
+        self.scan_cache_rows_min
+    }
+
     /// Memory held by rows not yet sealed into segments.
     pub fn tail_bytes(&self) -> usize {
         self.shared.tails.tail_bytes()
@@ -470,6 +484,7 @@ impl Log {
             self.shared.tails.add_snapshot(snapshot.clone());
         }
         self.shared.tail_freed.notify_waiters();
+        self.scan_cache.retain(|id| catalog.by_id(id).is_some());
         state.retired.extend(retired.into_iter().map(Retired::Segment));
         state.retired.extend(retired_snapshots.into_iter().map(Retired::Snapshot));
         self.delete_unread(&mut state.retired).await;

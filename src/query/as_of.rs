@@ -14,12 +14,10 @@
 use std::sync::Arc;
 
 use async_trait::async_trait;
-use datafusion::arrow::array::{Array, ArrayRef, AsArray, BooleanArray, RecordBatch, RecordBatchOptions};
-use datafusion::arrow::compute::{filter_record_batch, interleave};
-use datafusion::arrow::datatypes::{DataType, Int64Type, SchemaRef, TimeUnit, TimestampMicrosecondType};
-use datafusion::arrow::row::{Row, RowConverter, Rows, SortField};
+use datafusion::arrow::array::RecordBatch;
+use datafusion::arrow::datatypes::{DataType, SchemaRef, TimeUnit};
 use datafusion::catalog::{Session, TableFunctionArgs, TableFunctionImpl, TableProvider};
-use datafusion::common::{HashMap, Result as DfResult, ScalarValue};
+use datafusion::common::{Result as DfResult, ScalarValue};
 use datafusion::datasource::TableType;
 use datafusion::execution::{SendableRecordBatchStream, TaskContext};
 use datafusion::logical_expr::Expr;
@@ -32,7 +30,8 @@ use super::provider::{ChangeRange, RelationTable};
 use super::scope::StatementScope;
 use crate::catalog::{HistoryStart, RelationDef, RelationKind, UTC};
 use crate::error::{Error, Result};
-use crate::log::{CommitTs, Log, Offset, SnapshotMeta};
+use crate::log::{CommitTs, Log, Offset};
+use crate::table::replay::{Base, Replay, Times};
 
 pub const AS_OF_FUNCTION: &str = "__strata_as_of";
 
@@ -44,17 +43,6 @@ pub struct Point {
     pub upto: Option<Offset>,
     pub straddling: Option<CommitTs>,
     pub at: Option<CommitTs>,
-}
-
-impl Point {
-    fn admits_time(&self, ts: CommitTs) -> bool {
-        self.at.is_none_or(|at| ts <= at) && self.straddling.is_none_or(|s| ts < s)
-    }
-
-    /// Whether a snapshot holds only events this point includes.
-    fn admits_snapshot(&self, upto: Offset, snapshot: &SnapshotMeta) -> bool {
-        snapshot.through <= upto && self.admits_time(snapshot.through_ts)
-    }
 }
 
 /// `__strata_as_of('x', upto, straddling, at)`.
@@ -208,204 +196,23 @@ impl PartitionStream for Rebuild {
 }
 
 impl Rebuild {
+    /// The table at the point: its latest snapshot the point includes, plus
+    /// the changes after it.
     async fn run(&self) -> Result<Vec<RecordBatch>> {
-        let started = std::time::Instant::now();
-        let n = self.def.columns.len();
-        let (offset_column, ts_column, diff_column) = (n, n + 1, n + 2);
         let read = self.log.read(self.def.id, self.upto);
-        let snapshot = read.states.iter().rev().find(|s| self.point.admits_snapshot(self.upto, s)).cloned();
+        let times = Times { at: self.point.at, straddling: self.point.straddling };
+        let snapshot = read.states.iter().rev().find(|s| s.through <= self.upto && times.admits(s.through_ts)).cloned();
         let after = snapshot.as_ref().map_or(Offset::ZERO, |s| s.through);
-
-        // Read only what the query projects, plus the key (and, from the
-        // change log, each change's offset, time and diff).
-        let mut wanted: Vec<usize> = self.projection.iter().chain(&self.def.primary_key).copied().collect();
-        wanted.sort_unstable();
-        wanted.dedup();
-        let mut change_columns = wanted.clone();
-        change_columns.extend([offset_column, ts_column, diff_column]);
-        change_columns.sort_unstable();
-        change_columns.dedup();
-
-        let changes = Layout::new(&change_columns);
-        let mut delta: Vec<RecordBatch> = Vec::new();
-        // Offsets and times both grow along the log: a segment or batch whose
-        // first event the point leaves out holds nothing it includes.
-        let mut segments: Vec<_> =
-            read.segments.iter().filter(|s| s.last_offset > after && self.point.admits_time(s.min_ts)).collect();
-        segments.sort_by_key(|s| s.first_offset);
-        for segment in segments {
-            let store = self.log.store();
-            for batch in segment.read_offsets(store, &change_columns, offset_column, after, self.upto).await? {
-                delta.extend(self.admitted(&changes, batch, after)?);
-            }
-        }
-        for (batch, ts) in read.batches.iter().zip(&read.batch_ts) {
-            if self.point.admits_time(*ts) {
-                delta.extend(self.admitted(&changes, batch.project(&change_columns)?, after)?);
-            }
-        }
-
-        let delta_read = started.elapsed();
-        // The last change of every key the delta touches: each key's latest
-        // position (the delta is in offset order), marked in one bitmap so
-        // the surviving rows come out in offset order without a sort.
-        let total: usize = delta.iter().map(|b| b.num_rows()).sum();
-        let converter = RowConverter::new(
-            self.def.primary_key.iter().map(|k| SortField::new(self.def.columns[*k].sql_type.arrow_type())).collect(),
-        )?;
-        let int_key = int_key(&self.def);
-        let delta_keys: Vec<Rows> = match int_key {
-            Some(_) => Vec::new(),
-            None => delta
-                .iter()
-                .map(|b| converter.convert_columns(&changes.columns(b, &self.def.primary_key)))
-                .collect::<std::result::Result<_, _>>()?,
+        let base = snapshot.map_or(Base::Empty, Base::Snapshot);
+        let replay = Replay {
+            log: &self.log,
+            def: &self.def,
+            after,
+            upto: self.upto,
+            times,
+            projection: &self.projection,
+            schema: self.schema.clone(),
         };
-        let touched = match int_key {
-            Some(key) => {
-                let mut latest = HashMap::with_capacity(total);
-                let columns =
-                    delta.iter().map(|b| int_values(b.column(changes.position(key)))).collect::<DfResult<Vec<_>>>()?;
-                for (position, key) in columns.iter().flat_map(|c| c.values().iter()).enumerate() {
-                    latest.insert(*key, position);
-                }
-                Touched::Ints(latest)
-            }
-            None => {
-                let mut latest = HashMap::with_capacity(total);
-                for (position, key) in delta_keys.iter().flat_map(|keys| keys.iter()).enumerate() {
-                    latest.insert(key, position);
-                }
-                Touched::Rows(latest)
-            }
-        };
-        let mut latest = vec![false; total];
-        for position in touched.positions() {
-            latest[position] = true;
-        }
-        let mut added: Vec<(usize, usize)> = Vec::new();
-        let mut position = 0;
-        for (b, batch) in delta.iter().enumerate() {
-            let diffs = batch.column(changes.position(diff_column)).as_primitive::<Int64Type>().values();
-            for (i, diff) in diffs.iter().enumerate() {
-                if latest[position] && *diff > 0 {
-                    added.push((b, i));
-                }
-                position += 1;
-            }
-        }
-        let delta_indexed = started.elapsed();
-
-        let options = |rows: usize| RecordBatchOptions::new().with_row_count(Some(rows));
-        let mut out = Vec::new();
-        if let Some(snapshot) = snapshot {
-            let stored = Layout::new(&wanted);
-            for batch in snapshot.read(self.log.store(), Some(&wanted)).await? {
-                let untouched = match &touched {
-                    Touched::Ints(latest) => {
-                        let keys = int_values(batch.column(stored.position(self.def.primary_key[0])))?;
-                        keys.values().iter().map(|k| Some(!latest.contains_key(k))).collect::<BooleanArray>()
-                    }
-                    Touched::Rows(latest) => {
-                        let keys = converter.convert_columns(&stored.columns(&batch, &self.def.primary_key))?;
-                        keys.iter().map(|k| Some(!latest.contains_key(&k))).collect::<BooleanArray>()
-                    }
-                };
-                let batch = filter_record_batch(&batch, &untouched)?;
-                let columns = stored.columns(&batch, &self.projection);
-                out.push(RecordBatch::try_new_with_options(self.schema.clone(), columns, &options(batch.num_rows()))?);
-            }
-        }
-        if !added.is_empty() {
-            let columns = self
-                .projection
-                .iter()
-                .map(|c| {
-                    let arrays: Vec<&dyn Array> =
-                        delta.iter().map(|b| b.column(changes.position(*c)).as_ref()).collect();
-                    interleave(&arrays, &added)
-                })
-                .collect::<std::result::Result<Vec<ArrayRef>, _>>()?;
-            out.push(RecordBatch::try_new_with_options(self.schema.clone(), columns, &options(added.len()))?);
-        }
-        tracing::debug!(
-            table = self.def.name,
-            upto = self.upto.0,
-            snapshot = after.0,
-            changes = delta.iter().map(|b| b.num_rows()).sum::<usize>(),
-            delta_read_ms = delta_read.as_secs_f64() * 1e3,
-            delta_indexed_ms = delta_indexed.as_secs_f64() * 1e3,
-            total_ms = started.elapsed().as_secs_f64() * 1e3,
-            "rebuilt a table at a point in time"
-        );
-        Ok(out)
-    }
-
-    /// The rows of a change batch (in `layout`) after `after` that the point includes.
-    fn admitted(&self, layout: &Layout, batch: RecordBatch, after: Offset) -> Result<Option<RecordBatch>> {
-        let n = self.def.columns.len();
-        let offsets = batch.column(layout.position(n)).as_primitive::<Int64Type>();
-        let stamps = batch.column(layout.position(n + 1)).as_primitive::<TimestampMicrosecondType>();
-        let (after, upto) = (after.0 as i64, self.upto.0 as i64);
-        let keep: BooleanArray = offsets
-            .values()
-            .iter()
-            .zip(stamps.values())
-            .map(|(offset, ts)| Some(*offset > after && *offset <= upto && self.point.admits_time(CommitTs(*ts))))
-            .collect();
-        let batch = match keep.true_count() {
-            0 => return Ok(None),
-            all if all == batch.num_rows() => batch,
-            _ => filter_record_batch(&batch, &keep)?,
-        };
-        Ok(Some(batch))
-    }
-}
-
-/// Every key the changes touch, with the position of its last change. A
-/// key of one integer column is hashed as an integer (the common case, and
-/// several times faster than through Arrow's row format).
-enum Touched<'a> {
-    Ints(HashMap<i64, usize>),
-    Rows(HashMap<Row<'a>, usize>),
-}
-
-impl Touched<'_> {
-    fn positions(&self) -> Box<dyn Iterator<Item = usize> + '_> {
-        match self {
-            Touched::Ints(latest) => Box::new(latest.values().copied()),
-            Touched::Rows(latest) => Box::new(latest.values().copied()),
-        }
-    }
-}
-
-/// The key column when a table's key is one integer column.
-fn int_key(def: &RelationDef) -> Option<usize> {
-    match def.primary_key.as_slice() {
-        [key] if def.columns[*key].sql_type.arrow_type().is_integer() => Some(*key),
-        _ => None,
-    }
-}
-
-fn int_values(column: &ArrayRef) -> DfResult<datafusion::arrow::array::Int64Array> {
-    Ok(datafusion::arrow::compute::cast(column, &DataType::Int64)?.as_primitive::<Int64Type>().clone())
-}
-
-/// Which columns of the full log schema a read batch holds, in order.
-struct Layout<'a> {
-    columns: &'a [usize],
-}
-
-impl<'a> Layout<'a> {
-    fn new(columns: &'a [usize]) -> Layout<'a> {
-        Layout { columns }
-    }
-
-    fn position(&self, column: usize) -> usize {
-        self.columns.binary_search(&column).expect("every column read is in the layout")
-    }
-
-    fn columns(&self, batch: &RecordBatch, wanted: &[usize]) -> Vec<ArrayRef> {
-        wanted.iter().map(|c| batch.column(self.position(*c)).clone()).collect()
+        replay.run(base).await
     }
 }

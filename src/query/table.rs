@@ -6,7 +6,7 @@
 use std::sync::Arc;
 
 use async_trait::async_trait;
-use datafusion::arrow::array::RecordBatch;
+use datafusion::arrow::array::{AsArray, RecordBatch};
 use datafusion::arrow::datatypes::{Schema, SchemaRef};
 use datafusion::catalog::{Session, TableProvider};
 use datafusion::common::{Column, Result as DfResult, ScalarValue};
@@ -23,8 +23,9 @@ use super::defaults::ColumnDefaults;
 use super::scope::StatementScope;
 use crate::catalog::RelationDef;
 use crate::error::Error;
-use crate::log::Log;
+use crate::log::{Log, Offset};
 use crate::table::TableWrite;
+use crate::table::replay::{Base, Replay, Times};
 use crate::table::state::{Key, TableState};
 use crate::write::{Limits, check_rows, user_columns};
 
@@ -93,18 +94,27 @@ impl TableProvider for TableStateTable {
         filters: &[Expr],
         _limit: Option<usize>,
     ) -> DfResult<Arc<dyn ExecutionPlan>> {
-        let tables = match StatementScope::from_config(state.config()) {
-            Some(scope) => scope.tables.clone(),
-            None => self.log.snapshot().tables,
+        let (tables, read_offset, transaction) = match StatementScope::from_config(state.config()) {
+            Some(scope) => (scope.tables.clone(), scope.read_offset, scope.transaction.clone()),
+            None => {
+                let view = self.log.snapshot();
+                (view.tables, view.offset, None)
+            }
         };
-        let batch = match tables.get(self.def.id) {
+        let batches = match tables.get(self.def.id) {
             Some(table) => {
                 let keys = self.lookup_keys(table, filters);
-                table.to_batch(&self.schema, keys.as_deref())?
+                let own_writes =
+                    transaction.is_some_and(|t| t.lock().expect("transaction lock").writes_table(self.def.id));
+                if keys.is_some() || own_writes || table.len() < self.log.scan_cache_rows_min() {
+                    vec![table.to_batch(&self.schema, keys.as_deref())?]
+                } else {
+                    current_rows(&self.log, &self.def, table, read_offset).await.map_err(Error::into_datafusion)?
+                }
             }
-            None => RecordBatch::new_empty(self.schema.clone()),
+            None => vec![RecordBatch::new_empty(self.schema.clone())],
         };
-        let source = MemorySourceConfig::try_new(&[vec![batch]], self.schema.clone(), projection.cloned())?;
+        let source = MemorySourceConfig::try_new(&[batches], self.schema.clone(), projection.cloned())?;
         Ok(datafusion::datasource::source::DataSourceExec::from_data_source(source))
     }
 
@@ -124,6 +134,62 @@ impl TableProvider for TableStateTable {
         let sink = TableSink::new(self.log.clone(), self.def.clone(), self.schema.clone());
         Ok(Arc::new(DataSinkExec::new(input, Arc::new(sink), None)))
     }
+}
+
+/// A table's rows at `offset` (full schema), for a full scan: the rows the
+/// last scan produced plus the changes since, or, when there are none kept
+/// or more changes since than a quarter of the table, from the key index.
+async fn current_rows(
+    log: &Log,
+    def: &RelationDef,
+    table: &TableState,
+    offset: Offset,
+) -> crate::error::Result<Vec<RecordBatch>> {
+    let cache = log.scan_cache();
+    if let Some(cached) = cache.get(def.id, offset) {
+        if cached.offset == offset {
+            return Ok(cached.batches.clone());
+        }
+        if changes_after(&log.read(def.id, offset), def, cached.offset) <= table.len() / 4 {
+            let projection: Vec<usize> = (0..def.columns.len() + 2).collect();
+            let replay = Replay {
+                log,
+                def,
+                after: cached.offset,
+                upto: offset,
+                times: Times::default(),
+                projection: &projection,
+                schema: def.full_schema(),
+            };
+            let mut rows = replay.run(Base::Rows(cached.batches.clone())).await?;
+            // Each replay adds a batch; a few big ones scan faster.
+            if rows.len() > 8 {
+                rows = vec![datafusion::arrow::compute::concat_batches(&def.full_schema(), &rows)?];
+            }
+            cache.put(def.id, offset, rows.clone());
+            return Ok(rows);
+        }
+    }
+    let rows = vec![table.to_batch(&def.full_schema(), None)?];
+    cache.put(def.id, offset, rows.clone());
+    Ok(rows)
+}
+
+/// About how many changes of `def` the log holds after `after` (whole
+/// segments and commits counted).
+fn changes_after(read: &crate::log::RelationSnapshot, def: &RelationDef, after: Offset) -> usize {
+    let sealed: u64 = read.segments.iter().filter(|s| s.last_offset > after).map(|s| s.rows).sum();
+    let offset_column = def.columns.len();
+    let tail: usize = read
+        .batches
+        .iter()
+        .filter(|b| {
+            let offsets = b.column(offset_column).as_primitive::<datafusion::arrow::datatypes::Int64Type>();
+            !offsets.is_empty() && offsets.value(offsets.len() - 1) > after.0 as i64
+        })
+        .map(|b| b.num_rows())
+        .sum();
+    sealed as usize + tail
 }
 
 /// Where INSERT rows for a table go: checked, then committed as one

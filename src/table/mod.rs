@@ -5,6 +5,8 @@
 
 pub mod dml;
 pub mod keyed_update;
+pub mod replay;
+pub mod scan_cache;
 pub mod state;
 pub mod upsert;
 pub mod write;
