@@ -18,6 +18,13 @@ pub const SYSTEM_COLUMNS: [&str; 2] = [OFFSET_COLUMN, TS_COLUMN];
 /// that disappears.
 pub const DIFF_COLUMN: &str = "_diff";
 pub const CHANGE_COLUMNS: [&str; 3] = [OFFSET_COLUMN, TS_COLUMN, DIFF_COLUMN];
+/// The hidden key of a table declared without a primary key: a row identity
+/// Strata assigns when a row is inserted and an UPDATE keeps. Like the system
+/// columns it appears only when selected by name.
+pub const ROW_ID_COLUMN: &str = "_rowid";
+/// What `*` leaves out of a keyless table, and of its `changes()`.
+pub const SYSTEM_COLUMNS_WITH_ROW_ID: [&str; 3] = [ROW_ID_COLUMN, OFFSET_COLUMN, TS_COLUMN];
+pub const CHANGE_COLUMNS_WITH_ROW_ID: [&str; 4] = [ROW_ID_COLUMN, OFFSET_COLUMN, TS_COLUMN, DIFF_COLUMN];
 
 /// Arrow's spelling of UTC for TIMESTAMPTZ columns.
 pub const UTC: &str = "+00:00";
@@ -194,6 +201,29 @@ impl RelationDef {
         let mut fields: Vec<Field> = self.full_schema().fields().iter().map(|f| f.as_ref().clone()).collect();
         fields.push(diff_field());
         Arc::new(Schema::new(fields))
+    }
+
+    /// The position of the hidden row identity, for a table without a key.
+    pub fn row_id(&self) -> Option<usize> {
+        match self.primary_key.as_slice() {
+            [key] if self.columns[*key].name == ROW_ID_COLUMN => Some(*key),
+            _ => None,
+        }
+    }
+
+    /// Positions of the columns users write and `*` shows: all but the row identity.
+    pub fn visible_positions(&self) -> Vec<usize> {
+        (0..self.columns.len()).filter(|p| Some(*p) != self.row_id()).collect()
+    }
+
+    /// What `*` leaves out of this relation (and of its `changes()`).
+    pub fn hidden_columns(&self, changes: bool) -> &'static [&'static str] {
+        match (self.row_id().is_some(), changes) {
+            (false, false) => &SYSTEM_COLUMNS,
+            (false, true) => &CHANGE_COLUMNS,
+            (true, false) => &SYSTEM_COLUMNS_WITH_ROW_ID,
+            (true, true) => &CHANGE_COLUMNS_WITH_ROW_ID,
+        }
     }
 
     /// The name PostgreSQL gives the primary key constraint.

@@ -213,7 +213,7 @@ impl Session {
             Command::CopyFrom { relation, columns, options } => {
                 let def = self.db.log.relation(&relation).ok_or(Error::UndefinedRelation(relation))?;
                 let targets = if columns.is_empty() {
-                    (0..def.columns.len()).collect()
+                    def.visible_positions()
                 } else {
                     columns
                         .iter()
@@ -420,7 +420,7 @@ impl Session {
         let plan = plan_statement(&state, statement, None).await?;
         let schema = match &query.returning {
             Some((items, qualifier)) => {
-                Some(returning(items, qualifier, &RecordBatch::new_empty(def.user_schema())).await?.schema)
+                Some(returning(&def, items, qualifier, &RecordBatch::new_empty(def.user_schema())).await?.schema)
             }
             None => None,
         };
@@ -459,7 +459,7 @@ impl Session {
         let returned = match &query.returning {
             Some((items, qualifier)) => {
                 let written = if query.assigned.is_empty() { &deletes } else { &inserts };
-                Some(returning(items, qualifier, written).await?)
+                Some(returning(def, items, qualifier, written).await?)
             }
             None => None,
         };

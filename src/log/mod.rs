@@ -172,6 +172,8 @@ pub struct Log {
     snapshot_changes_min: u64,
     scan_cache: crate::table::scan_cache::ScanCache,
     scan_cache_rows_min: usize,
+    /// The next row identity for a keyless table's new row.
+    next_row_id: std::sync::atomic::AtomicI64,
 }
 
 impl std::fmt::Debug for Log {
@@ -270,11 +272,13 @@ impl Log {
         let mut last_ts = manifest.last_ts;
         let mut replayed_commits = 0;
         let mut state = writer::State { catalog, tables };
+        let mut next_row_id = manifest.next_row_id;
         let end = wal::scan(&wal_dir, |payload| {
             let record = CommitRecord::decode(payload)?;
             if record.last_offset() <= sealed_through {
                 return Ok(());
             }
+            next_row_id = next_row_id.max(max_row_id(&state.catalog, &record) + 1);
             if record.first_offset != next_offset {
                 return Err(Error::Decode(format!(
                     "commit starts at offset {} but {} was expected",
@@ -289,6 +293,14 @@ impl Log {
         })?;
 
         let last_offset = Offset(next_offset.0 - 1);
+        for (id, table) in &state.tables.by_relation {
+            if let (Some(def), Some((key, _))) = (state.catalog.by_id(*id), table.rows.get_max())
+                && def.row_id().is_some()
+            {
+                next_row_id = next_row_id.max(table.codec.key_values(key)? + 1);
+            }
+        }
+        let next_row_id = next_row_id.max(last_offset.0 as i64 + 1);
         let shared = Arc::new(Shared {
             published: RwLock::new(Published {
                 catalog: Arc::new(state.catalog),
@@ -334,6 +346,7 @@ impl Log {
             snapshot_changes_min: config.snapshot_changes_min,
             scan_cache: crate::table::scan_cache::ScanCache::new(config.scan_cache_bytes_max),
             scan_cache_rows_min: config.scan_cache_rows_min,
+            next_row_id: std::sync::atomic::AtomicI64::new(next_row_id),
         };
         Ok((log, report))
     }
@@ -414,6 +427,12 @@ impl Log {
         &self.store
     }
 
+    /// `count` row identities for new rows of keyless tables, never given
+    /// out before (also across restarts); returns the first.
+    pub fn allocate_row_ids(&self, count: u64) -> i64 {
+        self.next_row_id.fetch_add(count as i64, Ordering::AcqRel)
+    }
+
     /// Big tables' rows kept from one full scan to the next.
     pub fn scan_cache(&self) -> &crate::table::scan_cache::ScanCache {
         &self.scan_cache
@@ -458,6 +477,7 @@ impl Log {
         next.last_ts =
             written.iter().map(|s| s.max_ts).max().unwrap_or(state.manifest.last_ts).max(state.manifest.last_ts);
         next.next_relation_id = catalog.next_relation_id();
+        next.next_row_id = self.next_row_id.load(Ordering::Acquire);
         next.relations = catalog.relations().map(|r| (**r).clone()).collect();
         let live = |relation: RelationId, first: Offset| catalog.by_id(relation).is_some_and(|r| r.created_at <= first);
         let (kept, retired): (Vec<_>, Vec<_>) =
@@ -654,6 +674,22 @@ fn find_ts(batch: &datafusion::arrow::record_batch::RecordBatch, offset: Offset)
     let offsets = batch.column(0).as_primitive::<Int64Type>();
     let position = offsets.values().binary_search(&(offset.0 as i64)).ok()?;
     Some(CommitTs(batch.column(1).as_primitive::<TimestampMicrosecondType>().value(position)))
+}
+
+/// The highest row identity `record` writes to a keyless table (0 if none).
+fn max_row_id(catalog: &Catalog, record: &CommitRecord) -> i64 {
+    use datafusion::arrow::array::AsArray;
+    use datafusion::arrow::datatypes::Int64Type;
+    let mut max = 0;
+    for entry in &record.entries {
+        if let Entry::Append { relation, rows } = entry
+            && let Some(position) = catalog.by_id(*relation).and_then(|d| d.row_id())
+        {
+            let ids = rows.column(position).as_primitive::<Int64Type>();
+            max = max.max(datafusion::arrow::compute::max(ids).unwrap_or(0));
+        }
+    }
+    max
 }
 
 /// Every table's state as of the manifest: its latest state snapshot, then

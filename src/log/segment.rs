@@ -189,6 +189,9 @@ pub struct Manifest {
     /// are never reused.
     #[serde(default)]
     pub next_relation_id: u64,
+    /// Above every row identity given out to a keyless table's row so far.
+    #[serde(default)]
+    pub next_row_id: i64,
     pub relations: Vec<RelationDef>,
     pub segments: Vec<Arc<SegmentMeta>>,
     /// Tables' state snapshots, oldest first per table.
@@ -208,6 +211,7 @@ impl Manifest {
             sealed_through: Offset::ZERO,
             last_ts: CommitTs(0),
             next_relation_id: 0,
+            next_row_id: 0,
             relations: vec![],
             segments: vec![],
             snapshots: vec![],

@@ -11,7 +11,7 @@ use datafusion::arrow::record_batch::RecordBatch;
 use datafusion::common::ParamValues;
 use datafusion::logical_expr::LogicalPlan;
 use datafusion::prelude::DataFrame;
-use datafusion::sql::sqlparser::ast::{Insert, OnInsert, SelectItem, Statement};
+use datafusion::sql::sqlparser::ast::{Insert, OnConflictAction, OnInsert, SelectItem, Statement};
 
 use super::{Outcome, RETRIES_MAX, Session, insert_target, not_null_from_values, plan_statement};
 use crate::catalog::{RelationDef, RelationKind};
@@ -68,7 +68,7 @@ impl Session {
         let schema = match &clauses.returning {
             Some(items) => {
                 let empty = RecordBatch::new_empty(clauses.def.user_schema());
-                Some(returning(items, &clauses.qualifier, &empty).await?.schema)
+                Some(returning(&clauses.def, items, &clauses.qualifier, &empty).await?.schema)
             }
             None => None,
         };
@@ -86,6 +86,14 @@ impl Session {
             None => None,
             Some(OnInsert::OnConflict(_)) if def.kind == RelationKind::Stream => {
                 return Err(Error::InvalidColumnReference);
+            }
+            // A keyless table has no unique constraint: nothing conflicts.
+            Some(OnInsert::OnConflict(on))
+                if def.row_id().is_some()
+                    && on.conflict_target.is_none()
+                    && matches!(on.action, OnConflictAction::DoNothing) =>
+            {
+                None
             }
             Some(OnInsert::OnConflict(on)) => Some(conflict_action(&def, &on, &qualifier)?),
             Some(other) => return Err(Error::FeatureNotSupported(format!("{other} is not supported"))),
@@ -127,7 +135,7 @@ impl Session {
             None => (None, proposed),
         };
         let returned = match &clauses.returning {
-            Some(items) => Some(returning(items, &clauses.qualifier, &written).await?),
+            Some(items) => Some(returning(def, items, &clauses.qualifier, &written).await?),
             None => None,
         };
         let rows = written.num_rows();

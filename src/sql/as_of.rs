@@ -130,7 +130,7 @@ impl VisitorMut for AsOf<'_> {
                 None => return ControlFlow::Continue(()),
             },
         };
-        let columns: Vec<String> = def.columns.iter().map(|c| quote(&c.name)).collect();
+        let columns: Vec<String> = def.visible_positions().iter().map(|p| quote(&def.columns[*p].name)).collect();
         let columns = columns.join(", ");
         let name = relation.replace('\'', "''");
         let (upto, straddling, at) = point.arguments();

@@ -9,8 +9,8 @@ use datafusion::sql::sqlparser::ast::{
 };
 
 use crate::catalog::{
-    CHANGE_COLUMNS, CheckDef, ColumnDef, NUMERIC_DEFAULT_PRECISION, NUMERIC_DEFAULT_SCALE, RelationKind, Retention,
-    SYSTEM_COLUMNS, SqlType,
+    CHANGE_COLUMNS, CheckDef, ColumnDef, NUMERIC_DEFAULT_PRECISION, NUMERIC_DEFAULT_SCALE, ROW_ID_COLUMN, RelationKind,
+    Retention, SYSTEM_COLUMNS, SqlType,
 };
 use crate::error::{Error, Result};
 
@@ -120,8 +120,9 @@ pub struct TableDefinition {
 }
 
 /// CREATE TABLE: columns, the primary key (column or table constraint,
-/// single or composite; its columns become NOT NULL) and CHECK constraints,
-/// named as PostgreSQL names them.
+/// single or composite; its columns become NOT NULL; without one, the hidden
+/// row identity `_rowid` is the key) and CHECK constraints, named as
+/// PostgreSQL names them.
 pub fn table_definition(table: &str, create: &CreateTable) -> Result<TableDefinition> {
     if create.query.is_some() {
         return Err(Error::FeatureNotSupported("CREATE TABLE … AS SELECT is not supported".into()));
@@ -135,7 +136,7 @@ pub fn table_definition(table: &str, create: &CreateTable) -> Result<TableDefini
     let mut checks = Vec::new();
     for column in &create.columns {
         let name = column.name.value.clone();
-        if CHANGE_COLUMNS.contains(&name.as_str()) {
+        if CHANGE_COLUMNS.contains(&name.as_str()) || name == ROW_ID_COLUMN {
             return Err(Error::InvalidParameterValue(format!(
                 "column name \"{name}\" is reserved for a system column"
             )));
@@ -189,10 +190,14 @@ pub fn table_definition(table: &str, create: &CreateTable) -> Result<TableDefini
         }
     }
     if key_names.is_empty() {
-        return Err(Error::FeatureNotSupported(format!(
-            "table \"{table}\" needs a PRIMARY KEY (tables without a key are not supported yet); \
-             for an append-only log use CREATE STREAM"
-        )));
+        // No key: a hidden row identity, filled in when rows are written.
+        columns.push(ColumnDef {
+            name: ROW_ID_COLUMN.into(),
+            sql_type: SqlType::BigInt,
+            nullable: true,
+            default: None,
+        });
+        return Ok(TableDefinition { primary_key: vec![columns.len() - 1], columns, checks });
     }
     let mut primary_key = Vec::with_capacity(key_names.len());
     for key in &key_names {

@@ -18,7 +18,7 @@ use datafusion::sql::sqlparser::dialect::PostgreSqlDialect;
 use datafusion::sql::sqlparser::parser::Parser;
 
 use super::parse::object_name;
-use crate::catalog::{CHANGE_COLUMNS, Catalog, SYSTEM_COLUMNS, SqlType};
+use crate::catalog::{CHANGE_COLUMNS, CHANGE_COLUMNS_WITH_ROW_ID, Catalog, SYSTEM_COLUMNS, SqlType};
 use crate::log::Offset;
 
 /// The names of the statement's CTEs (they shadow relations of the same name).
@@ -38,8 +38,11 @@ pub fn rewrite(statement: &mut Statement, catalog: &Catalog, read_offset: Offset
         && let Some(def) = catalog.get(&object_name(&name.to_string()))
     {
         if insert.columns.is_empty() {
-            insert.columns =
-                def.columns.iter().map(|c| ObjectName::from(vec![Ident::with_quote('"', &c.name)])).collect();
+            insert.columns = def
+                .visible_positions()
+                .into_iter()
+                .map(|p| ObjectName::from(vec![Ident::with_quote('"', &def.columns[p].name)]))
+                .collect();
         }
         // PostgreSQL reads '\x…' as hex when the target is BYTEA.
         let bytea_positions: Vec<usize> = insert
@@ -170,15 +173,17 @@ impl Rewriter<'_> {
         match factor {
             TableFactor::Table { name, alias, args: None, .. } => {
                 let relation = object_name(&name.to_string());
-                let is_relation = !self.ctes.contains(&relation) && self.catalog.get(&relation).is_some();
+                let def = self.catalog.get(&relation).filter(|_| !self.ctes.contains(&relation));
                 let qualifier = alias.as_ref().map(|a| a.name.value.clone()).unwrap_or(relation);
-                FromItem { qualifier: Some(qualifier), hidden: if is_relation { &SYSTEM_COLUMNS } else { &[] } }
+                FromItem { qualifier: Some(qualifier), hidden: def.map_or(&[], |d| d.hidden_columns(false)) }
             }
-            TableFactor::Table { name, alias, args: Some(_), .. }
+            TableFactor::Table { name, alias, args: Some(args), .. }
                 if object_name(&name.to_string()) == crate::query::changes::CHANGES_FUNCTION =>
             {
                 let qualifier = alias.as_ref().map(|a| a.name.value.clone()).unwrap_or_else(|| "changes".into());
-                FromItem { qualifier: Some(qualifier), hidden: &CHANGE_COLUMNS }
+                let relation = args.args.first().map(|a| a.to_string()).map(|a| object_name(a.trim_matches('\'')));
+                let def = relation.and_then(|r| self.catalog.get(&r));
+                FromItem { qualifier: Some(qualifier), hidden: def.map_or(&CHANGE_COLUMNS, |d| d.hidden_columns(true)) }
             }
             TableFactor::Derived { alias: Some(alias), .. } if self.point_in_time.contains(&alias.name.value) => {
                 FromItem { qualifier: Some(alias.name.value.clone()), hidden: &SYSTEM_COLUMNS }
@@ -248,9 +253,11 @@ pub fn name_columns_as_postgres(select: &mut Select) {
         .iter()
         .map(|item| match item {
             SelectItem::UnnamedExpr(expr) => postgres_column_name(expr),
-            SelectItem::ExprWithAlias { alias, .. } => {
-                alias.value.strip_prefix("__alias_").filter(|name| CHANGE_COLUMNS.contains(name)).map(str::to_string)
-            }
+            SelectItem::ExprWithAlias { alias, .. } => alias
+                .value
+                .strip_prefix("__alias_")
+                .filter(|name| CHANGE_COLUMNS_WITH_ROW_ID.contains(name))
+                .map(str::to_string),
             _ => None,
         })
         .collect();

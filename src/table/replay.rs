@@ -29,6 +29,13 @@ pub enum Base {
     Rows(Vec<RecordBatch>),
 }
 
+/// The base's rows: being read from a snapshot (only the wanted columns),
+/// or at hand (full schema).
+enum Decoded {
+    Pending(tokio::task::JoinHandle<crate::log::Result<Vec<RecordBatch>>>),
+    Ready(Vec<RecordBatch>),
+}
+
 /// Which commit times a rebuild includes: up to `at`, and before the commit
 /// stamped `straddling` (it continues past the offset bound).
 #[derive(Debug, Clone, Copy, Default)]
@@ -82,9 +89,26 @@ impl Replay<'_> {
         let mut segments: Vec<_> =
             read.segments.iter().filter(|s| s.last_offset > after && self.times.admits(s.min_ts)).collect();
         segments.sort_by_key(|s| s.first_offset);
-        for segment in segments {
-            let store = self.log.store();
-            for batch in segment.read_offsets(store, &change_columns, offset_column, after, self.upto).await? {
+        // Files decode on the runtime's threads side by side (Parquet
+        // decoding is most of a rebuild's time); the base starts first.
+        let base = match base {
+            Base::Snapshot(snapshot) => {
+                let (store, wanted) = (self.log.store().clone(), wanted.clone());
+                Decoded::Pending(tokio::spawn(async move { snapshot.read(&store, Some(&wanted)).await }))
+            }
+            Base::Rows(batches) => Decoded::Ready(batches),
+            Base::Empty => Decoded::Ready(Vec::new()),
+        };
+        let reads: Vec<_> = segments
+            .into_iter()
+            .map(|segment| {
+                let (segment, store, columns, upto) =
+                    (segment.clone(), self.log.store().clone(), change_columns.clone(), self.upto);
+                tokio::spawn(async move { segment.read_offsets(&store, &columns, offset_column, after, upto).await })
+            })
+            .collect();
+        for read in reads {
+            for batch in read.await.map_err(|e| crate::error::Error::Internal(e.to_string()))?? {
                 delta.extend(self.admitted(&changes, batch, after)?);
             }
         }
@@ -148,10 +172,11 @@ impl Replay<'_> {
         let options = |rows: usize| RecordBatchOptions::new().with_row_count(Some(rows));
         let mut out = Vec::new();
         let stored = Layout::new(&wanted);
-        let base_batches = match base {
-            Base::Empty => Vec::new(),
-            Base::Snapshot(snapshot) => snapshot.read(self.log.store(), Some(&wanted)).await?,
-            Base::Rows(batches) => batches.iter().map(|b| b.project(&wanted)).collect::<std::result::Result<_, _>>()?,
+        let base_batches: Vec<RecordBatch> = match base {
+            Decoded::Pending(read) => read.await.map_err(|e| crate::error::Error::Internal(e.to_string()))??,
+            Decoded::Ready(batches) => {
+                batches.iter().map(|b| b.project(&wanted)).collect::<std::result::Result<_, _>>()?
+            }
         };
         {
             for batch in base_batches {

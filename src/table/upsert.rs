@@ -42,6 +42,18 @@ pub enum ConflictAction {
 /// Checks the ON CONFLICT clause against the table and resolves its SET
 /// targets. `qualifier` is how the statement names the target (alias or name).
 pub fn conflict_action(def: &RelationDef, on: &OnConflict, qualifier: &str) -> Result<ConflictAction> {
+    if def.row_id().is_some() {
+        // A keyless table has no constraint a conflict could be about.
+        return Err(match &on.conflict_target {
+            None => Error::Syntax("ON CONFLICT DO UPDATE requires inference specification or constraint name".into()),
+            Some(ConflictTarget::OnConstraint(name)) => Error::UndefinedObject(format!(
+                "constraint \"{}\" for table \"{}\" does not exist",
+                object_name(&name.to_string()),
+                def.name
+            )),
+            _ => Error::InvalidColumnReference,
+        });
+    }
     match &on.conflict_target {
         Some(ConflictTarget::Columns(columns)) => {
             let named: HashSet<String> = columns.iter().map(|c| object_name(&c.to_string())).collect();

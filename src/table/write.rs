@@ -3,7 +3,7 @@
 
 use std::sync::Arc;
 
-use datafusion::arrow::array::AsArray;
+use datafusion::arrow::array::{Array, AsArray, Int64Array, RecordBatch};
 use datafusion::arrow::datatypes::Int64Type;
 use datafusion::datasource::MemTable;
 use datafusion::prelude::SessionContext;
@@ -15,16 +15,20 @@ use crate::log::{Change, Log};
 use crate::query::scope::StatementScope;
 use crate::write::Limits;
 
-/// Checks `write`'s new rows against the table's CHECK constraints, then
-/// commits it, or buffers it in the statement's transaction.
+/// Checks `write`'s new rows against the table's CHECK constraints, gives
+/// new rows of a keyless table their row identity, then commits the write,
+/// or buffers it in the statement's transaction.
 pub async fn commit_or_buffer(
     log: &Log,
     scope: Option<&StatementScope>,
     def: &RelationDef,
-    write: TableWrite,
+    mut write: TableWrite,
     limits: &Limits,
 ) -> Result<()> {
     check_constraints(def, &write).await?;
+    if let Some(position) = def.row_id() {
+        write.inserts = assign_row_ids(log, &write.inserts, position)?;
+    }
     match scope.and_then(|s| s.transaction.as_ref()) {
         Some(transaction) => {
             let mut transaction = transaction.lock().expect("transaction lock");
@@ -36,6 +40,29 @@ pub async fn commit_or_buffer(
             Ok(())
         }
     }
+}
+
+/// Fills the NULL row identities of new rows (an updated row keeps its own)
+/// with ids no row of the database ever had.
+fn assign_row_ids(log: &Log, rows: &RecordBatch, position: usize) -> Result<RecordBatch> {
+    let ids = rows.column(position).as_primitive::<Int64Type>();
+    let missing = ids.null_count();
+    if missing == 0 {
+        return Ok(rows.clone());
+    }
+    let mut next = log.allocate_row_ids(missing as u64);
+    let filled: Int64Array = ids
+        .iter()
+        .map(|id| {
+            Some(id.unwrap_or_else(|| {
+                next += 1;
+                next - 1
+            }))
+        })
+        .collect();
+    let mut columns = rows.columns().to_vec();
+    columns[position] = Arc::new(filled);
+    Ok(RecordBatch::try_new(rows.schema(), columns)?)
 }
 
 /// A CHECK passes unless its expression is false (NULL passes), as in PostgreSQL.

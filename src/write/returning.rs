@@ -14,6 +14,7 @@ use datafusion::sql::sqlparser::ast::{SelectItem, SetExpr, Statement};
 use datafusion::sql::sqlparser::dialect::PostgreSqlDialect;
 use datafusion::sql::sqlparser::parser::Parser;
 
+use crate::catalog::RelationDef;
 use crate::error::{Error, Result};
 use crate::sql::rewrite::name_columns_as_postgres;
 
@@ -23,8 +24,15 @@ pub struct Returned {
     pub batches: Vec<RecordBatch>,
 }
 
-/// Evaluates `items` over `rows`, which the statement names `qualifier`.
-pub async fn returning(items: &[SelectItem], qualifier: &str, rows: &RecordBatch) -> Result<Returned> {
+/// Evaluates `items` over `rows` of `def` (user columns), which the
+/// statement names `qualifier`. A keyless table's row identity is left out.
+pub async fn returning(
+    def: &RelationDef,
+    items: &[SelectItem],
+    qualifier: &str,
+    rows: &RecordBatch,
+) -> Result<Returned> {
+    let rows = &rows.project(&def.visible_positions())?;
     let context = SessionContext::new();
     let table = MemTable::try_new(rows.schema(), vec![vec![rows.clone()]]).map_err(Error::from_datafusion)?;
     context.register_table(TableReference::bare(qualifier), Arc::new(table)).map_err(Error::from_datafusion)?;

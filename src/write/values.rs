@@ -30,7 +30,7 @@ pub fn values_rows(def: &RelationDef, insert: &Insert, params: Option<&ParamValu
     }
     let SetExpr::Values(values) = source.body.as_ref() else { return None };
     let targets: Vec<usize> = if insert.columns.is_empty() {
-        (0..def.columns.len()).collect()
+        def.visible_positions()
     } else {
         let mut targets = Vec::with_capacity(insert.columns.len());
         for name in &insert.columns {
