@@ -102,6 +102,33 @@ pub struct ColumnDef {
     /// The DEFAULT expression's SQL text, evaluated when a write omits the column.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub default: Option<String>,
+    /// Offset of the `ALTER … ADD COLUMN` that added it (0: at CREATE).
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub added_at: Offset,
+    /// What rows written before it was added hold in it, as text of its
+    /// type (the DEFAULT evaluated by the ALTER); `None` is NULL.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub missing: Option<String>,
+}
+
+impl ColumnDef {
+    /// A column as CREATE defines it.
+    pub fn new(name: impl Into<String>, sql_type: SqlType, nullable: bool, default: Option<String>) -> ColumnDef {
+        ColumnDef { name: name.into(), sql_type, nullable, default, added_at: Offset::ZERO, missing: None }
+    }
+}
+
+impl ColumnDef {
+    /// The column as an Arrow field. A column added by ALTER is nullable in
+    /// Arrow even when NOT NULL: files from before it lack it until it is
+    /// filled with its missing value (NOT NULL is checked on every write).
+    pub fn field(&self) -> Field {
+        Field::new(&self.name, self.sql_type.arrow_type(), self.nullable || self.added_at > Offset::ZERO)
+    }
+}
+
+fn is_zero(offset: &Offset) -> bool {
+    *offset == Offset::ZERO
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -172,15 +199,13 @@ pub struct RelationDef {
 impl RelationDef {
     /// The user columns only: what `SELECT *` shows and what INSERT fills.
     pub fn user_schema(&self) -> SchemaRef {
-        let fields: Vec<Field> =
-            self.columns.iter().map(|c| Field::new(&c.name, c.sql_type.arrow_type(), c.nullable)).collect();
+        let fields: Vec<Field> = self.columns.iter().map(ColumnDef::field).collect();
         Arc::new(Schema::new(fields))
     }
 
     /// The stored and queryable schema: user columns, then `_offset` and `_ts`.
     pub fn full_schema(&self) -> SchemaRef {
-        let mut fields: Vec<Field> =
-            self.columns.iter().map(|c| Field::new(&c.name, c.sql_type.arrow_type(), c.nullable)).collect();
+        let mut fields: Vec<Field> = self.columns.iter().map(ColumnDef::field).collect();
         fields.extend(system_fields());
         Arc::new(Schema::new(fields))
     }

@@ -6,7 +6,7 @@ use std::sync::{Arc, Mutex};
 
 use datafusion::arrow::array::{RecordBatch, StringArray};
 use datafusion::arrow::datatypes::{DataType, Field, Schema, SchemaRef};
-use datafusion::common::ParamValues;
+use datafusion::common::{ParamValues, ScalarValue};
 use datafusion::execution::SendableRecordBatchStream;
 use datafusion::logical_expr::LogicalPlan;
 use datafusion::physical_plan::stream::RecordBatchStreamAdapter;
@@ -19,11 +19,11 @@ mod insert;
 
 pub use insert::has_clauses;
 
-use crate::catalog::RelationDef;
 use crate::catalog::RelationKind;
+use crate::catalog::{ColumnDef, RelationDef, SqlType};
 use crate::database::Inner;
 use crate::error::{Error, Result};
-use crate::log::{Change, Offset, ReadView};
+use crate::log::{Change, ColumnChange, Offset, ReadView};
 use crate::query::scope::{StatementScope, Transaction};
 use crate::sql::as_of::{VersionBound, rewrite_as_of, version_offsets};
 use crate::sql::parse::{Command, parse};
@@ -155,6 +155,15 @@ impl Session {
                 self.db.log.commit(vec![Change::RenameRelation { name, kind, new_name, if_exists }]).await?;
                 Ok(done(&tag))
             }
+            Command::AlterColumns { kind, name, if_exists, mut change } => {
+                let tag = format!("ALTER {}", kind.noun().to_uppercase());
+                self.refuse_in_transaction(&tag)?;
+                if let ColumnChange::Add { column, .. } = &mut change {
+                    self.prepare_added_column(&name, column).await?;
+                }
+                self.db.log.commit(vec![Change::AlterColumns { name, kind, if_exists, change }]).await?;
+                Ok(done(&tag))
+            }
             Command::SetRetention { kind, name, retention, if_exists } => {
                 let tag = format!("ALTER {}", kind.noun().to_uppercase());
                 self.refuse_in_transaction(&tag)?;
@@ -248,6 +257,40 @@ impl Session {
             },
             Command::Query(statement) => self.run_query(*statement, params).await,
         }
+    }
+
+    /// Checks a column `ALTER … ADD COLUMN` adds to `relation` and evaluates
+    /// its DEFAULT once: rows written before it read that value (PostgreSQL
+    /// does the same). NOT NULL without a DEFAULT needs a relation with no rows.
+    async fn prepare_added_column(&self, relation: &str, column: &mut ColumnDef) -> Result<()> {
+        crate::query::defaults::check_defaults(std::slice::from_ref(column)).await?;
+        if let Some(default) = &column.default {
+            if matches!(column.sql_type, SqlType::Bytea | SqlType::Interval) {
+                return Err(Error::FeatureNotSupported(format!(
+                    "ADD COLUMN of type {} with a DEFAULT is not supported yet",
+                    column.sql_type.sql_name()
+                )));
+            }
+            let context = datafusion::prelude::SessionContext::new_with_state(self.db.base_state.clone());
+            let frame = context.sql(&format!("SELECT {default}")).await.map_err(Error::from_datafusion)?;
+            let batches = frame.collect().await.map_err(Error::from_datafusion)?;
+            let value = ScalarValue::try_from_array(batches[0].column(0), 0)?
+                .cast_to(&column.sql_type.arrow_type())
+                .map_err(Error::from_datafusion)?;
+            if !value.is_null() {
+                let array = value.to_array().map_err(Error::from_datafusion)?;
+                column.missing = Some(datafusion::arrow::util::display::array_value_to_string(&array, 0)?);
+            }
+        }
+        let def = self.db.log.relation(relation);
+        let has_rows = def.is_some_and(|def| {
+            let read = self.db.log.read(def.id, self.db.log.visible_offset());
+            !read.segments.is_empty() || !read.batches.is_empty() || !read.states.is_empty()
+        });
+        if !column.nullable && column.missing.is_none() && has_rows {
+            return Err(Error::NotNullViolation { relation: relation.to_string(), column: column.name.clone() });
+        }
+        Ok(())
     }
 
     /// Plans a statement as it would run now, for Describe in the extended protocol.

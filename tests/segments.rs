@@ -225,3 +225,68 @@ async fn table_state_restarts_from_its_latest_snapshot() {
     let log = common::Server::try_start_with(&data_dir, &storage).err().expect("the start fails");
     assert!(log.contains("checksum") && log.contains("snapshots/1/"), "{log}");
 }
+
+/// `ALTER … ADD/DROP COLUMN` is a logged event: after kill -9 (WAL replay
+/// over rows of both layouts) and after a seal and restart (segments and a
+/// snapshot from before the change), rows read with the new columns.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn column_changes_survive_kill_9_and_seals() {
+    let data_dir = common::fresh_data_dir("alter-columns");
+    let storage = ["--seal-age-ms-max", "3600000", "--snapshot-changes-min", "1", "--scan-cache-rows-min", "0"];
+    let mut server = common::Server::start_with(&data_dir, &storage);
+    let client = server.client().await;
+    client
+        .batch_execute(
+            "CREATE TABLE t (id INT PRIMARY KEY, a TEXT);
+             INSERT INTO t VALUES (1, 'x'), (2, 'y');
+             CHECKPOINT;
+             CREATE STREAM s (x INT);
+             INSERT INTO s VALUES (1);",
+        )
+        .await
+        .unwrap();
+    let before: i64 = client.query_one("SELECT current_offset()", &[]).await.unwrap().get(0);
+    client
+        .batch_execute(
+            "ALTER TABLE t ADD COLUMN b INT DEFAULT 5;
+             UPDATE t SET b = 6 WHERE id = 1;
+             ALTER STREAM s ADD COLUMN y TEXT DEFAULT 'z';
+             INSERT INTO s VALUES (2, 'w');
+             ALTER STREAM s DROP COLUMN x;",
+        )
+        .await
+        .unwrap();
+    async fn check(client: &Client, before: i64) {
+        let rows: Vec<(i32, String, i32)> = client
+            .query("SELECT * FROM t ORDER BY id", &[])
+            .await
+            .unwrap()
+            .iter()
+            .map(|r| (r.get(0), r.get(1), r.get(2)))
+            .collect();
+        assert_eq!(rows, vec![(1, "x".to_string(), 6), (2, "y".to_string(), 5)]);
+        let then: Vec<(i32, i32)> = client
+            .query(&format!("SELECT id, b FROM t VERSION AS OF {before} ORDER BY id"), &[])
+            .await
+            .unwrap()
+            .iter()
+            .map(|r| (r.get(0), r.get(1)))
+            .collect();
+        assert_eq!(then, vec![(1, 5), (2, 5)]);
+        let events: Vec<String> =
+            client.query("SELECT * FROM s ORDER BY _offset", &[]).await.unwrap().iter().map(|r| r.get(0)).collect();
+        assert_eq!(events, vec!["z".to_string(), "w".to_string()]);
+    }
+    check(&client, before).await;
+    drop(client);
+    server.kill9();
+    let mut server = common::Server::start_with(&data_dir, &storage);
+    let client = server.client().await;
+    check(&client, before).await;
+    client.batch_execute("CHECKPOINT").await.unwrap();
+    drop(client);
+    server.kill9();
+    let server = common::Server::start_with(&data_dir, &storage);
+    let client = server.client().await;
+    check(&client, before).await;
+}

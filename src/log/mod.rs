@@ -10,6 +10,7 @@
 //! Read path: a reader fixes a visible offset and gets a relation's segments
 //! and tail batches up to it; commits are never split.
 
+pub mod layout;
 mod position;
 pub mod record;
 pub mod segment;
@@ -64,6 +65,12 @@ pub enum Error {
     UndefinedRelation(String),
     #[error("{0}")]
     WrongObjectType(String),
+    #[error("column \"{column}\" of relation \"{relation}\" already exists")]
+    DuplicateColumn { relation: String, column: String },
+    #[error("column \"{column}\" of relation \"{relation}\" does not exist")]
+    UndefinedColumn { relation: String, column: String },
+    #[error("{0}")]
+    DependentObjects(String),
     #[error("duplicate key value violates unique constraint \"{constraint}\"")]
     UniqueViolation { constraint: String, detail: String },
     /// A row the commit retracts changed since the statement read it.
@@ -97,6 +104,13 @@ pub enum Change {
         retention: Option<Retention>,
         if_not_exists: bool,
     },
+    /// A column added to or dropped from a relation.
+    AlterColumns {
+        name: String,
+        kind: RelationKind,
+        if_exists: bool,
+        change: ColumnChange,
+    },
     /// A new retention for a relation (`None`: keep all history).
     SetRetention {
         name: String,
@@ -121,6 +135,20 @@ pub enum Change {
     },
     /// Rows retracted from and added to a table; keys are checked at commit.
     TableWrite(TableWrite),
+}
+
+/// What `ALTER … ADD COLUMN` / `DROP COLUMN` asks for.
+#[derive(Debug, Clone)]
+pub enum ColumnChange {
+    /// The column, its missing value already evaluated.
+    Add {
+        column: ColumnDef,
+        if_not_exists: bool,
+    },
+    Drop {
+        name: String,
+        if_exists: bool,
+    },
 }
 
 struct CommitRequest {
@@ -402,7 +430,7 @@ impl Log {
                     return Ok(Some(segment.min_ts));
                 }
                 let before = Offset(offset.0.saturating_sub(1));
-                for batch in segment.read_offsets(&self.store, &[n, n + 1], n, before, offset).await? {
+                for batch in segment.read(&self.store, def, &[n, n + 1], Some((before, offset))).await? {
                     if let Some(ts) = find_ts(&batch, offset) {
                         return Ok(Some(ts));
                     }
@@ -703,7 +731,8 @@ async fn load_table_states(store: &SegmentStore, catalog: &Catalog, manifest: &M
         let latest = manifest.snapshots.iter().filter(|s| s.relation == def.id).max_by_key(|s| s.through);
         let after = latest.map(|s| s.through).unwrap_or(Offset::ZERO);
         if let Some(snapshot) = latest {
-            for batch in snapshot.read(store, None).await? {
+            let columns: Vec<usize> = (0..def.full_schema().fields().len()).collect();
+            for batch in snapshot.read(store, def, &columns).await? {
                 state.load_versions(&batch)?;
             }
         }
@@ -711,7 +740,8 @@ async fn load_table_states(store: &SegmentStore, catalog: &Catalog, manifest: &M
             manifest.segments.iter().filter(|s| s.relation == def.id && s.last_offset > after).collect();
         segments.sort_by_key(|s| s.first_offset);
         for segment in segments {
-            for batch in segment.read(store, None).await? {
+            let columns: Vec<usize> = (0..def.log_schema().fields().len()).collect();
+            for batch in segment.read(store, def, &columns, None).await? {
                 let rows = split_log_batch(def, &batch)?;
                 replayed += rows.diffs.len() as u64;
                 state.apply(&rows.user, &rows.diffs, Some(&rows.offsets), &rows.ts)?;

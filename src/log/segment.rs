@@ -22,7 +22,7 @@ use serde::{Deserialize, Serialize};
 use super::snapshot::SnapshotMeta;
 use super::store::SegmentStore;
 use super::{CommitTs, Error, Offset, RelationId, Result};
-use crate::catalog::{HistoryStart, RelationDef};
+use crate::catalog::{HistoryStart, OFFSET_COLUMN, RelationDef};
 
 pub const MANIFEST_PATH: &str = "manifest.json";
 pub const SEGMENTS_PREFIX: &str = "segments";
@@ -53,31 +53,24 @@ impl SegmentMeta {
         Ok(())
     }
 
-    /// The segment's rows, only `columns` (log schema positions) when given.
-    pub async fn read(&self, store: &SegmentStore, columns: Option<&[usize]>) -> Result<Vec<RecordBatch>> {
-        let bytes = fetch_checked(store, &self.path, self.bytes, self.crc32c, &self.verified).await?;
-        decode(&self.path, bytes, columns, None)
-    }
-
-    /// Like [`SegmentMeta::read`], skipping row groups whose offsets (log
-    /// column `offset_column`) all lie outside `(after, upto]`; rows of the
-    /// groups read are not filtered.
-    pub async fn read_offsets(
+    /// `columns` (positions in `def`'s current log schema) of the segment's
+    /// rows, laid out as [`super::layout`] says; with `offsets = (after,
+    /// upto)`, row groups whose offsets all lie outside `(after, upto]` are
+    /// skipped (rows of the groups read are not filtered).
+    pub async fn read(
         &self,
         store: &SegmentStore,
+        def: &RelationDef,
         columns: &[usize],
-        offset_column: usize,
-        after: Offset,
-        upto: Offset,
+        offsets: Option<(Offset, Offset)>,
     ) -> Result<Vec<RecordBatch>> {
         let bytes = fetch_checked(store, &self.path, self.bytes, self.crc32c, &self.verified).await?;
-        let range = OffsetRange { column: offset_column, after: after.0 as i64, upto: upto.0 as i64 };
-        decode(&self.path, bytes, Some(columns), Some(range))
+        decode(&self.path, bytes, def, columns, self.last_offset, offsets)
     }
 }
 
 /// Row groups to read: those whose `_offset` statistics overlap `(after, upto]`.
-pub(super) struct OffsetRange {
+struct OffsetRange {
     column: usize,
     after: i64,
     upto: i64,
@@ -116,31 +109,46 @@ pub(super) async fn fetch_checked(
     Ok(bytes)
 }
 
-/// The rows of a Parquet file, only the top-level `columns` and the row
-/// groups overlapping `offsets` when given.
+/// `columns` of `def`'s log schema from a Parquet file of its rows stored
+/// through `written_through`; with `offsets = (after, upto)`, only the row
+/// groups whose `_offset` statistics overlap `(after, upto]`.
 pub(super) fn decode(
     path: &str,
     bytes: Bytes,
-    columns: Option<&[usize]>,
-    offsets: Option<OffsetRange>,
+    def: &RelationDef,
+    columns: &[usize],
+    written_through: Offset,
+    offsets: Option<(Offset, Offset)>,
 ) -> Result<Vec<RecordBatch>> {
     use datafusion::parquet::arrow::ProjectionMask;
     use datafusion::parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder;
     let corrupt = |e: &dyn std::fmt::Display| Error::corrupt(std::path::Path::new(path), 0, &e.to_string());
     let mut builder =
         ParquetRecordBatchReaderBuilder::try_new(bytes).map_err(|e| corrupt(&e))?.with_batch_size(64 * 1024);
-    if let Some(columns) = columns {
-        let mask = ProjectionMask::roots(builder.parquet_schema(), columns.iter().copied());
-        builder = builder.with_projection(mask);
-    }
-    if let Some(offsets) = offsets {
+    let stored = builder.schema().clone();
+    let sources = super::layout::sources(def, &stored, written_through, columns);
+    let mut read: Vec<usize> = sources.iter().flatten().copied().collect();
+    read.sort_unstable();
+    read.dedup();
+    let mask = ProjectionMask::roots(builder.parquet_schema(), read.iter().copied());
+    builder = builder.with_projection(mask);
+    if let (Some((after, upto)), Ok(offset_column)) = (offsets, stored.index_of(OFFSET_COLUMN)) {
+        let range = OffsetRange { column: offset_column, after: after.0 as i64, upto: upto.0 as i64 };
         let groups: Vec<usize> = (0..builder.metadata().num_row_groups())
-            .filter(|i| offsets.overlaps(builder.metadata().row_group(*i)))
+            .filter(|i| range.overlaps(builder.metadata().row_group(*i)))
             .collect();
         builder = builder.with_row_groups(groups);
     }
+    // The projected batches hold the read columns in file order.
+    let sources: Vec<Option<usize>> =
+        sources.iter().map(|s| s.map(|i| read.binary_search(&i).expect("read column"))).collect();
     let reader = builder.build().map_err(|e| corrupt(&e))?;
-    reader.collect::<std::result::Result<Vec<_>, _>>().map_err(|e| corrupt(&e))
+    let mut batches = Vec::new();
+    for batch in reader {
+        let batch = batch.map_err(|e| corrupt(&e))?;
+        batches.push(super::layout::arrange(def, &batch, &sources, columns)?);
+    }
+    Ok(batches)
 }
 
 /// `rows` as a Parquet file: Snappy, row groups of 128Ki rows.
@@ -265,7 +273,7 @@ mod tests {
             id: RelationId(7),
             name: "s".into(),
             kind: RelationKind::Stream,
-            columns: vec![ColumnDef { name: "note".into(), sql_type: SqlType::Text, nullable: true, default: None }],
+            columns: vec![ColumnDef::new("note", SqlType::Text, true, None)],
             created_at: Offset(1),
             primary_key: vec![],
             checks: vec![],

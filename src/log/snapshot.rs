@@ -39,10 +39,10 @@ pub struct SnapshotMeta {
 }
 
 impl SnapshotMeta {
-    /// The snapshot's rows (full schema), only `columns` when given.
-    pub async fn read(&self, store: &SegmentStore, columns: Option<&[usize]>) -> Result<Vec<RecordBatch>> {
+    /// `columns` (positions in `def`'s current full schema) of the snapshot's rows.
+    pub async fn read(&self, store: &SegmentStore, def: &RelationDef, columns: &[usize]) -> Result<Vec<RecordBatch>> {
         let bytes = fetch_checked(store, &self.path, self.bytes, self.crc32c, &self.verified).await?;
-        decode(&self.path, bytes, columns, None)
+        decode(&self.path, bytes, def, columns, self.through, None)
     }
 }
 

@@ -127,6 +127,21 @@ impl Tails {
         data.history_start = Some(start);
     }
 
+    /// Lays the relation's unsealed rows out in `def`'s columns after an
+    /// `ALTER … ADD/DROP COLUMN` (see [`super::layout`]).
+    pub fn reshape(&self, def: &RelationDef) {
+        let mut map = self.by_relation.write().expect("tail lock");
+        let Some(data) = map.get_mut(&def.id) else { return };
+        let columns: Vec<usize> = (0..def.log_schema().fields().len()).collect();
+        for batch in &mut data.tail {
+            match super::layout::adapt(def, &batch.rows, batch.last_offset, &columns) {
+                Ok(rows) => batch.rows = rows,
+                // Every column comes from the batch or is filled: this cannot fail.
+                Err(error) => tracing::error!(%error, "could not lay out unsealed rows anew"),
+            }
+        }
+    }
+
     pub fn drop_relation(&self, relation: RelationId) {
         if let Some(data) = self.by_relation.write().expect("tail lock").remove(&relation) {
             let freed: usize = data.tail.iter().map(|b| b.rows.get_array_memory_size()).sum();

@@ -9,7 +9,8 @@ use tokio::sync::mpsc;
 use super::record::{CommitRecord, Entry};
 use super::tail::Tails;
 use super::{
-    Change, CommitInfo, CommitRequest, CommitTs, Error, Offset, Published, Result, Shared, WriterMessage, wal,
+    Change, ColumnChange, CommitInfo, CommitRequest, CommitTs, Error, Offset, Published, Result, Shared, WriterMessage,
+    wal,
 };
 use crate::catalog::{Catalog, RelationDef, RelationKind, diff_field};
 use crate::table::TableWrite;
@@ -35,14 +36,27 @@ struct Accepted {
 
 impl Writer {
     pub fn run(mut self) {
-        while let Some(message) = self.receiver.blocking_recv() {
-            let WriterMessage::Commit(first) = message else {
-                break;
+        let mut held: Option<CommitRequest> = None;
+        loop {
+            let first = match held.take() {
+                Some(request) => request,
+                None => match self.receiver.blocking_recv() {
+                    Some(WriterMessage::Commit(request)) => request,
+                    _ => break,
+                },
             };
+            // A change of columns commits in a group of its own: the rows of
+            // the commits around it are laid out for the columns before or
+            // after it, and a group's rows reach the tails together.
+            let alone = changes_columns(&first);
             let mut group = vec![first];
             let mut shutdown = false;
-            while group.len() < self.group_commits_max {
+            while !alone && group.len() < self.group_commits_max {
                 match self.receiver.try_recv() {
+                    Ok(WriterMessage::Commit(request)) if changes_columns(&request) => {
+                        held = Some(request);
+                        break;
+                    }
                     Ok(WriterMessage::Commit(request)) => group.push(request),
                     Ok(WriterMessage::Shutdown) => {
                         shutdown = true;
@@ -53,6 +67,9 @@ impl Writer {
             }
             self.write_group(group);
             if shutdown {
+                if let Some(request) = held.take() {
+                    let _ = request.reply.send(Err(Error::Closed));
+                }
                 break;
             }
         }
@@ -203,6 +220,18 @@ fn resolve(state: &mut State, first_offset: Offset, ts: CommitTs, changes: &[Cha
                 None if *if_exists => continue,
                 None => return Err(Error::UndefinedRelation(name.clone())),
             },
+            Change::AlterColumns { name, kind, if_exists, change } => match state.catalog.get(name).cloned() {
+                Some(def) if def.kind != *kind => {
+                    return Err(Error::WrongObjectType(format!("\"{name}\" is not a {}", kind.noun())));
+                }
+                Some(def) => {
+                    let Some(altered) = alter_columns(&def, change, offset)? else { continue };
+                    reshape(state, &altered)?;
+                    Entry::AlterRelation(altered)
+                }
+                None if *if_exists => continue,
+                None => return Err(Error::UndefinedRelation(name.clone())),
+            },
             Change::SetRetention { name, kind, retention, if_exists } => match state.catalog.get(name).cloned() {
                 Some(def) if def.kind != *kind => {
                     return Err(Error::WrongObjectType(format!("\"{name}\" is not a {}", kind.noun())));
@@ -220,9 +249,11 @@ fn resolve(state: &mut State, first_offset: Offset, ts: CommitTs, changes: &[Cha
                 if rows.num_rows() == 0 {
                     continue;
                 }
-                if state.catalog.by_id(*relation).is_none() {
-                    return Err(Error::UndefinedRelation(format!("with id {}", relation.0)));
-                }
+                let def = state
+                    .catalog
+                    .by_id(*relation)
+                    .ok_or_else(|| Error::UndefinedRelation(format!("with id {}", relation.0)))?;
+                refuse_old_columns(def, rows)?;
                 Entry::Append { relation: *relation, rows: rows.clone() }
             }
             Change::TableWrite(write) => {
@@ -234,6 +265,8 @@ fn resolve(state: &mut State, first_offset: Offset, ts: CommitTs, changes: &[Cha
                     .by_relation
                     .get_mut(&write.relation)
                     .ok_or_else(|| Error::UndefinedRelation(format!("with id {}", write.relation.0)))?;
+                refuse_old_columns(&table.codec.def, &write.inserts)?;
+                refuse_old_columns(&table.codec.def, &write.deletes)?;
                 let rows = check_table_write(table, write, first_offset, offset, ts)?;
                 Entry::Append { relation: write.relation, rows }
             }
@@ -301,6 +334,81 @@ fn check_table_write(
     Ok(RecordBatch::try_new(Arc::new(Schema::new(fields)), columns)?)
 }
 
+/// Rows laid out for the relation's columns before an `ALTER … ADD/DROP
+/// COLUMN` that committed while their statement ran: the statement must run
+/// again (40001, as for any concurrent change it cannot apply).
+fn refuse_old_columns(def: &RelationDef, rows: &RecordBatch) -> Result<()> {
+    let fits = rows.num_columns() == def.columns.len()
+        && def.columns.iter().zip(rows.schema().fields()).all(|(c, f)| c.sql_type.arrow_type() == *f.data_type());
+    if fits { Ok(()) } else { Err(Error::Conflict) }
+}
+
+fn changes_columns(request: &CommitRequest) -> bool {
+    request.changes.iter().any(|c| matches!(c, Change::AlterColumns { .. }))
+}
+
+/// `def` after `change` (made at `offset`), or `None` when there is nothing
+/// to do (`IF NOT EXISTS` / `IF EXISTS`).
+fn alter_columns(def: &RelationDef, change: &ColumnChange, offset: Offset) -> Result<Option<RelationDef>> {
+    let mut altered = def.clone();
+    match change {
+        ColumnChange::Add { column, if_not_exists } => {
+            if altered.columns.iter().any(|c| c.name == column.name) {
+                if *if_not_exists {
+                    return Ok(None);
+                }
+                return Err(Error::DuplicateColumn { relation: def.name.clone(), column: column.name.clone() });
+            }
+            let mut column = column.clone();
+            column.added_at = offset;
+            altered.columns.push(column);
+        }
+        ColumnChange::Drop { name, if_exists } => {
+            let position = altered.columns.iter().position(|c| &c.name == name);
+            let Some(position) = position.filter(|p| Some(*p) != def.row_id()) else {
+                if *if_exists {
+                    return Ok(None);
+                }
+                return Err(Error::UndefinedColumn { relation: def.name.clone(), column: name.clone() });
+            };
+            if def.primary_key.contains(&position) {
+                return Err(Error::DependentObjects(format!(
+                    "cannot drop column {name} of table {}: the primary key {} depends on it",
+                    def.name,
+                    def.primary_key_name()
+                )));
+            }
+            if let Some(check) = def.checks.iter().find(|c| mentions(&c.expr, name)) {
+                return Err(Error::DependentObjects(format!(
+                    "cannot drop column {name} of {} {}: constraint {} depends on it",
+                    def.kind.noun(),
+                    def.name,
+                    check.name
+                )));
+            }
+            altered.columns.remove(position);
+            altered.primary_key = def.primary_key.iter().map(|k| if *k > position { k - 1 } else { *k }).collect();
+        }
+    }
+    Ok(Some(altered))
+}
+
+/// Whether SQL text `expr` names `column` (as a whole word).
+fn mentions(expr: &str, column: &str) -> bool {
+    expr.split(|c: char| !(c.is_alphanumeric() || c == '_')).any(|word| word.trim_matches('"') == column)
+}
+
+/// Puts `def` into the catalog; a table whose columns changed gets its rows
+/// laid out anew (the rows of history stay as they were written).
+fn reshape(state: &mut State, def: &RelationDef) -> Result<()> {
+    let changed = state.catalog.by_id(def.id).is_some_and(|old| old.columns != def.columns);
+    state.catalog.replace(def.clone());
+    if changed && let Some(table) = state.tables.by_relation.get_mut(&def.id) {
+        *table = table.reshaped(Arc::new(def.clone()))?;
+    }
+    Ok(())
+}
+
 /// Adds a durable commit's rows to the in-memory tails.
 fn append_tails(catalog: &Catalog, tails: &Tails, record: &CommitRecord) -> Result<()> {
     let mut offset = record.first_offset;
@@ -313,6 +421,9 @@ fn append_tails(catalog: &Catalog, tails: &Tails, record: &CommitRecord) -> Resu
         }
         if let Entry::DropRelation(id) = entry {
             tails.drop_relation(*id);
+        }
+        if let Entry::AlterRelation(def) = entry {
+            tails.reshape(def);
         }
         offset = Offset(offset.0 + entry.event_count());
     }
@@ -332,7 +443,10 @@ pub(super) fn apply(state: &mut State, tails: &Tails, record: &CommitRecord) -> 
                 tails.drop_relation(*id);
             }
             Entry::RenameRelation { relation, name } => state.catalog.rename(*relation, name),
-            Entry::AlterRelation(def) => state.catalog.replace(def.clone()),
+            Entry::AlterRelation(def) => {
+                reshape(state, def)?;
+                tails.reshape(def);
+            }
             Entry::Append { relation, rows } => {
                 let def = state
                     .catalog

@@ -97,6 +97,10 @@ impl RelationTable {
             segments.iter().map(|s| PartitionedFile::new(s.path.clone(), s.bytes).with_extension(s.clone())).collect();
         let groups = FileGroup::new(files).split_files(partitions.max(1));
         let straddles = segments.iter().any(|s| s.last_offset > read_offset);
+        // Files from before an ADD COLUMN lack the column (DataFusion reads it
+        // as NULL) or hold an older column of that name: it is replaced below.
+        let added = self.def.columns.iter().any(|c| c.added_at > Offset::ZERO);
+        let whole = straddles || added;
         // As DataFusion's own Parquet tables do: the session's Parquet
         // options, and footers read once and cached.
         let store_url = ObjectStoreUrl::parse(STORE_URL)?;
@@ -107,18 +111,25 @@ impl RelationTable {
             .with_parquet_file_reader_factory(Arc::new(CachedParquetFileReaderFactory::new(store, footers)));
         let config = FileScanConfigBuilder::new(store_url, Arc::new(source))
             .with_file_groups(groups)
-            .with_projection_indices(if straddles { None } else { projection.cloned() })?
+            .with_projection_indices(if whole { None } else { projection.cloned() })?
             .build();
-        let plan: Arc<dyn ExecutionPlan> = DataSourceExec::from_data_source(config);
-        if !straddles {
+        let mut plan: Arc<dyn ExecutionPlan> = DataSourceExec::from_data_source(config);
+        if !whole {
             return Ok(plan);
         }
-        let visible = Arc::new(BinaryExpr::new(
-            col(OFFSET_COLUMN, &self.stored)?,
-            Operator::LtEq,
-            Arc::new(Literal::new(ScalarValue::Int64(Some(read_offset.0 as i64)))),
-        ));
-        let filtered: Arc<dyn ExecutionPlan> = Arc::new(FilterExec::try_new(visible, plan)?);
+        if added {
+            plan = self.fill_added_columns(plan)?;
+        }
+        let filtered: Arc<dyn ExecutionPlan> = if straddles {
+            let visible = Arc::new(BinaryExpr::new(
+                col(OFFSET_COLUMN, &self.stored)?,
+                Operator::LtEq,
+                Arc::new(Literal::new(ScalarValue::Int64(Some(read_offset.0 as i64)))),
+            ));
+            Arc::new(FilterExec::try_new(visible, plan)?)
+        } else {
+            plan
+        };
         let indices: Vec<usize> = projection.cloned().unwrap_or_else(|| (0..self.stored.fields().len()).collect());
         let columns = indices
             .iter()
@@ -132,6 +143,43 @@ impl RelationTable {
 }
 
 impl RelationTable {
+    /// Every column added by `ALTER … ADD COLUMN` as `CASE WHEN _offset <
+    /// added_at THEN <missing value> ELSE column END` over the stored columns:
+    /// events from before the ALTER read its missing value (see `log::layout`).
+    fn fill_added_columns(&self, plan: Arc<dyn ExecutionPlan>) -> DfResult<Arc<dyn ExecutionPlan>> {
+        use datafusion::physical_expr::expressions::CaseExpr;
+        let offset = col(OFFSET_COLUMN, &self.stored)?;
+        let columns = self
+            .stored
+            .fields()
+            .iter()
+            .enumerate()
+            .map(|(i, field)| {
+                let stored = col(field.name(), &self.stored)?;
+                let expr: Arc<dyn PhysicalExpr> = match self.def.columns.get(i).filter(|c| c.added_at > Offset::ZERO) {
+                    Some(column) => {
+                        let missing = crate::log::layout::missing_array(column, 1)
+                            .map_err(|e| Error::from(e).into_datafusion())?;
+                        let missing = ScalarValue::try_from_array(&missing, 0)?;
+                        let before = Arc::new(BinaryExpr::new(
+                            offset.clone(),
+                            Operator::Lt,
+                            Arc::new(Literal::new(ScalarValue::Int64(Some(column.added_at.0 as i64)))),
+                        ));
+                        Arc::new(CaseExpr::try_new(
+                            None,
+                            vec![(before, Arc::new(Literal::new(missing)))],
+                            Some(stored),
+                        )?)
+                    }
+                    None => stored,
+                };
+                Ok((expr, field.name().clone()))
+            })
+            .collect::<DfResult<Vec<_>>>()?;
+        Ok(Arc::new(ProjectionExec::try_new(columns, plan)?))
+    }
+
     /// The stored rows with offsets in `(after, read_offset]` (coarsely: whole
     /// segments and batches are skipped; the caller filters `after` exactly),
     /// plus the transaction's own appends.

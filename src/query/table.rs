@@ -146,7 +146,9 @@ async fn current_rows(
     offset: Offset,
 ) -> crate::error::Result<Vec<RecordBatch>> {
     let cache = log.scan_cache();
-    if let Some(cached) = cache.get(def.id, offset) {
+    // Rows kept from before an ALTER of the columns do not fit any more.
+    let fits = |rows: &[RecordBatch]| rows.first().is_none_or(|b| b.schema().fields() == def.full_schema().fields());
+    if let Some(cached) = cache.get(def.id, offset).filter(|c| fits(&c.batches)) {
         if cached.offset == offset {
             return Ok(cached.batches.clone());
         }

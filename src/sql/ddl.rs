@@ -52,7 +52,7 @@ pub fn stream_columns(create: &CreateTable) -> Result<Vec<ColumnDef>> {
                 }
             }
         }
-        columns.push(ColumnDef { name, sql_type: sql_type(&column.data_type)?, nullable, default });
+        columns.push(ColumnDef::new(name, sql_type(&column.data_type)?, nullable, default));
     }
     Ok(columns)
 }
@@ -170,7 +170,7 @@ pub fn table_definition(table: &str, create: &CreateTable) -> Result<TableDefini
                 }
             }
         }
-        columns.push(ColumnDef { name, sql_type: sql_type(&column.data_type)?, nullable, default });
+        columns.push(ColumnDef::new(name, sql_type(&column.data_type)?, nullable, default));
     }
     for constraint in &create.constraints {
         match constraint {
@@ -191,12 +191,7 @@ pub fn table_definition(table: &str, create: &CreateTable) -> Result<TableDefini
     }
     if key_names.is_empty() {
         // No key: a hidden row identity, filled in when rows are written.
-        columns.push(ColumnDef {
-            name: ROW_ID_COLUMN.into(),
-            sql_type: SqlType::BigInt,
-            nullable: true,
-            default: None,
-        });
+        columns.push(ColumnDef::new(ROW_ID_COLUMN, SqlType::BigInt, true, None));
         return Ok(TableDefinition { primary_key: vec![columns.len() - 1], columns, checks });
     }
     let mut primary_key = Vec::with_capacity(key_names.len());
@@ -296,4 +291,26 @@ fn interval(option: &str, text: &str) -> Result<Retention> {
         return Err(invalid());
     }
     Ok(Retention { text: text.to_string(), micros })
+}
+
+/// The column of `ALTER … ADD COLUMN`: a name, a type, NULL/NOT NULL and a
+/// DEFAULT (keys and constraints are CREATE's).
+pub fn added_column(column: &datafusion::sql::sqlparser::ast::ColumnDef) -> Result<ColumnDef> {
+    let name = column.name.value.clone();
+    if CHANGE_COLUMNS.contains(&name.as_str()) || name == ROW_ID_COLUMN {
+        return Err(Error::InvalidParameterValue(format!("column name \"{name}\" is reserved for a system column")));
+    }
+    let mut nullable = true;
+    let mut default = None;
+    for option in &column.options {
+        match &option.option {
+            ColumnOption::NotNull => nullable = false,
+            ColumnOption::Null => nullable = true,
+            ColumnOption::Default(expr) => default = Some(default_expr(expr)?),
+            other => {
+                return Err(Error::FeatureNotSupported(format!("ADD COLUMN … {other} is not supported")));
+            }
+        }
+    }
+    Ok(ColumnDef::new(name, sql_type(&column.data_type)?, nullable, default))
 }

@@ -15,6 +15,7 @@ use super::ddl;
 use super::dialect::StrataDialect;
 use crate::catalog::{CheckDef, ColumnDef, RelationKind, Retention};
 use crate::error::{Error, Result};
+use crate::log::ColumnChange;
 use crate::write::copy::{CopyFormat, CopyOptions};
 
 #[derive(Debug, Clone)]
@@ -29,6 +30,13 @@ pub enum Command {
         checks: Vec<CheckDef>,
         retention: Option<Retention>,
         if_not_exists: bool,
+    },
+    /// `ALTER TABLE|STREAM name ADD COLUMN … | DROP COLUMN …`.
+    AlterColumns {
+        kind: RelationKind,
+        name: String,
+        if_exists: bool,
+        change: ColumnChange,
     },
     /// `ALTER TABLE|STREAM name SET (…retention = …)` or `RESET (…)`.
     SetRetention {
@@ -230,6 +238,25 @@ fn command(statement: Statement, about_stream: bool) -> Result<Command> {
                         if_exists: alter.if_exists,
                     }
                 }
+                [AlterTableOperation::AddColumn { if_not_exists, column_def, column_position: None, .. }] => {
+                    Command::AlterColumns {
+                        kind,
+                        name: object_name(&alter.name.to_string()),
+                        if_exists: alter.if_exists,
+                        change: ColumnChange::Add {
+                            column: ddl::added_column(column_def)?,
+                            if_not_exists: *if_not_exists,
+                        },
+                    }
+                }
+                [AlterTableOperation::DropColumn { column_names, if_exists, .. }] if column_names.len() == 1 => {
+                    Command::AlterColumns {
+                        kind,
+                        name: object_name(&alter.name.to_string()),
+                        if_exists: alter.if_exists,
+                        change: ColumnChange::Drop { name: column_names[0].value.clone(), if_exists: *if_exists },
+                    }
+                }
                 [AlterTableOperation::SetOptionsParens { options }] => Command::SetRetention {
                     kind,
                     name: object_name(&alter.name.to_string()),
@@ -238,7 +265,8 @@ fn command(statement: Statement, about_stream: bool) -> Result<Command> {
                 },
                 _ => {
                     return Err(Error::FeatureNotSupported(format!(
-                        "ALTER {} supports only RENAME TO, SET (…) and RESET (…) so far",
+                        "ALTER {} supports only RENAME TO, ADD COLUMN, DROP COLUMN (one at a time), SET (…) and \
+                         RESET (…) so far",
                         kind.noun().to_uppercase()
                     )));
                 }

@@ -93,8 +93,8 @@ impl Replay<'_> {
         // decoding is most of a rebuild's time); the base starts first.
         let base = match base {
             Base::Snapshot(snapshot) => {
-                let (store, wanted) = (self.log.store().clone(), wanted.clone());
-                Decoded::Pending(tokio::spawn(async move { snapshot.read(&store, Some(&wanted)).await }))
+                let (store, def, wanted) = (self.log.store().clone(), Arc::new(self.def.clone()), wanted.clone());
+                Decoded::Pending(tokio::spawn(async move { snapshot.read(&store, &def, &wanted).await }))
             }
             Base::Rows(batches) => Decoded::Ready(batches),
             Base::Empty => Decoded::Ready(Vec::new()),
@@ -102,9 +102,14 @@ impl Replay<'_> {
         let reads: Vec<_> = segments
             .into_iter()
             .map(|segment| {
-                let (segment, store, columns, upto) =
-                    (segment.clone(), self.log.store().clone(), change_columns.clone(), self.upto);
-                tokio::spawn(async move { segment.read_offsets(&store, &columns, offset_column, after, upto).await })
+                let (segment, store, def, columns, upto) = (
+                    segment.clone(),
+                    self.log.store().clone(),
+                    Arc::new(self.def.clone()),
+                    change_columns.clone(),
+                    self.upto,
+                );
+                tokio::spawn(async move { segment.read(&store, &def, &columns, Some((after, upto))).await })
             })
             .collect();
         for read in reads {

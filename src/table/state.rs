@@ -109,6 +109,20 @@ impl TableState {
         Ok(TableState { codec: Arc::new(TableCodec::new(def)?), rows: imbl::OrdMap::new() })
     }
 
+    /// The same rows laid out in `def`'s columns after an `ALTER … ADD/DROP
+    /// COLUMN`: an added column takes its missing value, a dropped one goes.
+    pub fn reshaped(&self, def: Arc<RelationDef>) -> Result<TableState, ArrowError> {
+        let old = &self.codec.def;
+        let rows = self.to_batch(&old.full_schema(), None)?;
+        let columns: Vec<usize> = (0..def.full_schema().fields().len()).collect();
+        // The rows are in the old columns: match them by name.
+        let rows = crate::log::layout::adapt(&def, &rows, Offset(u64::MAX), &columns)
+            .map_err(|e| ArrowError::ComputeError(e.to_string()))?;
+        let mut table = TableState::new(def)?;
+        table.load_versions(&rows)?;
+        Ok(table)
+    }
+
     pub fn len(&self) -> usize {
         self.rows.len()
     }

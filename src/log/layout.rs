@@ -1,0 +1,75 @@
+//! Stored rows in a relation's current schema. History is never rewritten:
+//! rows stored before an `ALTER … ADD COLUMN` or `DROP COLUMN` keep the
+//! columns they were written with. They are read by column name, except
+//! that a column added after the rows were written takes its missing value
+//! (NULL, or its DEFAULT as evaluated by the ALTER) even when the rows hold
+//! an older column of the same name, and dropped columns are left out.
+
+use std::sync::Arc;
+
+use datafusion::arrow::array::{ArrayRef, RecordBatch, RecordBatchOptions, new_null_array};
+use datafusion::arrow::datatypes::{Schema, SchemaRef};
+use datafusion::common::ScalarValue;
+
+use super::{Offset, Result};
+use crate::catalog::{ColumnDef, RelationDef};
+
+/// Where each of `columns` (positions in `def`'s log schema) comes from in
+/// rows stored with `stored` through offset `written_through`: an index in
+/// `stored`, or `None` for a column those rows predate.
+pub fn sources(def: &RelationDef, stored: &Schema, written_through: Offset, columns: &[usize]) -> Vec<Option<usize>> {
+    let log = def.log_schema();
+    columns
+        .iter()
+        .map(|p| {
+            let predates = def.columns.get(*p).is_some_and(|c| c.added_at > written_through);
+            if predates { None } else { stored.index_of(log.field(*p).name()).ok() }
+        })
+        .collect()
+}
+
+/// `batch` (stored through `written_through`) as `columns` of `def`'s log schema.
+pub fn adapt(
+    def: &RelationDef,
+    batch: &RecordBatch,
+    written_through: Offset,
+    columns: &[usize],
+) -> Result<RecordBatch> {
+    let sources = sources(def, batch.schema_ref(), written_through, columns);
+    arrange(def, batch, &sources, columns)
+}
+
+/// `batch`'s columns picked by `sources` (indices in `batch`), missing ones
+/// filled, as `columns` of `def`'s log schema.
+pub fn arrange(
+    def: &RelationDef,
+    batch: &RecordBatch,
+    sources: &[Option<usize>],
+    columns: &[usize],
+) -> Result<RecordBatch> {
+    let schema: SchemaRef = Arc::new(def.log_schema().project(columns)?);
+    let rows = batch.num_rows();
+    let arrays = sources
+        .iter()
+        .zip(columns)
+        .map(|(source, p)| match source {
+            Some(index) => Ok(batch.column(*index).clone()),
+            None => missing_array(&def.columns[*p], rows),
+        })
+        .collect::<Result<Vec<ArrayRef>>>()?;
+    Ok(RecordBatch::try_new_with_options(schema, arrays, &RecordBatchOptions::new().with_row_count(Some(rows)))?)
+}
+
+/// `rows` copies of what rows written before `column` existed hold in it.
+pub fn missing_array(column: &ColumnDef, rows: usize) -> Result<ArrayRef> {
+    let data_type = column.sql_type.arrow_type();
+    match &column.missing {
+        None => Ok(new_null_array(&data_type, rows)),
+        Some(text) => {
+            let value = ScalarValue::Utf8(Some(text.clone()))
+                .cast_to(&data_type)
+                .map_err(|e| super::Error::Decode(format!("missing value of column {}: {e}", column.name)))?;
+            Ok(value.to_array_of_size(rows).map_err(|e| super::Error::Decode(e.to_string()))?)
+        }
+    }
+}
