@@ -136,6 +136,11 @@ async fn run_sealer(log: Arc<Log>, config: Config) {
             Ok(_) => {}
             Err(error) => tracing::error!(%error, "applying retention failed; the history stays"),
         }
+        match log.merge_small_segments().await {
+            Ok(0) => {}
+            Ok(merged) => tracing::info!(segments = merged, "merged small segments"),
+            Err(error) => tracing::error!(%error, "merging small segments failed; they stay as they are"),
+        }
         let tail_bytes = log.tail_bytes();
         let aged = tail_bytes > 0 && last_seal.elapsed().as_millis() as u64 >= config.seal_age_ms_max;
         if tail_bytes < config.seal_bytes_max && !aged {

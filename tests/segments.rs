@@ -290,3 +290,41 @@ async fn column_changes_survive_kill_9_and_seals() {
     let client = server.client().await;
     check(&client, before).await;
 }
+
+/// Runs of small segments (a seal each) are merged into one file in the
+/// background; every row keeps its offset and time, before and after a restart.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn small_segments_are_merged_without_changing_a_row() {
+    let data_dir = common::fresh_data_dir("segment-merge");
+    let mut server = common::Server::start_with(&data_dir, SMALL_STORAGE);
+    let client = server.client().await;
+    client.batch_execute("CREATE STREAM s (n BIGINT NOT NULL, note TEXT)").await.unwrap();
+    for seal in 0..10i64 {
+        client.execute("INSERT INTO s VALUES ($1, 'x'), ($1 + 100, 'y')", &[&seal]).await.unwrap();
+        client.batch_execute("CHECKPOINT").await.unwrap();
+    }
+    let rows = async |client: &Client| -> Vec<(i64, i64, String, String)> {
+        client
+            .query("SELECT _offset, n, note, CAST(_ts AS TEXT) FROM s ORDER BY _offset", &[])
+            .await
+            .unwrap()
+            .iter()
+            .map(|r| (r.get(0), r.get(1), r.get(2), r.get(3)))
+            .collect()
+    };
+    let before = rows(&client).await;
+    assert_eq!(before.len(), 20);
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
+    while segment_files(&data_dir).len() > 2 {
+        assert!(std::time::Instant::now() < deadline, "segments were not merged: {:?}", segment_files(&data_dir));
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    }
+    assert_eq!(rows(&client).await, before);
+    let count: i64 = client.query_one("SELECT count(*) FROM s WHERE _offset > 10", &[]).await.unwrap().get(0);
+    assert_eq!(count, before.iter().filter(|r| r.0 > 10).count() as i64);
+    drop(client);
+    server.kill9();
+    let server = common::Server::start_with(&data_dir, SMALL_STORAGE);
+    let client = server.client().await;
+    assert_eq!(rows(&client).await, before, "after restart");
+}

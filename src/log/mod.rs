@@ -200,6 +200,7 @@ pub struct Log {
     snapshot_changes_min: u64,
     scan_cache: crate::table::scan_cache::ScanCache,
     scan_cache_rows_min: usize,
+    segment_bytes_target: u64,
     /// The next row identity for a keyless table's new row.
     next_row_id: std::sync::atomic::AtomicI64,
 }
@@ -374,6 +375,7 @@ impl Log {
             snapshot_changes_min: config.snapshot_changes_min,
             scan_cache: crate::table::scan_cache::ScanCache::new(config.scan_cache_bytes_max),
             scan_cache_rows_min: config.scan_cache_rows_min,
+            segment_bytes_target: config.seal_bytes_max as u64,
             next_row_id: std::sync::atomic::AtomicI64::new(next_row_id),
         };
         Ok((log, report))
@@ -641,6 +643,48 @@ impl Log {
         Ok(report)
     }
 
+    /// Merges runs of small segments of a relation (each under a quarter of
+    /// `segment_bytes_target`, at least four in a row) into one segment of at
+    /// most about that size, so a slowly written relation does not become
+    /// thousands of tiny files. The rows and their offsets stay as they were.
+    pub async fn merge_small_segments(&self) -> Result<usize> {
+        let mut state = self.seal_state.lock().await;
+        let catalog = self.catalog();
+        let small = |s: &Arc<SegmentMeta>| s.bytes < self.segment_bytes_target / 4;
+        let mut merged = 0;
+        for def in catalog.relations() {
+            let mut segments: Vec<Arc<SegmentMeta>> =
+                state.manifest.segments.iter().filter(|s| s.relation == def.id).cloned().collect();
+            segments.sort_by_key(|s| s.first_offset);
+            // A table's runs stop at its snapshots, so retention can still
+            // drop whole segments before a snapshot it folds history into.
+            let throughs: Vec<Offset> =
+                state.manifest.snapshots.iter().filter(|s| s.relation == def.id).map(|s| s.through).collect();
+            let apart =
+                |a: &SegmentMeta, b: &SegmentMeta| throughs.iter().any(|t| a.last_offset <= *t && *t < b.first_offset);
+            let Some(run) = small_run(&segments, small, apart, self.segment_bytes_target) else { continue };
+            let columns: Vec<usize> = (0..def.log_schema().fields().len()).collect();
+            let mut batches = Vec::new();
+            for segment in &run {
+                batches.extend(segment.read(&self.store, def, &columns, None).await?);
+            }
+            let rows = datafusion::arrow::compute::concat_batches(&def.log_schema(), &batches)?;
+            let (meta, bytes) = segment::encode(def, &rows)?;
+            self.store.put(&meta.path, bytes).await?;
+            let meta = Arc::new(meta);
+            let mut next = state.manifest.clone();
+            next.segments.retain(|s| !run.iter().any(|r| Arc::ptr_eq(r, s)));
+            next.segments.push(meta.clone());
+            next.store(&self.store).await?;
+            state.manifest = next;
+            self.shared.tails.replace_segments(def.id, &run, meta);
+            merged += run.len();
+            state.retired.extend(run.into_iter().map(Retired::Segment));
+        }
+        self.delete_unread(&mut state.retired).await;
+        Ok(merged)
+    }
+
     /// Where a relation's readable history starts, when retention trimmed it.
     pub fn history_start(&self, relation: RelationId) -> Option<HistoryStart> {
         self.shared.tails.read(relation, Offset::ZERO).history_start
@@ -704,6 +748,50 @@ fn find_ts(batch: &datafusion::arrow::record_batch::RecordBatch, offset: Offset)
     Some(CommitTs(batch.column(1).as_primitive::<TimestampMicrosecondType>().value(position)))
 }
 
+/// The first run of at least four consecutive `small` segments, none
+/// `apart` from the one before it, as many as fit in `bytes_target`.
+fn small_run(
+    segments: &[Arc<SegmentMeta>],
+    small: impl Fn(&Arc<SegmentMeta>) -> bool,
+    apart: impl Fn(&SegmentMeta, &SegmentMeta) -> bool,
+    bytes_target: u64,
+) -> Option<Vec<Arc<SegmentMeta>>> {
+    const RUN_MIN: usize = 4;
+    let mut run: Vec<Arc<SegmentMeta>> = Vec::new();
+    for segment in segments {
+        let fits = run.iter().map(|s| s.bytes).sum::<u64>() + segment.bytes <= bytes_target;
+        let joins = run.last().is_none_or(|last| !apart(last, segment));
+        if small(segment) && fits && joins {
+            run.push(segment.clone());
+            continue;
+        }
+        if run.len() >= RUN_MIN {
+            return Some(run);
+        }
+        run.clear();
+        if small(segment) {
+            run.push(segment.clone());
+        }
+    }
+    (run.len() >= RUN_MIN).then_some(run)
+}
+
+/// The rows of a log batch with offsets after `after`.
+fn after_offset(
+    def: &RelationDef,
+    batch: datafusion::arrow::record_batch::RecordBatch,
+    after: Offset,
+) -> Result<datafusion::arrow::record_batch::RecordBatch> {
+    use datafusion::arrow::array::{AsArray, BooleanArray};
+    use datafusion::arrow::datatypes::Int64Type;
+    let offsets = batch.column(def.columns.len()).as_primitive::<Int64Type>();
+    if offsets.values().first().is_none_or(|first| *first > after.0 as i64) {
+        return Ok(batch);
+    }
+    let keep: BooleanArray = offsets.values().iter().map(|o| Some(*o > after.0 as i64)).collect();
+    Ok(datafusion::arrow::compute::filter_record_batch(&batch, &keep)?)
+}
+
 /// The highest row identity `record` writes to a keyless table (0 if none).
 fn max_row_id(catalog: &Catalog, record: &CommitRecord) -> i64 {
     use datafusion::arrow::array::AsArray;
@@ -742,6 +830,8 @@ async fn load_table_states(store: &SegmentStore, catalog: &Catalog, manifest: &M
         for segment in segments {
             let columns: Vec<usize> = (0..def.log_schema().fields().len()).collect();
             for batch in segment.read(store, def, &columns, None).await? {
+                // A merged segment may reach back before the snapshot.
+                let batch = after_offset(def, batch, after)?;
                 let rows = split_log_batch(def, &batch)?;
                 replayed += rows.diffs.len() as u64;
                 state.apply(&rows.user, &rows.diffs, Some(&rows.offsets), &rows.ts)?;

@@ -111,6 +111,15 @@ impl Tails {
         }
     }
 
+    /// Replaces segments `merged` of `relation` by the one segment `into`.
+    pub fn replace_segments(&self, relation: RelationId, merged: &[Arc<SegmentMeta>], into: Arc<SegmentMeta>) {
+        let mut map = self.by_relation.write().expect("tail lock");
+        let data = map.entry(relation).or_default();
+        data.segments.retain(|s| !merged.iter().any(|m| Arc::ptr_eq(m, s)));
+        data.segments.push(into);
+        data.segments.sort_by_key(|s| s.first_offset);
+    }
+
     /// Forgets the segments and snapshots retention removed; history now
     /// starts at `start`.
     pub fn trim(
