@@ -109,16 +109,41 @@ pub struct ColumnDef {
     /// type (the DEFAULT evaluated by the ALTER); `None` is NULL.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub missing: Option<String>,
+    /// Every `RENAME COLUMN`, oldest first: its offset and the name before it.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub renamed: Vec<(Offset, String)>,
 }
 
 impl ColumnDef {
     /// A column as CREATE defines it.
     pub fn new(name: impl Into<String>, sql_type: SqlType, nullable: bool, default: Option<String>) -> ColumnDef {
-        ColumnDef { name: name.into(), sql_type, nullable, default, added_at: Offset::ZERO, missing: None }
+        ColumnDef {
+            name: name.into(),
+            sql_type,
+            nullable,
+            default,
+            added_at: Offset::ZERO,
+            missing: None,
+            renamed: Vec::new(),
+        }
     }
 }
 
 impl ColumnDef {
+    /// The name the column had for rows stored through `written_through`.
+    pub fn name_through(&self, written_through: Offset) -> &str {
+        match self.renamed.iter().find(|(at, _)| *at > written_through) {
+            Some((_, before)) => before,
+            None => &self.name,
+        }
+    }
+
+    /// Whether rows stored before some offset hold this column differently
+    /// (it was added or renamed since), so reading them needs [`crate::log::layout`].
+    pub fn changed(&self) -> bool {
+        self.added_at > Offset::ZERO || !self.renamed.is_empty()
+    }
+
     /// The column as an Arrow field. A column added by ALTER is nullable in
     /// Arrow even when NOT NULL: files from before it lack it until it is
     /// filled with its missing value (NOT NULL is checked on every write).

@@ -1,9 +1,10 @@
 //! Stored rows in a relation's current schema. History is never rewritten:
-//! rows stored before an `ALTER … ADD COLUMN` or `DROP COLUMN` keep the
-//! columns they were written with. They are read by column name, except
-//! that a column added after the rows were written takes its missing value
-//! (NULL, or its DEFAULT as evaluated by the ALTER) even when the rows hold
-//! an older column of the same name, and dropped columns are left out.
+//! rows stored before an `ALTER … ADD / DROP / RENAME COLUMN` keep the
+//! columns they were written with. They are read by the name each column had
+//! when they were written, except that a column added after the rows takes
+//! its missing value (NULL, or its DEFAULT as evaluated by the ALTER) even
+//! when the rows hold an older column of the same name; dropped columns are
+//! left out.
 
 use std::sync::Arc;
 
@@ -15,15 +16,17 @@ use super::{Offset, Result};
 use crate::catalog::{ColumnDef, RelationDef};
 
 /// Where each of `columns` (positions in `def`'s log schema) comes from in
-/// rows stored with `stored` through offset `written_through`: an index in
-/// `stored`, or `None` for a column those rows predate.
+/// rows stored with `stored`, laid out as of offset `written_through` (when
+/// their file was written, or just before the ALTER for rows in memory): an
+/// index in `stored`, or `None` for a column they predate.
 pub fn sources(def: &RelationDef, stored: &Schema, written_through: Offset, columns: &[usize]) -> Vec<Option<usize>> {
     let log = def.log_schema();
     columns
         .iter()
-        .map(|p| {
-            let predates = def.columns.get(*p).is_some_and(|c| c.added_at > written_through);
-            if predates { None } else { stored.index_of(log.field(*p).name()).ok() }
+        .map(|p| match def.columns.get(*p) {
+            Some(column) if column.added_at > written_through => None,
+            Some(column) => stored.index_of(column.name_through(written_through)).ok(),
+            None => stored.index_of(log.field(*p).name()).ok(),
         })
         .collect()
 }
@@ -72,4 +75,13 @@ pub fn missing_array(column: &ColumnDef, rows: usize) -> Result<ArrayRef> {
             Ok(value.to_array_of_size(rows).map_err(|e| super::Error::Decode(e.to_string()))?)
         }
     }
+}
+
+/// The name each of `def`'s columns has in rows laid out as of offset
+/// `written_through`, `None` for a column added since.
+pub fn names_as_of(def: &RelationDef, written_through: Offset) -> Vec<Option<String>> {
+    def.columns
+        .iter()
+        .map(|c| (c.added_at <= written_through).then(|| c.name_through(written_through).to_string()))
+        .collect()
 }

@@ -149,6 +149,10 @@ pub enum ColumnChange {
         name: String,
         if_exists: bool,
     },
+    Rename {
+        from: String,
+        to: String,
+    },
 }
 
 struct CommitRequest {
@@ -497,7 +501,7 @@ impl Log {
                 continue;
             }
             let rows = datafusion::arrow::compute::concat_batches(&def.log_schema(), &batches)?;
-            let (meta, bytes) = segment::encode(def, &rows)?;
+            let (meta, bytes) = segment::encode(def, &rows, through)?;
             self.store.put(&meta.path, bytes).await?;
             report.rows += meta.rows;
             written.push(Arc::new(meta));
@@ -649,7 +653,11 @@ impl Log {
     /// thousands of tiny files. The rows and their offsets stay as they were.
     pub async fn merge_small_segments(&self) -> Result<usize> {
         let mut state = self.seal_state.lock().await;
-        let catalog = self.catalog();
+        // The merged rows take the columns of this catalog, as of this offset.
+        let (catalog, written_at) = {
+            let published = self.shared.published.read().expect("published lock");
+            (published.catalog.clone(), published.visible)
+        };
         let small = |s: &Arc<SegmentMeta>| s.bytes < self.segment_bytes_target / 4;
         let mut merged = 0;
         for def in catalog.relations() {
@@ -669,7 +677,7 @@ impl Log {
                 batches.extend(segment.read(&self.store, def, &columns, None).await?);
             }
             let rows = datafusion::arrow::compute::concat_batches(&def.log_schema(), &batches)?;
-            let (meta, bytes) = segment::encode(def, &rows)?;
+            let (meta, bytes) = segment::encode(def, &rows, written_at)?;
             self.store.put(&meta.path, bytes).await?;
             let meta = Arc::new(meta);
             let mut next = state.manifest.clone();

@@ -39,6 +39,10 @@ pub struct SegmentMeta {
     pub rows: u64,
     pub bytes: u64,
     pub crc32c: u32,
+    /// The offset as of which the file was written: its columns are the
+    /// relation's columns at that offset (see [`super::layout`]).
+    #[serde(default)]
+    pub written_at: Offset,
     /// Whether this process has checked the file against `crc32c`.
     #[serde(skip)]
     pub verified: AtomicBool,
@@ -65,7 +69,7 @@ impl SegmentMeta {
         offsets: Option<(Offset, Offset)>,
     ) -> Result<Vec<RecordBatch>> {
         let bytes = fetch_checked(store, &self.path, self.bytes, self.crc32c, &self.verified).await?;
-        decode(&self.path, bytes, def, columns, self.last_offset, offsets)
+        decode(&self.path, bytes, def, columns, self.written_at, offsets)
     }
 }
 
@@ -166,7 +170,9 @@ pub(super) fn parquet_bytes(rows: &RecordBatch) -> Result<Vec<u8>> {
 }
 
 /// Encodes rows (full schema, ascending `_offset`) as one Parquet segment.
-pub fn encode(def: &RelationDef, rows: &RecordBatch) -> Result<(SegmentMeta, Bytes)> {
+/// Encodes rows (full schema, ascending `_offset`), laid out in `def`'s
+/// columns as of offset `written_at`, as one Parquet segment.
+pub fn encode(def: &RelationDef, rows: &RecordBatch, written_at: Offset) -> Result<(SegmentMeta, Bytes)> {
     let offsets = rows.column(def.columns.len()).as_primitive::<Int64Type>();
     let stamps = rows.column(def.columns.len() + 1).as_primitive::<TimestampMicrosecondType>();
     let (first, last) = (min(offsets).unwrap_or(0) as u64, max(offsets).unwrap_or(0) as u64);
@@ -181,6 +187,7 @@ pub fn encode(def: &RelationDef, rows: &RecordBatch) -> Result<(SegmentMeta, Byt
         rows: rows.num_rows() as u64,
         bytes: buffer.len() as u64,
         crc32c: crc32c::crc32c(&buffer),
+        written_at,
         verified: AtomicBool::new(true),
     };
     Ok((meta, Bytes::from(buffer)))
@@ -297,7 +304,7 @@ mod tests {
     async fn segment_and_manifest_round_trip_through_the_store() {
         let store = SegmentStore::in_memory();
         let def = relation();
-        let (meta, bytes) = encode(&def, &rows(&def)).unwrap();
+        let (meta, bytes) = encode(&def, &rows(&def), Offset(9)).unwrap();
         assert_eq!((meta.first_offset, meta.last_offset, meta.rows), (Offset(5), Offset(9), 3));
         assert_eq!((meta.min_ts, meta.max_ts), (CommitTs(100), CommitTs(250)));
         store.put(&meta.path, bytes.clone()).await.unwrap();

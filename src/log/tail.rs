@@ -136,14 +136,16 @@ impl Tails {
         data.history_start = Some(start);
     }
 
-    /// Lays the relation's unsealed rows out in `def`'s columns after an
-    /// `ALTER … ADD/DROP COLUMN` (see [`super::layout`]).
-    pub fn reshape(&self, def: &RelationDef) {
+    /// Lays the relation's unsealed rows out in `def`'s columns after the
+    /// `ALTER … ADD / DROP / RENAME COLUMN` at `at` (see [`super::layout`]):
+    /// they are laid out as just before it, whenever they were written.
+    pub fn reshape(&self, def: &RelationDef, at: Offset) {
         let mut map = self.by_relation.write().expect("tail lock");
         let Some(data) = map.get_mut(&def.id) else { return };
         let columns: Vec<usize> = (0..def.log_schema().fields().len()).collect();
+        let before = Offset(at.0.saturating_sub(1));
         for batch in &mut data.tail {
-            match super::layout::adapt(def, &batch.rows, batch.last_offset, &columns) {
+            match super::layout::adapt(def, &batch.rows, before, &columns) {
                 Ok(rows) => batch.rows = rows,
                 // Every column comes from the batch or is filled: this cannot fail.
                 Err(error) => tracing::error!(%error, "could not lay out unsealed rows anew"),

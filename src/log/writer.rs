@@ -206,45 +206,27 @@ fn resolve(state: &mut State, first_offset: Offset, ts: CommitTs, changes: &[Cha
                 None if *if_exists => continue,
                 None => return Err(Error::UndefinedRelation(name.clone())),
             },
-            Change::RenameRelation { name, kind, new_name, if_exists } => match state.catalog.get(name).cloned() {
-                Some(def) if def.kind != *kind => {
-                    return Err(Error::WrongObjectType(format!("\"{name}\" is not a {}", kind.noun())));
+            Change::RenameRelation { name, kind, new_name, if_exists } => {
+                let Some(def) = altered_relation(state, name, *kind, *if_exists)? else { continue };
+                if state.catalog.get(new_name).is_some() {
+                    return Err(Error::DuplicateRelation(new_name.clone()));
                 }
-                Some(def) => {
-                    if state.catalog.get(new_name).is_some() {
-                        return Err(Error::DuplicateRelation(new_name.clone()));
-                    }
-                    state.catalog.rename(def.id, new_name);
-                    Entry::RenameRelation { relation: def.id, name: new_name.clone() }
-                }
-                None if *if_exists => continue,
-                None => return Err(Error::UndefinedRelation(name.clone())),
-            },
-            Change::AlterColumns { name, kind, if_exists, change } => match state.catalog.get(name).cloned() {
-                Some(def) if def.kind != *kind => {
-                    return Err(Error::WrongObjectType(format!("\"{name}\" is not a {}", kind.noun())));
-                }
-                Some(def) => {
-                    let Some(altered) = alter_columns(&def, change, offset)? else { continue };
-                    reshape(state, &altered)?;
-                    Entry::AlterRelation(altered)
-                }
-                None if *if_exists => continue,
-                None => return Err(Error::UndefinedRelation(name.clone())),
-            },
-            Change::SetRetention { name, kind, retention, if_exists } => match state.catalog.get(name).cloned() {
-                Some(def) if def.kind != *kind => {
-                    return Err(Error::WrongObjectType(format!("\"{name}\" is not a {}", kind.noun())));
-                }
-                Some(def) => {
-                    let mut def = RelationDef::clone(&def);
-                    def.retention = retention.clone();
-                    state.catalog.replace(def.clone());
-                    Entry::AlterRelation(def)
-                }
-                None if *if_exists => continue,
-                None => return Err(Error::UndefinedRelation(name.clone())),
-            },
+                state.catalog.rename(def.id, new_name);
+                Entry::RenameRelation { relation: def.id, name: new_name.clone() }
+            }
+            Change::AlterColumns { name, kind, if_exists, change } => {
+                let Some(def) = altered_relation(state, name, *kind, *if_exists)? else { continue };
+                let Some(altered) = alter_columns(&def, change, offset)? else { continue };
+                reshape(state, &altered, offset)?;
+                Entry::AlterRelation(altered)
+            }
+            Change::SetRetention { name, kind, retention, if_exists } => {
+                let Some(def) = altered_relation(state, name, *kind, *if_exists)? else { continue };
+                let mut def = RelationDef::clone(&def);
+                def.retention = retention.clone();
+                state.catalog.replace(def.clone());
+                Entry::AlterRelation(def)
+            }
             Change::Append { relation, rows } => {
                 if rows.num_rows() == 0 {
                     continue;
@@ -343,6 +325,22 @@ fn refuse_old_columns(def: &RelationDef, rows: &RecordBatch) -> Result<()> {
     if fits { Ok(()) } else { Err(Error::Conflict) }
 }
 
+/// The relation an ALTER names, of the kind it names; `None` when it does
+/// not exist and the ALTER said IF EXISTS.
+fn altered_relation(
+    state: &State,
+    name: &str,
+    kind: RelationKind,
+    if_exists: bool,
+) -> Result<Option<Arc<RelationDef>>> {
+    match state.catalog.get(name) {
+        Some(def) if def.kind != kind => Err(Error::WrongObjectType(format!("\"{name}\" is not a {}", kind.noun()))),
+        Some(def) => Ok(Some(def.clone())),
+        None if if_exists => Ok(None),
+        None => Err(Error::UndefinedRelation(name.to_string())),
+    }
+}
+
 fn changes_columns(request: &CommitRequest) -> bool {
     request.changes.iter().any(|c| matches!(c, Change::AlterColumns { .. }))
 }
@@ -389,6 +387,27 @@ fn alter_columns(def: &RelationDef, change: &ColumnChange, offset: Offset) -> Re
             altered.columns.remove(position);
             altered.primary_key = def.primary_key.iter().map(|k| if *k > position { k - 1 } else { *k }).collect();
         }
+        ColumnChange::Rename { from, to } => {
+            let Some(position) = def.columns.iter().position(|c| &c.name == from).filter(|p| Some(*p) != def.row_id())
+            else {
+                return Err(Error::UndefinedColumn { relation: def.name.clone(), column: from.clone() });
+            };
+            if def.columns.iter().any(|c| &c.name == to) {
+                return Err(Error::DuplicateColumn { relation: def.name.clone(), column: to.clone() });
+            }
+            if let Some(check) = def.checks.iter().find(|c| mentions(&c.expr, from)) {
+                return Err(Error::DependentObjects(format!(
+                    "cannot rename column {from} of {} {}: constraint {} uses it (renaming inside CHECKs is not \
+                     supported yet)",
+                    def.kind.noun(),
+                    def.name,
+                    check.name
+                )));
+            }
+            let column = &mut altered.columns[position];
+            column.renamed.push((offset, from.clone()));
+            column.name = to.clone();
+        }
     }
     Ok(Some(altered))
 }
@@ -398,13 +417,13 @@ fn mentions(expr: &str, column: &str) -> bool {
     expr.split(|c: char| !(c.is_alphanumeric() || c == '_')).any(|word| word.trim_matches('"') == column)
 }
 
-/// Puts `def` into the catalog; a table whose columns changed gets its rows
-/// laid out anew (the rows of history stay as they were written).
-fn reshape(state: &mut State, def: &RelationDef) -> Result<()> {
+/// Puts `def` into the catalog; a table whose columns changed (by the ALTER
+/// at offset `at`) gets its rows laid out anew (history stays as written).
+fn reshape(state: &mut State, def: &RelationDef, at: Offset) -> Result<()> {
     let changed = state.catalog.by_id(def.id).is_some_and(|old| old.columns != def.columns);
     state.catalog.replace(def.clone());
     if changed && let Some(table) = state.tables.by_relation.get_mut(&def.id) {
-        *table = table.reshaped(Arc::new(def.clone()))?;
+        *table = table.reshaped(Arc::new(def.clone()), at)?;
     }
     Ok(())
 }
@@ -423,7 +442,7 @@ fn append_tails(catalog: &Catalog, tails: &Tails, record: &CommitRecord) -> Resu
             tails.drop_relation(*id);
         }
         if let Entry::AlterRelation(def) = entry {
-            tails.reshape(def);
+            tails.reshape(def, offset);
         }
         offset = Offset(offset.0 + entry.event_count());
     }
@@ -444,8 +463,8 @@ pub(super) fn apply(state: &mut State, tails: &Tails, record: &CommitRecord) -> 
             }
             Entry::RenameRelation { relation, name } => state.catalog.rename(*relation, name),
             Entry::AlterRelation(def) => {
-                reshape(state, def)?;
-                tails.reshape(def);
+                reshape(state, def, offset)?;
+                tails.reshape(def, offset);
             }
             Entry::Append { relation, rows } => {
                 let def = state

@@ -7,7 +7,7 @@ use std::sync::Arc;
 
 use async_trait::async_trait;
 use datafusion::arrow::array::{ArrayRef, AsArray, new_null_array};
-use datafusion::arrow::datatypes::{Int64Type, SchemaRef};
+use datafusion::arrow::datatypes::{Field, Int64Type, Schema, SchemaRef};
 use datafusion::arrow::record_batch::RecordBatch;
 use datafusion::catalog::{Session, TableProvider};
 use datafusion::common::{Result as DfResult, ScalarValue};
@@ -27,12 +27,15 @@ use datafusion::physical_plan::projection::ProjectionExec;
 use datafusion::physical_plan::union::UnionExec;
 use datafusion::physical_plan::{ExecutionPlan, PhysicalExpr};
 
+use std::collections::BTreeMap;
+
 use super::defaults::ColumnDefaults;
 use super::prune::Bounds;
 use super::scope::StatementScope;
 use super::sink::AppendSink;
 use crate::catalog::{OFFSET_COLUMN, RelationDef};
 use crate::error::Error;
+use crate::log::layout::names_as_of;
 use crate::log::{Log, Offset, STORE_URL};
 
 /// A relation's log: a stream's events (its `SELECT *`), or, for
@@ -91,34 +94,27 @@ impl RelationTable {
         for segment in segments {
             segment.verify(self.log.store()).await.map_err(|e| Error::from(e).into_datafusion())?;
         }
-        // Each file carries its segment's metadata: while a plan holds it, a
-        // seal does not delete the file (see `Log::delete_unread`).
-        let files: Vec<PartitionedFile> =
-            segments.iter().map(|s| PartitionedFile::new(s.path.clone(), s.bytes).with_extension(s.clone())).collect();
-        let groups = FileGroup::new(files).split_files(partitions.max(1));
         let straddles = segments.iter().any(|s| s.last_offset > read_offset);
-        // Files from before an ADD COLUMN lack the column (DataFusion reads it
-        // as NULL) or hold an older column of that name: it is replaced below.
-        let added = self.def.columns.iter().any(|c| c.added_at > Offset::ZERO);
-        let whole = straddles || added;
-        // As DataFusion's own Parquet tables do: the session's Parquet
-        // options, and footers read once and cached.
-        let store_url = ObjectStoreUrl::parse(STORE_URL)?;
-        let store = state.runtime_env().object_store(&store_url)?;
-        let footers = state.runtime_env().cache_manager.get_file_metadata_cache();
-        let source = ParquetSource::new(self.stored.clone())
-            .with_table_parquet_options(state.table_options().parquet.clone())
-            .with_parquet_file_reader_factory(Arc::new(CachedParquetFileReaderFactory::new(store, footers)));
-        let config = FileScanConfigBuilder::new(store_url, Arc::new(source))
-            .with_file_groups(groups)
-            .with_projection_indices(if whole { None } else { projection.cloned() })?
-            .build();
-        let mut plan: Arc<dyn ExecutionPlan> = DataSourceExec::from_data_source(config);
+        // A segment holds the columns of the time it was written: segments
+        // from before an ALTER … ADD / DROP / RENAME COLUMN are read, era by
+        // era, with the names of their time and laid out in today's columns.
+        let mut eras: BTreeMap<Vec<Option<String>>, Vec<Arc<crate::log::SegmentMeta>>> = BTreeMap::new();
+        for segment in segments {
+            eras.entry(names_as_of(&self.def, segment.written_at)).or_default().push(segment.clone());
+        }
+        let today: Vec<Option<String>> = self.def.columns.iter().map(|c| Some(c.name.clone())).collect();
+        let whole = straddles || eras.keys().any(|names| *names != today);
+        let mut plans = Vec::with_capacity(eras.len());
+        for (names, files) in &eras {
+            let projection = if whole { None } else { projection };
+            plans.push(self.scan_files(state, files, names, projection, partitions)?);
+        }
+        let plan = match plans.len() {
+            1 => plans.pop().expect("one plan"),
+            _ => UnionExec::try_new(plans)?,
+        };
         if !whole {
             return Ok(plan);
-        }
-        if added {
-            plan = self.fill_added_columns(plan)?;
         }
         let filtered: Arc<dyn ExecutionPlan> = if straddles {
             let visible = Arc::new(BinaryExpr::new(
@@ -140,46 +136,75 @@ impl RelationTable {
             .collect::<DfResult<Vec<_>>>()?;
         Ok(Arc::new(ProjectionExec::try_new(columns, filtered)?))
     }
-}
 
-impl RelationTable {
-    /// Every column added by `ALTER … ADD COLUMN` as `CASE WHEN _offset <
-    /// added_at THEN <missing value> ELSE column END` over the stored columns:
-    /// events from before the ALTER read its missing value (see `log::layout`).
-    fn fill_added_columns(&self, plan: Arc<dyn ExecutionPlan>) -> DfResult<Arc<dyn ExecutionPlan>> {
-        use datafusion::physical_expr::expressions::CaseExpr;
-        let offset = col(OFFSET_COLUMN, &self.stored)?;
+    /// Segment files of one era, whose columns had `names` (`None`: not yet
+    /// added), as the stored schema; with today's names, `projection` is
+    /// pushed into the scan.
+    fn scan_files(
+        &self,
+        state: &dyn Session,
+        segments: &[Arc<crate::log::SegmentMeta>],
+        names: &[Option<String>],
+        projection: Option<&Vec<usize>>,
+        partitions: usize,
+    ) -> DfResult<Arc<dyn ExecutionPlan>> {
+        let today = names.iter().zip(&self.def.columns).all(|(name, c)| name.as_deref() == Some(c.name.as_str()));
+        let n = self.def.columns.len();
+        let read_schema: SchemaRef = if today {
+            self.stored.clone()
+        } else {
+            let mut fields: Vec<Field> = names
+                .iter()
+                .zip(&self.def.columns)
+                .filter_map(|(name, c)| name.as_ref().map(|name| Field::new(name, c.sql_type.arrow_type(), true)))
+                .collect();
+            fields.extend(self.stored.fields()[n..].iter().map(|f| f.as_ref().clone()));
+            Arc::new(Schema::new(fields))
+        };
+        // Each file carries its segment's metadata: while a plan holds it, a
+        // seal does not delete the file (see `Log::delete_unread`).
+        let files: Vec<PartitionedFile> =
+            segments.iter().map(|s| PartitionedFile::new(s.path.clone(), s.bytes).with_extension(s.clone())).collect();
+        let groups = FileGroup::new(files).split_files(partitions.max(1));
+        // As DataFusion's own Parquet tables do: the session's Parquet
+        // options, and footers read once and cached.
+        let store_url = ObjectStoreUrl::parse(STORE_URL)?;
+        let store = state.runtime_env().object_store(&store_url)?;
+        let footers = state.runtime_env().cache_manager.get_file_metadata_cache();
+        let source = ParquetSource::new(read_schema.clone())
+            .with_table_parquet_options(state.table_options().parquet.clone())
+            .with_parquet_file_reader_factory(Arc::new(CachedParquetFileReaderFactory::new(store, footers)));
+        let config = FileScanConfigBuilder::new(store_url, Arc::new(source))
+            .with_file_groups(groups)
+            .with_projection_indices(if today { projection.cloned() } else { None })?
+            .build();
+        let plan: Arc<dyn ExecutionPlan> = DataSourceExec::from_data_source(config);
+        if today {
+            return Ok(plan);
+        }
         let columns = self
             .stored
             .fields()
             .iter()
             .enumerate()
             .map(|(i, field)| {
-                let stored = col(field.name(), &self.stored)?;
-                let expr: Arc<dyn PhysicalExpr> = match self.def.columns.get(i).filter(|c| c.added_at > Offset::ZERO) {
-                    Some(column) => {
-                        let missing = crate::log::layout::missing_array(column, 1)
+                let expr: Arc<dyn PhysicalExpr> = match names.get(i) {
+                    Some(Some(name)) => col(name, &read_schema)?,
+                    Some(None) => {
+                        let missing = crate::log::layout::missing_array(&self.def.columns[i], 1)
                             .map_err(|e| Error::from(e).into_datafusion())?;
-                        let missing = ScalarValue::try_from_array(&missing, 0)?;
-                        let before = Arc::new(BinaryExpr::new(
-                            offset.clone(),
-                            Operator::Lt,
-                            Arc::new(Literal::new(ScalarValue::Int64(Some(column.added_at.0 as i64)))),
-                        ));
-                        Arc::new(CaseExpr::try_new(
-                            None,
-                            vec![(before, Arc::new(Literal::new(missing)))],
-                            Some(stored),
-                        )?)
+                        Arc::new(Literal::new(ScalarValue::try_from_array(&missing, 0)?))
                     }
-                    None => stored,
+                    None => col(field.name(), &read_schema)?,
                 };
                 Ok((expr, field.name().clone()))
             })
             .collect::<DfResult<Vec<_>>>()?;
         Ok(Arc::new(ProjectionExec::try_new(columns, plan)?))
     }
+}
 
+impl RelationTable {
     /// The stored rows with offsets in `(after, read_offset]` (coarsely: whole
     /// segments and batches are skipped; the caller filters `after` exactly),
     /// plus the transaction's own appends.

@@ -38,23 +38,26 @@ pub fn stream_columns(create: &CreateTable) -> Result<Vec<ColumnDef>> {
         if !seen.insert(name.clone()) {
             return Err(Error::DuplicateColumn(name));
         }
-        let mut nullable = true;
-        let mut default = None;
-        for option in &column.options {
-            match &option.option {
-                ColumnOption::NotNull => nullable = false,
-                ColumnOption::Null => nullable = true,
-                ColumnOption::Default(expr) => default = Some(default_expr(expr)?),
-                other => {
-                    return Err(Error::FeatureNotSupported(format!(
-                        "column option {other} is not supported on a stream"
-                    )));
-                }
-            }
-        }
-        columns.push(ColumnDef::new(name, sql_type(&column.data_type)?, nullable, default));
+        columns.push(plain_column(column, "on a stream")?);
     }
     Ok(columns)
+}
+
+/// A column with a type, NULL/NOT NULL and a DEFAULT only (a stream's, or
+/// one `ALTER … ADD COLUMN` adds); other options are refused, `place` saying
+/// where they are not supported.
+fn plain_column(column: &datafusion::sql::sqlparser::ast::ColumnDef, place: &str) -> Result<ColumnDef> {
+    let mut nullable = true;
+    let mut default = None;
+    for option in &column.options {
+        match &option.option {
+            ColumnOption::NotNull => nullable = false,
+            ColumnOption::Null => nullable = true,
+            ColumnOption::Default(expr) => default = Some(default_expr(expr)?),
+            other => return Err(Error::FeatureNotSupported(format!("column option {other} is not supported {place}"))),
+        }
+    }
+    Ok(ColumnDef::new(column.name.value.clone(), sql_type(&column.data_type)?, nullable, default))
 }
 
 pub fn sql_type(data_type: &DataType) -> Result<SqlType> {
@@ -296,21 +299,9 @@ fn interval(option: &str, text: &str) -> Result<Retention> {
 /// The column of `ALTER … ADD COLUMN`: a name, a type, NULL/NOT NULL and a
 /// DEFAULT (keys and constraints are CREATE's).
 pub fn added_column(column: &datafusion::sql::sqlparser::ast::ColumnDef) -> Result<ColumnDef> {
-    let name = column.name.value.clone();
+    let name = &column.name.value;
     if CHANGE_COLUMNS.contains(&name.as_str()) || name == ROW_ID_COLUMN {
         return Err(Error::InvalidParameterValue(format!("column name \"{name}\" is reserved for a system column")));
     }
-    let mut nullable = true;
-    let mut default = None;
-    for option in &column.options {
-        match &option.option {
-            ColumnOption::NotNull => nullable = false,
-            ColumnOption::Null => nullable = true,
-            ColumnOption::Default(expr) => default = Some(default_expr(expr)?),
-            other => {
-                return Err(Error::FeatureNotSupported(format!("ADD COLUMN … {other} is not supported")));
-            }
-        }
-    }
-    Ok(ColumnDef::new(name, sql_type(&column.data_type)?, nullable, default))
+    plain_column(column, "in ADD COLUMN")
 }

@@ -257,6 +257,15 @@ fn command(statement: Statement, about_stream: bool) -> Result<Command> {
                         change: ColumnChange::Drop { name: column_names[0].value.clone(), if_exists: *if_exists },
                     }
                 }
+                [AlterTableOperation::RenameColumn { old_column_name, new_column_name }] => Command::AlterColumns {
+                    kind,
+                    name: object_name(&alter.name.to_string()),
+                    if_exists: alter.if_exists,
+                    change: ColumnChange::Rename {
+                        from: old_column_name.value.clone(),
+                        to: new_column_name.value.clone(),
+                    },
+                },
                 [AlterTableOperation::SetOptionsParens { options }] => Command::SetRetention {
                     kind,
                     name: object_name(&alter.name.to_string()),
@@ -265,8 +274,8 @@ fn command(statement: Statement, about_stream: bool) -> Result<Command> {
                 },
                 _ => {
                     return Err(Error::FeatureNotSupported(format!(
-                        "ALTER {} supports only RENAME TO, ADD COLUMN, DROP COLUMN (one at a time), SET (…) and \
-                         RESET (…) so far",
+                        "ALTER {} supports only RENAME TO, ADD COLUMN, DROP COLUMN (one at a time), RENAME \
+                         COLUMN, SET (…) and RESET (…) so far",
                         kind.noun().to_uppercase()
                     )));
                 }

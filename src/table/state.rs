@@ -109,14 +109,16 @@ impl TableState {
         Ok(TableState { codec: Arc::new(TableCodec::new(def)?), rows: imbl::OrdMap::new() })
     }
 
-    /// The same rows laid out in `def`'s columns after an `ALTER … ADD/DROP
-    /// COLUMN`: an added column takes its missing value, a dropped one goes.
-    pub fn reshaped(&self, def: Arc<RelationDef>) -> Result<TableState, ArrowError> {
+    /// The same rows laid out in `def`'s columns after the `ALTER … ADD / DROP
+    /// / RENAME COLUMN` at `at`: an added column takes its missing value, a
+    /// dropped one goes, a renamed one is found under its former name.
+    pub fn reshaped(&self, def: Arc<RelationDef>, at: Offset) -> Result<TableState, ArrowError> {
         let old = &self.codec.def;
         let rows = self.to_batch(&old.full_schema(), None)?;
         let columns: Vec<usize> = (0..def.full_schema().fields().len()).collect();
-        // The rows are in the old columns: match them by name.
-        let rows = crate::log::layout::adapt(&def, &rows, Offset(u64::MAX), &columns)
+        // The rows are laid out as before the ALTER at `at`.
+        let before = Offset(at.0.saturating_sub(1));
+        let rows = crate::log::layout::adapt(&def, &rows, before, &columns)
             .map_err(|e| ArrowError::ComputeError(e.to_string()))?;
         let mut table = TableState::new(def)?;
         table.load_versions(&rows)?;
