@@ -13,6 +13,7 @@ use pgwire::api::results::{FieldInfo, QueryResponse};
 use pgwire::error::{ErrorInfo, PgWireError, PgWireResult};
 use pgwire::messages::data::DataRow;
 
+use super::pg_format::postgres_text;
 use super::sqlstate::to_pgwire;
 use crate::error::Error;
 
@@ -28,10 +29,11 @@ pub fn query_response(
 ) -> PgWireResult<QueryResponse> {
     let fields = Arc::new(fields(schema, format)?);
     let row_fields = fields.clone();
+    let format = format.clone();
     let data_rows = rows
-        .map(move |batch| match batch {
+        .map(move |batch| match batch.map_err(Error::from_datafusion).and_then(|b| Ok(postgres_text(b, &format)?)) {
             Ok(batch) => stream::iter(encode_recordbatch(row_fields.clone(), batch).collect::<Vec<_>>()),
-            Err(error) => stream::iter(vec![Err(to_pgwire(Error::from_datafusion(error)))]),
+            Err(error) => stream::iter(vec![Err(to_pgwire(error))]),
         })
         .flatten();
     Ok(QueryResponse::new(fields, cancellable(data_rows, cancel)))

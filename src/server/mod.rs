@@ -3,6 +3,7 @@
 
 mod encode;
 mod handler;
+mod pg_format;
 pub mod sqlstate;
 
 use std::sync::Arc;
