@@ -431,9 +431,7 @@ impl Session {
     ) -> Result<Option<usize>> {
         let view = self.read_view();
         let Some(table) = view.tables.get(def.id) else { return Ok(None) };
-        let mut state = self.db.base_state.clone();
-        state.mark_start_execution();
-        let write = match keyed.write(&state, table, def, params)? {
+        let write = match keyed.write(&self.db.base_state, table, def, params)? {
             Keyed::Fallback => return Ok(None),
             Keyed::NoRow => return Ok(Some(0)),
             Keyed::Write(write) => write,

@@ -12,6 +12,8 @@ use datafusion::common::tree_node::{Transformed, TreeNode};
 use datafusion::common::{DFSchema, ParamValues};
 use datafusion::execution::SessionState;
 use datafusion::logical_expr::Expr;
+use datafusion::logical_expr::simplify::SimplifyContext;
+use datafusion::optimizer::simplify_expressions::ExprSimplifier;
 use datafusion::sql::sqlparser::ast::{AssignmentTarget, BinaryOperator, Expr as SqlExpr, Statement, TableFactor};
 
 use super::TableWrite;
@@ -93,7 +95,8 @@ impl KeyedUpdate {
         Some(KeyedUpdate { key, assigned, values, qualifier })
     }
 
-    /// The write for the row, as of `table`.
+    /// The write for the row, as of `table`; `state` is the database's shared
+    /// session state (the statement's start time is given to the simplifier).
     pub fn write(
         &self,
         state: &SessionState,
@@ -101,7 +104,8 @@ impl KeyedUpdate {
         def: &Arc<RelationDef>,
         params: Option<&ParamValues>,
     ) -> Result<Keyed> {
-        let now = chrono::Utc::now().timestamp_micros();
+        let started = chrono::Utc::now();
+        let now = started.timestamp_micros();
         let mut values = Vec::with_capacity(self.key.len());
         for (expr, position) in self.key.iter().zip(&def.primary_key) {
             let Some(value) = scalar(expr, &def.columns[*position].sql_type, params, now) else {
@@ -123,12 +127,22 @@ impl KeyedUpdate {
         let user = existing.project(&(0..def.columns.len()).collect::<Vec<_>>())?;
         let schema = DFSchema::try_from_qualified_schema(self.qualifier.as_str(), &user.schema())
             .map_err(Error::from_datafusion)?;
+        let simplifier = ExprSimplifier::new(
+            SimplifyContext::builder()
+                .with_config_options(state.config_options().clone())
+                .with_schema(Arc::new(schema.clone()))
+                .with_query_execution_start_time(Some(started))
+                .build(),
+        );
         // `found`: the row, its version's `_offset`, then each new value.
         let mut found = existing.columns()[..=def.columns.len()].to_vec();
         let mut found_fields: Vec<_> = existing.schema().fields()[..=def.columns.len()].to_vec();
         for (slot, sql) in self.values.iter().enumerate() {
             let expr = state.create_logical_expr(sql, &schema).map_err(Error::from_datafusion)?;
             let expr = with_params(expr, params)?;
+            // now() and the like become the statement's start here: planning
+            // a physical expression does not simplify them.
+            let expr = simplifier.simplify(expr).map_err(Error::from_datafusion)?;
             let physical = state.create_physical_expr(expr, &schema).map_err(Error::from_datafusion)?;
             let value = physical.evaluate(&user).and_then(|v| v.into_array(1)).map_err(Error::from_datafusion)?;
             found_fields.push(Arc::new(datafusion::arrow::datatypes::Field::new(
