@@ -280,3 +280,21 @@ async fn concurrent_upserts_and_updates_lose_no_increment() {
     let replayed: i64 = admin.query_one("SELECT sum(n) FROM hits VERSION AS OF 1000000", &[]).await.unwrap().get(0);
     assert_eq!(replayed, total);
 }
+
+/// COPY fills a left-out column with its DEFAULT, `now()` included (the
+/// statement's start, the same for every row).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn copy_fills_time_defaults() {
+    let server = common::Server::start(&common::fresh_data_dir("wire-copy-now"));
+    let client = server.client().await;
+    client.batch_execute("CREATE STREAM d (n INT, at TIMESTAMPTZ DEFAULT now())").await.unwrap();
+    let sink = client.copy_in("COPY d (n) FROM STDIN").await.unwrap();
+    let mut sink = std::pin::pin!(sink);
+    sink.send(bytes::Bytes::from_static(b"1\n2\n")).await.unwrap();
+    assert_eq!(sink.finish().await.unwrap(), 2);
+    let row = client
+        .query_one("SELECT count(*), count(DISTINCT at), bool_and(at <= now()) FROM d WHERE at IS NOT NULL", &[])
+        .await
+        .unwrap();
+    assert_eq!((row.get::<_, i64>(0), row.get::<_, i64>(1), row.get::<_, bool>(2)), (2, 1, true));
+}

@@ -6,13 +6,15 @@ use std::sync::{Arc, LazyLock};
 
 use datafusion::arrow::array::{ArrayRef, RecordBatch, RecordBatchOptions, new_null_array};
 use datafusion::arrow::datatypes::Schema;
-use datafusion::common::DFSchema;
+use datafusion::common::{DFSchema, ScalarValue};
 use datafusion::execution::SessionState;
+use datafusion::logical_expr::simplify::SimplifyContext;
 use datafusion::logical_expr::{Expr, ExprSchemable};
+use datafusion::optimizer::simplify_expressions::ExprSimplifier;
 use datafusion::physical_expr::PhysicalExpr;
 use datafusion::prelude::SessionContext;
 
-use crate::catalog::{ColumnDef, RelationDef};
+use crate::catalog::{ColumnDef, RelationDef, SqlType};
 use crate::error::{Error, Result};
 
 /// Plans default expressions; they read no columns, so no catalog is needed.
@@ -55,6 +57,35 @@ pub async fn check_defaults(columns: &[ColumnDef]) -> Result<()> {
     Ok(())
 }
 
+/// A physical expression for `expr` over `schema`, for a statement that
+/// started at `started`: time functions (`now()`) are folded to that time
+/// first, as DataFusion's query planner does (`create_physical_expr` alone
+/// leaves them, and they cannot run unfolded).
+pub fn physical_expr_at(
+    state: &SessionState,
+    expr: Expr,
+    schema: &DFSchema,
+    started: chrono::DateTime<chrono::Utc>,
+) -> Result<Arc<dyn PhysicalExpr>> {
+    let simplifier = ExprSimplifier::new(
+        SimplifyContext::builder()
+            .with_config_options(state.config_options().clone())
+            .with_schema(Arc::new(schema.clone()))
+            .with_query_execution_start_time(Some(started))
+            .build(),
+    );
+    let expr = simplifier.simplify(expr).map_err(Error::from_datafusion)?;
+    state.create_physical_expr(expr, schema).map_err(Error::from_datafusion)
+}
+
+/// The value of `column`'s DEFAULT for a statement starting now (NULL
+/// without one), in the column's type.
+pub fn default_value(column: &ColumnDef) -> Result<ScalarValue> {
+    let defaults = LeftOutDefaults::plan_columns(std::slice::from_ref(column), &[])?;
+    let value = defaults.column_of(0, &column.sql_type, 1)?;
+    ScalarValue::try_from_array(&value, 0).map_err(Error::from_datafusion)
+}
+
 /// The DEFAULTs of the columns a write leaves out, planned once per
 /// statement (so `now()` is the statement's start) and evaluated per batch
 /// of rows (so a volatile default such as `random()` differs row to row, as
@@ -66,9 +97,13 @@ pub struct LeftOutDefaults {
 
 impl LeftOutDefaults {
     pub fn plan(def: &RelationDef, provided: &[usize]) -> Result<LeftOutDefaults> {
-        let mut state = None;
-        let mut exprs = Vec::with_capacity(def.columns.len());
-        for (position, column) in def.columns.iter().enumerate() {
+        Self::plan_columns(&def.columns, provided)
+    }
+
+    fn plan_columns(columns: &[ColumnDef], provided: &[usize]) -> Result<LeftOutDefaults> {
+        let started = chrono::Utc::now();
+        let mut exprs = Vec::with_capacity(columns.len());
+        for (position, column) in columns.iter().enumerate() {
             let expr = match default_expr(column)? {
                 Some(expr) if !provided.contains(&position) => expr,
                 _ => {
@@ -76,22 +111,21 @@ impl LeftOutDefaults {
                     continue;
                 }
             };
-            let state = state.get_or_insert_with(|| {
-                let mut state = PLANNER.clone();
-                state.mark_start_execution();
-                state
-            });
             let schema = DFSchema::empty();
             let expr = expr.cast_to(&column.sql_type.arrow_type(), &schema).map_err(Error::from_datafusion)?;
-            exprs.push(Some(state.create_physical_expr(expr, &schema).map_err(Error::from_datafusion)?));
+            exprs.push(Some(physical_expr_at(&PLANNER, expr, &schema, started)?));
         }
         Ok(LeftOutDefaults { exprs })
     }
 
     /// `rows` values for the column at `position`: its default, else NULLs.
     pub fn column(&self, def: &RelationDef, position: usize, rows: usize) -> Result<ArrayRef> {
+        self.column_of(position, &def.columns[position].sql_type, rows)
+    }
+
+    fn column_of(&self, position: usize, sql_type: &SqlType, rows: usize) -> Result<ArrayRef> {
         let Some(expr) = &self.exprs[position] else {
-            return Ok(new_null_array(&def.columns[position].sql_type.arrow_type(), rows));
+            return Ok(new_null_array(&sql_type.arrow_type(), rows));
         };
         let no_columns = RecordBatch::try_new_with_options(
             Arc::new(Schema::empty()),

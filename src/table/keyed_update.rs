@@ -12,8 +12,6 @@ use datafusion::common::tree_node::{Transformed, TreeNode};
 use datafusion::common::{DFSchema, ParamValues};
 use datafusion::execution::SessionState;
 use datafusion::logical_expr::Expr;
-use datafusion::logical_expr::simplify::SimplifyContext;
-use datafusion::optimizer::simplify_expressions::ExprSimplifier;
 use datafusion::sql::sqlparser::ast::{AssignmentTarget, BinaryOperator, Expr as SqlExpr, Statement, TableFactor};
 
 use super::TableWrite;
@@ -21,6 +19,7 @@ use super::dml::{Found, cast_type, split_found};
 use super::state::TableState;
 use crate::catalog::RelationDef;
 use crate::error::{Error, Result};
+use crate::query::defaults::physical_expr_at;
 use crate::sql::parse::object_name;
 use crate::write::values::scalar;
 
@@ -127,23 +126,13 @@ impl KeyedUpdate {
         let user = existing.project(&(0..def.columns.len()).collect::<Vec<_>>())?;
         let schema = DFSchema::try_from_qualified_schema(self.qualifier.as_str(), &user.schema())
             .map_err(Error::from_datafusion)?;
-        let simplifier = ExprSimplifier::new(
-            SimplifyContext::builder()
-                .with_config_options(state.config_options().clone())
-                .with_schema(Arc::new(schema.clone()))
-                .with_query_execution_start_time(Some(started))
-                .build(),
-        );
         // `found`: the row, its version's `_offset`, then each new value.
         let mut found = existing.columns()[..=def.columns.len()].to_vec();
         let mut found_fields: Vec<_> = existing.schema().fields()[..=def.columns.len()].to_vec();
         for (slot, sql) in self.values.iter().enumerate() {
             let expr = state.create_logical_expr(sql, &schema).map_err(Error::from_datafusion)?;
             let expr = with_params(expr, params)?;
-            // now() and the like become the statement's start here: planning
-            // a physical expression does not simplify them.
-            let expr = simplifier.simplify(expr).map_err(Error::from_datafusion)?;
-            let physical = state.create_physical_expr(expr, &schema).map_err(Error::from_datafusion)?;
+            let physical = physical_expr_at(state, expr, &schema, started)?;
             let value = physical.evaluate(&user).and_then(|v| v.into_array(1)).map_err(Error::from_datafusion)?;
             found_fields.push(Arc::new(datafusion::arrow::datatypes::Field::new(
                 format!("set_{slot}"),
