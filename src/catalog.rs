@@ -130,11 +130,15 @@ impl ColumnDef {
 }
 
 impl ColumnDef {
-    /// The name the column had for rows stored through `written_through`.
-    pub fn name_through(&self, written_through: Offset) -> &str {
+    /// The name the column had in rows laid out as of `written_through`;
+    /// `None` when it was added after them.
+    pub fn name_as_of(&self, written_through: Offset) -> Option<&str> {
+        if self.added_at > written_through {
+            return None;
+        }
         match self.renamed.iter().find(|(at, _)| *at > written_through) {
-            Some((_, before)) => before,
-            None => &self.name,
+            Some((_, before)) => Some(before),
+            None => Some(&self.name),
         }
     }
 

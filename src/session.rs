@@ -6,7 +6,7 @@ use std::sync::{Arc, Mutex};
 
 use datafusion::arrow::array::{RecordBatch, StringArray};
 use datafusion::arrow::datatypes::{DataType, Field, Schema, SchemaRef};
-use datafusion::common::{ParamValues, ScalarValue};
+use datafusion::common::ParamValues;
 use datafusion::execution::SendableRecordBatchStream;
 use datafusion::logical_expr::LogicalPlan;
 use datafusion::physical_plan::stream::RecordBatchStreamAdapter;
@@ -150,25 +150,16 @@ impl Session {
                 Ok(done(&tag))
             }
             Command::RenameRelation { kind, name, new_name, if_exists } => {
-                let tag = format!("ALTER {}", kind.noun().to_uppercase());
-                self.refuse_in_transaction(&tag)?;
-                self.db.log.commit(vec![Change::RenameRelation { name, kind, new_name, if_exists }]).await?;
-                Ok(done(&tag))
+                self.alter(kind, Change::RenameRelation { name, kind, new_name, if_exists }).await
             }
             Command::AlterColumns { kind, name, if_exists, mut change } => {
-                let tag = format!("ALTER {}", kind.noun().to_uppercase());
-                self.refuse_in_transaction(&tag)?;
                 if let ColumnChange::Add { column, .. } = &mut change {
                     self.prepare_added_column(&name, column).await?;
                 }
-                self.db.log.commit(vec![Change::AlterColumns { name, kind, if_exists, change }]).await?;
-                Ok(done(&tag))
+                self.alter(kind, Change::AlterColumns { name, kind, if_exists, change }).await
             }
             Command::SetRetention { kind, name, retention, if_exists } => {
-                let tag = format!("ALTER {}", kind.noun().to_uppercase());
-                self.refuse_in_transaction(&tag)?;
-                self.db.log.commit(vec![Change::SetRetention { name, kind, retention, if_exists }]).await?;
-                Ok(done(&tag))
+                self.alter(kind, Change::SetRetention { name, kind, retention, if_exists }).await
             }
             Command::DropRelation { kind, names, if_exists } => {
                 let tag = format!("DROP {}", kind.noun().to_uppercase());
@@ -259,24 +250,27 @@ impl Session {
         }
     }
 
+    /// Commits one `ALTER TABLE|STREAM` (outside a transaction, like all DDL).
+    async fn alter(&mut self, kind: RelationKind, change: Change) -> Result<Outcome> {
+        let tag = format!("ALTER {}", kind.noun().to_uppercase());
+        self.refuse_in_transaction(&tag)?;
+        self.db.log.commit(vec![change]).await?;
+        Ok(done(&tag))
+    }
+
     /// Checks a column `ALTER … ADD COLUMN` adds to `relation` and evaluates
     /// its DEFAULT once: rows written before it read that value (PostgreSQL
     /// does the same). NOT NULL without a DEFAULT needs a relation with no rows.
     async fn prepare_added_column(&self, relation: &str, column: &mut ColumnDef) -> Result<()> {
         crate::query::defaults::check_defaults(std::slice::from_ref(column)).await?;
-        if let Some(default) = &column.default {
+        if column.default.is_some() {
             if matches!(column.sql_type, SqlType::Bytea | SqlType::Interval) {
                 return Err(Error::FeatureNotSupported(format!(
                     "ADD COLUMN of type {} with a DEFAULT is not supported yet",
                     column.sql_type.sql_name()
                 )));
             }
-            let context = datafusion::prelude::SessionContext::new_with_state(self.db.base_state.clone());
-            let frame = context.sql(&format!("SELECT {default}")).await.map_err(Error::from_datafusion)?;
-            let batches = frame.collect().await.map_err(Error::from_datafusion)?;
-            let value = ScalarValue::try_from_array(batches[0].column(0), 0)?
-                .cast_to(&column.sql_type.arrow_type())
-                .map_err(Error::from_datafusion)?;
+            let value = crate::query::defaults::default_value(column)?;
             if !value.is_null() {
                 let array = value.to_array().map_err(Error::from_datafusion)?;
                 column.missing = Some(datafusion::arrow::util::display::array_value_to_string(&array, 0)?);

@@ -24,8 +24,7 @@ pub fn sources(def: &RelationDef, stored: &Schema, written_through: Offset, colu
     columns
         .iter()
         .map(|p| match def.columns.get(*p) {
-            Some(column) if column.added_at > written_through => None,
-            Some(column) => stored.index_of(column.name_through(written_through)).ok(),
+            Some(column) => stored.index_of(column.name_as_of(written_through)?).ok(),
             None => stored.index_of(log.field(*p).name()).ok(),
         })
         .collect()
@@ -80,8 +79,5 @@ pub fn missing_array(column: &ColumnDef, rows: usize) -> Result<ArrayRef> {
 /// The name each of `def`'s columns has in rows laid out as of offset
 /// `written_through`, `None` for a column added since.
 pub fn names_as_of(def: &RelationDef, written_through: Offset) -> Vec<Option<String>> {
-    def.columns
-        .iter()
-        .map(|c| (c.added_at <= written_through).then(|| c.name_through(written_through).to_string()))
-        .collect()
+    def.columns.iter().map(|c| c.name_as_of(written_through).map(str::to_string)).collect()
 }

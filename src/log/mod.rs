@@ -222,26 +222,25 @@ struct SealState {
     retired: Vec<Retired>,
 }
 
-/// A file of a dropped relation or of history retention removed; deleted
-/// once no reader holds its metadata.
-enum Retired {
-    Segment(Arc<SegmentMeta>),
-    Snapshot(Arc<SnapshotMeta>),
+/// A file of a dropped relation, of history retention removed or of merged
+/// segments; deleted once no reader holds its metadata (`held`, a segment's
+/// or snapshot's, whose count readers raise while they use the file).
+struct Retired {
+    path: String,
+    held: Arc<dyn std::any::Any + Send + Sync>,
 }
 
 impl Retired {
-    fn unread(&self) -> bool {
-        match self {
-            Retired::Segment(s) => Arc::strong_count(s) == 1,
-            Retired::Snapshot(s) => Arc::strong_count(s) == 1,
-        }
+    fn segment(segment: Arc<SegmentMeta>) -> Retired {
+        Retired { path: segment.path.clone(), held: segment }
     }
 
-    fn path(&self) -> &str {
-        match self {
-            Retired::Segment(s) => &s.path,
-            Retired::Snapshot(s) => &s.path,
-        }
+    fn snapshot(snapshot: Arc<SnapshotMeta>) -> Retired {
+        Retired { path: snapshot.path.clone(), held: snapshot }
+    }
+
+    fn unread(&self) -> bool {
+        Arc::strong_count(&self.held) == 1
     }
 }
 
@@ -326,13 +325,8 @@ impl Log {
         })?;
 
         let last_offset = Offset(next_offset.0 - 1);
-        for (id, table) in &state.tables.by_relation {
-            if let (Some(def), Some((key, _))) = (state.catalog.by_id(*id), table.rows.get_max())
-                && def.row_id().is_some()
-            {
-                next_row_id = next_row_id.max(table.codec.key_values(key)? + 1);
-            }
-        }
+        // Every identity in sealed rows is below the manifest's mark, every
+        // one in the WAL was seen above.
         let next_row_id = next_row_id.max(last_offset.0 as i64 + 1);
         let shared = Arc::new(Shared {
             published: RwLock::new(Published {
@@ -539,8 +533,8 @@ impl Log {
         }
         self.shared.tail_freed.notify_waiters();
         self.scan_cache.retain(|id| catalog.by_id(id).is_some());
-        state.retired.extend(retired.into_iter().map(Retired::Segment));
-        state.retired.extend(retired_snapshots.into_iter().map(Retired::Snapshot));
+        state.retired.extend(retired.into_iter().map(Retired::segment));
+        state.retired.extend(retired_snapshots.into_iter().map(Retired::snapshot));
         self.delete_unread(&mut state.retired).await;
         report.segments_written = written.len();
         report.snapshots_written = snapshots.len();
@@ -605,9 +599,9 @@ impl Log {
             let (dropped, start): (Vec<Arc<SegmentMeta>>, _) = match def.kind {
                 RelationKind::Stream => {
                     let dropped: Vec<_> = segments.filter(|s| s.max_ts < horizon).cloned().collect();
-                    let Some(last) = dropped.iter().max_by_key(|s| s.last_offset) else { continue };
+                    let Some(last) = dropped.iter().map(|s| s.last_offset).max() else { continue };
                     let ts = dropped.iter().map(|s| s.max_ts.0).max().unwrap_or(0);
-                    (dropped.clone(), HistoryStart { offset: last.last_offset.next(), ts: CommitTs(ts + 1) })
+                    (dropped, HistoryStart { offset: last.next(), ts: CommitTs(ts + 1) })
                 }
                 RelationKind::Table => {
                     let base = next
@@ -640,8 +634,8 @@ impl Log {
         state.manifest = next;
         for (relation, start, segments, snapshots) in trimmed {
             self.shared.tails.trim(relation, start, &segments, &snapshots);
-            state.retired.extend(segments.into_iter().map(Retired::Segment));
-            state.retired.extend(snapshots.into_iter().map(Retired::Snapshot));
+            state.retired.extend(segments.into_iter().map(Retired::segment));
+            state.retired.extend(snapshots.into_iter().map(Retired::snapshot));
         }
         self.delete_unread(&mut state.retired).await;
         Ok(report)
@@ -687,7 +681,7 @@ impl Log {
             state.manifest = next;
             self.shared.tails.replace_segments(def.id, &run, meta);
             merged += run.len();
-            state.retired.extend(run.into_iter().map(Retired::Segment));
+            state.retired.extend(run.into_iter().map(Retired::segment));
         }
         self.delete_unread(&mut state.retired).await;
         Ok(merged)
@@ -695,17 +689,17 @@ impl Log {
 
     /// Where a relation's readable history starts, when retention trimmed it.
     pub fn history_start(&self, relation: RelationId) -> Option<HistoryStart> {
-        self.shared.tails.read(relation, Offset::ZERO).history_start
+        self.shared.tails.history_start(relation)
     }
 
-    /// Deletes retired files (of dropped relations) that no query plan still
-    /// holds; the rest wait for a later seal.
+    /// Deletes retired files that no query plan still holds; the rest wait
+    /// for a later seal.
     async fn delete_unread(&self, retired: &mut Vec<Retired>) {
         let (unread, held): (Vec<_>, Vec<_>) = retired.drain(..).partition(Retired::unread);
         *retired = held;
         for file in unread {
-            if let Err(error) = self.store.delete(file.path()).await {
-                tracing::warn!(%error, path = file.path(), "could not delete a file of a dropped relation");
+            if let Err(error) = self.store.delete(&file.path).await {
+                tracing::warn!(%error, path = file.path, "could not delete a retired file");
             }
         }
     }
@@ -784,22 +778,6 @@ fn small_run(
     (run.len() >= RUN_MIN).then_some(run)
 }
 
-/// The rows of a log batch with offsets after `after`.
-fn after_offset(
-    def: &RelationDef,
-    batch: datafusion::arrow::record_batch::RecordBatch,
-    after: Offset,
-) -> Result<datafusion::arrow::record_batch::RecordBatch> {
-    use datafusion::arrow::array::{AsArray, BooleanArray};
-    use datafusion::arrow::datatypes::Int64Type;
-    let offsets = batch.column(def.columns.len()).as_primitive::<Int64Type>();
-    if offsets.values().first().is_none_or(|first| *first > after.0 as i64) {
-        return Ok(batch);
-    }
-    let keep: BooleanArray = offsets.values().iter().map(|o| Some(*o > after.0 as i64)).collect();
-    Ok(datafusion::arrow::compute::filter_record_batch(&batch, &keep)?)
-}
-
 /// The highest row identity `record` writes to a keyless table (0 if none).
 fn max_row_id(catalog: &Catalog, record: &CommitRecord) -> i64 {
     use datafusion::arrow::array::AsArray;
@@ -838,8 +816,6 @@ async fn load_table_states(store: &SegmentStore, catalog: &Catalog, manifest: &M
         for segment in segments {
             let columns: Vec<usize> = (0..def.log_schema().fields().len()).collect();
             for batch in segment.read(store, def, &columns, None).await? {
-                // A merged segment may reach back before the snapshot.
-                let batch = after_offset(def, batch, after)?;
                 let rows = split_log_batch(def, &batch)?;
                 replayed += rows.diffs.len() as u64;
                 state.apply(&rows.user, &rows.diffs, Some(&rows.offsets), &rows.ts)?;

@@ -111,6 +111,11 @@ impl Tails {
         }
     }
 
+    /// Where the relation's readable history starts, when retention trimmed it.
+    pub fn history_start(&self, relation: RelationId) -> Option<HistoryStart> {
+        self.by_relation.read().expect("tail lock").get(&relation).and_then(|d| d.history_start)
+    }
+
     /// Replaces segments `merged` of `relation` by the one segment `into`.
     pub fn replace_segments(&self, relation: RelationId, merged: &[Arc<SegmentMeta>], into: Arc<SegmentMeta>) {
         let mut map = self.by_relation.write().expect("tail lock");
@@ -142,9 +147,11 @@ impl Tails {
     pub fn reshape(&self, def: &RelationDef, at: Offset) {
         let mut map = self.by_relation.write().expect("tail lock");
         let Some(data) = map.get_mut(&def.id) else { return };
-        let columns: Vec<usize> = (0..def.log_schema().fields().len()).collect();
+        let log_schema = def.log_schema();
+        let columns: Vec<usize> = (0..log_schema.fields().len()).collect();
         let before = Offset(at.0.saturating_sub(1));
-        for batch in &mut data.tail {
+        // A change of retention leaves the columns as they are.
+        for batch in data.tail.iter_mut().filter(|b| b.rows.schema().fields() != log_schema.fields()) {
             match super::layout::adapt(def, &batch.rows, before, &columns) {
                 Ok(rows) => batch.rows = rows,
                 // Every column comes from the batch or is filled: this cannot fail.

@@ -224,7 +224,7 @@ fn resolve(state: &mut State, first_offset: Offset, ts: CommitTs, changes: &[Cha
                 let Some(def) = altered_relation(state, name, *kind, *if_exists)? else { continue };
                 let mut def = RelationDef::clone(&def);
                 def.retention = retention.clone();
-                state.catalog.replace(def.clone());
+                reshape(state, &def, offset)?;
                 Entry::AlterRelation(def)
             }
             Change::Append { relation, rows } => {

@@ -36,13 +36,11 @@ use crate::table::replay::{Base, Replay, Times};
 pub const AS_OF_FUNCTION: &str = "__strata_as_of";
 
 /// Which committed events a point in time includes: those at offsets up to
-/// `upto` (the statement's offset when `None`), except the commit stamped
-/// `straddling` (it continues past `upto`), committed no later than `at`.
+/// `upto` (the statement's offset when `None`) whose commit times `times` admits.
 #[derive(Debug, Clone, Copy)]
 pub struct Point {
     pub upto: Option<Offset>,
-    pub straddling: Option<CommitTs>,
-    pub at: Option<CommitTs>,
+    pub times: Times,
 }
 
 /// `__strata_as_of('x', upto, straddling, at)`.
@@ -69,7 +67,7 @@ impl TableFunctionImpl for AsOfFunction {
             Some(ScalarValue::TimestampMicrosecond(v, _)) => Ok(v.map(CommitTs)),
             _ => Err(usage("a constant time")),
         };
-        let point = Point { upto, straddling: time(straddling)?, at: time(at)? };
+        let point = Point { upto, times: Times { straddling: time(straddling)?, at: time(at)? } };
         let name = crate::sql::parse::object_name(name);
         let def = self.log.relation(&name).ok_or_else(|| Error::UndefinedRelation(name).into_datafusion())?;
         if let Some(start) = self.log.history_start(def.id) {
@@ -88,7 +86,7 @@ impl TableFunctionImpl for AsOfFunction {
 /// An error when `point` lies before the history `def`'s retention keeps.
 fn refuse_before(def: &RelationDef, start: HistoryStart, point: &Point) -> Result<()> {
     let before_offset = point.upto.is_some_and(|upto| upto < start.offset);
-    let before_time = point.at.is_some_and(|at| at < start.ts);
+    let before_time = point.times.at.is_some_and(|at| at < start.ts);
     if !before_offset && !before_time {
         return Ok(());
     }
@@ -159,7 +157,7 @@ impl TableProvider for TableAsOf {
 }
 
 /// The work of one point-in-time scan, done when the plan runs.
-#[derive(Debug)]
+#[derive(Debug, Clone)]
 struct Rebuild {
     log: Arc<Log>,
     def: Arc<RelationDef>,
@@ -176,14 +174,7 @@ impl PartitionStream for Rebuild {
     }
 
     fn execute(&self, _context: Arc<TaskContext>) -> SendableRecordBatchStream {
-        let rebuild = Rebuild {
-            log: self.log.clone(),
-            def: self.def.clone(),
-            point: self.point,
-            upto: self.upto,
-            projection: self.projection.clone(),
-            schema: self.schema.clone(),
-        };
+        let rebuild = self.clone();
         let batches = futures::stream::once(async move { rebuild.run().await }).flat_map(|result| {
             let items: Vec<DfResult<RecordBatch>> = match result {
                 Ok(batches) => batches.into_iter().map(Ok).collect(),
@@ -200,7 +191,7 @@ impl Rebuild {
     /// the changes after it.
     async fn run(&self) -> Result<Vec<RecordBatch>> {
         let read = self.log.read(self.def.id, self.upto);
-        let times = Times { at: self.point.at, straddling: self.point.straddling };
+        let times = self.point.times;
         let snapshot = read.states.iter().rev().find(|s| s.through <= self.upto && times.admits(s.through_ts)).cloned();
         let after = snapshot.as_ref().map_or(Offset::ZERO, |s| s.through);
         let base = snapshot.map_or(Base::Empty, Base::Snapshot);

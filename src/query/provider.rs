@@ -106,6 +106,7 @@ impl RelationTable {
         let whole = straddles || eras.keys().any(|names| *names != today);
         let mut plans = Vec::with_capacity(eras.len());
         for (names, files) in &eras {
+            let names = (*names != today).then_some(names.as_slice());
             let projection = if whole { None } else { projection };
             plans.push(self.scan_files(state, files, names, projection, partitions)?);
         }
@@ -137,29 +138,29 @@ impl RelationTable {
         Ok(Arc::new(ProjectionExec::try_new(columns, filtered)?))
     }
 
-    /// Segment files of one era, whose columns had `names` (`None`: not yet
-    /// added), as the stored schema; with today's names, `projection` is
-    /// pushed into the scan.
+    /// Segment files of one era as the stored schema: with `names` (the
+    /// columns' names then, `None` for one not yet added) when they differ
+    /// from today's; otherwise `projection` is pushed into the scan.
     fn scan_files(
         &self,
         state: &dyn Session,
         segments: &[Arc<crate::log::SegmentMeta>],
-        names: &[Option<String>],
+        names: Option<&[Option<String>]>,
         projection: Option<&Vec<usize>>,
         partitions: usize,
     ) -> DfResult<Arc<dyn ExecutionPlan>> {
-        let today = names.iter().zip(&self.def.columns).all(|(name, c)| name.as_deref() == Some(c.name.as_str()));
         let n = self.def.columns.len();
-        let read_schema: SchemaRef = if today {
-            self.stored.clone()
-        } else {
-            let mut fields: Vec<Field> = names
-                .iter()
-                .zip(&self.def.columns)
-                .filter_map(|(name, c)| name.as_ref().map(|name| Field::new(name, c.sql_type.arrow_type(), true)))
-                .collect();
-            fields.extend(self.stored.fields()[n..].iter().map(|f| f.as_ref().clone()));
-            Arc::new(Schema::new(fields))
+        let read_schema: SchemaRef = match names {
+            None => self.stored.clone(),
+            Some(names) => {
+                let mut fields: Vec<Field> = names
+                    .iter()
+                    .zip(&self.def.columns)
+                    .filter_map(|(name, c)| name.as_ref().map(|name| Field::new(name, c.sql_type.arrow_type(), true)))
+                    .collect();
+                fields.extend(self.stored.fields()[n..].iter().map(|f| f.as_ref().clone()));
+                Arc::new(Schema::new(fields))
+            }
         };
         // Each file carries its segment's metadata: while a plan holds it, a
         // seal does not delete the file (see `Log::delete_unread`).
@@ -176,12 +177,10 @@ impl RelationTable {
             .with_parquet_file_reader_factory(Arc::new(CachedParquetFileReaderFactory::new(store, footers)));
         let config = FileScanConfigBuilder::new(store_url, Arc::new(source))
             .with_file_groups(groups)
-            .with_projection_indices(if today { projection.cloned() } else { None })?
+            .with_projection_indices(if names.is_none() { projection.cloned() } else { None })?
             .build();
         let plan: Arc<dyn ExecutionPlan> = DataSourceExec::from_data_source(config);
-        if today {
-            return Ok(plan);
-        }
+        let Some(names) = names else { return Ok(plan) };
         let columns = self
             .stored
             .fields()

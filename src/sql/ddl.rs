@@ -50,14 +50,23 @@ fn plain_column(column: &datafusion::sql::sqlparser::ast::ColumnDef, place: &str
     let mut nullable = true;
     let mut default = None;
     for option in &column.options {
-        match &option.option {
-            ColumnOption::NotNull => nullable = false,
-            ColumnOption::Null => nullable = true,
-            ColumnOption::Default(expr) => default = Some(default_expr(expr)?),
-            other => return Err(Error::FeatureNotSupported(format!("column option {other} is not supported {place}"))),
+        if !null_or_default(&option.option, &mut nullable, &mut default)? {
+            let other = &option.option;
+            return Err(Error::FeatureNotSupported(format!("column option {other} is not supported {place}")));
         }
     }
     Ok(ColumnDef::new(column.name.value.clone(), sql_type(&column.data_type)?, nullable, default))
+}
+
+/// Applies NULL, NOT NULL or DEFAULT; false for any other option.
+fn null_or_default(option: &ColumnOption, nullable: &mut bool, default: &mut Option<String>) -> Result<bool> {
+    match option {
+        ColumnOption::NotNull => *nullable = false,
+        ColumnOption::Null => *nullable = true,
+        ColumnOption::Default(expr) => *default = Some(default_expr(expr)?),
+        _ => return Ok(false),
+    }
+    Ok(true)
 }
 
 pub fn sql_type(data_type: &DataType) -> Result<SqlType> {
@@ -150,10 +159,10 @@ pub fn table_definition(table: &str, create: &CreateTable) -> Result<TableDefini
         let mut nullable = true;
         let mut default = None;
         for option in &column.options {
+            if null_or_default(&option.option, &mut nullable, &mut default)? {
+                continue;
+            }
             match &option.option {
-                ColumnOption::NotNull => nullable = false,
-                ColumnOption::Null => nullable = true,
-                ColumnOption::Default(expr) => default = Some(default_expr(expr)?),
                 ColumnOption::PrimaryKey(_) => {
                     if !key_names.is_empty() {
                         return Err(multiple_keys(table));

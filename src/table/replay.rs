@@ -183,22 +183,23 @@ impl Replay<'_> {
                 batches.iter().map(|b| b.project(&wanted)).collect::<std::result::Result<_, _>>()?
             }
         };
-        {
-            for batch in base_batches {
-                let untouched = match &touched {
-                    Touched::Ints(latest) => {
-                        let keys = int_values(batch.column(stored.position(self.def.primary_key[0])))?;
-                        keys.values().iter().map(|k| Some(!latest.contains_key(k))).collect::<BooleanArray>()
-                    }
-                    Touched::Rows(latest) => {
-                        let keys = converter.convert_columns(&stored.columns(&batch, &self.def.primary_key))?;
-                        keys.iter().map(|k| Some(!latest.contains_key(&k))).collect::<BooleanArray>()
-                    }
-                };
-                let batch = filter_record_batch(&batch, &untouched)?;
-                let columns = stored.columns(&batch, self.projection);
-                out.push(RecordBatch::try_new_with_options(self.schema.clone(), columns, &options(batch.num_rows()))?);
-            }
+        for batch in base_batches {
+            // No change touched any key: the base is the answer.
+            let batch = match &touched {
+                _ if total == 0 => batch,
+                Touched::Ints(latest) => {
+                    let keys = int_values(batch.column(stored.position(self.def.primary_key[0])))?;
+                    let untouched: BooleanArray = keys.values().iter().map(|k| Some(!latest.contains_key(k))).collect();
+                    filter_record_batch(&batch, &untouched)?
+                }
+                Touched::Rows(latest) => {
+                    let keys = converter.convert_columns(&stored.columns(&batch, &self.def.primary_key))?;
+                    let untouched: BooleanArray = keys.iter().map(|k| Some(!latest.contains_key(&k))).collect();
+                    filter_record_batch(&batch, &untouched)?
+                }
+            };
+            let columns = stored.columns(&batch, self.projection);
+            out.push(RecordBatch::try_new_with_options(self.schema.clone(), columns, &options(batch.num_rows()))?);
         }
         if !added.is_empty() {
             let columns = self

@@ -74,13 +74,6 @@ impl TableCodec {
         Ok(Some(Key::from(rows.row(0).as_ref())))
     }
 
-    /// The value of a one-BIGINT-column key (a keyless table's row identity).
-    pub fn key_values(&self, key: &Key) -> Result<i64, ArrowError> {
-        let parser = self.keys.parser();
-        let columns = self.keys.convert_rows([parser.parse(key)])?;
-        Ok(columns[0].as_primitive::<Int64Type>().value(0))
-    }
-
     /// `Key (id)=(1)`, as PostgreSQL names a key in a uniqueness error.
     pub fn describe_key(&self, batch: &RecordBatch, row: usize) -> String {
         let names: Vec<&str> = self.def.primary_key.iter().map(|i| self.def.columns[*i].name.as_str()).collect();
