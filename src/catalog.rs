@@ -223,9 +223,27 @@ pub struct RelationDef {
     pub checks: Vec<CheckDef>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub retention: Option<Retention>,
+    /// Set for a continuous view: stored as a stream when its result only
+    /// grows, else as a table keyed by a hidden row identity.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub view: Option<ViewDef>,
+}
+
+/// What defines a continuous view.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ViewDef {
+    /// The query as the user wrote it (normalized by the parser).
+    pub query: String,
+    /// The relations it reads.
+    pub inputs: Vec<RelationId>,
 }
 
 impl RelationDef {
+    /// What users call it: stream, table or materialized view.
+    pub fn noun(&self) -> &'static str {
+        if self.view.is_some() { "materialized view" } else { self.kind.noun() }
+    }
+
     /// The user columns only: what `SELECT *` shows and what INSERT fills.
     pub fn user_schema(&self) -> SchemaRef {
         let fields: Vec<Field> = self.columns.iter().map(ColumnDef::field).collect();

@@ -68,7 +68,27 @@ impl Database {
         let base_state = context.state();
         let sealer = tokio::spawn(run_sealer(log.clone(), config.clone()));
         let sealer = std::sync::Mutex::new(Some(sealer));
-        Ok(Database { inner: Arc::new(Inner { log, base_state, config, sealer }) })
+        let database = Database { inner: Arc::new(Inner { log, base_state, config, sealer }) };
+        database.restore_views().await?;
+        Ok(database)
+    }
+
+    /// Rebuilds the operators of every continuous view from its inputs as
+    /// they were recovered, before any client can commit. A view that cannot
+    /// be rebuilt stops the start: its inputs could not be written safely.
+    async fn restore_views(&self) -> Result<()> {
+        let catalog = self.inner.log.catalog();
+        let mut views: Vec<_> = catalog.relations().filter(|d| d.view.is_some()).cloned().collect();
+        views.sort_by_key(|d| d.id);
+        for def in views {
+            let started = std::time::Instant::now();
+            let name = def.name.clone();
+            self.session().restore_view(def).await.map_err(|error| {
+                Error::Internal(format!("cannot rebuild materialized view \"{name}\" at start: {error}"))
+            })?;
+            tracing::info!(view = %name, elapsed_ms = started.elapsed().as_millis() as u64, "view rebuilt");
+        }
+        Ok(())
     }
 
     pub fn session(&self) -> Session {

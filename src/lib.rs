@@ -25,6 +25,7 @@ pub mod server;
 pub mod session;
 pub mod sql;
 pub mod table;
+pub mod view;
 pub mod write;
 
 pub use config::Config;

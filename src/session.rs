@@ -16,6 +16,7 @@ use datafusion::sql::sqlparser::ast::Statement;
 use futures::StreamExt;
 
 mod insert;
+mod view;
 
 pub use insert::has_clauses;
 
@@ -161,21 +162,28 @@ impl Session {
             Command::SetRetention { kind, name, retention, if_exists } => {
                 self.alter(kind, Change::SetRetention { name, kind, retention, if_exists }).await
             }
-            Command::DropRelation { kind, names, if_exists } => {
-                let tag = format!("DROP {}", kind.noun().to_uppercase());
+            Command::DropRelation { kind, view, names, if_exists, cascade } => {
+                let noun = if view { "materialized view" } else { kind.noun() };
+                let tag = format!("DROP {}", noun.to_uppercase());
                 self.refuse_in_transaction(&tag)?;
                 let catalog = self.db.log.catalog();
                 for name in &names {
                     if let Some(def) = catalog.get(name)
-                        && def.kind != kind
+                        && def.noun() != noun
                     {
-                        return Err(Error::WrongObjectType(format!("\"{name}\" is not a {}", kind.noun())));
+                        return Err(Error::WrongObjectType(format!(
+                            "\"{name}\" is not a {noun}; use DROP {}",
+                            def.noun().to_uppercase()
+                        )));
                     }
                 }
                 let changes =
-                    names.into_iter().map(|name| Change::DropRelation { name, if_exists }).collect::<Vec<_>>();
+                    names.into_iter().map(|name| Change::DropRelation { name, if_exists, cascade }).collect::<Vec<_>>();
                 self.db.log.commit(changes).await?;
                 Ok(done(&tag))
+            }
+            Command::CreateView { name, columns, query, if_not_exists, or_replace } => {
+                self.create_view(name, columns, query, if_not_exists, or_replace).await
             }
             Command::Checkpoint => {
                 self.refuse_in_transaction("CHECKPOINT")?;
@@ -212,6 +220,7 @@ impl Session {
             Command::Show { name } => self.show(&name),
             Command::CopyFrom { relation, columns, options } => {
                 let def = self.db.log.relation(&relation).ok_or(Error::UndefinedRelation(relation))?;
+                refuse_view_write(&def)?;
                 let targets = if columns.is_empty() {
                     def.visible_positions()
                 } else {
@@ -230,6 +239,7 @@ impl Session {
                 Ok(Outcome::CopyIn(Box::new(CopyIn::new(def, targets, options, Limits::from(&self.db.config))?)))
             }
             Command::Modify { relation, verb, statement } => match self.db.log.relation(&relation) {
+                Some(def) if def.view.is_some() => Err(refuse_view_write(&def).unwrap_err()),
                 Some(def) if def.kind == RelationKind::Table => {
                     let (rows, returned) = self.modify_table(&def, &statement, params).await?;
                     let tag = verb.split(' ').next().unwrap_or(verb);
@@ -310,10 +320,19 @@ impl Session {
     /// `system_time` applies the session's `SET system_time` (not to writes).
     async fn prepare(
         &self,
-        mut statement: Statement,
+        statement: Statement,
         system_time: bool,
     ) -> Result<(datafusion::execution::SessionState, Statement)> {
-        let view = self.read_view();
+        self.prepare_at(statement, system_time, self.read_view()).await
+    }
+
+    /// [`Session::prepare`] reading `view`.
+    async fn prepare_at(
+        &self,
+        mut statement: Statement,
+        system_time: bool,
+        view: ReadView,
+    ) -> Result<(datafusion::execution::SessionState, Statement)> {
         let mut versions = HashMap::new();
         for offset in version_offsets(&mut statement)? {
             versions.insert(offset.0, self.version_bound(offset).await?);
@@ -343,6 +362,11 @@ impl Session {
     }
 
     async fn run_query(&mut self, statement: Statement, params: Option<&ParamValues>) -> Result<Outcome> {
+        if let Statement::Insert(insert) = &statement
+            && let Some(def) = self.db.log.relation(&crate::sql::parse::object_name(&insert.table.to_string()))
+        {
+            refuse_view_write(&def)?;
+        }
         let statement = match statement {
             Statement::Insert(insert) if insert::has_clauses(&insert) => {
                 return self.insert_with_clauses(insert, params).await;
@@ -589,6 +613,14 @@ impl Session {
             Schema::new(vec![Field::new(name.clone(), DataType::Utf8, false)]),
             vec![Arc::new(StringArray::from(vec![value.as_str()]))],
         ))
+    }
+}
+
+/// Views are written only by their query.
+fn refuse_view_write(def: &RelationDef) -> Result<()> {
+    match def.view {
+        Some(_) => Err(Error::WrongObjectType(format!("cannot change materialized view \"{}\"", def.name))),
+        None => Ok(()),
     }
 }
 

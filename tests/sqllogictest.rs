@@ -13,13 +13,29 @@ struct Postgres {
     client: tokio_postgres::Client,
 }
 
+/// A client error shown with the server's SQLSTATE and message (tokio-postgres
+/// alone prints only "db error").
+#[derive(Debug)]
+struct DbError(tokio_postgres::Error);
+
+impl std::fmt::Display for DbError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self.0.as_db_error() {
+            Some(db) => write!(f, "{}: {}", db.code().code(), db.message()),
+            None => write!(f, "{}", self.0),
+        }
+    }
+}
+
+impl std::error::Error for DbError {}
+
 #[async_trait]
 impl AsyncDB for Postgres {
-    type Error = tokio_postgres::Error;
+    type Error = DbError;
     type ColumnType = DefaultColumnType;
 
     async fn run(&mut self, sql: &str) -> Result<DBOutput<DefaultColumnType>, Self::Error> {
-        let messages = self.client.simple_query(sql).await?;
+        let messages = self.client.simple_query(sql).await.map_err(DbError)?;
         let mut rows = Vec::new();
         let mut columns = None;
         let mut affected = 0;
@@ -47,7 +63,7 @@ impl AsyncDB for Postgres {
     }
 
     fn error_sql_state(error: &Self::Error) -> Option<String> {
-        error.code().map(|code| code.code().to_string())
+        error.0.code().map(|code| code.code().to_string())
     }
 }
 
@@ -69,7 +85,8 @@ async fn sql_files() {
         let mut runner = sqllogictest::Runner::new(move || {
             let connection_string = connection_string.clone();
             async move {
-                let (client, connection) = tokio_postgres::connect(&connection_string, tokio_postgres::NoTls).await?;
+                let (client, connection) =
+                    tokio_postgres::connect(&connection_string, tokio_postgres::NoTls).await.map_err(DbError)?;
                 tokio::spawn(async move {
                     let _ = connection.await;
                 });

@@ -76,6 +76,12 @@ pub enum Error {
     /// A row the commit retracts changed since the statement read it.
     #[error("could not serialize access due to concurrent update")]
     Conflict,
+    /// Maintaining a view failed on this commit's changes (e.g. a division by zero in its query).
+    #[error("materialized view \"{view}\": {source}")]
+    View { view: String, source: crate::view::ViewError },
+    /// A view's backfill read its inputs before a commit that changed them.
+    #[error("the inputs of a new view changed while it was built")]
+    ViewBehind,
     #[error("commit of {bytes} bytes exceeds wal_record_bytes_max ({max} bytes)")]
     CommitTooLarge { bytes: u64, max: u64 },
     #[error(transparent)]
@@ -121,6 +127,19 @@ pub enum Change {
     DropRelation {
         name: String,
         if_exists: bool,
+        /// Also drop the views that read it (else they forbid the drop).
+        cascade: bool,
+    },
+    /// A continuous view, compiled and backfilled through `through`, with
+    /// its result so far; or (`restore`) an existing view's operators,
+    /// rebuilt at start.
+    CreateView {
+        def: Box<RelationDef>,
+        runtime: Box<crate::view::ViewRuntime>,
+        through: Offset,
+        output: Option<crate::view::delta::Delta>,
+        restore: bool,
+        if_not_exists: bool,
     },
     RenameRelation {
         name: String,
@@ -349,6 +368,8 @@ impl Log {
             last_ts,
             group_commits_max: config.group_commit_commits_max,
             record_bytes_max: config.wal_record_bytes_max,
+            views: Default::default(),
+            changed_at: Default::default(),
         };
         let handle = std::thread::Builder::new()
             .name("strata-log-writer".into())

@@ -285,6 +285,7 @@ mod tests {
             primary_key: vec![],
             checks: vec![],
             retention: None,
+            view: None,
         }
     }
 

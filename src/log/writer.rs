@@ -12,9 +12,14 @@ use super::{
     Change, ColumnChange, CommitInfo, CommitRequest, CommitTs, Error, Offset, Published, Result, Shared, WriterMessage,
     wal,
 };
+use std::collections::HashMap;
+
+use super::RelationId;
 use crate::catalog::{Catalog, RelationDef, RelationKind, diff_field};
 use crate::table::TableWrite;
 use crate::table::state::{RowVersion, TableState, TableStates};
+use crate::view::Views;
+use crate::view::sink::SinkWrite;
 use datafusion::arrow::array::{AsArray, Int64Array, RecordBatch};
 use datafusion::arrow::compute::concat_batches;
 use datafusion::arrow::datatypes::{Field, Int64Type, Schema};
@@ -27,6 +32,11 @@ pub(super) struct Writer {
     pub last_ts: CommitTs,
     pub group_commits_max: usize,
     pub record_bytes_max: u64,
+    /// The continuous views, maintained inside each commit.
+    pub views: Views,
+    /// The last offset each relation changed at since start (a view's
+    /// backfill must have read every change to its inputs).
+    pub changed_at: HashMap<RelationId, Offset>,
 }
 
 struct Accepted {
@@ -90,11 +100,17 @@ impl Writer {
         let mut accepted: Vec<Accepted> = Vec::with_capacity(group.len());
         let mut next_offset = self.next_offset;
         let mut last_ts = self.last_ts;
+        let mut views = self.views.clone();
+        let mut changed_at = self.changed_at.clone();
         for request in group {
             let mut trial = state.clone();
+            let mut trial_views = views.clone();
             let ts = CommitTs::after(last_ts);
-            let entries = match resolve(&mut trial, next_offset, ts, &request.changes) {
+            let resolved = resolve(&mut trial, &mut trial_views, &changed_at, next_offset, ts, &request.changes);
+            let entries = match resolved {
                 Ok(entries) if entries.is_empty() => {
+                    // Nothing to log, but operators may have been installed.
+                    views = trial_views;
                     let _ = request.reply.send(Ok(None));
                     continue;
                 }
@@ -117,11 +133,15 @@ impl Writer {
             }
             wal::frame(&payload, &mut frames);
             state = trial;
+            views = trial_views;
+            note_changes(&mut changed_at, &record);
             next_offset = record.last_offset().next();
             last_ts = ts;
             accepted.push(Accepted { request, record });
         }
         if accepted.is_empty() {
+            // Nothing to write; a view installed at start takes effect now.
+            self.views = views;
             return;
         }
         if let Err(error) = self.wal.write(&frames).and_then(|_| self.wal.sync()) {
@@ -136,6 +156,8 @@ impl Writer {
         }
         self.next_offset = next_offset;
         self.last_ts = last_ts;
+        self.views = views;
+        self.changed_at = changed_at;
 
         for Accepted { record, .. } in &accepted {
             if let Err(error) = append_tails(&state.catalog, &self.shared.tails, record) {
@@ -170,13 +192,81 @@ pub(super) struct State {
     pub tables: TableStates,
 }
 
+/// Records the offset each relation a durable commit touches last changed at.
+fn note_changes(changed_at: &mut HashMap<RelationId, Offset>, record: &CommitRecord) {
+    let mut offset = record.first_offset;
+    for entry in &record.entries {
+        let relation = match entry {
+            Entry::Append { relation, .. } => Some(*relation),
+            Entry::AlterRelation(def) => Some(def.id),
+            _ => None,
+        };
+        offset = Offset(offset.0 + entry.event_count());
+        if let Some(relation) = relation {
+            changed_at.insert(relation, Offset(offset.0 - 1));
+        }
+    }
+}
+
 /// Turns requested changes into log entries against `state`, updating it as
-/// the commit will. Offsets are those the entries take from `first_offset`.
-fn resolve(state: &mut State, first_offset: Offset, ts: CommitTs, changes: &[Change]) -> Result<Vec<Entry>> {
+/// the commit will, then appends the changes of the views they affect.
+/// Offsets are those the entries take from `first_offset`.
+fn resolve(
+    state: &mut State,
+    views: &mut Views,
+    changed_at: &HashMap<RelationId, Offset>,
+    first_offset: Offset,
+    ts: CommitTs,
+    changes: &[Change],
+) -> Result<Vec<Entry>> {
     let mut entries = Vec::with_capacity(changes.len());
     let mut offset = first_offset;
     for change in changes {
         let entry = match change {
+            Change::CreateView { def, runtime, through, output, restore, if_not_exists } => {
+                if *restore {
+                    let existing = state
+                        .catalog
+                        .by_id(def.id)
+                        .cloned()
+                        .ok_or_else(|| Error::UndefinedRelation(def.name.clone()))?;
+                    views.install(existing, (**runtime).clone()).map_err(|source| view_error(&def.name, source))?;
+                    continue;
+                }
+                if state.catalog.get(&def.name).is_some() {
+                    if *if_not_exists {
+                        continue;
+                    }
+                    return Err(Error::DuplicateRelation(def.name.clone()));
+                }
+                for input in &runtime.inputs {
+                    if state.catalog.by_id(*input).is_none() {
+                        return Err(Error::UndefinedRelation(format!("with id {} (read by the new view)", input.0)));
+                    }
+                    if changed_at.get(input).is_some_and(|at| at > through) {
+                        return Err(Error::ViewBehind);
+                    }
+                }
+                let mut def = RelationDef::clone(def);
+                def.id = state.catalog.allocate_id();
+                def.created_at = offset;
+                create(state, def.clone())?;
+                entries.push(Entry::CreateRelation(def.clone()));
+                offset = offset.next();
+                let mut runtime = crate::view::ViewRuntime::clone(runtime);
+                runtime.sink = None;
+                views.install(Arc::new(def.clone()), runtime).map_err(|source| view_error(&def.name, source))?;
+                if let Some(output) = output {
+                    let written =
+                        views.write(def.id, output.clone(), offset).map_err(|source| view_error(&def.name, source))?;
+                    if let Some(written) = written {
+                        let entry = log_view_write(&mut state.tables, written, first_offset, offset, ts)?;
+                        offset = Offset(offset.0 + entry.event_count());
+                        entries.push(entry);
+                    }
+                }
+                continue;
+            }
             Change::CreateRelation { name, kind, columns, primary_key, checks, retention, if_not_exists } => {
                 if state.catalog.get(name).is_some() {
                     if *if_not_exists {
@@ -193,15 +283,28 @@ fn resolve(state: &mut State, first_offset: Offset, ts: CommitTs, changes: &[Cha
                     primary_key: primary_key.clone(),
                     checks: checks.clone(),
                     retention: retention.clone(),
+                    view: None,
                 };
                 create(state, def.clone())?;
                 Entry::CreateRelation(def)
             }
-            Change::DropRelation { name, if_exists } => match state.catalog.get(name).map(|r| r.id) {
-                Some(id) => {
-                    state.catalog.remove(id);
-                    state.tables.by_relation.remove(&id);
-                    Entry::DropRelation(id)
+            Change::DropRelation { name, if_exists, cascade } => match state.catalog.get(name).cloned() {
+                Some(def) => {
+                    for reader in dependents(&state.catalog, def.id) {
+                        if !cascade {
+                            return Err(Error::DependentObjects(format!(
+                                "cannot drop {} {name} because other objects depend on it: materialized view {} \
+                                 depends on it (use DROP … CASCADE to drop the views too)",
+                                def.noun(),
+                                reader.name
+                            )));
+                        }
+                        drop_relation(state, views, reader.id);
+                        entries.push(Entry::DropRelation(reader.id));
+                        offset = offset.next();
+                    }
+                    drop_relation(state, views, def.id);
+                    Entry::DropRelation(def.id)
                 }
                 None if *if_exists => continue,
                 None => return Err(Error::UndefinedRelation(name.clone())),
@@ -256,7 +359,61 @@ fn resolve(state: &mut State, first_offset: Offset, ts: CommitTs, changes: &[Cha
         offset = Offset(offset.0 + entry.event_count());
         entries.push(entry);
     }
+    if !views.is_empty() {
+        let changes = crate::view::source_changes(views, &state.catalog, &entries, first_offset, ts)?;
+        let State { catalog, tables } = state;
+        let mut write = |written: SinkWrite, at: Offset| log_view_write(tables, written, first_offset, at, ts);
+        entries.extend(views.maintain(catalog, changes, offset, ts, &mut write)?);
+    }
     Ok(entries)
+}
+
+fn view_error(view: &str, source: crate::view::ViewError) -> Error {
+    Error::View { view: view.to_string(), source }
+}
+
+/// A view's change as a log entry, applied to its state when it is keyed.
+fn log_view_write(
+    tables: &mut TableStates,
+    written: SinkWrite,
+    commit_first: Offset,
+    at: Offset,
+    ts: CommitTs,
+) -> Result<Entry> {
+    Ok(match written {
+        SinkWrite::Append { relation, rows } => Entry::Append { relation, rows },
+        SinkWrite::Table(write) => {
+            let table = tables
+                .by_relation
+                .get_mut(&write.relation)
+                .ok_or_else(|| Error::UndefinedRelation(format!("with id {}", write.relation.0)))?;
+            let rows = check_table_write(table, &write, commit_first, at, ts)?;
+            Entry::Append { relation: write.relation, rows }
+        }
+    })
+}
+
+/// The views that read `id`, directly or through other views, readers of
+/// readers first (the order to drop them in).
+fn dependents(catalog: &Catalog, id: RelationId) -> Vec<Arc<RelationDef>> {
+    let mut found: Vec<Arc<RelationDef>> = Vec::new();
+    let mut frontier = vec![id];
+    while let Some(next) = frontier.pop() {
+        for def in catalog.relations() {
+            if def.view.as_ref().is_some_and(|v| v.inputs.contains(&next)) && !found.iter().any(|f| f.id == def.id) {
+                found.push(def.clone());
+                frontier.push(def.id);
+            }
+        }
+    }
+    found.sort_by_key(|d| std::cmp::Reverse(d.id));
+    found
+}
+
+fn drop_relation(state: &mut State, views: &mut Views, id: RelationId) {
+    state.catalog.remove(id);
+    state.tables.by_relation.remove(&id);
+    views.remove(id);
 }
 
 fn create(state: &mut State, def: RelationDef) -> Result<()> {

@@ -45,10 +45,21 @@ pub enum Command {
         retention: Option<Retention>,
         if_exists: bool,
     },
+    /// `DROP STREAM|TABLE|MATERIALIZED VIEW`.
     DropRelation {
         kind: RelationKind,
+        view: bool,
         names: Vec<String>,
         if_exists: bool,
+        cascade: bool,
+    },
+    /// `CREATE MATERIALIZED VIEW name [(columns)] AS query`.
+    CreateView {
+        name: String,
+        columns: Vec<String>,
+        query: Box<datafusion::sql::sqlparser::ast::Query>,
+        if_not_exists: bool,
+        or_replace: bool,
     },
     /// `ALTER TABLE|STREAM name RENAME TO new_name`.
     RenameRelation {
@@ -221,11 +232,34 @@ fn command(statement: Statement, about_stream: bool) -> Result<Command> {
                 if_not_exists: create.if_not_exists,
             }
         }
-        Statement::Drop { object_type: ObjectType::Table, if_exists, names, .. } => Command::DropRelation {
+        Statement::Drop { object_type: ObjectType::Table, if_exists, names, cascade, .. } => Command::DropRelation {
             kind: if about_stream { RelationKind::Stream } else { RelationKind::Table },
+            view: false,
             names: names.iter().map(|n| object_name(&n.to_string())).collect(),
             if_exists,
+            cascade,
         },
+        Statement::Drop { object_type: ObjectType::MaterializedView, if_exists, names, cascade, .. } => {
+            Command::DropRelation {
+                kind: RelationKind::Table,
+                view: true,
+                names: names.iter().map(|n| object_name(&n.to_string())).collect(),
+                if_exists,
+                cascade,
+            }
+        }
+        Statement::CreateView(create) if create.materialized => Command::CreateView {
+            name: object_name(&create.name.to_string()),
+            columns: create.columns.iter().map(|c| c.name.value.clone()).collect(),
+            query: create.query,
+            if_not_exists: create.if_not_exists,
+            or_replace: create.or_replace,
+        },
+        Statement::CreateView(_) => {
+            return Err(Error::FeatureNotSupported(
+                "CREATE VIEW is not supported; a view in Strata is kept current: use CREATE MATERIALIZED VIEW".into(),
+            ));
+        }
         Statement::AlterTable(alter) => {
             let kind = if about_stream { RelationKind::Stream } else { RelationKind::Table };
             match alter.operations.as_slice() {

@@ -1,0 +1,247 @@
+//! `CREATE MATERIALIZED VIEW`: plans and compiles the query, backfills the
+//! operators from the inputs as of one offset, then hands them to the log
+//! writer, which maintains the view from the next commit on. Commits that
+//! land while the backfill runs are caught up from `changes()` before the
+//! view is installed, so writers never wait for a backfill.
+
+use std::sync::Arc;
+
+use datafusion::arrow::array::{AsArray, RecordBatch};
+use datafusion::arrow::datatypes::Int64Type;
+use datafusion::prelude::DataFrame;
+use datafusion::sql::sqlparser::ast::Query;
+use futures::StreamExt;
+
+use super::{Outcome, Session, parse_query, plan_statement};
+use crate::catalog::{RelationDef, RelationKind, ViewDef};
+use crate::error::{Error, Result};
+use crate::log::{Change, Offset, ReadView, RelationId};
+use crate::view::compile::{check_deterministic, compile};
+use crate::view::dataflow::SourceChanges;
+use crate::view::delta::Delta;
+use crate::view::sink::Sink;
+use crate::view::{ViewRuntime, view_columns};
+
+/// How many times a backfill catches up with commits that landed meanwhile
+/// before giving up (each round reads only the commits of the round before).
+const CATCH_UP_ROUNDS_MAX: usize = 64;
+
+impl Session {
+    pub(super) async fn create_view(
+        &mut self,
+        name: String,
+        columns: Vec<String>,
+        query: Box<Query>,
+        if_not_exists: bool,
+        or_replace: bool,
+    ) -> Result<Outcome> {
+        self.refuse_in_transaction("CREATE MATERIALIZED VIEW")?;
+        if or_replace {
+            return Err(Error::FeatureNotSupported("CREATE OR REPLACE MATERIALIZED VIEW is not supported yet".into()));
+        }
+        if self.db.log.relation(&name).is_some() {
+            if if_not_exists {
+                return Ok(super::done("CREATE MATERIALIZED VIEW"));
+            }
+            return Err(Error::DuplicateRelation(name));
+        }
+        let sql = query.to_string();
+        let read = self.db.log.snapshot();
+        let (mut runtime, def) = self.compile_view(&name, &columns, &sql, &read).await?;
+        let mut output = self.backfill(&name, &mut runtime, &read).await?;
+        let mut through = read.offset;
+        for _ in 0..CATCH_UP_ROUNDS_MAX {
+            let change = Change::CreateView {
+                def: Box::new(def.clone()),
+                runtime: Box::new(runtime.clone()),
+                through,
+                output: Some(output.clone()),
+                restore: false,
+                if_not_exists,
+            };
+            match self.db.log.commit(vec![change]).await {
+                Ok(_) => {
+                    let rows = output.diffs.values().iter().sum::<i64>().max(0) as usize;
+                    return Ok(Outcome::Done { tag: "SELECT".into(), rows: Some(rows) });
+                }
+                Err(crate::log::Error::ViewBehind) => {
+                    let now = self.db.log.snapshot();
+                    let caught_up = self.catch_up(&name, &mut runtime, through, &now).await?;
+                    output = Delta::concat(vec![output, caught_up], &output_schema(&runtime))?.consolidate()?;
+                    through = now.offset;
+                }
+                Err(error) => return Err(error.into()),
+            }
+        }
+        Err(Error::Internal(format!("view \"{name}\" could not catch up with its inputs' commits")))
+    }
+
+    /// Rebuilds the operators of existing view `def` at start: backfilled
+    /// from its inputs as they are now, its sink loaded from its rows.
+    pub(crate) async fn restore_view(&mut self, def: Arc<RelationDef>) -> Result<()> {
+        let query = &def.view.as_ref().expect("a view").query;
+        let read = self.db.log.snapshot();
+        let visible: Vec<String> = def.visible_positions().iter().map(|p| def.columns[*p].name.clone()).collect();
+        let (mut runtime, _) = self.compile_view(&def.name, &visible, query, &read).await?;
+        self.backfill(&def.name, &mut runtime, &read).await?;
+        let mut sink = Sink::new(def.clone()).map_err(view_error(&def.name))?;
+        if def.row_id().is_some() {
+            for rows in self.read_rows(&def, &read, None).await? {
+                sink.load(&rows).map_err(view_error(&def.name))?;
+            }
+        }
+        runtime.sink = Some(sink);
+        let change = Change::CreateView {
+            def: Box::new(RelationDef::clone(&def)),
+            runtime: Box::new(runtime),
+            through: read.offset,
+            output: None,
+            restore: true,
+            if_not_exists: false,
+        };
+        self.db.log.commit(vec![change]).await?;
+        Ok(())
+    }
+
+    /// Plans `sql` as of `read` and compiles it; the definition of the view
+    /// (id and offset are the writer's to give).
+    async fn compile_view(
+        &self,
+        name: &str,
+        names: &[String],
+        sql: &str,
+        read: &ReadView,
+    ) -> Result<(ViewRuntime, RelationDef)> {
+        let statement = parse_query(sql)?;
+        let (state, statement) = self.prepare_at(statement, false, read.clone()).await?;
+        let plan = plan_statement(&state, statement, None).await?;
+        check_deterministic(&plan).map_err(view_error(name))?;
+        let optimized = state.optimize(&plan).map_err(Error::from_datafusion)?;
+        let compiled = compile(&optimized, &read.catalog, &state).map_err(view_error(name))?;
+        let mut schema = plan.schema().as_arrow().clone();
+        if !names.is_empty() {
+            if names.len() > schema.fields().len() {
+                return Err(Error::Syntax("CREATE MATERIALIZED VIEW specifies too many column names".into()));
+            }
+            let fields: Vec<_> = schema
+                .fields()
+                .iter()
+                .enumerate()
+                .map(|(i, f)| match names.get(i) {
+                    Some(name) => f.as_ref().clone().with_name(name),
+                    None => f.as_ref().clone(),
+                })
+                .collect();
+            schema = datafusion::arrow::datatypes::Schema::new(fields);
+        }
+        let columns = view_columns(&schema, compiled.append_only)?;
+        let def = RelationDef {
+            id: RelationId(0),
+            name: name.to_string(),
+            kind: if compiled.append_only { RelationKind::Stream } else { RelationKind::Table },
+            primary_key: if compiled.append_only { Vec::new() } else { vec![columns.len() - 1] },
+            columns,
+            created_at: Offset::ZERO,
+            checks: Vec::new(),
+            retention: None,
+            view: Some(ViewDef { query: sql.to_string(), inputs: compiled.inputs.iter().copied().collect() }),
+        };
+        let runtime = ViewRuntime { root: compiled.root, inputs: compiled.inputs, sink: None };
+        Ok((runtime, def))
+    }
+
+    /// Feeds every input's rows as of `read` (a stream's history, a
+    /// table's or view's current rows) through the operators; returns the
+    /// view's result.
+    async fn backfill(&self, name: &str, runtime: &mut ViewRuntime, read: &ReadView) -> Result<Delta> {
+        let mut outputs = Vec::new();
+        let inputs: Vec<RelationId> = runtime.inputs.iter().copied().collect();
+        for id in inputs {
+            let def =
+                read.catalog.by_id(id).cloned().ok_or_else(|| Error::UndefinedRelation(format!("id {}", id.0)))?;
+            for rows in self.read_rows(&def, read, None).await? {
+                let changes = SourceChanges::from([(id, Delta::inserts(rows))]);
+                if let Some(out) = runtime.root.step(&changes).map_err(view_error(name))? {
+                    outputs.push(out);
+                }
+            }
+        }
+        if runtime.root.needs_first_step()
+            && let Some(out) = runtime.root.step(&SourceChanges::new()).map_err(view_error(name))?
+        {
+            outputs.push(out);
+        }
+        Ok(Delta::concat(outputs, &output_schema(runtime))?.consolidate()?)
+    }
+
+    /// Feeds the changes to the inputs after `after` through `read`'s
+    /// offset; returns the change of the view's result.
+    async fn catch_up(&self, name: &str, runtime: &mut ViewRuntime, after: Offset, read: &ReadView) -> Result<Delta> {
+        let mut changes = SourceChanges::new();
+        for id in runtime.inputs.iter().copied() {
+            let def =
+                read.catalog.by_id(id).cloned().ok_or_else(|| Error::UndefinedRelation(format!("id {}", id.0)))?;
+            let batches = self.read_rows(&def, read, Some(after)).await?;
+            let parts: Vec<Delta> = batches
+                .into_iter()
+                .map(|batch| {
+                    let n = batch.num_columns() - 1;
+                    let diffs = batch.column(n).as_primitive::<Int64Type>().clone();
+                    let rows = RecordBatch::try_new(def.full_schema(), batch.columns()[..n].to_vec())?;
+                    Ok(Delta::new(rows, diffs))
+                })
+                .collect::<Result<_>>()?;
+            if !parts.is_empty() {
+                changes.insert(id, Delta::concat(parts, &def.full_schema())?);
+            }
+        }
+        let out = runtime.root.step(&changes).map_err(view_error(name))?;
+        Ok(out.unwrap_or_else(|| Delta::empty(output_schema(runtime))))
+    }
+
+    /// A relation's rows in its full schema as of `read`; with `after`, its
+    /// changes after that offset instead, with `_diff` last.
+    async fn read_rows(&self, def: &RelationDef, read: &ReadView, after: Option<Offset>) -> Result<Vec<RecordBatch>> {
+        let mut columns: Vec<String> = def.full_schema().fields().iter().map(|f| quote(f.name())).collect();
+        let source = match after {
+            Some(after) => {
+                columns.push("_diff".into());
+                format!("changes('{}', {}, {})", def.name.replace('\'', "''"), after.0, read.offset.0)
+            }
+            None => quote(&def.name),
+        };
+        let sql = format!("SELECT {} FROM {source}", columns.join(", "));
+        let (state, statement) = self.prepare_at(parse_query(&sql)?, false, read.clone()).await?;
+        let plan = plan_statement(&state, statement, None).await?;
+        let mut stream = DataFrame::new(state, plan).execute_stream().await.map_err(Error::from_datafusion)?;
+        let mut batches = Vec::new();
+        let schema = match after {
+            Some(_) => def.changes_schema(),
+            None => def.full_schema(),
+        };
+        while let Some(batch) = stream.next().await {
+            let batch = batch.map_err(Error::from_datafusion)?;
+            if batch.num_rows() > 0 {
+                batches.push(RecordBatch::try_new(schema.clone(), batch.columns().to_vec())?);
+            }
+        }
+        Ok(batches)
+    }
+}
+
+fn output_schema(runtime: &ViewRuntime) -> datafusion::arrow::datatypes::SchemaRef {
+    runtime.root.schema()
+}
+
+fn quote(name: &str) -> String {
+    format!("\"{}\"", name.replace('"', "\"\""))
+}
+
+fn view_error(name: &str) -> impl Fn(crate::view::ViewError) -> Error + '_ {
+    move |source| match source {
+        crate::view::ViewError::Unsupported(what) => {
+            Error::FeatureNotSupported(format!("{what} is not supported in a materialized view yet"))
+        }
+        source => Error::Storage(crate::log::Error::View { view: name.to_string(), source }),
+    }
+}

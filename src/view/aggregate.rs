@@ -1,0 +1,416 @@
+//! Incremental GROUP BY: per group, the number of input rows and a small
+//! state per aggregate, updated by each change's rows with their diffs, so
+//! a commit costs the rows it changes, not the group's history. A group
+//! whose output changed emits its old row (−1) and its new one (+1).
+//!
+//! count and sum keep a running total (also under retractions); min, max,
+//! bool_and, bool_or and count(DISTINCT) keep the multiset of values
+//! (ordered by Arrow's row format), so deleting the current extreme finds
+//! the next one. Over an append-only input min and max keep only the extreme.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+
+use datafusion::arrow::array::{Array, ArrayRef, AsArray, Int64Array, RecordBatch};
+use datafusion::arrow::datatypes::{DataType, SchemaRef};
+use datafusion::arrow::row::{RowConverter, SortField};
+use datafusion::common::ScalarValue;
+use datafusion::physical_expr::PhysicalExpr;
+
+use super::delta::{Delta, evaluate};
+use super::{Result, ViewError};
+
+pub type RowKey = Arc<[u8]>;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum AggKind {
+    Count,
+    CountDistinct,
+    Sum,
+    Avg,
+    Min,
+    Max,
+}
+
+/// One aggregate of the GROUP BY, compiled.
+#[derive(Debug, Clone)]
+pub struct AggSpec {
+    pub kind: AggKind,
+    /// `None` for `count(*)`.
+    pub arg: Option<Arc<dyn PhysicalExpr>>,
+    /// `FILTER (WHERE …)`.
+    pub filter: Option<Arc<dyn PhysicalExpr>>,
+    pub input_type: DataType,
+    pub output_type: DataType,
+    /// Encodes values for the multiset kinds (order-preserving).
+    values: Option<Arc<RowConverter>>,
+}
+
+impl AggSpec {
+    pub fn new(
+        kind: AggKind,
+        arg: Option<Arc<dyn PhysicalExpr>>,
+        filter: Option<Arc<dyn PhysicalExpr>>,
+        input_type: DataType,
+        output_type: DataType,
+    ) -> Result<AggSpec> {
+        let values = match kind {
+            AggKind::Min | AggKind::Max | AggKind::CountDistinct => {
+                Some(Arc::new(RowConverter::new(vec![SortField::new(input_type.clone())])?))
+            }
+            _ => None,
+        };
+        if matches!(kind, AggKind::Sum | AggKind::Avg) && !summable(&input_type) {
+            return Err(ViewError::Unsupported(format!("sum/avg over {input_type}")));
+        }
+        Ok(AggSpec { kind, arg, filter, input_type, output_type, values })
+    }
+
+    fn empty(&self) -> Acc {
+        match self.kind {
+            AggKind::Count => Acc::Count(0),
+            AggKind::Sum | AggKind::Avg => Acc::Sum { sum: Num::zero(&self.input_type), n: 0 },
+            AggKind::Min | AggKind::Max | AggKind::CountDistinct => {
+                Acc::Values { values: imbl::OrdMap::new(), positive: 0 }
+            }
+        }
+    }
+}
+
+fn summable(data_type: &DataType) -> bool {
+    data_type.is_integer() || data_type.is_floating() || matches!(data_type, DataType::Decimal128(..))
+}
+
+#[derive(Debug, Clone, Copy)]
+enum Num {
+    Int(i128),
+    Float(f64),
+}
+
+impl Num {
+    fn zero(data_type: &DataType) -> Num {
+        if data_type.is_floating() { Num::Float(0.0) } else { Num::Int(0) }
+    }
+}
+
+#[derive(Debug, Clone)]
+enum Acc {
+    Count(i64),
+    Sum {
+        sum: Num,
+        n: i64,
+    },
+    /// Value → multiplicity; `positive` counts values with multiplicity > 0
+    /// (multiplicities can dip below zero inside one change).
+    Values {
+        values: imbl::OrdMap<RowKey, i64>,
+        positive: i64,
+    },
+}
+
+#[derive(Debug, Clone)]
+struct Group {
+    rows: i64,
+    accs: Vec<Acc>,
+}
+
+#[derive(Debug, Clone)]
+pub struct Aggregate {
+    group_exprs: Vec<Arc<dyn PhysicalExpr>>,
+    groups_codec: Arc<RowConverter>,
+    aggs: Vec<AggSpec>,
+    groups: imbl::HashMap<RowKey, Group>,
+    schema: SchemaRef,
+    /// Whether the input never retracts (min/max then keep one value).
+    append_only_input: bool,
+    /// A global aggregate (no GROUP BY) has its one row from the start.
+    global_emitted: bool,
+}
+
+impl Aggregate {
+    pub fn new(
+        group_exprs: Vec<Arc<dyn PhysicalExpr>>,
+        group_types: Vec<DataType>,
+        aggs: Vec<AggSpec>,
+        schema: SchemaRef,
+        append_only_input: bool,
+    ) -> Result<Aggregate> {
+        let groups_codec = Arc::new(RowConverter::new(group_types.into_iter().map(SortField::new).collect())?);
+        Ok(Aggregate {
+            group_exprs,
+            groups_codec,
+            aggs,
+            groups: imbl::HashMap::new(),
+            schema,
+            append_only_input,
+            global_emitted: false,
+        })
+    }
+
+    fn is_global(&self) -> bool {
+        self.group_exprs.is_empty()
+    }
+
+    pub fn schema(&self) -> &SchemaRef {
+        &self.schema
+    }
+
+    /// Whether the operator must run even without an input change (a global
+    /// aggregate's first row).
+    pub fn needs_first_step(&self) -> bool {
+        self.is_global() && !self.global_emitted
+    }
+
+    pub fn step(&mut self, input: Option<&Delta>) -> Result<Option<Delta>> {
+        // Per touched group: its output before this change, and its new state.
+        let mut touched: HashMap<RowKey, (Option<Vec<ScalarValue>>, Group)> = HashMap::new();
+        let mut order: Vec<RowKey> = Vec::new();
+        if self.needs_first_step() {
+            let key = global_key();
+            let group = self.groups.get(&key).cloned().unwrap_or_else(|| self.new_group());
+            order.push(key.clone());
+            touched.insert(key, (None, group));
+        }
+        if let Some(input) = input.filter(|d| !d.is_empty()) {
+            self.apply(input, &mut touched, &mut order)?;
+        }
+        self.global_emitted = true;
+        let mut old_rows: Vec<(RowKey, Vec<ScalarValue>)> = Vec::new();
+        let mut new_rows: Vec<(RowKey, Vec<ScalarValue>)> = Vec::new();
+        for key in order {
+            let (old, group) = touched.remove(&key).expect("touched group");
+            let new = (group.rows > 0 || self.is_global()).then(|| self.output(&group)).transpose()?;
+            if group.rows == 0 && !self.is_global() {
+                self.groups.remove(&key);
+            } else {
+                self.groups.insert(key.clone(), group);
+            }
+            if old == new {
+                continue;
+            }
+            if let Some(old) = old {
+                old_rows.push((key.clone(), old));
+            }
+            if let Some(new) = new {
+                new_rows.push((key, new));
+            }
+        }
+        if old_rows.is_empty() && new_rows.is_empty() {
+            return Ok(None);
+        }
+        let diffs: Vec<i64> =
+            std::iter::repeat_n(-1, old_rows.len()).chain(std::iter::repeat_n(1, new_rows.len())).collect();
+        let rows: Vec<(RowKey, Vec<ScalarValue>)> = old_rows.into_iter().chain(new_rows).collect();
+        let batch = self.output_batch(&rows)?;
+        Ok(Some(Delta::new(batch, Int64Array::from(diffs))))
+    }
+
+    fn new_group(&self) -> Group {
+        Group { rows: 0, accs: self.aggs.iter().map(AggSpec::empty).collect() }
+    }
+
+    fn apply(
+        &self,
+        input: &Delta,
+        touched: &mut HashMap<RowKey, (Option<Vec<ScalarValue>>, Group)>,
+        order: &mut Vec<RowKey>,
+    ) -> Result<()> {
+        let rows = &input.rows;
+        let group_columns: Vec<ArrayRef> = self.group_exprs.iter().map(|e| evaluate(e, rows)).collect::<Result<_>>()?;
+        let keys = if self.is_global() { None } else { Some(self.groups_codec.convert_columns(&group_columns)?) };
+        let args: Vec<Option<ArrayRef>> =
+            self.aggs.iter().map(|a| a.arg.as_ref().map(|e| evaluate(e, rows)).transpose()).collect::<Result<_>>()?;
+        let filters: Vec<Option<ArrayRef>> = self
+            .aggs
+            .iter()
+            .map(|a| a.filter.as_ref().map(|e| evaluate(e, rows)).transpose())
+            .collect::<Result<_>>()?;
+        let encoded: Vec<Option<datafusion::arrow::row::Rows>> = self
+            .aggs
+            .iter()
+            .zip(&args)
+            .map(|(spec, arg)| match (&spec.values, arg) {
+                (Some(codec), Some(arg)) => codec.convert_columns(std::slice::from_ref(arg)).map(Some),
+                _ => Ok(None),
+            })
+            .collect::<std::result::Result<_, _>>()?;
+        for row in 0..rows.num_rows() {
+            let diff = input.diffs.value(row);
+            let key: RowKey = match &keys {
+                Some(keys) => Arc::from(keys.row(row).data()),
+                None => global_key(),
+            };
+            if !touched.contains_key(&key) {
+                let group = self.groups.get(&key).cloned();
+                let old = match &group {
+                    Some(group) if group.rows > 0 || (self.is_global() && self.global_emitted) => {
+                        Some(self.output(group)?)
+                    }
+                    _ => None,
+                };
+                order.push(key.clone());
+                touched.insert(key.clone(), (old, group.unwrap_or_else(|| self.new_group())));
+            }
+            let (_, group) = touched.get_mut(&key).expect("just inserted");
+            group.rows += diff;
+            for (index, spec) in self.aggs.iter().enumerate() {
+                if let Some(filter) = &filters[index]
+                    && !(filter.as_boolean().is_valid(row) && filter.as_boolean().value(row))
+                {
+                    continue;
+                }
+                let arg = args[index].as_ref();
+                if arg.is_some_and(|a| a.is_null(row)) {
+                    continue;
+                }
+                match &mut group.accs[index] {
+                    Acc::Count(n) => *n += diff,
+                    Acc::Sum { sum, n } => {
+                        *n += diff;
+                        add(sum, arg.expect("sum has an argument"), row, diff)?;
+                    }
+                    Acc::Values { values, positive } => {
+                        let value: RowKey = Arc::from(encoded[index].as_ref().expect("encoded").row(row).data());
+                        let before = values.get(&value).copied().unwrap_or(0);
+                        let after = before + diff;
+                        if before <= 0 && after > 0 {
+                            *positive += 1;
+                        } else if before > 0 && after <= 0 {
+                            *positive -= 1;
+                        }
+                        if after == 0 {
+                            values.remove(&value);
+                        } else {
+                            values.insert(value, after);
+                        }
+                        if self.append_only_input && values.len() > 1 {
+                            let keep = match spec.kind {
+                                AggKind::Min => values.get_min().cloned(),
+                                AggKind::Max => values.get_max().cloned(),
+                                _ => None,
+                            };
+                            if let Some((value, count)) = keep {
+                                *values = imbl::OrdMap::unit(value, count);
+                                *positive = 1;
+                            }
+                        }
+                    }
+                }
+            }
+        }
+        Ok(())
+    }
+
+    /// The aggregate values of `group`, one per aggregate.
+    fn output(&self, group: &Group) -> Result<Vec<ScalarValue>> {
+        self.aggs.iter().zip(&group.accs).map(|(spec, acc)| value(spec, acc)).collect()
+    }
+
+    fn output_batch(&self, rows: &[(RowKey, Vec<ScalarValue>)]) -> Result<RecordBatch> {
+        let parser = self.groups_codec.parser();
+        let mut columns: Vec<ArrayRef> = if self.is_global() {
+            Vec::new()
+        } else {
+            self.groups_codec.convert_rows(rows.iter().map(|(key, _)| parser.parse(key)))?
+        };
+        for (index, spec) in self.aggs.iter().enumerate() {
+            let values = rows.iter().map(|(_, values)| values[index].clone());
+            let array = if rows.is_empty() {
+                datafusion::arrow::array::new_empty_array(&spec.output_type)
+            } else {
+                ScalarValue::iter_to_array(values)?
+            };
+            columns.push(cast_to(array, &spec.output_type)?);
+        }
+        let columns = columns
+            .into_iter()
+            .zip(self.schema.fields())
+            .map(|(c, f)| cast_to(c, f.data_type()))
+            .collect::<Result<Vec<_>>>()?;
+        Ok(RecordBatch::try_new(self.schema.clone(), columns)?)
+    }
+}
+
+/// The one group of an aggregate without GROUP BY.
+fn global_key() -> RowKey {
+    Arc::from(&[][..])
+}
+
+fn cast_to(array: ArrayRef, data_type: &DataType) -> Result<ArrayRef> {
+    if array.data_type() == data_type {
+        return Ok(array);
+    }
+    Ok(datafusion::arrow::compute::cast(&array, data_type)?)
+}
+
+fn add(sum: &mut Num, arg: &ArrayRef, row: usize, diff: i64) -> Result<()> {
+    let value = ScalarValue::try_from_array(arg, row)?;
+    match sum {
+        Num::Int(total) => {
+            let v: i128 = match value {
+                ScalarValue::Int8(Some(v)) => v.into(),
+                ScalarValue::Int16(Some(v)) => v.into(),
+                ScalarValue::Int32(Some(v)) => v.into(),
+                ScalarValue::Int64(Some(v)) => v.into(),
+                ScalarValue::UInt8(Some(v)) => v.into(),
+                ScalarValue::UInt16(Some(v)) => v.into(),
+                ScalarValue::UInt32(Some(v)) => v.into(),
+                ScalarValue::UInt64(Some(v)) => v.into(),
+                ScalarValue::Decimal128(Some(v), _, _) => v,
+                other => return Err(ViewError::internal(&format!("cannot sum {other:?}"))),
+            };
+            *total = v
+                .checked_mul(diff as i128)
+                .and_then(|d| total.checked_add(d))
+                .ok_or_else(|| ViewError::Overflow("sum".into()))?;
+        }
+        Num::Float(total) => {
+            let v = match value {
+                ScalarValue::Float32(Some(v)) => v as f64,
+                ScalarValue::Float64(Some(v)) => v,
+                other => return Err(ViewError::internal(&format!("cannot sum {other:?}"))),
+            };
+            *total += v * diff as f64;
+        }
+    }
+    Ok(())
+}
+
+fn value(spec: &AggSpec, acc: &Acc) -> Result<ScalarValue> {
+    let null = || ScalarValue::try_from(&spec.output_type);
+    Ok(match (spec.kind, acc) {
+        (AggKind::Count, Acc::Count(n)) => ScalarValue::Int64(Some(*n)),
+        (AggKind::CountDistinct, Acc::Values { positive, .. }) => ScalarValue::Int64(Some(*positive)),
+        (AggKind::Sum, Acc::Sum { n: 0, .. }) | (AggKind::Avg, Acc::Sum { n: 0, .. }) => null()?,
+        (AggKind::Sum, Acc::Sum { sum, .. }) => match (sum, &spec.output_type) {
+            (Num::Float(v), _) => ScalarValue::Float64(Some(*v)),
+            (Num::Int(v), DataType::Decimal128(p, s)) => ScalarValue::Decimal128(Some(*v), *p, *s),
+            (Num::Int(v), DataType::UInt64) => ScalarValue::UInt64(Some(*v as u64)),
+            (Num::Int(v), _) => {
+                ScalarValue::Int64(Some(i64::try_from(*v).map_err(|_| ViewError::Overflow("sum".into()))?))
+            }
+        },
+        (AggKind::Avg, Acc::Sum { sum, n }) => match (sum, &spec.output_type, &spec.input_type) {
+            (Num::Float(v), _, _) => ScalarValue::Float64(Some(*v / *n as f64)),
+            (Num::Int(v), DataType::Decimal128(p, s), DataType::Decimal128(_, input_scale)) => {
+                let shift = 10i128.pow((*s - *input_scale).max(0) as u32);
+                ScalarValue::Decimal128(Some(*v * shift / *n as i128), *p, *s)
+            }
+            (Num::Int(v), _, _) => ScalarValue::Float64(Some(*v as f64 / *n as f64)),
+        },
+        (AggKind::Min | AggKind::Max, Acc::Values { values, .. }) => {
+            let mut positive = values.iter().filter(|(_, count)| **count > 0);
+            let found = if spec.kind == AggKind::Min { positive.next() } else { positive.next_back() };
+            match found {
+                None => null()?,
+                Some((value, _)) => {
+                    let codec = spec.values.as_ref().expect("values codec");
+                    let parser = codec.parser();
+                    let array = codec.convert_rows([parser.parse(value)])?;
+                    ScalarValue::try_from_array(&array[0], 0)?
+                }
+            }
+        }
+        _ => return Err(ViewError::internal("aggregate state does not match its kind")),
+    })
+}

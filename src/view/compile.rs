@@ -1,0 +1,282 @@
+//! Turns a view's planned query (DataFusion's optimized logical plan) into
+//! incremental operators, or refuses it naming the operator that cannot be
+//! maintained incrementally.
+
+use std::collections::BTreeSet;
+use std::sync::Arc;
+
+use datafusion::arrow::datatypes::{Field, Schema, SchemaRef};
+use datafusion::common::tree_node::{TreeNode, TreeNodeRecursion};
+use datafusion::common::{DFSchema, JoinType};
+use datafusion::execution::SessionState;
+use datafusion::logical_expr::{Distinct, Expr, ExprSchemable, LogicalPlan, Volatility};
+use datafusion::physical_expr::PhysicalExpr;
+use datafusion::physical_expr::expressions::Column;
+
+use super::aggregate::{AggKind, AggSpec, Aggregate};
+use super::dataflow::{Node, Source};
+use super::join::Join;
+use super::{Result, ViewError};
+use crate::catalog::{Catalog, OFFSET_COLUMN, RelationKind, TS_COLUMN};
+use crate::log::RelationId;
+
+/// A compiled view query.
+pub struct Compiled {
+    pub root: Node,
+    /// The relations it reads.
+    pub inputs: BTreeSet<RelationId>,
+    /// Whether its result only ever grows (filters, projections and joins of
+    /// streams), so it is kept as a stream rather than as keyed state.
+    pub append_only: bool,
+}
+
+/// Refuses functions whose result is not fixed by their arguments: a view
+/// of `now()` or `random()` would change without any commit.
+pub fn check_deterministic(plan: &LogicalPlan) -> Result<()> {
+    let mut found: Option<String> = None;
+    plan.apply_with_subqueries(|node| {
+        for expr in node.expressions() {
+            expr.apply(|e| {
+                if let Expr::ScalarFunction(f) = e
+                    && f.func.signature().volatility != Volatility::Immutable
+                {
+                    found = Some(format!("{}()", f.func.name()));
+                    return Ok(TreeNodeRecursion::Stop);
+                }
+                Ok(TreeNodeRecursion::Continue)
+            })?;
+        }
+        Ok(if found.is_some() { TreeNodeRecursion::Stop } else { TreeNodeRecursion::Continue })
+    })?;
+    match found {
+        Some(function) => Err(ViewError::Unsupported(format!(
+            "function {function} (its result changes without a commit, so it cannot be maintained)"
+        ))),
+        None => Ok(()),
+    }
+}
+
+pub fn compile(plan: &LogicalPlan, catalog: &Catalog, state: &SessionState) -> Result<Compiled> {
+    let mut compiler = Compiler { catalog, state, inputs: BTreeSet::new() };
+    let (root, append_only) = compiler.node(plan)?;
+    Ok(Compiled { root, inputs: compiler.inputs, append_only })
+}
+
+struct Compiler<'a> {
+    catalog: &'a Catalog,
+    state: &'a SessionState,
+    inputs: BTreeSet<RelationId>,
+}
+
+impl Compiler<'_> {
+    fn physical(&self, expr: &Expr, schema: &DFSchema) -> Result<Arc<dyn PhysicalExpr>> {
+        Ok(self.state.create_physical_expr(expr.clone(), schema)?)
+    }
+
+    /// The operator for `plan` and whether its output only grows.
+    fn node(&mut self, plan: &LogicalPlan) -> Result<(Node, bool)> {
+        Ok(match plan {
+            LogicalPlan::Projection(projection) => {
+                let (input, append_only) = self.node(&projection.input)?;
+                let exprs = projection
+                    .expr
+                    .iter()
+                    .map(|e| self.physical(e, projection.input.schema()))
+                    .collect::<Result<_>>()?;
+                (
+                    Node::Project { input: Box::new(input), exprs, schema: nullable(projection.schema.as_arrow()) },
+                    append_only,
+                )
+            }
+            LogicalPlan::Filter(filter) => {
+                let (input, append_only) = self.node(&filter.input)?;
+                let predicate = self.physical(&filter.predicate, filter.input.schema())?;
+                (Node::Filter { input: Box::new(input), predicate }, append_only)
+            }
+            LogicalPlan::SubqueryAlias(alias) => self.node(&alias.input)?,
+            LogicalPlan::Sort(sort) if sort.fetch.is_none() => self.node(&sort.input)?,
+            LogicalPlan::Sort(_) | LogicalPlan::Limit(_) => return Err(ViewError::Unsupported("LIMIT".into())),
+            LogicalPlan::TableScan(scan) => {
+                if scan.fetch.is_some() {
+                    return Err(ViewError::Unsupported("LIMIT".into()));
+                }
+                let name = scan.table_name.table();
+                let def = self.catalog.get(name).ok_or_else(|| {
+                    ViewError::Unsupported(format!("reading \"{name}\" (not a stream, table or view)"))
+                })?;
+                let full = scan.source.schema();
+                let projection: Vec<usize> =
+                    scan.projection.clone().unwrap_or_else(|| (0..full.fields().len()).collect());
+                let keyed = def.kind == RelationKind::Table;
+                if keyed
+                    && projection.iter().any(|p| [OFFSET_COLUMN, TS_COLUMN].contains(&full.field(*p).name().as_str()))
+                {
+                    return Err(ViewError::Unsupported(format!(
+                        "_offset and _ts of {} \"{name}\" (only a stream's can be read by a view)",
+                        def.noun()
+                    )));
+                }
+                let qualified = DFSchema::try_from_qualified_schema(scan.table_name.clone(), &full)?;
+                let filters = scan.filters.iter().map(|f| self.physical(f, &qualified)).collect::<Result<_>>()?;
+                self.inputs.insert(def.id);
+                let source = Source {
+                    relation: def.id,
+                    scanned: full.fields().iter().map(|f| f.name().clone()).collect(),
+                    scanned_schema: nullable(&full),
+                    filters,
+                    projection,
+                    schema: nullable(scan.projected_schema.as_arrow()),
+                };
+                (Node::Source(source), !keyed)
+            }
+            LogicalPlan::Aggregate(aggregate) => {
+                let (input, append_only) = self.node(&aggregate.input)?;
+                let input_schema = aggregate.input.schema();
+                let mut group_exprs = Vec::new();
+                let mut group_types = Vec::new();
+                for expr in &aggregate.group_expr {
+                    if matches!(expr, Expr::GroupingSet(_)) {
+                        return Err(ViewError::Unsupported("GROUPING SETS, ROLLUP and CUBE".into()));
+                    }
+                    group_exprs.push(self.physical(expr, input_schema)?);
+                    group_types.push(expr.get_type(input_schema)?);
+                }
+                let output = aggregate.schema.as_arrow();
+                let mut aggs = Vec::new();
+                for (index, expr) in aggregate.aggr_expr.iter().enumerate() {
+                    let output_type = output.field(group_exprs.len() + index).data_type().clone();
+                    aggs.push(self.aggregate(expr, input_schema, output_type)?);
+                }
+                let op = Aggregate::new(group_exprs, group_types, aggs, nullable(output), append_only)?;
+                (Node::Aggregate { input: Box::new(input), op }, false)
+            }
+            LogicalPlan::Distinct(Distinct::All(input)) => {
+                let (node, _) = self.node(input)?;
+                let schema = nullable(input.schema().as_arrow());
+                let group_exprs: Vec<Arc<dyn PhysicalExpr>> = schema
+                    .fields()
+                    .iter()
+                    .enumerate()
+                    .map(|(i, f)| Arc::new(Column::new(f.name(), i)) as Arc<dyn PhysicalExpr>)
+                    .collect();
+                let types = schema.fields().iter().map(|f| f.data_type().clone()).collect();
+                let op = Aggregate::new(group_exprs, types, Vec::new(), schema, false)?;
+                (Node::Aggregate { input: Box::new(node), op }, false)
+            }
+            LogicalPlan::Distinct(Distinct::On(_)) => return Err(ViewError::Unsupported("DISTINCT ON".into())),
+            LogicalPlan::Join(join) => {
+                let kind = match join.join_type {
+                    JoinType::Inner => None,
+                    JoinType::Left => Some("LEFT"),
+                    JoinType::Right => Some("RIGHT"),
+                    JoinType::Full => Some("FULL"),
+                    JoinType::LeftSemi | JoinType::RightSemi => Some("semi-join (IN or EXISTS subquery, INTERSECT)"),
+                    JoinType::LeftAnti | JoinType::RightAnti => {
+                        Some("anti-join (NOT IN or NOT EXISTS subquery, EXCEPT)")
+                    }
+                    JoinType::LeftMark | JoinType::RightMark => Some("mark"),
+                };
+                if let Some(kind) = kind {
+                    return Err(ViewError::join_type(kind));
+                }
+                let (left, left_append_only) = self.node(&join.left)?;
+                let (right, right_append_only) = self.node(&join.right)?;
+                let mut left_keys = Vec::new();
+                let mut right_keys = Vec::new();
+                let mut key_types = Vec::new();
+                for (l, r) in &join.on {
+                    let left_type = l.get_type(join.left.schema())?;
+                    let right_type = r.get_type(join.right.schema())?;
+                    left_keys.push(self.physical(l, join.left.schema())?);
+                    let mut right_key = r.clone();
+                    if right_type != left_type {
+                        right_key = right_key.cast_to(&left_type, join.right.schema())?;
+                    }
+                    right_keys.push(self.physical(&right_key, join.right.schema())?);
+                    key_types.push(left_type);
+                }
+                let filter = join.filter.as_ref().map(|f| self.physical(f, &join.schema)).transpose()?;
+                let op = Join::new(
+                    left_keys,
+                    right_keys,
+                    key_types,
+                    filter,
+                    &left.schema(),
+                    &right.schema(),
+                    nullable(join.schema.as_arrow()),
+                )?;
+                (Node::Join { left: Box::new(left), right: Box::new(right), op }, left_append_only && right_append_only)
+            }
+            LogicalPlan::Union(union) => {
+                let mut inputs = Vec::new();
+                let mut append_only = true;
+                for input in &union.inputs {
+                    let (node, grows) = self.node(input)?;
+                    inputs.push(node);
+                    append_only &= grows;
+                }
+                (Node::Union { inputs, schema: nullable(union.schema.as_arrow()) }, append_only)
+            }
+            LogicalPlan::Window(_) => return Err(ViewError::Unsupported("window functions".into())),
+            LogicalPlan::Values(_) | LogicalPlan::EmptyRelation(_) => {
+                return Err(ViewError::Unsupported("a query without a FROM relation".into()));
+            }
+            LogicalPlan::RecursiveQuery(_) => return Err(ViewError::Unsupported("WITH RECURSIVE".into())),
+            LogicalPlan::Unnest(_) => return Err(ViewError::Unsupported("unnest".into())),
+            other => {
+                let name = other.display().to_string();
+                let name = name.split(':').next().unwrap_or("this operator").to_string();
+                return Err(ViewError::Unsupported(name));
+            }
+        })
+    }
+
+    fn aggregate(
+        &self,
+        expr: &Expr,
+        input: &DFSchema,
+        output_type: datafusion::arrow::datatypes::DataType,
+    ) -> Result<AggSpec> {
+        let expr = match expr {
+            Expr::Alias(alias) => alias.expr.as_ref(),
+            other => other,
+        };
+        let Expr::AggregateFunction(function) = expr else {
+            return Err(ViewError::internal("an aggregate expression that is not a function"));
+        };
+        let name = function.func.name().to_lowercase();
+        let params = &function.params;
+        if !params.order_by.is_empty() {
+            return Err(ViewError::Unsupported(format!("{name}(… ORDER BY …)")));
+        }
+        let kind = match (name.as_str(), params.distinct) {
+            ("count", false) => AggKind::Count,
+            ("count", true) => AggKind::CountDistinct,
+            ("sum", false) => AggKind::Sum,
+            ("avg" | "mean", false) => AggKind::Avg,
+            ("min" | "bool_and", _) => AggKind::Min,
+            ("max" | "bool_or", _) => AggKind::Max,
+            (_, true) => return Err(ViewError::Unsupported(format!("{name}(DISTINCT …)"))),
+            _ => return Err(ViewError::Unsupported(format!("aggregate function {name}"))),
+        };
+        let arg = match params.args.as_slice() {
+            [] => None,
+            [arg] => Some(arg),
+            _ => return Err(ViewError::Unsupported(format!("{name} with several arguments"))),
+        };
+        let input_type = match arg {
+            Some(arg) => arg.get_type(input)?,
+            None => datafusion::arrow::datatypes::DataType::Int64,
+        };
+        let arg = arg.map(|a| self.physical(a, input)).transpose()?;
+        let filter = params.filter.as_ref().map(|f| self.physical(f, input)).transpose()?;
+        AggSpec::new(kind, arg, filter, input_type, output_type)
+    }
+}
+
+/// `schema` with every field nullable: operators build their own batches
+/// and need not prove what the planner knew about NULLs.
+pub fn nullable(schema: &Schema) -> SchemaRef {
+    let fields: Vec<Field> = schema.fields().iter().map(|f| f.as_ref().clone().with_nullable(true)).collect();
+    Arc::new(Schema::new(fields))
+}

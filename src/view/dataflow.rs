@@ -1,0 +1,156 @@
+//! A view's query as a tree of incremental operators. Each commit, the
+//! changes of the relations it reads enter at its sources and the tree
+//! returns the change of the view's result.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+
+use datafusion::arrow::array::{ArrayRef, RecordBatch};
+use datafusion::arrow::datatypes::SchemaRef;
+use datafusion::physical_expr::PhysicalExpr;
+
+use super::aggregate::Aggregate;
+use super::delta::{Delta, evaluate};
+use super::join::Join;
+use super::{Result, ViewError};
+use crate::log::RelationId;
+
+/// The changes of one commit (or one backfill batch), by relation, each in
+/// the relation's full schema (its columns, `_offset`, `_ts`).
+pub type SourceChanges = HashMap<RelationId, Delta>;
+
+#[derive(Debug, Clone)]
+pub enum Node {
+    Source(Source),
+    Filter { input: Box<Node>, predicate: Arc<dyn PhysicalExpr> },
+    Project { input: Box<Node>, exprs: Vec<Arc<dyn PhysicalExpr>>, schema: SchemaRef },
+    Aggregate { input: Box<Node>, op: Aggregate },
+    Join { left: Box<Node>, right: Box<Node>, op: Join },
+    Union { inputs: Vec<Node>, schema: SchemaRef },
+}
+
+/// Where a relation's changes enter: the columns the query reads (by name,
+/// so a column added later does not disturb it) and filters pushed into the scan.
+#[derive(Debug, Clone)]
+pub struct Source {
+    pub relation: RelationId,
+    /// Names of the relation's full schema when the view was planned.
+    pub scanned: Vec<String>,
+    pub scanned_schema: SchemaRef,
+    /// Over `scanned_schema`.
+    pub filters: Vec<Arc<dyn PhysicalExpr>>,
+    /// Positions in `scanned` the scan returns.
+    pub projection: Vec<usize>,
+    pub schema: SchemaRef,
+}
+
+impl Node {
+    pub fn step(&mut self, changes: &SourceChanges) -> Result<Option<Delta>> {
+        match self {
+            Node::Source(source) => source.step(changes),
+            Node::Filter { input, predicate } => {
+                let Some(delta) = input.step(changes)? else { return Ok(None) };
+                Ok(Some(delta.filter(predicate)?).filter(|d| !d.is_empty()))
+            }
+            Node::Project { input, exprs, schema } => {
+                let Some(delta) = input.step(changes)? else { return Ok(None) };
+                let columns: Vec<ArrayRef> = exprs.iter().map(|e| evaluate(e, &delta.rows)).collect::<Result<_>>()?;
+                let rows = batch(schema, columns, delta.len())?;
+                Ok(Some(Delta::new(rows, delta.diffs)))
+            }
+            Node::Aggregate { input, op } => {
+                let delta = input.step(changes)?;
+                if delta.is_none() && !op.needs_first_step() {
+                    return Ok(None);
+                }
+                op.step(delta.as_ref())
+            }
+            Node::Join { left, right, op } => {
+                let left = left.step(changes)?;
+                let right = right.step(changes)?;
+                if left.is_none() && right.is_none() {
+                    return Ok(None);
+                }
+                op.step(left.as_ref(), right.as_ref())
+            }
+            Node::Union { inputs, schema } => {
+                let mut parts = Vec::new();
+                for input in inputs {
+                    if let Some(delta) = input.step(changes)? {
+                        let rows = batch(schema, delta.rows.columns().to_vec(), delta.len())?;
+                        parts.push(Delta::new(rows, delta.diffs));
+                    }
+                }
+                if parts.is_empty() {
+                    return Ok(None);
+                }
+                Ok(Some(Delta::concat(parts, schema)?))
+            }
+        }
+    }
+
+    /// Whether a step must run even when no input changed (a global
+    /// aggregate's first row).
+    pub fn needs_first_step(&self) -> bool {
+        match self {
+            Node::Source(_) => false,
+            Node::Filter { input, .. } | Node::Project { input, .. } => input.needs_first_step(),
+            Node::Aggregate { input, op } => op.needs_first_step() || input.needs_first_step(),
+            Node::Join { left, right, .. } => left.needs_first_step() || right.needs_first_step(),
+            Node::Union { inputs, .. } => inputs.iter().any(Node::needs_first_step),
+        }
+    }
+
+    pub fn schema(&self) -> SchemaRef {
+        match self {
+            Node::Source(source) => source.schema.clone(),
+            Node::Filter { input, .. } => input.schema(),
+            Node::Project { schema, .. } | Node::Union { schema, .. } => schema.clone(),
+            Node::Aggregate { op, .. } => op.schema().clone(),
+            Node::Join { op, .. } => op.schema().clone(),
+        }
+    }
+}
+
+impl Source {
+    fn step(&self, changes: &SourceChanges) -> Result<Option<Delta>> {
+        let Some(delta) = changes.get(&self.relation) else { return Ok(None) };
+        let schema = delta.rows.schema();
+        let columns: Vec<ArrayRef> = self
+            .scanned
+            .iter()
+            .map(|name| {
+                schema.index_of(name).map(|i| delta.rows.column(i).clone()).map_err(|_| {
+                    ViewError::internal(&format!("column \"{name}\" is missing from the changes of a view's input"))
+                })
+            })
+            .collect::<Result<_>>()?;
+        let mut scanned = Delta::new(batch(&self.scanned_schema, columns, delta.len())?, delta.diffs.clone());
+        for filter in &self.filters {
+            scanned = scanned.filter(filter)?;
+        }
+        if scanned.is_empty() {
+            return Ok(None);
+        }
+        let columns = self.projection.iter().map(|p| scanned.rows.column(*p).clone()).collect();
+        Ok(Some(Delta::new(batch(&self.schema, columns, scanned.len())?, scanned.diffs)))
+    }
+}
+
+/// A batch of `columns` under `schema` (names and nullability from the plan;
+/// a column of another type is cast).
+pub fn batch(schema: &SchemaRef, columns: Vec<ArrayRef>, rows: usize) -> Result<RecordBatch> {
+    let columns = columns
+        .into_iter()
+        .zip(schema.fields())
+        .map(|(column, field)| {
+            if column.data_type() == field.data_type() {
+                Ok(column)
+            } else {
+                Ok(datafusion::arrow::compute::cast(&column, field.data_type())?)
+            }
+        })
+        .collect::<Result<Vec<_>>>()?;
+    let options = datafusion::arrow::array::RecordBatchOptions::new().with_row_count(Some(rows));
+    Ok(RecordBatch::try_new_with_options(schema.clone(), columns, &options)?)
+}
