@@ -311,6 +311,7 @@ fn resolve(
             },
             Change::RenameRelation { name, kind, new_name, if_exists } => {
                 let Some(def) = altered_relation(state, name, *kind, *if_exists)? else { continue };
+                refuse_if_read_by_views(&state.catalog, &def, "rename")?;
                 if state.catalog.get(new_name).is_some() {
                     return Err(Error::DuplicateRelation(new_name.clone()));
                 }
@@ -319,6 +320,11 @@ fn resolve(
             }
             Change::AlterColumns { name, kind, if_exists, change } => {
                 let Some(def) = altered_relation(state, name, *kind, *if_exists)? else { continue };
+                match change {
+                    ColumnChange::Drop { .. } => refuse_if_read_by_views(&state.catalog, &def, "drop a column of")?,
+                    ColumnChange::Rename { .. } => refuse_if_read_by_views(&state.catalog, &def, "rename a column of")?,
+                    ColumnChange::Add { .. } => {}
+                }
                 let Some(altered) = alter_columns(&def, change, offset)? else { continue };
                 reshape(state, &altered, offset)?;
                 Entry::AlterRelation(altered)
@@ -410,6 +416,20 @@ fn dependents(catalog: &Catalog, id: RelationId) -> Vec<Arc<RelationDef>> {
     found
 }
 
+/// Views name their inputs and columns in their query: renaming or dropping
+/// what they read would break them (PostgreSQL refuses the same).
+fn refuse_if_read_by_views(catalog: &Catalog, def: &RelationDef, what: &str) -> Result<()> {
+    match dependents(catalog, def.id).first() {
+        Some(reader) => Err(Error::DependentObjects(format!(
+            "cannot {what} {} {} because materialized view {} depends on it",
+            def.noun(),
+            def.name,
+            reader.name
+        ))),
+        None => Ok(()),
+    }
+}
+
 fn drop_relation(state: &mut State, views: &mut Views, id: RelationId) {
     state.catalog.remove(id);
     state.tables.by_relation.remove(&id);
@@ -491,7 +511,9 @@ fn altered_relation(
     if_exists: bool,
 ) -> Result<Option<Arc<RelationDef>>> {
     match state.catalog.get(name) {
-        Some(def) if def.kind != kind => Err(Error::WrongObjectType(format!("\"{name}\" is not a {}", kind.noun()))),
+        Some(def) if def.kind != kind || def.view.is_some() => {
+            Err(Error::WrongObjectType(format!("\"{name}\" is not a {}", kind.noun())))
+        }
         Some(def) => Ok(Some(def.clone())),
         None if if_exists => Ok(None),
         None => Err(Error::UndefinedRelation(name.to_string())),
