@@ -162,23 +162,20 @@ impl Aggregate {
     }
 
     pub fn step(&mut self, input: Option<&Delta>) -> Result<Option<Delta>> {
-        // Per touched group: its output before this change, and its new state.
-        let mut touched: HashMap<RowKey, (Option<Vec<ScalarValue>>, Group)> = HashMap::new();
-        let mut order: Vec<RowKey> = Vec::new();
+        let mut touched = Touched::default();
         if self.needs_first_step() {
             let key = global_key();
             let group = self.groups.get(&key).cloned().unwrap_or_else(|| self.new_group());
-            order.push(key.clone());
-            touched.insert(key, (None, group));
+            touched.index.insert(key.clone(), 0);
+            touched.slots.push((key, None, group));
         }
         if let Some(input) = input.filter(|d| !d.is_empty()) {
-            self.apply(input, &mut touched, &mut order)?;
+            self.apply(input, &mut touched)?;
         }
         self.global_emitted = true;
         let mut old_rows: Vec<(RowKey, Vec<ScalarValue>)> = Vec::new();
         let mut new_rows: Vec<(RowKey, Vec<ScalarValue>)> = Vec::new();
-        for key in order {
-            let (old, group) = touched.remove(&key).expect("touched group");
+        for (key, old, group) in touched.slots {
             let new = (group.rows > 0 || self.is_global()).then(|| self.output(&group)).transpose()?;
             if group.rows == 0 && !self.is_global() {
                 self.groups.remove(&key);
@@ -209,12 +206,7 @@ impl Aggregate {
         Group { rows: 0, accs: self.aggs.iter().map(AggSpec::empty).collect() }
     }
 
-    fn apply(
-        &self,
-        input: &Delta,
-        touched: &mut HashMap<RowKey, (Option<Vec<ScalarValue>>, Group)>,
-        order: &mut Vec<RowKey>,
-    ) -> Result<()> {
+    fn apply(&self, input: &Delta, touched: &mut Touched) -> Result<()> {
         let rows = &input.rows;
         let group_columns: Vec<ArrayRef> = self.group_exprs.iter().map(|e| evaluate(e, rows)).collect::<Result<_>>()?;
         let keys = if self.is_global() { None } else { Some(self.groups_codec.convert_columns(&group_columns)?) };
@@ -225,33 +217,36 @@ impl Aggregate {
             .iter()
             .map(|a| a.filter.as_ref().map(|e| evaluate(e, rows)).transpose())
             .collect::<Result<_>>()?;
-        let encoded: Vec<Option<datafusion::arrow::row::Rows>> = self
+        let values: Vec<ArgValues> = self
             .aggs
             .iter()
             .zip(&args)
-            .map(|(spec, arg)| match (&spec.values, arg) {
-                (Some(codec), Some(arg)) => codec.convert_columns(std::slice::from_ref(arg)).map(Some),
-                _ => Ok(None),
-            })
-            .collect::<std::result::Result<_, _>>()?;
+            .map(|(spec, arg)| ArgValues::of(spec, arg.as_ref()))
+            .collect::<Result<_>>()?;
+        let global = global_key();
         for row in 0..rows.num_rows() {
             let diff = input.diffs.value(row);
-            let key: RowKey = match &keys {
-                Some(keys) => Arc::from(keys.row(row).data()),
-                None => global_key(),
+            let key: &[u8] = match &keys {
+                Some(keys) => keys.row(row).data(),
+                None => &global,
             };
-            if !touched.contains_key(&key) {
-                let group = self.groups.get(&key).cloned();
-                let old = match &group {
-                    Some(group) if group.rows > 0 || (self.is_global() && self.global_emitted) => {
-                        Some(self.output(group)?)
-                    }
-                    _ => None,
-                };
-                order.push(key.clone());
-                touched.insert(key.clone(), (old, group.unwrap_or_else(|| self.new_group())));
-            }
-            let (_, group) = touched.get_mut(&key).expect("just inserted");
+            let slot = match touched.index.get(key) {
+                Some(slot) => *slot,
+                None => {
+                    let key: RowKey = Arc::from(key);
+                    let group = self.groups.get(&key).cloned();
+                    let old = match &group {
+                        Some(group) if group.rows > 0 || (self.is_global() && self.global_emitted) => {
+                            Some(self.output(group)?)
+                        }
+                        _ => None,
+                    };
+                    touched.index.insert(key.clone(), touched.slots.len());
+                    touched.slots.push((key, old, group.unwrap_or_else(|| self.new_group())));
+                    touched.slots.len() - 1
+                }
+            };
+            let group = &mut touched.slots[slot].2;
             group.rows += diff;
             for (index, spec) in self.aggs.iter().enumerate() {
                 if let Some(filter) = &filters[index]
@@ -259,18 +254,17 @@ impl Aggregate {
                 {
                     continue;
                 }
-                let arg = args[index].as_ref();
-                if arg.is_some_and(|a| a.is_null(row)) {
+                if args[index].as_ref().is_some_and(|a| a.is_null(row)) {
                     continue;
                 }
-                match &mut group.accs[index] {
-                    Acc::Count(n) => *n += diff,
-                    Acc::Sum { sum, n } => {
+                match (&mut group.accs[index], &values[index]) {
+                    (Acc::Count(n), _) => *n += diff,
+                    (Acc::Sum { sum, n }, arg) => {
                         *n += diff;
-                        add(sum, arg.expect("sum has an argument"), row, diff)?;
+                        arg.add_to(sum, row, diff)?;
                     }
-                    Acc::Values { values, positive } => {
-                        let value: RowKey = Arc::from(encoded[index].as_ref().expect("encoded").row(row).data());
+                    (Acc::Values { values, positive }, ArgValues::Encoded(encoded)) => {
+                        let value: RowKey = Arc::from(encoded.row(row).data());
                         let before = values.get(&value).copied().unwrap_or(0);
                         let after = before + diff;
                         if before <= 0 && after > 0 {
@@ -295,6 +289,7 @@ impl Aggregate {
                             }
                         }
                     }
+                    _ => return Err(ViewError::internal("aggregate state does not match its argument")),
                 }
             }
         }
@@ -343,37 +338,64 @@ fn cast_to(array: ArrayRef, data_type: &DataType) -> Result<ArrayRef> {
     Ok(datafusion::arrow::compute::cast(&array, data_type)?)
 }
 
-fn add(sum: &mut Num, arg: &ArrayRef, row: usize, diff: i64) -> Result<()> {
-    let value = ScalarValue::try_from_array(arg, row)?;
-    match sum {
-        Num::Int(total) => {
-            let v: i128 = match value {
-                ScalarValue::Int8(Some(v)) => v.into(),
-                ScalarValue::Int16(Some(v)) => v.into(),
-                ScalarValue::Int32(Some(v)) => v.into(),
-                ScalarValue::Int64(Some(v)) => v.into(),
-                ScalarValue::UInt8(Some(v)) => v.into(),
-                ScalarValue::UInt16(Some(v)) => v.into(),
-                ScalarValue::UInt32(Some(v)) => v.into(),
-                ScalarValue::UInt64(Some(v)) => v.into(),
-                ScalarValue::Decimal128(Some(v), _, _) => v,
-                other => return Err(ViewError::internal(&format!("cannot sum {other:?}"))),
-            };
-            *total = v
-                .checked_mul(diff as i128)
-                .and_then(|d| total.checked_add(d))
-                .ok_or_else(|| ViewError::Overflow("sum".into()))?;
+/// The groups one step touched, in first-touched order, with each one's
+/// output before the step.
+#[derive(Default)]
+struct Touched {
+    index: HashMap<RowKey, usize>,
+    slots: Vec<(RowKey, Option<Vec<ScalarValue>>, Group)>,
+}
+
+/// An aggregate's argument over one change, in the form its state takes.
+enum ArgValues {
+    None,
+    Int(datafusion::arrow::array::Int64Array),
+    Decimal(datafusion::arrow::array::Decimal128Array),
+    Float(datafusion::arrow::array::Float64Array),
+    /// Order-preserving encodings (min, max, count(DISTINCT)).
+    Encoded(datafusion::arrow::row::Rows),
+}
+
+impl ArgValues {
+    fn of(spec: &AggSpec, arg: Option<&ArrayRef>) -> Result<ArgValues> {
+        let Some(arg) = arg else { return Ok(ArgValues::None) };
+        if let Some(codec) = &spec.values {
+            return Ok(ArgValues::Encoded(codec.convert_columns(std::slice::from_ref(arg))?));
         }
-        Num::Float(total) => {
-            let v = match value {
-                ScalarValue::Float32(Some(v)) => v as f64,
-                ScalarValue::Float64(Some(v)) => v,
-                other => return Err(ViewError::internal(&format!("cannot sum {other:?}"))),
-            };
-            *total += v * diff as f64;
+        if spec.kind == AggKind::Count {
+            return Ok(ArgValues::None);
         }
+        Ok(match arg.data_type() {
+            DataType::Decimal128(..) => ArgValues::Decimal(arg.as_primitive().clone()),
+            DataType::UInt64 => {
+                let cast = datafusion::arrow::compute::cast(arg, &DataType::Decimal128(38, 0))?;
+                ArgValues::Decimal(cast.as_primitive().clone())
+            }
+            t if t.is_floating() => {
+                ArgValues::Float(datafusion::arrow::compute::cast(arg, &DataType::Float64)?.as_primitive().clone())
+            }
+            _ => ArgValues::Int(datafusion::arrow::compute::cast(arg, &DataType::Int64)?.as_primitive().clone()),
+        })
     }
-    Ok(())
+
+    fn add_to(&self, sum: &mut Num, row: usize, diff: i64) -> Result<()> {
+        match (sum, self) {
+            (Num::Int(total), ArgValues::Int(values)) => {
+                let add = (values.value(row) as i128) * diff as i128;
+                *total = total.checked_add(add).ok_or_else(|| ViewError::Overflow("sum".into()))?;
+            }
+            (Num::Int(total), ArgValues::Decimal(values)) => {
+                *total = values
+                    .value(row)
+                    .checked_mul(diff as i128)
+                    .and_then(|add| total.checked_add(add))
+                    .ok_or_else(|| ViewError::Overflow("sum".into()))?;
+            }
+            (Num::Float(total), ArgValues::Float(values)) => *total += values.value(row) * diff as f64,
+            _ => return Err(ViewError::internal("sum over an argument of another type")),
+        }
+        Ok(())
+    }
 }
 
 fn value(spec: &AggSpec, acc: &Acc) -> Result<ScalarValue> {
