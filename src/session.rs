@@ -16,7 +16,10 @@ use datafusion::sql::sqlparser::ast::Statement;
 use futures::StreamExt;
 
 mod insert;
+mod subscribe;
 mod view;
+
+pub use subscribe::Subscription;
 
 pub use insert::has_clauses;
 
@@ -58,6 +61,8 @@ pub enum Outcome {
     },
     /// The client is to send COPY data next.
     CopyIn(Box<CopyIn>),
+    /// A subscription's rows go to the client as COPY data until it cancels.
+    Subscribe(Box<Subscription>),
     /// A write's RETURNING rows; the tag (`INSERT 0`, `UPDATE`) takes their count.
     Returned {
         tag: &'static str,
@@ -117,6 +122,9 @@ impl Session {
                 }
                 Outcome::CopyIn(_) => {
                     return Err(Error::FeatureNotSupported("COPY FROM STDIN needs a client".into()));
+                }
+                Outcome::Subscribe(_) => {
+                    return Err(Error::FeatureNotSupported("SUBSCRIBE needs a client to stream to".into()));
                 }
                 Outcome::Returned { batches, .. } => batches,
                 _ => Vec::new(),
@@ -181,6 +189,11 @@ impl Session {
                     names.into_iter().map(|name| Change::DropRelation { name, if_exists, cascade }).collect::<Vec<_>>();
                 self.db.log.commit(changes).await?;
                 Ok(done(&tag))
+            }
+            Command::Subscribe { relation, snapshot, as_of } => {
+                self.refuse_in_transaction("SUBSCRIBE")?;
+                let session = Session::new(self.db.clone());
+                Ok(Outcome::Subscribe(Box::new(Subscription::start(session, &relation, snapshot, as_of)?)))
             }
             Command::CreateView { name, columns, query, if_not_exists, or_replace } => {
                 self.create_view(name, columns, query, if_not_exists, or_replace).await

@@ -209,6 +209,8 @@ struct Shared {
     poisoned: AtomicBool,
     /// Woken when a seal frees tail memory (writers may be waiting on it).
     tail_freed: Notify,
+    /// The visible offset, for subscribers waiting for new commits.
+    committed: tokio::sync::watch::Sender<u64>,
 }
 
 pub struct Log {
@@ -357,6 +359,7 @@ impl Log {
             tails,
             poisoned: AtomicBool::new(false),
             tail_freed: Notify::new(),
+            committed: tokio::sync::watch::Sender::new(last_offset.0),
         });
         let wal = wal::WalWriter::open(&wal_dir, end.resume, next_offset.0, config.wal_file_bytes_max)?;
         let (sender, receiver) = mpsc::channel(config.commit_queue_depth_max);
@@ -420,6 +423,11 @@ impl Log {
     }
 
     /// Offset of the last visible commit: a read at this offset sees whole commits.
+    /// Follows the visible offset as commits become visible.
+    pub fn watch_commits(&self) -> tokio::sync::watch::Receiver<u64> {
+        self.shared.committed.subscribe()
+    }
+
     pub fn visible_offset(&self) -> Offset {
         Offset(self.shared.visible.load(Ordering::Acquire))
     }

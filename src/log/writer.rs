@@ -172,6 +172,7 @@ impl Writer {
         *published = Published { catalog: Arc::new(state.catalog), tables: Arc::new(state.tables), visible };
         self.shared.visible.store(visible.0, Ordering::Release);
         drop(published);
+        self.shared.committed.send_replace(visible.0);
         for Accepted { request, record } in accepted {
             let info =
                 CommitInfo { first_offset: record.first_offset, last_offset: record.last_offset(), ts: record.ts };

@@ -31,13 +31,16 @@ use pgwire::messages::cancel::CancelRequest;
 use pgwire::messages::copy::{CopyData, CopyDone, CopyFail};
 use tokio::sync::Mutex;
 
+use super::copy_text::copy_text;
 use super::encode::{fields, query_response};
 use super::sqlstate::{error_info, to_pgwire};
 use crate::database::Database;
 use crate::error::Error;
+use crate::session::Subscription;
 use crate::session::{Outcome, Session, has_clauses};
 use crate::sql::parse::{Command, parse};
 use crate::write::copy::CopyIn;
+use pgwire::messages::copy::CopyOutResponse;
 
 pub struct Handlers {
     service: Arc<Service>,
@@ -155,6 +158,9 @@ impl Service {
             }
             Outcome::TransactionStarted => Response::TransactionStart(Tag::new("BEGIN")),
             Outcome::TransactionEnded { tag } => Response::TransactionEnd(Tag::new(tag)),
+            Outcome::Subscribe(_) => {
+                return Err(to_pgwire(Error::Internal("a subscription is streamed by its handler".into())));
+            }
             Outcome::CopyIn(copy) => {
                 let columns = copy.column_count();
                 let slot = copy_slot_of(client);
@@ -186,6 +192,10 @@ impl SimpleQueryHandler for Service {
         let mut responses = Vec::with_capacity(commands.len());
         for command in commands {
             match session.execute(command, None).await {
+                Ok(Outcome::Subscribe(subscription)) => {
+                    responses.push(stream_subscription(client, subscription).await?);
+                    break;
+                }
                 Ok(outcome) => {
                     let is_copy = matches!(outcome, Outcome::CopyIn(_));
                     responses.push(self.respond(client, outcome, &Format::UnifiedText).await?);
@@ -201,6 +211,30 @@ impl SimpleQueryHandler for Service {
             }
         }
         Ok(responses)
+    }
+}
+
+/// Streams a subscription as COPY data, each read flushed as it is sent,
+/// until the client cancels (57014, as PostgreSQL ends a cancelled COPY),
+/// disconnects, or the subscription fails.
+async fn stream_subscription<C>(client: &mut C, mut subscription: Box<Subscription>) -> PgWireResult<Response>
+where
+    C: ClientInfo + Sink<PgWireBackendMessage> + Unpin + Send,
+    C::Error: Debug,
+    PgWireError: From<<C as Sink<PgWireBackendMessage>>::Error>,
+{
+    let columns = subscription.column_count();
+    let response = CopyOutResponse::new(0, columns as i16, vec![0; columns]);
+    client.send(PgWireBackendMessage::CopyOutResponse(response)).await?;
+    // A cancel request is pgwire's to handle while this handler runs: it
+    // drops this future and answers 57014.
+    loop {
+        let next = subscription.next().await;
+        let mut data = Vec::new();
+        for batch in next.map_err(to_pgwire)? {
+            copy_text(batch, &mut data).map_err(|e| to_pgwire(e.into()))?;
+        }
+        client.send(PgWireBackendMessage::CopyData(CopyData::new(bytes::Bytes::from(data)))).await?;
     }
 }
 
@@ -377,6 +411,9 @@ impl ExtendedQueryHandler for Service {
         let params = deserialize_parameters(portal, &types)?;
         let session = session_of(client, &self.db);
         let outcome = session.lock().await.execute(command, Some(&params)).await.map_err(to_pgwire)?;
+        if let Outcome::Subscribe(subscription) = outcome {
+            return stream_subscription(client, subscription).await;
+        }
         self.respond(client, outcome, &portal.result_column_format).await
     }
 }

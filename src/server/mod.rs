@@ -1,6 +1,7 @@
 //! PostgreSQL wire protocol server: accepts connections and serves each with
 //! [`handler::Handlers`] until shutdown.
 
+mod copy_text;
 mod encode;
 mod handler;
 mod pg_format;

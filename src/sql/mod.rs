@@ -6,3 +6,4 @@ pub(crate) mod ddl;
 pub mod dialect;
 pub mod parse;
 pub mod rewrite;
+pub mod subscribe;

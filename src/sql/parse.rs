@@ -92,6 +92,13 @@ pub enum Command {
         verb: &'static str,
         statement: Box<Statement>,
     },
+    /// `COPY (SUBSCRIBE relation …) TO STDOUT`: its changes as they commit.
+    Subscribe {
+        relation: String,
+        snapshot: bool,
+        /// Start after this offset instead of now.
+        as_of: Option<u64>,
+    },
     /// Anything DataFusion plans: queries, INSERT, EXPLAIN.
     Query(Box<Statement>),
 }
@@ -114,6 +121,10 @@ pub fn parse(sql: &str) -> Result<Vec<Command>> {
         let significant = statement.iter().filter(|t| !matches!(t, Token::Whitespace(_))).count();
         if significant == 1 && words.len() == 1 && words[0].value.eq_ignore_ascii_case("checkpoint") {
             commands.push(Command::Checkpoint);
+            continue;
+        }
+        if let Some(command) = super::subscribe::subscribe_command(statement)? {
+            commands.push(command);
             continue;
         }
         let (text, about_stream) = rewrite_stream_keyword(statement);

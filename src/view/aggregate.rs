@@ -217,12 +217,8 @@ impl Aggregate {
             .iter()
             .map(|a| a.filter.as_ref().map(|e| evaluate(e, rows)).transpose())
             .collect::<Result<_>>()?;
-        let values: Vec<ArgValues> = self
-            .aggs
-            .iter()
-            .zip(&args)
-            .map(|(spec, arg)| ArgValues::of(spec, arg.as_ref()))
-            .collect::<Result<_>>()?;
+        let values: Vec<ArgValues> =
+            self.aggs.iter().zip(&args).map(|(spec, arg)| ArgValues::of(spec, arg.as_ref())).collect::<Result<_>>()?;
         let global = global_key();
         for row in 0..rows.num_rows() {
             let diff = input.diffs.value(row);

@@ -1,0 +1,105 @@
+//! `COPY (SUBSCRIBE x …) TO STDOUT`: a relation's rows as of a start point
+//! (the snapshot, each row with its own `_offset` and `_ts`), then every
+//! change after it as commits make them visible, in offset order, with
+//! `_offset`, `_ts`, `_diff` first. A subscription reads the log itself, so
+//! a slow subscriber holds no buffer that writers fill: it reads at its own
+//! pace, at most `SUBSCRIBE_OFFSETS_MAX` offsets at a time, and fails
+//! clearly if retention drops history it has not read yet. Resuming with
+//! `VERSION AS OF` the last `_offset` received delivers every later change
+//! exactly once.
+
+use datafusion::arrow::array::RecordBatch;
+use datafusion::prelude::DataFrame;
+use futures::StreamExt;
+
+use super::{Session, parse_query, plan_statement};
+use crate::catalog::RelationDef;
+use crate::error::{Error, Result};
+use crate::log::Offset;
+
+/// The most offsets one read of a subscription covers, which bounds its memory.
+const SUBSCRIBE_OFFSETS_MAX: u64 = 100_000;
+
+pub struct Subscription {
+    session: Session,
+    def: std::sync::Arc<RelationDef>,
+    /// The snapshot still to send: rows as of this offset.
+    snapshot: Option<Option<Offset>>,
+    /// Every change up to this offset has been sent.
+    after: Offset,
+    commits: tokio::sync::watch::Receiver<u64>,
+}
+
+impl Subscription {
+    pub(super) fn start(session: Session, relation: &str, snapshot: bool, as_of: Option<u64>) -> Result<Subscription> {
+        let def = session.db.log.relation(relation).ok_or_else(|| Error::UndefinedRelation(relation.to_string()))?;
+        let commits = session.db.log.watch_commits();
+        let after = as_of.map(Offset).unwrap_or_else(|| session.db.log.visible_offset());
+        let snapshot = snapshot.then_some(as_of.map(Offset));
+        Ok(Subscription { session, def, snapshot, after, commits })
+    }
+
+    /// The columns sent: `_offset`, `_ts`, `_diff`, then the relation's.
+    pub fn column_count(&self) -> usize {
+        3 + self.def.visible_positions().len()
+    }
+
+    /// The next rows to send, waiting for commits when there are none.
+    pub async fn next(&mut self) -> Result<Vec<RecordBatch>> {
+        let columns: Vec<String> =
+            self.def.visible_positions().iter().map(|p| quote(&self.def.columns[*p].name)).collect();
+        let name = quote(&self.def.name);
+        // Taken only once sent: a cancelled `next` leaves it to send again.
+        if let Some(as_of) = self.snapshot {
+            let version = as_of.map(|o| format!(" VERSION AS OF {}", o.0)).unwrap_or_default();
+            let sql = format!(
+                "SELECT _offset, _ts, CAST(1 AS BIGINT) AS _diff, {} FROM {name}{version} ORDER BY _offset",
+                columns.join(", ")
+            );
+            let batches = self.run(&sql, self.after).await?;
+            self.snapshot = None;
+            if batches.iter().any(|b| b.num_rows() > 0) {
+                return Ok(batches);
+            }
+        }
+        loop {
+            let visible = *self.commits.borrow_and_update();
+            if visible > self.after.0 {
+                let upto = visible.min(self.after.0 + SUBSCRIBE_OFFSETS_MAX);
+                let sql = format!(
+                    "SELECT _offset, _ts, _diff, {} FROM changes('{}', {}, {upto}) ORDER BY _offset",
+                    columns.join(", "),
+                    self.def.name.replace('\'', "''"),
+                    self.after.0
+                );
+                let batches = self.run(&sql, Offset(upto)).await?;
+                self.after = Offset(upto);
+                if batches.iter().any(|b| b.num_rows() > 0) {
+                    return Ok(batches);
+                }
+                continue;
+            }
+            if self.commits.changed().await.is_err() {
+                return Err(Error::Storage(crate::log::Error::Closed));
+            }
+        }
+    }
+
+    /// Runs `sql` reading at least through `through`.
+    async fn run(&self, sql: &str, through: Offset) -> Result<Vec<RecordBatch>> {
+        let view = self.session.db.log.snapshot();
+        debug_assert!(view.offset >= through || through == self.after);
+        let (state, statement) = self.session.prepare_at(parse_query(sql)?, false, view).await?;
+        let plan = plan_statement(&state, statement, None).await?;
+        let mut stream = DataFrame::new(state, plan).execute_stream().await.map_err(Error::from_datafusion)?;
+        let mut batches = Vec::new();
+        while let Some(batch) = stream.next().await {
+            batches.push(batch.map_err(Error::from_datafusion)?);
+        }
+        Ok(batches)
+    }
+}
+
+fn quote(name: &str) -> String {
+    format!("\"{}\"", name.replace('"', "\"\""))
+}
