@@ -26,6 +26,9 @@ use crate::view::{ViewRuntime, view_columns};
 /// before giving up (each round reads only the commits of the round before).
 const CATCH_UP_ROUNDS_MAX: usize = 64;
 
+/// A backfill sums up the changes of its result once they reach this many rows.
+const BACKFILL_CONSOLIDATE_ROWS: usize = 1 << 20;
+
 impl Session {
     pub(super) async fn create_view(
         &mut self,
@@ -86,8 +89,9 @@ impl Session {
         self.backfill(&def.name, &mut runtime, &read).await?;
         let mut sink = Sink::new(def.clone()).map_err(view_error(&def.name))?;
         if def.row_id().is_some() {
-            for rows in self.read_rows(&def, &read, None).await? {
-                sink.load(&rows).map_err(view_error(&def.name))?;
+            let mut rows = self.read_rows(&def, &read, None).await?;
+            while let Some(batch) = rows.next().await {
+                sink.load(&batch?).map_err(view_error(&def.name))?;
             }
         }
         runtime.sink = Some(sink);
@@ -155,14 +159,23 @@ impl Session {
     /// view's result.
     async fn backfill(&self, name: &str, runtime: &mut ViewRuntime, read: &ReadView) -> Result<Delta> {
         let mut outputs = Vec::new();
+        let mut pending_rows = 0;
         let inputs: Vec<RelationId> = runtime.inputs.iter().copied().collect();
         for id in inputs {
             let def =
                 read.catalog.by_id(id).cloned().ok_or_else(|| Error::UndefinedRelation(format!("id {}", id.0)))?;
-            for rows in self.read_rows(&def, read, None).await? {
-                let changes = SourceChanges::from([(id, Delta::inserts(rows))]);
+            let mut rows = self.read_rows(&def, read, None).await?;
+            while let Some(batch) = rows.next().await {
+                let changes = SourceChanges::from([(id, Delta::inserts(batch?))]);
                 if let Some(out) = runtime.root.step(&changes).map_err(view_error(name))? {
+                    pending_rows += out.len();
                     outputs.push(out);
+                }
+                // Changes of the same rows cancel out: keep the result compact.
+                if pending_rows > BACKFILL_CONSOLIDATE_ROWS {
+                    let merged = Delta::concat(std::mem::take(&mut outputs), &output_schema(runtime))?.consolidate()?;
+                    pending_rows = merged.len();
+                    outputs.push(merged);
                 }
             }
         }
@@ -181,16 +194,15 @@ impl Session {
         for id in runtime.inputs.iter().copied() {
             let def =
                 read.catalog.by_id(id).cloned().ok_or_else(|| Error::UndefinedRelation(format!("id {}", id.0)))?;
-            let batches = self.read_rows(&def, read, Some(after)).await?;
-            let parts: Vec<Delta> = batches
-                .into_iter()
-                .map(|batch| {
-                    let n = batch.num_columns() - 1;
-                    let diffs = batch.column(n).as_primitive::<Int64Type>().clone();
-                    let rows = RecordBatch::try_new(def.full_schema(), batch.columns()[..n].to_vec())?;
-                    Ok(Delta::new(rows, diffs))
-                })
-                .collect::<Result<_>>()?;
+            let mut batches = self.read_rows(&def, read, Some(after)).await?;
+            let mut parts = Vec::new();
+            while let Some(batch) = batches.next().await {
+                let batch = batch?;
+                let n = batch.num_columns() - 1;
+                let diffs = batch.column(n).as_primitive::<Int64Type>().clone();
+                let rows = RecordBatch::try_new(def.full_schema(), batch.columns()[..n].to_vec())?;
+                parts.push(Delta::new(rows, diffs));
+            }
             if !parts.is_empty() {
                 changes.insert(id, Delta::concat(parts, &def.full_schema())?);
             }
@@ -199,9 +211,15 @@ impl Session {
         Ok(out.unwrap_or_else(|| Delta::empty(output_schema(runtime))))
     }
 
-    /// A relation's rows in its full schema as of `read`; with `after`, its
-    /// changes after that offset instead, with `_diff` last.
-    async fn read_rows(&self, def: &RelationDef, read: &ReadView, after: Option<Offset>) -> Result<Vec<RecordBatch>> {
+    /// A relation's rows in its full schema as of `read`, as they are
+    /// read; with `after`, its changes after that offset instead, with
+    /// `_diff` last.
+    async fn read_rows(
+        &self,
+        def: &RelationDef,
+        read: &ReadView,
+        after: Option<Offset>,
+    ) -> Result<impl futures::Stream<Item = Result<RecordBatch>> + use<>> {
         let mut columns: Vec<String> = def.full_schema().fields().iter().map(|f| quote(f.name())).collect();
         let source = match after {
             Some(after) => {
@@ -213,19 +231,15 @@ impl Session {
         let sql = format!("SELECT {} FROM {source}", columns.join(", "));
         let (state, statement) = self.prepare_at(parse_query(&sql)?, false, read.clone()).await?;
         let plan = plan_statement(&state, statement, None).await?;
-        let mut stream = DataFrame::new(state, plan).execute_stream().await.map_err(Error::from_datafusion)?;
-        let mut batches = Vec::new();
+        let stream = DataFrame::new(state, plan).execute_stream().await.map_err(Error::from_datafusion)?;
         let schema = match after {
             Some(_) => def.changes_schema(),
             None => def.full_schema(),
         };
-        while let Some(batch) = stream.next().await {
+        Ok(stream.map(move |batch| {
             let batch = batch.map_err(Error::from_datafusion)?;
-            if batch.num_rows() > 0 {
-                batches.push(RecordBatch::try_new(schema.clone(), batch.columns().to_vec())?);
-            }
-        }
-        Ok(batches)
+            Ok(RecordBatch::try_new(schema.clone(), batch.columns().to_vec())?)
+        }))
     }
 }
 

@@ -260,6 +260,19 @@ impl Aggregate {
                         arg.add_to(sum, row, diff)?;
                     }
                     (Acc::Values { values, positive }, ArgValues::Encoded(encoded)) => {
+                        // Over an append-only input min and max keep only the
+                        // extreme: a value that does not beat it changes nothing.
+                        if self.append_only_input {
+                            let bytes = encoded.row(row).data();
+                            let beaten = match spec.kind {
+                                AggKind::Min => values.get_min().is_some_and(|(min, _)| bytes >= min.as_ref()),
+                                AggKind::Max => values.get_max().is_some_and(|(max, _)| bytes <= max.as_ref()),
+                                _ => false,
+                            };
+                            if beaten {
+                                continue;
+                            }
+                        }
                         let value: RowKey = Arc::from(encoded.row(row).data());
                         let before = values.get(&value).copied().unwrap_or(0);
                         let after = before + diff;
