@@ -140,6 +140,8 @@ pub enum Change {
         output: Option<crate::view::delta::Delta>,
         restore: bool,
         if_not_exists: bool,
+        /// `CREATE OR REPLACE`: a view of that name is dropped in the same commit.
+        replace: bool,
     },
     RenameRelation {
         name: String,

@@ -224,7 +224,7 @@ fn resolve(
     let mut offset = first_offset;
     for change in changes {
         let entry = match change {
-            Change::CreateView { def, runtime, through, output, restore, if_not_exists } => {
+            Change::CreateView { def, runtime, through, output, restore, if_not_exists, replace } => {
                 if *restore {
                     let existing = state
                         .catalog
@@ -234,11 +234,34 @@ fn resolve(
                     views.install(existing, (**runtime).clone()).map_err(|source| view_error(&def.name, source))?;
                     continue;
                 }
-                if state.catalog.get(&def.name).is_some() {
+                if let Some(existing) = state.catalog.get(&def.name).cloned() {
                     if *if_not_exists {
                         continue;
                     }
-                    return Err(Error::DuplicateRelation(def.name.clone()));
+                    if !*replace {
+                        return Err(Error::DuplicateRelation(def.name.clone()));
+                    }
+                    if existing.view.is_none() {
+                        return Err(Error::WrongObjectType(format!(
+                            "\"{}\" is not a materialized view",
+                            existing.name
+                        )));
+                    }
+                    if let Some(reader) = dependents(&state.catalog, existing.id).first() {
+                        return Err(Error::DependentObjects(format!(
+                            "cannot replace materialized view {} because materialized view {} depends on it",
+                            existing.name, reader.name
+                        )));
+                    }
+                    if runtime.inputs.contains(&existing.id) {
+                        return Err(Error::WrongObjectType(format!(
+                            "materialized view {} cannot read itself",
+                            existing.name
+                        )));
+                    }
+                    drop_relation(state, views, existing.id);
+                    entries.push(Entry::DropRelation(existing.id));
+                    offset = offset.next();
                 }
                 for input in &runtime.inputs {
                     if state.catalog.by_id(*input).is_none() {

@@ -39,10 +39,7 @@ impl Session {
         or_replace: bool,
     ) -> Result<Outcome> {
         self.refuse_in_transaction("CREATE MATERIALIZED VIEW")?;
-        if or_replace {
-            return Err(Error::FeatureNotSupported("CREATE OR REPLACE MATERIALIZED VIEW is not supported yet".into()));
-        }
-        if self.db.log.relation(&name).is_some() {
+        if !or_replace && self.db.log.relation(&name).is_some() {
             if if_not_exists {
                 return Ok(super::done("CREATE MATERIALIZED VIEW"));
             }
@@ -61,6 +58,7 @@ impl Session {
                 output: Some(output.clone()),
                 restore: false,
                 if_not_exists,
+                replace: or_replace,
             };
             match self.db.log.commit(vec![change]).await {
                 Ok(_) => {
@@ -102,6 +100,7 @@ impl Session {
             output: None,
             restore: true,
             if_not_exists: false,
+            replace: false,
         };
         self.db.log.commit(vec![change]).await?;
         Ok(())
