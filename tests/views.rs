@@ -391,6 +391,11 @@ async fn views_survive_kill_9() {
         )
         .await
         .unwrap();
+    // The seal checkpointed the first views' operators: a restart loads
+    // them and replays only the later changes.
+    let checkpoints: Vec<_> =
+        walk(&data_dir.join("store/views")).into_iter().filter(|p| p.ends_with(".state")).collect();
+    assert_eq!(checkpoints.len(), 3, "one operator checkpoint per view created before the CHECKPOINT: {checkpoints:?}");
     create_views(&client, &KILL_VIEWS[3..]).await;
     client
         .batch_execute(
@@ -554,4 +559,18 @@ async fn views_are_read_only_and_named_like_postgresql() {
         rows(&client, "SELECT grp, count FROM named").await,
         rows(&client, "SELECT grp, count(*) FROM acct GROUP BY grp").await
     );
+}
+
+/// Every file under `dir`, as text paths.
+fn walk(dir: &std::path::Path) -> Vec<String> {
+    let mut found = Vec::new();
+    for entry in std::fs::read_dir(dir).into_iter().flatten().flatten() {
+        let path = entry.path();
+        if path.is_dir() {
+            found.extend(walk(&path));
+        } else {
+            found.push(path.display().to_string());
+        }
+    }
+    found
 }

@@ -17,6 +17,7 @@ pub mod segment;
 pub mod snapshot;
 pub mod store;
 mod tail;
+pub mod view_state;
 pub mod wal;
 mod writer;
 
@@ -213,6 +214,9 @@ struct Shared {
     tail_freed: Notify,
     /// The visible offset, for subscribers waiting for new commits.
     committed: tokio::sync::watch::Sender<u64>,
+    /// The views' operators as of an offset, published by the writer after
+    /// each group, for the sealer to checkpoint.
+    views_at: Mutex<Option<(Offset, crate::view::Views)>>,
 }
 
 pub struct Log {
@@ -260,6 +264,10 @@ impl Retired {
 
     fn snapshot(snapshot: Arc<SnapshotMeta>) -> Retired {
         Retired { path: snapshot.path.clone(), held: snapshot }
+    }
+
+    fn view_state(state: Arc<view_state::ViewStateMeta>) -> Retired {
+        Retired { path: state.path.clone(), held: state }
     }
 
     fn unread(&self) -> bool {
@@ -362,6 +370,7 @@ impl Log {
             poisoned: AtomicBool::new(false),
             tail_freed: Notify::new(),
             committed: tokio::sync::watch::Sender::new(last_offset.0),
+            views_at: Mutex::new(None),
         });
         let wal = wal::WalWriter::open(&wal_dir, end.resume, next_offset.0, config.wal_file_bytes_max)?;
         let (sender, receiver) = mpsc::channel(config.commit_queue_depth_max);
@@ -549,6 +558,13 @@ impl Log {
             state.manifest.history_starts.iter().filter(|(r, _)| catalog.by_id(*r).is_some()).copied().collect();
         let snapshots = self.write_snapshots(&catalog, &tables, &next, through).await?;
         next.snapshots.extend(snapshots.iter().cloned());
+        let view_states = self.write_view_states(&catalog, &state.manifest).await?;
+        let replaced = |meta: &Arc<view_state::ViewStateMeta>| {
+            catalog.by_id(meta.relation).is_none() || view_states.iter().any(|v| v.relation == meta.relation)
+        };
+        let (retired_view_states, kept): (Vec<_>, Vec<_>) =
+            state.manifest.view_states.iter().cloned().partition(|v| replaced(v));
+        next.view_states = kept.into_iter().chain(view_states).collect();
         next.store(&self.store).await?;
         state.manifest = next;
 
@@ -566,6 +582,7 @@ impl Log {
         self.scan_cache.retain(|id| catalog.by_id(id).is_some());
         state.retired.extend(retired.into_iter().map(Retired::segment));
         state.retired.extend(retired_snapshots.into_iter().map(Retired::snapshot));
+        state.retired.extend(retired_view_states.into_iter().map(Retired::view_state));
         self.delete_unread(&mut state.retired).await;
         report.segments_written = written.len();
         report.snapshots_written = snapshots.len();
@@ -608,6 +625,41 @@ impl Log {
             written.push(Arc::new(meta));
         }
         Ok(written)
+    }
+
+    /// Checkpoints the operators of every view whose last checkpoint is at
+    /// least `snapshot_changes_min` offsets old, as the writer last
+    /// published them.
+    async fn write_view_states(
+        &self,
+        catalog: &Catalog,
+        manifest: &Manifest,
+    ) -> Result<Vec<Arc<view_state::ViewStateMeta>>> {
+        let published = self.shared.views_at.lock().expect("views lock").clone();
+        let Some((at, views)) = published else { return Ok(Vec::new()) };
+        let mut written = Vec::new();
+        for (id, runtime) in views.iter() {
+            let Some(def) = catalog.by_id(id) else { continue };
+            let last = manifest.view_states.iter().find(|v| v.relation == id).map(|v| v.through);
+            let since = last.unwrap_or(def.created_at);
+            if at <= since || at.0 - since.0 < self.snapshot_changes_min {
+                continue;
+            }
+            let (meta, bytes) = view_state::encode(id, at, crate::view::checkpoint::save(&runtime.root));
+            self.store.put(&meta.path, bytes).await?;
+            written.push(Arc::new(meta));
+        }
+        Ok(written)
+    }
+
+    /// The latest checkpoint of view `relation`'s operators, if any.
+    pub async fn view_state(&self, relation: RelationId) -> Option<Arc<view_state::ViewStateMeta>> {
+        self.seal_state.lock().await.manifest.view_states.iter().find(|v| v.relation == relation).cloned()
+    }
+
+    /// A checkpoint's bytes, verified.
+    pub async fn read_view_state(&self, meta: &Arc<view_state::ViewStateMeta>) -> Result<bytes::Bytes> {
+        view_state::read(&self.store, meta).await
     }
 
     /// Applies every relation's retention as of `now`: a stream's segments
@@ -754,8 +806,9 @@ async fn remove_unlisted_segments(store: &SegmentStore, manifest: &Manifest) {
         .iter()
         .map(|s| s.path.as_str())
         .chain(manifest.snapshots.iter().map(|s| s.path.as_str()))
+        .chain(manifest.view_states.iter().map(|s| s.path.as_str()))
         .collect();
-    for prefix in [segment::SEGMENTS_PREFIX, snapshot::SNAPSHOTS_PREFIX] {
+    for prefix in [segment::SEGMENTS_PREFIX, snapshot::SNAPSHOTS_PREFIX, view_state::VIEW_STATES_PREFIX] {
         let found = match store.list(prefix).await {
             Ok(found) => found,
             Err(error) => {

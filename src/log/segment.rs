@@ -212,6 +212,9 @@ pub struct Manifest {
     /// Tables' state snapshots, oldest first per table.
     #[serde(default)]
     pub snapshots: Vec<Arc<SnapshotMeta>>,
+    /// Continuous views' operator checkpoints, the latest per view.
+    #[serde(default)]
+    pub view_states: Vec<Arc<super::view_state::ViewStateMeta>>,
     /// Relations whose older history their retention dropped or folded.
     #[serde(default)]
     pub history_starts: Vec<(RelationId, HistoryStart)>,
@@ -230,6 +233,7 @@ impl Manifest {
             relations: vec![],
             segments: vec![],
             snapshots: vec![],
+            view_states: vec![],
             history_starts: vec![],
             checksum: 0,
         }

@@ -142,6 +142,7 @@ impl Writer {
         if accepted.is_empty() {
             // Nothing to write; a view installed at start takes effect now.
             self.views = views;
+            self.publish_views(Offset(self.next_offset.0 - 1));
             return;
         }
         if let Err(error) = self.wal.write(&frames).and_then(|_| self.wal.sync()) {
@@ -173,6 +174,7 @@ impl Writer {
         self.shared.visible.store(visible.0, Ordering::Release);
         drop(published);
         self.shared.committed.send_replace(visible.0);
+        self.publish_views(visible);
         for Accepted { request, record } in accepted {
             let info =
                 CommitInfo { first_offset: record.first_offset, last_offset: record.last_offset(), ts: record.ts };
@@ -182,6 +184,15 @@ impl Writer {
             // The commits above are durable; only later ones cannot be written.
             self.shared.poisoned.store(true, Ordering::Release);
             tracing::error!(%error, "starting a new WAL file failed; the log now refuses writes");
+        }
+    }
+}
+
+impl Writer {
+    /// Hands the views' operators as of `at` to the sealer, which checkpoints them.
+    fn publish_views(&self, at: Offset) {
+        if !self.views.is_empty() || self.shared.views_at.lock().expect("views lock").is_some() {
+            *self.shared.views_at.lock().expect("views lock") = Some((at, self.views.clone()));
         }
     }
 }

@@ -77,14 +77,26 @@ impl Session {
         Err(Error::Internal(format!("view \"{name}\" could not catch up with its inputs' commits")))
     }
 
-    /// Rebuilds the operators of existing view `def` at start: backfilled
-    /// from its inputs as they are now, its sink loaded from its rows.
+    /// Rebuilds the operators of existing view `def` at start: its latest
+    /// checkpoint plus the changes after it, or else backfilled from its
+    /// inputs as they are now; its sink loaded from its rows.
     pub(crate) async fn restore_view(&mut self, def: Arc<RelationDef>) -> Result<()> {
         let query = &def.view.as_ref().expect("a view").query;
         let read = self.db.log.snapshot();
         let visible: Vec<String> = def.visible_positions().iter().map(|p| def.columns[*p].name.clone()).collect();
         let (mut runtime, _) = self.compile_view(&def.name, &visible, query, &read).await?;
-        self.backfill(&def.name, &mut runtime, &read).await?;
+        let mut restored = false;
+        if let Some(meta) = self.db.log.view_state(def.id).await {
+            let bytes = self.db.log.read_view_state(&meta).await?;
+            if crate::view::checkpoint::load(&mut runtime.root, &bytes).map_err(view_error(&def.name))? {
+                self.catch_up(&def.name, &mut runtime, meta.through, &read).await?;
+                restored = true;
+                tracing::info!(view = %def.name, checkpoint = meta.through.0, "view operators loaded from checkpoint");
+            }
+        }
+        if !restored {
+            self.backfill(&def.name, &mut runtime, &read).await?;
+        }
         let mut sink = Sink::new(def.clone()).map_err(view_error(&def.name))?;
         if def.row_id().is_some() {
             let mut rows = self.read_rows(&def, &read, None).await?;

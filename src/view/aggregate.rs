@@ -202,6 +202,65 @@ impl Aggregate {
         Ok(Some(Delta::new(batch, Int64Array::from(diffs))))
     }
 
+    pub fn save(&self, out: &mut super::checkpoint::Encoder) {
+        out.u64(self.global_emitted as u64);
+        out.u64(self.groups.len() as u64);
+        for (key, group) in &self.groups {
+            out.bytes(key);
+            out.i64(group.rows);
+            for acc in &group.accs {
+                match acc {
+                    Acc::Count(n) => out.i64(*n),
+                    Acc::Sum { sum: Num::Int(sum), n } => {
+                        out.i128(*sum);
+                        out.i64(*n);
+                    }
+                    Acc::Sum { sum: Num::Float(sum), n } => {
+                        out.f64(*sum);
+                        out.i64(*n);
+                    }
+                    Acc::Values { values, positive } => {
+                        out.i64(*positive);
+                        out.u64(values.len() as u64);
+                        for (value, count) in values {
+                            out.bytes(value);
+                            out.i64(*count);
+                        }
+                    }
+                }
+            }
+        }
+    }
+
+    pub fn load(&mut self, input: &mut super::checkpoint::Decoder) -> Result<()> {
+        self.global_emitted = input.u64()? != 0;
+        let mut groups = imbl::HashMap::new();
+        for _ in 0..input.count()? {
+            let key = input.bytes()?;
+            let rows = input.i64()?;
+            let mut accs = Vec::with_capacity(self.aggs.len());
+            for spec in &self.aggs {
+                accs.push(match spec.empty() {
+                    Acc::Count(_) => Acc::Count(input.i64()?),
+                    Acc::Sum { sum: Num::Int(_), .. } => Acc::Sum { sum: Num::Int(input.i128()?), n: input.i64()? },
+                    Acc::Sum { sum: Num::Float(_), .. } => Acc::Sum { sum: Num::Float(input.f64()?), n: input.i64()? },
+                    Acc::Values { .. } => {
+                        let positive = input.i64()?;
+                        let mut values = imbl::OrdMap::new();
+                        for _ in 0..input.count()? {
+                            let value = input.bytes()?;
+                            values.insert(value, input.i64()?);
+                        }
+                        Acc::Values { values, positive }
+                    }
+                });
+            }
+            groups.insert(key, Group { rows, accs });
+        }
+        self.groups = groups;
+        Ok(())
+    }
+
     fn new_group(&self) -> Group {
         Group { rows: 0, accs: self.aggs.iter().map(AggSpec::empty).collect() }
     }

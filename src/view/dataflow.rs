@@ -89,6 +89,52 @@ impl Node {
         }
     }
 
+    /// Calls `f` on every operator, parents before children, left to right.
+    pub fn visit(&self, f: &mut dyn FnMut(&Node)) {
+        f(self);
+        match self {
+            Node::Source(_) => {}
+            Node::Filter { input, .. } | Node::Project { input, .. } | Node::Aggregate { input, .. } => input.visit(f),
+            Node::Join { left, right, .. } => {
+                left.visit(f);
+                right.visit(f);
+            }
+            Node::Union { inputs, .. } => inputs.iter().for_each(|i| i.visit(f)),
+        }
+    }
+
+    pub fn visit_mut(&mut self, f: &mut dyn FnMut(&mut Node)) {
+        f(self);
+        match self {
+            Node::Source(_) => {}
+            Node::Filter { input, .. } | Node::Project { input, .. } | Node::Aggregate { input, .. } => {
+                input.visit_mut(f)
+            }
+            Node::Join { left, right, .. } => {
+                left.visit_mut(f);
+                right.visit_mut(f);
+            }
+            Node::Union { inputs, .. } => inputs.iter_mut().for_each(|i| i.visit_mut(f)),
+        }
+    }
+
+    /// Writes this operator's own state (not its inputs').
+    pub fn save_state(&self, out: &mut super::checkpoint::Encoder) {
+        match self {
+            Node::Aggregate { op, .. } => op.save(out),
+            Node::Join { op, .. } => op.save(out),
+            _ => {}
+        }
+    }
+
+    pub fn load_state(&mut self, input: &mut super::checkpoint::Decoder) -> Result<()> {
+        match self {
+            Node::Aggregate { op, .. } => op.load(input),
+            Node::Join { op, .. } => op.load(input),
+            _ => Ok(()),
+        }
+    }
+
     /// Whether a step must run even when no input changed (a global
     /// aggregate's first row).
     pub fn needs_first_step(&self) -> bool {

@@ -66,6 +66,37 @@ impl Join {
         &self.schema
     }
 
+    pub fn save(&self, out: &mut super::checkpoint::Encoder) {
+        for side in [&self.left, &self.right] {
+            out.u64(side.len() as u64);
+            for (key, rows) in side {
+                out.bytes(key);
+                out.u64(rows.len() as u64);
+                for (row, count) in rows {
+                    out.bytes(row);
+                    out.i64(*count);
+                }
+            }
+        }
+    }
+
+    pub fn load(&mut self, input: &mut super::checkpoint::Decoder) -> Result<()> {
+        for side in [&mut self.left, &mut self.right] {
+            let mut loaded = Side::new();
+            for _ in 0..input.count()? {
+                let key = input.bytes()?;
+                let mut rows = imbl::HashMap::new();
+                for _ in 0..input.count()? {
+                    let row = input.bytes()?;
+                    rows.insert(row, input.i64()?);
+                }
+                loaded.insert(key, rows);
+            }
+            *side = loaded;
+        }
+        Ok(())
+    }
+
     pub fn step(&mut self, left: Option<&Delta>, right: Option<&Delta>) -> Result<Option<Delta>> {
         let dl = left.map(|d| encode(d, &self.left_keys, &self.keys_codec, &self.left_codec)).transpose()?;
         let dr = right.map(|d| encode(d, &self.right_keys, &self.keys_codec, &self.right_codec)).transpose()?;

@@ -11,6 +11,7 @@
 //! change into rows of the view's relation.
 
 pub mod aggregate;
+pub mod checkpoint;
 pub mod compile;
 pub mod dataflow;
 pub mod delta;
@@ -98,6 +99,10 @@ impl Views {
 
     pub fn is_empty(&self) -> bool {
         self.by_id.is_empty()
+    }
+
+    pub fn iter(&self) -> impl Iterator<Item = (RelationId, &ViewRuntime)> {
+        self.by_id.iter().map(|(id, runtime)| (*id, runtime))
     }
 
     /// The views that read `id`.
