@@ -59,6 +59,13 @@ const VIEWS: &[(&str, &str)] = &[
         "WITH big AS (SELECT grp, amount FROM acct WHERE amount >= 20) \
          SELECT b.grp, count(*) AS n FROM big b JOIN (SELECT grp, name FROM grps) g ON b.grp = g.grp GROUP BY b.grp",
     ),
+    ("v_left", "SELECT a.id, a.grp, g.name FROM acct a LEFT JOIN grps g ON a.grp = g.grp"),
+    ("v_full", "SELECT a.id, g.grp, g.name FROM acct a FULL JOIN grps g ON a.grp = g.grp"),
+    (
+        "v_right_counts",
+        "SELECT g.name, count(a.id) AS members, sum(a.amount) AS total FROM acct a RIGHT JOIN grps g ON a.grp = g.grp \
+         GROUP BY g.name",
+    ),
 ];
 const EARLY: usize = 9;
 
@@ -479,9 +486,7 @@ async fn create_refusals_name_the_operator() {
         ("WITH firsts AS (SELECT id FROM acct ORDER BY id LIMIT 3) SELECT id FROM firsts", &["limit"]),
         ("SELECT id, row_number() OVER (ORDER BY id) AS n FROM acct", &["row_number", "window"]),
         ("SELECT s.id FROM (SELECT id, random() AS r FROM acct) s", &["random"]),
-        ("SELECT a.id, g.name FROM acct a LEFT JOIN grps g ON a.grp = g.grp", &["left", "outer"]),
-        ("SELECT a.id, g.name FROM acct a RIGHT JOIN grps g ON a.grp = g.grp", &["right", "outer"]),
-        ("SELECT a.id, g.name FROM acct a FULL JOIN grps g ON a.grp = g.grp", &["full", "outer"]),
+        ("SELECT a.id, g.name FROM acct a LEFT JOIN grps g ON a.grp = g.grp AND a.amount > 3", &["left"]),
         ("SELECT grp FROM acct EXCEPT SELECT grp FROM ev", &["except"]),
         ("SELECT grp FROM acct INTERSECT SELECT grp FROM ev", &["intersect"]),
         ("SELECT grp, string_agg(CAST(id AS TEXT), ',') AS ids FROM acct GROUP BY grp", &["string_agg"]),

@@ -165,11 +165,20 @@ impl Compiler<'_> {
             }
             LogicalPlan::Distinct(Distinct::On(_)) => return Err(ViewError::Unsupported("DISTINCT ON".into())),
             LogicalPlan::Join(join) => {
+                let pads = match join.join_type {
+                    JoinType::Left => (true, false),
+                    JoinType::Right => (false, true),
+                    JoinType::Full => (true, true),
+                    _ => (false, false),
+                };
+                if (pads.0 || pads.1) && join.filter.is_some() {
+                    return Err(ViewError::Unsupported(format!(
+                        "{} JOIN with conditions other than equalities in ON",
+                        join.join_type.to_string().to_uppercase()
+                    )));
+                }
                 let kind = match join.join_type {
-                    JoinType::Inner => None,
-                    JoinType::Left => Some("LEFT"),
-                    JoinType::Right => Some("RIGHT"),
-                    JoinType::Full => Some("FULL"),
+                    JoinType::Inner | JoinType::Left | JoinType::Right | JoinType::Full => None,
                     JoinType::LeftSemi | JoinType::RightSemi => Some("semi-join (IN or EXISTS subquery, INTERSECT)"),
                     JoinType::LeftAnti | JoinType::RightAnti => {
                         Some("anti-join (NOT IN or NOT EXISTS subquery, EXCEPT)")
@@ -197,6 +206,7 @@ impl Compiler<'_> {
                 }
                 let filter = join.filter.as_ref().map(|f| self.physical(f, &join.schema)).transpose()?;
                 let op = Join::new(
+                    pads,
                     left_keys,
                     right_keys,
                     key_types,
@@ -205,7 +215,8 @@ impl Compiler<'_> {
                     &right.schema(),
                     nullable(join.schema.as_arrow()),
                 )?;
-                (Node::Join { left: Box::new(left), right: Box::new(right), op }, left_append_only && right_append_only)
+                let grows = left_append_only && right_append_only && pads == (false, false);
+                (Node::Join { left: Box::new(left), right: Box::new(right), op }, grows)
             }
             LogicalPlan::Union(union) => {
                 let mut inputs = Vec::new();

@@ -26,8 +26,14 @@ pub struct Join {
     keys_codec: Arc<RowConverter>,
     left_codec: Arc<RowConverter>,
     right_codec: Arc<RowConverter>,
+    left_codec_types: Vec<DataType>,
+    right_codec_types: Vec<DataType>,
     left: Side,
     right: Side,
+    /// Left rows without a match appear padded with NULLs (LEFT, FULL).
+    pad_left: bool,
+    /// Right rows without a match appear padded with NULLs (RIGHT, FULL).
+    pad_right: bool,
     schema: SchemaRef,
 }
 
@@ -36,7 +42,9 @@ pub struct Join {
 type Encoded = Vec<(RowKey, RowKey, i64)>;
 
 impl Join {
+    #[allow(clippy::too_many_arguments)]
     pub fn new(
+        pads: (bool, bool),
         left_keys: Vec<Arc<dyn PhysicalExpr>>,
         right_keys: Vec<Arc<dyn PhysicalExpr>>,
         key_types: Vec<DataType>,
@@ -56,8 +64,12 @@ impl Join {
             keys_codec: Arc::new(RowConverter::new(key_types.into_iter().map(SortField::new).collect())?),
             left_codec: codec(left_schema)?,
             right_codec: codec(right_schema)?,
+            left_codec_types: left_schema.fields().iter().map(|f| f.data_type().clone()).collect(),
+            right_codec_types: right_schema.fields().iter().map(|f| f.data_type().clone()).collect(),
             left: Side::new(),
             right: Side::new(),
+            pad_left: pads.0,
+            pad_right: pads.1,
             schema,
         })
     }
@@ -98,79 +110,173 @@ impl Join {
     }
 
     pub fn step(&mut self, left: Option<&Delta>, right: Option<&Delta>) -> Result<Option<Delta>> {
-        let dl = left.map(|d| encode(d, &self.left_keys, &self.keys_codec, &self.left_codec)).transpose()?;
-        let dr = right.map(|d| encode(d, &self.right_keys, &self.keys_codec, &self.right_codec)).transpose()?;
-        let mut out: Vec<(RowKey, RowKey, i64)> = Vec::new();
-        if let Some(dl) = &dl {
-            for (key, row, diff) in dl {
-                if let Some(matches) = self.right.get(key) {
-                    out.extend(matches.iter().map(|(r, m)| (row.clone(), r.clone(), diff * m)));
-                }
+        let (dl, left_unkeyed) = match left {
+            Some(d) => encode(d, &self.left_keys, &self.keys_codec, &self.left_codec)?,
+            None => Default::default(),
+        };
+        let (dr, right_unkeyed) = match right {
+            Some(d) => encode(d, &self.right_keys, &self.keys_codec, &self.right_codec)?,
+            None => Default::default(),
+        };
+        let mut matched: Vec<(RowKey, RowKey, i64)> = Vec::new();
+        for (key, row, diff) in &dl {
+            if let Some(matches) = self.right.get(key) {
+                matched.extend(matches.iter().map(|(r, m)| (row.clone(), r.clone(), diff * m)));
             }
         }
-        if let Some(dr) = &dr {
-            for (key, row, diff) in dr {
-                if let Some(matches) = self.left.get(key) {
-                    out.extend(matches.iter().map(|(l, m)| (l.clone(), row.clone(), m * diff)));
-                }
+        for (key, row, diff) in &dr {
+            if let Some(matches) = self.left.get(key) {
+                matched.extend(matches.iter().map(|(l, m)| (l.clone(), row.clone(), m * diff)));
             }
         }
-        if let (Some(dl), Some(dr)) = (&dl, &dr) {
-            let mut by_key: HashMap<&RowKey, Vec<(&RowKey, i64)>> = HashMap::new();
-            for (key, row, diff) in dr {
-                by_key.entry(key).or_default().push((row, *diff));
-            }
-            for (key, l, dl) in dl {
-                for (r, dr) in by_key.get(key).into_iter().flatten() {
-                    out.push((l.clone(), (*r).clone(), dl * dr));
-                }
+        let dl_by_key = by_key(&dl);
+        let dr_by_key = by_key(&dr);
+        for (key, l, dl) in &dl {
+            for (r, dr) in dr_by_key.get(key).into_iter().flatten() {
+                matched.push((l.clone(), (*r).clone(), dl * dr));
             }
         }
-        if let Some(dl) = dl {
-            add(&mut self.left, dl);
+        // Rows of an outer side with no match appear once, padded with NULLs:
+        // a key's padded rows change when its other side empties or fills.
+        let mut padded_left: Vec<(RowKey, i64)> = if self.pad_left { left_unkeyed } else { Vec::new() };
+        let mut padded_right: Vec<(RowKey, i64)> = if self.pad_right { right_unkeyed } else { Vec::new() };
+        let mut before = Vec::new();
+        if self.pad_left || self.pad_right {
+            let keys: std::collections::HashSet<&RowKey> = dl_by_key.keys().chain(dr_by_key.keys()).copied().collect();
+            for key in keys {
+                before.push((key.clone(), self.left.get(key).cloned(), self.right.get(key).cloned()));
+            }
         }
-        if let Some(dr) = dr {
-            add(&mut self.right, dr);
+        add(&mut self.left, &dl);
+        add(&mut self.right, &dr);
+        for (key, left_old, right_old) in before {
+            if self.pad_left {
+                let change = dl_by_key.get(&key).map(Vec::as_slice).unwrap_or_default();
+                pad(
+                    &mut padded_left,
+                    left_old.as_ref(),
+                    self.left.get(&key),
+                    total(right_old.as_ref()),
+                    total(self.right.get(&key)),
+                    change,
+                );
+            }
+            if self.pad_right {
+                let change = dr_by_key.get(&key).map(Vec::as_slice).unwrap_or_default();
+                pad(
+                    &mut padded_right,
+                    right_old.as_ref(),
+                    self.right.get(&key),
+                    total(left_old.as_ref()),
+                    total(self.left.get(&key)),
+                    change,
+                );
+            }
         }
-        out.retain(|(_, _, diff)| *diff != 0);
-        if out.is_empty() {
+        matched.retain(|(_, _, diff)| *diff != 0);
+        padded_left.retain(|(_, diff)| *diff != 0);
+        padded_right.retain(|(_, diff)| *diff != 0);
+        if matched.is_empty() && padded_left.is_empty() && padded_right.is_empty() {
             return Ok(None);
         }
-        let left_parser = self.left_codec.parser();
-        let right_parser = self.right_codec.parser();
-        let mut columns: Vec<ArrayRef> =
-            self.left_codec.convert_rows(out.iter().map(|(l, _, _)| left_parser.parse(l)))?;
-        columns.extend(self.right_codec.convert_rows(out.iter().map(|(_, r, _)| right_parser.parse(r)))?);
-        let rows = RecordBatch::try_new(self.schema.clone(), columns)?;
-        let delta = Delta::new(rows, Int64Array::from_iter_values(out.iter().map(|(_, _, d)| *d)));
+        let mut parts = Vec::new();
+        if !matched.is_empty() {
+            let left_rows = self.decode(&self.left_codec, matched.iter().map(|(l, _, _)| l))?;
+            let right_rows = self.decode(&self.right_codec, matched.iter().map(|(_, r, _)| r))?;
+            let diffs = Int64Array::from_iter_values(matched.iter().map(|(_, _, d)| *d));
+            parts.push(self.joined(left_rows, right_rows, diffs)?);
+        }
+        if !padded_left.is_empty() {
+            let left_rows = self.decode(&self.left_codec, padded_left.iter().map(|(l, _)| l))?;
+            let right_rows = nulls(&self.right_codec_types, padded_left.len());
+            let diffs = Int64Array::from_iter_values(padded_left.iter().map(|(_, d)| *d));
+            parts.push(self.joined(left_rows, right_rows, diffs)?);
+        }
+        if !padded_right.is_empty() {
+            let left_rows = nulls(&self.left_codec_types, padded_right.len());
+            let right_rows = self.decode(&self.right_codec, padded_right.iter().map(|(r, _)| r))?;
+            let diffs = Int64Array::from_iter_values(padded_right.iter().map(|(_, d)| *d));
+            parts.push(self.joined(left_rows, right_rows, diffs)?);
+        }
+        let delta = Delta::concat(parts, &self.schema)?;
         match &self.filter {
             Some(filter) => Ok(Some(delta.filter(filter)?).filter(|d| !d.is_empty())),
             None => Ok(Some(delta)),
         }
     }
+
+    fn decode<'a>(&self, codec: &RowConverter, rows: impl Iterator<Item = &'a RowKey>) -> Result<Vec<ArrayRef>> {
+        let parser = codec.parser();
+        Ok(codec.convert_rows(rows.map(|r| parser.parse(r)))?)
+    }
+
+    fn joined(&self, mut left: Vec<ArrayRef>, right: Vec<ArrayRef>, diffs: Int64Array) -> Result<Delta> {
+        left.extend(right);
+        Ok(Delta::new(RecordBatch::try_new(self.schema.clone(), left)?, diffs))
+    }
 }
 
+/// Multiset size of one key's rows on a side.
+fn total(rows: Option<&imbl::HashMap<RowKey, i64>>) -> i64 {
+    rows.map(|rows| rows.values().sum()).unwrap_or(0)
+}
+
+/// The change of one key's NULL-padded rows of an outer side: `old`/`new`
+/// its rows, `other_old`/`other_new` how many rows the other side had.
+fn pad(
+    out: &mut Vec<(RowKey, i64)>,
+    old: Option<&imbl::HashMap<RowKey, i64>>,
+    new: Option<&imbl::HashMap<RowKey, i64>>,
+    other_old: i64,
+    other_new: i64,
+    change: &[(&RowKey, i64)],
+) {
+    match (other_old == 0, other_new == 0) {
+        (true, true) => out.extend(change.iter().map(|(row, diff)| ((*row).clone(), *diff))),
+        (true, false) => out.extend(old.into_iter().flatten().map(|(row, m)| (row.clone(), -m))),
+        (false, true) => out.extend(new.into_iter().flatten().map(|(row, m)| (row.clone(), *m))),
+        (false, false) => {}
+    }
+}
+
+fn by_key(changes: &Encoded) -> HashMap<&RowKey, Vec<(&RowKey, i64)>> {
+    let mut grouped: HashMap<&RowKey, Vec<(&RowKey, i64)>> = HashMap::new();
+    for (key, row, diff) in changes {
+        grouped.entry(key).or_default().push((row, *diff));
+    }
+    grouped
+}
+
+fn nulls(types: &[DataType], rows: usize) -> Vec<ArrayRef> {
+    types.iter().map(|t| datafusion::arrow::array::new_null_array(t, rows)).collect()
+}
+
+/// A side's change encoded, and its rows whose key has a NULL (they join
+/// nothing).
 fn encode(
     delta: &Delta,
     key_exprs: &[Arc<dyn PhysicalExpr>],
     keys_codec: &RowConverter,
     rows_codec: &RowConverter,
-) -> Result<Encoded> {
+) -> Result<(Encoded, Vec<(RowKey, i64)>)> {
     let key_columns: Vec<ArrayRef> = key_exprs.iter().map(|e| evaluate(e, &delta.rows)).collect::<Result<_>>()?;
     let keys: Rows = keys_codec.convert_columns(&key_columns)?;
     let rows = rows_codec.convert_columns(delta.rows.columns())?;
     let mut encoded = Vec::with_capacity(delta.len());
+    let mut unkeyed = Vec::new();
     for index in 0..delta.len() {
+        let row: RowKey = Arc::from(rows.row(index).data());
         if key_columns.iter().any(|c| c.is_null(index)) {
+            unkeyed.push((row, delta.diffs.value(index)));
             continue;
         }
-        encoded.push((Arc::from(keys.row(index).data()), Arc::from(rows.row(index).data()), delta.diffs.value(index)));
+        encoded.push((Arc::from(keys.row(index).data()), row, delta.diffs.value(index)));
     }
-    Ok(encoded)
+    Ok((encoded, unkeyed))
 }
 
-fn add(side: &mut Side, changes: Encoded) {
-    for (key, row, diff) in changes {
+fn add(side: &mut Side, changes: &Encoded) {
+    for (key, row, diff) in changes.iter().cloned() {
         let rows = side.entry(key.clone()).or_default();
         let count = rows.get(&row).copied().unwrap_or(0) + diff;
         if count == 0 {
