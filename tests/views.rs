@@ -59,6 +59,10 @@ const VIEWS: &[(&str, &str)] = &[
         "WITH big AS (SELECT grp, amount FROM acct WHERE amount >= 20) \
          SELECT b.grp, count(*) AS n FROM big b JOIN (SELECT grp, name FROM grps) g ON b.grp = g.grp GROUP BY b.grp",
     ),
+    ("v_except", "SELECT grp FROM acct EXCEPT SELECT grp FROM ev"),
+    ("v_intersect", "SELECT grp, amount FROM acct INTERSECT SELECT grp, amount FROM ev"),
+    ("v_in", "SELECT id, amount FROM acct WHERE grp IN (SELECT grp FROM grps WHERE name <> 'red')"),
+    ("v_not_exists", "SELECT id FROM acct a WHERE NOT EXISTS (SELECT 1 FROM ev e WHERE e.grp = a.grp)"),
     ("v_left", "SELECT a.id, a.grp, g.name FROM acct a LEFT JOIN grps g ON a.grp = g.grp"),
     ("v_full", "SELECT a.id, g.grp, g.name FROM acct a FULL JOIN grps g ON a.grp = g.grp"),
     (
@@ -487,8 +491,7 @@ async fn create_refusals_name_the_operator() {
         ("SELECT id, row_number() OVER (ORDER BY id) AS n FROM acct", &["row_number", "window"]),
         ("SELECT s.id FROM (SELECT id, random() AS r FROM acct) s", &["random"]),
         ("SELECT a.id, g.name FROM acct a LEFT JOIN grps g ON a.grp = g.grp AND a.amount > 3", &["left"]),
-        ("SELECT grp FROM acct EXCEPT SELECT grp FROM ev", &["except"]),
-        ("SELECT grp FROM acct INTERSECT SELECT grp FROM ev", &["intersect"]),
+        ("SELECT id FROM acct WHERE grp NOT IN (SELECT grp FROM ev)", &["not in"]),
         ("SELECT grp, string_agg(CAST(id AS TEXT), ',') AS ids FROM acct GROUP BY grp", &["string_agg"]),
         ("SELECT grp, array_agg(id) AS ids FROM acct GROUP BY grp", &["array_agg"]),
     ];

@@ -165,48 +165,53 @@ impl Compiler<'_> {
             }
             LogicalPlan::Distinct(Distinct::On(_)) => return Err(ViewError::Unsupported("DISTINCT ON".into())),
             LogicalPlan::Join(join) => {
-                let pads = match join.join_type {
-                    JoinType::Left => (true, false),
-                    JoinType::Right => (false, true),
-                    JoinType::Full => (true, true),
-                    _ => (false, false),
+                use super::join::JoinOutput;
+                let (output, swapped) = match join.join_type {
+                    JoinType::Inner => (JoinOutput::Pairs { pad_left: false, pad_right: false }, false),
+                    JoinType::Left => (JoinOutput::Pairs { pad_left: true, pad_right: false }, false),
+                    JoinType::Right => (JoinOutput::Pairs { pad_left: false, pad_right: true }, false),
+                    JoinType::Full => (JoinOutput::Pairs { pad_left: true, pad_right: true }, false),
+                    JoinType::LeftSemi => (JoinOutput::Semi, false),
+                    JoinType::RightSemi => (JoinOutput::Semi, true),
+                    JoinType::LeftAnti => (JoinOutput::Anti, false),
+                    JoinType::RightAnti => (JoinOutput::Anti, true),
+                    JoinType::LeftMark | JoinType::RightMark => {
+                        return Err(ViewError::join_type("mark (a subquery in an OR)"));
+                    }
                 };
-                if (pads.0 || pads.1) && join.filter.is_some() {
+                let outer = output != JoinOutput::Pairs { pad_left: false, pad_right: false };
+                if outer && join.filter.is_some() {
                     return Err(ViewError::Unsupported(format!(
-                        "{} JOIN with conditions other than equalities in ON",
+                        "{} JOIN with conditions other than equalities",
                         join.join_type.to_string().to_uppercase()
                     )));
                 }
-                let kind = match join.join_type {
-                    JoinType::Inner | JoinType::Left | JoinType::Right | JoinType::Full => None,
-                    JoinType::LeftSemi | JoinType::RightSemi => Some("semi-join (IN or EXISTS subquery, INTERSECT)"),
-                    JoinType::LeftAnti | JoinType::RightAnti => {
-                        Some("anti-join (NOT IN or NOT EXISTS subquery, EXCEPT)")
-                    }
-                    JoinType::LeftMark | JoinType::RightMark => Some("mark"),
-                };
-                if let Some(kind) = kind {
-                    return Err(ViewError::join_type(kind));
+                if join.null_aware {
+                    return Err(ViewError::Unsupported("NOT IN (subquery) (use NOT EXISTS)".into()));
                 }
-                let (left, left_append_only) = self.node(&join.left)?;
-                let (right, right_append_only) = self.node(&join.right)?;
+                let (left_plan, right_plan) =
+                    if swapped { (&join.right, &join.left) } else { (&join.left, &join.right) };
+                let (left, left_append_only) = self.node(left_plan)?;
+                let (right, right_append_only) = self.node(right_plan)?;
                 let mut left_keys = Vec::new();
                 let mut right_keys = Vec::new();
                 let mut key_types = Vec::new();
                 for (l, r) in &join.on {
-                    let left_type = l.get_type(join.left.schema())?;
-                    let right_type = r.get_type(join.right.schema())?;
-                    left_keys.push(self.physical(l, join.left.schema())?);
+                    let (l, r) = if swapped { (r, l) } else { (l, r) };
+                    let left_type = l.get_type(left_plan.schema())?;
+                    let right_type = r.get_type(right_plan.schema())?;
+                    left_keys.push(self.physical(l, left_plan.schema())?);
                     let mut right_key = r.clone();
                     if right_type != left_type {
-                        right_key = right_key.cast_to(&left_type, join.right.schema())?;
+                        right_key = right_key.cast_to(&left_type, right_plan.schema())?;
                     }
-                    right_keys.push(self.physical(&right_key, join.right.schema())?);
+                    right_keys.push(self.physical(&right_key, right_plan.schema())?);
                     key_types.push(left_type);
                 }
                 let filter = join.filter.as_ref().map(|f| self.physical(f, &join.schema)).transpose()?;
                 let op = Join::new(
-                    pads,
+                    output,
+                    join.null_equality == datafusion::common::NullEquality::NullEqualsNull,
                     left_keys,
                     right_keys,
                     key_types,
@@ -215,7 +220,7 @@ impl Compiler<'_> {
                     &right.schema(),
                     nullable(join.schema.as_arrow()),
                 )?;
-                let grows = left_append_only && right_append_only && pads == (false, false);
+                let grows = left_append_only && right_append_only && !outer;
                 (Node::Join { left: Box::new(left), right: Box::new(right), op }, grows)
             }
             LogicalPlan::Union(union) => {

@@ -30,11 +30,22 @@ pub struct Join {
     right_codec_types: Vec<DataType>,
     left: Side,
     right: Side,
-    /// Left rows without a match appear padded with NULLs (LEFT, FULL).
-    pad_left: bool,
-    /// Right rows without a match appear padded with NULLs (RIGHT, FULL).
-    pad_right: bool,
+    output: JoinOutput,
+    /// NULL keys match each other (INTERSECT, EXCEPT) instead of nothing.
+    nulls_match: bool,
     schema: SchemaRef,
+}
+
+/// What a join returns.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum JoinOutput {
+    /// Matched pairs; with `pad_left` (LEFT, FULL) left rows without a match
+    /// padded with NULLs, with `pad_right` (RIGHT, FULL) right rows.
+    Pairs { pad_left: bool, pad_right: bool },
+    /// Left rows with at least one match (IN, EXISTS, INTERSECT).
+    Semi,
+    /// Left rows without a match (NOT EXISTS, EXCEPT).
+    Anti,
 }
 
 /// A side's change, encoded: (join key, row, diff); rows with a NULL key
@@ -44,7 +55,8 @@ type Encoded = Vec<(RowKey, RowKey, i64)>;
 impl Join {
     #[allow(clippy::too_many_arguments)]
     pub fn new(
-        pads: (bool, bool),
+        output: JoinOutput,
+        nulls_match: bool,
         left_keys: Vec<Arc<dyn PhysicalExpr>>,
         right_keys: Vec<Arc<dyn PhysicalExpr>>,
         key_types: Vec<DataType>,
@@ -68,8 +80,8 @@ impl Join {
             right_codec_types: right_schema.fields().iter().map(|f| f.data_type().clone()).collect(),
             left: Side::new(),
             right: Side::new(),
-            pad_left: pads.0,
-            pad_right: pads.1,
+            output,
+            nulls_match,
             schema,
         })
     }
@@ -111,12 +123,19 @@ impl Join {
 
     pub fn step(&mut self, left: Option<&Delta>, right: Option<&Delta>) -> Result<Option<Delta>> {
         let (dl, left_unkeyed) = match left {
-            Some(d) => encode(d, &self.left_keys, &self.keys_codec, &self.left_codec)?,
+            Some(d) => encode(d, &self.left_keys, &self.keys_codec, &self.left_codec, self.nulls_match)?,
             None => Default::default(),
         };
         let (dr, right_unkeyed) = match right {
-            Some(d) => encode(d, &self.right_keys, &self.keys_codec, &self.right_codec)?,
+            Some(d) => encode(d, &self.right_keys, &self.keys_codec, &self.right_codec, self.nulls_match)?,
             None => Default::default(),
+        };
+        if matches!(self.output, JoinOutput::Semi | JoinOutput::Anti) {
+            return self.step_filtering(dl, left_unkeyed, dr);
+        }
+        let (pad_left, pad_right) = match self.output {
+            JoinOutput::Pairs { pad_left, pad_right } => (pad_left, pad_right),
+            _ => (false, false),
         };
         let mut matched: Vec<(RowKey, RowKey, i64)> = Vec::new();
         for (key, row, diff) in &dl {
@@ -138,10 +157,10 @@ impl Join {
         }
         // Rows of an outer side with no match appear once, padded with NULLs:
         // a key's padded rows change when its other side empties or fills.
-        let mut padded_left: Vec<(RowKey, i64)> = if self.pad_left { left_unkeyed } else { Vec::new() };
-        let mut padded_right: Vec<(RowKey, i64)> = if self.pad_right { right_unkeyed } else { Vec::new() };
+        let mut padded_left: Vec<(RowKey, i64)> = if pad_left { left_unkeyed } else { Vec::new() };
+        let mut padded_right: Vec<(RowKey, i64)> = if pad_right { right_unkeyed } else { Vec::new() };
         let mut before = Vec::new();
-        if self.pad_left || self.pad_right {
+        if pad_left || pad_right {
             let keys: std::collections::HashSet<&RowKey> = dl_by_key.keys().chain(dr_by_key.keys()).copied().collect();
             for key in keys {
                 before.push((key.clone(), self.left.get(key).cloned(), self.right.get(key).cloned()));
@@ -150,7 +169,7 @@ impl Join {
         add(&mut self.left, &dl);
         add(&mut self.right, &dr);
         for (key, left_old, right_old) in before {
-            if self.pad_left {
+            if pad_left {
                 let change = dl_by_key.get(&key).map(Vec::as_slice).unwrap_or_default();
                 pad(
                     &mut padded_left,
@@ -161,7 +180,7 @@ impl Join {
                     change,
                 );
             }
-            if self.pad_right {
+            if pad_right {
                 let change = dr_by_key.get(&key).map(Vec::as_slice).unwrap_or_default();
                 pad(
                     &mut padded_right,
@@ -203,6 +222,39 @@ impl Join {
             Some(filter) => Ok(Some(delta.filter(filter)?).filter(|d| !d.is_empty())),
             None => Ok(Some(delta)),
         }
+    }
+
+    /// A semi- or anti-join: left rows whose key has (or has no) rows on the
+    /// right; a key's rows come or go when the right side fills or empties.
+    fn step_filtering(&mut self, dl: Encoded, left_unkeyed: Vec<(RowKey, i64)>, dr: Encoded) -> Result<Option<Delta>> {
+        let semi = self.output == JoinOutput::Semi;
+        // A row with a NULL key matches nothing: never in a semi-join, always in an anti-join.
+        let mut out: Vec<(RowKey, i64)> = if semi { Vec::new() } else { left_unkeyed };
+        let dl_by_key = by_key(&dl);
+        let dr_by_key = by_key(&dr);
+        let keys: std::collections::HashSet<&RowKey> = dl_by_key.keys().chain(dr_by_key.keys()).copied().collect();
+        let before: Vec<_> =
+            keys.into_iter().map(|k| (k.clone(), self.left.get(k).cloned(), total(self.right.get(k)))).collect();
+        add(&mut self.left, &dl);
+        add(&mut self.right, &dr);
+        for (key, left_old, right_old) in before {
+            let change = dl_by_key.get(&key).map(Vec::as_slice).unwrap_or_default();
+            let right_new = total(self.right.get(&key));
+            if semi {
+                // The complement of an anti-join's change: swap empty and non-empty.
+                let (old, new) = (i64::from(right_old == 0), i64::from(right_new == 0));
+                pad(&mut out, left_old.as_ref(), self.left.get(&key), old, new, change);
+            } else {
+                pad(&mut out, left_old.as_ref(), self.left.get(&key), right_old, right_new, change);
+            }
+        }
+        out.retain(|(_, diff)| *diff != 0);
+        if out.is_empty() {
+            return Ok(None);
+        }
+        let rows = self.decode(&self.left_codec, out.iter().map(|(l, _)| l))?;
+        let diffs = Int64Array::from_iter_values(out.iter().map(|(_, d)| *d));
+        Ok(Some(Delta::new(RecordBatch::try_new(self.schema.clone(), rows)?, diffs)))
     }
 
     fn decode<'a>(&self, codec: &RowConverter, rows: impl Iterator<Item = &'a RowKey>) -> Result<Vec<ArrayRef>> {
@@ -258,6 +310,7 @@ fn encode(
     key_exprs: &[Arc<dyn PhysicalExpr>],
     keys_codec: &RowConverter,
     rows_codec: &RowConverter,
+    nulls_match: bool,
 ) -> Result<(Encoded, Vec<(RowKey, i64)>)> {
     let key_columns: Vec<ArrayRef> = key_exprs.iter().map(|e| evaluate(e, &delta.rows)).collect::<Result<_>>()?;
     let keys: Rows = keys_codec.convert_columns(&key_columns)?;
@@ -266,7 +319,7 @@ fn encode(
     let mut unkeyed = Vec::new();
     for index in 0..delta.len() {
         let row: RowKey = Arc::from(rows.row(index).data());
-        if key_columns.iter().any(|c| c.is_null(index)) {
+        if !nulls_match && key_columns.iter().any(|c| c.is_null(index)) {
             unkeyed.push((row, delta.diffs.value(index)));
             continue;
         }
