@@ -33,6 +33,8 @@ pub struct Database {
 
 pub(crate) struct Inner {
     pub log: Arc<Log>,
+    /// Views being backfilled, shown in `strata.views`.
+    pub backfills: crate::view::Backfills,
     pub base_state: SessionState,
     pub config: Config,
     sealer: std::sync::Mutex<Option<tokio::task::JoinHandle<()>>>,
@@ -58,7 +60,8 @@ impl Database {
             .with_information_schema(true)
             .with_extension(Arc::new(Limits::from(&config)));
         let context = SessionContext::new_with_config(session_config);
-        register_catalog_in(&context, CATALOG_NAME, &log)?;
+        let backfills = crate::view::Backfills::default();
+        register_catalog_in(&context, CATALOG_NAME, &log, &backfills)?;
         setup_pg_catalog(&context, CATALOG_NAME, EmptyContextProvider).map_err(|e| Error::DataFusion(*e))?;
         context.register_udf(version_udf());
         let changes = crate::query::changes::ChangesFunction { log: log.clone() };
@@ -68,7 +71,7 @@ impl Database {
         let base_state = context.state();
         let sealer = tokio::spawn(run_sealer(log.clone(), config.clone()));
         let sealer = std::sync::Mutex::new(Some(sealer));
-        let database = Database { inner: Arc::new(Inner { log, base_state, config, sealer }) };
+        let database = Database { inner: Arc::new(Inner { log, backfills, base_state, config, sealer }) };
         database.restore_views().await?;
         Ok(database)
     }
@@ -110,7 +113,7 @@ impl Database {
     /// latest commit when it is planned; call [`Database::pin_reads`] first
     /// when one query reads several relations and they must agree.
     pub fn register_catalog(&self, context: &SessionContext, name: &str) -> Result<()> {
-        register_catalog_in(context, name, &self.inner.log)
+        register_catalog_in(context, name, &self.inner.log, &self.inner.backfills)
     }
 
     /// Fixes every later read through `context` at the latest commit, so all
@@ -201,11 +204,18 @@ fn version_udf() -> ScalarUDF {
 
 /// Registers the relations as catalog `name`, and the segment store the
 /// scans read through, in `context`.
-fn register_catalog_in(context: &SessionContext, name: &str, log: &Arc<Log>) -> Result<()> {
+fn register_catalog_in(
+    context: &SessionContext,
+    name: &str,
+    log: &Arc<Log>,
+    backfills: &crate::view::Backfills,
+) -> Result<()> {
     let store_url = ObjectStoreUrl::parse(STORE_URL)?;
     context.runtime_env().register_object_store(store_url.as_ref(), log.store().objects.clone());
     let catalog = MemoryCatalogProvider::new();
     catalog.register_schema(SCHEMA_NAME, Arc::new(RelationSchema::new(log.clone())))?;
+    let system = crate::query::SystemSchema::new(log.clone(), backfills.clone());
+    catalog.register_schema(crate::query::SYSTEM_SCHEMA, Arc::new(system))?;
     context.register_catalog(name, Arc::new(catalog));
     Ok(())
 }

@@ -652,6 +652,14 @@ impl Log {
         Ok(written)
     }
 
+    /// Entries and approximate bytes of view `relation`'s operator state.
+    pub fn view_state_size(&self, relation: RelationId) -> (u64, u64) {
+        match self.shared.views_at.lock().expect("views lock").as_ref() {
+            Some((_, views)) => views.state_size(relation),
+            None => (0, 0),
+        }
+    }
+
     /// The latest checkpoint of view `relation`'s operators, if any.
     pub async fn view_state(&self, relation: RelationId) -> Option<Arc<view_state::ViewStateMeta>> {
         self.seal_state.lock().await.manifest.view_states.iter().find(|v| v.relation == relation).cloned()

@@ -9,7 +9,9 @@ mod prune;
 mod schema;
 pub mod scope;
 mod sink;
+mod system;
 pub mod table;
 
 pub use provider::RelationTable;
 pub use schema::RelationSchema;
+pub use system::{SYSTEM_SCHEMA, SystemSchema};

@@ -48,6 +48,7 @@ impl Session {
         let sql = query.to_string();
         let read = self.db.log.snapshot();
         let (mut runtime, def) = self.compile_view(&name, &columns, &sql, &read).await?;
+        let _progress = Progress::start(&self.db.backfills, &name, &sql);
         let mut output = self.backfill(&name, &mut runtime, &read).await?;
         let mut through = read.offset;
         for _ in 0..CATCH_UP_ROUNDS_MAX {
@@ -177,7 +178,11 @@ impl Session {
                 read.catalog.by_id(id).cloned().ok_or_else(|| Error::UndefinedRelation(format!("id {}", id.0)))?;
             let mut rows = self.read_rows(&def, read, None).await?;
             while let Some(batch) = rows.next().await {
-                let changes = SourceChanges::from([(id, Delta::inserts(batch?))]);
+                let batch = batch?;
+                if let Some(progress) = self.db.backfills.lock().expect("backfills lock").get_mut(name) {
+                    progress.rows_read += batch.num_rows() as u64;
+                }
+                let changes = SourceChanges::from([(id, Delta::inserts(batch))]);
                 if let Some(out) = runtime.root.step(&changes).map_err(view_error(name))? {
                     pending_rows += out.len();
                     outputs.push(out);
@@ -251,6 +256,26 @@ impl Session {
             let batch = batch.map_err(Error::from_datafusion)?;
             Ok(RecordBatch::try_new(schema.clone(), batch.columns().to_vec())?)
         }))
+    }
+}
+
+/// A backfill listed in `strata.views` while it runs.
+struct Progress<'a> {
+    backfills: &'a crate::view::Backfills,
+    name: String,
+}
+
+impl<'a> Progress<'a> {
+    fn start(backfills: &'a crate::view::Backfills, name: &str, query: &str) -> Progress<'a> {
+        let progress = crate::view::BackfillProgress { query: query.to_string(), rows_read: 0 };
+        backfills.lock().expect("backfills lock").insert(name.to_string(), progress);
+        Progress { backfills, name: name.to_string() }
+    }
+}
+
+impl Drop for Progress<'_> {
+    fn drop(&mut self) {
+        self.backfills.lock().expect("backfills lock").remove(&self.name);
     }
 }
 

@@ -202,6 +202,21 @@ impl Aggregate {
         Ok(Some(Delta::new(batch, Int64Array::from(diffs))))
     }
 
+    pub fn state_size(&self) -> (u64, u64) {
+        let mut size = (0, 0);
+        for (key, group) in &self.groups {
+            size.0 += 1;
+            size.1 += key.len() as u64 + 8 + 24 * group.accs.len() as u64;
+            for acc in &group.accs {
+                if let Acc::Values { values, .. } = acc {
+                    size.0 += values.len() as u64;
+                    size.1 += values.keys().map(|v| v.len() as u64 + 8).sum::<u64>();
+                }
+            }
+        }
+        size
+    }
+
     pub fn save(&self, out: &mut super::checkpoint::Encoder) {
         out.u64(self.global_emitted as u64);
         out.u64(self.groups.len() as u64);

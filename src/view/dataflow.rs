@@ -118,6 +118,15 @@ impl Node {
         }
     }
 
+    /// Entries and approximate bytes of this operator's own state.
+    pub fn state_size(&self) -> (u64, u64) {
+        match self {
+            Node::Aggregate { op, .. } => op.state_size(),
+            Node::Join { op, .. } => op.state_size(),
+            _ => (0, 0),
+        }
+    }
+
     /// Writes this operator's own state (not its inputs').
     pub fn save_state(&self, out: &mut super::checkpoint::Encoder) {
         match self {

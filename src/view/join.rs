@@ -90,6 +90,17 @@ impl Join {
         &self.schema
     }
 
+    pub fn state_size(&self) -> (u64, u64) {
+        let mut size = (0, 0);
+        for side in [&self.left, &self.right] {
+            for (key, rows) in side {
+                size.0 += rows.len() as u64;
+                size.1 += key.len() as u64 + rows.keys().map(|r| r.len() as u64 + 8).sum::<u64>();
+            }
+        }
+        size
+    }
+
     pub fn save(&self, out: &mut super::checkpoint::Encoder) {
         for side in [&self.left, &self.right] {
             out.u64(side.len() as u64);

@@ -65,6 +65,16 @@ impl ViewError {
     }
 }
 
+/// Views being backfilled, by name: what `strata.views` shows while a
+/// `CREATE MATERIALIZED VIEW` reads its inputs.
+pub type Backfills = Arc<std::sync::Mutex<BTreeMap<String, BackfillProgress>>>;
+
+#[derive(Debug, Clone)]
+pub struct BackfillProgress {
+    pub query: String,
+    pub rows_read: u64,
+}
+
 /// A view's compiled query and where its result goes.
 #[derive(Debug, Clone)]
 pub struct ViewRuntime {
@@ -99,6 +109,19 @@ impl Views {
 
     pub fn is_empty(&self) -> bool {
         self.by_id.is_empty()
+    }
+
+    /// How many entries (groups, rows, values) view `id`'s operators hold,
+    /// and roughly how many bytes their keys and rows take.
+    pub fn state_size(&self, id: RelationId) -> (u64, u64) {
+        let Some(runtime) = self.by_id.get(&id) else { return (0, 0) };
+        let mut size = (0, 0);
+        runtime.root.visit(&mut |node| {
+            let (entries, bytes) = node.state_size();
+            size.0 += entries;
+            size.1 += bytes;
+        });
+        size
     }
 
     pub fn iter(&self) -> impl Iterator<Item = (RelationId, &ViewRuntime)> {
