@@ -16,9 +16,12 @@ use datafusion::physical_expr::expressions::Column;
 use super::aggregate::{AggKind, AggSpec, Aggregate};
 use super::dataflow::{Node, Source};
 use super::join::Join;
+use super::top_n::TopN;
 use super::{Result, ViewError};
 use crate::catalog::{Catalog, OFFSET_COLUMN, RelationKind, TS_COLUMN};
 use crate::log::RelationId;
+use datafusion::arrow::row::SortField;
+use datafusion::logical_expr::{FetchType, SkipType};
 
 /// A compiled view query.
 pub struct Compiled {
@@ -94,11 +97,44 @@ impl Compiler<'_> {
                 (Node::Filter { input: Box::new(input), predicate }, append_only)
             }
             LogicalPlan::SubqueryAlias(alias) => self.node(&alias.input)?,
-            LogicalPlan::Sort(sort) if sort.fetch.is_none() => self.node(&sort.input)?,
-            LogicalPlan::Sort(_) | LogicalPlan::Limit(_) => return Err(ViewError::Unsupported("LIMIT".into())),
+            LogicalPlan::Sort(sort) => {
+                let (input, append_only) = self.node(&sort.input)?;
+                let Some(fetch) = sort.fetch else {
+                    // Order alone means nothing to a relation.
+                    return Ok((input, append_only));
+                };
+                let schema = sort.input.schema();
+                let mut exprs = Vec::new();
+                let mut fields = Vec::new();
+                for sort_expr in &sort.expr {
+                    exprs.push(self.physical(&sort_expr.expr, schema)?);
+                    let options = datafusion::arrow::compute::SortOptions {
+                        descending: !sort_expr.asc,
+                        nulls_first: sort_expr.nulls_first,
+                    };
+                    fields.push(SortField::new_with_options(sort_expr.expr.get_type(schema)?, options));
+                }
+                let op = TopN::new(exprs, fields, input.schema(), 0, fetch, append_only)?;
+                (Node::TopN { input: Box::new(input), op }, false)
+            }
+            LogicalPlan::Limit(limit) => {
+                let (skip, fetch) = match (limit.get_skip_type()?, limit.get_fetch_type()?) {
+                    (SkipType::Literal(skip), FetchType::Literal(fetch)) => (skip, fetch),
+                    _ => return Err(ViewError::Unsupported("LIMIT or OFFSET that is not a constant".into())),
+                };
+                match self.node(&limit.input)? {
+                    (Node::TopN { input, mut op }, _) => {
+                        let fetch = fetch.unwrap_or(usize::MAX).min(op.fetch.saturating_sub(skip));
+                        op.skip += skip;
+                        op.fetch = fetch;
+                        (Node::TopN { input, op }, false)
+                    }
+                    _ => return Err(ViewError::limit_without_order()),
+                }
+            }
             LogicalPlan::TableScan(scan) => {
                 if scan.fetch.is_some() {
-                    return Err(ViewError::Unsupported("LIMIT".into()));
+                    return Err(ViewError::limit_without_order());
                 }
                 let name = scan.table_name.table();
                 let def = self.catalog.get(name).ok_or_else(|| {

@@ -27,6 +27,7 @@ pub enum Node {
     Aggregate { input: Box<Node>, op: Aggregate },
     Join { left: Box<Node>, right: Box<Node>, op: Join },
     Union { inputs: Vec<Node>, schema: SchemaRef },
+    TopN { input: Box<Node>, op: super::top_n::TopN },
 }
 
 /// Where a relation's changes enter: the columns the query reads (by name,
@@ -73,6 +74,10 @@ impl Node {
                 }
                 op.step(left.as_ref(), right.as_ref())
             }
+            Node::TopN { input, op } => {
+                let Some(delta) = input.step(changes)? else { return Ok(None) };
+                op.step(&delta)
+            }
             Node::Union { inputs, schema } => {
                 let mut parts = Vec::new();
                 for input in inputs {
@@ -94,7 +99,10 @@ impl Node {
         f(self);
         match self {
             Node::Source(_) => {}
-            Node::Filter { input, .. } | Node::Project { input, .. } | Node::Aggregate { input, .. } => input.visit(f),
+            Node::Filter { input, .. }
+            | Node::Project { input, .. }
+            | Node::Aggregate { input, .. }
+            | Node::TopN { input, .. } => input.visit(f),
             Node::Join { left, right, .. } => {
                 left.visit(f);
                 right.visit(f);
@@ -107,9 +115,10 @@ impl Node {
         f(self);
         match self {
             Node::Source(_) => {}
-            Node::Filter { input, .. } | Node::Project { input, .. } | Node::Aggregate { input, .. } => {
-                input.visit_mut(f)
-            }
+            Node::Filter { input, .. }
+            | Node::Project { input, .. }
+            | Node::Aggregate { input, .. }
+            | Node::TopN { input, .. } => input.visit_mut(f),
             Node::Join { left, right, .. } => {
                 left.visit_mut(f);
                 right.visit_mut(f);
@@ -123,6 +132,7 @@ impl Node {
         match self {
             Node::Aggregate { op, .. } => op.state_size(),
             Node::Join { op, .. } => op.state_size(),
+            Node::TopN { op, .. } => op.state_size(),
             _ => (0, 0),
         }
     }
@@ -132,6 +142,7 @@ impl Node {
         match self {
             Node::Aggregate { op, .. } => op.save(out),
             Node::Join { op, .. } => op.save(out),
+            Node::TopN { op, .. } => op.save(out),
             _ => {}
         }
     }
@@ -140,6 +151,7 @@ impl Node {
         match self {
             Node::Aggregate { op, .. } => op.load(input),
             Node::Join { op, .. } => op.load(input),
+            Node::TopN { op, .. } => op.load(input),
             _ => Ok(()),
         }
     }
@@ -149,7 +161,9 @@ impl Node {
     pub fn needs_first_step(&self) -> bool {
         match self {
             Node::Source(_) => false,
-            Node::Filter { input, .. } | Node::Project { input, .. } => input.needs_first_step(),
+            Node::Filter { input, .. } | Node::Project { input, .. } | Node::TopN { input, .. } => {
+                input.needs_first_step()
+            }
             Node::Aggregate { input, op } => op.needs_first_step() || input.needs_first_step(),
             Node::Join { left, right, .. } => left.needs_first_step() || right.needs_first_step(),
             Node::Union { inputs, .. } => inputs.iter().any(Node::needs_first_step),
@@ -163,6 +177,7 @@ impl Node {
             Node::Project { schema, .. } | Node::Union { schema, .. } => schema.clone(),
             Node::Aggregate { op, .. } => op.schema().clone(),
             Node::Join { op, .. } => op.schema().clone(),
+            Node::TopN { op, .. } => op.schema().clone(),
         }
     }
 }

@@ -17,6 +17,7 @@ pub mod dataflow;
 pub mod delta;
 pub mod join;
 pub mod sink;
+pub mod top_n;
 
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::sync::Arc;
