@@ -65,6 +65,11 @@ const VIEWS: &[(&str, &str)] = &[
     ("v_not_exists", "SELECT id FROM acct a WHERE NOT EXISTS (SELECT 1 FROM ev e WHERE e.grp = a.grp)"),
     ("v_top", "SELECT id, amount FROM acct ORDER BY amount DESC NULLS LAST, id LIMIT 3"),
     ("v_top_groups", "SELECT grp, sum(amount) AS total FROM acct GROUP BY grp ORDER BY total, grp LIMIT 2 OFFSET 1"),
+    (
+        "v_group_top",
+        "SELECT * FROM (SELECT grp, id, amount, row_number() OVER (PARTITION BY grp ORDER BY amount DESC NULLS LAST, id) \
+         AS rn FROM acct) t WHERE rn <= 2",
+    ),
     ("v_left", "SELECT a.id, a.grp, g.name FROM acct a LEFT JOIN grps g ON a.grp = g.grp"),
     ("v_full", "SELECT a.id, g.grp, g.name FROM acct a FULL JOIN grps g ON a.grp = g.grp"),
     (

@@ -91,6 +91,9 @@ impl Compiler<'_> {
                     append_only,
                 )
             }
+            LogicalPlan::Filter(filter) if self.group_top_n(filter)?.is_some() => {
+                self.group_top_n(filter)?.expect("checked").build(self)?
+            }
             LogicalPlan::Filter(filter) => {
                 let (input, append_only) = self.node(&filter.input)?;
                 let predicate = self.physical(&filter.predicate, filter.input.schema())?;
@@ -283,6 +286,39 @@ impl Compiler<'_> {
         })
     }
 
+    /// `row_number() OVER (PARTITION BY … ORDER BY …) <= n` (or `< n`)
+    /// filtering a window of that one function: per-group top-N.
+    fn group_top_n<'p>(&self, filter: &'p datafusion::logical_expr::Filter) -> Result<Option<GroupTopNPlan<'p>>> {
+        use datafusion::logical_expr::{BinaryExpr, Operator, WindowFunctionDefinition};
+        let LogicalPlan::Window(window) = filter.input.as_ref() else { return Ok(None) };
+        let [window_expr] = window.window_expr.as_slice() else { return Ok(None) };
+        let window_expr = match window_expr {
+            Expr::Alias(alias) => alias.expr.as_ref(),
+            other => other,
+        };
+        let Expr::WindowFunction(function) = window_expr else { return Ok(None) };
+        let WindowFunctionDefinition::WindowUDF(udf) = &function.fun else { return Ok(None) };
+        if udf.name() != "row_number" {
+            return Ok(None);
+        }
+        let Expr::BinaryExpr(BinaryExpr { left, op, right }) = &filter.predicate else { return Ok(None) };
+        let (Expr::Column(column), Expr::Literal(limit, _)) = (left.as_ref(), right.as_ref()) else { return Ok(None) };
+        let number_field = window.schema.fields().len() - 1;
+        if column.name != *window.schema.field(number_field).name() {
+            return Ok(None);
+        }
+        let limit = match limit.cast_to(&datafusion::arrow::datatypes::DataType::Int64)? {
+            datafusion::common::ScalarValue::Int64(Some(n)) if n >= 0 => n as usize,
+            _ => return Ok(None),
+        };
+        let fetch = match op {
+            Operator::LtEq => limit,
+            Operator::Lt => limit.saturating_sub(1),
+            _ => return Ok(None),
+        };
+        Ok(Some(GroupTopNPlan { window, params: &function.params, fetch }))
+    }
+
     fn aggregate(
         &self,
         expr: &Expr,
@@ -323,6 +359,45 @@ impl Compiler<'_> {
         let arg = arg.map(|a| self.physical(a, input)).transpose()?;
         let filter = params.filter.as_ref().map(|f| self.physical(f, input)).transpose()?;
         AggSpec::new(kind, arg, filter, input_type, output_type)
+    }
+}
+
+/// A per-group top-N found in a plan, to compile.
+struct GroupTopNPlan<'p> {
+    window: &'p datafusion::logical_expr::Window,
+    params: &'p datafusion::logical_expr::expr::WindowFunctionParams,
+    fetch: usize,
+}
+
+impl GroupTopNPlan<'_> {
+    fn build(self, compiler: &mut Compiler) -> Result<(Node, bool)> {
+        let (input, append_only) = compiler.node(&self.window.input)?;
+        let schema = self.window.input.schema();
+        let mut partition_exprs = Vec::new();
+        let mut partition_fields = Vec::new();
+        for expr in &self.params.partition_by {
+            partition_exprs.push(compiler.physical(expr, schema)?);
+            partition_fields.push(SortField::new(expr.get_type(schema)?));
+        }
+        let mut sort_exprs = Vec::new();
+        let mut sort_fields = Vec::new();
+        for sort in &self.params.order_by {
+            sort_exprs.push(compiler.physical(&sort.expr, schema)?);
+            let options =
+                datafusion::arrow::compute::SortOptions { descending: !sort.asc, nulls_first: sort.nulls_first };
+            sort_fields.push(SortField::new_with_options(sort.expr.get_type(schema)?, options));
+        }
+        let op = super::top_n::GroupTopN::new(
+            partition_exprs,
+            partition_fields,
+            sort_exprs,
+            sort_fields,
+            &input.schema(),
+            self.fetch,
+            append_only,
+            nullable(self.window.schema.as_arrow()),
+        )?;
+        Ok((Node::GroupTopN { input: Box::new(input), op }, false))
     }
 }
 

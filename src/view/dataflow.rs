@@ -28,6 +28,7 @@ pub enum Node {
     Join { left: Box<Node>, right: Box<Node>, op: Join },
     Union { inputs: Vec<Node>, schema: SchemaRef },
     TopN { input: Box<Node>, op: super::top_n::TopN },
+    GroupTopN { input: Box<Node>, op: super::top_n::GroupTopN },
 }
 
 /// Where a relation's changes enter: the columns the query reads (by name,
@@ -78,6 +79,10 @@ impl Node {
                 let Some(delta) = input.step(changes)? else { return Ok(None) };
                 op.step(&delta)
             }
+            Node::GroupTopN { input, op } => {
+                let Some(delta) = input.step(changes)? else { return Ok(None) };
+                op.step(&delta)
+            }
             Node::Union { inputs, schema } => {
                 let mut parts = Vec::new();
                 for input in inputs {
@@ -102,7 +107,8 @@ impl Node {
             Node::Filter { input, .. }
             | Node::Project { input, .. }
             | Node::Aggregate { input, .. }
-            | Node::TopN { input, .. } => input.visit(f),
+            | Node::TopN { input, .. }
+            | Node::GroupTopN { input, .. } => input.visit(f),
             Node::Join { left, right, .. } => {
                 left.visit(f);
                 right.visit(f);
@@ -118,7 +124,8 @@ impl Node {
             Node::Filter { input, .. }
             | Node::Project { input, .. }
             | Node::Aggregate { input, .. }
-            | Node::TopN { input, .. } => input.visit_mut(f),
+            | Node::TopN { input, .. }
+            | Node::GroupTopN { input, .. } => input.visit_mut(f),
             Node::Join { left, right, .. } => {
                 left.visit_mut(f);
                 right.visit_mut(f);
@@ -133,6 +140,7 @@ impl Node {
             Node::Aggregate { op, .. } => op.state_size(),
             Node::Join { op, .. } => op.state_size(),
             Node::TopN { op, .. } => op.state_size(),
+            Node::GroupTopN { op, .. } => op.state_size(),
             _ => (0, 0),
         }
     }
@@ -143,6 +151,7 @@ impl Node {
             Node::Aggregate { op, .. } => op.save(out),
             Node::Join { op, .. } => op.save(out),
             Node::TopN { op, .. } => op.save(out),
+            Node::GroupTopN { op, .. } => op.save(out),
             _ => {}
         }
     }
@@ -152,6 +161,7 @@ impl Node {
             Node::Aggregate { op, .. } => op.load(input),
             Node::Join { op, .. } => op.load(input),
             Node::TopN { op, .. } => op.load(input),
+            Node::GroupTopN { op, .. } => op.load(input),
             _ => Ok(()),
         }
     }
@@ -161,9 +171,10 @@ impl Node {
     pub fn needs_first_step(&self) -> bool {
         match self {
             Node::Source(_) => false,
-            Node::Filter { input, .. } | Node::Project { input, .. } | Node::TopN { input, .. } => {
-                input.needs_first_step()
-            }
+            Node::Filter { input, .. }
+            | Node::Project { input, .. }
+            | Node::TopN { input, .. }
+            | Node::GroupTopN { input, .. } => input.needs_first_step(),
             Node::Aggregate { input, op } => op.needs_first_step() || input.needs_first_step(),
             Node::Join { left, right, .. } => left.needs_first_step() || right.needs_first_step(),
             Node::Union { inputs, .. } => inputs.iter().any(Node::needs_first_step),
@@ -178,6 +189,7 @@ impl Node {
             Node::Aggregate { op, .. } => op.schema().clone(),
             Node::Join { op, .. } => op.schema().clone(),
             Node::TopN { op, .. } => op.schema().clone(),
+            Node::GroupTopN { op, .. } => op.schema().clone(),
         }
     }
 }

@@ -24,7 +24,7 @@ pub struct TopN {
     pub skip: usize,
     pub fetch: usize,
     /// (sort key, row) → multiplicity.
-    rows: imbl::OrdMap<(RowKey, RowKey), i64>,
+    rows: Ordered,
     append_only_input: bool,
     schema: SchemaRef,
 }
@@ -55,22 +55,8 @@ impl TopN {
         &self.schema
     }
 
-    /// The rows at positions `skip..skip+fetch`, each once per copy.
     fn window(&self) -> Vec<RowKey> {
-        let mut out = Vec::new();
-        let mut position = 0usize;
-        for ((_, row), count) in &self.rows {
-            for _ in 0..(*count).max(0) {
-                if position >= self.skip + self.fetch {
-                    return out;
-                }
-                if position >= self.skip {
-                    out.push(row.clone());
-                }
-                position += 1;
-            }
-        }
-        out
+        window(&self.rows, self.skip, self.fetch)
     }
 
     pub fn step(&mut self, input: &Delta) -> Result<Option<Delta>> {
@@ -80,12 +66,7 @@ impl TopN {
         let rows = self.rows_codec.convert_columns(input.rows.columns())?;
         for index in 0..input.len() {
             let entry: (RowKey, RowKey) = (Arc::from(keys.row(index).data()), Arc::from(rows.row(index).data()));
-            let count = self.rows.get(&entry).copied().unwrap_or(0) + input.diffs.value(index);
-            if count == 0 {
-                self.rows.remove(&entry);
-            } else {
-                self.rows.insert(entry, count);
-            }
+            apply(&mut self.rows, entry, input.diffs.value(index));
         }
         if self.append_only_input {
             self.trim();
@@ -102,23 +83,8 @@ impl TopN {
         Ok(Some(Delta::new(batch, Int64Array::from(diffs))))
     }
 
-    /// Drops rows past the window (they can never come back into it when
-    /// nothing is ever retracted).
     fn trim(&mut self) {
-        let keep = self.skip + self.fetch;
-        let mut seen = 0i64;
-        let mut cut = None;
-        for (entry, count) in &self.rows {
-            if seen >= keep as i64 {
-                cut = Some(entry.clone());
-                break;
-            }
-            seen += *count;
-        }
-        if let Some(cut) = cut {
-            let (kept, _, _) = self.rows.split_lookup(&cut);
-            self.rows = kept;
-        }
+        trim(&mut self.rows, self.skip + self.fetch);
     }
 
     pub fn state_size(&self) -> (u64, u64) {
@@ -142,6 +108,191 @@ impl TopN {
             rows.insert((key, row), input.i64()?);
         }
         self.rows = rows;
+        Ok(())
+    }
+}
+
+type Ordered = imbl::OrdMap<(RowKey, RowKey), i64>;
+
+/// The rows at positions `skip..skip+fetch`, each once per copy.
+fn window(rows: &Ordered, skip: usize, fetch: usize) -> Vec<RowKey> {
+    let mut out = Vec::new();
+    let mut position = 0usize;
+    for ((_, row), count) in rows {
+        for _ in 0..(*count).max(0) {
+            if position >= skip.saturating_add(fetch) {
+                return out;
+            }
+            if position >= skip {
+                out.push(row.clone());
+            }
+            position += 1;
+        }
+    }
+    out
+}
+
+/// Drops rows past the first `keep` (they can never come back into the
+/// window when nothing is ever retracted).
+fn trim(rows: &mut Ordered, keep: usize) {
+    let mut seen = 0i64;
+    let mut cut = None;
+    for (entry, count) in rows.iter() {
+        if seen >= keep as i64 {
+            cut = Some(entry.clone());
+            break;
+        }
+        seen += *count;
+    }
+    if let Some(cut) = cut {
+        let (kept, _, _) = rows.split_lookup(&cut);
+        *rows = kept;
+    }
+}
+
+fn apply(rows: &mut Ordered, entry: (RowKey, RowKey), diff: i64) {
+    let count = rows.get(&entry).copied().unwrap_or(0) + diff;
+    if count == 0 {
+        rows.remove(&entry);
+    } else {
+        rows.insert(entry, count);
+    }
+}
+
+/// Per-group top-N: `row_number() OVER (PARTITION BY p ORDER BY s) <= n`.
+/// Each partition keeps its rows in order; a change to a partition emits
+/// the positions of its first `n` rows that changed, with their number.
+#[derive(Debug, Clone)]
+pub struct GroupTopN {
+    partition_exprs: Vec<Arc<dyn PhysicalExpr>>,
+    partition_codec: Arc<RowConverter>,
+    sort_exprs: Vec<Arc<dyn PhysicalExpr>>,
+    sort_codec: Arc<RowConverter>,
+    rows_codec: Arc<RowConverter>,
+    fetch: usize,
+    partitions: imbl::HashMap<RowKey, Ordered>,
+    append_only_input: bool,
+    /// The input's columns, then the row number.
+    schema: SchemaRef,
+}
+
+impl GroupTopN {
+    #[allow(clippy::too_many_arguments)]
+    pub fn new(
+        partition_exprs: Vec<Arc<dyn PhysicalExpr>>,
+        partition_fields: Vec<SortField>,
+        sort_exprs: Vec<Arc<dyn PhysicalExpr>>,
+        sort_fields: Vec<SortField>,
+        input_schema: &SchemaRef,
+        fetch: usize,
+        append_only_input: bool,
+        schema: SchemaRef,
+    ) -> Result<GroupTopN> {
+        let fields = input_schema.fields().iter().map(|f| SortField::new(f.data_type().clone())).collect();
+        Ok(GroupTopN {
+            partition_exprs,
+            partition_codec: Arc::new(RowConverter::new(partition_fields)?),
+            sort_exprs,
+            sort_codec: Arc::new(RowConverter::new(sort_fields)?),
+            rows_codec: Arc::new(RowConverter::new(fields)?),
+            fetch,
+            partitions: imbl::HashMap::new(),
+            append_only_input,
+            schema,
+        })
+    }
+
+    pub fn schema(&self) -> &SchemaRef {
+        &self.schema
+    }
+
+    pub fn step(&mut self, input: &Delta) -> Result<Option<Delta>> {
+        let columns = |exprs: &[Arc<dyn PhysicalExpr>]| -> Result<Vec<ArrayRef>> {
+            exprs.iter().map(|e| evaluate(e, &input.rows)).collect()
+        };
+        let partitions = self.partition_codec.convert_columns(&columns(&self.partition_exprs)?)?;
+        let keys = self.sort_codec.convert_columns(&columns(&self.sort_exprs)?)?;
+        let rows = self.rows_codec.convert_columns(input.rows.columns())?;
+        let mut before: std::collections::HashMap<RowKey, Vec<RowKey>> = std::collections::HashMap::new();
+        for index in 0..input.len() {
+            let partition: RowKey = Arc::from(partitions.row(index).data());
+            let ordered = self.partitions.entry(partition.clone()).or_default();
+            before.entry(partition).or_insert_with(|| window(ordered, 0, self.fetch));
+            let entry = (Arc::from(keys.row(index).data()), Arc::from(rows.row(index).data()));
+            apply(ordered, entry, input.diffs.value(index));
+        }
+        let (mut out, mut numbers, mut diffs) = (Vec::new(), Vec::new(), Vec::new());
+        for (partition, old) in before {
+            let ordered = self.partitions.get_mut(&partition).expect("touched partition");
+            if self.append_only_input {
+                trim(ordered, self.fetch);
+            }
+            let new = window(ordered, 0, self.fetch);
+            if ordered.is_empty() {
+                self.partitions.remove(&partition);
+            }
+            for position in 0..old.len().max(new.len()) {
+                if old.get(position) == new.get(position) {
+                    continue;
+                }
+                for (row, diff) in [(old.get(position), -1), (new.get(position), 1)] {
+                    if let Some(row) = row {
+                        out.push(row.clone());
+                        numbers.push(position as u64 + 1);
+                        diffs.push(diff);
+                    }
+                }
+            }
+        }
+        if out.is_empty() {
+            return Ok(None);
+        }
+        let parser = self.rows_codec.parser();
+        let mut columns = self.rows_codec.convert_rows(out.iter().map(|r| parser.parse(r)))?;
+        columns.push(Arc::new(datafusion::arrow::array::UInt64Array::from(numbers)));
+        let columns = columns
+            .into_iter()
+            .zip(self.schema.fields())
+            .map(|(c, f)| Ok(datafusion::arrow::compute::cast(&c, f.data_type())?))
+            .collect::<Result<Vec<_>>>()?;
+        Ok(Some(Delta::new(RecordBatch::try_new(self.schema.clone(), columns)?, Int64Array::from(diffs))))
+    }
+
+    pub fn state_size(&self) -> (u64, u64) {
+        let mut size = (0, 0);
+        for rows in self.partitions.values() {
+            size.0 += rows.len() as u64;
+            size.1 += rows.keys().map(|(k, r)| (k.len() + r.len() + 8) as u64).sum::<u64>();
+        }
+        size
+    }
+
+    pub fn save(&self, out: &mut super::checkpoint::Encoder) {
+        out.u64(self.partitions.len() as u64);
+        for (partition, rows) in &self.partitions {
+            out.bytes(partition);
+            out.u64(rows.len() as u64);
+            for ((key, row), count) in rows {
+                out.bytes(key);
+                out.bytes(row);
+                out.i64(*count);
+            }
+        }
+    }
+
+    pub fn load(&mut self, input: &mut super::checkpoint::Decoder) -> Result<()> {
+        let mut partitions = imbl::HashMap::new();
+        for _ in 0..input.count()? {
+            let partition = input.bytes()?;
+            let mut rows = Ordered::new();
+            for _ in 0..input.count()? {
+                let key = input.bytes()?;
+                let row = input.bytes()?;
+                rows.insert((key, row), input.i64()?);
+            }
+            partitions.insert(partition, rows);
+        }
+        self.partitions = partitions;
         Ok(())
     }
 }
