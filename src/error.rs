@@ -50,6 +50,10 @@ pub enum Error {
     ProgramLimitExceeded(String),
     #[error("{0}")]
     BadCopyFile(String),
+    #[error("cursor \"{0}\" does not exist")]
+    UndefinedCursor(String),
+    #[error("cursor \"{0}\" already exists")]
+    DuplicateCursor(String),
     #[error(transparent)]
     Storage(#[from] crate::log::Error),
     #[error(transparent)]

@@ -16,7 +16,7 @@ use datafusion::sql::sqlparser::ast::Statement;
 use futures::StreamExt;
 
 mod insert;
-mod subscribe;
+pub mod subscribe;
 mod view;
 
 pub use subscribe::Subscription;
@@ -79,6 +79,8 @@ pub struct Session {
     db: Arc<Inner>,
     transaction: Option<Arc<Mutex<Transaction>>>,
     settings: BTreeMap<String, String>,
+    /// Open `DECLARE … CURSOR FOR SUBSCRIBE` cursors, by name.
+    cursors: HashMap<String, subscribe::Cursor>,
 }
 
 /// Session parameters reported by SHOW, with PostgreSQL's spelling.
@@ -101,7 +103,7 @@ const DEFAULT_SETTINGS: &[(&str, &str)] = &[
 impl Session {
     pub(crate) fn new(db: Arc<Inner>) -> Session {
         let settings = DEFAULT_SETTINGS.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect();
-        Session { db, transaction: None, settings }
+        Session { db, transaction: None, settings, cursors: HashMap::new() }
     }
 
     pub fn in_transaction(&self) -> bool {
@@ -190,10 +192,31 @@ impl Session {
                 self.db.log.commit(changes).await?;
                 Ok(done(&tag))
             }
-            Command::Subscribe { relation, snapshot, as_of } => {
+            Command::Subscribe(spec) => {
                 self.refuse_in_transaction("SUBSCRIBE")?;
                 let session = Session::new(self.db.clone());
-                Ok(Outcome::Subscribe(Box::new(Subscription::start(session, &relation, snapshot, as_of)?)))
+                Ok(Outcome::Subscribe(Box::new(Subscription::start(session, &spec)?)))
+            }
+            Command::DeclareCursor { cursor, spec } => {
+                let subscription = Subscription::start(Session::new(self.db.clone()), &spec)?;
+                if self.cursors.contains_key(&cursor) {
+                    return Err(Error::DuplicateCursor(cursor));
+                }
+                self.cursors.insert(cursor, subscribe::Cursor::new(subscription));
+                Ok(done("DECLARE CURSOR"))
+            }
+            Command::Fetch { cursor, count, timeout } => {
+                let open = self.cursors.get_mut(&cursor).ok_or_else(|| Error::UndefinedCursor(cursor.clone()))?;
+                let batch = open.fetch(count, timeout).await?;
+                Ok(rows_outcome_batch(batch))
+            }
+            Command::CloseCursor { cursor: None } => {
+                self.cursors.clear();
+                Ok(done("CLOSE CURSOR ALL"))
+            }
+            Command::CloseCursor { cursor: Some(cursor) } => {
+                self.cursors.remove(&cursor).ok_or(Error::UndefinedCursor(cursor))?;
+                Ok(done("CLOSE CURSOR"))
             }
             Command::CreateView { name, columns, query, if_not_exists, or_replace } => {
                 self.create_view(name, columns, query, if_not_exists, or_replace).await
@@ -573,6 +596,12 @@ impl Session {
         append_or_buffer(&self.db.log, self.transaction.as_ref(), def, rows, &limits).await
     }
 
+    /// The rows `FETCH` from `cursor` returns.
+    pub fn cursor_schema(&self, cursor: &str) -> Result<SchemaRef> {
+        let open = self.cursors.get(cursor).ok_or_else(|| Error::UndefinedCursor(cursor.to_string()))?;
+        Ok(open.schema())
+    }
+
     /// Marks the open transaction failed (a COPY or protocol error outside `execute`).
     pub fn fail_transaction(&self) {
         if let Some(transaction) = &self.transaction {
@@ -703,6 +732,12 @@ fn tag_counts(tag: &str) -> bool {
 
 fn done(tag: &str) -> Outcome {
     Outcome::Done { tag: tag.into(), rows: None }
+}
+
+fn rows_outcome_batch(batch: RecordBatch) -> Outcome {
+    let schema = batch.schema();
+    let stream = RecordBatchStreamAdapter::new(schema.clone(), futures::stream::once(async move { Ok(batch) }));
+    Outcome::Rows { schema, stream: Box::pin(stream) }
 }
 
 fn rows_outcome(schema: Schema, columns: Vec<datafusion::arrow::array::ArrayRef>) -> Outcome {

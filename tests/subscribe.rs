@@ -116,3 +116,50 @@ async fn subscribe_streams_snapshot_then_changes_and_resumes_exactly_once() {
         syntax.copy_out("COPY (SUBSCRIBE acct WITH (snapshot = maybe)) TO STDOUT").await.err().expect("bad option");
     assert_eq!(bad.code().map(|c| c.code()), Some("42601"));
 }
+
+/// `DECLARE c CURSOR FOR SUBSCRIBE x` then `FETCH`: rows as they commit,
+/// waiting up to the timeout for the first; `CLOSE` ends it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn cursor_fetches_subscription_rows() {
+    let server = common::Server::start(&common::fresh_data_dir("subscribe-cursor"));
+    let writer = server.client().await;
+    writer
+        .batch_execute(
+            "CREATE TABLE kv (k INT PRIMARY KEY, v TEXT);
+             INSERT INTO kv VALUES (1, 'one'), (2, 'two');",
+        )
+        .await
+        .unwrap();
+    let reader = server.client().await;
+    reader.batch_execute("BEGIN; DECLARE c CURSOR FOR SUBSCRIBE kv").await.unwrap();
+    // The snapshot, one row at a time, then the rest (extended protocol).
+    let first = reader.query("FETCH 1 FROM c", &[]).await.unwrap();
+    assert_eq!(first.len(), 1);
+    let rest = reader.query("FETCH ALL FROM c", &[]).await.unwrap();
+    let mut keys: Vec<i32> = first.iter().chain(&rest).map(|row| row.get::<_, i32>("k")).collect();
+    keys.sort();
+    assert_eq!(keys, [1, 2]);
+    assert!(first.iter().chain(&rest).all(|row| row.get::<_, i64>("_diff") == 1));
+
+    // Nothing committed: the timeout passes with no rows.
+    let none = reader.simple_query("FETCH ALL FROM c WITH (timeout = '100 milliseconds')").await.unwrap();
+    assert!(!none.iter().any(|m| matches!(m, tokio_postgres::SimpleQueryMessage::Row(_))));
+
+    // A change committed while FETCH waits arrives.
+    let fetching = tokio::spawn({
+        let reader = reader;
+        async move {
+            let rows = reader.query("FETCH ALL c WITH (timeout = '10s')", &[]).await.unwrap();
+            let changes: Vec<(i64, i32, String)> =
+                rows.iter().map(|r| (r.get("_diff"), r.get("k"), r.get("v"))).collect();
+            reader.batch_execute("CLOSE c; COMMIT").await.unwrap();
+            let missing = reader.batch_execute("FETCH 1 FROM c").await.expect_err("closed");
+            assert_eq!(missing.code().map(|c| c.code()), Some("34000"));
+            changes
+        }
+    });
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    writer.batch_execute("UPDATE kv SET v = 'uno' WHERE k = 1").await.unwrap();
+    let changes = fetching.await.unwrap();
+    assert_eq!(changes, [(-1, 1, "one".to_string()), (1, 1, "uno".to_string())]);
+}

@@ -299,6 +299,11 @@ impl QueryParser for StatementParser {
                 let name = if name == "all" { "setting".to_string() } else { name.clone() };
                 (vec![], Some(Arc::new(Schema::new(vec![Field::new(name, DataType::Utf8, false)]))))
             }
+            Command::Fetch { cursor, .. } => {
+                let session = session_of(client, &self.db);
+                let schema = session.lock().await.cursor_schema(cursor).map_err(to_pgwire)?;
+                (vec![], Some(schema))
+            }
             _ => (vec![], None),
         };
         Ok(Some(Prepared { command: Some(command), parameter_types, result_schema }))

@@ -16,6 +16,7 @@ use super::{Session, parse_query, plan_statement};
 use crate::catalog::RelationDef;
 use crate::error::{Error, Result};
 use crate::log::Offset;
+use crate::sql::subscribe::SubscribeSpec;
 
 /// The most offsets one read of a subscription covers, which bounds its memory.
 const SUBSCRIBE_OFFSETS_MAX: u64 = 100_000;
@@ -31,17 +32,26 @@ pub struct Subscription {
 }
 
 impl Subscription {
-    pub(super) fn start(session: Session, relation: &str, snapshot: bool, as_of: Option<u64>) -> Result<Subscription> {
+    pub(super) fn start(session: Session, spec: &SubscribeSpec) -> Result<Subscription> {
+        let relation = &spec.relation;
         let def = session.db.log.relation(relation).ok_or_else(|| Error::UndefinedRelation(relation.to_string()))?;
         let commits = session.db.log.watch_commits();
-        let after = as_of.map(Offset).unwrap_or_else(|| session.db.log.visible_offset());
-        let snapshot = snapshot.then_some(as_of.map(Offset));
+        let after = spec.as_of.map(Offset).unwrap_or_else(|| session.db.log.visible_offset());
+        let snapshot = spec.snapshot.then_some(spec.as_of.map(Offset));
         Ok(Subscription { session, def, snapshot, after, commits })
     }
 
     /// The columns sent: `_offset`, `_ts`, `_diff`, then the relation's.
     pub fn column_count(&self) -> usize {
         3 + self.def.visible_positions().len()
+    }
+
+    /// The schema of the rows `next` returns.
+    pub fn schema(&self) -> datafusion::arrow::datatypes::SchemaRef {
+        let mut fields: Vec<datafusion::arrow::datatypes::Field> = crate::catalog::system_fields().to_vec();
+        fields.push(crate::catalog::diff_field());
+        fields.extend(self.def.visible_positions().iter().map(|p| self.def.columns[*p].field()));
+        std::sync::Arc::new(datafusion::arrow::datatypes::Schema::new(fields))
     }
 
     /// The next rows to send, waiting for commits when there are none.
@@ -102,4 +112,44 @@ impl Subscription {
 
 fn quote(name: &str) -> String {
     format!("\"{}\"", name.replace('"', "\"\""))
+}
+
+/// A `DECLARE … CURSOR FOR SUBSCRIBE` cursor: its subscription and the rows
+/// read from it but not fetched yet.
+pub struct Cursor {
+    subscription: Subscription,
+    pending: Option<RecordBatch>,
+}
+
+impl Cursor {
+    pub fn new(subscription: Subscription) -> Cursor {
+        Cursor { subscription, pending: None }
+    }
+
+    pub fn schema(&self) -> datafusion::arrow::datatypes::SchemaRef {
+        self.subscription.schema()
+    }
+
+    /// Up to `count` rows (all there are with `None`), waiting up to
+    /// `timeout` (forever without one) for the first; none when it passes.
+    pub async fn fetch(&mut self, count: Option<u64>, timeout: Option<std::time::Duration>) -> Result<RecordBatch> {
+        if self.pending.as_ref().is_none_or(|b| b.num_rows() == 0) {
+            let next = match timeout {
+                Some(timeout) => match tokio::time::timeout(timeout, self.subscription.next()).await {
+                    Ok(next) => Some(next?),
+                    Err(_) => None,
+                },
+                None => Some(self.subscription.next().await?),
+            };
+            if let Some(batches) = next {
+                let schema = batches.first().map(|b| b.schema()).unwrap_or_else(|| self.subscription.schema());
+                self.pending = Some(datafusion::arrow::compute::concat_batches(&schema, &batches)?);
+            }
+        }
+        let Some(pending) = self.pending.take() else { return Ok(RecordBatch::new_empty(self.subscription.schema())) };
+        let take = count.map(|c| (c as usize).min(pending.num_rows())).unwrap_or(pending.num_rows());
+        let rest = pending.slice(take, pending.num_rows() - take);
+        self.pending = (rest.num_rows() > 0).then_some(rest);
+        Ok(pending.slice(0, take))
+    }
 }

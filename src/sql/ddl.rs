@@ -288,7 +288,7 @@ pub fn retention(kind: RelationKind, options: &[SqlOption]) -> Result<Option<Ret
 
 /// An interval as PostgreSQL reads it (`'7 days'`, `'12 hours'`, `'1 mon'`),
 /// a month counted as 30 days; it must be positive.
-fn interval(option: &str, text: &str) -> Result<Retention> {
+pub fn interval(option: &str, text: &str) -> Result<Retention> {
     use datafusion::arrow::datatypes::{DataType as ArrowType, IntervalUnit};
     use datafusion::common::ScalarValue;
     let invalid =

@@ -93,11 +93,22 @@ pub enum Command {
         statement: Box<Statement>,
     },
     /// `COPY (SUBSCRIBE relation …) TO STDOUT`: its changes as they commit.
-    Subscribe {
-        relation: String,
-        snapshot: bool,
-        /// Start after this offset instead of now.
-        as_of: Option<u64>,
+    Subscribe(super::subscribe::SubscribeSpec),
+    /// `DECLARE cursor CURSOR FOR SUBSCRIBE relation …`.
+    DeclareCursor {
+        cursor: String,
+        spec: super::subscribe::SubscribeSpec,
+    },
+    /// `FETCH [ALL | n] FROM cursor [WITH (timeout = …)]`: waits (up to the
+    /// timeout) for at least one row, then returns up to `count`.
+    Fetch {
+        cursor: String,
+        count: Option<u64>,
+        timeout: Option<std::time::Duration>,
+    },
+    /// `CLOSE cursor`, or every cursor (`None`).
+    CloseCursor {
+        cursor: Option<String>,
     },
     /// Anything DataFusion plans: queries, INSERT, EXPLAIN.
     Query(Box<Statement>),
