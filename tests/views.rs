@@ -70,6 +70,10 @@ const VIEWS: &[(&str, &str)] = &[
         "SELECT * FROM (SELECT grp, id, amount, row_number() OVER (PARTITION BY grp ORDER BY amount DESC NULLS LAST, id) \
          AS rn FROM acct) t WHERE rn <= 2",
     ),
+    (
+        "v_lists",
+        "SELECT grp, string_agg(CAST(amount AS TEXT), ',' ORDER BY CAST(amount AS TEXT)) AS amounts FROM acct GROUP BY grp",
+    ),
     ("v_left", "SELECT a.id, a.grp, g.name FROM acct a LEFT JOIN grps g ON a.grp = g.grp"),
     ("v_full", "SELECT a.id, g.grp, g.name FROM acct a FULL JOIN grps g ON a.grp = g.grp"),
     (
@@ -499,8 +503,11 @@ async fn create_refusals_name_the_operator() {
         ("SELECT s.id FROM (SELECT id, random() AS r FROM acct) s", &["random"]),
         ("SELECT a.id, g.name FROM acct a LEFT JOIN grps g ON a.grp = g.grp AND a.amount > 3", &["left"]),
         ("SELECT id FROM acct WHERE grp NOT IN (SELECT grp FROM ev)", &["not in"]),
-        ("SELECT grp, string_agg(CAST(id AS TEXT), ',') AS ids FROM acct GROUP BY grp", &["string_agg"]),
-        ("SELECT grp, array_agg(id) AS ids FROM acct GROUP BY grp", &["array_agg"]),
+        (
+            "SELECT grp, string_agg(CAST(id AS TEXT), ',' ORDER BY amount) AS ids FROM acct GROUP BY grp",
+            &["string_agg"],
+        ),
+        ("SELECT grp, array_agg(id) AS ids FROM acct GROUP BY grp", &["list"]),
     ];
     for (query, words) in refused {
         let error = client

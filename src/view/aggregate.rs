@@ -30,6 +30,10 @@ pub enum AggKind {
     Avg,
     Min,
     Max,
+    /// `string_agg(x, separator)`: the values in order, NULLs left out.
+    StringAgg,
+    /// `array_agg(x)`: the values in order, NULLs included.
+    ArrayAgg,
 }
 
 /// One aggregate of the GROUP BY, compiled.
@@ -44,6 +48,10 @@ pub struct AggSpec {
     pub output_type: DataType,
     /// Encodes values for the multiset kinds (order-preserving).
     values: Option<Arc<RowConverter>>,
+    /// string_agg's separator.
+    pub separator: String,
+    /// string_agg and array_agg: values in descending order.
+    pub descending: bool,
 }
 
 impl AggSpec {
@@ -55,7 +63,7 @@ impl AggSpec {
         output_type: DataType,
     ) -> Result<AggSpec> {
         let values = match kind {
-            AggKind::Min | AggKind::Max | AggKind::CountDistinct => {
+            AggKind::Min | AggKind::Max | AggKind::CountDistinct | AggKind::StringAgg | AggKind::ArrayAgg => {
                 Some(Arc::new(RowConverter::new(vec![SortField::new(input_type.clone())])?))
             }
             _ => None,
@@ -63,14 +71,15 @@ impl AggSpec {
         if matches!(kind, AggKind::Sum | AggKind::Avg) && !summable(&input_type) {
             return Err(ViewError::Unsupported(format!("sum/avg over {input_type}")));
         }
-        Ok(AggSpec { kind, arg, filter, input_type, output_type, values })
+        let (separator, descending) = (String::new(), false);
+        Ok(AggSpec { kind, arg, filter, input_type, output_type, values, separator, descending })
     }
 
     fn empty(&self) -> Acc {
         match self.kind {
             AggKind::Count => Acc::Count(0),
             AggKind::Sum | AggKind::Avg => Acc::Sum { sum: Num::zero(&self.input_type), n: 0 },
-            AggKind::Min | AggKind::Max | AggKind::CountDistinct => {
+            AggKind::Min | AggKind::Max | AggKind::CountDistinct | AggKind::StringAgg | AggKind::ArrayAgg => {
                 Acc::Values { values: imbl::OrdMap::new(), positive: 0 }
             }
         }
@@ -324,7 +333,8 @@ impl Aggregate {
                 {
                     continue;
                 }
-                if args[index].as_ref().is_some_and(|a| a.is_null(row)) {
+                // Aggregates skip NULLs, except array_agg, which lists them.
+                if spec.kind != AggKind::ArrayAgg && args[index].as_ref().is_some_and(|a| a.is_null(row)) {
                     continue;
                 }
                 match (&mut group.accs[index], &values[index]) {
@@ -515,6 +525,29 @@ fn value(spec: &AggSpec, acc: &Acc) -> Result<ScalarValue> {
                     ScalarValue::try_from_array(&array[0], 0)?
                 }
             }
+        }
+        (AggKind::StringAgg | AggKind::ArrayAgg, Acc::Values { values, .. }) => {
+            // Every value as many times as it occurs, in order.
+            let mut rows: Vec<&RowKey> = Vec::new();
+            for (value, count) in values.iter().filter(|(_, count)| **count > 0) {
+                rows.extend(std::iter::repeat_n(value, *count as usize));
+            }
+            if spec.descending {
+                rows.reverse();
+            }
+            if rows.is_empty() {
+                return Ok(null()?);
+            }
+            let codec = spec.values.as_ref().expect("values codec");
+            let parser = codec.parser();
+            let array = codec.convert_rows(rows.into_iter().map(|r| parser.parse(r)))?.remove(0);
+            if spec.kind == AggKind::ArrayAgg {
+                let list = datafusion::common::utils::SingleRowListArrayBuilder::new(array).build_list_scalar();
+                return Ok(list.cast_to(&spec.output_type)?);
+            }
+            let text = datafusion::arrow::compute::cast(&array, &DataType::Utf8)?;
+            let parts: Vec<&str> = text.as_string::<i32>().iter().flatten().collect();
+            ScalarValue::Utf8(Some(parts.join(&spec.separator))).cast_to(&spec.output_type)?
         }
         _ => return Err(ViewError::internal("aggregate state does not match its kind")),
     })

@@ -334,9 +334,17 @@ impl Compiler<'_> {
         };
         let name = function.func.name().to_lowercase();
         let params = &function.params;
-        if !params.order_by.is_empty() {
-            return Err(ViewError::Unsupported(format!("{name}(… ORDER BY …)")));
-        }
+        // string_agg and array_agg list values in value order, so an ORDER
+        // BY of the aggregated value itself is what they do anyway.
+        let descending = match params.order_by.as_slice() {
+            [] => false,
+            [sort]
+                if matches!(name.as_str(), "string_agg" | "array_agg") && params.args.first() == Some(&sort.expr) =>
+            {
+                !sort.asc
+            }
+            _ => return Err(ViewError::Unsupported(format!("{name}(… ORDER BY …) by other than its value"))),
+        };
         let kind = match (name.as_str(), params.distinct) {
             ("count", false) => AggKind::Count,
             ("count", true) => AggKind::CountDistinct,
@@ -344,13 +352,25 @@ impl Compiler<'_> {
             ("avg" | "mean", false) => AggKind::Avg,
             ("min" | "bool_and", _) => AggKind::Min,
             ("max" | "bool_or", _) => AggKind::Max,
+            ("string_agg", false) => AggKind::StringAgg,
+            ("array_agg", false) => AggKind::ArrayAgg,
             (_, true) => return Err(ViewError::Unsupported(format!("{name}(DISTINCT …)"))),
             _ => return Err(ViewError::Unsupported(format!("aggregate function {name}"))),
         };
+        let mut separator = String::new();
         let arg = match params.args.as_slice() {
             [] => None,
             [arg] => Some(arg),
-            _ => return Err(ViewError::Unsupported(format!("{name} with several arguments"))),
+            [arg, Expr::Literal(value, _)] if kind == AggKind::StringAgg => {
+                separator = match value {
+                    datafusion::common::ScalarValue::Utf8(Some(s))
+                    | datafusion::common::ScalarValue::LargeUtf8(Some(s))
+                    | datafusion::common::ScalarValue::Utf8View(Some(s)) => s.clone(),
+                    _ => String::new(),
+                };
+                Some(arg)
+            }
+            _ => return Err(ViewError::Unsupported(format!("{name} with these arguments"))),
         };
         let input_type = match arg {
             Some(arg) => arg.get_type(input)?,
@@ -358,7 +378,10 @@ impl Compiler<'_> {
         };
         let arg = arg.map(|a| self.physical(a, input)).transpose()?;
         let filter = params.filter.as_ref().map(|f| self.physical(f, input)).transpose()?;
-        AggSpec::new(kind, arg, filter, input_type, output_type)
+        let mut spec = AggSpec::new(kind, arg, filter, input_type, output_type)?;
+        spec.separator = separator;
+        spec.descending = descending;
+        Ok(spec)
     }
 }
 
