@@ -236,6 +236,10 @@ pub struct ViewDef {
     pub query: String,
     /// The relations it reads.
     pub inputs: Vec<RelationId>,
+    /// Whether the query selects `*` somewhere: a column added to an input
+    /// would then change its columns, so adding one is refused.
+    #[serde(default)]
+    pub selects_all: bool,
 }
 
 impl RelationDef {

@@ -358,7 +358,21 @@ fn resolve(
                 match change {
                     ColumnChange::Drop { .. } => refuse_if_read_by_views(&state.catalog, &def, "drop a column of")?,
                     ColumnChange::Rename { .. } => refuse_if_read_by_views(&state.catalog, &def, "rename a column of")?,
-                    ColumnChange::Add { .. } => {}
+                    ColumnChange::Add { .. } => {
+                        let readers = dependents(&state.catalog, def.id);
+                        let direct = |r: &&Arc<RelationDef>| {
+                            r.view.as_ref().is_some_and(|v| v.selects_all && v.inputs.contains(&def.id))
+                        };
+                        if let Some(reader) = readers.iter().find(direct) {
+                            return Err(Error::DependentObjects(format!(
+                                "cannot add a column to {} {} because materialized view {} selects * from it \
+                                 (recreate the view with CREATE OR REPLACE after adding the column)",
+                                def.noun(),
+                                def.name,
+                                reader.name
+                            )));
+                        }
+                    }
                 }
                 let Some(altered) = alter_columns(&def, change, offset)? else { continue };
                 reshape(state, &altered, offset)?;

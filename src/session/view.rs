@@ -160,7 +160,11 @@ impl Session {
             created_at: Offset::ZERO,
             checks: Vec::new(),
             retention: None,
-            view: Some(ViewDef { query: sql.to_string(), inputs: compiled.inputs.iter().copied().collect() }),
+            view: Some(ViewDef {
+                query: sql.to_string(),
+                inputs: compiled.inputs.iter().copied().collect(),
+                selects_all: crate::sql::rewrite::selects_all(sql),
+            }),
         };
         let runtime = ViewRuntime { root: compiled.root, inputs: compiled.inputs, sink: None };
         Ok((runtime, def))

@@ -21,6 +21,37 @@ use super::parse::object_name;
 use crate::catalog::{CHANGE_COLUMNS, CHANGE_COLUMNS_WITH_ROW_ID, Catalog, SYSTEM_COLUMNS, SqlType};
 use crate::log::Offset;
 
+/// Whether the query in `sql` has a `*` or `t.*` in some SELECT list.
+pub fn selects_all(sql: &str) -> bool {
+    struct Stars(bool);
+    impl VisitorMut for Stars {
+        type Break = ();
+        fn pre_visit_query(&mut self, query: &mut Query) -> ControlFlow<()> {
+            let mut bodies = vec![query.body.as_ref()];
+            while let Some(body) = bodies.pop() {
+                match body {
+                    SetExpr::Select(select) => {
+                        self.0 |= select
+                            .projection
+                            .iter()
+                            .any(|item| matches!(item, SelectItem::Wildcard(_) | SelectItem::QualifiedWildcard(..)));
+                    }
+                    SetExpr::SetOperation { left, right, .. } => bodies.extend([left.as_ref(), right.as_ref()]),
+                    SetExpr::Query(inner) => bodies.push(inner.body.as_ref()),
+                    _ => {}
+                }
+            }
+            ControlFlow::Continue(())
+        }
+    }
+    let Ok(mut statements) = Parser::parse_sql(&PostgreSqlDialect {}, sql) else { return true };
+    let mut stars = Stars(false);
+    for statement in &mut statements {
+        let _ = statement.visit(&mut stars);
+    }
+    stars.0
+}
+
 /// The names of the statement's CTEs (they shadow relations of the same name).
 pub fn cte_names(statement: &mut Statement) -> HashSet<String> {
     let mut ctes = HashSet::new();
