@@ -27,18 +27,6 @@ const STORAGE: &[&str] = &[
 ];
 const KEYS: i64 = 12;
 
-/// xorshift64*: deterministic per seed, no dependency.
-struct Rng(u64);
-
-impl Rng {
-    fn below(&mut self, n: u64) -> u64 {
-        self.0 ^= self.0 >> 12;
-        self.0 ^= self.0 << 25;
-        self.0 ^= self.0 >> 27;
-        self.0.wrapping_mul(0x2545_F491_4F6C_DD1D) % n
-    }
-}
-
 type Model = BTreeMap<i64, (String, i64)>;
 
 async fn state(client: &Client, sql: &str) -> Model {
@@ -57,7 +45,7 @@ async fn current_offset(client: &Client) -> i64 {
 
 /// One random statement, applied to the server and (if it succeeds there)
 /// to the model; a statement the model says must fail must fail.
-async fn step(client: &Client, model: &mut Model, rng: &mut Rng, step: u64) {
+async fn step(client: &Client, model: &mut Model, rng: &mut common::Rng, step: u64) {
     let key = rng.below(KEYS as u64) as i64;
     let value = rng.below(1000) as i64;
     let label = format!("s{step}");
@@ -143,7 +131,7 @@ async fn random_histories_match_the_reference_model() {
             .batch_execute("CREATE TABLE t (k BIGINT PRIMARY KEY, label TEXT NOT NULL, v BIGINT NOT NULL)")
             .await
             .unwrap();
-        let mut rng = Rng(seed);
+        let mut rng = common::Rng(seed);
         let mut model = Model::new();
         // The model after each commit, by the offset that commit ended at.
         let mut history: Vec<(i64, Model)> = Vec::new();

@@ -105,22 +105,6 @@ const STEPS: u64 = 200;
 const CHECK_EVERY: u64 = 5;
 const REMEMBER_EVERY: u64 = 40;
 
-/// xorshift64*: deterministic per seed, no dependency.
-struct Rng(u64);
-
-impl Rng {
-    fn below(&mut self, n: u64) -> u64 {
-        self.0 ^= self.0 >> 12;
-        self.0 ^= self.0 << 25;
-        self.0 ^= self.0 >> 27;
-        self.0.wrapping_mul(0x2545_F491_4F6C_DD1D) % n
-    }
-
-    fn one_in(&mut self, n: u64) -> bool {
-        self.below(n) == 0
-    }
-}
-
 /// Rows as the server's text (NULL as None), sorted: a multiset.
 type Rows = Vec<Vec<Option<String>>>;
 
@@ -187,32 +171,32 @@ async fn integrated_changes(client: &Client, name: &str) -> Rows {
     rows
 }
 
-fn group(rng: &mut Rng) -> String {
+fn group(rng: &mut common::Rng) -> String {
     if rng.one_in(16) { "NULL".to_string() } else { rng.below(GROUPS).to_string() }
 }
 
-fn amount(rng: &mut Rng) -> String {
+fn amount(rng: &mut common::Rng) -> String {
     if rng.one_in(12) { "NULL".to_string() } else { rng.below(40).to_string() }
 }
 
-fn acct_row(rng: &mut Rng, id: u64) -> String {
+fn acct_row(rng: &mut common::Rng, id: u64) -> String {
     let (grp, amount, flag) = (group(rng), amount(rng), rng.one_in(2));
     format!("({id}, {grp}, {amount}, {flag})")
 }
 
 /// `count` distinct keys (7 is coprime with IDS).
-fn distinct_ids(rng: &mut Rng, count: u64) -> Vec<u64> {
+fn distinct_ids(rng: &mut common::Rng, count: u64) -> Vec<u64> {
     let first = rng.below(IDS);
     (0..count).map(|i| (first + i * 7) % IDS).collect()
 }
 
-fn ev_insert(rng: &mut Rng) -> String {
+fn ev_insert(rng: &mut common::Rng) -> String {
     let count = 1 + rng.below(3);
     let rows: Vec<String> = (0..count).map(|_| format!("({}, {})", group(rng), amount(rng))).collect();
     format!("INSERT INTO ev VALUES {}", rows.join(", "))
 }
 
-fn grps_change(rng: &mut Rng) -> String {
+fn grps_change(rng: &mut common::Rng) -> String {
     let grp = rng.below(GROUPS);
     if rng.one_in(3) {
         format!("DELETE FROM grps WHERE grp = {grp}")
@@ -225,7 +209,7 @@ fn grps_change(rng: &mut Rng) -> String {
 /// One random write. Inside a transaction only statements that cannot fail
 /// (a failed statement aborts the transaction): no duplicate-key inserts,
 /// key changes or TRUNCATE.
-fn statement(rng: &mut Rng, in_transaction: bool) -> String {
+fn statement(rng: &mut common::Rng, in_transaction: bool) -> String {
     let id = rng.below(IDS);
     match rng.below(if in_transaction { 16 } else { 20 }) {
         0..=2 if in_transaction => format!("INSERT INTO acct VALUES {} ON CONFLICT (id) DO NOTHING", acct_row(rng, id)),
@@ -284,7 +268,7 @@ async fn random_histories_match_recomputation() {
         let data_dir = common::fresh_data_dir(&format!("views-random-{seed}"));
         let mut server = common::Server::start_with(&data_dir, STORAGE);
         let mut client = server.client().await;
-        let mut rng = Rng(seed);
+        let mut rng = common::Rng(seed);
         client.batch_execute(SCHEMA).await.unwrap();
         client
             .batch_execute("INSERT INTO grps VALUES (0, 'red'), (1, 'green'), (2, 'blue'), (3, 'red'), (4, 'green')")

@@ -99,39 +99,42 @@ impl Node {
         }
     }
 
-    /// Calls `f` on every operator, parents before children, left to right.
-    pub fn visit(&self, f: &mut dyn FnMut(&Node)) {
-        f(self);
+    /// The operators this one reads, left to right.
+    fn children(&self) -> Vec<&Node> {
         match self {
-            Node::Source(_) => {}
+            Node::Source(_) => Vec::new(),
             Node::Filter { input, .. }
             | Node::Project { input, .. }
             | Node::Aggregate { input, .. }
             | Node::TopN { input, .. }
-            | Node::GroupTopN { input, .. } => input.visit(f),
-            Node::Join { left, right, .. } => {
-                left.visit(f);
-                right.visit(f);
-            }
-            Node::Union { inputs, .. } => inputs.iter().for_each(|i| i.visit(f)),
+            | Node::GroupTopN { input, .. } => vec![input],
+            Node::Join { left, right, .. } => vec![left, right],
+            Node::Union { inputs, .. } => inputs.iter().collect(),
         }
+    }
+
+    fn children_mut(&mut self) -> Vec<&mut Node> {
+        match self {
+            Node::Source(_) => Vec::new(),
+            Node::Filter { input, .. }
+            | Node::Project { input, .. }
+            | Node::Aggregate { input, .. }
+            | Node::TopN { input, .. }
+            | Node::GroupTopN { input, .. } => vec![input],
+            Node::Join { left, right, .. } => vec![left, right],
+            Node::Union { inputs, .. } => inputs.iter_mut().collect(),
+        }
+    }
+
+    /// Calls `f` on every operator, parents before children, left to right.
+    pub fn visit(&self, f: &mut dyn FnMut(&Node)) {
+        f(self);
+        self.children().into_iter().for_each(|child| child.visit(f));
     }
 
     pub fn visit_mut(&mut self, f: &mut dyn FnMut(&mut Node)) {
         f(self);
-        match self {
-            Node::Source(_) => {}
-            Node::Filter { input, .. }
-            | Node::Project { input, .. }
-            | Node::Aggregate { input, .. }
-            | Node::TopN { input, .. }
-            | Node::GroupTopN { input, .. } => input.visit_mut(f),
-            Node::Join { left, right, .. } => {
-                left.visit_mut(f);
-                right.visit_mut(f);
-            }
-            Node::Union { inputs, .. } => inputs.iter_mut().for_each(|i| i.visit_mut(f)),
-        }
+        self.children_mut().into_iter().for_each(|child| child.visit_mut(f));
     }
 
     /// Entries and approximate bytes of this operator's own state.
@@ -169,16 +172,8 @@ impl Node {
     /// Whether a step must run even when no input changed (a global
     /// aggregate's first row).
     pub fn needs_first_step(&self) -> bool {
-        match self {
-            Node::Source(_) => false,
-            Node::Filter { input, .. }
-            | Node::Project { input, .. }
-            | Node::TopN { input, .. }
-            | Node::GroupTopN { input, .. } => input.needs_first_step(),
-            Node::Aggregate { input, op } => op.needs_first_step() || input.needs_first_step(),
-            Node::Join { left, right, .. } => left.needs_first_step() || right.needs_first_step(),
-            Node::Union { inputs, .. } => inputs.iter().any(Node::needs_first_step),
-        }
+        let own = matches!(self, Node::Aggregate { op, .. } if op.needs_first_step());
+        own || self.children().into_iter().any(Node::needs_first_step)
     }
 
     pub fn schema(&self) -> SchemaRef {
