@@ -10,8 +10,11 @@
 #   - views: a single INSERT's cost with a GROUP BY view at 1M and 10M events
 #     of history, COPY with 0/1/5/10 views, commit-to-visible p50/p99 at
 #     10,000 events/s; PostgreSQL's REFRESH MATERIALIZED VIEW and a
-#     transition-table trigger keeping the same aggregate.
-# Usage: benches/compare.sh [wire|tables|views] [criterion filter]
+#     transition-table trigger keeping the same aggregate;
+#   - nexmark: Nexmark q0-q5 as continuous views, 1M generated events COPYed
+#     per query into a fresh server: events/s and events per server CPU-second,
+#     against the same ingest with no view (Strata only).
+# Usage: benches/compare.sh [wire|tables|views|nexmark] [criterion filter]
 # PostgreSQL runs with default settings (fsync on, synchronous_commit on) in a
 # throwaway cluster on a loopback port. Needs root or a user that may install
 # packages if PostgreSQL 15 is missing.
@@ -43,11 +46,13 @@ echo "physical bound for 8 clients (clients / fsync latency): $(awk "BEGIN {prin
 "${run_as[@]}" "$pg_bin/pg_ctl" -D "$work/pg" -o "-p $port -k $work -c listen_addresses=127.0.0.1" -l "$work/pg.log" -w start >/dev/null
 echo "== PostgreSQL $("$pg_bin/postgres" --version | awk '{print $3}') on 127.0.0.1:$port (default settings)"
 
-# Which benches: `wire`, `tables`, `views` or all of them (the default); the
-# rest of the arguments go to criterion (a filter such as `insert_8_clients`).
-benches=(--bench wire --bench tables --bench views)
+# Which benches: `wire`, `tables`, `views`, `nexmark` or all of them (the
+# default); the rest of the arguments go to criterion (a filter such as
+# `insert_8_clients`; nexmark reads it too: `nexmark q5` runs q5 and the
+# no-view baseline).
+benches=(--bench wire --bench tables --bench views --bench nexmark)
 case "${1:-}" in
-  wire|tables|views) benches=(--bench "$1"); shift ;;
+  wire|tables|views|nexmark) benches=(--bench "$1"); shift ;;
 esac
 STRATA_BENCH_PG="host=127.0.0.1 port=$port user=postgres dbname=postgres" \
   cargo bench "${benches[@]}" -- "$@" 2>&1 | grep --line-buffered -vE '^\s*$|Warming up|Collecting|Analyzing|Benchmarking .*: (Warming|Collecting|Analyzing)|^\s+Compiling'
