@@ -85,6 +85,11 @@ async fn history_older_than_retention_is_dropped_or_folded() {
         assert_eq!(code, "22023", "{sql}: {message}");
         assert!(message.contains("keeps no history before offset"), "{message}");
     }
+    // Changes after an offset whose successors were dropped would be
+    // incomplete (a subscriber or a view catching up): refused the same way.
+    let (code, message) = sqlstate(&client, &format!("SELECT * FROM changes('clicks', {created})")).await;
+    assert_eq!(code, "22023", "{message}");
+    assert!(message.contains("keeps no changes before offset"), "{message}");
 
     // With a longer retention, new history accumulates after the fold, and
     // the whole picture survives kill -9.

@@ -243,6 +243,16 @@ fn resolve(
                         .cloned()
                         .ok_or_else(|| Error::UndefinedRelation(def.name.clone()))?;
                     views.install(existing, (**runtime).clone()).map_err(|source| view_error(&def.name, source))?;
+                    // Rows the recomputation at start corrects.
+                    if let Some(output) = output
+                        && let Some(written) = views
+                            .write(def.id, output.clone(), offset)
+                            .map_err(|source| view_error(&def.name, source))?
+                    {
+                        let entry = log_view_write(&mut state.tables, written, first_offset, offset, ts)?;
+                        offset = Offset(offset.0 + entry.event_count());
+                        entries.push(entry);
+                    }
                     continue;
                 }
                 if let Some(existing) = state.catalog.get(&def.name).cloned() {

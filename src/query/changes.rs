@@ -46,8 +46,24 @@ impl TableFunctionImpl for ChangesFunction {
         if args.len() > 3 {
             return Err(usage());
         }
-        let range = ChangeRange { after: offset(1)?.unwrap_or(Offset::ZERO), upto: offset(2)? };
+        let after = offset(1)?;
+        let range = ChangeRange { after: after.unwrap_or(Offset::ZERO), upto: offset(2)? };
         let def = self.log.relation(&name).ok_or_else(|| Error::UndefinedRelation(name).into_datafusion())?;
+        // Changes after an offset whose successors retention removed would
+        // silently miss them (a subscriber resuming, a view catching up).
+        if let (Some(after), Some(start)) = (after, self.log.history_start(def.id))
+            && after.0 + 1 < start.offset.0
+        {
+            return Err(Error::InvalidParameterValue(format!(
+                "{} \"{}\" keeps no changes before offset {}: older history was removed by its retention, so the \
+                 changes after offset {} are incomplete",
+                def.noun(),
+                def.name,
+                start.offset.0,
+                after.0
+            ))
+            .into_datafusion());
+        }
         Ok(Arc::new(RelationTable::changes(self.log.clone(), def, range)))
     }
 }

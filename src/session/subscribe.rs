@@ -21,11 +21,19 @@ use crate::sql::subscribe::SubscribeSpec;
 /// The most offsets one read of a subscription covers, which bounds its memory.
 const SUBSCRIBE_OFFSETS_MAX: u64 = 100_000;
 
+/// Where a subscription's snapshot reads.
+enum Snapshot {
+    /// The log as it was when the subscription started.
+    At(crate::log::ReadView),
+    VersionAsOf(Offset),
+}
+
 pub struct Subscription {
     session: Session,
     def: std::sync::Arc<RelationDef>,
-    /// The snapshot still to send: rows as of this offset.
-    snapshot: Option<Option<Offset>>,
+    /// The snapshot still to send: the relation as the start point saw it
+    /// (the log as of the start, or `VERSION AS OF` the offset asked for).
+    snapshot: Option<Snapshot>,
     /// Every change up to this offset has been sent.
     after: Offset,
     commits: tokio::sync::watch::Receiver<u64>,
@@ -36,8 +44,15 @@ impl Subscription {
         let relation = &spec.relation;
         let def = session.db.log.relation(relation).ok_or_else(|| Error::UndefinedRelation(relation.to_string()))?;
         let commits = session.db.log.watch_commits();
-        let after = spec.as_of.map(Offset).unwrap_or_else(|| session.db.log.visible_offset());
-        let snapshot = spec.snapshot.then_some(spec.as_of.map(Offset));
+        // Changes start right after the snapshot's offset: nothing twice, nothing missed.
+        let (after, snapshot) = match spec.as_of {
+            Some(offset) => (Offset(offset), Snapshot::VersionAsOf(Offset(offset))),
+            None => {
+                let view = session.db.log.snapshot();
+                (view.offset, Snapshot::At(view))
+            }
+        };
+        let snapshot = spec.snapshot.then_some(snapshot);
         Ok(Subscription { session, def, snapshot, after, commits })
     }
 
@@ -60,13 +75,18 @@ impl Subscription {
             self.def.visible_positions().iter().map(|p| quote(&self.def.columns[*p].name)).collect();
         let name = quote(&self.def.name);
         // Taken only once sent: a cancelled `next` leaves it to send again.
-        if let Some(as_of) = self.snapshot {
-            let version = as_of.map(|o| format!(" VERSION AS OF {}", o.0)).unwrap_or_default();
+        if let Some(snapshot) = &self.snapshot {
+            let (version, view) = match snapshot {
+                Snapshot::VersionAsOf(offset) => {
+                    (format!(" VERSION AS OF {}", offset.0), self.session.db.log.snapshot())
+                }
+                Snapshot::At(view) => (String::new(), view.clone()),
+            };
             let sql = format!(
                 "SELECT _offset, _ts, CAST(1 AS BIGINT) AS _diff, {} FROM {name}{version} ORDER BY _offset",
                 columns.join(", ")
             );
-            let batches = self.run(&sql, self.after).await?;
+            let batches = self.run(&sql, view).await?;
             self.snapshot = None;
             if batches.iter().any(|b| b.num_rows() > 0) {
                 return Ok(batches);
@@ -82,7 +102,7 @@ impl Subscription {
                     self.def.name.replace('\'', "''"),
                     self.after.0
                 );
-                let batches = self.run(&sql, Offset(upto)).await?;
+                let batches = self.run(&sql, self.session.db.log.snapshot()).await?;
                 self.after = Offset(upto);
                 if batches.iter().any(|b| b.num_rows() > 0) {
                     return Ok(batches);
@@ -95,10 +115,8 @@ impl Subscription {
         }
     }
 
-    /// Runs `sql` reading at least through `through`.
-    async fn run(&self, sql: &str, through: Offset) -> Result<Vec<RecordBatch>> {
-        let view = self.session.db.log.snapshot();
-        debug_assert!(view.offset >= through || through == self.after);
+    /// Runs `sql` reading `view`.
+    async fn run(&self, sql: &str, view: crate::log::ReadView) -> Result<Vec<RecordBatch>> {
         let (state, statement) = self.session.prepare_at(parse_query(sql)?, false, view).await?;
         let plan = plan_statement(&state, statement, None).await?;
         let mut stream = DataFrame::new(state, plan).execute_stream().await.map_err(Error::from_datafusion)?;

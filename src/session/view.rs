@@ -88,15 +88,28 @@ impl Session {
         let (mut runtime, _) = self.compile_view(&def.name, &visible, query, &read).await?;
         let mut restored = false;
         if let Some(meta) = self.db.log.view_state(def.id).await {
+            // A damaged file stops the start (its checksum); a checkpoint of
+            // another shape (say, written by another version) is rebuilt.
             let bytes = self.db.log.read_view_state(&meta).await?;
-            if crate::view::checkpoint::load(&mut runtime.root, &bytes).map_err(view_error(&def.name))? {
-                self.catch_up(&def.name, &mut runtime, meta.through, &read).await?;
-                restored = true;
-                tracing::info!(view = %def.name, checkpoint = meta.through.0, "view operators loaded from checkpoint");
+            match crate::view::checkpoint::load(&mut runtime.root, &bytes) {
+                Ok(true) => {
+                    self.catch_up(&def.name, &mut runtime, meta.through, &read).await?;
+                    restored = true;
+                    tracing::info!(view = %def.name, checkpoint = meta.through.0, "view operators loaded from checkpoint");
+                }
+                Ok(false) => {}
+                Err(error) => {
+                    tracing::warn!(view = %def.name, path = %meta.path, %error, "view checkpoint unusable; rebuilding");
+                    runtime = self.compile_view(&def.name, &visible, query, &read).await?.0;
+                }
             }
         }
+        let mut correction = None;
         if !restored {
-            self.backfill(&def.name, &mut runtime, &read).await?;
+            let result = self.backfill(&def.name, &mut runtime, &read).await?;
+            if def.row_id().is_some() {
+                correction = self.correction(&def, result, &read).await?;
+            }
         }
         let mut sink = Sink::new(def.clone()).map_err(view_error(&def.name))?;
         if def.row_id().is_some() {
@@ -110,13 +123,42 @@ impl Session {
             def: Box::new(RelationDef::clone(&def)),
             runtime: Box::new(runtime),
             through: read.offset,
-            output: None,
+            output: correction,
             restore: true,
             if_not_exists: false,
             replace: false,
         };
         self.db.log.commit(vec![change]).await?;
         Ok(())
+    }
+
+    /// What turns a keyed view's stored rows into `result`, its query
+    /// recomputed at start; `None` when they agree. They differ only when
+    /// the recomputation cannot see what the maintenance saw: float sums
+    /// added in another order, or input history retention removed.
+    async fn correction(&self, def: &RelationDef, result: Delta, read: &ReadView) -> Result<Option<Delta>> {
+        let visible = def.visible_positions();
+        let schema = result.rows.schema();
+        let mut parts = vec![result];
+        let mut stored = self.read_rows(def, read, None).await?;
+        while let Some(batch) = stored.next().await {
+            let batch = batch?;
+            let columns = visible.iter().map(|p| batch.column(*p).clone()).collect();
+            let rows =
+                crate::view::dataflow::batch(&schema, columns, batch.num_rows()).map_err(view_error(&def.name))?;
+            let minus = datafusion::arrow::array::Int64Array::from(vec![-1; rows.num_rows()]);
+            parts.push(Delta::new(rows, minus));
+        }
+        let difference = Delta::concat(parts, &schema)?.consolidate()?;
+        if difference.is_empty() {
+            return Ok(None);
+        }
+        tracing::warn!(
+            view = %def.name,
+            rows = difference.len(),
+            "the view's stored rows differ from its query recomputed at start; logging the correction"
+        );
+        Ok(Some(difference))
     }
 
     /// Plans `sql` as of `read` and compiles it; the definition of the view

@@ -509,7 +509,8 @@ fn value(spec: &AggSpec, acc: &Acc) -> Result<ScalarValue> {
             (Num::Float(v), _, _) => ScalarValue::Float64(Some(*v / *n as f64)),
             (Num::Int(v), DataType::Decimal128(p, s), DataType::Decimal128(_, input_scale)) => {
                 let shift = 10i128.pow((*s - *input_scale).max(0) as u32);
-                ScalarValue::Decimal128(Some(*v * shift / *n as i128), *p, *s)
+                let scaled = v.checked_mul(shift).ok_or_else(|| ViewError::Overflow("avg".into()))?;
+                ScalarValue::Decimal128(Some(scaled / *n as i128), *p, *s)
             }
             (Num::Int(v), _, _) => ScalarValue::Float64(Some(*v as f64 / *n as f64)),
         },

@@ -140,6 +140,9 @@ impl Compiler<'_> {
                     return Err(ViewError::limit_without_order());
                 }
                 let name = scan.table_name.table();
+                if scan.table_name.schema().is_some_and(|schema| schema != crate::database::SCHEMA_NAME) {
+                    return Err(ViewError::Unsupported(format!("reading {} (a system relation)", scan.table_name)));
+                }
                 let def = self.catalog.get(name).ok_or_else(|| {
                     ViewError::Unsupported(format!("reading \"{name}\" (not a stream, table or view)"))
                 })?;

@@ -217,6 +217,13 @@ impl Source {
 /// A batch of `columns` under `schema` (names and nullability from the plan;
 /// a column of another type is cast).
 pub fn batch(schema: &SchemaRef, columns: Vec<ArrayRef>, rows: usize) -> Result<RecordBatch> {
+    if columns.len() != schema.fields().len() {
+        return Err(ViewError::internal(&format!(
+            "{} columns where the view's plan has {}",
+            columns.len(),
+            schema.fields().len()
+        )));
+    }
     let columns = columns
         .into_iter()
         .zip(schema.fields())
