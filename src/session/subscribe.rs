@@ -72,8 +72,8 @@ impl Subscription {
     /// The next rows to send, waiting for commits when there are none.
     pub async fn next(&mut self) -> Result<Vec<RecordBatch>> {
         let columns: Vec<String> =
-            self.def.visible_positions().iter().map(|p| quote(&self.def.columns[*p].name)).collect();
-        let name = quote(&self.def.name);
+            self.def.visible_positions().iter().map(|p| crate::sql::as_of::quote(&self.def.columns[*p].name)).collect();
+        let name = crate::sql::as_of::quote(&self.def.name);
         // Taken only once sent: a cancelled `next` leaves it to send again.
         if let Some(snapshot) = &self.snapshot {
             let (version, view) = match snapshot {
@@ -126,10 +126,6 @@ impl Subscription {
         }
         Ok(batches)
     }
-}
-
-fn quote(name: &str) -> String {
-    format!("\"{}\"", name.replace('"', "\"\""))
 }
 
 /// A `DECLARE … CURSOR FOR SUBSCRIBE` cursor: its subscription and the rows

@@ -282,13 +282,14 @@ impl Session {
         read: &ReadView,
         after: Option<Offset>,
     ) -> Result<impl futures::Stream<Item = Result<RecordBatch>> + use<>> {
-        let mut columns: Vec<String> = def.full_schema().fields().iter().map(|f| quote(f.name())).collect();
+        let mut columns: Vec<String> =
+            def.full_schema().fields().iter().map(|f| crate::sql::as_of::quote(f.name())).collect();
         let source = match after {
             Some(after) => {
                 columns.push("_diff".into());
                 format!("changes('{}', {}, {})", def.name.replace('\'', "''"), after.0, read.offset.0)
             }
-            None => quote(&def.name),
+            None => crate::sql::as_of::quote(&def.name),
         };
         let sql = format!("SELECT {} FROM {source}", columns.join(", "));
         let (state, statement) = self.prepare_at(parse_query(&sql)?, false, read.clone()).await?;
@@ -327,10 +328,6 @@ impl Drop for Progress<'_> {
 
 fn output_schema(runtime: &ViewRuntime) -> datafusion::arrow::datatypes::SchemaRef {
     runtime.root.schema()
-}
-
-fn quote(name: &str) -> String {
-    format!("\"{}\"", name.replace('"', "\"\""))
 }
 
 fn view_error(name: &str) -> impl Fn(crate::view::ViewError) -> Error + '_ {

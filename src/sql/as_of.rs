@@ -212,7 +212,8 @@ fn derived(subquery: &str, alias: TableAlias) -> Result<TableFactor> {
     Ok(from.relation)
 }
 
-fn quote(name: &str) -> String {
+/// `name` as a quoted SQL identifier.
+pub fn quote(name: &str) -> String {
     format!("\"{}\"", name.replace('"', "\"\""))
 }
 
