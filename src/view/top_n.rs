@@ -92,22 +92,11 @@ impl TopN {
     }
 
     pub fn save(&self, out: &mut super::checkpoint::Encoder) {
-        out.u64(self.rows.len() as u64);
-        for ((key, row), count) in &self.rows {
-            out.bytes(key);
-            out.bytes(row);
-            out.i64(*count);
-        }
+        save_ordered(&self.rows, out);
     }
 
     pub fn load(&mut self, input: &mut super::checkpoint::Decoder) -> Result<()> {
-        let mut rows = imbl::OrdMap::new();
-        for _ in 0..input.count()? {
-            let key = input.bytes()?;
-            let row = input.bytes()?;
-            rows.insert((key, row), input.i64()?);
-        }
-        self.rows = rows;
+        self.rows = load_ordered(input)?;
         Ok(())
     }
 }
@@ -148,6 +137,26 @@ fn trim(rows: &mut Ordered, keep: usize) {
         let (kept, _, _) = rows.split_lookup(&cut);
         *rows = kept;
     }
+}
+
+/// Ordered rows in a checkpoint: a count, then (sort key, row, multiplicity) each.
+fn save_ordered(rows: &Ordered, out: &mut super::checkpoint::Encoder) {
+    out.u64(rows.len() as u64);
+    for ((key, row), count) in rows {
+        out.bytes(key);
+        out.bytes(row);
+        out.i64(*count);
+    }
+}
+
+fn load_ordered(input: &mut super::checkpoint::Decoder) -> Result<Ordered> {
+    let mut rows = Ordered::new();
+    for _ in 0..input.count()? {
+        let key = input.bytes()?;
+        let row = input.bytes()?;
+        rows.insert((key, row), input.i64()?);
+    }
+    Ok(rows)
 }
 
 fn apply(rows: &mut Ordered, entry: (RowKey, RowKey), diff: i64) {
@@ -271,12 +280,7 @@ impl GroupTopN {
         out.u64(self.partitions.len() as u64);
         for (partition, rows) in &self.partitions {
             out.bytes(partition);
-            out.u64(rows.len() as u64);
-            for ((key, row), count) in rows {
-                out.bytes(key);
-                out.bytes(row);
-                out.i64(*count);
-            }
+            save_ordered(rows, out);
         }
     }
 
@@ -284,13 +288,7 @@ impl GroupTopN {
         let mut partitions = imbl::HashMap::new();
         for _ in 0..input.count()? {
             let partition = input.bytes()?;
-            let mut rows = Ordered::new();
-            for _ in 0..input.count()? {
-                let key = input.bytes()?;
-                let row = input.bytes()?;
-                rows.insert((key, row), input.i64()?);
-            }
-            partitions.insert(partition, rows);
+            partitions.insert(partition, load_ordered(input)?);
         }
         self.partitions = partitions;
         Ok(())
