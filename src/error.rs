@@ -50,6 +50,9 @@ pub enum Error {
     ProgramLimitExceeded(String),
     #[error("{0}")]
     BadCopyFile(String),
+    /// Input bytes that are not UTF-8 (or a NUL byte).
+    #[error("{0}")]
+    CharacterNotInRepertoire(String),
     #[error("cursor \"{0}\" does not exist")]
     UndefinedCursor(String),
     #[error("cursor \"{0}\" already exists")]

@@ -155,6 +155,69 @@ async fn copy_from_stdin_is_atomic() {
     assert_eq!(row.get::<_, String>(2), "name, 0");
 }
 
+/// Sends `data` as one COPY, one CopyData message per `piece` bytes.
+async fn copy_in_pieces(
+    client: &tokio_postgres::Client,
+    sql: &str,
+    data: &[u8],
+    piece: usize,
+) -> Result<u64, tokio_postgres::Error> {
+    let sink = client.copy_in(sql).await?;
+    let mut sink = std::pin::pin!(sink);
+    for chunk in data.chunks(piece) {
+        sink.send(bytes::Bytes::copy_from_slice(chunk)).await?;
+    }
+    sink.finish().await
+}
+
+/// PostgreSQL's text and CSV formats, read the same whatever the message
+/// boundaries: escapes, quotes, records spanning lines, bad bytes.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn copy_formats_read_as_postgresql_does() {
+    let server = common::Server::start(&common::fresh_data_dir("wire-copy-formats"));
+    let client = server.client().await;
+    client.batch_execute("CREATE STREAM f (n INT NOT NULL, a TEXT, b TEXT)").await.unwrap();
+    // Text: \t \n \\ octal, hex, an escaped delimiter, \N, an escaped newline.
+    let text = b"1\ta\\tb\t\\N\n2\t\\101\\x42\\\\\tx\\\ty\n3\tline\\\nbreak\t\n\\.\n";
+    // CSV: quoted delimiters, doubled quotes, a quoted newline, NULL vs "".
+    let csv = b"4,\"a,b\",\n5,\"say \"\"hi\"\"\",\"\"\n6,\"two\nlines\",x\"y\"z\n";
+    // CSV with ESCAPE '\\': \" inside quotes is a quote.
+    let escaped = b"7,\"a\\\"b\",c\n";
+    let expected = [
+        (1, Some("a\tb"), None),
+        (2, Some("AB\\"), Some("x\ty")),
+        (3, Some("line\nbreak"), Some("")),
+        (4, Some("a,b"), None),
+        (5, Some("say \"hi\""), Some("")),
+        (6, Some("two\nlines"), Some("xyz")),
+        (7, Some("a\"b"), Some("c")),
+    ];
+    let expected: Vec<_> = expected.iter().map(|(n, a, b)| (*n, a.map(String::from), b.map(String::from))).collect();
+    for piece in [1, 7, 4096] {
+        assert_eq!(copy_in_pieces(&client, "COPY f FROM STDIN", text, piece).await.unwrap(), 3);
+        assert_eq!(copy_in_pieces(&client, "COPY f FROM STDIN (FORMAT csv)", csv, piece).await.unwrap(), 3);
+        let sql = "COPY f FROM STDIN (FORMAT csv, ESCAPE '\\')";
+        assert_eq!(copy_in_pieces(&client, sql, escaped, piece).await.unwrap(), 1);
+        let sql = "SELECT n, a, b FROM f WHERE _offset > current_offset() - 7 ORDER BY n";
+        let rows = client.query(sql, &[]).await.unwrap();
+        let seen: Vec<(i32, Option<String>, Option<String>)> =
+            rows.iter().map(|r| (r.get(0), r.get(1), r.get(2))).collect();
+        assert_eq!(seen, expected, "in messages of {piece} bytes");
+    }
+
+    let before: i64 = client.query_one("SELECT count(*) FROM f", &[]).await.unwrap().get(0);
+    let error = copy_in_pieces(&client, "COPY f FROM STDIN", b"8\tok\t\n9\tbad \xff\t\n", 3).await.unwrap_err();
+    let message = error.as_db_error().expect("a server error").message().to_string();
+    assert_eq!(error.code(), Some(&SqlState::CHARACTER_NOT_IN_REPERTOIRE), "{message}");
+    assert!(message.contains("line 2") && message.contains("column a"), "{message}");
+    let error = copy_in_pieces(&client, "COPY f FROM STDIN (FORMAT csv)", b"10,\"open\n", 64).await.unwrap_err();
+    assert_eq!(error.code(), Some(&SqlState::BAD_COPY_FILE_FORMAT), "{error:?}");
+    let error = copy_in_pieces(&client, "COPY f FROM STDIN", b"11\ta\n", 64).await.unwrap_err();
+    assert_eq!(error.code(), Some(&SqlState::BAD_COPY_FILE_FORMAT), "{error:?}");
+    let after: i64 = client.query_one("SELECT count(*) FROM f", &[]).await.unwrap().get(0);
+    assert_eq!(after, before, "a rejected COPY appends nothing");
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn table_updates_and_deletes_take_parameters() {
     let server = common::Server::start(&common::fresh_data_dir("wire-table-params"));

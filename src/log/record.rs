@@ -67,6 +67,15 @@ impl CommitRecord {
         Offset(self.first_offset.0 + self.event_count() - 1)
     }
 
+    /// About how many bytes [`CommitRecord::encode`] writes, to reserve them at once.
+    pub fn encoded_bytes_estimate(&self) -> usize {
+        let rows = |entry: &Entry| match entry {
+            Entry::Append { rows, .. } => rows.get_array_memory_size(),
+            _ => 0,
+        };
+        64 + self.entries.iter().map(|entry| 64 + rows(entry)).sum::<usize>()
+    }
+
     pub fn encode(&self, out: &mut Vec<u8>) -> Result<()> {
         out.push(RECORD_KIND_COMMIT);
         out.extend_from_slice(&self.first_offset.0.to_le_bytes());
@@ -96,7 +105,7 @@ impl CommitRecord {
                 Entry::Append { relation, rows } => {
                     out.push(ENTRY_APPEND);
                     out.extend_from_slice(&relation.0.to_le_bytes());
-                    put_bytes(out, &encode_batch(rows)?);
+                    encode_batch(rows, out)?;
                 }
             }
         }
@@ -154,13 +163,18 @@ fn put_bytes(out: &mut Vec<u8>, bytes: &[u8]) {
     out.extend_from_slice(bytes);
 }
 
-fn encode_batch(batch: &RecordBatch) -> Result<Vec<u8>> {
-    let mut buffer = Vec::new();
-    let mut writer = StreamWriter::try_new(&mut buffer, &batch.schema())?;
+/// Appends the batch as a length-prefixed Arrow IPC stream (as `put_bytes`
+/// would), written in place.
+fn encode_batch(batch: &RecordBatch, out: &mut Vec<u8>) -> Result<()> {
+    let len_at = out.len();
+    out.extend_from_slice(&0u64.to_le_bytes());
+    let mut writer = StreamWriter::try_new(&mut *out, &batch.schema())?;
     writer.write(batch)?;
     writer.finish()?;
     drop(writer);
-    Ok(buffer)
+    let len = (out.len() - len_at - 8) as u64;
+    out[len_at..len_at + 8].copy_from_slice(&len.to_le_bytes());
+    Ok(())
 }
 
 fn decode_batch(bytes: &[u8]) -> Result<RecordBatch> {

@@ -12,12 +12,40 @@ use super::{Error, Result};
 const MAGIC: &[u8; 8] = b"STRWAL01";
 const FRAME_HEADER_BYTES: usize = 8;
 
-pub fn frame(payload: &[u8], out: &mut Vec<u8>) {
-    let len = (payload.len() as u32).to_le_bytes();
-    let crc = crc32c::crc32c_append(crc32c::crc32c(&len), payload);
-    out.extend_from_slice(&len);
-    out.extend_from_slice(&crc.to_le_bytes());
-    out.extend_from_slice(payload);
+#[cfg(test)]
+fn frame(payload: &[u8], out: &mut Vec<u8>) {
+    append_frame(out, u64::MAX, |out| {
+        out.extend_from_slice(payload);
+        Ok(())
+    })
+    .expect("in-memory framing");
+}
+
+/// Appends one frame to `out` whose payload `write_payload` writes in place
+/// (a commit of a million rows is not copied into a frame afterwards). On
+/// error, or if the payload passes `payload_bytes_max`, `out` is left as it
+/// was; the error for the latter is [`Error::CommitTooLarge`].
+pub fn append_frame(
+    out: &mut Vec<u8>,
+    payload_bytes_max: u64,
+    write_payload: impl FnOnce(&mut Vec<u8>) -> Result<()>,
+) -> Result<()> {
+    let start = out.len();
+    out.extend_from_slice(&[0; FRAME_HEADER_BYTES]);
+    if let Err(error) = write_payload(out) {
+        out.truncate(start);
+        return Err(error);
+    }
+    let payload_len = out.len() - start - FRAME_HEADER_BYTES;
+    if payload_len as u64 > payload_bytes_max.min(u32::MAX as u64) {
+        out.truncate(start);
+        return Err(Error::CommitTooLarge { bytes: payload_len as u64, max: payload_bytes_max });
+    }
+    let len = (payload_len as u32).to_le_bytes();
+    let crc = crc32c::crc32c_append(crc32c::crc32c(&len), &out[start + FRAME_HEADER_BYTES..]);
+    out[start..start + 4].copy_from_slice(&len);
+    out[start + 4..start + FRAME_HEADER_BYTES].copy_from_slice(&crc.to_le_bytes());
+    Ok(())
 }
 
 fn file_path(dir: &Path, first_offset: u64) -> PathBuf {

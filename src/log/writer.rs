@@ -121,17 +121,11 @@ impl Writer {
                 }
             };
             let record = CommitRecord { first_offset: next_offset, ts, entries };
-            let mut payload = Vec::new();
-            if let Err(error) = record.encode(&mut payload) {
+            frames.reserve(record.encoded_bytes_estimate());
+            if let Err(error) = wal::append_frame(&mut frames, self.record_bytes_max, |out| record.encode(out)) {
                 let _ = request.reply.send(Err(error));
                 continue;
             }
-            if payload.len() as u64 > self.record_bytes_max {
-                let bytes = payload.len() as u64;
-                let _ = request.reply.send(Err(Error::CommitTooLarge { bytes, max: self.record_bytes_max }));
-                continue;
-            }
-            wal::frame(&payload, &mut frames);
             state = trial;
             views = trial_views;
             note_changes(&mut changed_at, &record);

@@ -47,6 +47,7 @@ fn sqlstate(error: &Error) -> &'static str {
         Error::TransactionAborted => "25P02",
         Error::ProgramLimitExceeded(_) => "54000",
         Error::BadCopyFile(_) => "22P04",
+        Error::CharacterNotInRepertoire(_) => "22021",
         Error::UndefinedCursor(_) => "34000",
         Error::DuplicateCursor(_) => "42P03",
         Error::Storage(storage) => match storage {

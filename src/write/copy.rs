@@ -4,11 +4,12 @@
 
 use std::sync::Arc;
 
-use datafusion::arrow::array::{ArrayRef, BinaryBuilder, StringArray};
+use datafusion::arrow::array::{ArrayRef, AsArray, BinaryBuilder, StringArray};
 use datafusion::arrow::compute::{CastOptions, cast_with_options};
 use datafusion::arrow::datatypes::DataType;
 use datafusion::arrow::record_batch::RecordBatch;
 
+use super::copy_fields::{FieldColumn, record_end, split_record};
 use super::{Limits, check_rows};
 use crate::catalog::{RelationDef, SqlType};
 use crate::error::{Error, Result};
@@ -44,8 +45,10 @@ impl CopyOptions {
     }
 }
 
-/// Rows handed to a parser this many at a time become one Arrow batch.
+/// Rows parsed are converted to one Arrow batch this many at a time, or
+/// sooner when their text passes `BATCH_TEXT_BYTES`.
 const ROWS_PER_BATCH: usize = 8192;
+const BATCH_TEXT_BYTES: usize = 64 << 20;
 
 /// An incoming COPY: raw bytes arrive in pieces and are parsed into batches.
 pub struct CopyIn {
@@ -57,7 +60,9 @@ pub struct CopyIn {
     options: CopyOptions,
     limits: Limits,
     buffered: Vec<u8>,
-    pending: Vec<Vec<Option<String>>>,
+    /// The fields of rows parsed but not yet converted, one column per target.
+    fields: Vec<FieldColumn>,
+    pending_rows: usize,
     batches: Vec<RecordBatch>,
     rows: usize,
     line: usize,
@@ -67,6 +72,7 @@ pub struct CopyIn {
 impl CopyIn {
     pub fn new(def: Arc<RelationDef>, targets: Vec<usize>, options: CopyOptions, limits: Limits) -> Result<CopyIn> {
         let defaults = LeftOutDefaults::plan(&def, &targets)?;
+        let fields = targets.iter().map(|_| FieldColumn::new()).collect();
         Ok(CopyIn {
             def,
             targets,
@@ -74,7 +80,8 @@ impl CopyIn {
             options,
             limits,
             buffered: Vec::new(),
-            pending: Vec::new(),
+            fields,
+            pending_rows: 0,
             batches: Vec::new(),
             rows: 0,
             line: 0,
@@ -93,54 +100,54 @@ impl CopyIn {
     /// Takes the next piece of input; complete records are parsed now so
     /// memory holds Arrow batches, not the raw text.
     pub fn push(&mut self, data: &[u8]) -> Result<()> {
-        self.buffered.extend_from_slice(data);
-        let parsed_up_to = self.parse_complete_records(false)?;
-        self.buffered.drain(..parsed_up_to);
-        let bytes = self.buffered.len() + self.batches.iter().map(|b| b.get_array_memory_size()).sum::<usize>();
-        self.limits.check_statement(self.rows, bytes)
+        if self.buffered.is_empty() {
+            // Parse straight from the message; keep only an incomplete last record.
+            let parsed_up_to = self.parse_complete_records(data, false)?;
+            self.buffered.extend_from_slice(&data[parsed_up_to..]);
+        } else {
+            let mut buffered = std::mem::take(&mut self.buffered);
+            buffered.extend_from_slice(data);
+            let parsed_up_to = self.parse_complete_records(&buffered, false)?;
+            buffered.drain(..parsed_up_to);
+            self.buffered = buffered;
+        }
+        let fields: usize = self.fields.iter().map(FieldColumn::bytes).sum();
+        let batches: usize = self.batches.iter().map(|b| b.get_array_memory_size()).sum();
+        self.limits.check_statement(self.rows, self.buffered.len() + fields + batches)
     }
 
     /// Parses what remains and returns every row, checked, in the relation's user schema.
     pub fn finish(mut self) -> Result<(Arc<RelationDef>, Vec<RecordBatch>, usize)> {
-        self.parse_complete_records(true)?;
+        let buffered = std::mem::take(&mut self.buffered);
+        self.parse_complete_records(&buffered, true)?;
         self.flush_pending()?;
         Ok((self.def, self.batches, self.rows))
     }
 
-    /// Parses whole records from the buffer; returns how many bytes were consumed.
-    fn parse_complete_records(&mut self, at_end: bool) -> Result<usize> {
+    /// Parses whole records from `input`; returns how many bytes were consumed.
+    fn parse_complete_records(&mut self, input: &[u8], at_end: bool) -> Result<usize> {
         let mut consumed = 0;
         loop {
-            let rest = &self.buffered[consumed..];
+            let rest = &input[consumed..];
             let Some((record_len, next)) = record_end(rest, &self.options, at_end) else {
                 break;
             };
-            let record = rest[..record_len].to_vec();
+            let record = &rest[..record_len];
             consumed += next;
             self.line += 1;
             if self.options.header && !self.header_skipped {
                 self.header_skipped = true;
                 continue;
             }
-            if self.options.format == CopyFormat::Text && record == b"\\." {
+            if record == b"\\." {
                 continue;
             }
-            let fields = match self.options.format {
-                CopyFormat::Text => split_text(&record, &self.options),
-                CopyFormat::Csv => split_csv(&record, &self.options),
-            }
-            .map_err(|reason| self.bad_line(reason))?;
-            if fields.len() != self.targets.len() {
-                let reason = if fields.len() < self.targets.len() {
-                    "missing data for a column"
-                } else {
-                    "extra data after last expected column"
-                };
-                return Err(self.bad_line(reason.to_string()));
-            }
-            self.pending.push(fields);
+            split_record(record, &self.options, &mut self.fields).map_err(|reason| self.bad_line(reason))?;
+            self.pending_rows += 1;
             self.rows += 1;
-            if self.pending.len() >= ROWS_PER_BATCH {
+            if self.pending_rows >= ROWS_PER_BATCH
+                || self.fields.iter().map(FieldColumn::bytes).sum::<usize>() >= BATCH_TEXT_BYTES
+            {
                 self.flush_pending()?;
             }
         }
@@ -152,18 +159,16 @@ impl CopyIn {
     }
 
     fn flush_pending(&mut self) -> Result<()> {
-        if self.pending.is_empty() {
+        if self.pending_rows == 0 {
             return Ok(());
         }
-        let rows = std::mem::take(&mut self.pending);
-        let first_line = self.line + 1 - rows.len();
-        let row_count = rows.len();
+        let row_count = std::mem::take(&mut self.pending_rows);
+        let first_line = self.line + 1 - row_count;
         let mut columns: Vec<ArrayRef> = Vec::with_capacity(self.def.columns.len());
         for (position, column) in self.def.columns.iter().enumerate() {
             let array = match self.targets.iter().position(|t| *t == position) {
                 Some(field) => {
-                    let texts: Vec<Option<&str>> = rows.iter().map(|r| r[field].as_deref()).collect();
-                    convert(&texts, &column.sql_type).map_err(|(row, value)| {
+                    let bad_value = |row: usize, value: String| {
                         Error::InvalidTextRepresentation(format!(
                             "invalid input syntax for type {}: \"{value}\" (COPY {}, line {}, column {})",
                             column.sql_type.sql_name(),
@@ -171,7 +176,16 @@ impl CopyIn {
                             first_line + row,
                             column.name
                         ))
-                    })?
+                    };
+                    let texts = self.fields[field].take_strings().map_err(|row| {
+                        Error::CharacterNotInRepertoire(format!(
+                            "invalid byte sequence for encoding \"UTF8\" (COPY {}, line {}, column {})",
+                            self.def.name,
+                            first_line + row,
+                            column.name
+                        ))
+                    })?;
+                    convert(texts, &column.sql_type).map_err(|(row, value)| bad_value(row, value))?
                 }
                 None => self.defaults.column(&self.def, position, row_count)?,
             };
@@ -195,7 +209,7 @@ impl CopyIn {
 }
 
 /// Converts text values to the column type; on failure, the row and value.
-fn convert(texts: &[Option<&str>], sql_type: &SqlType) -> Result<ArrayRef, (usize, String)> {
+fn convert(texts: StringArray, sql_type: &SqlType) -> Result<ArrayRef, (usize, String)> {
     if *sql_type == SqlType::Bytea {
         let mut builder = BinaryBuilder::new();
         for (row, text) in texts.iter().enumerate() {
@@ -206,14 +220,11 @@ fn convert(texts: &[Option<&str>], sql_type: &SqlType) -> Result<ArrayRef, (usiz
         }
         return Ok(Arc::new(builder.finish()));
     }
-    let normalized: Vec<Option<String>>;
-    let texts: &[Option<&str>] = if *sql_type == SqlType::Interval {
-        normalized = texts.iter().map(|t| t.map(normalize_interval)).collect();
-        &normalized.iter().map(|t| t.as_deref()).collect::<Vec<_>>()
+    let strings: ArrayRef = if *sql_type == SqlType::Interval {
+        Arc::new(texts.iter().map(|t| t.map(normalize_interval)).collect::<StringArray>())
     } else {
-        texts
+        Arc::new(texts)
     };
-    let strings: ArrayRef = Arc::new(StringArray::from(texts.to_vec()));
     let target = sql_type.arrow_type();
     if target == DataType::Utf8 {
         return Ok(strings);
@@ -223,9 +234,9 @@ fn convert(texts: &[Option<&str>], sql_type: &SqlType) -> Result<ArrayRef, (usiz
         Ok(array) => Ok(array),
         Err(_) => {
             // Find the first value that does not convert, to name it.
-            for (row, text) in texts.iter().enumerate() {
+            for (row, text) in strings.as_string::<i32>().iter().enumerate() {
                 if let Some(text) = text {
-                    let one: ArrayRef = Arc::new(StringArray::from(vec![*text]));
+                    let one: ArrayRef = Arc::new(StringArray::from(vec![text]));
                     if cast_with_options(&one, &target, &strict).is_err() {
                         return Err((row, text.to_string()));
                     }
@@ -233,133 +244,5 @@ fn convert(texts: &[Option<&str>], sql_type: &SqlType) -> Result<ArrayRef, (usiz
             }
             Err((0, String::new()))
         }
-    }
-}
-
-/// Where the first complete record in `bytes` ends: its length without the
-/// line terminator, and where the next record starts.
-fn record_end(bytes: &[u8], options: &CopyOptions, at_end: bool) -> Option<(usize, usize)> {
-    let mut in_quotes = false;
-    let mut i = 0;
-    while i < bytes.len() {
-        let byte = bytes[i];
-        if options.format == CopyFormat::Csv && byte == options.quote {
-            in_quotes = !in_quotes;
-        } else if options.format == CopyFormat::Text && byte == b'\\' {
-            i += 2;
-            continue;
-        } else if byte == b'\n' && !in_quotes {
-            let len = if i > 0 && bytes[i - 1] == b'\r' { i - 1 } else { i };
-            return Some((len, i + 1));
-        }
-        i += 1;
-    }
-    (at_end && !bytes.is_empty()).then_some((bytes.len(), bytes.len()))
-}
-
-fn split_text(record: &[u8], options: &CopyOptions) -> Result<Vec<Option<String>>, String> {
-    let mut fields = Vec::new();
-    for raw in record.split(|b| *b == options.delimiter) {
-        if raw == options.null.as_bytes() {
-            fields.push(None);
-            continue;
-        }
-        let mut out = Vec::with_capacity(raw.len());
-        let mut bytes = raw.iter().copied();
-        while let Some(b) = bytes.next() {
-            if b != b'\\' {
-                out.push(b);
-                continue;
-            }
-            match bytes.next() {
-                Some(b'n') => out.push(b'\n'),
-                Some(b't') => out.push(b'\t'),
-                Some(b'r') => out.push(b'\r'),
-                Some(b'b') => out.push(8),
-                Some(b'f') => out.push(12),
-                Some(b'v') => out.push(11),
-                Some(other) => out.push(other),
-                None => out.push(b'\\'),
-            }
-        }
-        fields.push(Some(String::from_utf8(out).map_err(|_| "invalid UTF-8".to_string())?));
-    }
-    Ok(fields)
-}
-
-fn split_csv(record: &[u8], options: &CopyOptions) -> Result<Vec<Option<String>>, String> {
-    let mut fields = Vec::new();
-    let mut field = Vec::new();
-    let mut quoted = false;
-    let mut was_quoted = false;
-    let mut i = 0;
-    while i < record.len() {
-        let byte = record[i];
-        if quoted {
-            if byte == options.escape && options.escape != options.quote && record.get(i + 1) == Some(&options.quote) {
-                field.push(options.quote);
-                i += 2;
-                continue;
-            }
-            if byte == options.quote {
-                if options.escape == options.quote && record.get(i + 1) == Some(&options.quote) {
-                    field.push(options.quote);
-                    i += 2;
-                    continue;
-                }
-                quoted = false;
-            } else {
-                field.push(byte);
-            }
-        } else if byte == options.quote {
-            quoted = true;
-            was_quoted = true;
-        } else if byte == options.delimiter {
-            fields.push(finish_csv_field(&mut field, was_quoted, options)?);
-            was_quoted = false;
-        } else {
-            field.push(byte);
-        }
-        i += 1;
-    }
-    if quoted {
-        return Err("unterminated CSV quoted field".into());
-    }
-    fields.push(finish_csv_field(&mut field, was_quoted, options)?);
-    Ok(fields)
-}
-
-/// In CSV an unquoted value equal to the NULL string is NULL; a quoted one never is.
-fn finish_csv_field(field: &mut Vec<u8>, was_quoted: bool, options: &CopyOptions) -> Result<Option<String>, String> {
-    let bytes = std::mem::take(field);
-    if !was_quoted && bytes == options.null.as_bytes() {
-        return Ok(None);
-    }
-    String::from_utf8(bytes).map(Some).map_err(|_| "invalid UTF-8".to_string())
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn csv_fields_handle_quotes_and_nulls() {
-        let options = CopyOptions::new(CopyFormat::Csv);
-        let fields = split_csv(br#"1,"a,b",,"""q""","""#, &options).unwrap();
-        assert_eq!(fields, vec![Some("1".into()), Some("a,b".into()), None, Some("\"q\"".into()), Some(String::new())]);
-    }
-
-    #[test]
-    fn text_fields_unescape() {
-        let options = CopyOptions::new(CopyFormat::Text);
-        let fields = split_text(b"a\\tb\t\\N\tc\\\\d", &options).unwrap();
-        assert_eq!(fields, vec![Some("a\tb".into()), None, Some("c\\d".into())]);
-    }
-
-    #[test]
-    fn csv_record_may_span_lines_inside_quotes() {
-        let options = CopyOptions::new(CopyFormat::Csv);
-        assert_eq!(record_end(b"1,\"x\ny\"\n2,z\n", &options, false), Some((7, 8)));
-        assert_eq!(record_end(b"1,\"x\ny", &options, false), None);
     }
 }
