@@ -153,7 +153,13 @@ impl Tails {
         // A change of retention leaves the columns as they are.
         for batch in data.tail.iter_mut().filter(|b| b.rows.schema().fields() != log_schema.fields()) {
             match super::layout::adapt(def, &batch.rows, before, &columns) {
-                Ok(rows) => batch.rows = rows,
+                Ok(rows) => {
+                    // Seals and drops subtract the size a batch has then:
+                    // count what the new layout holds, not what it replaced.
+                    self.tail_bytes.fetch_add(rows.get_array_memory_size(), Ordering::Relaxed);
+                    self.tail_bytes.fetch_sub(batch.rows.get_array_memory_size(), Ordering::Relaxed);
+                    batch.rows = rows;
+                }
                 // Every column comes from the batch or is filled: this cannot fail.
                 Err(error) => tracing::error!(%error, "could not lay out unsealed rows anew"),
             }
