@@ -326,6 +326,9 @@ pub fn system_fields() -> [Field; 2] {
 pub struct Catalog {
     by_name: BTreeMap<String, Arc<RelationDef>>,
     next_relation_id: u64,
+    /// Moves on with every change of a definition, so what was derived from
+    /// the catalog (a described statement) knows when it is out of date.
+    generation: u64,
 }
 
 impl Catalog {
@@ -345,6 +348,10 @@ impl Catalog {
         self.by_name.keys().cloned().collect()
     }
 
+    pub fn generation(&self) -> u64 {
+        self.generation
+    }
+
     pub fn allocate_id(&mut self) -> RelationId {
         self.next_relation_id += 1;
         RelationId(self.next_relation_id)
@@ -362,6 +369,7 @@ impl Catalog {
 
     pub fn insert(&mut self, relation: RelationDef) {
         self.next_relation_id = self.next_relation_id.max(relation.id.0);
+        self.generation += 1;
         self.by_name.insert(relation.name.clone(), Arc::new(relation));
     }
 
@@ -376,11 +384,13 @@ impl Catalog {
 
     /// Replaces relation `def.id`'s definition (same name).
     pub fn replace(&mut self, def: RelationDef) {
+        self.generation += 1;
         self.by_name.insert(def.name.clone(), Arc::new(def));
     }
 
     pub fn remove(&mut self, id: RelationId) -> Option<Arc<RelationDef>> {
         let name = self.by_id(id)?.name.clone();
+        self.generation += 1;
         self.by_name.remove(&name)
     }
 }

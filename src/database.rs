@@ -102,6 +102,11 @@ impl Database {
         &self.inner.config
     }
 
+    /// Moves on with every committed change of a relation's definition.
+    pub(crate) fn catalog_generation(&self) -> u64 {
+        self.inner.log.catalog().generation()
+    }
+
     /// Runs every statement in `sql` in a fresh session and returns the rows
     /// of the last one (empty for commands).
     pub async fn execute(&self, sql: &str) -> Result<Vec<RecordBatch>> {

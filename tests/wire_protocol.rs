@@ -155,6 +155,31 @@ async fn copy_from_stdin_is_atomic() {
     assert_eq!(row.get::<_, String>(2), "name, 0");
 }
 
+/// A statement text described again after DDL gets the new columns and
+/// types (a connection remembers what it described, per catalog version).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn statements_are_described_again_after_ddl() {
+    let server = common::Server::start(&common::fresh_data_dir("wire-described"));
+    let client = server.client().await;
+    client.batch_execute("CREATE TABLE t (id BIGINT PRIMARY KEY); INSERT INTO t VALUES (1)").await.unwrap();
+    let columns =
+        |rows: &[tokio_postgres::Row]| rows[0].columns().iter().map(|c| c.name().to_string()).collect::<Vec<_>>();
+    // Unnamed statements: every query below is parsed and described anew.
+    let rows = client.query("SELECT * FROM t", &[]).await.unwrap();
+    assert_eq!(columns(&rows), ["id"]);
+    client.batch_execute("ALTER TABLE t ADD COLUMN note TEXT DEFAULT 'x'").await.unwrap();
+    let rows = client.query("SELECT * FROM t", &[]).await.unwrap();
+    assert_eq!(columns(&rows), ["id", "note"]);
+    assert_eq!(rows[0].get::<_, String>(1), "x");
+    let inserted = client.execute("INSERT INTO t VALUES ($1, $2)", &[&2i64, &"y"]).await.unwrap();
+    assert_eq!(inserted, 1);
+    client.batch_execute("DROP TABLE t; CREATE TABLE t (id TEXT PRIMARY KEY, n INT)").await.unwrap();
+    client.execute("INSERT INTO t VALUES ($1, $2)", &[&"a", &3i32]).await.unwrap();
+    let rows = client.query("SELECT * FROM t", &[]).await.unwrap();
+    assert_eq!(columns(&rows), ["id", "n"]);
+    assert_eq!((rows[0].get::<_, String>(0), rows[0].get::<_, i32>(1)), ("a".to_string(), 3));
+}
+
 /// Sends `data` as one COPY, one CopyData message per `piece` bytes.
 async fn copy_in_pieces(
     client: &tokio_postgres::Client,

@@ -120,6 +120,10 @@ fn session_of<C: ClientInfo + ?Sized>(client: &C, db: &Database) -> Arc<Mutex<Se
     client.session_extensions().get_or_insert_with(|| Mutex::new(db.session()))
 }
 
+fn described_of<C: ClientInfo + ?Sized>(client: &C) -> Arc<std::sync::Mutex<Described>> {
+    client.session_extensions().get_or_insert_with(|| std::sync::Mutex::new(Described::default()))
+}
+
 fn copy_slot_of<C: ClientInfo + ?Sized>(client: &C) -> Arc<std::sync::Mutex<CopySlot>> {
     client.session_extensions().get_or_insert_with(|| std::sync::Mutex::new(CopySlot::default()))
 }
@@ -238,6 +242,29 @@ where
     }
 }
 
+/// The statements a connection described, by SQL text, each valid for one
+/// catalog generation (a DDL commit may change their types). Bounded: past
+/// `DESCRIBED_MAX` texts the cache starts over.
+#[derive(Default)]
+struct Described {
+    by_sql: HashMap<String, (u64, Prepared)>,
+}
+
+const DESCRIBED_MAX: usize = 256;
+
+impl Described {
+    fn get(&self, sql: &str, generation: u64) -> Option<Prepared> {
+        self.by_sql.get(sql).filter(|(at, _)| *at == generation).map(|(_, prepared)| prepared.clone())
+    }
+
+    fn put(&mut self, sql: &str, generation: u64, prepared: Prepared) {
+        if self.by_sql.len() >= DESCRIBED_MAX {
+            self.by_sql.clear();
+        }
+        self.by_sql.insert(sql.to_string(), (generation, prepared));
+    }
+}
+
 /// A statement prepared with Parse: its command, and what Describe reports.
 #[derive(Debug, Clone)]
 pub struct Prepared {
@@ -258,12 +285,51 @@ impl QueryParser for StatementParser {
     where
         C: ClientInfo + Unpin + Send + Sync,
     {
+        // Drivers send Parse again for each execution of an unnamed
+        // statement; describing it plans it, which would double the work.
+        let generation = self.db.catalog_generation();
+        let described = described_of(client);
+        if let Some(prepared) = described.lock().expect("described lock").get(sql, generation) {
+            return Ok(Some(prepared));
+        }
+        let prepared = self.describe(client, sql).await?;
+        if prepared.command.as_ref().is_some_and(|c| matches!(c, Command::Query(_) | Command::Modify { .. })) {
+            described.lock().expect("described lock").put(sql, generation, prepared.clone());
+        }
+        Ok(Some(prepared))
+    }
+
+    fn get_parameter_types(&self, statement: &Prepared) -> PgWireResult<Vec<Type>> {
+        statement
+            .parameter_types
+            .iter()
+            .map(|t| match t {
+                Some(data_type) => into_pg_type(data_type),
+                None => Ok(Type::UNKNOWN),
+            })
+            .collect()
+    }
+
+    fn get_result_schema(&self, statement: &Prepared, format: Option<&Format>) -> PgWireResult<Vec<FieldInfo>> {
+        match &statement.result_schema {
+            Some(schema) => fields(schema, format.unwrap_or(&Format::UnifiedText)),
+            None => Ok(vec![]),
+        }
+    }
+}
+
+impl StatementParser {
+    /// Parses `sql` and finds its parameter types and result columns.
+    async fn describe<C>(&self, client: &C, sql: &str) -> PgWireResult<Prepared>
+    where
+        C: ClientInfo + Unpin + Send + Sync,
+    {
         let mut commands = parse(sql).map_err(to_pgwire)?;
         if commands.len() > 1 {
             return Err(to_pgwire(Error::Syntax("cannot insert multiple commands into a prepared statement".into())));
         }
         let Some(command) = commands.pop() else {
-            return Ok(Some(Prepared { command: None, parameter_types: vec![], result_schema: None }));
+            return Ok(Prepared { command: None, parameter_types: vec![], result_schema: None });
         };
         let (parameter_types, result_schema) = match &command {
             Command::Query(statement) => {
@@ -306,25 +372,7 @@ impl QueryParser for StatementParser {
             }
             _ => (vec![], None),
         };
-        Ok(Some(Prepared { command: Some(command), parameter_types, result_schema }))
-    }
-
-    fn get_parameter_types(&self, statement: &Prepared) -> PgWireResult<Vec<Type>> {
-        statement
-            .parameter_types
-            .iter()
-            .map(|t| match t {
-                Some(data_type) => into_pg_type(data_type),
-                None => Ok(Type::UNKNOWN),
-            })
-            .collect()
-    }
-
-    fn get_result_schema(&self, statement: &Prepared, format: Option<&Format>) -> PgWireResult<Vec<FieldInfo>> {
-        match &statement.result_schema {
-            Some(schema) => fields(schema, format.unwrap_or(&Format::UnifiedText)),
-            None => Ok(vec![]),
-        }
+        Ok(Prepared { command: Some(command), parameter_types, result_schema })
     }
 }
 
