@@ -18,6 +18,7 @@ use crate::config::Config;
 use crate::error::{Error, Result};
 use crate::log::{Log, STORE_URL};
 use crate::query::RelationSchema;
+use crate::query::pg_class::PgCatalogWithViews;
 use crate::session::Session;
 use crate::write::Limits;
 
@@ -63,6 +64,9 @@ impl Database {
         let backfills = crate::view::Backfills::default();
         register_catalog_in(&context, CATALOG_NAME, &log, &backfills)?;
         setup_pg_catalog(&context, CATALOG_NAME, EmptyContextProvider).map_err(|e| Error::DataFusion(*e))?;
+        let catalog = context.catalog(CATALOG_NAME).ok_or_else(|| Error::Internal("no catalog".into()))?;
+        let pg_catalog = catalog.schema("pg_catalog").ok_or_else(|| Error::Internal("no pg_catalog".into()))?;
+        catalog.register_schema("pg_catalog", Arc::new(PgCatalogWithViews::new(pg_catalog, log.clone())))?;
         context.register_udf(version_udf());
         let changes = crate::query::changes::ChangesFunction { log: log.clone() };
         context.register_udtf(crate::query::changes::CHANGES_FUNCTION, Arc::new(changes));

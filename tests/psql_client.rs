@@ -69,6 +69,21 @@ fn quickstart_with_psql() {
         assert!(stdout.contains(column), "\\d shows {column}:\n{stdout}");
     }
 
+    // A continuous view is a materialized view to psql: in \dm, not \dt.
+    let sql = "CREATE MATERIALIZED VIEW per_url AS SELECT url, count(*) AS n FROM clicks GROUP BY url";
+    let (ok, _, stderr) = psql(&server, &["-c", sql]);
+    assert!(ok, "{stderr}");
+    let (ok, stdout, stderr) = psql(&server, &["-c", "\\dm"]);
+    assert!(ok, "{stderr}");
+    assert!(stdout.contains("per_url") && stdout.contains("materialized view"), "\\dm lists the view:\n{stdout}");
+    assert!(!stdout.contains("clicks"), "\\dm lists only views:\n{stdout}");
+    let (ok, stdout, stderr) = psql(&server, &["-c", "\\dt"]);
+    assert!(ok, "{stderr}");
+    assert!(stdout.contains("clicks") && !stdout.contains("per_url"), "\\dt lists no view:\n{stdout}");
+    let (ok, stdout, stderr) = psql(&server, &["-c", "\\d per_url"]);
+    assert!(ok, "{stderr}");
+    assert!(stdout.contains("Materialized view") && stdout.contains(" n "), "\\d describes the view:\n{stdout}");
+
     for meta in ["\\l", "\\dn"] {
         let (ok, _, stderr) = psql(&server, &["-c", meta]);
         assert!(ok, "{meta}: {stderr}");

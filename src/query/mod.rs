@@ -4,6 +4,7 @@
 pub mod as_of;
 pub mod changes;
 pub mod defaults;
+pub mod pg_class;
 mod provider;
 mod prune;
 mod schema;
