@@ -6,7 +6,8 @@
 //! run directly, as a multiset of rows in the server's own text. At the end
 //! every view read `VERSION AS OF` a remembered offset is still what it was
 //! then, and each view's change log integrates to its current result. Seeds
-//! are printed; `STRATA_TEST_SEED=<n>` replays one.
+//! are printed; `STRATA_TEST_SEED=<n>` replays one, `STRATA_TEST_SEED=<a>..<b>`
+//! runs seeds a to b-1 (for long runs by hand).
 
 mod common;
 
@@ -70,6 +71,7 @@ const VIEWS: &[(&str, &str)] = &[
         "SELECT * FROM (SELECT grp, id, amount, row_number() OVER (PARTITION BY grp ORDER BY amount DESC NULLS LAST, id) \
          AS rn FROM acct) t WHERE rn <= 2",
     ),
+    ("v_distinct_on", "SELECT DISTINCT ON (grp) grp, id, amount FROM acct ORDER BY grp, amount DESC NULLS LAST, id"),
     (
         "v_lists",
         "SELECT grp, string_agg(CAST(amount AS TEXT), ',' ORDER BY CAST(amount AS TEXT)) AS amounts FROM acct GROUP BY grp",
@@ -260,6 +262,11 @@ async fn write(client: &Client, sql: &str, context: &str) {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn random_histories_match_recomputation() {
     let seeds: Vec<u64> = match std::env::var("STRATA_TEST_SEED") {
+        Ok(range) if range.contains("..") => {
+            let (start, end) = range.split_once("..").expect("a range");
+            let number = |n: &str| n.parse::<u64>().expect("STRATA_TEST_SEED is <n> or <a>..<b>");
+            (number(start)..number(end)).collect()
+        }
         Ok(seed) => vec![seed.parse().expect("STRATA_TEST_SEED is a number")],
         Err(_) => vec![0x71e0_0001, 0x71e0_0002, 0x71e0_0003],
     };

@@ -174,7 +174,7 @@ impl Session {
         let (state, statement) = self.prepare_at(statement, false, read.clone()).await?;
         let plan = plan_statement(&state, statement, None).await?;
         check_deterministic(&plan).map_err(view_error(name))?;
-        let optimized = state.optimize(&plan).map_err(Error::from_datafusion)?;
+        let optimized = optimize_for_view(&state, &plan)?;
         let compiled = compile(&optimized, &read.catalog, &state).map_err(view_error(name))?;
         let mut schema = plan.schema().as_arrow().clone();
         if !names.is_empty() {
@@ -337,4 +337,18 @@ fn view_error(name: &str) -> impl Fn(crate::view::ViewError) -> Error + '_ {
         }
         source => Error::Storage(crate::log::Error::View { view: name.to_string(), source }),
     }
+}
+
+/// DataFusion's optimizer without the rule that turns `DISTINCT [ON]` into
+/// aggregates: `DISTINCT ON` becomes `first_value(… ORDER BY …)`, which an
+/// incremental view cannot keep, while the view compiler keeps it as a
+/// per-group top-1 (right again when that first row is deleted).
+fn optimize_for_view(
+    state: &datafusion::execution::SessionState,
+    plan: &datafusion::logical_expr::LogicalPlan,
+) -> Result<datafusion::logical_expr::LogicalPlan> {
+    let rules = state.optimizer().rules.iter().filter(|r| r.name() != "replace_distinct_aggregate").cloned().collect();
+    datafusion::optimizer::Optimizer::with_rules(rules)
+        .optimize(plan.clone(), state, |_, _| {})
+        .map_err(Error::from_datafusion)
 }

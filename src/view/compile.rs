@@ -205,7 +205,7 @@ impl Compiler<'_> {
                 let op = Aggregate::new(group_exprs, types, Vec::new(), schema, false)?;
                 (Node::Aggregate { input: Box::new(node), op }, false)
             }
-            LogicalPlan::Distinct(Distinct::On(_)) => return Err(ViewError::Unsupported("DISTINCT ON".into())),
+            LogicalPlan::Distinct(Distinct::On(on)) => self.distinct_on(on)?,
             LogicalPlan::Join(join) => {
                 use super::join::JoinOutput;
                 let (output, swapped) = match join.join_type {
@@ -287,6 +287,49 @@ impl Compiler<'_> {
                 return Err(ViewError::Unsupported(name));
             }
         })
+    }
+
+    /// `SELECT DISTINCT ON (k, …) … ORDER BY k, …, o, …`: the first row of
+    /// each group in that order (a per-group top-1), then the select list.
+    /// Without an ORDER BY the row kept is arbitrary, which a view that
+    /// must equal its query cannot be.
+    fn distinct_on(&mut self, on: &datafusion::logical_expr::DistinctOn) -> Result<(Node, bool)> {
+        let Some(order) = &on.sort_expr else {
+            return Err(ViewError::Unsupported("DISTINCT ON without ORDER BY (it keeps an arbitrary row)".into()));
+        };
+        let (input, append_only) = self.node(&on.input)?;
+        let schema = on.input.schema();
+        let mut partition_exprs = Vec::new();
+        let mut partition_fields = Vec::new();
+        for expr in &on.on_expr {
+            partition_exprs.push(self.physical(expr, schema)?);
+            partition_fields.push(SortField::new(expr.get_type(schema)?));
+        }
+        let mut sort_exprs = Vec::new();
+        let mut sort_fields = Vec::new();
+        for sort in order {
+            sort_exprs.push(self.physical(&sort.expr, schema)?);
+            let options =
+                datafusion::arrow::compute::SortOptions { descending: !sort.asc, nulls_first: sort.nulls_first };
+            sort_fields.push(SortField::new_with_options(sort.expr.get_type(schema)?, options));
+        }
+        // The top-1's rows: the input's columns, then the row number (1).
+        let input_schema = input.schema();
+        let mut fields: Vec<Field> = input_schema.fields().iter().map(|f| f.as_ref().clone()).collect();
+        fields.push(Field::new("__strata_row_number", datafusion::arrow::datatypes::DataType::UInt64, true));
+        let op = super::top_n::GroupTopN::new(
+            partition_exprs,
+            partition_fields,
+            sort_exprs,
+            sort_fields,
+            &input_schema,
+            1,
+            append_only,
+            nullable(&Schema::new(fields)),
+        )?;
+        let top = Node::GroupTopN { input: Box::new(input), op };
+        let exprs = on.select_expr.iter().map(|e| self.physical(e, schema)).collect::<Result<_>>()?;
+        Ok((Node::Project { input: Box::new(top), exprs, schema: nullable(on.schema.as_arrow()) }, false))
     }
 
     /// `row_number() OVER (PARTITION BY … ORDER BY …) <= n` (or `< n`)
