@@ -202,8 +202,9 @@ async fn copy_formats_read_as_postgresql_does() {
     let server = common::Server::start(&common::fresh_data_dir("wire-copy-formats"));
     let client = server.client().await;
     client.batch_execute("CREATE STREAM f (n INT NOT NULL, a TEXT, b TEXT)").await.unwrap();
-    // Text: \t \n \\ octal, hex, an escaped delimiter, \N, an escaped newline.
-    let text = b"1\ta\\tb\t\\N\n2\t\\101\\x42\\\\\tx\\\ty\n3\tline\\\nbreak\t\n\\.\n";
+    // Text: \t \n \\ octal, hex, an escaped delimiter, \N, an escaped newline;
+    // what follows the end marker `\.` is ignored, as PostgreSQL does.
+    let text = b"1\ta\\tb\t\\N\n2\t\\101\\x42\\\\\tx\\\ty\n3\tline\\\nbreak\t\n\\.\nignored after the end marker\n";
     // CSV: quoted delimiters, doubled quotes, a quoted newline, NULL vs "".
     let csv = b"4,\"a,b\",\n5,\"say \"\"hi\"\"\",\"\"\n6,\"two\nlines\",x\"y\"z\n";
     // CSV with ESCAPE '\\': \" inside quotes is a quote.

@@ -121,7 +121,7 @@ impl Writer {
                 }
             };
             let record = CommitRecord { first_offset: next_offset, ts, entries };
-            frames.reserve(record.encoded_bytes_estimate());
+            frames.reserve(record.encoded_bytes_estimate().min(self.record_bytes_max as usize));
             if let Err(error) = wal::append_frame(&mut frames, self.record_bytes_max, |out| record.encode(out)) {
                 let _ = request.reply.send(Err(error));
                 continue;

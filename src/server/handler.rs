@@ -251,6 +251,8 @@ struct Described {
 }
 
 const DESCRIBED_MAX: usize = 256;
+/// Longer texts (a big VALUES list) are described each time rather than kept.
+const DESCRIBED_SQL_BYTES_MAX: usize = 4096;
 
 impl Described {
     fn get(&self, sql: &str, generation: u64) -> Option<Prepared> {
@@ -287,13 +289,18 @@ impl QueryParser for StatementParser {
     {
         // Drivers send Parse again for each execution of an unnamed
         // statement; describing it plans it, which would double the work.
+        // Inside a transaction statements see the catalog as of its start,
+        // which may be older than the generation: no cache there.
         let generation = self.db.catalog_generation();
+        let cacheable =
+            sql.len() <= DESCRIBED_SQL_BYTES_MAX && !session_of(client, &self.db).lock().await.in_transaction();
         let described = described_of(client);
-        if let Some(prepared) = described.lock().expect("described lock").get(sql, generation) {
+        if cacheable && let Some(prepared) = described.lock().expect("described lock").get(sql, generation) {
             return Ok(Some(prepared));
         }
         let prepared = self.describe(client, sql).await?;
-        if prepared.command.as_ref().is_some_and(|c| matches!(c, Command::Query(_) | Command::Modify { .. })) {
+        let kind = prepared.command.as_ref().is_some_and(|c| matches!(c, Command::Query(_) | Command::Modify { .. }));
+        if cacheable && kind {
             described.lock().expect("described lock").put(sql, generation, prepared.clone());
         }
         Ok(Some(prepared))

@@ -8,6 +8,7 @@ use std::sync::Arc;
 
 use datafusion::arrow::array::{AsArray, RecordBatch};
 use datafusion::arrow::datatypes::Int64Type;
+use datafusion::logical_expr::LogicalPlan;
 use datafusion::prelude::DataFrame;
 use datafusion::sql::sqlparser::ast::Query;
 use futures::StreamExt;
@@ -20,7 +21,7 @@ use crate::view::compile::{check_deterministic, compile};
 use crate::view::dataflow::SourceChanges;
 use crate::view::delta::Delta;
 use crate::view::sink::Sink;
-use crate::view::{ViewRuntime, view_columns};
+use crate::view::{ViewError, ViewRuntime, view_columns};
 
 /// How many times a backfill catches up with commits that landed meanwhile
 /// before giving up (each round reads only the commits of the round before).
@@ -174,7 +175,8 @@ impl Session {
         let (state, statement) = self.prepare_at(statement, false, read.clone()).await?;
         let plan = plan_statement(&state, statement, None).await?;
         check_deterministic(&plan).map_err(view_error(name))?;
-        let optimized = optimize_for_view(&state, &plan)?;
+        let plan = distinct_on_as_top_one(plan).map_err(view_error(name))?;
+        let optimized = state.optimize(&plan).map_err(Error::from_datafusion)?;
         let compiled = compile(&optimized, &read.catalog, &state).map_err(view_error(name))?;
         let mut schema = plan.schema().as_arrow().clone();
         if !names.is_empty() {
@@ -339,16 +341,38 @@ fn view_error(name: &str) -> impl Fn(crate::view::ViewError) -> Error + '_ {
     }
 }
 
-/// DataFusion's optimizer without the rule that turns `DISTINCT [ON]` into
-/// aggregates: `DISTINCT ON` becomes `first_value(… ORDER BY …)`, which an
-/// incremental view cannot keep, while the view compiler keeps it as a
-/// per-group top-1 (right again when that first row is deleted).
-fn optimize_for_view(
-    state: &datafusion::execution::SessionState,
-    plan: &datafusion::logical_expr::LogicalPlan,
-) -> Result<datafusion::logical_expr::LogicalPlan> {
-    let rules = state.optimizer().rules.iter().filter(|r| r.name() != "replace_distinct_aggregate").cloned().collect();
-    datafusion::optimizer::Optimizer::with_rules(rules)
-        .optimize(plan.clone(), state, |_, _| {})
-        .map_err(Error::from_datafusion)
+/// The window column a `DISTINCT ON` becomes.
+const DISTINCT_ON_ROW_NUMBER: &str = "__strata_distinct_on_row";
+
+/// `DISTINCT ON (k, …) … ORDER BY …` as the per-group top-1 the view
+/// compiler keeps (right again when the first row is deleted):
+/// `row_number() OVER (PARTITION BY k, … ORDER BY …) <= 1`, then the select
+/// list. Rewritten before DataFusion's optimizer, which would turn it into
+/// `first_value(… ORDER BY …)` aggregates. Without ORDER BY the row kept is
+/// arbitrary, which a view that must equal its query cannot be.
+fn distinct_on_as_top_one(plan: LogicalPlan) -> std::result::Result<LogicalPlan, ViewError> {
+    use datafusion::common::tree_node::{Transformed, TreeNode};
+    use datafusion::logical_expr::{Distinct, ExprFunctionExt, LogicalPlanBuilder, col, lit};
+    let arbitrary = plan
+        .exists(|node| Ok(matches!(node, LogicalPlan::Distinct(Distinct::On(on)) if on.sort_expr.is_none())))
+        .unwrap_or(false);
+    if arbitrary {
+        return Err(ViewError::Unsupported("DISTINCT ON without ORDER BY (it keeps an arbitrary row)".into()));
+    }
+    plan.transform_up(|node| {
+        let LogicalPlan::Distinct(Distinct::On(on)) = node else { return Ok(Transformed::no(node)) };
+        let number = datafusion::functions_window::expr_fn::row_number()
+            .partition_by(on.on_expr)
+            .order_by(on.sort_expr.unwrap_or_default())
+            .build()?
+            .alias(DISTINCT_ON_ROW_NUMBER);
+        let top_one = LogicalPlanBuilder::from(Arc::unwrap_or_clone(on.input))
+            .window(vec![number])?
+            .filter(col(DISTINCT_ON_ROW_NUMBER).lt_eq(lit(1u64)))?
+            .project(on.select_expr)?
+            .build()?;
+        Ok(Transformed::yes(top_one))
+    })
+    .map(|t| t.data)
+    .map_err(ViewError::from)
 }

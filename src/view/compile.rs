@@ -205,7 +205,8 @@ impl Compiler<'_> {
                 let op = Aggregate::new(group_exprs, types, Vec::new(), schema, false)?;
                 (Node::Aggregate { input: Box::new(node), op }, false)
             }
-            LogicalPlan::Distinct(Distinct::On(on)) => self.distinct_on(on)?,
+            // Rewritten as a per-group top-1 before planning reaches here.
+            LogicalPlan::Distinct(Distinct::On(_)) => return Err(ViewError::Unsupported("DISTINCT ON".into())),
             LogicalPlan::Join(join) => {
                 use super::join::JoinOutput;
                 let (output, swapped) = match join.join_type {
@@ -289,49 +290,6 @@ impl Compiler<'_> {
         })
     }
 
-    /// `SELECT DISTINCT ON (k, …) … ORDER BY k, …, o, …`: the first row of
-    /// each group in that order (a per-group top-1), then the select list.
-    /// Without an ORDER BY the row kept is arbitrary, which a view that
-    /// must equal its query cannot be.
-    fn distinct_on(&mut self, on: &datafusion::logical_expr::DistinctOn) -> Result<(Node, bool)> {
-        let Some(order) = &on.sort_expr else {
-            return Err(ViewError::Unsupported("DISTINCT ON without ORDER BY (it keeps an arbitrary row)".into()));
-        };
-        let (input, append_only) = self.node(&on.input)?;
-        let schema = on.input.schema();
-        let mut partition_exprs = Vec::new();
-        let mut partition_fields = Vec::new();
-        for expr in &on.on_expr {
-            partition_exprs.push(self.physical(expr, schema)?);
-            partition_fields.push(SortField::new(expr.get_type(schema)?));
-        }
-        let mut sort_exprs = Vec::new();
-        let mut sort_fields = Vec::new();
-        for sort in order {
-            sort_exprs.push(self.physical(&sort.expr, schema)?);
-            let options =
-                datafusion::arrow::compute::SortOptions { descending: !sort.asc, nulls_first: sort.nulls_first };
-            sort_fields.push(SortField::new_with_options(sort.expr.get_type(schema)?, options));
-        }
-        // The top-1's rows: the input's columns, then the row number (1).
-        let input_schema = input.schema();
-        let mut fields: Vec<Field> = input_schema.fields().iter().map(|f| f.as_ref().clone()).collect();
-        fields.push(Field::new("__strata_row_number", datafusion::arrow::datatypes::DataType::UInt64, true));
-        let op = super::top_n::GroupTopN::new(
-            partition_exprs,
-            partition_fields,
-            sort_exprs,
-            sort_fields,
-            &input_schema,
-            1,
-            append_only,
-            nullable(&Schema::new(fields)),
-        )?;
-        let top = Node::GroupTopN { input: Box::new(input), op };
-        let exprs = on.select_expr.iter().map(|e| self.physical(e, schema)).collect::<Result<_>>()?;
-        Ok((Node::Project { input: Box::new(top), exprs, schema: nullable(on.schema.as_arrow()) }, false))
-    }
-
     /// `row_number() OVER (PARTITION BY … ORDER BY …) <= n` (or `< n`)
     /// filtering a window of that one function: per-group top-N.
     fn group_top_n<'p>(&self, filter: &'p datafusion::logical_expr::Filter) -> Result<Option<GroupTopNPlan<'p>>> {
@@ -347,12 +305,27 @@ impl Compiler<'_> {
         if udf.name() != "row_number" {
             return Ok(None);
         }
-        let Expr::BinaryExpr(BinaryExpr { left, op, right }) = &filter.predicate else { return Ok(None) };
-        let (Expr::Column(column), Expr::Literal(limit, _)) = (left.as_ref(), right.as_ref()) else { return Ok(None) };
+        // The row-number bound, and any other conditions the optimizer
+        // merged into the same filter (they apply to the rows kept).
         let number_field = window.schema.fields().len() - 1;
-        if column.name != *window.schema.field(number_field).name() {
-            return Ok(None);
+        let number_name = window.schema.field(number_field).name();
+        let conjuncts = datafusion::logical_expr::utils::split_conjunction(&filter.predicate);
+        let mut bound = None;
+        let mut rest = Vec::new();
+        for conjunct in conjuncts {
+            match conjunct {
+                Expr::BinaryExpr(BinaryExpr { left, op, right }) if bound.is_none() => {
+                    match (left.as_ref(), right.as_ref()) {
+                        (Expr::Column(column), Expr::Literal(limit, _)) if column.name == *number_name => {
+                            bound = Some((op, limit));
+                        }
+                        _ => rest.push(conjunct.clone()),
+                    }
+                }
+                other => rest.push(other.clone()),
+            }
         }
+        let Some((op, limit)) = bound else { return Ok(None) };
         let limit = match limit.cast_to(&datafusion::arrow::datatypes::DataType::Int64)? {
             datafusion::common::ScalarValue::Int64(Some(n)) if n >= 0 => n as usize,
             _ => return Ok(None),
@@ -362,7 +335,7 @@ impl Compiler<'_> {
             Operator::Lt => limit.saturating_sub(1),
             _ => return Ok(None),
         };
-        Ok(Some(GroupTopNPlan { window, params: &function.params, fetch }))
+        Ok(Some(GroupTopNPlan { window, params: &function.params, fetch, rest }))
     }
 
     fn aggregate(
@@ -436,6 +409,8 @@ struct GroupTopNPlan<'p> {
     window: &'p datafusion::logical_expr::Window,
     params: &'p datafusion::logical_expr::expr::WindowFunctionParams,
     fetch: usize,
+    /// Other conditions of the same filter, over the window's rows.
+    rest: Vec<Expr>,
 }
 
 impl GroupTopNPlan<'_> {
@@ -466,7 +441,12 @@ impl GroupTopNPlan<'_> {
             append_only,
             nullable(self.window.schema.as_arrow()),
         )?;
-        Ok((Node::GroupTopN { input: Box::new(input), op }, false))
+        let mut node = Node::GroupTopN { input: Box::new(input), op };
+        if let Some(rest) = datafusion::logical_expr::utils::conjunction(self.rest) {
+            let predicate = compiler.physical(&rest, &self.window.schema)?;
+            node = Node::Filter { input: Box::new(node), predicate };
+        }
+        Ok((node, false))
     }
 }
 

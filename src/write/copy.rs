@@ -63,6 +63,11 @@ pub struct CopyIn {
     /// The fields of rows parsed but not yet converted, one column per target.
     fields: Vec<FieldColumn>,
     pending_rows: usize,
+    /// The input line of the first pending row, for error messages.
+    pending_first_line: usize,
+    /// Set by the end-of-data line `\.`: what follows is ignored, as
+    /// PostgreSQL does.
+    ended: bool,
     batches: Vec<RecordBatch>,
     rows: usize,
     line: usize,
@@ -82,6 +87,8 @@ impl CopyIn {
             buffered: Vec::new(),
             fields,
             pending_rows: 0,
+            pending_first_line: 0,
+            ended: false,
             batches: Vec::new(),
             rows: 0,
             line: 0,
@@ -128,6 +135,9 @@ impl CopyIn {
     fn parse_complete_records(&mut self, input: &[u8], at_end: bool) -> Result<usize> {
         let mut consumed = 0;
         loop {
+            if self.ended {
+                return Ok(input.len());
+            }
             let rest = &input[consumed..];
             let Some((record_len, next)) = record_end(rest, &self.options, at_end) else {
                 break;
@@ -140,9 +150,13 @@ impl CopyIn {
                 continue;
             }
             if record == b"\\." {
+                self.ended = true;
                 continue;
             }
             split_record(record, &self.options, &mut self.fields).map_err(|reason| self.bad_line(reason))?;
+            if self.pending_rows == 0 {
+                self.pending_first_line = self.line;
+            }
             self.pending_rows += 1;
             self.rows += 1;
             if self.pending_rows >= ROWS_PER_BATCH
@@ -155,7 +169,11 @@ impl CopyIn {
     }
 
     fn bad_line(&self, reason: String) -> Error {
-        Error::BadCopyFile(format!("{reason} (COPY {}, line {})", self.def.name, self.line))
+        let message = format!("{reason} (COPY {}, line {})", self.def.name, self.line);
+        if reason.starts_with("invalid byte sequence") {
+            return Error::CharacterNotInRepertoire(message);
+        }
+        Error::BadCopyFile(message)
     }
 
     fn flush_pending(&mut self) -> Result<()> {
@@ -163,7 +181,7 @@ impl CopyIn {
             return Ok(());
         }
         let row_count = std::mem::take(&mut self.pending_rows);
-        let first_line = self.line + 1 - row_count;
+        let first_line = self.pending_first_line;
         let mut columns: Vec<ArrayRef> = Vec::with_capacity(self.def.columns.len());
         for (position, column) in self.def.columns.iter().enumerate() {
             let array = match self.targets.iter().position(|t| *t == position) {

@@ -5,7 +5,7 @@
 
 use datafusion::arrow::array::StringArray;
 use datafusion::arrow::array::builder::NullBufferBuilder;
-use datafusion::arrow::buffer::{OffsetBuffer, ScalarBuffer};
+use datafusion::arrow::buffer::{Buffer, OffsetBuffer, ScalarBuffer};
 use memchr::{memchr, memchr2, memchr3};
 
 use super::copy::{CopyFormat, CopyOptions};
@@ -46,17 +46,17 @@ impl FieldColumn {
     /// The values as text, emptying the column; on invalid UTF-8, the row
     /// (counted from the batch's first) of the first bad value.
     pub fn take_strings(&mut self) -> Result<StringArray, usize> {
-        let values = std::mem::take(&mut self.values);
-        let offsets = std::mem::replace(&mut self.offsets, vec![0]);
+        let values = Buffer::from(std::mem::take(&mut self.values));
+        let offsets = ScalarBuffer::from(std::mem::replace(&mut self.offsets, vec![0]));
         let nulls = self.nulls.finish();
-        if let Err(error) = std::str::from_utf8(&values) {
-            let bad_at = error.valid_up_to() as i32;
-            return Err(offsets.partition_point(|start| *start <= bad_at) - 1);
-        }
-        let offsets = OffsetBuffer::new(ScalarBuffer::from(offsets));
-        // Values end at ASCII delimiters, so each is whole UTF-8 when the
-        // buffer is; try_new checks it again at the value boundaries.
-        StringArray::try_new(offsets, values.into(), nulls).map_err(|_| 0)
+        // try_new checks the bytes are UTF-8 and every value starts and ends
+        // on a character boundary (escapes can make any byte, so a value may
+        // end inside a character the next one completes).
+        StringArray::try_new(OffsetBuffer::new(offsets.clone()), values.clone(), nulls).map_err(|_| {
+            let bytes = values.as_slice();
+            let valid = |w: &[i32]| std::str::from_utf8(&bytes[w[0] as usize..w[1] as usize]).is_ok();
+            offsets.windows(2).position(|w| !valid(w)).unwrap_or(0)
+        })
     }
 }
 
@@ -295,6 +295,11 @@ mod tests {
             split_record(record, &options, &mut column).unwrap();
         }
         assert_eq!(column[0].take_strings().unwrap_err(), 2);
+        // Whole, the bytes are UTF-8; split, row 1 ends inside a character.
+        for record in [&b"ok"[..], b"a\\xc3", b"\\xa9b"] {
+            split_record(record, &options, &mut column).unwrap();
+        }
+        assert_eq!(column[0].take_strings().unwrap_err(), 1);
     }
 
     #[test]
