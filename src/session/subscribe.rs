@@ -16,6 +16,7 @@ use super::{Session, parse_query, plan_statement};
 use crate::catalog::RelationDef;
 use crate::error::{Error, Result};
 use crate::log::Offset;
+use crate::sql::as_of::quote;
 use crate::sql::subscribe::SubscribeSpec;
 
 /// The most offsets one read of a subscription covers, which bounds its memory.
@@ -72,8 +73,8 @@ impl Subscription {
     /// The next rows to send, waiting for commits when there are none.
     pub async fn next(&mut self) -> Result<Vec<RecordBatch>> {
         let columns: Vec<String> =
-            self.def.visible_positions().iter().map(|p| crate::sql::as_of::quote(&self.def.columns[*p].name)).collect();
-        let name = crate::sql::as_of::quote(&self.def.name);
+            self.def.visible_positions().iter().map(|p| quote(&self.def.columns[*p].name)).collect();
+        let name = quote(&self.def.name);
         // Taken only once sent: a cancelled `next` leaves it to send again.
         if let Some(snapshot) = &self.snapshot {
             let (version, view) = match snapshot {

@@ -17,6 +17,7 @@ use super::{Outcome, Session, parse_query, plan_statement};
 use crate::catalog::{RelationDef, RelationKind, ViewDef};
 use crate::error::{Error, Result};
 use crate::log::{Change, Offset, ReadView, RelationId};
+use crate::sql::as_of::quote;
 use crate::view::compile::{check_deterministic, compile};
 use crate::view::dataflow::SourceChanges;
 use crate::view::delta::Delta;
@@ -284,14 +285,13 @@ impl Session {
         read: &ReadView,
         after: Option<Offset>,
     ) -> Result<impl futures::Stream<Item = Result<RecordBatch>> + use<>> {
-        let mut columns: Vec<String> =
-            def.full_schema().fields().iter().map(|f| crate::sql::as_of::quote(f.name())).collect();
+        let mut columns: Vec<String> = def.full_schema().fields().iter().map(|f| quote(f.name())).collect();
         let source = match after {
             Some(after) => {
                 columns.push("_diff".into());
                 format!("changes('{}', {}, {})", def.name.replace('\'', "''"), after.0, read.offset.0)
             }
-            None => crate::sql::as_of::quote(&def.name),
+            None => quote(&def.name),
         };
         let sql = format!("SELECT {} FROM {source}", columns.join(", "));
         let (state, statement) = self.prepare_at(parse_query(&sql)?, false, read.clone()).await?;

@@ -309,23 +309,17 @@ impl Compiler<'_> {
         // merged into the same filter (they apply to the rows kept).
         let number_field = window.schema.fields().len() - 1;
         let number_name = window.schema.field(number_field).name();
-        let conjuncts = datafusion::logical_expr::utils::split_conjunction(&filter.predicate);
-        let mut bound = None;
-        let mut rest = Vec::new();
-        for conjunct in conjuncts {
-            match conjunct {
-                Expr::BinaryExpr(BinaryExpr { left, op, right }) if bound.is_none() => {
-                    match (left.as_ref(), right.as_ref()) {
-                        (Expr::Column(column), Expr::Literal(limit, _)) if column.name == *number_name => {
-                            bound = Some((op, limit));
-                        }
-                        _ => rest.push(conjunct.clone()),
-                    }
-                }
-                other => rest.push(other.clone()),
+        let mut rest: Vec<Expr> =
+            datafusion::logical_expr::utils::split_conjunction(&filter.predicate).into_iter().cloned().collect();
+        let is_bound = |expr: &Expr| match expr {
+            Expr::BinaryExpr(BinaryExpr { left, right, .. }) => {
+                matches!((left.as_ref(), right.as_ref()), (Expr::Column(c), Expr::Literal(..)) if c.name == *number_name)
             }
-        }
-        let Some((op, limit)) = bound else { return Ok(None) };
+            _ => false,
+        };
+        let Some(at) = rest.iter().position(is_bound) else { return Ok(None) };
+        let Expr::BinaryExpr(BinaryExpr { op, right, .. }) = rest.remove(at) else { return Ok(None) };
+        let Expr::Literal(limit, _) = *right else { return Ok(None) };
         let limit = match limit.cast_to(&datafusion::arrow::datatypes::DataType::Int64)? {
             datafusion::common::ScalarValue::Int64(Some(n)) if n >= 0 => n as usize,
             _ => return Ok(None),

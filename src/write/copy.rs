@@ -9,7 +9,7 @@ use datafusion::arrow::compute::{CastOptions, cast_with_options};
 use datafusion::arrow::datatypes::DataType;
 use datafusion::arrow::record_batch::RecordBatch;
 
-use super::copy_fields::{FieldColumn, record_end, split_record};
+use super::copy_fields::{BadRecord, FieldColumn, record_end, split_record};
 use super::{Limits, check_rows};
 use crate::catalog::{RelationDef, SqlType};
 use crate::error::{Error, Result};
@@ -69,6 +69,8 @@ pub struct CopyIn {
     /// PostgreSQL does.
     ended: bool,
     batches: Vec<RecordBatch>,
+    /// Memory the converted batches hold, for the statement limit.
+    batches_bytes: usize,
     rows: usize,
     line: usize,
     header_skipped: bool,
@@ -90,6 +92,7 @@ impl CopyIn {
             pending_first_line: 0,
             ended: false,
             batches: Vec::new(),
+            batches_bytes: 0,
             rows: 0,
             line: 0,
             header_skipped: false,
@@ -119,8 +122,7 @@ impl CopyIn {
             self.buffered = buffered;
         }
         let fields: usize = self.fields.iter().map(FieldColumn::bytes).sum();
-        let batches: usize = self.batches.iter().map(|b| b.get_array_memory_size()).sum();
-        self.limits.check_statement(self.rows, self.buffered.len() + fields + batches)
+        self.limits.check_statement(self.rows, self.buffered.len() + fields + self.batches_bytes)
     }
 
     /// Parses what remains and returns every row, checked, in the relation's user schema.
@@ -168,12 +170,12 @@ impl CopyIn {
         Ok(consumed)
     }
 
-    fn bad_line(&self, reason: String) -> Error {
-        let message = format!("{reason} (COPY {}, line {})", self.def.name, self.line);
-        if reason.starts_with("invalid byte sequence") {
-            return Error::CharacterNotInRepertoire(message);
+    fn bad_line(&self, reason: BadRecord) -> Error {
+        let at = format!("(COPY {}, line {})", self.def.name, self.line);
+        match reason {
+            BadRecord::Format(reason) => Error::BadCopyFile(format!("{reason} {at}")),
+            BadRecord::Encoding(reason) => Error::CharacterNotInRepertoire(format!("{reason} {at}")),
         }
-        Error::BadCopyFile(message)
     }
 
     fn flush_pending(&mut self) -> Result<()> {
@@ -216,6 +218,7 @@ impl CopyIn {
             Err(_) => return Err(self.not_null_error()),
         };
         check_rows(&self.def, &batch)?;
+        self.batches_bytes += batch.get_array_memory_size();
         self.batches.push(batch);
         Ok(())
     }

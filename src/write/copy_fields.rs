@@ -10,6 +10,19 @@ use memchr::{memchr, memchr2, memchr3};
 
 use super::copy::{CopyFormat, CopyOptions};
 
+/// Why a record cannot be read: its shape (22P04) or its bytes (22021).
+#[derive(Debug, PartialEq)]
+pub enum BadRecord {
+    Format(String),
+    Encoding(&'static str),
+}
+
+impl From<&str> for BadRecord {
+    fn from(reason: &str) -> BadRecord {
+        BadRecord::Format(reason.to_string())
+    }
+}
+
 /// One input column's values for the rows parsed since its last batch.
 pub struct FieldColumn {
     values: Vec<u8>,
@@ -27,18 +40,18 @@ impl FieldColumn {
         self.values.len() + self.offsets.len() * 4
     }
 
-    fn push_null(&mut self) -> Result<(), String> {
+    fn push_null(&mut self) -> Result<(), BadRecord> {
         self.nulls.append_null();
         self.end_value()
     }
 
-    fn push_value(&mut self) -> Result<(), String> {
+    fn push_value(&mut self) -> Result<(), BadRecord> {
         self.nulls.append_non_null();
         self.end_value()
     }
 
-    fn end_value(&mut self) -> Result<(), String> {
-        let end = i32::try_from(self.values.len()).map_err(|_| "field value too large".to_string())?;
+    fn end_value(&mut self) -> Result<(), BadRecord> {
+        let end = i32::try_from(self.values.len()).map_err(|_| BadRecord::from("field value too large"))?;
         self.offsets.push(end);
         Ok(())
     }
@@ -100,11 +113,11 @@ pub fn record_end(bytes: &[u8], options: &CopyOptions, at_end: bool) -> Option<(
 
 /// Splits one record into `columns`, one field each; the error says why the
 /// record is malformed.
-pub fn split_record(record: &[u8], options: &CopyOptions, columns: &mut [FieldColumn]) -> Result<(), String> {
+pub fn split_record(record: &[u8], options: &CopyOptions, columns: &mut [FieldColumn]) -> Result<(), BadRecord> {
     let mut count = 0;
     let mut rest = record;
     loop {
-        let column = columns.get_mut(count).ok_or_else(|| "extra data after last expected column".to_string())?;
+        let column = columns.get_mut(count).ok_or_else(|| BadRecord::from("extra data after last expected column"))?;
         count += 1;
         let used = match options.format {
             CopyFormat::Text => text_field(rest, options, column)?,
@@ -123,7 +136,7 @@ pub fn split_record(record: &[u8], options: &CopyOptions, columns: &mut [FieldCo
 
 /// Appends the text-format field at the start of `input`; returns its raw
 /// length (up to the delimiter or the end of the record).
-fn text_field(input: &[u8], options: &CopyOptions, column: &mut FieldColumn) -> Result<usize, String> {
+fn text_field(input: &[u8], options: &CopyOptions, column: &mut FieldColumn) -> Result<usize, BadRecord> {
     let delimiter = options.delimiter;
     let raw_end = text_field_end(input, delimiter);
     let raw = &input[..raw_end];
@@ -157,7 +170,7 @@ fn text_field(input: &[u8], options: &CopyOptions, column: &mut FieldColumn) -> 
                 // As PostgreSQL: up to three octal digits, taken modulo 256.
                 let value = raw[i - 1..i + digits].iter().fold(0u32, |v, d| v * 8 + u32::from(d - b'0')) as u8;
                 if value == 0 {
-                    return Err("invalid byte sequence for encoding \"UTF8\": 0x00".into());
+                    return Err(BadRecord::Encoding("invalid byte sequence for encoding \"UTF8\": 0x00"));
                 }
                 out.push(value);
                 i += digits;
@@ -167,7 +180,7 @@ fn text_field(input: &[u8], options: &CopyOptions, column: &mut FieldColumn) -> 
                 let text = std::str::from_utf8(&raw[i..i + digits]).expect("hex digits are ASCII");
                 let value = u8::from_str_radix(text, 16).expect("hex digits");
                 if value == 0 {
-                    return Err("invalid byte sequence for encoding \"UTF8\": 0x00".into());
+                    return Err(BadRecord::Encoding("invalid byte sequence for encoding \"UTF8\": 0x00"));
                 }
                 out.push(value);
                 i += digits;
@@ -198,7 +211,7 @@ fn text_field_end(input: &[u8], delimiter: u8) -> usize {
 /// Appends the CSV field at the start of `input`; returns its raw length.
 /// As in PostgreSQL, a quote anywhere in a field opens a quoted part, and an
 /// unquoted value equal to the NULL string is NULL (a quoted one never is).
-fn csv_field(input: &[u8], options: &CopyOptions, column: &mut FieldColumn) -> Result<usize, String> {
+fn csv_field(input: &[u8], options: &CopyOptions, column: &mut FieldColumn) -> Result<usize, BadRecord> {
     let (delimiter, quote, escape) = (options.delimiter, options.quote, options.escape);
     let end = memchr2(delimiter, quote, input).unwrap_or(input.len());
     if end == input.len() || input[end] == delimiter {
@@ -248,7 +261,7 @@ fn csv_field(input: &[u8], options: &CopyOptions, column: &mut FieldColumn) -> R
 mod tests {
     use super::*;
 
-    fn split(record: &[u8], options: &CopyOptions, columns: usize) -> Result<Vec<Option<String>>, String> {
+    fn split(record: &[u8], options: &CopyOptions, columns: usize) -> Result<Vec<Option<String>>, BadRecord> {
         let mut fields: Vec<FieldColumn> = (0..columns).map(|_| FieldColumn::new()).collect();
         split_record(record, options, &mut fields)?;
         Ok(fields.iter_mut().map(|c| c.take_strings().unwrap().iter().next().unwrap().map(str::to_string)).collect())
