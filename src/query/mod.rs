@@ -7,6 +7,7 @@ pub mod defaults;
 pub mod pg_class;
 mod provider;
 mod prune;
+pub mod read_types;
 mod schema;
 pub mod scope;
 mod sink;

@@ -31,6 +31,7 @@ use std::collections::BTreeMap;
 
 use super::defaults::ColumnDefaults;
 use super::prune::Bounds;
+use super::read_types::{conform, read_schema, read_type};
 use super::scope::StatementScope;
 use super::sink::AppendSink;
 use crate::catalog::{OFFSET_COLUMN, RelationDef};
@@ -46,6 +47,8 @@ pub struct RelationTable {
     def: Arc<RelationDef>,
     /// What the log stores: user columns, `_offset`, `_ts` (+ `_diff` for a table).
     stored: SchemaRef,
+    /// `stored` as queries read it (see [`read_types`]).
+    read: SchemaRef,
     schema: SchemaRef,
     /// Set for `changes()`: events with offsets in `(after, upto]`.
     changes: Option<ChangeRange>,
@@ -60,14 +63,17 @@ pub struct ChangeRange {
 
 impl RelationTable {
     pub fn new(log: Arc<Log>, def: Arc<RelationDef>) -> RelationTable {
-        let schema = def.full_schema();
+        let schema = read_schema(&def.full_schema());
         let defaults = ColumnDefaults::of(&def);
-        RelationTable { log, stored: def.log_schema(), def, schema, changes: None, defaults }
+        let stored = def.log_schema();
+        RelationTable { log, read: read_schema(&stored), stored, def, schema, changes: None, defaults }
     }
 
     pub fn changes(log: Arc<Log>, def: Arc<RelationDef>, range: ChangeRange) -> RelationTable {
-        let schema = def.changes_schema();
-        RelationTable { log, stored: def.log_schema(), def, schema, changes: Some(range), defaults: Default::default() }
+        let schema = read_schema(&def.changes_schema());
+        let stored = def.log_schema();
+        let read = read_schema(&stored);
+        RelationTable { log, stored, read, def, schema, changes: Some(range), defaults: Default::default() }
     }
 
     fn append_only_error(&self, verb: &str) -> datafusion::error::DataFusionError {
@@ -119,7 +125,7 @@ impl RelationTable {
         }
         let filtered: Arc<dyn ExecutionPlan> = if straddles {
             let visible = Arc::new(BinaryExpr::new(
-                col(OFFSET_COLUMN, &self.stored)?,
+                col(OFFSET_COLUMN, &self.read)?,
                 Operator::LtEq,
                 Arc::new(Literal::new(ScalarValue::Int64(Some(read_offset.0 as i64)))),
             ));
@@ -132,7 +138,7 @@ impl RelationTable {
             .iter()
             .map(|i| {
                 let name = self.stored.field(*i).name().clone();
-                Ok((col(&name, &self.stored)?, name))
+                Ok((col(&name, &self.read)?, name))
             })
             .collect::<DfResult<Vec<_>>>()?;
         Ok(Arc::new(ProjectionExec::try_new(columns, filtered)?))
@@ -151,14 +157,16 @@ impl RelationTable {
     ) -> DfResult<Arc<dyn ExecutionPlan>> {
         let n = self.def.columns.len();
         let read_schema: SchemaRef = match names {
-            None => self.stored.clone(),
+            None => self.read.clone(),
             Some(names) => {
                 let mut fields: Vec<Field> = names
                     .iter()
                     .zip(&self.def.columns)
-                    .filter_map(|(name, c)| name.as_ref().map(|name| Field::new(name, c.sql_type.arrow_type(), true)))
+                    .filter_map(|(name, c)| {
+                        name.as_ref().map(|name| Field::new(name, read_type(&c.sql_type.arrow_type()), true))
+                    })
                     .collect();
-                fields.extend(self.stored.fields()[n..].iter().map(|f| f.as_ref().clone()));
+                fields.extend(self.read.fields()[n..].iter().map(|f| f.as_ref().clone()));
                 Arc::new(Schema::new(fields))
             }
         };
@@ -182,7 +190,7 @@ impl RelationTable {
         let plan: Arc<dyn ExecutionPlan> = DataSourceExec::from_data_source(config);
         let Some(names) = names else { return Ok(plan) };
         let columns = self
-            .stored
+            .read
             .fields()
             .iter()
             .enumerate()
@@ -192,7 +200,8 @@ impl RelationTable {
                     Some(None) => {
                         let missing = crate::log::layout::missing_array(&self.def.columns[i], 1)
                             .map_err(|e| Error::from(e).into_datafusion())?;
-                        Arc::new(Literal::new(ScalarValue::try_from_array(&missing, 0)?))
+                        let value = ScalarValue::try_from_array(&missing, 0)?.cast_to(field.data_type())?;
+                        Arc::new(Literal::new(value))
                     }
                     None => col(field.name(), &read_schema)?,
                 };
@@ -243,9 +252,24 @@ impl RelationTable {
                 batches.push(with_null_system_columns(&self.stored, rows)?);
             }
         }
+        // Projected first, so only the columns read are cast.
+        let read = match projection {
+            Some(projection) => Arc::new(self.read.project(projection)?),
+            None => self.read.clone(),
+        };
+        let batches = batches
+            .iter()
+            .map(|batch| {
+                let batch = match projection {
+                    Some(projection) => batch.project(projection)?,
+                    None => batch.clone(),
+                };
+                conform(&batch, &read)
+            })
+            .collect::<Result<Vec<_>, _>>()?;
 
         let batches_empty = batches.is_empty();
-        let tail_source = MemorySourceConfig::try_new(&[batches], self.stored.clone(), projection.cloned())?;
+        let tail_source = MemorySourceConfig::try_new(&[batches], read, None)?;
         let tail: Arc<dyn ExecutionPlan> = DataSourceExec::from_data_source(tail_source);
         if segments.is_empty() {
             return Ok(tail);
@@ -305,7 +329,7 @@ impl TableProvider for RelationTable {
         let mut plan = self.scan_log(state, None, filters, read_offset, range.after, None).await?;
         if range.after > Offset::ZERO {
             let after = Arc::new(BinaryExpr::new(
-                col(OFFSET_COLUMN, &self.stored)?,
+                col(OFFSET_COLUMN, &self.read)?,
                 Operator::Gt,
                 Arc::new(Literal::new(ScalarValue::Int64(Some(range.after.0 as i64)))),
             ));
@@ -317,7 +341,7 @@ impl TableProvider for RelationTable {
             .map(|i| {
                 let name = self.schema.field(*i).name().clone();
                 let expr: Arc<dyn PhysicalExpr> = if *i < stored_count {
-                    col(&name, &self.stored)?
+                    col(&name, &self.read)?
                 } else {
                     Arc::new(Literal::new(ScalarValue::Int64(Some(1))))
                 };

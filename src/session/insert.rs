@@ -21,7 +21,7 @@ use crate::sql::parse::object_name;
 use crate::table::upsert::{ConflictAction, conflict_action, resolve};
 use crate::table::write::commit_or_buffer;
 use crate::write::returning::returning;
-use crate::write::{Limits, check_rows, refuse_system_values};
+use crate::write::{Limits, check_rows, user_columns};
 
 /// The clauses taken off an INSERT before DataFusion plans it.
 struct Clauses {
@@ -156,13 +156,11 @@ impl Session {
 /// The INSERT's rows in the relation's user columns, checked (NOT NULL,
 /// lengths, JSON) before any conflict is looked at, as PostgreSQL does.
 fn proposed_rows(def: &RelationDef, batches: &[RecordBatch]) -> Result<RecordBatch> {
-    let user_count = def.columns.len();
     let mut rows = Vec::with_capacity(batches.len());
     for batch in batches {
-        refuse_system_values(def, batch)?;
-        let user = batch.project(&(0..user_count).collect::<Vec<_>>())?;
+        let user = user_columns(def, batch.clone())?;
         check_rows(def, &user)?;
-        rows.push(RecordBatch::try_new(def.user_schema(), user.columns().to_vec())?);
+        rows.push(user);
     }
     Ok(concat_batches(&def.user_schema(), &rows)?)
 }

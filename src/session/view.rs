@@ -303,7 +303,7 @@ impl Session {
         };
         Ok(stream.map(move |batch| {
             let batch = batch.map_err(Error::from_datafusion)?;
-            Ok(RecordBatch::try_new(schema.clone(), batch.columns().to_vec())?)
+            Ok(crate::query::read_types::conform(&batch, &schema)?)
         }))
     }
 }

@@ -63,7 +63,8 @@ impl Limits {
 pub fn user_columns(def: &RelationDef, batch: RecordBatch) -> Result<RecordBatch> {
     refuse_system_values(def, &batch)?;
     let projected = batch.project(&(0..def.columns.len()).collect::<Vec<_>>())?;
-    Ok(RecordBatch::try_new(def.user_schema(), projected.columns().to_vec())?)
+    // A query's text arrives as it reads it (`Utf8View`); the log stores `Utf8`.
+    Ok(crate::query::read_types::conform(&projected, &def.user_schema())?)
 }
 
 /// A value given for a system column is refused (offsets and times are the log's).
