@@ -3,13 +3,10 @@
 
 use std::sync::Arc;
 
-use datafusion::arrow::datatypes::DataType;
 use datafusion::arrow::record_batch::RecordBatch;
 use datafusion::catalog::{CatalogProvider, MemoryCatalogProvider};
-use datafusion::common::ScalarValue;
 use datafusion::execution::SessionState;
 use datafusion::execution::object_store::ObjectStoreUrl;
-use datafusion::logical_expr::{ColumnarValue, ScalarUDF, Volatility, create_udf};
 use datafusion::prelude::{SessionConfig, SessionContext};
 use datafusion_pg_catalog::pg_catalog::context::EmptyContextProvider;
 use datafusion_pg_catalog::pg_catalog::setup_pg_catalog;
@@ -67,7 +64,9 @@ impl Database {
         let catalog = context.catalog(CATALOG_NAME).ok_or_else(|| Error::Internal("no catalog".into()))?;
         let pg_catalog = catalog.schema("pg_catalog").ok_or_else(|| Error::Internal("no pg_catalog".into()))?;
         catalog.register_schema("pg_catalog", Arc::new(PgCatalogWithViews::new(pg_catalog, log.clone())))?;
-        context.register_udf(version_udf());
+        for function in crate::query::pg_functions::functions() {
+            context.register_udf(function);
+        }
         let changes = crate::query::changes::ChangesFunction { log: log.clone() };
         context.register_udtf(crate::query::changes::CHANGES_FUNCTION, Arc::new(changes));
         let as_of = crate::query::as_of::AsOfFunction { log: log.clone() };
@@ -191,24 +190,6 @@ async fn run_sealer(log: Arc<Log>, config: Config) {
         }
         last_seal = std::time::Instant::now();
     }
-}
-
-/// `version()` as PostgreSQL clients expect it: the PostgreSQL version
-/// Strata speaks, then what it really is.
-fn version_udf() -> ScalarUDF {
-    let text = format!(
-        "PostgreSQL 15.0 (Strata {}) on {}-{}",
-        env!("CARGO_PKG_VERSION"),
-        std::env::consts::ARCH,
-        std::env::consts::OS
-    );
-    create_udf(
-        "version",
-        vec![],
-        DataType::Utf8,
-        Volatility::Immutable,
-        Arc::new(move |_| Ok(ColumnarValue::Scalar(ScalarValue::Utf8(Some(text.clone()))))),
-    )
 }
 
 /// Registers the relations as catalog `name`, and the segment store the

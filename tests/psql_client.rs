@@ -84,7 +84,21 @@ fn quickstart_with_psql() {
     assert!(ok, "{stderr}");
     assert!(stdout.contains("Materialized view") && stdout.contains(" n "), "\\d describes the view:\n{stdout}");
 
-    for meta in ["\\l", "\\dn"] {
+    // The verbose forms: comments (none), storage, a view's definition.
+    let (ok, stdout, stderr) = psql(&server, &["-c", "\\d+ clicks"]);
+    assert!(ok, "{stderr}");
+    assert!(stdout.contains("Description") && stdout.contains("user_id"), "\\d+ describes the stream:\n{stdout}");
+    let (ok, stdout, stderr) = psql(&server, &["-c", "\\d+ per_url"]);
+    assert!(ok, "{stderr}");
+    assert!(
+        stdout.contains("View definition:") && stdout.contains("GROUP BY url"),
+        "\\d+ shows the view's query:\n{stdout}"
+    );
+    let (ok, stdout, stderr) = psql(&server, &["-c", "\\dt+"]);
+    assert!(ok, "{stderr}");
+    assert!(stdout.contains("clicks") && stdout.contains("Size"), "\\dt+ lists the stream:\n{stdout}");
+
+    for meta in ["\\l", "\\dn", "\\l+", "\\dn+", "\\dm+", "\\d+"] {
         let (ok, _, stderr) = psql(&server, &["-c", meta]);
         assert!(ok, "{meta}: {stderr}");
     }

@@ -5,5 +5,6 @@ pub mod as_of;
 pub(crate) mod ddl;
 pub mod dialect;
 pub mod parse;
+mod psql;
 pub mod rewrite;
 pub mod subscribe;

@@ -122,7 +122,8 @@ pub enum Command {
 static COMPATIBILITY: LazyLock<PostgresCompatibilityParser> = LazyLock::new(PostgresCompatibilityParser::new);
 
 pub fn parse(sql: &str) -> Result<Vec<Command>> {
-    let tokens = Tokenizer::new(&PostgreSqlDialect {}, sql).tokenize().map_err(|e| Error::Syntax(e.to_string()))?;
+    let sql = super::psql::replace_fragments(sql);
+    let tokens = Tokenizer::new(&PostgreSqlDialect {}, &sql).tokenize().map_err(|e| Error::Syntax(e.to_string()))?;
     let parser = &*COMPATIBILITY;
     let mut commands = Vec::new();
     for statement in tokens.split(|t| *t == Token::SemiColon) {

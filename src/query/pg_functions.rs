@@ -1,0 +1,142 @@
+//! PostgreSQL functions that clients call and the pg_catalog emulation does
+//! not provide: `version()`, and what psql's `\d+`, `\dt+`, `\l+` and `\dn+`
+//! ask for.
+
+use std::sync::Arc;
+
+use datafusion::arrow::array::{Array, AsArray, StringArray};
+use datafusion::arrow::datatypes::{DataType, Int64Type};
+use datafusion::common::{Result as DfResult, ScalarValue};
+use datafusion::logical_expr::{ColumnarValue, ScalarUDF, Volatility, create_udf};
+
+/// Every function here, to register in a session.
+pub fn functions() -> Vec<ScalarUDF> {
+    vec![
+        version(),
+        no_description("col_description", vec![DataType::Int64, DataType::Int64]),
+        no_description("obj_description", vec![DataType::Int64, DataType::Utf8]),
+        no_description("shobj_description", vec![DataType::Int64, DataType::Utf8]),
+        pg_size_pretty(),
+        unknown_size("pg_table_size", DataType::Int64),
+        unknown_size("pg_database_size", DataType::Utf8),
+    ]
+}
+
+/// `version()` as PostgreSQL clients expect it: the PostgreSQL version
+/// Strata speaks, then what it really is.
+fn version() -> ScalarUDF {
+    let text = format!(
+        "PostgreSQL 15.0 (Strata {}) on {}-{}",
+        env!("CARGO_PKG_VERSION"),
+        std::env::consts::ARCH,
+        std::env::consts::OS
+    );
+    create_udf(
+        "version",
+        vec![],
+        DataType::Utf8,
+        Volatility::Immutable,
+        Arc::new(move |_| Ok(ColumnarValue::Scalar(ScalarValue::Utf8(Some(text.clone()))))),
+    )
+}
+
+/// A comment on an object. Strata has no COMMENT ON, so there is none:
+/// NULL, as PostgreSQL returns for an object without one.
+fn no_description(name: &str, arguments: Vec<DataType>) -> ScalarUDF {
+    create_udf(
+        name,
+        arguments,
+        DataType::Utf8,
+        Volatility::Stable,
+        Arc::new(|_| Ok(ColumnarValue::Scalar(ScalarValue::Utf8(None)))),
+    )
+}
+
+/// The size of a relation or database on disk. Not known by object id
+/// here (the emulated catalog assigns those): NULL rather than a made-up
+/// figure, so psql's `\dt+` and `\l+` show an empty Size.
+fn unknown_size(name: &str, argument: DataType) -> ScalarUDF {
+    create_udf(
+        name,
+        vec![argument],
+        DataType::Int64,
+        Volatility::Stable,
+        Arc::new(|_| Ok(ColumnarValue::Scalar(ScalarValue::Int64(None)))),
+    )
+}
+
+/// `pg_size_pretty(bigint)`: bytes, kB, MB, GB, TB or PB, as PostgreSQL 15
+/// prints them.
+fn pg_size_pretty() -> ScalarUDF {
+    create_udf(
+        "pg_size_pretty",
+        vec![DataType::Int64],
+        DataType::Utf8,
+        Volatility::Immutable,
+        Arc::new(|arguments: &[ColumnarValue]| size_pretty_column(&arguments[0])),
+    )
+}
+
+fn size_pretty_column(argument: &ColumnarValue) -> DfResult<ColumnarValue> {
+    Ok(match argument {
+        ColumnarValue::Scalar(value) => {
+            let size = match value.cast_to(&DataType::Int64)? {
+                ScalarValue::Int64(size) => size,
+                _ => None,
+            };
+            ColumnarValue::Scalar(ScalarValue::Utf8(size.map(size_pretty)))
+        }
+        ColumnarValue::Array(array) => {
+            let sizes = datafusion::arrow::compute::cast(array, &DataType::Int64)?;
+            let sizes = sizes.as_primitive::<Int64Type>();
+            let text: StringArray =
+                (0..sizes.len()).map(|i| sizes.is_valid(i).then(|| size_pretty(sizes.value(i)))).collect();
+            ColumnarValue::Array(Arc::new(text))
+        }
+    })
+}
+
+/// PostgreSQL's rule: each unit is used below 10 kB (bytes) or 20 of the
+/// next unit's worth (the rest), halves rounded away from zero.
+fn size_pretty(bytes: i64) -> String {
+    const UNITS: [&str; 5] = ["kB", "MB", "GB", "TB", "PB"];
+    if bytes.unsigned_abs() < 10 * 1024 {
+        return format!("{bytes} bytes");
+    }
+    // Kept in half units, so the last halving can round.
+    let mut halves = bytes / 512;
+    for (index, unit) in UNITS.iter().enumerate() {
+        if halves.unsigned_abs() < 20 * 1024 - 1 || index == UNITS.len() - 1 {
+            let rounded = (halves + if halves < 0 { -1 } else { 1 }) / 2;
+            return format!("{rounded} {unit}");
+        }
+        halves /= 1024;
+    }
+    unreachable!("the last unit returns")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::size_pretty;
+
+    /// Expected values printed by PostgreSQL 15's `pg_size_pretty`.
+    #[test]
+    fn sizes_print_as_postgresql_prints_them() {
+        let cases = [
+            (0, "0 bytes"),
+            (10239, "10239 bytes"),
+            (10240, "10 kB"),
+            (-10240, "-10 kB"),
+            (10485247, "10239 kB"),
+            (10485248, "10 MB"),
+            (20971520, "20 MB"),
+            (1_000_000_000, "954 MB"),
+            (1_073_741_824, "1024 MB"),
+            (21_474_836_480, "20 GB"),
+            (i64::MAX, "8192 PB"),
+        ];
+        for (bytes, expected) in cases {
+            assert_eq!(size_pretty(bytes), expected, "pg_size_pretty({bytes})");
+        }
+    }
+}

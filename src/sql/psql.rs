@@ -1,0 +1,50 @@
+//! Fragments of psql's own catalog queries that DataFusion cannot plan,
+//! replaced by what they amount to in Strata (the compatibility parser of
+//! datafusion-pg-catalog does the same for the queries it knows).
+
+/// (psql's text, what it means here). Matched exactly, as psql 15 sends it.
+const FRAGMENTS: &[(&str, &str)] = &[
+    // `\d+ name`: a table's storage options and its TOAST table's, joined
+    // with the array-from-subquery constructor, which DataFusion lacks.
+    // Strata relations have neither (PostgreSQL gives '' then too).
+    (
+        "pg_catalog.array_to_string(c.reloptions || array(select 'toast.' || x from pg_catalog.unnest(tc.reloptions) x), ', ')",
+        "''",
+    ),
+    // `\dn+`: a schema's privileges, an array in PostgreSQL, text in the
+    // emulation (and empty: Strata has no GRANT).
+    ("pg_catalog.array_to_string(n.nspacl, E'\\n')", "n.nspacl"),
+];
+
+/// `sql` with every known psql fragment replaced; borrowed when none occurs
+/// (the common case costs one scan for a word no user query contains).
+pub fn replace_fragments(sql: &str) -> std::borrow::Cow<'_, str> {
+    if !sql.contains("pg_catalog") {
+        return sql.into();
+    }
+    if let Some(query) = view_definition(sql) {
+        return query.into();
+    }
+    let mut text = std::borrow::Cow::Borrowed(sql);
+    for (fragment, replacement) in FRAGMENTS {
+        if text.contains(fragment) {
+            text = text.replace(fragment, replacement).into();
+        }
+    }
+    text
+}
+
+/// `\\d+ view` asks `SELECT pg_catalog.pg_get_viewdef('<oid>'::pg_catalog.oid, true);`:
+/// the definition is in `strata.views`, by name.
+fn view_definition(sql: &str) -> Option<String> {
+    let rest = sql.trim_start().strip_prefix("SELECT pg_catalog.pg_get_viewdef('")?;
+    let (oid, rest) = rest.split_once('\'')?;
+    if oid.is_empty() || !oid.bytes().all(|b| b.is_ascii_digit()) || !rest.starts_with("::pg_catalog.oid, true)") {
+        return None;
+    }
+    Some(format!(
+        "SELECT v.definition AS pg_get_viewdef FROM {}.views v \
+         JOIN pg_catalog.pg_class c ON c.relname = v.name WHERE c.oid = {oid}",
+        crate::query::SYSTEM_SCHEMA
+    ))
+}
