@@ -5,8 +5,9 @@
 use std::sync::LazyLock;
 
 use datafusion::sql::sqlparser::ast::{
-    AlterTableOperation, CopyLegacyCsvOption, CopyLegacyOption, CopyOption, CopySource, CopyTarget, Expr, ObjectType,
-    RenameTableNameKind, Reset, Set, Statement, Value, visit_relations,
+    AlterTableOperation, CopyLegacyCsvOption, CopyLegacyOption, CopyOption, CopySource, CopyTarget, Expr,
+    FunctionArguments, ObjectType, RenameTableNameKind, Reset, Set, SetExpr, Statement, UnaryOperator, Value,
+    visit_relations,
 };
 use datafusion::sql::sqlparser::dialect::PostgreSqlDialect;
 use datafusion::sql::sqlparser::keywords::Keyword;
@@ -146,10 +147,29 @@ pub fn parse(sql: &str) -> Result<Vec<Command>> {
             commands.push(command);
             continue;
         }
-        let (text, about_stream) = rewrite_stream_keyword(statement);
         let syntax = |e: datafusion::sql::sqlparser::parser::ParserError| {
             Error::Syntax(e.to_string().trim_start_matches("sql parser error: ").to_string())
         };
+        let first = words.first().map(|w| w.keyword);
+        if matches!(first, Some(Keyword::INSERT | Keyword::UPDATE | Keyword::DELETE)) && !is_versioned(statement) {
+            // The compatibility parser's whole-query substitutions are for
+            // clients' catalog queries; a write is parsed from the tokens at
+            // hand (tokenizing it again cost more than the INSERT itself).
+            let mut parsed = datafusion::sql::sqlparser::parser::Parser::new(&PostgreSqlDialect {})
+                .with_tokens(statement.to_vec())
+                .parse_statements()
+                .map_err(syntax)?;
+            if parsed.len() != 1 {
+                return Err(Error::Syntax(format!("expected one statement, found {}", parsed.len())));
+            }
+            let statement = parsed.remove(0);
+            // Its rewrite rules walk the whole statement several times; a
+            // VALUES list of literals and parameters has nothing for them.
+            let statement = if literal_values(&statement) { statement } else { parser.rewrite(statement) };
+            commands.push(command(statement, false)?);
+            continue;
+        }
+        let (text, about_stream) = rewrite_stream_keyword(statement);
         let mut parsed = if is_versioned(statement) {
             let statements = datafusion::sql::sqlparser::parser::Parser::new(&StrataDialect)
                 .try_with_sql(&text)
@@ -165,6 +185,27 @@ pub fn parse(sql: &str) -> Result<Vec<Command>> {
         commands.push(command(parsed.remove(0), about_stream)?);
     }
     Ok(commands)
+}
+
+/// Whether `statement` is `INSERT INTO t [(columns)] VALUES …` with only
+/// literals and parameters (optionally negated) and `now()` as values.
+fn literal_values(statement: &Statement) -> bool {
+    let Statement::Insert(insert) = statement else { return false };
+    let Some(source) = &insert.source else { return false };
+    if source.with.is_some() || insert.on.is_some() || insert.returning.is_some() {
+        return false;
+    }
+    let SetExpr::Values(values) = source.body.as_ref() else { return false };
+    values.rows.iter().flat_map(|row| row.content.iter()).all(|expr| match expr {
+        Expr::Value(_) => true,
+        Expr::UnaryOp { op: UnaryOperator::Minus, expr } => matches!(expr.as_ref(), Expr::Value(_)),
+        Expr::Function(function) => {
+            function.name.0.len() == 1
+                && function.name.to_string().eq_ignore_ascii_case("now")
+                && matches!(&function.args, FunctionArguments::List(list) if list.args.is_empty())
+        }
+        _ => false,
+    })
 }
 
 /// Whether the statement reads a relation at a point in time
