@@ -3,6 +3,7 @@
 
 mod copy_text;
 mod encode;
+mod extended;
 mod handler;
 mod pg_format;
 pub mod sqlstate;

@@ -1,0 +1,124 @@
+//! Parse, Bind and Describe of the extended query protocol, answered as
+//! pgwire's defaults answer them but queued instead of flushed. A client
+//! sends them together with an Execute and a Sync (or a Flush), and those
+//! flush; PostgreSQL too writes nothing before. Flushing each answer made
+//! it a TCP segment and a wake-up of its own for the client: four per
+//! prepared INSERT or UPDATE instead of one.
+
+use std::fmt::Debug;
+use std::sync::Arc;
+
+use futures::{Sink, SinkExt};
+use pgwire::api::portal::Portal;
+use pgwire::api::query::ExtendedQueryHandler;
+use pgwire::api::results::{DescribePortalResponse, DescribeResponse, DescribeStatementResponse};
+use pgwire::api::stmt::StoredStatement;
+use pgwire::api::store::{Entry, PortalStore};
+use pgwire::api::{ClientInfo, ClientPortalStore, DEFAULT_NAME};
+use pgwire::error::{ErrorInfo, PgWireError, PgWireResult};
+use pgwire::messages::PgWireBackendMessage;
+use pgwire::messages::data::{NoData, ParameterDescription, RowDescription};
+use pgwire::messages::extendedquery::{
+    Bind, BindComplete, Describe, Parse, ParseComplete, TARGET_TYPE_BYTE_PORTAL, TARGET_TYPE_BYTE_STATEMENT,
+};
+
+pub async fn parse<H, C>(handler: &H, client: &mut C, message: Parse) -> PgWireResult<()>
+where
+    H: ExtendedQueryHandler + ?Sized,
+    C: ClientInfo + ClientPortalStore + Sink<PgWireBackendMessage> + Unpin + Send + Sync,
+    C::PortalStore: PortalStore<Statement = H::Statement>,
+    C::Error: Debug,
+    PgWireError: From<<C as Sink<PgWireBackendMessage>>::Error>,
+{
+    let name = message.name.clone().unwrap_or_else(|| DEFAULT_NAME.to_owned());
+    match StoredStatement::parse(client, &message, handler.query_parser()).await? {
+        Some(statement) => client.portal_store().put_statement(Arc::new(statement)),
+        None => client.portal_store().put_empty_statement(&name),
+    }
+    client.feed(PgWireBackendMessage::ParseComplete(ParseComplete::new())).await?;
+    Ok(())
+}
+
+pub async fn bind<S, C>(client: &mut C, message: Bind) -> PgWireResult<()>
+where
+    S: Clone + Send + Sync + 'static,
+    C: ClientInfo + ClientPortalStore + Sink<PgWireBackendMessage> + Unpin + Send + Sync,
+    C::PortalStore: PortalStore<Statement = S>,
+    C::Error: Debug,
+    PgWireError: From<<C as Sink<PgWireBackendMessage>>::Error>,
+{
+    let statement_name = message.statement_name.as_deref().unwrap_or(DEFAULT_NAME);
+    let portal_name = message.portal_name.as_deref().unwrap_or(DEFAULT_NAME);
+    match client.portal_store().get_statement(statement_name) {
+        Some(Entry::Value(statement)) => {
+            let portal = Portal::try_new(&message, statement)?;
+            client.portal_store().put_portal(Arc::new(portal));
+        }
+        Some(Entry::Empty) => {
+            if !message.parameters.is_empty() {
+                return Err(PgWireError::UserError(Box::new(ErrorInfo::new(
+                    "ERROR".to_owned(),
+                    "08P01".to_owned(),
+                    format!(
+                        "bind message supplies {} parameters, but prepared statement \"{statement_name}\" requires 0",
+                        message.parameters.len()
+                    ),
+                ))));
+            }
+            client.portal_store().put_empty_portal(portal_name);
+        }
+        None => return Err(PgWireError::StatementNotFound(statement_name.to_owned())),
+    }
+    client.feed(PgWireBackendMessage::BindComplete(BindComplete::new())).await?;
+    Ok(())
+}
+
+pub async fn describe<H, C>(handler: &H, client: &mut C, message: Describe) -> PgWireResult<()>
+where
+    H: ExtendedQueryHandler + ?Sized,
+    C: ClientInfo + ClientPortalStore + Sink<PgWireBackendMessage> + Unpin + Send + Sync,
+    C::PortalStore: PortalStore<Statement = H::Statement>,
+    C::Error: Debug,
+    PgWireError: From<<C as Sink<PgWireBackendMessage>>::Error>,
+{
+    let name = message.name.as_deref().unwrap_or(DEFAULT_NAME);
+    match message.target_type {
+        TARGET_TYPE_BYTE_STATEMENT => match client.portal_store().get_statement(name) {
+            Some(Entry::Value(statement)) => {
+                let response = handler.do_describe_statement(client, &statement).await?;
+                queue_description(client, &response).await
+            }
+            Some(Entry::Empty) => queue_description(client, &DescribeStatementResponse::no_data()).await,
+            None => Err(PgWireError::StatementNotFound(name.to_owned())),
+        },
+        TARGET_TYPE_BYTE_PORTAL => match client.portal_store().get_portal(name) {
+            Some(Entry::Value(portal)) => {
+                let response = handler.do_describe_portal(client, &portal).await?;
+                queue_description(client, &response).await
+            }
+            Some(Entry::Empty) => queue_description(client, &DescribePortalResponse::no_data()).await,
+            None => Err(PgWireError::PortalNotFound(name.to_owned())),
+        },
+        other => Err(PgWireError::InvalidTargetType(other)),
+    }
+}
+
+async fn queue_description<C, R>(client: &mut C, response: &R) -> PgWireResult<()>
+where
+    C: Sink<PgWireBackendMessage> + Unpin,
+    C::Error: Debug,
+    PgWireError: From<<C as Sink<PgWireBackendMessage>>::Error>,
+    R: DescribeResponse,
+{
+    if let Some(types) = response.parameters() {
+        let oids = types.iter().map(|t| t.oid()).collect();
+        client.feed(PgWireBackendMessage::ParameterDescription(ParameterDescription::new(oids))).await?;
+    }
+    let message = if response.is_no_data() {
+        PgWireBackendMessage::NoData(NoData::new())
+    } else {
+        PgWireBackendMessage::RowDescription(RowDescription::new(response.fields().iter().map(Into::into).collect()))
+    };
+    client.feed(message).await?;
+    Ok(())
+}
