@@ -510,8 +510,10 @@ fn check_table_write(
     ts: CommitTs,
 ) -> Result<RecordBatch> {
     let codec = table.codec.clone();
+    // Removed and inserted before checking, one walk of the key index each:
+    // on an error the caller drops this trial state.
     for (index, key) in codec.keys(&write.deletes)?.into_iter().enumerate() {
-        let current = table.rows.get(&key).and_then(|v| v.offset);
+        let current = table.rows.remove(&key).and_then(|v| v.offset);
         let still_there = match (write.expected[index], current) {
             (Some(expected), Some(current)) => expected == current,
             // Written earlier in this commit.
@@ -521,19 +523,17 @@ fn check_table_write(
         if !still_there {
             return Err(Error::Conflict);
         }
-        table.rows.remove(&key);
     }
     let added_from = first.0 + write.deletes.num_rows() as u64;
     let rows = codec.rows(&write.inserts)?;
     for (index, (key, row)) in codec.keys(&write.inserts)?.into_iter().zip(rows).enumerate() {
-        if table.rows.contains_key(&key) {
+        let offset = Some(Offset(added_from + index as u64));
+        if table.rows.insert(key, Arc::new(RowVersion { offset, ts: Some(ts), row })).is_some() {
             return Err(Error::UniqueViolation {
                 constraint: codec.def.primary_key_name(),
                 detail: format!("{} already exists.", codec.describe_key(&write.inserts, index)),
             });
         }
-        let offset = Some(Offset(added_from + index as u64));
-        table.rows.insert(key, Arc::new(RowVersion { offset, ts: Some(ts), row }));
     }
     let user = concat_batches(&codec.def.user_schema(), [&write.deletes, &write.inserts])?;
     let diffs = Int64Array::from_iter_values(
