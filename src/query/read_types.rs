@@ -7,7 +7,7 @@
 
 use std::sync::Arc;
 
-use datafusion::arrow::array::{RecordBatch, RecordBatchOptions};
+use datafusion::arrow::array::{ArrayRef, RecordBatch, RecordBatchOptions};
 use datafusion::arrow::compute::cast;
 use datafusion::arrow::datatypes::{DataType, Field, Schema, SchemaRef};
 use datafusion::arrow::error::ArrowError;
@@ -33,26 +33,28 @@ pub fn conform(batch: &RecordBatch, schema: &SchemaRef) -> Result<RecordBatch, A
     if batch.schema_ref() == schema {
         return Ok(batch.clone());
     }
-    if batch.num_columns() != schema.fields().len() {
+    cast_columns(schema, batch.columns().to_vec(), batch.num_rows())
+}
+
+/// `columns` (`rows` long) under `schema`: names and nullability from the
+/// schema, a column of another type cast to the schema's.
+pub fn cast_columns(schema: &SchemaRef, columns: Vec<ArrayRef>, rows: usize) -> Result<RecordBatch, ArrowError> {
+    if columns.len() != schema.fields().len() {
         return Err(ArrowError::SchemaError(format!(
             "{} columns where {} were expected",
-            batch.num_columns(),
+            columns.len(),
             schema.fields().len()
         )));
     }
-    let columns =
-        batch
-            .columns()
-            .iter()
-            .zip(schema.fields())
-            .map(|(column, field)| {
-                if column.data_type() == field.data_type() {
-                    Ok(column.clone())
-                } else {
-                    cast(column, field.data_type())
-                }
-            })
-            .collect::<Result<Vec<_>, _>>()?;
-    let options = RecordBatchOptions::new().with_row_count(Some(batch.num_rows()));
+    let columns = columns
+        .into_iter()
+        .zip(schema.fields())
+        .map(
+            |(column, field)| {
+                if column.data_type() == field.data_type() { Ok(column) } else { cast(&column, field.data_type()) }
+            },
+        )
+        .collect::<Result<Vec<_>, _>>()?;
+    let options = RecordBatchOptions::new().with_row_count(Some(rows));
     RecordBatch::try_new_with_options(schema.clone(), columns, &options)
 }

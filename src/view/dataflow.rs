@@ -224,17 +224,5 @@ pub fn batch(schema: &SchemaRef, columns: Vec<ArrayRef>, rows: usize) -> Result<
             schema.fields().len()
         )));
     }
-    let columns = columns
-        .into_iter()
-        .zip(schema.fields())
-        .map(|(column, field)| {
-            if column.data_type() == field.data_type() {
-                Ok(column)
-            } else {
-                Ok(datafusion::arrow::compute::cast(&column, field.data_type())?)
-            }
-        })
-        .collect::<Result<Vec<_>>>()?;
-    let options = datafusion::arrow::array::RecordBatchOptions::new().with_row_count(Some(rows));
-    Ok(RecordBatch::try_new_with_options(schema.clone(), columns, &options)?)
+    Ok(crate::query::read_types::cast_columns(schema, columns, rows)?)
 }
