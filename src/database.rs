@@ -31,8 +31,8 @@ pub struct Database {
 
 pub(crate) struct Inner {
     pub log: Arc<Log>,
-    /// Views being backfilled, shown in `strata.views`.
-    pub backfills: crate::view::Backfills,
+    /// Views being backfilled and open subscriptions, shown in `strata.*`.
+    pub activity: crate::query::Activity,
     pub base_state: SessionState,
     pub config: Config,
     sealer: std::sync::Mutex<Option<tokio::task::JoinHandle<()>>>,
@@ -58,8 +58,8 @@ impl Database {
             .with_information_schema(true)
             .with_extension(Arc::new(Limits::from(&config)));
         let context = SessionContext::new_with_config(session_config);
-        let backfills = crate::view::Backfills::default();
-        register_catalog_in(&context, CATALOG_NAME, &log, &backfills)?;
+        let activity = crate::query::Activity::default();
+        register_catalog_in(&context, CATALOG_NAME, &log, &activity)?;
         setup_pg_catalog(&context, CATALOG_NAME, EmptyContextProvider).map_err(|e| Error::DataFusion(*e))?;
         let catalog = context.catalog(CATALOG_NAME).ok_or_else(|| Error::Internal("no catalog".into()))?;
         let pg_catalog = catalog.schema("pg_catalog").ok_or_else(|| Error::Internal("no pg_catalog".into()))?;
@@ -74,7 +74,7 @@ impl Database {
         let base_state = context.state();
         let sealer = tokio::spawn(run_sealer(log.clone(), config.clone()));
         let sealer = std::sync::Mutex::new(Some(sealer));
-        let database = Database { inner: Arc::new(Inner { log, backfills, base_state, config, sealer }) };
+        let database = Database { inner: Arc::new(Inner { log, activity, base_state, config, sealer }) };
         database.restore_views().await?;
         Ok(database)
     }
@@ -121,7 +121,7 @@ impl Database {
     /// latest commit when it is planned; call [`Database::pin_reads`] first
     /// when one query reads several relations and they must agree.
     pub fn register_catalog(&self, context: &SessionContext, name: &str) -> Result<()> {
-        register_catalog_in(context, name, &self.inner.log, &self.inner.backfills)
+        register_catalog_in(context, name, &self.inner.log, &self.inner.activity)
     }
 
     /// Fixes every later read through `context` at the latest commit, so all
@@ -198,13 +198,13 @@ fn register_catalog_in(
     context: &SessionContext,
     name: &str,
     log: &Arc<Log>,
-    backfills: &crate::view::Backfills,
+    activity: &crate::query::Activity,
 ) -> Result<()> {
     let store_url = ObjectStoreUrl::parse(STORE_URL)?;
     context.runtime_env().register_object_store(store_url.as_ref(), log.store().objects.clone());
     let catalog = MemoryCatalogProvider::new();
     catalog.register_schema(SCHEMA_NAME, Arc::new(RelationSchema::new(log.clone())))?;
-    let system = crate::query::SystemSchema::new(log.clone(), backfills.clone());
+    let system = crate::query::SystemSchema::new(log.clone(), activity.clone());
     catalog.register_schema(crate::query::SYSTEM_SCHEMA, Arc::new(system))?;
     context.register_catalog(name, Arc::new(catalog));
     Ok(())

@@ -109,3 +109,20 @@ impl From<datafusion::arrow::error::ArrowError> for Error {
         Error::DataFusion(DataFusionError::from(error))
     }
 }
+
+/// A message a statement sends its client besides its result, as
+/// PostgreSQL's NOTICE and WARNING (`BEGIN` inside a transaction block, a
+/// subscriber falling behind the log).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Notice {
+    /// `WARNING` or `NOTICE`.
+    pub severity: &'static str,
+    pub code: &'static str,
+    pub message: String,
+}
+
+impl Notice {
+    pub fn warning(code: &'static str, message: String) -> Notice {
+        Notice { severity: "WARNING", code, message }
+    }
+}

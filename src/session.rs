@@ -26,7 +26,7 @@ pub use insert::has_clauses;
 use crate::catalog::RelationKind;
 use crate::catalog::{ColumnDef, RelationDef, SqlType};
 use crate::database::Inner;
-use crate::error::{Error, Result};
+use crate::error::{Error, Notice, Result};
 use crate::log::{Change, ColumnChange, Offset, ReadView};
 use crate::query::scope::{StatementScope, Transaction};
 use crate::sql::as_of::{VersionBound, rewrite_as_of, version_offsets};
@@ -71,6 +71,11 @@ pub enum Outcome {
     },
 }
 
+/// PostgreSQL's warning for COMMIT or ROLLBACK outside a transaction block.
+fn no_transaction() -> Notice {
+    Notice::warning("25P01", "there is no transaction in progress".into())
+}
+
 /// How many times an autocommit statement is run again when another commit
 /// changed the rows it decided on.
 const RETRIES_MAX: usize = 16;
@@ -81,6 +86,8 @@ pub struct Session {
     settings: BTreeMap<String, String>,
     /// Open `DECLARE … CURSOR FOR SUBSCRIBE` cursors, by name.
     cursors: HashMap<String, subscribe::Cursor>,
+    /// Warnings and notices for the client, sent before the statement's result.
+    notices: Vec<Notice>,
 }
 
 /// Session parameters reported by SHOW, with PostgreSQL's spelling.
@@ -103,11 +110,16 @@ const DEFAULT_SETTINGS: &[(&str, &str)] = &[
 impl Session {
     pub(crate) fn new(db: Arc<Inner>) -> Session {
         let settings = DEFAULT_SETTINGS.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect();
-        Session { db, transaction: None, settings, cursors: HashMap::new() }
+        Session { db, transaction: None, settings, cursors: HashMap::new(), notices: Vec::new() }
     }
 
     pub fn in_transaction(&self) -> bool {
         self.transaction.is_some()
+    }
+
+    /// The warnings and notices of the statements run since the last call.
+    pub fn take_notices(&mut self) -> Vec<Notice> {
+        std::mem::take(&mut self.notices)
     }
 
     /// Runs every statement and returns the rows of the last (collected).
@@ -195,19 +207,21 @@ impl Session {
             Command::Subscribe(spec) => {
                 self.refuse_in_transaction("SUBSCRIBE")?;
                 let session = Session::new(self.db.clone());
-                Ok(Outcome::Subscribe(Box::new(Subscription::start(session, &spec)?)))
+                Ok(Outcome::Subscribe(Box::new(Subscription::start(session, &spec, None)?)))
             }
             Command::DeclareCursor { cursor, spec } => {
-                let subscription = Subscription::start(Session::new(self.db.clone()), &spec)?;
                 if self.cursors.contains_key(&cursor) {
                     return Err(Error::DuplicateCursor(cursor));
                 }
+                let subscription = Subscription::start(Session::new(self.db.clone()), &spec, Some(&cursor))?;
                 self.cursors.insert(cursor, subscribe::Cursor::new(subscription));
                 Ok(done("DECLARE CURSOR"))
             }
             Command::Fetch { cursor, count, timeout } => {
                 let open = self.cursors.get_mut(&cursor).ok_or_else(|| Error::UndefinedCursor(cursor.clone()))?;
-                let batch = open.fetch(count, timeout).await?;
+                let batch = open.fetch(count, timeout).await;
+                self.notices.extend(open.take_notices());
+                let batch = batch?;
                 Ok(rows_outcome_batch(batch))
             }
             Command::CloseCursor { cursor: None } => {
@@ -227,14 +241,18 @@ impl Session {
                 Ok(done("CHECKPOINT"))
             }
             Command::Begin => {
-                if self.transaction.is_none() {
+                if self.transaction.is_some() {
+                    self.notices.push(Notice::warning("25001", "there is already a transaction in progress".into()));
+                } else {
                     self.transaction = Some(Arc::new(Mutex::new(Transaction::default())));
                 }
                 Ok(Outcome::TransactionStarted)
             }
             Command::Commit => self.commit().await,
             Command::Rollback => {
-                self.transaction = None;
+                if self.transaction.take().is_none() {
+                    self.notices.push(no_transaction());
+                }
                 Ok(Outcome::TransactionEnded { tag: "ROLLBACK" })
             }
             Command::Set { name, value } => {
@@ -611,6 +629,7 @@ impl Session {
 
     async fn commit(&mut self) -> Result<Outcome> {
         let Some(transaction) = self.transaction.take() else {
+            self.notices.push(no_transaction());
             return Ok(Outcome::TransactionEnded { tag: "COMMIT" });
         };
         let transaction = std::mem::take(&mut *transaction.lock().expect("transaction lock"));

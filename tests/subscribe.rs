@@ -163,3 +163,104 @@ async fn cursor_fetches_subscription_rows() {
     let changes = fetching.await.unwrap();
     assert_eq!(changes, [(-1, 1, "one".to_string()), (1, 1, "uno".to_string())]);
 }
+
+/// The notices that have arrived, as (SQLSTATE, message).
+fn arrived(
+    notices: &mut tokio::sync::mpsc::UnboundedReceiver<tokio_postgres::error::DbError>,
+) -> Vec<(String, String)> {
+    std::iter::from_fn(|| notices.try_recv().ok())
+        .map(|n| (n.code().code().to_string(), n.message().to_string()))
+        .collect()
+}
+
+/// `(read_through, behind, rows_read)` of each open subscription on `relation`.
+async fn listed(client: &Client, relation: &str) -> Vec<(Option<String>, i64, i64, i64)> {
+    let rows = client
+        .query(
+            "SELECT cursor, read_through, behind, rows_read FROM strata.subscriptions WHERE relation = $1 ORDER BY id",
+            &[&relation],
+        )
+        .await
+        .unwrap();
+    rows.iter().map(|r| (r.get(0), r.get(1), r.get(2), r.get(3))).collect()
+}
+
+/// A subscriber that finds more than `behind_warning` offsets waiting gets a
+/// WARNING, once per time it falls behind; `strata.subscriptions` shows how
+/// far behind each subscription is and drops it when it ends. Writers are
+/// not held up by a subscriber that does not read.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_subscriber_behind_the_log_is_warned_and_listed() {
+    let server = common::Server::start(&common::fresh_data_dir("subscribe-behind"));
+    let writer = server.client().await;
+    writer.batch_execute("CREATE STREAM ev (n BIGINT)").await.unwrap();
+    let (reader, mut notices) = server.client_with_notices().await;
+    reader
+        .batch_execute("DECLARE c CURSOR FOR SUBSCRIBE ev WITH (snapshot = false, behind_warning = 1000)")
+        .await
+        .unwrap();
+    let start: i64 = writer.query_one("SELECT current_offset()", &[]).await.unwrap().get(0);
+    assert_eq!(listed(&writer, "ev").await, [(Some("c".to_string()), start, 0, 0)]);
+
+    // 2,000 events while the cursor is not read: listed as behind; the next
+    // FETCH warns, then reads them all.
+    writer.batch_execute("INSERT INTO ev SELECT * FROM generate_series(1, 2000)").await.unwrap();
+    assert_eq!(listed(&writer, "ev").await, [(Some("c".to_string()), start, 2000, 0)]);
+    let rows = reader.query("FETCH ALL FROM c", &[]).await.unwrap();
+    assert_eq!(rows.len(), 2000);
+    let warned = arrived(&mut notices);
+    assert_eq!(warned.len(), 1, "{warned:?}");
+    assert_eq!(warned[0].0, "01000");
+    assert!(warned[0].1.contains("\"ev\" is 2000 offsets behind the log"), "{warned:?}");
+    assert_eq!(listed(&writer, "ev").await, [(Some("c".to_string()), start + 2000, 0, 2000)]);
+
+    // Within the bound: no warning, and it is armed again …
+    writer.batch_execute("INSERT INTO ev SELECT * FROM generate_series(1, 500)").await.unwrap();
+    assert_eq!(reader.query("FETCH ALL FROM c", &[]).await.unwrap().len(), 500);
+    assert_eq!(arrived(&mut notices), []);
+    // … so falling behind again warns again.
+    writer.batch_execute("INSERT INTO ev SELECT * FROM generate_series(1, 1500)").await.unwrap();
+    assert_eq!(reader.query("FETCH ALL FROM c", &[]).await.unwrap().len(), 1500);
+    assert_eq!(arrived(&mut notices).len(), 1);
+    reader.batch_execute("CLOSE c").await.unwrap();
+    assert_eq!(listed(&writer, "ev").await, []);
+
+    // A COPY subscriber that stops reading: commits go on, it is listed as
+    // behind, and it is unlisted when it is cancelled. Each commit is more
+    // than its bound, so it is warned once (never caught up in between).
+    let (copy_reader, mut copy_notices) = server.client_with_notices().await;
+    let cancel = copy_reader.cancel_token();
+    let sql = "COPY (SUBSCRIBE ev WITH (snapshot = false, behind_warning = 1000)) TO STDOUT";
+    let mut stream = subscribe(&copy_reader, sql).await;
+    let before: i64 = writer.query_one("SELECT current_offset()", &[]).await.unwrap().get(0);
+    for _ in 0..20 {
+        writer.batch_execute("INSERT INTO ev SELECT * FROM generate_series(1, 5000)").await.unwrap();
+    }
+    let after: i64 = writer.query_one("SELECT current_offset()", &[]).await.unwrap().get(0);
+    assert_eq!(after - before, 100_000, "no writer waits for the subscriber");
+    let listing = listed(&writer, "ev").await;
+    assert_eq!(listing.len(), 1);
+    assert_eq!(listing[0].0, None);
+    assert_eq!(listing[0].1 + listing[0].2, after, "read through + behind is the log's offset");
+    assert!(lines(&mut stream, 100_000).await.len() >= 100_000);
+    let warned = arrived(&mut copy_notices);
+    assert_eq!(warned.len(), 1, "{warned:?}");
+    assert!(warned[0].1.contains("offsets behind the log"), "{warned:?}");
+    cancel.cancel_query(NoTls).await.unwrap();
+    let deadline = std::time::Instant::now() + Duration::from_secs(10);
+    while !listed(&writer, "ev").await.is_empty() {
+        assert!(std::time::Instant::now() < deadline, "a cancelled subscription stays listed");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}
+
+/// BEGIN inside a transaction block and COMMIT or ROLLBACK outside one warn
+/// as PostgreSQL does (25001, 25P01) and change nothing.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn transaction_commands_out_of_place_warn() {
+    let server = common::Server::start(&common::fresh_data_dir("subscribe-warn-transaction"));
+    let (client, mut notices) = server.client_with_notices().await;
+    client.batch_execute("BEGIN; BEGIN; COMMIT; COMMIT; ROLLBACK").await.unwrap();
+    let warned: Vec<String> = arrived(&mut notices).into_iter().map(|(code, _)| code).collect();
+    assert_eq!(warned, ["25001", "25P01", "25P01"]);
+}

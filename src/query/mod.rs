@@ -17,4 +17,4 @@ pub mod table;
 
 pub use provider::RelationTable;
 pub use schema::RelationSchema;
-pub use system::{SYSTEM_SCHEMA, SystemSchema};
+pub use system::{Activity, SYSTEM_SCHEMA, SubscriptionProgress, Subscriptions, SystemSchema};

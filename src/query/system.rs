@@ -1,13 +1,15 @@
 //! The `strata` schema: Strata's own system relations. `strata.views` lists
 //! continuous views (definition, inputs, how they are stored, the offset
 //! they reflect, their rows and operator state) and views being backfilled
-//! with how many input rows they have read so far.
+//! with how many input rows they have read so far. `strata.subscriptions`
+//! lists open subscriptions with how far behind the log each one is.
 
-use std::sync::Arc;
+use std::collections::BTreeMap;
+use std::sync::{Arc, Mutex};
 
 use async_trait::async_trait;
-use datafusion::arrow::array::{ArrayRef, Int64Array, RecordBatch, StringArray};
-use datafusion::arrow::datatypes::{DataType, Field, Schema, SchemaRef};
+use datafusion::arrow::array::{ArrayRef, Int64Array, RecordBatch, StringArray, TimestampMicrosecondArray};
+use datafusion::arrow::datatypes::{DataType, Field, Schema, SchemaRef, TimeUnit};
 use datafusion::catalog::{MemTable, SchemaProvider, TableProvider};
 use datafusion::error::Result as DfResult;
 
@@ -18,16 +20,64 @@ use crate::view::Backfills;
 /// The schema's name, as in `SELECT * FROM strata.views`.
 pub const SYSTEM_SCHEMA: &str = "strata";
 const VIEWS: &str = "views";
+const SUBSCRIPTIONS: &str = "subscriptions";
+
+/// What the system relations show that the log does not know: views being
+/// backfilled and open subscriptions.
+#[derive(Debug, Clone, Default)]
+pub struct Activity {
+    pub backfills: Backfills,
+    pub subscriptions: Subscriptions,
+}
+
+/// Open subscriptions (COPY and cursors), by id.
+pub type Subscriptions = Arc<Mutex<BTreeMap<u64, SubscriptionProgress>>>;
+
+#[derive(Debug, Clone)]
+pub struct SubscriptionProgress {
+    pub relation: String,
+    /// The cursor reading it; none for `COPY (SUBSCRIBE …)`.
+    pub cursor: Option<String>,
+    /// Microseconds since the Unix epoch.
+    pub started_at: i64,
+    /// Every change up to this offset has been read for the subscriber.
+    pub read_through: u64,
+    pub rows_read: u64,
+}
 
 #[derive(Debug)]
 pub struct SystemSchema {
     log: Arc<Log>,
-    backfills: Backfills,
+    activity: Activity,
 }
 
 impl SystemSchema {
-    pub fn new(log: Arc<Log>, backfills: Backfills) -> SystemSchema {
-        SystemSchema { log, backfills }
+    pub fn new(log: Arc<Log>, activity: Activity) -> SystemSchema {
+        SystemSchema { log, activity }
+    }
+
+    fn subscriptions(&self) -> DfResult<RecordBatch> {
+        let visible = self.log.snapshot().offset.0;
+        let subscriptions = self.activity.subscriptions.lock().expect("subscriptions lock");
+        let rows: Vec<(&u64, &SubscriptionProgress)> = subscriptions.iter().collect();
+        let number = |f: &dyn Fn(u64, &SubscriptionProgress) -> i64| -> ArrayRef {
+            Arc::new(rows.iter().map(|(id, p)| f(**id, p)).collect::<Int64Array>())
+        };
+        let columns: Vec<ArrayRef> = vec![
+            number(&|id, _| id as i64),
+            Arc::new(rows.iter().map(|(_, p)| Some(p.relation.as_str())).collect::<StringArray>()),
+            Arc::new(rows.iter().map(|(_, p)| p.cursor.as_deref()).collect::<StringArray>()),
+            Arc::new(
+                rows.iter()
+                    .map(|(_, p)| Some(p.started_at))
+                    .collect::<TimestampMicrosecondArray>()
+                    .with_timezone("UTC"),
+            ),
+            number(&|_, p| p.read_through as i64),
+            number(&|_, p| visible.saturating_sub(p.read_through) as i64),
+            number(&|_, p| p.rows_read as i64),
+        ];
+        Ok(RecordBatch::try_new(subscriptions_schema(), columns)?)
     }
 
     fn views(&self) -> DfResult<RecordBatch> {
@@ -61,7 +111,7 @@ impl SystemSchema {
                 None,
             );
         }
-        for (name, progress) in self.backfills.lock().expect("backfills lock").iter() {
+        for (name, progress) in self.activity.backfills.lock().expect("backfills lock").iter() {
             rows.push(
                 name,
                 "backfilling",
@@ -138,21 +188,35 @@ fn views_schema() -> SchemaRef {
     ]))
 }
 
+fn subscriptions_schema() -> SchemaRef {
+    let number = |name: &str| Field::new(name, DataType::Int64, false);
+    Arc::new(Schema::new(vec![
+        number("id"),
+        Field::new("relation", DataType::Utf8, false),
+        Field::new("cursor", DataType::Utf8, true),
+        Field::new("started_at", DataType::Timestamp(TimeUnit::Microsecond, Some("UTC".into())), false),
+        number("read_through"),
+        number("behind"),
+        number("rows_read"),
+    ]))
+}
+
 #[async_trait]
 impl SchemaProvider for SystemSchema {
     fn table_names(&self) -> Vec<String> {
-        vec![VIEWS.to_string()]
+        vec![VIEWS.to_string(), SUBSCRIPTIONS.to_string()]
     }
 
     async fn table(&self, name: &str) -> DfResult<Option<Arc<dyn TableProvider>>> {
-        if name != VIEWS {
-            return Ok(None);
-        }
-        let batch = self.views()?;
+        let batch = match name {
+            VIEWS => self.views()?,
+            SUBSCRIPTIONS => self.subscriptions()?,
+            _ => return Ok(None),
+        };
         Ok(Some(Arc::new(MemTable::try_new(batch.schema(), vec![vec![batch]])?)))
     }
 
     fn table_exist(&self, name: &str) -> bool {
-        name == VIEWS
+        name == VIEWS || name == SUBSCRIPTIONS
     }
 }

@@ -36,7 +36,7 @@ use super::copy_text::copy_text;
 use super::encode::{fields, query_response};
 use super::sqlstate::{error_info, to_pgwire};
 use crate::database::Database;
-use crate::error::Error;
+use crate::error::{Error, Notice};
 use crate::session::Subscription;
 use crate::session::{Outcome, Session, has_clauses};
 use crate::sql::parse::{Command, parse};
@@ -196,7 +196,9 @@ impl SimpleQueryHandler for Service {
         };
         let mut responses = Vec::with_capacity(commands.len());
         for command in commands {
-            match session.execute(command, None).await {
+            let outcome = session.execute(command, None).await;
+            feed_notices(client, session.take_notices()).await?;
+            match outcome {
                 Ok(Outcome::Subscribe(subscription)) => {
                     responses.push(stream_subscription(client, subscription).await?);
                     break;
@@ -235,12 +237,27 @@ where
     // drops this future and answers 57014.
     loop {
         let next = subscription.next().await;
+        feed_notices(client, subscription.take_notices()).await?;
         let mut data = Vec::new();
         for batch in next.map_err(to_pgwire)? {
             copy_text(batch, &mut data).map_err(|e| to_pgwire(e.into()))?;
         }
         client.send(PgWireBackendMessage::CopyData(CopyData::new(bytes::Bytes::from(data)))).await?;
     }
+}
+
+/// Queues `notices` for the client, ahead of what the statement sends next.
+async fn feed_notices<C>(client: &mut C, notices: Vec<Notice>) -> PgWireResult<()>
+where
+    C: Sink<PgWireBackendMessage> + Unpin + Send,
+    C::Error: Debug,
+    PgWireError: From<<C as Sink<PgWireBackendMessage>>::Error>,
+{
+    for notice in notices {
+        let info = ErrorInfo::new(notice.severity.to_string(), notice.code.to_string(), notice.message);
+        client.feed(PgWireBackendMessage::NoticeResponse(info.into())).await?;
+    }
+    Ok(())
 }
 
 /// The statements a connection described, by SQL text, each valid for one
@@ -501,7 +518,12 @@ impl ExtendedQueryHandler for Service {
         let types: Vec<Option<&DataType>> = prepared.parameter_types.iter().map(Option::as_ref).collect();
         let params = deserialize_parameters(portal, &types)?;
         let session = session_of(client, &self.db);
-        let outcome = session.lock().await.execute(command, Some(&params)).await.map_err(to_pgwire)?;
+        let (outcome, notices) = {
+            let mut session = session.lock().await;
+            (session.execute(command, Some(&params)).await, session.take_notices())
+        };
+        feed_notices(client, notices).await?;
+        let outcome = outcome.map_err(to_pgwire)?;
         if let Outcome::Subscribe(subscription) = outcome {
             return stream_subscription(client, subscription).await;
         }

@@ -6,7 +6,9 @@
 //! pace, at most `SUBSCRIBE_OFFSETS_MAX` offsets at a time, and fails
 //! clearly if retention drops history it has not read yet. Resuming with
 //! `VERSION AS OF` the last `_offset` received delivers every later change
-//! exactly once.
+//! exactly once. A subscriber that finds more than its `behind_warning`
+//! offsets waiting gets a WARNING (again after it has caught up and fallen
+//! behind anew), and `strata.subscriptions` shows how far behind each is.
 
 use datafusion::arrow::array::RecordBatch;
 use datafusion::prelude::DataFrame;
@@ -14,8 +16,9 @@ use futures::StreamExt;
 
 use super::{Session, parse_query, plan_statement};
 use crate::catalog::RelationDef;
-use crate::error::{Error, Result};
+use crate::error::{Error, Notice, Result};
 use crate::log::Offset;
+use crate::query::{SubscriptionProgress, Subscriptions};
 use crate::sql::as_of::quote;
 use crate::sql::subscribe::SubscribeSpec;
 
@@ -38,10 +41,41 @@ pub struct Subscription {
     /// Every change up to this offset has been sent.
     after: Offset,
     commits: tokio::sync::watch::Receiver<u64>,
+    /// More offsets than this waiting at a read is falling behind.
+    behind_warning: u64,
+    /// Told it is behind, and not caught up since.
+    warned: bool,
+    notices: Vec<Notice>,
+    listing: Listing,
 }
 
+/// The subscription's row in `strata.subscriptions`, removed with it.
+struct Listing {
+    subscriptions: Subscriptions,
+    id: u64,
+}
+
+impl Listing {
+    fn update(&self, read_through: Offset, rows: usize) {
+        let mut subscriptions = self.subscriptions.lock().expect("subscriptions lock");
+        if let Some(progress) = subscriptions.get_mut(&self.id) {
+            progress.read_through = read_through.0;
+            progress.rows_read += rows as u64;
+        }
+    }
+}
+
+impl Drop for Listing {
+    fn drop(&mut self) {
+        self.subscriptions.lock().expect("subscriptions lock").remove(&self.id);
+    }
+}
+
+static NEXT_SUBSCRIPTION_ID: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(1);
+
 impl Subscription {
-    pub(super) fn start(session: Session, spec: &SubscribeSpec) -> Result<Subscription> {
+    /// Starts `spec`, read by `cursor` (none for COPY).
+    pub(super) fn start(session: Session, spec: &SubscribeSpec, cursor: Option<&str>) -> Result<Subscription> {
         let relation = &spec.relation;
         let def = session.db.log.relation(relation).ok_or_else(|| Error::UndefinedRelation(relation.to_string()))?;
         let commits = session.db.log.watch_commits();
@@ -54,7 +88,54 @@ impl Subscription {
             }
         };
         let snapshot = spec.snapshot.then_some(snapshot);
-        Ok(Subscription { session, def, snapshot, after, commits })
+        let subscriptions = session.db.activity.subscriptions.clone();
+        let id = NEXT_SUBSCRIPTION_ID.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        let progress = SubscriptionProgress {
+            relation: def.name.clone(),
+            cursor: cursor.map(str::to_string),
+            started_at: chrono::Utc::now().timestamp_micros(),
+            read_through: after.0,
+            rows_read: 0,
+        };
+        subscriptions.lock().expect("subscriptions lock").insert(id, progress);
+        let listing = Listing { subscriptions, id };
+        let behind_warning = spec.behind_warning;
+        Ok(Subscription {
+            session,
+            def,
+            snapshot,
+            after,
+            commits,
+            behind_warning,
+            warned: false,
+            notices: vec![],
+            listing,
+        })
+    }
+
+    /// Warnings for the subscriber since the last call.
+    pub fn take_notices(&mut self) -> Vec<Notice> {
+        std::mem::take(&mut self.notices)
+    }
+
+    /// Tells the subscriber, once per time it falls behind, that more than
+    /// `behind_warning` offsets wait past what it has been sent.
+    fn note_waiting(&mut self, visible: u64) {
+        let waiting = visible - self.after.0;
+        if waiting <= self.behind_warning {
+            self.warned = false;
+        } else if !self.warned {
+            self.warned = true;
+            self.notices.push(Notice::warning(
+                "01000",
+                format!(
+                    "subscription to \"{}\" is {waiting} offsets behind the log (sent through offset {}, log at {}); \
+                     it catches up reading up to {SUBSCRIBE_OFFSETS_MAX} offsets at a time, as fast as the client \
+                     takes them",
+                    self.def.name, self.after.0, visible
+                ),
+            ));
+        }
     }
 
     /// The columns sent: `_offset`, `_ts`, `_diff`, then the relation's.
@@ -88,6 +169,7 @@ impl Subscription {
                 columns.join(", ")
             );
             let batches = self.run(&sql, view).await?;
+            self.listing.update(self.after, batches.iter().map(RecordBatch::num_rows).sum());
             self.snapshot = None;
             if batches.iter().any(|b| b.num_rows() > 0) {
                 return Ok(batches);
@@ -96,6 +178,7 @@ impl Subscription {
         loop {
             let visible = *self.commits.borrow_and_update();
             if visible > self.after.0 {
+                self.note_waiting(visible);
                 let upto = visible.min(self.after.0 + SUBSCRIBE_OFFSETS_MAX);
                 let sql = format!(
                     "SELECT _offset, _ts, _diff, {} FROM changes('{}', {}, {upto}) ORDER BY _offset",
@@ -105,6 +188,7 @@ impl Subscription {
                 );
                 let batches = self.run(&sql, self.session.db.log.snapshot()).await?;
                 self.after = Offset(upto);
+                self.listing.update(self.after, batches.iter().map(RecordBatch::num_rows).sum());
                 if batches.iter().any(|b| b.num_rows() > 0) {
                     return Ok(batches);
                 }
@@ -143,6 +227,10 @@ impl Cursor {
 
     pub fn schema(&self) -> datafusion::arrow::datatypes::SchemaRef {
         self.subscription.schema()
+    }
+
+    pub fn take_notices(&mut self) -> Vec<Notice> {
+        self.subscription.take_notices()
     }
 
     /// Up to `count` rows (all there are with `None`), waiting up to

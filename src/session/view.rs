@@ -50,7 +50,7 @@ impl Session {
         let sql = query.to_string();
         let read = self.db.log.snapshot();
         let (mut runtime, def) = self.compile_view(&name, &columns, &sql, &read).await?;
-        let _progress = Progress::start(&self.db.backfills, &name, &sql);
+        let _progress = Progress::start(&self.db.activity.backfills, &name, &sql);
         let mut output = self.backfill(&name, &mut runtime, &read).await?;
         let mut through = read.offset;
         for _ in 0..CATCH_UP_ROUNDS_MAX {
@@ -228,7 +228,7 @@ impl Session {
             let mut rows = self.read_rows(&def, read, None).await?;
             while let Some(batch) = rows.next().await {
                 let batch = batch?;
-                if let Some(progress) = self.db.backfills.lock().expect("backfills lock").get_mut(name) {
+                if let Some(progress) = self.db.activity.backfills.lock().expect("backfills lock").get_mut(name) {
                     progress.rows_read += batch.num_rows() as u64;
                 }
                 let changes = SourceChanges::from([(id, Delta::inserts(batch))]);

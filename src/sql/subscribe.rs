@@ -1,6 +1,6 @@
 //! Subscriptions, recognised at the token level (the SQL grammar has no
 //! SUBSCRIBE):
-//! - `COPY (SUBSCRIBE x [WITH (snapshot = true|false)] [VERSION AS OF n]) TO STDOUT`
+//! - `COPY (SUBSCRIBE x [WITH (snapshot = true|false, behind_warning = n)] [VERSION AS OF n]) TO STDOUT`
 //! - `DECLARE c CURSOR FOR SUBSCRIBE x …`, then
 //!   `FETCH [ALL | n] [FROM | IN] c [WITH (timeout = '…')]` and `CLOSE c | ALL`.
 
@@ -16,7 +16,12 @@ pub struct SubscribeSpec {
     pub snapshot: bool,
     /// Start after this offset instead of now.
     pub as_of: Option<u64>,
+    /// Warn the subscriber when more offsets than this wait to be sent.
+    pub behind_warning: u64,
 }
+
+/// `behind_warning` unless the statement sets it: about ten reads' worth.
+pub const BEHIND_WARNING_DEFAULT: u64 = 1_000_000;
 
 /// The subscription statement in `tokens` (one statement), if it is one.
 pub fn subscribe_command(tokens: &[Token]) -> Result<Option<Command>> {
@@ -25,8 +30,8 @@ pub fn subscribe_command(tokens: &[Token]) -> Result<Option<Command>> {
     if words.word("copy") && words.token(&Token::LParen) && words.word("subscribe") {
         let syntax = |what: &str| {
             Error::Syntax(format!(
-                "{what}; expected COPY (SUBSCRIBE relation [WITH (snapshot = true|false)] [VERSION AS OF offset]) TO \
-                 STDOUT"
+                "{what}; expected COPY (SUBSCRIBE relation [WITH (snapshot = true|false, behind_warning = n)] [VERSION \
+                 AS OF offset]) TO STDOUT"
             ))
         };
         let spec = subscription(&mut words, &syntax)?;
@@ -43,8 +48,8 @@ pub fn subscribe_command(tokens: &[Token]) -> Result<Option<Command>> {
         }
         let syntax = |what: &str| {
             Error::Syntax(format!(
-                "{what}; expected DECLARE cursor CURSOR FOR SUBSCRIBE relation [WITH (snapshot = true|false)] \
-                 [VERSION AS OF offset]"
+                "{what}; expected DECLARE cursor CURSOR FOR SUBSCRIBE relation [WITH (snapshot = true|false, \
+                 behind_warning = n)] [VERSION AS OF offset]"
             ))
         };
         let spec = subscription(&mut words, &syntax)?;
@@ -71,15 +76,20 @@ pub fn subscribe_command(tokens: &[Token]) -> Result<Option<Command>> {
 /// `relation [WITH (snapshot = …)] [VERSION AS OF n]`, after SUBSCRIBE.
 fn subscription(words: &mut Words, syntax: &dyn Fn(&str) -> Error) -> Result<SubscribeSpec> {
     let relation = words.name().ok_or_else(|| syntax("a relation name is missing"))?;
-    let mut spec = SubscribeSpec { relation, snapshot: true, as_of: None };
+    let mut spec = SubscribeSpec { relation, snapshot: true, as_of: None, behind_warning: BEHIND_WARNING_DEFAULT };
     loop {
         if words.word("with") {
             for (option, value) in words.options().ok_or_else(|| syntax("WITH needs options in parentheses"))? {
-                spec.snapshot = match (option.as_str(), value.to_lowercase().as_str()) {
-                    ("snapshot", "true" | "on") => true,
-                    ("snapshot", "false" | "off") => false,
+                match (option.as_str(), value.to_lowercase().as_str()) {
+                    ("snapshot", "true" | "on") => spec.snapshot = true,
+                    ("snapshot", "false" | "off") => spec.snapshot = false,
                     ("snapshot", _) => return Err(syntax("snapshot takes true or false")),
-                    _ => return Err(syntax("the only option of SUBSCRIBE is snapshot")),
+                    ("behind_warning", count) => {
+                        spec.behind_warning = count
+                            .parse()
+                            .map_err(|_| syntax("behind_warning takes a number of offsets (a whole number)"))?
+                    }
+                    _ => return Err(syntax("the options of SUBSCRIBE are snapshot and behind_warning")),
                 };
             }
         } else if words.word("version") {

@@ -86,6 +86,24 @@ impl Server {
         client
     }
 
+    /// A client whose NOTICEs and WARNINGs arrive on the receiver.
+    pub async fn client_with_notices(
+        &self,
+    ) -> (tokio_postgres::Client, tokio::sync::mpsc::UnboundedReceiver<tokio_postgres::error::DbError>) {
+        let (client, mut connection) =
+            tokio_postgres::connect(&self.connection_string(), tokio_postgres::NoTls).await.expect("connect");
+        let (sender, receiver) = tokio::sync::mpsc::unbounded_channel();
+        tokio::spawn(async move {
+            let mut messages = futures::stream::poll_fn(move |cx| connection.poll_message(cx));
+            while let Some(Ok(message)) = futures::StreamExt::next(&mut messages).await {
+                if let tokio_postgres::AsyncMessage::Notice(notice) = message {
+                    let _ = sender.send(notice);
+                }
+            }
+        });
+        (client, receiver)
+    }
+
     /// SIGKILL: the process gets no chance to flush or clean up.
     pub fn kill9(&mut self) {
         if let Some(mut child) = self.child.take() {
