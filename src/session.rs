@@ -406,10 +406,8 @@ impl Session {
 
     /// `VERSION AS OF offset` stops before a commit that continues past `offset`.
     async fn version_bound(&self, offset: Offset) -> Result<VersionBound> {
-        let at = self.db.log.commit_ts_at(offset).await?;
-        let next = self.db.log.commit_ts_at(offset.next()).await?;
-        let straddling = match (at, next) {
-            (Some(at), Some(next)) if at == next => Some(at),
+        let straddling = match self.db.log.commit_ts_at(&[offset, offset.next()]).await?[..] {
+            [Some(at), Some(next)] if at == next => Some(at),
             _ => None,
         };
         Ok(VersionBound { offset, straddling })

@@ -454,30 +454,40 @@ impl Log {
         ReadView { catalog: published.catalog.clone(), tables: published.tables.clone(), offset: published.visible }
     }
 
-    /// Commit time of the event at `offset`, if it is a row of a live relation.
-    pub async fn commit_ts_at(&self, offset: Offset) -> Result<Option<CommitTs>> {
+    /// Commit time of the event at each of `offsets` (none where it is not
+    /// a row of a live relation); a segment holding several is read once.
+    pub async fn commit_ts_at(&self, offsets: &[Offset]) -> Result<Vec<Option<CommitTs>>> {
+        let mut found = vec![None; offsets.len()];
         let catalog = self.catalog();
         for def in catalog.relations() {
+            if found.iter().all(Option::is_some) {
+                break;
+            }
             let snapshot = self.shared.tails.read(def.id, Offset(u64::MAX));
             let n = def.columns.len();
             for batch in &snapshot.batches {
-                if let Some(ts) = find_ts(&batch.project(&[n, n + 1])?, offset) {
-                    return Ok(Some(ts));
-                }
+                fill_ts(&mut found, offsets, &batch.project(&[n, n + 1])?);
             }
-            for segment in snapshot.segments.iter().filter(|s| s.first_offset <= offset && offset <= s.last_offset) {
+            for segment in &snapshot.segments {
+                let held = |i: usize| {
+                    found[i].is_none() && segment.first_offset <= offsets[i] && offsets[i] <= segment.last_offset
+                };
+                let wanted: Vec<usize> = (0..offsets.len()).filter(|i| held(*i)).collect();
+                let (Some(first), Some(last)) = (wanted.first(), wanted.last()) else { continue };
                 if segment.min_ts == segment.max_ts {
-                    return Ok(Some(segment.min_ts));
+                    wanted.iter().for_each(|i| found[*i] = Some(segment.min_ts));
+                    continue;
                 }
-                let before = Offset(offset.0.saturating_sub(1));
-                for batch in segment.read(&self.store, def, &[n, n + 1], Some((before, offset))).await? {
-                    if let Some(ts) = find_ts(&batch, offset) {
-                        return Ok(Some(ts));
-                    }
+                let (lowest, highest) = wanted
+                    .iter()
+                    .fold((offsets[*first], offsets[*last]), |(lo, hi), i| (lo.min(offsets[*i]), hi.max(offsets[*i])));
+                let before = Offset(lowest.0.saturating_sub(1));
+                for batch in segment.read_offsets_and_times(&self.store, before, highest).await? {
+                    fill_ts(&mut found, offsets, &batch);
                 }
             }
         }
-        Ok(None)
+        Ok(found)
     }
 
     pub fn relation(&self, name: &str) -> Option<Arc<RelationDef>> {
@@ -829,6 +839,15 @@ async fn remove_unlisted_segments(store: &SegmentStore, manifest: &Manifest) {
                 Ok(()) => tracing::info!(path, "deleted a file no manifest lists"),
                 Err(error) => tracing::warn!(%error, path, "could not delete an unlisted file"),
             }
+        }
+    }
+}
+
+/// Fills in the commit times of `offsets` a batch of `_offset`, `_ts` holds.
+fn fill_ts(found: &mut [Option<CommitTs>], offsets: &[Offset], batch: &datafusion::arrow::record_batch::RecordBatch) {
+    for (slot, offset) in found.iter_mut().zip(offsets) {
+        if slot.is_none() {
+            *slot = find_ts(batch, *offset);
         }
     }
 }

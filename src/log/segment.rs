@@ -13,16 +13,17 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use bytes::Bytes;
 use datafusion::arrow::array::{AsArray, RecordBatch};
 use datafusion::arrow::compute::{max, min};
-use datafusion::arrow::datatypes::{Int64Type, TimestampMicrosecondType};
+use datafusion::arrow::datatypes::{DataType, Int64Type, TimestampMicrosecondType};
 use datafusion::parquet::arrow::ArrowWriter;
 use datafusion::parquet::basic::Compression;
+use datafusion::parquet::file::metadata::{ParquetMetaData, ParquetMetaDataReader};
 use datafusion::parquet::file::properties::WriterProperties;
 use serde::{Deserialize, Serialize};
 
 use super::snapshot::SnapshotMeta;
 use super::store::SegmentStore;
 use super::{CommitTs, Error, Offset, RelationId, Result};
-use crate::catalog::{HistoryStart, OFFSET_COLUMN, RelationDef};
+use crate::catalog::{HistoryStart, OFFSET_COLUMN, RelationDef, SYSTEM_COLUMNS, TS_COLUMN};
 
 pub const MANIFEST_PATH: &str = "manifest.json";
 pub const SEGMENTS_PREFIX: &str = "segments";
@@ -73,6 +74,75 @@ impl SegmentMeta {
     }
 }
 
+impl SegmentMeta {
+    /// `_offset` and `_ts` of the row groups holding offsets in `(after,
+    /// upto]`, reading only the footer and those two columns' chunks (once
+    /// the whole file has been checked in this process): finding a commit's
+    /// time costs a few small reads, not the file.
+    pub async fn read_offsets_and_times(
+        &self,
+        store: &SegmentStore,
+        after: Offset,
+        upto: Offset,
+    ) -> Result<Vec<RecordBatch>> {
+        use datafusion::parquet::arrow::ParquetRecordBatchStreamBuilder;
+        use datafusion::parquet::arrow::ProjectionMask;
+        use futures::TryStreamExt;
+        self.verify(store).await?;
+        let corrupt = |e: &dyn std::fmt::Display| Error::corrupt(std::path::Path::new(&self.path), 0, &e.to_string());
+        let reader = RangeReader { objects: store.objects.clone(), path: self.path.as_str().into(), size: self.bytes };
+        let builder = ParquetRecordBatchStreamBuilder::new(reader).await.map_err(|e| corrupt(&e))?;
+        let stored = builder.schema().clone();
+        let (Ok(offset_column), Ok(ts_column)) = (stored.index_of(OFFSET_COLUMN), stored.index_of(TS_COLUMN)) else {
+            return Err(corrupt(&"the file has no _offset or _ts column"));
+        };
+        let range = OffsetRange { column: offset_column, after: after.0 as i64, upto: upto.0 as i64 };
+        let groups: Vec<usize> = (0..builder.metadata().num_row_groups())
+            .filter(|i| range.overlaps(builder.metadata().row_group(*i)))
+            .collect();
+        let mask = ProjectionMask::roots(builder.parquet_schema(), [offset_column, ts_column]);
+        let stream = builder.with_projection(mask).with_row_groups(groups).build().map_err(|e| corrupt(&e))?;
+        let batches: Vec<RecordBatch> = stream.try_collect().await.map_err(|e| corrupt(&e))?;
+        // The projected columns come in file order.
+        let order = if offset_column < ts_column { [0, 1] } else { [1, 0] };
+        batches.iter().map(|b| b.project(&order).map_err(|e| corrupt(&e))).collect()
+    }
+}
+
+/// Byte ranges of one sealed file, fetched from the store as Parquet asks.
+struct RangeReader {
+    objects: Arc<dyn object_store::ObjectStore>,
+    path: object_store::path::Path,
+    size: u64,
+}
+
+impl datafusion::parquet::arrow::async_reader::AsyncFileReader for RangeReader {
+    fn get_bytes(
+        &mut self,
+        range: std::ops::Range<u64>,
+    ) -> futures::future::BoxFuture<'_, datafusion::parquet::errors::Result<Bytes>> {
+        use futures::FutureExt;
+        async move {
+            let bytes = object_store::ObjectStoreExt::get_range(&self.objects, &self.path, range).await;
+            bytes.map_err(|e| datafusion::parquet::errors::ParquetError::External(Box::new(e)))
+        }
+        .boxed()
+    }
+
+    fn get_metadata<'a>(
+        &'a mut self,
+        options: Option<&'a datafusion::parquet::arrow::arrow_reader::ArrowReaderOptions>,
+    ) -> futures::future::BoxFuture<'a, datafusion::parquet::errors::Result<Arc<ParquetMetaData>>> {
+        use futures::FutureExt;
+        async move {
+            let size = self.size;
+            let reader = ParquetMetaDataReader::new().with_arrow_reader_options(options);
+            Ok(Arc::new(reader.load_and_finish(self, size).await?))
+        }
+        .boxed()
+    }
+}
+
 /// Row groups to read: those whose `_offset` statistics overlap `(after, upto]`.
 struct OffsetRange {
     column: usize,
@@ -115,7 +185,9 @@ pub(super) async fn fetch_checked(
 
 /// `columns` of `def`'s log schema from a Parquet file of its rows stored
 /// through `written_through`; with `offsets = (after, upto)`, only the row
-/// groups whose `_offset` statistics overlap `(after, upto]`.
+/// groups whose `_offset` statistics overlap `(after, upto]`. Row groups are
+/// decoded on up to `DECODE_THREADS_MAX` threads side by side (a
+/// point-in-time read often waits on one big file), batches kept in order.
 pub(super) fn decode(
     path: &str,
     bytes: Bytes,
@@ -125,58 +197,94 @@ pub(super) fn decode(
     offsets: Option<(Offset, Offset)>,
 ) -> Result<Vec<RecordBatch>> {
     use datafusion::parquet::arrow::ProjectionMask;
-    use datafusion::parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder;
+    use datafusion::parquet::arrow::arrow_reader::{ArrowReaderMetadata, ArrowReaderOptions};
     let corrupt = |e: &dyn std::fmt::Display| Error::corrupt(std::path::Path::new(path), 0, &e.to_string());
-    let mut builder =
-        ParquetRecordBatchReaderBuilder::try_new(bytes).map_err(|e| corrupt(&e))?.with_batch_size(64 * 1024);
-    let stored = builder.schema().clone();
+    let metadata = ArrowReaderMetadata::load(&bytes, ArrowReaderOptions::default()).map_err(|e| corrupt(&e))?;
+    let stored = metadata.schema().clone();
     let sources = super::layout::sources(def, &stored, written_through, columns);
     let mut read: Vec<usize> = sources.iter().flatten().copied().collect();
     read.sort_unstable();
     read.dedup();
-    let mask = ProjectionMask::roots(builder.parquet_schema(), read.iter().copied());
-    builder = builder.with_projection(mask);
+    let mask = ProjectionMask::roots(metadata.metadata().file_metadata().schema_descr(), read.iter().copied());
+    let mut groups: Vec<usize> = (0..metadata.metadata().num_row_groups()).collect();
     if let (Some((after, upto)), Ok(offset_column)) = (offsets, stored.index_of(OFFSET_COLUMN)) {
         let range = OffsetRange { column: offset_column, after: after.0 as i64, upto: upto.0 as i64 };
-        let groups: Vec<usize> = (0..builder.metadata().num_row_groups())
-            .filter(|i| range.overlaps(builder.metadata().row_group(*i)))
-            .collect();
-        builder = builder.with_row_groups(groups);
+        groups.retain(|i| range.overlaps(metadata.metadata().row_group(*i)));
     }
     // The projected batches hold the read columns in file order.
     let sources: Vec<Option<usize>> =
         sources.iter().map(|s| s.map(|i| read.binary_search(&i).expect("read column"))).collect();
-    let reader = builder.build().map_err(|e| corrupt(&e))?;
-    let mut batches = Vec::new();
-    for batch in reader {
-        let batch = batch.map_err(|e| corrupt(&e))?;
-        batches.push(super::layout::arrange(def, &batch, &sources, columns)?);
+    let decode_groups = |groups: &[usize]| -> Result<Vec<RecordBatch>> {
+        use datafusion::parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder;
+        let reader = ParquetRecordBatchReaderBuilder::new_with_metadata(bytes.clone(), metadata.clone())
+            .with_batch_size(64 * 1024)
+            .with_projection(mask.clone())
+            .with_row_groups(groups.to_vec())
+            .build()
+            .map_err(|e| corrupt(&e))?;
+        let mut batches = Vec::new();
+        for batch in reader {
+            let batch = batch.map_err(|e| corrupt(&e))?;
+            batches.push(super::layout::arrange(def, &batch, &sources, columns)?);
+        }
+        Ok(batches)
+    };
+    let threads = std::thread::available_parallelism().map_or(1, |n| n.get()).min(DECODE_THREADS_MAX);
+    if groups.len() < 2 || threads < 2 {
+        return decode_groups(&groups);
     }
-    Ok(batches)
+    let parts: Vec<&[usize]> = groups.chunks(groups.len().div_ceil(threads)).collect();
+    std::thread::scope(|scope| {
+        let (first, rest) = parts.split_first().expect("two parts or more");
+        let others: Vec<_> = rest.iter().map(|part| scope.spawn(|| decode_groups(part))).collect();
+        let mut batches = decode_groups(first)?;
+        for other in others {
+            batches.extend(other.join().map_err(|_| Error::Store(format!("decoding {path} panicked")))??);
+        }
+        Ok(batches)
+    })
 }
 
-/// `rows` as a Parquet file: Snappy, row groups of 128Ki rows.
-pub(super) fn parquet_bytes(rows: &RecordBatch) -> Result<Vec<u8>> {
-    let properties = WriterProperties::builder()
-        .set_compression(Compression::SNAPPY)
-        .set_max_row_group_row_count(Some(128 * 1024))
-        .build();
+/// The most threads one file's row groups are decoded on.
+const DECODE_THREADS_MAX: usize = 4;
+
+/// `rows` as a Parquet file: Snappy, row groups of 128Ki rows; `_offset`,
+/// `_ts` and the integer columns named in `ascending` delta-encoded (they
+/// grow along the file: a few bits a value instead of eight bytes, and
+/// faster to decode than plain values through Snappy), the rest as Parquet
+/// chooses (dictionary, falling back to plain).
+pub(super) fn parquet_bytes(rows: &RecordBatch, ascending: &[&str]) -> Result<Vec<u8>> {
+    use datafusion::parquet::basic::Encoding;
+    use datafusion::parquet::schema::types::ColumnPath;
+    let mut properties =
+        WriterProperties::builder().set_compression(Compression::SNAPPY).set_max_row_group_row_count(Some(128 * 1024));
+    for name in SYSTEM_COLUMNS.iter().chain(ascending) {
+        let Ok(field) = rows.schema().field_with_name(name).cloned() else { continue };
+        if matches!(field.data_type(), DataType::Int64 | DataType::Int32 | DataType::Timestamp(_, _)) {
+            let path = ColumnPath::from(field.name().as_str());
+            properties = properties
+                .set_column_dictionary_enabled(path.clone(), false)
+                .set_column_encoding(path, Encoding::DELTA_BINARY_PACKED);
+        }
+    }
     let mut buffer = Vec::new();
-    let mut writer =
-        ArrowWriter::try_new(&mut buffer, rows.schema(), Some(properties)).map_err(|e| Error::Encode(e.to_string()))?;
+    let mut writer = ArrowWriter::try_new(&mut buffer, rows.schema(), Some(properties.build()))
+        .map_err(|e| Error::Encode(e.to_string()))?;
     writer.write(rows).map_err(|e| Error::Encode(e.to_string()))?;
     writer.close().map_err(|e| Error::Encode(e.to_string()))?;
     Ok(buffer)
 }
 
-/// Encodes rows (full schema, ascending `_offset`) as one Parquet segment.
 /// Encodes rows (full schema, ascending `_offset`), laid out in `def`'s
 /// columns as of offset `written_at`, as one Parquet segment.
 pub fn encode(def: &RelationDef, rows: &RecordBatch, written_at: Offset) -> Result<(SegmentMeta, Bytes)> {
     let offsets = rows.column(def.columns.len()).as_primitive::<Int64Type>();
     let stamps = rows.column(def.columns.len() + 1).as_primitive::<TimestampMicrosecondType>();
     let (first, last) = (min(offsets).unwrap_or(0) as u64, max(offsets).unwrap_or(0) as u64);
-    let buffer = parquet_bytes(rows)?;
+    // A table's changes often come in key order (ids, bulk updates): its
+    // key column is worth delta-encoding, and costs little when not.
+    let key: Vec<&str> = def.primary_key.first().map(|k| def.columns[*k].name.as_str()).into_iter().collect();
+    let buffer = parquet_bytes(rows, &key)?;
     let meta = SegmentMeta {
         relation: def.id,
         path: format!("{SEGMENTS_PREFIX}/{}/{first:020}-{last:020}.parquet", def.id.0),

@@ -53,7 +53,9 @@ pub fn encode(
     through: Offset,
     through_ts: CommitTs,
 ) -> Result<(SnapshotMeta, Bytes)> {
-    let buffer = parquet_bytes(rows)?;
+    // Rows are in key order: a leading integer key column ascends.
+    let key: Vec<&str> = def.primary_key.first().map(|k| def.columns[*k].name.as_str()).into_iter().collect();
+    let buffer = parquet_bytes(rows, &key)?;
     let meta = SnapshotMeta {
         relation: def.id,
         path: format!("{SNAPSHOTS_PREFIX}/{}/{:020}.parquet", def.id.0, through.0),

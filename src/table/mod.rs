@@ -8,6 +8,7 @@ pub mod keyed_update;
 pub mod replay;
 pub mod scan_cache;
 pub mod state;
+mod touched;
 pub mod upsert;
 pub mod write;
 

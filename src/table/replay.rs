@@ -13,8 +13,10 @@ use std::sync::Arc;
 use datafusion::arrow::array::{Array, ArrayRef, AsArray, BooleanArray, RecordBatch, RecordBatchOptions};
 use datafusion::arrow::compute::{filter_record_batch, interleave};
 use datafusion::arrow::datatypes::{DataType, Int64Type, SchemaRef, TimestampMicrosecondType};
-use datafusion::arrow::row::{Row, RowConverter, Rows, SortField};
-use datafusion::common::{HashMap, Result as DfResult};
+use datafusion::arrow::row::{RowConverter, Rows, SortField};
+
+use super::touched::Touched;
+use datafusion::common::Result as DfResult;
 
 use crate::catalog::RelationDef;
 use crate::error::Result;
@@ -124,9 +126,8 @@ impl Replay<'_> {
         }
 
         let delta_read = started.elapsed();
-        // The last change of every key the delta touches: each key's latest
-        // position (the delta is in offset order), marked in one bitmap so
-        // the surviving rows come out in offset order without a sort.
+        // The last change of every key the delta touches, marked change by
+        // change so the surviving rows come out in offset order without a sort.
         let total: usize = delta.iter().map(|b| b.num_rows()).sum();
         let converter = RowConverter::new(
             self.def.primary_key.iter().map(|k| SortField::new(self.def.columns[*k].sql_type.arrow_type())).collect(),
@@ -141,26 +142,13 @@ impl Replay<'_> {
         };
         let touched = match int_key {
             Some(key) => {
-                let mut latest = HashMap::with_capacity(total);
                 let columns =
                     delta.iter().map(|b| int_values(b.column(changes.position(key)))).collect::<DfResult<Vec<_>>>()?;
-                for (position, key) in columns.iter().flat_map(|c| c.values().iter()).enumerate() {
-                    latest.insert(*key, position);
-                }
-                Touched::Ints(latest)
+                Touched::ints(&columns)
             }
-            None => {
-                let mut latest = HashMap::with_capacity(total);
-                for (position, key) in delta_keys.iter().flat_map(|keys| keys.iter()).enumerate() {
-                    latest.insert(key, position);
-                }
-                Touched::Rows(latest)
-            }
+            None => Touched::rows(&delta_keys),
         };
-        let mut latest = vec![false; total];
-        for position in touched.positions() {
-            latest[position] = true;
-        }
+        let latest = &touched.last;
         let mut added: Vec<(usize, usize)> = Vec::new();
         let mut position = 0;
         for (b, batch) in delta.iter().enumerate() {
@@ -183,20 +171,29 @@ impl Replay<'_> {
                 batches.iter().map(|b| b.project(&wanted)).collect::<std::result::Result<_, _>>()?
             }
         };
-        for batch in base_batches {
+        let base_read = started.elapsed();
+        // Which base rows no change touched.
+        let key_of = |b: &RecordBatch| stored.columns(b, &self.def.primary_key);
+        let untouched: Option<Vec<BooleanArray>> = match int_key {
+            _ if total == 0 => None,
+            Some(_) => Some(
+                base_batches
+                    .iter()
+                    .map(|b| Ok(touched.untouched_ints(&int_values(&key_of(b)[0])?)))
+                    .collect::<DfResult<Vec<_>>>()?,
+            ),
+            None => Some(
+                base_batches
+                    .iter()
+                    .map(|b| Ok(touched.untouched_rows(&converter.convert_columns(&key_of(b))?)))
+                    .collect::<DfResult<Vec<_>>>()?,
+            ),
+        };
+        for (i, batch) in base_batches.into_iter().enumerate() {
             // No change touched any key: the base is the answer.
-            let batch = match &touched {
-                _ if total == 0 => batch,
-                Touched::Ints(latest) => {
-                    let keys = int_values(batch.column(stored.position(self.def.primary_key[0])))?;
-                    let untouched: BooleanArray = keys.values().iter().map(|k| Some(!latest.contains_key(k))).collect();
-                    filter_record_batch(&batch, &untouched)?
-                }
-                Touched::Rows(latest) => {
-                    let keys = converter.convert_columns(&stored.columns(&batch, &self.def.primary_key))?;
-                    let untouched: BooleanArray = keys.iter().map(|k| Some(!latest.contains_key(&k))).collect();
-                    filter_record_batch(&batch, &untouched)?
-                }
+            let batch = match &untouched {
+                None => batch,
+                Some(untouched) => filter_record_batch(&batch, &untouched[i])?,
             };
             let columns = stored.columns(&batch, self.projection);
             out.push(RecordBatch::try_new_with_options(self.schema.clone(), columns, &options(batch.num_rows()))?);
@@ -220,6 +217,7 @@ impl Replay<'_> {
             changes = delta.iter().map(|b| b.num_rows()).sum::<usize>(),
             delta_read_ms = delta_read.as_secs_f64() * 1e3,
             delta_indexed_ms = delta_indexed.as_secs_f64() * 1e3,
+            base_read_ms = base_read.as_secs_f64() * 1e3,
             total_ms = started.elapsed().as_secs_f64() * 1e3,
             "rebuilt a table's rows from a base and later changes"
         );
@@ -244,23 +242,6 @@ impl Replay<'_> {
             _ => filter_record_batch(&batch, &keep)?,
         };
         Ok(Some(batch))
-    }
-}
-
-/// Every key the changes touch, with the position of its last change. A
-/// key of one integer column is hashed as an integer (the common case, and
-/// several times faster than through Arrow's row format).
-enum Touched<'a> {
-    Ints(HashMap<i64, usize>),
-    Rows(HashMap<Row<'a>, usize>),
-}
-
-impl Touched<'_> {
-    fn positions(&self) -> Box<dyn Iterator<Item = usize> + '_> {
-        match self {
-            Touched::Ints(latest) => Box::new(latest.values().copied()),
-            Touched::Rows(latest) => Box::new(latest.values().copied()),
-        }
     }
 }
 
