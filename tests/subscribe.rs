@@ -264,3 +264,31 @@ async fn transaction_commands_out_of_place_warn() {
     let warned: Vec<String> = arrived(&mut notices).into_iter().map(|(code, _)| code).collect();
     assert_eq!(warned, ["25001", "25P01", "25P01"]);
 }
+
+/// A big snapshot comes in scan order a batch at a time: every row once,
+/// then the changes after it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_big_snapshot_streams_every_row_once_then_changes() {
+    let server = common::Server::start(&common::fresh_data_dir("subscribe-big-snapshot"));
+    let writer = server.client().await;
+    writer
+        .batch_execute("CREATE STREAM ev (n BIGINT); INSERT INTO ev SELECT * FROM generate_series(1, 30000)")
+        .await
+        .unwrap();
+    writer.batch_execute("CHECKPOINT; INSERT INTO ev SELECT * FROM generate_series(30001, 50000)").await.unwrap();
+    let reader = server.client().await;
+    let mut stream = subscribe(&reader, "COPY (SUBSCRIBE ev) TO STDOUT").await;
+    let snapshot = lines(&mut stream, 50_000).await;
+    assert_eq!(snapshot.len(), 50_000, "no row beyond the snapshot yet");
+    let mut values: Vec<i64> = snapshot.iter().map(|l| l[3].parse().unwrap()).collect();
+    values.sort_unstable();
+    assert_eq!(values, (1..=50_000).collect::<Vec<i64>>());
+    let mut seen = offsets(&snapshot);
+    seen.sort_unstable();
+    seen.dedup();
+    assert_eq!(seen.len(), 50_000, "each row with its own offset, once");
+    writer.batch_execute("INSERT INTO ev VALUES (0)").await.unwrap();
+    let change = lines(&mut stream, 1).await;
+    assert_eq!(changes(&change), ["1 0"]);
+    assert!(offsets(&change)[0] > *seen.last().unwrap());
+}

@@ -72,9 +72,7 @@ impl SegmentMeta {
         let bytes = fetch_checked(store, &self.path, self.bytes, self.crc32c, &self.verified).await?;
         decode(&self.path, bytes, def, columns, self.written_at, offsets)
     }
-}
 
-impl SegmentMeta {
     /// `_offset` and `_ts` of the row groups holding offsets in `(after,
     /// upto]`, reading only the footer and those two columns' chunks (once
     /// the whole file has been checked in this process): finding a commit's
@@ -249,16 +247,16 @@ pub(super) fn decode(
 const DECODE_THREADS_MAX: usize = 4;
 
 /// `rows` as a Parquet file: Snappy, row groups of 128Ki rows; `_offset`,
-/// `_ts` and the integer columns named in `ascending` delta-encoded (they
-/// grow along the file: a few bits a value instead of eight bytes, and
-/// faster to decode than plain values through Snappy), the rest as Parquet
+/// `_ts` and the integer columns named in `delta` delta-encoded (values that
+/// mostly grow along the file take a few bits each instead of eight bytes,
+/// and decode faster than plain values through Snappy), the rest as Parquet
 /// chooses (dictionary, falling back to plain).
-pub(super) fn parquet_bytes(rows: &RecordBatch, ascending: &[&str]) -> Result<Vec<u8>> {
+pub(super) fn parquet_bytes(rows: &RecordBatch, delta: &[&str]) -> Result<Vec<u8>> {
     use datafusion::parquet::basic::Encoding;
     use datafusion::parquet::schema::types::ColumnPath;
     let mut properties =
         WriterProperties::builder().set_compression(Compression::SNAPPY).set_max_row_group_row_count(Some(128 * 1024));
-    for name in SYSTEM_COLUMNS.iter().chain(ascending) {
+    for name in SYSTEM_COLUMNS.iter().chain(delta) {
         let Ok(field) = rows.schema().field_with_name(name).cloned() else { continue };
         if matches!(field.data_type(), DataType::Int64 | DataType::Int32 | DataType::Timestamp(_, _)) {
             let path = ColumnPath::from(field.name().as_str());

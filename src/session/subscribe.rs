@@ -35,9 +35,13 @@ enum Snapshot {
 pub struct Subscription {
     session: Session,
     def: std::sync::Arc<RelationDef>,
-    /// The snapshot still to send: the relation as the start point saw it
+    /// The snapshot still to start: the relation as the start point saw it
     /// (the log as of the start, or `VERSION AS OF` the offset asked for).
     snapshot: Option<Snapshot>,
+    /// The snapshot's rows being sent, a batch per `next`: memory holds
+    /// what the scan has in flight, not the relation. (In a mutex only to
+    /// make the subscription `Sync`; `&mut self` reaches it without locking.)
+    snapshot_rows: Option<std::sync::Mutex<datafusion::execution::SendableRecordBatchStream>>,
     /// Every change up to this offset has been sent.
     after: Offset,
     commits: tokio::sync::watch::Receiver<u64>,
@@ -104,6 +108,7 @@ impl Subscription {
             session,
             def,
             snapshot,
+            snapshot_rows: None,
             after,
             commits,
             behind_warning,
@@ -156,24 +161,33 @@ impl Subscription {
         let columns: Vec<String> =
             self.def.visible_positions().iter().map(|p| quote(&self.def.columns[*p].name)).collect();
         let name = quote(&self.def.name);
-        // Taken only once sent: a cancelled `next` leaves it to send again.
-        if let Some(snapshot) = &self.snapshot {
+        // Taken only once its scan has started: a cancelled `next` leaves
+        // it to start again (and a batch being read stays in the scan).
+        if self.snapshot_rows.is_none()
+            && let Some(snapshot) = &self.snapshot
+        {
             let (version, view) = match snapshot {
                 Snapshot::VersionAsOf(offset) => {
                     (format!(" VERSION AS OF {}", offset.0), self.session.db.log.snapshot())
                 }
                 Snapshot::At(view) => (String::new(), view.clone()),
             };
-            let sql = format!(
-                "SELECT _offset, _ts, CAST(1 AS BIGINT) AS _diff, {} FROM {name}{version} ORDER BY _offset",
-                columns.join(", ")
-            );
-            let batches = self.run(&sql, view).await?;
-            self.listing.update(self.after, batches.iter().map(RecordBatch::num_rows).sum());
+            // In scan order: sorting by `_offset` would hold every row at once.
+            let sql =
+                format!("SELECT _offset, _ts, CAST(1 AS BIGINT) AS _diff, {} FROM {name}{version}", columns.join(", "));
+            self.snapshot_rows = Some(std::sync::Mutex::new(self.stream(&sql, view).await?));
             self.snapshot = None;
-            if batches.iter().any(|b| b.num_rows() > 0) {
-                return Ok(batches);
+        }
+        if let Some(rows) = &mut self.snapshot_rows {
+            let rows = rows.get_mut().expect("snapshot rows lock");
+            while let Some(batch) = rows.next().await {
+                let batch = batch.map_err(Error::from_datafusion)?;
+                if batch.num_rows() > 0 {
+                    self.listing.update(self.after, batch.num_rows());
+                    return Ok(vec![batch]);
+                }
             }
+            self.snapshot_rows = None;
         }
         loop {
             let visible = *self.commits.borrow_and_update();
@@ -200,11 +214,20 @@ impl Subscription {
         }
     }
 
-    /// Runs `sql` reading `view`.
-    async fn run(&self, sql: &str, view: crate::log::ReadView) -> Result<Vec<RecordBatch>> {
+    /// The rows of `sql` reading `view`, as they are produced.
+    async fn stream(
+        &self,
+        sql: &str,
+        view: crate::log::ReadView,
+    ) -> Result<datafusion::execution::SendableRecordBatchStream> {
         let (state, statement) = self.session.prepare_at(parse_query(sql)?, false, view).await?;
         let plan = plan_statement(&state, statement, None).await?;
-        let mut stream = DataFrame::new(state, plan).execute_stream().await.map_err(Error::from_datafusion)?;
+        DataFrame::new(state, plan).execute_stream().await.map_err(Error::from_datafusion)
+    }
+
+    /// Runs `sql` reading `view`.
+    async fn run(&self, sql: &str, view: crate::log::ReadView) -> Result<Vec<RecordBatch>> {
+        let mut stream = self.stream(sql, view).await?;
         let mut batches = Vec::new();
         while let Some(batch) = stream.next().await {
             batches.push(batch.map_err(Error::from_datafusion)?);
