@@ -68,6 +68,8 @@ fn quickstart_with_psql() {
     for column in ["user_id", "url", "at"] {
         assert!(stdout.contains(column), "\\d shows {column}:\n{stdout}");
     }
+    // System columns are there when named, not listed (as PostgreSQL's).
+    assert!(!stdout.contains("_offset") && !stdout.contains("_ts"), "\\d lists no system column:\n{stdout}");
 
     // A continuous view is a materialized view to psql: in \dm, not \dt.
     let sql = "CREATE MATERIALIZED VIEW per_url AS SELECT url, count(*) AS n FROM clicks GROUP BY url";

@@ -1,8 +1,12 @@
-//! psql's `\dm` lists the relations whose `pg_class.relkind` is 'm'. The
-//! pg_catalog emulation (datafusion-pg-catalog) derives relkind from
-//! DataFusion's table types, which have no materialized view: this wraps its
-//! `pg_catalog` schema so that `pg_class` says 'm' for continuous views
-//! (and `\dt` no longer lists them as tables).
+//! Corrections to the pg_catalog emulation (datafusion-pg-catalog), which
+//! derives the catalog from DataFusion's tables and schemas:
+//! - psql's `\dm` lists the relations whose `pg_class.relkind` is 'm', and
+//!   DataFusion's table types have no materialized view: `pg_class` says 'm'
+//!   for continuous views (and `\dt` no longer lists them as tables);
+//! - `_offset`, `_ts`, `_diff` and a keyless table's `_rowid` are columns of
+//!   every scan, but system columns (shown when named, not by `*`):
+//!   `pg_attribute` numbers them below zero, as PostgreSQL numbers its own
+//!   system columns, so `\d` and drivers listing columns leave them out.
 
 use std::collections::HashSet;
 use std::sync::Arc;
@@ -40,10 +44,13 @@ impl SchemaProvider for PgCatalogWithViews {
     }
 
     async fn table(&self, name: &str) -> DfResult<Option<Arc<dyn TableProvider>>> {
-        match self.inner.table(name).await? {
-            Some(inner) if name == "pg_class" => Ok(Some(Arc::new(PgClass { inner, log: self.log.clone() }))),
-            other => Ok(other),
-        }
+        let correct = match name {
+            "pg_class" => mark_views,
+            "pg_attribute" => number_system_columns,
+            _ => return self.inner.table(name).await,
+        };
+        let Some(inner) = self.inner.table(name).await? else { return Ok(None) };
+        Ok(Some(Arc::new(Corrected { inner, log: self.log.clone(), correct })))
     }
 
     fn table_exist(&self, name: &str) -> bool {
@@ -51,14 +58,16 @@ impl SchemaProvider for PgCatalogWithViews {
     }
 }
 
+/// One of the emulation's tables, its rows passed through `correct`.
 #[derive(Debug)]
-struct PgClass {
+struct Corrected {
     inner: Arc<dyn TableProvider>,
     log: Arc<Log>,
+    correct: fn(&Log, RecordBatch) -> DfResult<RecordBatch>,
 }
 
 #[async_trait]
-impl TableProvider for PgClass {
+impl TableProvider for Corrected {
     fn schema(&self) -> SchemaRef {
         self.inner.schema()
     }
@@ -67,8 +76,8 @@ impl TableProvider for PgClass {
         self.inner.table_type()
     }
 
-    /// Reads the emulation's rows (one per relation: few) and marks views.
-    /// Filters are left to DataFusion, so they see the corrected relkind.
+    /// Reads the emulation's rows (a few per relation) and corrects them.
+    /// Filters are left to DataFusion, so they see the corrected values.
     async fn scan(
         &self,
         state: &dyn Session,
@@ -78,24 +87,56 @@ impl TableProvider for PgClass {
     ) -> DfResult<Arc<dyn ExecutionPlan>> {
         let plan = self.inner.scan(state, None, &[], None).await?;
         let batches = collect(plan, state.task_ctx()).await?;
-        let views: HashSet<String> =
-            self.log.catalog().relations().filter(|d| d.view.is_some()).map(|d| d.name.clone()).collect();
         let schema = self.inner.schema();
-        let (name_at, kind_at) = (schema.index_of("relname")?, schema.index_of("relkind")?);
-        let mut marked = Vec::with_capacity(batches.len());
-        for batch in batches {
-            let names = batch.column(name_at).as_string::<i32>();
-            let kinds = batch.column(kind_at).as_string::<i32>();
-            let relkind: StringArray = names
-                .iter()
-                .zip(kinds.iter())
-                .map(|(name, kind)| if name.is_some_and(|n| views.contains(n)) { Some("m") } else { kind })
-                .collect();
-            let mut columns = batch.columns().to_vec();
-            columns[kind_at] = Arc::new(relkind);
-            marked.push(RecordBatch::try_new(batch.schema(), columns)?);
-        }
-        let source = MemorySourceConfig::try_new(&[marked], schema, projection.cloned())?.with_limit(limit);
+        let corrected =
+            batches.into_iter().map(|batch| (self.correct)(&self.log, batch)).collect::<DfResult<Vec<_>>>()?;
+        let source = MemorySourceConfig::try_new(&[corrected], schema, projection.cloned())?.with_limit(limit);
         Ok(DataSourceExec::from_data_source(source))
     }
+}
+
+/// `pg_class` rows with relkind 'm' for continuous views.
+fn mark_views(log: &Log, batch: RecordBatch) -> DfResult<RecordBatch> {
+    let views: HashSet<String> =
+        log.catalog().relations().filter(|d| d.view.is_some()).map(|d| d.name.clone()).collect();
+    let schema = batch.schema();
+    let (name_at, kind_at) = (schema.index_of("relname")?, schema.index_of("relkind")?);
+    let names = batch.column(name_at).as_string::<i32>();
+    let kinds = batch.column(kind_at).as_string::<i32>();
+    let relkind: StringArray = names
+        .iter()
+        .zip(kinds.iter())
+        .map(|(name, kind)| if name.is_some_and(|n| views.contains(n)) { Some("m") } else { kind })
+        .collect();
+    let mut columns = batch.columns().to_vec();
+    columns[kind_at] = Arc::new(relkind);
+    Ok(RecordBatch::try_new(schema, columns)?)
+}
+
+/// Strata's system columns, numbered as PostgreSQL numbers system columns.
+const SYSTEM_ATTNUMS: [(&str, i16); 4] = [("_offset", -1), ("_ts", -2), ("_diff", -3), ("_rowid", -4)];
+
+/// `pg_attribute` rows with Strata's system columns numbered below zero.
+fn number_system_columns(_log: &Log, batch: RecordBatch) -> DfResult<RecordBatch> {
+    use datafusion::arrow::array::{ArrayRef, Int16Array};
+    use datafusion::arrow::compute::cast;
+    use datafusion::arrow::datatypes::{DataType, Int16Type};
+    let schema = batch.schema();
+    let (name_at, number_at) = (schema.index_of("attname")?, schema.index_of("attnum")?);
+    let names = cast(batch.column(name_at), &DataType::Utf8)?;
+    let names = names.as_string::<i32>();
+    let numbers = cast(batch.column(number_at), &DataType::Int16)?;
+    let numbers = numbers.as_primitive::<Int16Type>();
+    let renumbered: Int16Array = names
+        .iter()
+        .zip(numbers.iter())
+        .map(|(name, number)| {
+            let system = SYSTEM_ATTNUMS.iter().find(|(n, _)| Some(*n) == name).map(|(_, attnum)| *attnum);
+            system.or(number)
+        })
+        .collect();
+    let renumbered: ArrayRef = cast(&(Arc::new(renumbered) as ArrayRef), schema.field(number_at).data_type())?;
+    let mut columns = batch.columns().to_vec();
+    columns[number_at] = renumbered;
+    Ok(RecordBatch::try_new(schema, columns)?)
 }
