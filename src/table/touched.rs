@@ -2,7 +2,7 @@
 //! Integer keys in a range at most `DENSE_BITS_PER_KEY` times their count
 //! (ids, the common case) are kept as one bit per value of the range: a
 //! million keys' bits fit in a core's cache, where a hash map of them is a
-//! cache miss per insert and probe. Other keys go in a hash map. Either way
+//! cache miss per insert and probe. Other keys go in a hash set. Either way
 //! the changes are walked newest first, so a key's first sighting is its
 //! last change.
 
@@ -11,7 +11,7 @@ use datafusion::arrow::row::{Row, Rows};
 use datafusion::common::HashSet;
 
 /// Bits of range per touched change a dense set may take (8 bytes each:
-/// never more memory than a hash map's entry).
+/// never more memory than a hash set's entry).
 const DENSE_BITS_PER_KEY: u128 = 64;
 
 pub struct Touched<'a> {
