@@ -233,9 +233,13 @@ async fn a_subscriber_behind_the_log_is_warned_and_listed() {
     let sql = "COPY (SUBSCRIBE ev WITH (snapshot = false, behind_warning = 1000)) TO STDOUT";
     let mut stream = subscribe(&copy_reader, sql).await;
     let before: i64 = writer.query_one("SELECT current_offset()", &[]).await.unwrap().get(0);
-    for _ in 0..20 {
-        writer.batch_execute("INSERT INTO ev SELECT * FROM generate_series(1, 5000)").await.unwrap();
-    }
+    // Bounded: a writer held up by the subscriber fails here instead of hanging.
+    let writes = async {
+        for _ in 0..20 {
+            writer.batch_execute("INSERT INTO ev SELECT * FROM generate_series(1, 5000)").await.unwrap();
+        }
+    };
+    tokio::time::timeout(Duration::from_secs(30), writes).await.expect("writers wait for no subscriber");
     let after: i64 = writer.query_one("SELECT current_offset()", &[]).await.unwrap().get(0);
     assert_eq!(after - before, 100_000, "no writer waits for the subscriber");
     let listing = listed(&writer, "ev").await;

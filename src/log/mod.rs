@@ -473,14 +473,12 @@ impl Log {
                     found[i].is_none() && segment.first_offset <= offsets[i] && offsets[i] <= segment.last_offset
                 };
                 let wanted: Vec<usize> = (0..offsets.len()).filter(|i| held(*i)).collect();
-                let (Some(first), Some(last)) = (wanted.first(), wanted.last()) else { continue };
+                let held_offsets = || wanted.iter().map(|i| offsets[*i]);
+                let (Some(lowest), Some(highest)) = (held_offsets().min(), held_offsets().max()) else { continue };
                 if segment.min_ts == segment.max_ts {
                     wanted.iter().for_each(|i| found[*i] = Some(segment.min_ts));
                     continue;
                 }
-                let (lowest, highest) = wanted
-                    .iter()
-                    .fold((offsets[*first], offsets[*last]), |(lo, hi), i| (lo.min(offsets[*i]), hi.max(offsets[*i])));
                 let before = Offset(lowest.0.saturating_sub(1));
                 for batch in segment.read_offsets_and_times(&self.store, before, highest).await? {
                     fill_ts(&mut found, offsets, &batch);

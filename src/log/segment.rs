@@ -246,17 +246,19 @@ pub(super) fn decode(
 /// The most threads one file's row groups are decoded on.
 const DECODE_THREADS_MAX: usize = 4;
 
-/// `rows` as a Parquet file: Snappy, row groups of 128Ki rows; `_offset`,
-/// `_ts` and the integer columns named in `delta` delta-encoded (values that
-/// mostly grow along the file take a few bits each instead of eight bytes,
-/// and decode faster than plain values through Snappy), the rest as Parquet
-/// chooses (dictionary, falling back to plain).
-pub(super) fn parquet_bytes(rows: &RecordBatch, delta: &[&str]) -> Result<Vec<u8>> {
+/// `rows` of `def` as a Parquet file: Snappy, row groups of 128Ki rows;
+/// `_offset`, `_ts` and the first key column (when an integer)
+/// delta-encoded, the rest as Parquet chooses (dictionary, falling back to
+/// plain). Offsets and times grow along a file, a snapshot is in key order
+/// and a table's changes often are: such values take a few bits each
+/// instead of eight bytes, and decode faster than plain values through Snappy.
+pub(super) fn parquet_bytes(rows: &RecordBatch, def: &RelationDef) -> Result<Vec<u8>> {
     use datafusion::parquet::basic::Encoding;
     use datafusion::parquet::schema::types::ColumnPath;
     let mut properties =
         WriterProperties::builder().set_compression(Compression::SNAPPY).set_max_row_group_row_count(Some(128 * 1024));
-    for name in SYSTEM_COLUMNS.iter().chain(delta) {
+    let key = def.primary_key.first().map(|k| def.columns[*k].name.as_str());
+    for name in SYSTEM_COLUMNS.iter().copied().chain(key) {
         let Ok(field) = rows.schema().field_with_name(name).cloned() else { continue };
         if matches!(field.data_type(), DataType::Int64 | DataType::Int32 | DataType::Timestamp(_, _)) {
             let path = ColumnPath::from(field.name().as_str());
@@ -279,10 +281,7 @@ pub fn encode(def: &RelationDef, rows: &RecordBatch, written_at: Offset) -> Resu
     let offsets = rows.column(def.columns.len()).as_primitive::<Int64Type>();
     let stamps = rows.column(def.columns.len() + 1).as_primitive::<TimestampMicrosecondType>();
     let (first, last) = (min(offsets).unwrap_or(0) as u64, max(offsets).unwrap_or(0) as u64);
-    // A table's changes often come in key order (ids, bulk updates): its
-    // key column is worth delta-encoding, and costs little when not.
-    let key: Vec<&str> = def.primary_key.first().map(|k| def.columns[*k].name.as_str()).into_iter().collect();
-    let buffer = parquet_bytes(rows, &key)?;
+    let buffer = parquet_bytes(rows, def)?;
     let meta = SegmentMeta {
         relation: def.id,
         path: format!("{SEGMENTS_PREFIX}/{}/{first:020}-{last:020}.parquet", def.id.0),

@@ -53,9 +53,7 @@ pub fn encode(
     through: Offset,
     through_ts: CommitTs,
 ) -> Result<(SnapshotMeta, Bytes)> {
-    // Rows are in key order: a leading integer key column ascends.
-    let key: Vec<&str> = def.primary_key.first().map(|k| def.columns[*k].name.as_str()).into_iter().collect();
-    let buffer = parquet_bytes(rows, &key)?;
+    let buffer = parquet_bytes(rows, def)?;
     let meta = SnapshotMeta {
         relation: def.id,
         path: format!("{SNAPSHOTS_PREFIX}/{}/{:020}.parquet", def.id.0, through.0),

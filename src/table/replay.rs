@@ -14,10 +14,9 @@ use datafusion::arrow::array::{Array, ArrayRef, AsArray, BooleanArray, RecordBat
 use datafusion::arrow::compute::{filter_record_batch, interleave};
 use datafusion::arrow::datatypes::{DataType, Int64Type, SchemaRef, TimestampMicrosecondType};
 use datafusion::arrow::row::{RowConverter, Rows, SortField};
-
-use super::touched::Touched;
 use datafusion::common::Result as DfResult;
 
+use super::touched::Touched;
 use crate::catalog::RelationDef;
 use crate::error::Result;
 use crate::log::{CommitTs, Log, Offset, SnapshotMeta};
@@ -172,28 +171,17 @@ impl Replay<'_> {
             }
         };
         let base_read = started.elapsed();
-        // Which base rows no change touched.
-        let key_of = |b: &RecordBatch| stored.columns(b, &self.def.primary_key);
-        let untouched: Option<Vec<BooleanArray>> = match int_key {
-            _ if total == 0 => None,
-            Some(_) => Some(
-                base_batches
-                    .iter()
-                    .map(|b| Ok(touched.untouched_ints(&int_values(&key_of(b)[0])?)))
-                    .collect::<DfResult<Vec<_>>>()?,
-            ),
-            None => Some(
-                base_batches
-                    .iter()
-                    .map(|b| Ok(touched.untouched_rows(&converter.convert_columns(&key_of(b))?)))
-                    .collect::<DfResult<Vec<_>>>()?,
-            ),
-        };
-        for (i, batch) in base_batches.into_iter().enumerate() {
-            // No change touched any key: the base is the answer.
-            let batch = match &untouched {
-                None => batch,
-                Some(untouched) => filter_record_batch(&batch, &untouched[i])?,
+        for batch in base_batches {
+            // The base rows no change touched (all of them when none did).
+            let batch = if total == 0 {
+                batch
+            } else {
+                let keys = stored.columns(&batch, &self.def.primary_key);
+                let untouched = match int_key {
+                    Some(_) => touched.untouched_ints(&int_values(&keys[0])?),
+                    None => touched.untouched_rows(&converter.convert_columns(&keys)?),
+                };
+                filter_record_batch(&batch, &untouched)?
             };
             let columns = stored.columns(&batch, self.projection);
             out.push(RecordBatch::try_new_with_options(self.schema.clone(), columns, &options(batch.num_rows()))?);
