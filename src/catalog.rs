@@ -2,7 +2,7 @@
 //! Arrow, and the in-memory catalog that DDL events build up.
 
 use std::collections::BTreeMap;
-use std::sync::Arc;
+use std::sync::{Arc, OnceLock};
 
 use datafusion::arrow::datatypes::{DataType, Field, IntervalUnit, Schema, SchemaRef, TimeUnit};
 use serde::{Deserialize, Serialize};
@@ -227,6 +227,8 @@ pub struct RelationDef {
     /// grows, else as a table keyed by a hidden row identity.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub view: Option<ViewDef>,
+    #[serde(skip)]
+    pub schemas: DerivedSchemas,
 }
 
 /// What defines a continuous view.
@@ -250,17 +252,49 @@ impl RelationDef {
 
     /// The user columns only: what `SELECT *` shows and what INSERT fills.
     pub fn user_schema(&self) -> SchemaRef {
-        let fields: Vec<Field> = self.columns.iter().map(ColumnDef::field).collect();
-        Arc::new(Schema::new(fields))
+        self.schemas
+            .user
+            .get_or_init(|| Arc::new(Schema::new(self.columns.iter().map(ColumnDef::field).collect::<Vec<_>>())))
+            .clone()
     }
 
     /// The stored and queryable schema: user columns, then `_offset` and `_ts`.
     pub fn full_schema(&self) -> SchemaRef {
-        let mut fields: Vec<Field> = self.columns.iter().map(ColumnDef::field).collect();
-        fields.extend(system_fields());
-        Arc::new(Schema::new(fields))
+        self.schemas
+            .full
+            .get_or_init(|| {
+                let mut fields: Vec<Field> = self.columns.iter().map(ColumnDef::field).collect();
+                fields.extend(system_fields());
+                Arc::new(Schema::new(fields))
+            })
+            .clone()
     }
 }
+
+/// A definition's schemas, built on first use: the write path asks for them
+/// several times per statement. A clone starts empty, because definitions
+/// change by being cloned and edited (ALTER, RENAME).
+#[derive(Debug, Default)]
+pub struct DerivedSchemas {
+    user: OnceLock<SchemaRef>,
+    full: OnceLock<SchemaRef>,
+    changes: OnceLock<SchemaRef>,
+}
+
+impl Clone for DerivedSchemas {
+    fn clone(&self) -> DerivedSchemas {
+        DerivedSchemas::default()
+    }
+}
+
+/// Derived from the columns, which the definitions' equality compares.
+impl PartialEq for DerivedSchemas {
+    fn eq(&self, _: &DerivedSchemas) -> bool {
+        true
+    }
+}
+
+impl Eq for DerivedSchemas {}
 
 impl RelationDef {
     /// What the log stores for this relation: the full schema, plus `_diff`
@@ -274,9 +308,14 @@ impl RelationDef {
 
     /// What `changes('x')` returns: user columns, `_offset`, `_ts`, `_diff`.
     pub fn changes_schema(&self) -> SchemaRef {
-        let mut fields: Vec<Field> = self.full_schema().fields().iter().map(|f| f.as_ref().clone()).collect();
-        fields.push(diff_field());
-        Arc::new(Schema::new(fields))
+        self.schemas
+            .changes
+            .get_or_init(|| {
+                let mut fields: Vec<Field> = self.full_schema().fields().iter().map(|f| f.as_ref().clone()).collect();
+                fields.push(diff_field());
+                Arc::new(Schema::new(fields))
+            })
+            .clone()
     }
 
     /// The position of the hidden row identity, for a table without a key.

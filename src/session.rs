@@ -34,7 +34,7 @@ use crate::sql::parse::{Command, parse};
 use crate::sql::rewrite::{cte_names, rewrite};
 use crate::table::TableWrite;
 use crate::table::dml::{DmlQuery, Found, select_targets, split_found};
-use crate::table::keyed_update::{Keyed, KeyedUpdate};
+use crate::table::keyed_update::{CompiledSets, Keyed, KeyedUpdate};
 use crate::table::state::TableCodec;
 use crate::table::write::commit_or_buffer;
 use crate::write::copy::CopyIn;
@@ -88,6 +88,8 @@ pub struct Session {
     cursors: HashMap<String, subscribe::Cursor>,
     /// Warnings and notices for the client, sent before the statement's result.
     notices: Vec<Notice>,
+    /// The SET expressions of this session's UPDATEs by key, compiled.
+    compiled_sets: CompiledSets,
 }
 
 /// Session parameters reported by SHOW, with PostgreSQL's spelling.
@@ -110,7 +112,14 @@ const DEFAULT_SETTINGS: &[(&str, &str)] = &[
 impl Session {
     pub(crate) fn new(db: Arc<Inner>) -> Session {
         let settings = DEFAULT_SETTINGS.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect();
-        Session { db, transaction: None, settings, cursors: HashMap::new(), notices: Vec::new() }
+        Session {
+            db,
+            transaction: None,
+            settings,
+            cursors: HashMap::new(),
+            notices: Vec::new(),
+            compiled_sets: CompiledSets::default(),
+        }
     }
 
     pub fn in_transaction(&self) -> bool {
@@ -468,17 +477,25 @@ impl Session {
         statement: &Statement,
         params: Option<&ParamValues>,
     ) -> Result<(usize, Option<Returned>)> {
-        let query = select_targets(def, statement)?;
         let keyed = KeyedUpdate::of(def, statement);
+        // The general path's query, built when first needed.
+        let mut query = None;
         let mut attempt = 1;
         loop {
             let result = match &keyed {
-                Some(keyed) => match self.update_by_key(def, keyed, params).await {
-                    Ok(Some(rows)) => Ok((rows, None)),
-                    Ok(None) => self.modify_once(def, &query, params).await,
-                    Err(error) => Err(error),
-                },
-                None => self.modify_once(def, &query, params).await,
+                Some(keyed) => self.update_by_key(def, keyed, params).await,
+                None => Ok(None),
+            };
+            let result = match result {
+                Ok(Some(rows)) => Ok((rows, None)),
+                Ok(None) => {
+                    if query.is_none() {
+                        query = Some(select_targets(def, statement)?);
+                    }
+                    let query = query.as_ref().expect("built above");
+                    self.modify_once(def, query, params).await
+                }
+                Err(error) => Err(error),
             };
             match result {
                 Err(Error::Storage(crate::log::Error::Conflict))
@@ -501,7 +518,7 @@ impl Session {
     ) -> Result<Option<usize>> {
         let view = self.read_view();
         let Some(table) = view.tables.get(def.id) else { return Ok(None) };
-        let write = match keyed.write(&self.db.base_state, table, def, params)? {
+        let write = match keyed.write(&self.db.base_state, table, def, params, &mut self.compiled_sets)? {
             Keyed::Fallback => return Ok(None),
             Keyed::NoRow => return Ok(Some(0)),
             Keyed::Write(write) => write,

@@ -271,6 +271,57 @@ async fn table_updates_and_deletes_take_parameters() {
     assert_eq!(owner, "bob");
 }
 
+/// An UPDATE by key compiles its SET expressions once per session and
+/// definition: each execution must still use its own parameters, its own
+/// start time, and the table's columns as they are after an ALTER.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn updates_by_key_run_again_with_new_values_and_definitions() {
+    let server = common::Server::start(&common::fresh_data_dir("wire-update-compiled"));
+    let client = server.client().await;
+    client
+        .batch_execute(
+            "CREATE TABLE acct (id BIGINT PRIMARY KEY, balance BIGINT NOT NULL, note TEXT);
+             INSERT INTO acct VALUES (1, 100, NULL), (2, 50, NULL)",
+        )
+        .await
+        .unwrap();
+    let pay = client.prepare("UPDATE acct SET balance = balance - $1 WHERE id = $2").await.unwrap();
+    for (amount, id) in [(10i64, 1i64), (5, 2), (20, 1)] {
+        assert_eq!(client.execute(&pay, &[&amount, &id]).await.unwrap(), 1);
+    }
+    let balances: Vec<i64> =
+        client.query("SELECT balance FROM acct ORDER BY id", &[]).await.unwrap().iter().map(|r| r.get(0)).collect();
+    assert_eq!(balances, vec![70, 45]);
+
+    // A function fixed at the statement's start is not reused from a previous one.
+    let stamp = "UPDATE acct SET note = CAST(now() AS TEXT) WHERE id = 1";
+    client.execute(stamp, &[]).await.unwrap();
+    let first: String = client.query_one("SELECT note FROM acct WHERE id = 1", &[]).await.unwrap().get(0);
+    tokio::time::sleep(std::time::Duration::from_millis(5)).await;
+    client.execute(stamp, &[]).await.unwrap();
+    let second: String = client.query_one("SELECT note FROM acct WHERE id = 1", &[]).await.unwrap().get(0);
+    assert_ne!(first, second, "now() is each statement's start");
+
+    // A subquery in SET (the key path leaves it to the general one).
+    let changed = client.execute("UPDATE acct SET balance = (SELECT max(balance) FROM acct) WHERE id = 2", &[]).await;
+    assert_eq!(changed.unwrap(), 1);
+    let balance: i64 = client.query_one("SELECT balance FROM acct WHERE id = 2", &[]).await.unwrap().get(0);
+    assert_eq!(balance, 70);
+
+    // After the columns change, the same text is compiled anew.
+    client.batch_execute("ALTER TABLE acct ADD COLUMN bonus BIGINT DEFAULT 7").await.unwrap();
+    let update = "UPDATE acct SET balance = balance + $1 WHERE id = $2";
+    client.execute(update, &[&1i64, &1i64]).await.unwrap();
+    client.batch_execute("ALTER TABLE acct DROP COLUMN note").await.unwrap();
+    client.execute(update, &[&2i64, &1i64]).await.unwrap();
+    client.batch_execute("ALTER TABLE acct RENAME COLUMN balance TO amount").await.unwrap();
+    let error = client.execute(update, &[&4i64, &1i64]).await.unwrap_err();
+    assert_eq!(error.code(), Some(&SqlState::UNDEFINED_COLUMN), "{error:?}");
+    client.execute("UPDATE acct SET amount = amount + bonus WHERE id = $1", &[&1i64]).await.unwrap();
+    let row = client.query_one("SELECT amount, bonus FROM acct WHERE id = 1", &[]).await.unwrap();
+    assert_eq!((row.get::<_, i64>(0), row.get::<_, i64>(1)), (80, 7));
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn upserts_take_parameters_and_return_rows() {
     let server = common::Server::start(&common::fresh_data_dir("wire-upsert"));

@@ -395,6 +395,7 @@ mod tests {
             checks: vec![],
             retention: None,
             view: None,
+            schemas: Default::default(),
         }
     }
 

@@ -323,6 +323,7 @@ fn resolve(
                     checks: checks.clone(),
                     retention: retention.clone(),
                     view: None,
+                    schemas: Default::default(),
                 };
                 create(state, def.clone())?;
                 Entry::CreateRelation(def)

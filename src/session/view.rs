@@ -210,6 +210,7 @@ impl Session {
                 inputs: compiled.inputs.iter().copied().collect(),
                 selects_all: crate::sql::rewrite::selects_all(sql),
             }),
+            schemas: Default::default(),
         };
         let runtime = ViewRuntime { root: compiled.root, inputs: compiled.inputs, sink: None };
         Ok((runtime, def))

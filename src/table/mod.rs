@@ -4,6 +4,7 @@
 //! decided in commit order; the state itself is kept in [`state`].
 
 pub mod dml;
+mod key;
 pub mod keyed_update;
 pub mod replay;
 pub mod scan_cache;

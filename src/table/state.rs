@@ -15,8 +15,7 @@ use datafusion::common::ScalarValue;
 use crate::catalog::{RelationDef, UTC};
 use crate::log::{CommitTs, Offset, RelationId};
 
-/// A primary key in Arrow's row format: byte order is key order.
-pub type Key = Arc<[u8]>;
+pub use super::key::Key;
 
 /// One row as it is now, and the change that produced it. Rows written by an
 /// open transaction have no offset or time yet.
@@ -165,6 +164,16 @@ impl TableState {
             Some(keys) => keys.iter().filter_map(|k| self.rows.get(k)).collect(),
             None => self.rows.values().collect(),
         };
+        self.versions_batch(schema, &versions)
+    }
+
+    /// One row version in the relation's full schema (user columns,
+    /// `_offset`, `_ts`).
+    pub fn version_batch(&self, version: &Arc<RowVersion>) -> Result<RecordBatch, ArrowError> {
+        self.versions_batch(&self.codec.def.full_schema(), &[version])
+    }
+
+    fn versions_batch(&self, schema: &SchemaRef, versions: &[&Arc<RowVersion>]) -> Result<RecordBatch, ArrowError> {
         let mut columns = self.codec.rows.convert_rows(versions.iter().map(|v| v.row.row()))?;
         let offsets: Int64Array = versions.iter().map(|v| v.offset.map(|o| o.0 as i64)).collect();
         let stamps: TimestampMicrosecondArray = versions.iter().map(|v| v.ts.map(|t| t.0)).collect();
