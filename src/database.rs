@@ -53,10 +53,13 @@ impl Database {
             "log recovered"
         );
         let log = Arc::new(log);
-        let session_config = SessionConfig::new()
+        let mut session_config = SessionConfig::new()
             .with_default_catalog_and_schema(CATALOG_NAME, SCHEMA_NAME)
             .with_information_schema(true)
             .with_extension(Arc::new(Limits::from(&config)));
+        // Sessions run in UTC: `now()` and TIMESTAMPTZ literals are
+        // TIMESTAMPTZ, as in PostgreSQL (DataFusion's default has no zone).
+        session_config.options_mut().execution.time_zone = Some(crate::catalog::UTC.into());
         let context = SessionContext::new_with_config(session_config);
         let activity = crate::query::Activity::default();
         register_catalog_in(&context, CATALOG_NAME, &log, &activity)?;
@@ -67,6 +70,7 @@ impl Database {
         for function in crate::query::pg_functions::functions() {
             context.register_udf(function);
         }
+        context.add_analyzer_rule(Arc::new(crate::query::text_casts::PostgresTextCasts));
         let changes = crate::query::changes::ChangesFunction { log: log.clone() };
         context.register_udtf(crate::query::changes::CHANGES_FUNCTION, Arc::new(changes));
         let as_of = crate::query::as_of::AsOfFunction { log: log.clone() };

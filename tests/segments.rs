@@ -187,7 +187,7 @@ async fn table_state_restarts_from_its_latest_snapshot() {
     let mut server = common::Server::start_with(&data_dir, &storage);
     let client = server.client().await;
     client.batch_execute("CREATE TABLE t (k BIGINT PRIMARY KEY, v TEXT NOT NULL)").await.unwrap();
-    client.batch_execute("INSERT INTO t SELECT value, 'v' || value FROM generate_series(1, 100)").await.unwrap();
+    client.batch_execute("INSERT INTO t SELECT g, 'v' || g FROM generate_series(1, 100) g").await.unwrap();
     let inserted: i64 = client.query_one("SELECT current_offset()", &[]).await.unwrap().get(0);
     // 100 changes for 100 rows: this seal writes a snapshot.
     client.batch_execute("CHECKPOINT").await.unwrap();

@@ -438,3 +438,28 @@ async fn copy_fills_time_defaults() {
         .unwrap();
     assert_eq!((row.get::<_, i64>(0), row.get::<_, i64>(1), row.get::<_, bool>(2)), (2, 1, true));
 }
+
+/// Result columns are named and typed as PostgreSQL names and types them,
+/// where DataFusion's own names differ.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn result_columns_have_postgres_names_and_types() {
+    let server = common::Server::start(&common::fresh_data_dir("wire-column-names"));
+    let client = server.client().await;
+    let names = |sql: &'static str| {
+        let client = &client;
+        async move {
+            let statement = client.prepare(sql).await.unwrap_or_else(|e| panic!("{sql}: {e:?}"));
+            statement.columns().iter().map(|c| c.name().to_string()).collect::<Vec<_>>()
+        }
+    };
+    assert_eq!(names("SELECT g FROM generate_series(1, 2) g").await, ["g"]);
+    assert_eq!(names("SELECT * FROM generate_series(1, 2)").await, ["generate_series"]);
+    assert_eq!(names("SELECT * FROM generate_series(1, 2) AS t(n)").await, ["n"]);
+    assert_eq!(names("SELECT (1 + 2)::text, count(*)::int FROM generate_series(1, 2)").await, ["text", "count"]);
+    assert_eq!(names("SELECT 1.5::float8::text").await, ["text"]);
+    assert_eq!(names("SELECT DATE '2026-11-20'").await, ["date"]);
+    assert_eq!(names("SELECT CASE WHEN true THEN 1 END").await, ["case"]);
+    let now = client.prepare("SELECT now()").await.unwrap();
+    assert_eq!(now.columns()[0].name(), "now");
+    assert_eq!(now.columns()[0].type_(), &tokio_postgres::types::Type::TIMESTAMPTZ);
+}

@@ -74,6 +74,7 @@ pub fn physical_expr_at(
             .with_query_execution_start_time(Some(started))
             .build(),
     );
+    let expr = crate::query::text_casts::postgres_text_casts(expr, schema).map_err(Error::from_datafusion)?;
     let expr = simplifier.simplify(expr).map_err(Error::from_datafusion)?;
     state.create_physical_expr(expr, schema).map_err(Error::from_datafusion)
 }

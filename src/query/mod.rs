@@ -14,6 +14,7 @@ pub mod scope;
 mod sink;
 mod system;
 pub mod table;
+pub(crate) mod text_casts;
 
 pub use provider::RelationTable;
 pub use schema::RelationSchema;

@@ -3,15 +3,16 @@
 //!   when selected by name, DESIGN §2);
 //! - `current_offset()` becomes the statement's read offset, so it agrees
 //!   with what the statement reads;
-//! - `INSERT INTO s VALUES …` without a column list names the user columns.
+//! - `INSERT INTO s VALUES …` without a column list names the user columns;
+//! - `generate_series(…) g` has a column `g`, as in PostgreSQL.
 
 use std::collections::HashSet;
 use std::ops::ControlFlow;
 
 use datafusion::sql::sqlparser::ast::{
     CastKind, DataType, ExcludeSelectItem, Expr, Ident, ObjectName, Query, Select, SelectItem,
-    SelectItemQualifiedWildcardKind, SetExpr, Statement, TableFactor, TableObject, Value, VisitMut, VisitorMut,
-    WildcardAdditionalOptions,
+    SelectItemQualifiedWildcardKind, SetExpr, Statement, TableAlias, TableAliasColumnDef, TableFactor, TableObject,
+    Value, VisitMut, VisitorMut, WildcardAdditionalOptions,
 };
 
 use datafusion::sql::sqlparser::dialect::PostgreSqlDialect;
@@ -152,6 +153,11 @@ impl VisitorMut for Rewriter<'_> {
         ControlFlow::Continue(())
     }
 
+    fn pre_visit_table_factor(&mut self, factor: &mut TableFactor) -> ControlFlow<()> {
+        name_function_column(factor);
+        ControlFlow::Continue(())
+    }
+
     fn post_visit_expr(&mut self, expr: &mut Expr) -> ControlFlow<()> {
         match expr {
             Expr::Cast { expr: inner, data_type: DataType::Bytea, .. } => decode_bytea_literal(inner),
@@ -172,6 +178,35 @@ impl VisitorMut for Rewriter<'_> {
             };
         }
         ControlFlow::Continue(())
+    }
+}
+
+/// Table functions returning one value per row. DataFusion names their
+/// column `value`.
+const SCALAR_TABLE_FUNCTIONS: [&str; 2] = ["generate_series", "range"];
+
+/// PostgreSQL names the column of a function returning a scalar type after
+/// the function's alias, or after the function when it has none:
+/// `SELECT g FROM generate_series(1, 3) g`.
+fn name_function_column(factor: &mut TableFactor) {
+    let TableFactor::Table { name, args: Some(_), alias, .. } = factor else { return };
+    let function = object_name(&name.to_string());
+    if !SCALAR_TABLE_FUNCTIONS.contains(&function.as_str()) {
+        return;
+    }
+    match alias {
+        Some(alias) if alias.columns.is_empty() => {
+            alias.columns = vec![TableAliasColumnDef { name: alias.name.clone(), data_type: None }];
+        }
+        Some(_) => {}
+        None => {
+            *alias = Some(TableAlias {
+                explicit: true,
+                name: Ident::new(&function),
+                columns: vec![TableAliasColumnDef::from_name(&function)],
+                at: None,
+            });
+        }
     }
 }
 
@@ -327,16 +362,36 @@ pub fn name_columns_as_postgres(select: &mut Select) {
 
 fn postgres_column_name(expr: &Expr) -> Option<String> {
     match expr {
-        Expr::Function(function) => function.name.0.last().and_then(|p| p.as_ident()).map(|i| i.value.to_lowercase()),
-        Expr::Cast { expr, data_type, .. } => match expr.as_ref() {
-            Expr::Identifier(ident) => Some(ident.value.to_lowercase()),
-            Expr::CompoundIdentifier(idents) => idents.last().map(|i| i.value.to_lowercase()),
-            Expr::Value(_) => Some(postgres_type_name(data_type)),
-            inner => postgres_column_name(inner),
+        // DataFusion already names a column after itself.
+        Expr::Identifier(_) | Expr::CompoundIdentifier(_) => None,
+        other => figured_name(other).map(|(name, _)| name),
+    }
+}
+
+/// How PostgreSQL figures an expression's column name, with how sure it is
+/// (its `FigureColname`): a column or function names it (2); a cast of
+/// anything less names it after the type (1); a constant or operator is
+/// `?column?` (0).
+fn figured_name(expr: &Expr) -> Option<(String, u8)> {
+    match expr {
+        Expr::Identifier(ident) => Some((folded(ident), 2)),
+        Expr::CompoundIdentifier(idents) => idents.last().map(|i| (folded(i), 2)),
+        Expr::Function(function) => function.name.0.last().and_then(|p| p.as_ident()).map(|i| (folded(i), 2)),
+        Expr::Nested(inner) => figured_name(inner),
+        Expr::Cast { expr, data_type, .. } => match figured_name(expr) {
+            Some((name, 2)) => Some((name, 2)),
+            _ => Some((postgres_type_name(data_type), 1)),
         },
-        Expr::Value(_) | Expr::BinaryOp { .. } | Expr::UnaryOp { .. } => Some("?column?".into()),
+        Expr::TypedString(typed) => Some((postgres_type_name(&typed.data_type), 1)),
+        Expr::Case { .. } => Some(("case".into(), 1)),
+        Expr::Value(_) | Expr::BinaryOp { .. } | Expr::UnaryOp { .. } => Some(("?column?".into(), 0)),
         _ => None,
     }
+}
+
+/// An identifier as PostgreSQL stores it: lower case unless quoted.
+fn folded(ident: &Ident) -> String {
+    if ident.quote_style.is_some() { ident.value.clone() } else { ident.value.to_lowercase() }
 }
 
 /// The internal type name PostgreSQL gives a cast literal's column (`int8`, `text`).

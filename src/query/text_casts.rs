@@ -1,0 +1,120 @@
+//! A cast of a timestamp or a float to text — `ts::text`, `'at ' || ts`,
+//! `CAST(x AS TEXT)` — gives PostgreSQL's text (`2026-11-27 10:00:00+00`,
+//! `1.5`), not Arrow's (`2026-11-27T10:00:00Z`, `1.5` but `1.0` for 1). An
+//! analyzer rule, run after DataFusion's type coercion so the casts it adds
+//! are included, turns such casts into calls of `pg_text`, keeping each
+//! column's name.
+
+use std::sync::Arc;
+
+use datafusion::arrow::array::ArrayRef;
+use datafusion::arrow::datatypes::DataType;
+use datafusion::common::config::ConfigOptions;
+use datafusion::common::tree_node::{Transformed, TreeNode};
+use datafusion::common::{DFSchema, Result as DfResult, ScalarValue};
+use datafusion::logical_expr::expr::ScalarFunction;
+use datafusion::logical_expr::expr_rewriter::NamePreserver;
+use datafusion::logical_expr::utils::merge_schema;
+use datafusion::logical_expr::{
+    Cast, ColumnarValue, Expr, ExprSchemable, LogicalPlan, ScalarFunctionArgs, ScalarUDF, ScalarUDFImpl, Signature,
+    Volatility,
+};
+use datafusion::optimizer::AnalyzerRule;
+
+use crate::pg_text::as_text;
+
+/// The function casts to text become.
+const PG_TEXT: &str = "pg_text";
+
+#[derive(Debug, Default)]
+pub struct PostgresTextCasts;
+
+/// The same for an expression compiled outside a plan (an UPDATE's SET, a
+/// DEFAULT), over `schema`.
+pub fn postgres_text_casts(expr: Expr, schema: &DFSchema) -> DfResult<Expr> {
+    expr.transform_up(|expr| rewrite(expr, schema)).map(|t| t.data)
+}
+
+impl AnalyzerRule for PostgresTextCasts {
+    fn name(&self) -> &str {
+        "postgres_text_casts"
+    }
+
+    fn analyze(&self, plan: LogicalPlan, _: &ConfigOptions) -> DfResult<LogicalPlan> {
+        plan.transform_up_with_subqueries(|plan| {
+            let mut schema = merge_schema(&plan.inputs());
+            if plan.inputs().is_empty() {
+                schema.merge(plan.schema());
+            }
+            let names = NamePreserver::new(&plan);
+            plan.map_expressions(|expr| {
+                let name = names.save(&expr);
+                expr.transform_up(|expr| rewrite(expr, &schema)).map(|t| t.update_data(|e| name.restore(e)))
+            })?
+            .map_data(|plan| plan.recompute_schema())
+        })
+        .map(|t| t.data)
+    }
+}
+
+fn rewrite(expr: Expr, schema: &DFSchema) -> DfResult<Transformed<Expr>> {
+    let Expr::Cast(Cast { expr: inner, field }) = &expr else { return Ok(Transformed::no(expr)) };
+    let data_type = field.data_type();
+    if !matches!(data_type, DataType::Utf8 | DataType::Utf8View | DataType::LargeUtf8) {
+        return Ok(Transformed::no(expr));
+    }
+    // A column of an outer query is not in this plan's schema: left as is.
+    let Ok(from) = inner.get_type(schema) else { return Ok(Transformed::no(expr)) };
+    if !matches!(from, DataType::Timestamp(..) | DataType::Float32 | DataType::Float64) {
+        return Ok(Transformed::no(expr));
+    }
+    let call = Expr::ScalarFunction(ScalarFunction::new_udf(pg_text(), vec![inner.as_ref().clone()]));
+    let text = match data_type {
+        DataType::Utf8 => call,
+        _ => Expr::Cast(Cast::new_from_field(Box::new(call), field.clone())),
+    };
+    Ok(Transformed::yes(text))
+}
+
+/// `pg_text(x)`: a timestamp or float as PostgreSQL prints it. Called only
+/// by the rule above (after type checking), so it takes any one argument.
+#[derive(Debug, PartialEq, Eq, Hash)]
+struct PgText {
+    signature: Signature,
+}
+
+fn pg_text() -> Arc<ScalarUDF> {
+    static PG_TEXT_UDF: std::sync::OnceLock<Arc<ScalarUDF>> = std::sync::OnceLock::new();
+    PG_TEXT_UDF
+        .get_or_init(|| {
+            Arc::new(ScalarUDF::new_from_impl(PgText { signature: Signature::any(1, Volatility::Immutable) }))
+        })
+        .clone()
+}
+
+impl ScalarUDFImpl for PgText {
+    fn name(&self) -> &str {
+        PG_TEXT
+    }
+
+    fn signature(&self) -> &Signature {
+        &self.signature
+    }
+
+    fn return_type(&self, _: &[DataType]) -> DfResult<DataType> {
+        Ok(DataType::Utf8)
+    }
+
+    fn invoke_with_args(&self, args: ScalarFunctionArgs) -> DfResult<ColumnarValue> {
+        let argument = &args.args[0];
+        let array = argument.to_array(args.number_rows.max(1))?;
+        let text = match as_text(&array)? {
+            Some(text) => Arc::new(text) as ArrayRef,
+            None => datafusion::arrow::compute::cast(&array, &DataType::Utf8)?,
+        };
+        Ok(match argument {
+            ColumnarValue::Scalar(_) => ColumnarValue::Scalar(ScalarValue::try_from_array(&text, 0)?),
+            ColumnarValue::Array(_) => ColumnarValue::Array(text),
+        })
+    }
+}
