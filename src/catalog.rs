@@ -274,11 +274,18 @@ impl RelationDef {
 /// A definition's schemas, built on first use: the write path asks for them
 /// several times per statement. A clone starts empty, because definitions
 /// change by being cloned and edited (ALTER, RENAME).
-#[derive(Debug, Default)]
+#[derive(Default)]
 pub struct DerivedSchemas {
     user: OnceLock<SchemaRef>,
     full: OnceLock<SchemaRef>,
     changes: OnceLock<SchemaRef>,
+}
+
+/// Derived, so left out of a definition's debug output.
+impl std::fmt::Debug for DerivedSchemas {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("DerivedSchemas")
+    }
 }
 
 impl Clone for DerivedSchemas {
