@@ -107,7 +107,8 @@ impl ScalarUDFImpl for PgText {
 
     fn invoke_with_args(&self, args: ScalarFunctionArgs) -> DfResult<ColumnarValue> {
         let argument = &args.args[0];
-        let array = argument.to_array(args.number_rows.max(1))?;
+        // A scalar is printed once, not once per row of the batch.
+        let array = argument.to_array(1)?;
         let text = match as_text(&array)? {
             Some(text) => Arc::new(text) as ArrayRef,
             None => datafusion::arrow::compute::cast(&array, &DataType::Utf8)?,
