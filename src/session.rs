@@ -30,6 +30,7 @@ use crate::error::{Error, Notice, Result};
 use crate::log::{Change, ColumnChange, Offset, ReadView};
 use crate::query::scope::{StatementScope, Transaction};
 use crate::sql::as_of::{VersionBound, rewrite_as_of, version_offsets};
+use crate::sql::column_names::display_schema;
 use crate::sql::parse::{Command, parse};
 use crate::sql::rewrite::{cte_names, rewrite};
 use crate::table::TableWrite;
@@ -136,12 +137,12 @@ impl Session {
         let mut last = Vec::new();
         for command in parse(sql)? {
             last = match self.execute(command, None).await? {
-                Outcome::Rows { mut stream, .. } => {
+                Outcome::Rows { mut stream, schema } => {
                     let mut batches = Vec::new();
                     while let Some(batch) = stream.next().await {
                         batches.push(batch.map_err(Error::from_datafusion)?);
                     }
-                    batches
+                    shown(&schema, batches)?
                 }
                 Outcome::CopyIn(_) => {
                     return Err(Error::FeatureNotSupported("COPY FROM STDIN needs a client".into()));
@@ -149,7 +150,7 @@ impl Session {
                 Outcome::Subscribe(_) => {
                     return Err(Error::FeatureNotSupported("SUBSCRIBE needs a client to stream to".into()));
                 }
-                Outcome::Returned { batches, .. } => batches,
+                Outcome::Returned { schema, batches, .. } => shown(&schema, batches)?,
                 _ => Vec::new(),
             };
         }
@@ -762,6 +763,18 @@ const SYSTEM_TIME: &str = "system_time";
 /// Whether PostgreSQL's command tag for `tag` carries a row count.
 fn tag_counts(tag: &str) -> bool {
     matches!(tag, "UPDATE" | "DELETE" | "INSERT")
+}
+
+/// Result batches with their columns named as the client sees them.
+fn shown(schema: &SchemaRef, batches: Vec<RecordBatch>) -> Result<Vec<RecordBatch>> {
+    let shown = display_schema(schema);
+    if Arc::ptr_eq(&shown, schema) {
+        return Ok(batches);
+    }
+    Ok(batches
+        .into_iter()
+        .map(|b| RecordBatch::try_new(shown.clone(), b.columns().to_vec()))
+        .collect::<Result<_, _>>()?)
 }
 
 fn done(tag: &str) -> Outcome {

@@ -19,6 +19,10 @@ async fn embedded_database_and_foreign_session_context() {
 
     let batches = db.execute("SELECT sum(sensor) AS total FROM readings").await.unwrap();
     assert_eq!(batches[0].column(0).as_primitive::<Int64Type>().value(0), 6);
+    // Columns are named as a PostgreSQL client would see them, twice if need be.
+    let batches = db.execute("SELECT sensor, * FROM readings WHERE sensor = 1").await.unwrap();
+    let names: Vec<String> = batches[0].schema().fields().iter().map(|f| f.name().clone()).collect();
+    assert_eq!(names, ["sensor", "sensor", "value"]);
 
     // The same relations from an application's own context: segment + tail.
     let context = SessionContext::new();

@@ -459,6 +459,19 @@ async fn result_columns_have_postgres_names_and_types() {
     assert_eq!(names("SELECT 1.5::float8::text").await, ["text"]);
     assert_eq!(names("SELECT DATE '2026-11-20'").await, ["date"]);
     assert_eq!(names("SELECT CASE WHEN true THEN 1 END").await, ["case"]);
+    // Two columns of one name, as PostgreSQL allows (DataFusion does not).
+    client.batch_execute("CREATE TABLE named (id BIGINT PRIMARY KEY, v TEXT)").await.unwrap();
+    assert_eq!(names("SELECT id, * FROM named").await, ["id", "id", "v"]);
+    assert_eq!(names("SELECT *, v FROM named").await, ["id", "v", "v"]);
+    assert_eq!(names("SELECT v, v, count(*), count(*) FROM named GROUP BY v").await, ["v", "v", "count", "count"]);
+    assert_eq!(names("SELECT 1, 2").await, ["?column?", "?column?"]);
+    assert_eq!(names("SELECT id AS x, v AS x FROM named").await, ["x", "x"]);
+    assert_eq!(names("SELECT _offset, _diff, * FROM changes('named')").await, ["_offset", "_diff", "id", "v"]);
+    let simple = client.simple_query("SELECT v, v FROM named").await.unwrap();
+    let Some(tokio_postgres::SimpleQueryMessage::RowDescription(columns)) = simple.first() else {
+        panic!("no row description: {simple:?}")
+    };
+    assert_eq!(columns.iter().map(|c| c.name()).collect::<Vec<_>>(), ["v", "v"]);
     let now = client.prepare("SELECT now()").await.unwrap();
     assert_eq!(now.columns()[0].name(), "now");
     assert_eq!(now.columns()[0].type_(), &tokio_postgres::types::Type::TIMESTAMPTZ);

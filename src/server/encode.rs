@@ -16,9 +16,10 @@ use pgwire::messages::data::DataRow;
 use super::pg_format::postgres_text;
 use super::sqlstate::to_pgwire;
 use crate::error::Error;
+use crate::sql::column_names::display_schema;
 
 pub fn fields(schema: &SchemaRef, format: &Format) -> PgWireResult<Vec<FieldInfo>> {
-    arrow_schema_to_pg_fields(schema, format, None)
+    arrow_schema_to_pg_fields(&display_schema(schema), format, None)
 }
 
 pub fn query_response(

@@ -18,6 +18,7 @@ use crate::catalog::{RelationDef, RelationKind, ViewDef};
 use crate::error::{Error, Result};
 use crate::log::{Change, Offset, ReadView, RelationId};
 use crate::sql::as_of::quote;
+use crate::sql::column_names::{display_schema, repeated_name};
 use crate::view::compile::{check_deterministic, compile};
 use crate::view::dataflow::SourceChanges;
 use crate::view::delta::Delta;
@@ -195,6 +196,11 @@ impl Session {
                 .collect();
             schema = datafusion::arrow::datatypes::Schema::new(fields);
         }
+        // A view is a relation: its columns need names of their own.
+        if let Some(name) = repeated_name(schema.fields().iter().map(|f| f.name().as_str())) {
+            return Err(Error::DuplicateColumn(name.to_string()));
+        }
+        let schema = display_schema(&Arc::new(schema)).as_ref().clone();
         let columns = view_columns(&schema, compiled.append_only)?;
         let def = RelationDef {
             id: RelationId(0),

@@ -2,6 +2,7 @@
 //! DataFusion plans them.
 
 pub mod as_of;
+pub mod column_names;
 pub(crate) mod ddl;
 pub mod dialect;
 pub mod parse;

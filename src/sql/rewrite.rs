@@ -18,8 +18,9 @@ use datafusion::sql::sqlparser::ast::{
 use datafusion::sql::sqlparser::dialect::PostgreSqlDialect;
 use datafusion::sql::sqlparser::parser::Parser;
 
+use super::column_names::name_columns_as_postgres;
 use super::parse::object_name;
-use crate::catalog::{CHANGE_COLUMNS, CHANGE_COLUMNS_WITH_ROW_ID, Catalog, SYSTEM_COLUMNS, SqlType};
+use crate::catalog::{CHANGE_COLUMNS, Catalog, SYSTEM_COLUMNS, SqlType};
 use crate::log::Offset;
 
 /// Whether the query in `sql` has a `*` or `t.*` in some SELECT list.
@@ -304,110 +305,6 @@ impl Rewriter<'_> {
             }
         }
         select.projection = projection;
-    }
-}
-
-/// PostgreSQL names an unaliased function column after the function
-/// (`count(*)` is `count`), and a cast after what it casts. DataFusion would
-/// use the whole expression; follow PostgreSQL where the name stays unique.
-/// Also undoes the `__alias_` prefix the pg-compatibility parser gives
-/// explicitly selected columns next to a `*`, when no duplicate can arise
-/// (system columns never come from `*`).
-pub fn name_columns_as_postgres(select: &mut Select) {
-    let proposed: Vec<Option<String>> = select
-        .projection
-        .iter()
-        .map(|item| match item {
-            SelectItem::UnnamedExpr(expr) => postgres_column_name(expr),
-            SelectItem::ExprWithAlias { alias, .. } => alias
-                .value
-                .strip_prefix("__alias_")
-                .filter(|name| CHANGE_COLUMNS_WITH_ROW_ID.contains(name))
-                .map(str::to_string),
-            _ => None,
-        })
-        .collect();
-    let taken: Vec<String> = select
-        .projection
-        .iter()
-        .filter_map(|item| match item {
-            SelectItem::UnnamedExpr(Expr::Identifier(ident)) => Some(ident.value.to_lowercase()),
-            SelectItem::UnnamedExpr(Expr::CompoundIdentifier(idents)) => idents.last().map(|i| i.value.to_lowercase()),
-            SelectItem::ExprWithAlias { alias, .. } => Some(alias.value.to_lowercase()),
-            _ => None,
-        })
-        .collect();
-    for (item, name) in select.projection.iter_mut().zip(&proposed) {
-        let Some(name) = name else { continue };
-        let unique =
-            proposed.iter().filter(|p| p.as_ref() == Some(name)).count() == 1 && !taken.iter().any(|t| t == name);
-        let is_restore = matches!(item, SelectItem::ExprWithAlias { .. });
-        if !unique && !is_restore {
-            continue;
-        }
-        let expr = match std::mem::replace(item, SelectItem::UnnamedExpr(Expr::value(Value::Null))) {
-            SelectItem::UnnamedExpr(expr) | SelectItem::ExprWithAlias { expr, .. } => expr,
-            other => {
-                *item = other;
-                continue;
-            }
-        };
-        *item = if is_restore {
-            SelectItem::UnnamedExpr(expr)
-        } else {
-            SelectItem::ExprWithAlias { expr, alias: Ident::with_quote('"', name) }
-        };
-    }
-}
-
-fn postgres_column_name(expr: &Expr) -> Option<String> {
-    match expr {
-        // DataFusion already names a column after itself.
-        Expr::Identifier(_) | Expr::CompoundIdentifier(_) => None,
-        other => figured_name(other).map(|(name, _)| name),
-    }
-}
-
-/// How PostgreSQL figures an expression's column name, with how sure it is
-/// (its `FigureColname`): a column or function names it (2); a cast of
-/// anything less names it after the type (1); a constant or operator is
-/// `?column?` (0).
-fn figured_name(expr: &Expr) -> Option<(String, u8)> {
-    match expr {
-        Expr::Identifier(ident) => Some((folded(ident), 2)),
-        Expr::CompoundIdentifier(idents) => idents.last().map(|i| (folded(i), 2)),
-        Expr::Function(function) => function.name.0.last().and_then(|p| p.as_ident()).map(|i| (folded(i), 2)),
-        Expr::Nested(inner) => figured_name(inner),
-        Expr::Cast { expr, data_type, .. } => match figured_name(expr) {
-            Some((name, 2)) => Some((name, 2)),
-            _ => Some((postgres_type_name(data_type), 1)),
-        },
-        Expr::TypedString(typed) => Some((postgres_type_name(&typed.data_type), 1)),
-        Expr::Case { .. } => Some(("case".into(), 1)),
-        Expr::Value(_) | Expr::BinaryOp { .. } | Expr::UnaryOp { .. } => Some(("?column?".into(), 0)),
-        _ => None,
-    }
-}
-
-/// An identifier as PostgreSQL stores it: lower case unless quoted.
-fn folded(ident: &Ident) -> String {
-    if ident.quote_style.is_some() { ident.value.clone() } else { ident.value.to_lowercase() }
-}
-
-/// The internal type name PostgreSQL gives a cast literal's column (`int8`, `text`).
-fn postgres_type_name(data_type: &DataType) -> String {
-    match crate::sql::ddl::sql_type(data_type) {
-        Ok(SqlType::Boolean) => "bool".into(),
-        Ok(SqlType::SmallInt) => "int2".into(),
-        Ok(SqlType::Int) => "int4".into(),
-        Ok(SqlType::BigInt) => "int8".into(),
-        Ok(SqlType::Real) => "float4".into(),
-        Ok(SqlType::Double) => "float8".into(),
-        Ok(SqlType::Numeric { .. }) => "numeric".into(),
-        Ok(SqlType::Varchar { .. }) => "varchar".into(),
-        Ok(SqlType::TimestampTz) => "timestamptz".into(),
-        Ok(other) => other.sql_name(),
-        Err(_) => data_type.to_string().to_lowercase(),
     }
 }
 

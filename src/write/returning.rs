@@ -16,7 +16,7 @@ use datafusion::sql::sqlparser::parser::Parser;
 
 use crate::catalog::RelationDef;
 use crate::error::{Error, Result};
-use crate::sql::rewrite::name_columns_as_postgres;
+use crate::sql::column_names::name_columns_as_postgres;
 
 /// What a RETURNING clause produced.
 pub struct Returned {

@@ -1,0 +1,153 @@
+//! Result column names as PostgreSQL gives them.
+//!
+//! PostgreSQL names an unaliased expression after the function or column it
+//! is (its `FigureColname`: `count(*)` is `count`, `x::text` is `x`), and
+//! lets a result have two columns of one name (`SELECT v, v`, `SELECT id, *`,
+//! `SELECT 1, 2`, both `?column?`). DataFusion names an expression after its
+//! whole text and refuses two columns of one name. So each SELECT list gets
+//! PostgreSQL's names, and a name already taken gets a suffix behind
+//! [`SUFFIX_MARK`] that the client never sees ([`display_schema`]).
+
+use std::collections::HashMap;
+use std::sync::Arc;
+
+use datafusion::arrow::datatypes::{Schema, SchemaRef};
+use datafusion::sql::sqlparser::ast::{DataType, Expr, Ident, Select, SelectItem};
+
+use crate::catalog::{CHANGE_COLUMNS_WITH_ROW_ID, SqlType};
+
+/// Starts the suffix that keeps a result column's name unique for DataFusion
+/// (U+2063, an invisible separator: no one types it in a column name).
+pub const SUFFIX_MARK: char = '\u{2063}';
+
+/// The prefix the pg-compatibility parser gives a column selected by name
+/// next to a `*` (which may select it again).
+const WILDCARD_ALIAS_PREFIX: &str = "__alias_";
+
+/// The name a result column is shown by: without its uniqueness suffix.
+pub fn display_name(name: &str) -> &str {
+    name.split(SUFFIX_MARK).next().unwrap_or(name)
+}
+
+/// `schema` with its columns named as the client sees them (Arrow allows
+/// two fields of one name; DataFusion's plans do not).
+pub fn display_schema(schema: &SchemaRef) -> SchemaRef {
+    if !schema.fields().iter().any(|f| f.name().contains(SUFFIX_MARK)) {
+        return schema.clone();
+    }
+    let fields: Vec<_> = schema.fields().iter().map(|f| f.as_ref().clone().with_name(display_name(f.name()))).collect();
+    Arc::new(Schema::new_with_metadata(fields, schema.metadata().clone()))
+}
+
+/// The first name shown twice among `names`, if any.
+pub fn repeated_name<'a>(names: impl IntoIterator<Item = &'a str>) -> Option<&'a str> {
+    let mut seen = std::collections::HashSet::new();
+    names.into_iter().map(display_name).find(|name| !seen.insert(*name))
+}
+
+/// Names the columns of a SELECT list as PostgreSQL does, each unique to
+/// DataFusion. A `*` is left alone: its columns are unique already, and a
+/// column selected by name beside one gets a suffix (the `*` may select it
+/// again; the pg-compatibility parser's prefix for the same, given only in
+/// a lone SELECT, is replaced by the suffix).
+pub fn name_columns_as_postgres(select: &mut Select) {
+    let wildcard = select
+        .projection
+        .iter()
+        .any(|item| matches!(item, SelectItem::Wildcard(_) | SelectItem::QualifiedWildcard(..)));
+    let mut taken: HashMap<String, usize> = HashMap::new();
+    for item in &mut select.projection {
+        let (name, beside_wildcard) = match item {
+            SelectItem::UnnamedExpr(Expr::Identifier(ident)) => (folded(ident), wildcard),
+            SelectItem::UnnamedExpr(Expr::CompoundIdentifier(idents)) => match idents.last() {
+                Some(ident) => (folded(ident), wildcard),
+                None => continue,
+            },
+            // DataFusion's name for what PostgreSQL has none for (a subquery, say).
+            SelectItem::UnnamedExpr(expr) => match figured_name(expr) {
+                Some((name, _)) => (name, false),
+                None => continue,
+            },
+            SelectItem::ExprWithAlias { alias, .. } => match alias.value.strip_prefix(WILDCARD_ALIAS_PREFIX) {
+                Some(name) => (name.trim_matches('"').to_string(), true),
+                None => (folded(alias), false),
+            },
+            _ => continue,
+        };
+        let count = taken.entry(name.clone()).or_default();
+        *count += 1;
+        // System columns never come from `*`: no suffix needed beside one.
+        let system = beside_wildcard && CHANGE_COLUMNS_WITH_ROW_ID.contains(&name.as_str());
+        let alias =
+            if *count > 1 || (beside_wildcard && !system) { format!("{name}{SUFFIX_MARK}{count}") } else { name };
+        set_alias(item, alias);
+    }
+}
+
+/// Gives a select item `alias` as its name (none for a bare column that is
+/// named so already: it keeps its qualifier for ORDER BY and GROUP BY).
+fn set_alias(item: &mut SelectItem, alias: String) {
+    let expr = match std::mem::replace(
+        item,
+        SelectItem::UnnamedExpr(Expr::value(datafusion::sql::sqlparser::ast::Value::Null)),
+    ) {
+        SelectItem::UnnamedExpr(expr) | SelectItem::ExprWithAlias { expr, .. } => expr,
+        other => {
+            *item = other;
+            return;
+        }
+    };
+    let named_so = match &expr {
+        Expr::Identifier(ident) => folded(ident) == alias,
+        Expr::CompoundIdentifier(idents) => idents.last().is_some_and(|i| folded(i) == alias),
+        _ => false,
+    };
+    *item = if named_so {
+        SelectItem::UnnamedExpr(expr)
+    } else {
+        SelectItem::ExprWithAlias { expr, alias: Ident::with_quote('"', alias) }
+    };
+}
+
+/// How PostgreSQL figures an expression's column name, with how sure it is
+/// (its `FigureColname`): a column or function names it (2); a cast of
+/// anything less names it after the type (1); a constant or operator is
+/// `?column?` (0).
+fn figured_name(expr: &Expr) -> Option<(String, u8)> {
+    match expr {
+        Expr::Identifier(ident) => Some((folded(ident), 2)),
+        Expr::CompoundIdentifier(idents) => idents.last().map(|i| (folded(i), 2)),
+        Expr::Function(function) => function.name.0.last().and_then(|p| p.as_ident()).map(|i| (folded(i), 2)),
+        Expr::Nested(inner) => figured_name(inner),
+        Expr::Cast { expr, data_type, .. } => match figured_name(expr) {
+            Some((name, 2)) => Some((name, 2)),
+            _ => Some((postgres_type_name(data_type), 1)),
+        },
+        Expr::TypedString(typed) => Some((postgres_type_name(&typed.data_type), 1)),
+        Expr::Case { .. } => Some(("case".into(), 1)),
+        Expr::Value(_) | Expr::BinaryOp { .. } | Expr::UnaryOp { .. } => Some(("?column?".into(), 0)),
+        _ => None,
+    }
+}
+
+/// An identifier as PostgreSQL stores it: lower case unless quoted.
+fn folded(ident: &Ident) -> String {
+    if ident.quote_style.is_some() { ident.value.clone() } else { ident.value.to_lowercase() }
+}
+
+/// The internal type name PostgreSQL gives a cast literal's column (`int8`, `text`).
+fn postgres_type_name(data_type: &DataType) -> String {
+    match crate::sql::ddl::sql_type(data_type) {
+        Ok(SqlType::Boolean) => "bool".into(),
+        Ok(SqlType::SmallInt) => "int2".into(),
+        Ok(SqlType::Int) => "int4".into(),
+        Ok(SqlType::BigInt) => "int8".into(),
+        Ok(SqlType::Real) => "float4".into(),
+        Ok(SqlType::Double) => "float8".into(),
+        Ok(SqlType::Numeric { .. }) => "numeric".into(),
+        Ok(SqlType::Varchar { .. }) => "varchar".into(),
+        Ok(SqlType::TimestampTz) => "timestamptz".into(),
+        Ok(other) => other.sql_name(),
+        Err(_) => data_type.to_string().to_lowercase(),
+    }
+}
