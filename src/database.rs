@@ -67,7 +67,7 @@ impl Database {
         let catalog = context.catalog(CATALOG_NAME).ok_or_else(|| Error::Internal("no catalog".into()))?;
         let pg_catalog = catalog.schema("pg_catalog").ok_or_else(|| Error::Internal("no pg_catalog".into()))?;
         catalog.register_schema("pg_catalog", Arc::new(PgCatalogWithViews::new(pg_catalog, log.clone())))?;
-        for function in crate::query::pg_functions::functions() {
+        for function in crate::query::pg_functions::functions(log.clone()) {
             context.register_udf(function);
         }
         context.add_analyzer_rule(Arc::new(crate::query::text_casts::PostgresTextCasts));

@@ -1,5 +1,5 @@
 //! psql against a real server: the README quickstart, `\copy` of the sample
-//! data, and the catalog meta-commands `\dt`, `\d`, `\l`, `\dn`.
+//! data, and the catalog meta-commands `\dt`, `\d`, `\di`, `\l`, `\dn`.
 
 mod common;
 
@@ -99,6 +99,45 @@ fn quickstart_with_psql() {
     let (ok, stdout, stderr) = psql(&server, &["-c", "\\dt+"]);
     assert!(ok, "{stderr}");
     assert!(stdout.contains("clicks") && stdout.contains("Size"), "\\dt+ lists the stream:\n{stdout}");
+
+    // A table's key and CHECKs, as PostgreSQL's \d shows them; a stream, a
+    // keyless table and a view have none.
+    let (ok, _, stderr) = psql(
+        &server,
+        &[
+            "-c",
+            "CREATE TABLE accounts (id BIGINT PRIMARY KEY, owner TEXT, balance BIGINT CHECK (balance >= 0) \
+             CHECK (balance < 1000000))",
+            "-c",
+            "CREATE TABLE pairs (a INT, b TEXT, PRIMARY KEY (a, b))",
+            "-c",
+            "CREATE TABLE notes (body TEXT)",
+        ],
+    );
+    assert!(ok, "{stderr}");
+    let (ok, stdout, stderr) = psql(&server, &["-c", "\\d accounts"]);
+    assert!(ok, "{stderr}");
+    for line in [
+        "Indexes:",
+        "\"accounts_pkey\" PRIMARY KEY, btree (id)",
+        "Check constraints:",
+        "\"accounts_balance_check\" CHECK (balance >= 0)",
+        "\"accounts_balance_check1\" CHECK (balance < 1000000)",
+    ] {
+        assert!(stdout.contains(line), "\\d accounts shows {line}:\n{stdout}");
+    }
+    let (ok, stdout, stderr) = psql(&server, &["-c", "\\d pairs"]);
+    assert!(ok, "{stderr}");
+    assert!(stdout.contains("\"pairs_pkey\" PRIMARY KEY, btree (a, b)"), "\\d pairs:\n{stdout}");
+    for relation in ["notes", "clicks", "per_url"] {
+        let (ok, stdout, stderr) = psql(&server, &["-c", &format!("\\d {relation}")]);
+        assert!(ok, "{stderr}");
+        assert!(!stdout.contains("Indexes:") && !stdout.contains("Check"), "\\d {relation}:\n{stdout}");
+    }
+    let (ok, stdout, stderr) = psql(&server, &["-c", "\\di"]);
+    assert!(ok, "{stderr}");
+    assert!(stdout.contains("accounts_pkey") && stdout.contains("pairs_pkey"), "\\di:\n{stdout}");
+    assert!(!stdout.contains("notes"), "\\di lists no keyless table:\n{stdout}");
 
     for meta in ["\\l", "\\dn", "\\l+", "\\dn+", "\\dm+", "\\d+"] {
         let (ok, _, stderr) = psql(&server, &["-c", meta]);

@@ -6,7 +6,8 @@
 //! - `_offset`, `_ts`, `_diff` and a keyless table's `_rowid` are columns of
 //!   every scan, but system columns (shown when named, not by `*`):
 //!   `pg_attribute` numbers them below zero, as PostgreSQL numbers its own
-//!   system columns, so `\d` and drivers listing columns leave them out.
+//!   system columns, so `\d` and drivers listing columns leave them out;
+//! - tables' primary keys and CHECKs (`pg_constraints.rs`).
 
 use std::collections::HashSet;
 use std::sync::Arc;
@@ -22,6 +23,7 @@ use datafusion::error::Result as DfResult;
 use datafusion::logical_expr::Expr;
 use datafusion::physical_plan::{ExecutionPlan, collect};
 
+use super::pg_constraints;
 use crate::log::Log;
 
 /// The emulated `pg_catalog` schema, with `pg_class` knowing Strata's views.
@@ -44,13 +46,16 @@ impl SchemaProvider for PgCatalogWithViews {
     }
 
     async fn table(&self, name: &str) -> DfResult<Option<Arc<dyn TableProvider>>> {
-        let correct = match name {
-            "pg_class" => mark_views,
-            "pg_attribute" => number_system_columns,
+        let correction = match name {
+            "pg_class" => Correction::Class,
+            "pg_attribute" => Correction::Attribute,
+            "pg_index" => Correction::Index,
+            "pg_constraint" => Correction::Constraint,
             _ => return self.inner.table(name).await,
         };
-        let Some(inner) = self.inner.table(name).await? else { return Ok(None) };
-        Ok(Some(Arc::new(Corrected { inner, log: self.log.clone(), correct })))
+        let Some(table) = self.inner.table(name).await? else { return Ok(None) };
+        let pg_catalog = self.inner.clone();
+        Ok(Some(Arc::new(Corrected { table, pg_catalog, log: self.log.clone(), correction })))
     }
 
     fn table_exist(&self, name: &str) -> bool {
@@ -58,22 +63,45 @@ impl SchemaProvider for PgCatalogWithViews {
     }
 }
 
-/// One of the emulation's tables, its rows passed through `correct`.
+/// What a corrected table changes in the emulation's rows.
+#[derive(Debug, Clone, Copy)]
+enum Correction {
+    /// Views marked, primary key indexes and CHECK counts added.
+    Class,
+    /// System columns numbered below zero.
+    Attribute,
+    /// Primary keys added (`pg_constraints.rs`).
+    Index,
+    /// Primary keys and CHECKs added.
+    Constraint,
+}
+
+/// One of the emulation's tables, its rows corrected.
 #[derive(Debug)]
 struct Corrected {
-    inner: Arc<dyn TableProvider>,
+    table: Arc<dyn TableProvider>,
+    /// The emulation's schema, to look relations' oids up in its `pg_class`.
+    pg_catalog: Arc<dyn SchemaProvider>,
     log: Arc<Log>,
-    correct: fn(&Log, RecordBatch) -> DfResult<RecordBatch>,
+    correction: Correction,
+}
+
+impl Corrected {
+    async fn rows(&self, state: &dyn Session, name: &str) -> DfResult<Vec<RecordBatch>> {
+        let Some(table) = self.pg_catalog.table(name).await? else { return Ok(Vec::new()) };
+        let plan = table.scan(state, None, &[], None).await?;
+        collect(plan, state.task_ctx()).await
+    }
 }
 
 #[async_trait]
 impl TableProvider for Corrected {
     fn schema(&self) -> SchemaRef {
-        self.inner.schema()
+        self.table.schema()
     }
 
     fn table_type(&self) -> TableType {
-        self.inner.table_type()
+        self.table.table_type()
     }
 
     /// Reads the emulation's rows (a few per relation) and corrects them.
@@ -85,11 +113,25 @@ impl TableProvider for Corrected {
         _filters: &[Expr],
         limit: Option<usize>,
     ) -> DfResult<Arc<dyn ExecutionPlan>> {
-        let plan = self.inner.scan(state, None, &[], None).await?;
-        let batches = collect(plan, state.task_ctx()).await?;
-        let schema = self.inner.schema();
-        let corrected =
-            batches.into_iter().map(|batch| (self.correct)(&self.log, batch)).collect::<DfResult<Vec<_>>>()?;
+        let plan = self.table.scan(state, None, &[], None).await?;
+        let mut batches = collect(plan, state.task_ctx()).await?;
+        let schema = self.table.schema();
+        let log = &self.log;
+        let corrected = match self.correction {
+            Correction::Class => batches
+                .into_iter()
+                .map(|batch| pg_constraints::class_with_indexes(log, mark_views(log, batch)?))
+                .collect::<DfResult<Vec<_>>>()?,
+            Correction::Attribute => batches.into_iter().map(number_system_columns).collect::<DfResult<Vec<_>>>()?,
+            Correction::Index | Correction::Constraint => {
+                let classes = pg_constraints::class_rows(&self.rows(state, "pg_class").await?)?;
+                batches.push(match self.correction {
+                    Correction::Index => pg_constraints::index_rows(log, &classes, &schema)?,
+                    _ => pg_constraints::constraint_rows(log, &classes, &schema)?,
+                });
+                batches
+            }
+        };
         let source = MemorySourceConfig::try_new(&[corrected], schema, projection.cloned())?.with_limit(limit);
         Ok(DataSourceExec::from_data_source(source))
     }
@@ -117,7 +159,7 @@ fn mark_views(log: &Log, batch: RecordBatch) -> DfResult<RecordBatch> {
 const SYSTEM_ATTNUMS: [(&str, i16); 4] = [("_offset", -1), ("_ts", -2), ("_diff", -3), ("_rowid", -4)];
 
 /// `pg_attribute` rows with Strata's system columns numbered below zero.
-fn number_system_columns(_log: &Log, batch: RecordBatch) -> DfResult<RecordBatch> {
+fn number_system_columns(batch: RecordBatch) -> DfResult<RecordBatch> {
     use datafusion::arrow::array::{ArrayRef, Int16Array};
     use datafusion::arrow::compute::cast;
     use datafusion::arrow::datatypes::{DataType, Int16Type};

@@ -9,9 +9,9 @@ use datafusion::arrow::datatypes::{DataType, Int64Type};
 use datafusion::common::{Result as DfResult, ScalarValue};
 use datafusion::logical_expr::{ColumnarValue, ScalarUDF, Volatility, create_udf};
 
-/// Every function here, to register in a session.
-pub fn functions() -> Vec<ScalarUDF> {
-    vec![
+/// Every function here and in `pg_constraints.rs`, to register in a session.
+pub fn functions(log: Arc<crate::log::Log>) -> Vec<ScalarUDF> {
+    let mut functions = vec![
         version(),
         no_description("col_description", vec![DataType::Int64, DataType::Int64]),
         no_description("obj_description", vec![DataType::Int64, DataType::Utf8]),
@@ -19,7 +19,9 @@ pub fn functions() -> Vec<ScalarUDF> {
         pg_size_pretty(),
         unknown_size("pg_table_size", DataType::Int64),
         unknown_size("pg_database_size", DataType::Utf8),
-    ]
+    ];
+    functions.extend(super::pg_constraints::functions(log));
+    functions
 }
 
 /// `version()` as PostgreSQL clients expect it: the PostgreSQL version

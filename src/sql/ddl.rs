@@ -170,11 +170,10 @@ pub fn table_definition(table: &str, create: &CreateTable) -> Result<TableDefini
                     key_names.push(name.clone());
                 }
                 ColumnOption::Check(check) => checks.push(CheckDef {
-                    name: check
-                        .name
-                        .as_ref()
-                        .map(|n| n.value.clone())
-                        .unwrap_or_else(|| format!("{table}_{name}_check")),
+                    name: match &check.name {
+                        Some(given) => given.value.clone(),
+                        None => unused_constraint_name(&checks, format!("{table}_{name}_check")),
+                    },
                     expr: check.expr.to_string(),
                 }),
                 other => {
@@ -193,7 +192,10 @@ pub fn table_definition(table: &str, create: &CreateTable) -> Result<TableDefini
                 key_names = key.columns.iter().map(|c| super::parse::object_name(&c.column.expr.to_string())).collect();
             }
             TableConstraint::Check(check) => checks.push(CheckDef {
-                name: check.name.as_ref().map(|n| n.value.clone()).unwrap_or_else(|| format!("{table}_check")),
+                name: match &check.name {
+                    Some(given) => given.value.clone(),
+                    None => unused_constraint_name(&checks, format!("{table}_check")),
+                },
                 expr: check.expr.to_string(),
             }),
             other => {
@@ -313,4 +315,14 @@ pub fn added_column(column: &datafusion::sql::sqlparser::ast::ColumnDef) -> Resu
         return Err(Error::InvalidParameterValue(format!("column name \"{name}\" is reserved for a system column")));
     }
     plain_column(column, "in ADD COLUMN")
+}
+
+/// A generated constraint name not taken yet: `base`, else `base1`,
+/// `base2`, … as PostgreSQL chooses (`t_n_check`, `t_n_check1`).
+fn unused_constraint_name(checks: &[CheckDef], base: String) -> String {
+    let taken = |name: &str| checks.iter().any(|c| c.name == name);
+    if !taken(&base) {
+        return base;
+    }
+    (1..).map(|n| format!("{base}{n}")).find(|name| !taken(name)).expect("some suffix is free")
 }

@@ -1,0 +1,304 @@
+//! A table's primary key and CHECK constraints in the emulated pg_catalog,
+//! so psql's `\d accounts` lists them under "Indexes:" and "Check
+//! constraints:" as PostgreSQL does (`"accounts_pkey" PRIMARY KEY, btree
+//! (id)`), and `\di` lists the key's index.
+//!
+//! The emulation (datafusion-pg-catalog) derives `pg_class` from DataFusion's
+//! tables and serves `pg_index` and `pg_constraint` as PostgreSQL's own
+//! system rows only. Here `pg_class` gains `relhasindex`, `relchecks` and a
+//! row per primary key index, `pg_index` and `pg_constraint` a row per key
+//! and check, and `pg_get_indexdef` / `pg_get_constraintdef` print them.
+//! Their object ids are computed from the relation id (the emulation numbers
+//! relations from 16384 up; these sit far above), so the functions find the
+//! definition from the id alone.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+
+use datafusion::arrow::array::{
+    Array, ArrayRef, AsArray, BooleanArray, Int32Array, RecordBatch, StringArray, new_null_array,
+};
+use datafusion::arrow::compute::{cast, concat_batches, take_record_batch};
+use datafusion::arrow::datatypes::{DataType, Int32Type, SchemaRef};
+use datafusion::common::{Result as DfResult, ScalarValue};
+use datafusion::logical_expr::{ColumnarValue, ScalarFunctionArgs, ScalarUDF, ScalarUDFImpl, Signature, Volatility};
+
+use crate::catalog::{RelationDef, RelationKind};
+use crate::log::{Log, RelationId};
+
+/// A primary key index's oid: this plus the relation id.
+const INDEX_OID_BASE: i32 = 1 << 30;
+/// A constraint's oid: this plus 64 × the relation id plus 0 for the primary
+/// key, 1 + n for the n-th CHECK (a relation shows its first 63 CHECKs).
+const CONSTRAINT_OID_BASE: i32 = 3 << 29;
+const CONSTRAINTS_PER_RELATION: i32 = 64;
+
+/// The primary key of a table that has one the user declared (a keyless
+/// table's hidden row identity is not shown, as PostgreSQL shows none).
+fn declared_key(def: &RelationDef) -> Option<&[usize]> {
+    let shown = def.kind == RelationKind::Table && def.view.is_none() && def.row_id().is_none();
+    (shown && !def.primary_key.is_empty()).then_some(def.primary_key.as_slice())
+}
+
+fn shown_checks(def: &RelationDef) -> usize {
+    if def.view.is_some() { 0 } else { def.checks.len().min(CONSTRAINTS_PER_RELATION as usize - 1) }
+}
+
+fn index_oid(def: &RelationDef) -> i32 {
+    INDEX_OID_BASE + def.id.0 as i32
+}
+
+fn constraint_oid(def: &RelationDef, number: usize) -> i32 {
+    CONSTRAINT_OID_BASE + def.id.0 as i32 * CONSTRAINTS_PER_RELATION + number as i32
+}
+
+fn key_columns(def: &RelationDef, key: &[usize]) -> String {
+    key.iter().map(|p| def.columns[*p].name.as_str()).collect::<Vec<_>>().join(", ")
+}
+
+/// `pg_class` rows with `relhasindex` and `relchecks` of Strata's tables,
+/// followed by a row (relkind 'i') for each primary key index, made from its
+/// table's row.
+pub fn class_with_indexes(log: &Log, batch: RecordBatch) -> DfResult<RecordBatch> {
+    let catalog = log.catalog();
+    let names = cast(batch.column(batch.schema().index_of("relname")?), &DataType::Utf8)?;
+    let names = names.as_string::<i32>();
+    let defs: Vec<Option<&Arc<RelationDef>>> = names.iter().map(|n| n.and_then(|n| catalog.get(n))).collect();
+    let has_index: BooleanArray = defs.iter().map(|d| Some(d.is_some_and(|d| declared_key(d).is_some()))).collect();
+    let checks: Int32Array = defs.iter().map(|d| Some(d.map_or(0, |d| shown_checks(d) as i32))).collect();
+    let tables = with_columns(&batch, &[("relhasindex", Arc::new(has_index)), ("relchecks", Arc::new(checks))])?;
+    let keyed: Vec<(u32, &RelationDef, &[usize])> = defs
+        .iter()
+        .enumerate()
+        .filter_map(|(row, def)| def.and_then(|d| declared_key(d).map(|key| (row as u32, d.as_ref(), key))))
+        .collect();
+    if keyed.is_empty() {
+        return Ok(tables);
+    }
+    let rows = take_record_batch(&tables, &Int32Array::from_iter_values(keyed.iter().map(|(r, ..)| *r as i32)))?;
+    let indexes = with_columns(
+        &rows,
+        &[
+            ("oid", Arc::new(Int32Array::from_iter_values(keyed.iter().map(|(_, d, _)| index_oid(d))))),
+            ("relname", Arc::new(StringArray::from_iter_values(keyed.iter().map(|(_, d, _)| d.primary_key_name())))),
+            ("relkind", Arc::new(StringArray::from_iter_values(keyed.iter().map(|_| "i")))),
+            ("relnatts", Arc::new(Int32Array::from_iter_values(keyed.iter().map(|(_, _, k)| k.len() as i32)))),
+            ("relhasindex", Arc::new(BooleanArray::from(vec![false; keyed.len()]))),
+            ("relchecks", Arc::new(Int32Array::from(vec![0; keyed.len()]))),
+        ],
+    )?;
+    Ok(concat_batches(&batch.schema(), [&tables, &indexes])?)
+}
+
+/// Where a Strata relation sits in the emulated `pg_class`: its oid and namespace.
+#[derive(Debug, Clone, Copy)]
+pub struct ClassRow {
+    pub oid: i32,
+    pub namespace: i32,
+}
+
+/// Relation name to its `pg_class` row, read from the emulation's `pg_class`.
+pub fn class_rows(batches: &[RecordBatch]) -> DfResult<HashMap<String, ClassRow>> {
+    let mut rows = HashMap::new();
+    for batch in batches {
+        let column = |name: &str| -> DfResult<ArrayRef> { Ok(batch.column(batch.schema().index_of(name)?).clone()) };
+        let names = cast(&column("relname")?, &DataType::Utf8)?;
+        let oids = cast(&column("oid")?, &DataType::Int32)?;
+        let namespaces = cast(&column("relnamespace")?, &DataType::Int32)?;
+        let (names, oids, namespaces) =
+            (names.as_string::<i32>(), oids.as_primitive::<Int32Type>(), namespaces.as_primitive::<Int32Type>());
+        for row in 0..batch.num_rows() {
+            if names.is_valid(row) && oids.is_valid(row) {
+                let namespace = if namespaces.is_valid(row) { namespaces.value(row) } else { 0 };
+                rows.insert(names.value(row).to_string(), ClassRow { oid: oids.value(row), namespace });
+            }
+        }
+    }
+    Ok(rows)
+}
+
+/// `pg_index` rows for the primary keys of Strata's tables.
+pub fn index_rows(log: &Log, classes: &HashMap<String, ClassRow>, schema: &SchemaRef) -> DfResult<RecordBatch> {
+    let catalog = log.catalog();
+    let keyed: Vec<(&RelationDef, &[usize], ClassRow)> =
+        catalog.relations().filter_map(|d| Some((d.as_ref(), declared_key(d)?, *classes.get(&d.name)?))).collect();
+    let n = keyed.len();
+    let bools = |value: bool| -> ArrayRef { Arc::new(BooleanArray::from(vec![value; n])) };
+    let key_count: ArrayRef = Arc::new(Int32Array::from_iter_values(keyed.iter().map(|(_, k, _)| k.len() as i32)));
+    let attnums = |(_, key, _): &(&RelationDef, &[usize], ClassRow)| {
+        key.iter().map(|p| (p + 1).to_string()).collect::<Vec<_>>().join(" ")
+    };
+    rows_of(
+        schema,
+        n,
+        &[
+            ("indexrelid", Arc::new(Int32Array::from_iter_values(keyed.iter().map(|(d, ..)| index_oid(d))))),
+            ("indrelid", Arc::new(Int32Array::from_iter_values(keyed.iter().map(|(.., c)| c.oid)))),
+            ("indnatts", key_count.clone()),
+            ("indnkeyatts", key_count),
+            ("indisunique", bools(true)),
+            ("indisprimary", bools(true)),
+            ("indimmediate", bools(true)),
+            ("indisvalid", bools(true)),
+            ("indisready", bools(true)),
+            ("indislive", bools(true)),
+            ("indkey", Arc::new(StringArray::from_iter_values(keyed.iter().map(attnums)))),
+        ],
+    )
+}
+
+/// `pg_constraint` rows for the primary keys and CHECKs of Strata's relations.
+pub fn constraint_rows(log: &Log, classes: &HashMap<String, ClassRow>, schema: &SchemaRef) -> DfResult<RecordBatch> {
+    struct Row {
+        oid: i32,
+        name: String,
+        kind: &'static str,
+        class: ClassRow,
+        index: i32,
+    }
+    let catalog = log.catalog();
+    let mut rows = Vec::new();
+    for def in catalog.relations() {
+        let Some(class) = classes.get(&def.name).copied() else { continue };
+        if declared_key(def).is_some() {
+            let name = def.primary_key_name();
+            rows.push(Row { oid: constraint_oid(def, 0), name, kind: "p", class, index: index_oid(def) });
+        }
+        for (number, check) in def.checks.iter().take(shown_checks(def)).enumerate() {
+            let oid = constraint_oid(def, number + 1);
+            rows.push(Row { oid, name: check.name.clone(), kind: "c", class, index: 0 });
+        }
+    }
+    let n = rows.len();
+    let bools = |value: bool| -> ArrayRef { Arc::new(BooleanArray::from(vec![value; n])) };
+    rows_of(
+        schema,
+        n,
+        &[
+            ("oid", Arc::new(Int32Array::from_iter_values(rows.iter().map(|r| r.oid)))),
+            ("conname", Arc::new(StringArray::from_iter_values(rows.iter().map(|r| r.name.as_str())))),
+            ("connamespace", Arc::new(Int32Array::from_iter_values(rows.iter().map(|r| r.class.namespace)))),
+            ("contype", Arc::new(StringArray::from_iter_values(rows.iter().map(|r| r.kind)))),
+            ("convalidated", bools(true)),
+            ("conrelid", Arc::new(Int32Array::from_iter_values(rows.iter().map(|r| r.class.oid)))),
+            ("conindid", Arc::new(Int32Array::from_iter_values(rows.iter().map(|r| r.index)))),
+            ("conislocal", bools(true)),
+            ("connoinherit", bools(true)),
+        ],
+    )
+}
+
+/// `n` rows of `schema` with the given columns; the others NULL, or zero,
+/// false or empty where the column takes no NULL.
+fn rows_of(schema: &SchemaRef, n: usize, given: &[(&str, ArrayRef)]) -> DfResult<RecordBatch> {
+    let columns = schema
+        .fields()
+        .iter()
+        .map(|field| match given.iter().find(|(name, _)| name == field.name()) {
+            Some((_, array)) => Ok(cast(array, field.data_type())?),
+            None if field.is_nullable() => Ok(new_null_array(field.data_type(), n)),
+            None => {
+                let zero = match field.data_type() {
+                    DataType::Utf8 => ScalarValue::Utf8(Some(String::new())),
+                    other => ScalarValue::new_zero(other)?,
+                };
+                Ok(cast(&zero.to_array_of_size(n)?, field.data_type())?)
+            }
+        })
+        .collect::<DfResult<Vec<_>>>()?;
+    Ok(RecordBatch::try_new(schema.clone(), columns)?)
+}
+
+/// `batch` with the named columns replaced (cast to the column's type).
+fn with_columns(batch: &RecordBatch, replaced: &[(&str, ArrayRef)]) -> DfResult<RecordBatch> {
+    let schema = batch.schema();
+    let mut columns = batch.columns().to_vec();
+    for (name, array) in replaced {
+        let at = schema.index_of(name)?;
+        columns[at] = cast(array, schema.field(at).data_type())?;
+    }
+    Ok(RecordBatch::try_new(schema, columns)?)
+}
+
+/// `pg_get_indexdef(oid [, column, pretty])` and `pg_get_constraintdef(oid [,
+/// pretty])` for the objects above (NULL for any other oid).
+pub fn functions(log: Arc<Log>) -> Vec<ScalarUDF> {
+    vec![
+        ScalarUDF::from(Definition { name: "pg_get_indexdef", log: log.clone(), signature: any_arguments() }),
+        ScalarUDF::from(Definition { name: "pg_get_constraintdef", log, signature: any_arguments() }),
+    ]
+}
+
+fn any_arguments() -> Signature {
+    Signature::variadic_any(Volatility::Stable)
+}
+
+#[derive(Debug)]
+struct Definition {
+    name: &'static str,
+    log: Arc<Log>,
+    signature: Signature,
+}
+
+impl PartialEq for Definition {
+    fn eq(&self, other: &Self) -> bool {
+        self.name == other.name
+    }
+}
+
+impl Eq for Definition {}
+
+impl std::hash::Hash for Definition {
+    fn hash<H: std::hash::Hasher>(&self, state: &mut H) {
+        self.name.hash(state);
+    }
+}
+
+impl ScalarUDFImpl for Definition {
+    fn name(&self) -> &str {
+        self.name
+    }
+
+    fn signature(&self) -> &Signature {
+        &self.signature
+    }
+
+    fn return_type(&self, _arguments: &[DataType]) -> DfResult<DataType> {
+        Ok(DataType::Utf8)
+    }
+
+    fn invoke_with_args(&self, args: ScalarFunctionArgs) -> DfResult<ColumnarValue> {
+        let oids = args.args[0].to_array(args.number_rows)?;
+        let oids = cast(&oids, &DataType::Int32)?;
+        let oids = oids.as_primitive::<Int32Type>();
+        let catalog = self.log.catalog();
+        let text: StringArray = oids
+            .iter()
+            .map(|oid| {
+                let oid = oid?;
+                match self.name {
+                    "pg_get_indexdef" => {
+                        let def = catalog.by_id(RelationId(oid.checked_sub(INDEX_OID_BASE)? as u64))?;
+                        let key = declared_key(def)?;
+                        Some(format!(
+                            "CREATE UNIQUE INDEX {} ON public.{} USING btree ({})",
+                            def.primary_key_name(),
+                            def.name,
+                            key_columns(def, key)
+                        ))
+                    }
+                    _ => {
+                        let number = oid.checked_sub(CONSTRAINT_OID_BASE)?;
+                        let id = RelationId((number / CONSTRAINTS_PER_RELATION) as u64);
+                        let def = catalog.by_id(id)?;
+                        match (number % CONSTRAINTS_PER_RELATION) as usize {
+                            0 => Some(format!("PRIMARY KEY ({})", key_columns(def, declared_key(def)?))),
+                            check => def.checks.get(check - 1).map(|c| format!("CHECK ({})", c.expr)),
+                        }
+                    }
+                }
+            })
+            .collect();
+        Ok(ColumnarValue::Array(Arc::new(text)))
+    }
+}
