@@ -367,6 +367,9 @@ mod tests {
 
     fn tempdir() -> PathBuf {
         let dir = std::env::temp_dir().join(format!("strata-wal-{}-{}", std::process::id(), rand_suffix()));
+        // Left by an earlier run whose process had the same id: the WAL file
+        // in it would make creating a new one fail.
+        let _ = fs::remove_dir_all(&dir);
         fs::create_dir_all(&dir).unwrap();
         dir
     }
