@@ -9,7 +9,7 @@
 //!   system columns, so `\d` and drivers listing columns leave them out;
 //! - tables' primary keys and CHECKs (`pg_constraints.rs`).
 
-use std::collections::HashSet;
+use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
 
 use async_trait::async_trait;
@@ -87,10 +87,11 @@ struct Corrected {
 }
 
 impl Corrected {
-    async fn rows(&self, state: &dyn Session, name: &str) -> DfResult<Vec<RecordBatch>> {
-        let Some(table) = self.pg_catalog.table(name).await? else { return Ok(Vec::new()) };
+    /// Relations' oids and namespaces, as the emulation's `pg_class` gives them.
+    async fn classes(&self, state: &dyn Session) -> DfResult<HashMap<String, pg_constraints::ClassRow>> {
+        let Some(table) = self.pg_catalog.table("pg_class").await? else { return Ok(HashMap::new()) };
         let plan = table.scan(state, None, &[], None).await?;
-        collect(plan, state.task_ctx()).await
+        pg_constraints::class_rows(&collect(plan, state.task_ctx()).await?)
     }
 }
 
@@ -123,12 +124,12 @@ impl TableProvider for Corrected {
                 .map(|batch| pg_constraints::class_with_indexes(log, mark_views(log, batch)?))
                 .collect::<DfResult<Vec<_>>>()?,
             Correction::Attribute => batches.into_iter().map(number_system_columns).collect::<DfResult<Vec<_>>>()?,
-            Correction::Index | Correction::Constraint => {
-                let classes = pg_constraints::class_rows(&self.rows(state, "pg_class").await?)?;
-                batches.push(match self.correction {
-                    Correction::Index => pg_constraints::index_rows(log, &classes, &schema)?,
-                    _ => pg_constraints::constraint_rows(log, &classes, &schema)?,
-                });
+            Correction::Index => {
+                batches.push(pg_constraints::index_rows(log, &self.classes(state).await?, &schema)?);
+                batches
+            }
+            Correction::Constraint => {
+                batches.push(pg_constraints::constraint_rows(log, &self.classes(state).await?, &schema)?);
                 batches
             }
         };

@@ -18,7 +18,7 @@ use crate::catalog::{RelationDef, RelationKind, ViewDef};
 use crate::error::{Error, Result};
 use crate::log::{Change, Offset, ReadView, RelationId};
 use crate::sql::as_of::quote;
-use crate::sql::column_names::{display_schema, repeated_name};
+use crate::sql::column_names::{display_name, repeated_name};
 use crate::view::compile::{check_deterministic, compile};
 use crate::view::dataflow::SourceChanges;
 use crate::view::delta::Delta;
@@ -180,27 +180,22 @@ impl Session {
         let plan = distinct_on_as_top_one(plan).map_err(view_error(name))?;
         let optimized = state.optimize(&plan).map_err(Error::from_datafusion)?;
         let compiled = compile(&optimized, &read.catalog, &state).map_err(view_error(name))?;
-        let mut schema = plan.schema().as_arrow().clone();
-        if !names.is_empty() {
-            if names.len() > schema.fields().len() {
-                return Err(Error::Syntax("CREATE MATERIALIZED VIEW specifies too many column names".into()));
-            }
-            let fields: Vec<_> = schema
-                .fields()
-                .iter()
-                .enumerate()
-                .map(|(i, f)| match names.get(i) {
-                    Some(name) => f.as_ref().clone().with_name(name),
-                    None => f.as_ref().clone(),
-                })
-                .collect();
-            schema = datafusion::arrow::datatypes::Schema::new(fields);
+        let planned = plan.schema().as_arrow();
+        if names.len() > planned.fields().len() {
+            return Err(Error::Syntax("CREATE MATERIALIZED VIEW specifies too many column names".into()));
         }
+        // Named by the column list, else as the query's result shows them.
+        let fields: Vec<_> = planned
+            .fields()
+            .iter()
+            .enumerate()
+            .map(|(i, f)| f.as_ref().clone().with_name(names.get(i).map_or(display_name(f.name()), String::as_str)))
+            .collect();
         // A view is a relation: its columns need names of their own.
-        if let Some(name) = repeated_name(schema.fields().iter().map(|f| f.name().as_str())) {
+        if let Some(name) = repeated_name(fields.iter().map(|f| f.name().as_str())) {
             return Err(Error::DuplicateColumn(name.to_string()));
         }
-        let schema = display_schema(&Arc::new(schema)).as_ref().clone();
+        let schema = datafusion::arrow::datatypes::Schema::new(fields);
         let columns = view_columns(&schema, compiled.append_only)?;
         let def = RelationDef {
             id: RelationId(0),

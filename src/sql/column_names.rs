@@ -58,14 +58,9 @@ pub fn name_columns_as_postgres(select: &mut Select) {
     let mut taken: HashMap<String, usize> = HashMap::new();
     for item in &mut select.projection {
         let (name, beside_wildcard) = match item {
-            SelectItem::UnnamedExpr(Expr::Identifier(ident)) => (folded(ident), wildcard),
-            SelectItem::UnnamedExpr(Expr::CompoundIdentifier(idents)) => match idents.last() {
-                Some(ident) => (folded(ident), wildcard),
-                None => continue,
-            },
-            // DataFusion's name for what PostgreSQL has none for (a subquery, say).
             SelectItem::UnnamedExpr(expr) => match figured_name(expr) {
-                Some((name, _)) => (name, false),
+                Some((name, _)) => (name, wildcard && is_column(expr)),
+                // DataFusion's name for what PostgreSQL has none for (a subquery, say).
                 None => continue,
             },
             SelectItem::ExprWithAlias { alias, .. } => match alias.value.strip_prefix(WILDCARD_ALIAS_PREFIX) {
@@ -97,16 +92,16 @@ fn set_alias(item: &mut SelectItem, alias: String) {
             return;
         }
     };
-    let named_so = match &expr {
-        Expr::Identifier(ident) => folded(ident) == alias,
-        Expr::CompoundIdentifier(idents) => idents.last().is_some_and(|i| folded(i) == alias),
-        _ => false,
-    };
+    let named_so = is_column(&expr) && figured_name(&expr).is_some_and(|(name, _)| name == alias);
     *item = if named_so {
         SelectItem::UnnamedExpr(expr)
     } else {
         SelectItem::ExprWithAlias { expr, alias: Ident::with_quote('"', alias) }
     };
+}
+
+fn is_column(expr: &Expr) -> bool {
+    matches!(expr, Expr::Identifier(_) | Expr::CompoundIdentifier(_))
 }
 
 /// How PostgreSQL figures an expression's column name, with how sure it is

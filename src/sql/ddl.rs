@@ -4,7 +4,7 @@
 use std::collections::HashSet;
 
 use datafusion::sql::sqlparser::ast::{
-    CharacterLength, ColumnOption, CreateTable, CreateTableOptions, DataType, ExactNumberInfo, Expr, SqlOption,
+    CharacterLength, ColumnOption, CreateTable, CreateTableOptions, DataType, ExactNumberInfo, Expr, Ident, SqlOption,
     TableConstraint, TimezoneInfo, Value, visit_expressions,
 };
 
@@ -170,10 +170,7 @@ pub fn table_definition(table: &str, create: &CreateTable) -> Result<TableDefini
                     key_names.push(name.clone());
                 }
                 ColumnOption::Check(check) => checks.push(CheckDef {
-                    name: match &check.name {
-                        Some(given) => given.value.clone(),
-                        None => unused_constraint_name(&checks, format!("{table}_{name}_check")),
-                    },
+                    name: check_name(&checks, check.name.as_ref(), format!("{table}_{name}_check")),
                     expr: check.expr.to_string(),
                 }),
                 other => {
@@ -192,10 +189,7 @@ pub fn table_definition(table: &str, create: &CreateTable) -> Result<TableDefini
                 key_names = key.columns.iter().map(|c| super::parse::object_name(&c.column.expr.to_string())).collect();
             }
             TableConstraint::Check(check) => checks.push(CheckDef {
-                name: match &check.name {
-                    Some(given) => given.value.clone(),
-                    None => unused_constraint_name(&checks, format!("{table}_check")),
-                },
+                name: check_name(&checks, check.name.as_ref(), format!("{table}_check")),
                 expr: check.expr.to_string(),
             }),
             other => {
@@ -317,12 +311,16 @@ pub fn added_column(column: &datafusion::sql::sqlparser::ast::ColumnDef) -> Resu
     plain_column(column, "in ADD COLUMN")
 }
 
-/// A generated constraint name not taken yet: `base`, else `base1`,
-/// `base2`, … as PostgreSQL chooses (`t_n_check`, `t_n_check1`).
-fn unused_constraint_name(checks: &[CheckDef], base: String) -> String {
-    let taken = |name: &str| checks.iter().any(|c| c.name == name);
-    if !taken(&base) {
-        return base;
+/// A CHECK's name: the one given, else `generated` if no CHECK before it
+/// took that, else `generated1`, `generated2`, … as PostgreSQL chooses
+/// (`t_n_check`, `t_n_check1`).
+fn check_name(checks: &[CheckDef], given: Option<&Ident>, generated: String) -> String {
+    if let Some(given) = given {
+        return given.value.clone();
     }
-    (1..).map(|n| format!("{base}{n}")).find(|name| !taken(name)).expect("some suffix is free")
+    let taken = |name: &str| checks.iter().any(|c| c.name == name);
+    std::iter::once(generated.clone())
+        .chain((1..).map(|n| format!("{generated}{n}")))
+        .find(|name| !taken(name))
+        .expect("some suffix is free")
 }
