@@ -7,6 +7,10 @@ use std::path::PathBuf;
 pub struct Config {
     /// Directory holding the WAL, the manifest and (by default) the segment store.
     pub data_dir: PathBuf,
+    /// Where sealed history goes: `s3://bucket/prefix` (connection settings
+    /// from the `AWS_*` environment variables) or `file:///directory`;
+    /// `None` is `<data_dir>/store`. The WAL stays in `data_dir` either way.
+    pub store_url: Option<String>,
     /// Address the PostgreSQL wire protocol listens on.
     pub listen: String,
     /// Concurrent client connections; further connections are refused.
@@ -45,6 +49,7 @@ impl Default for Config {
     fn default() -> Self {
         Config {
             data_dir: PathBuf::from("strata-data"),
+            store_url: None,
             listen: "127.0.0.1:6543".to_string(),
             connections_max: 256,
             commit_queue_depth_max: 4096,

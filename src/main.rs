@@ -30,6 +30,10 @@ enum CliCommand {
         /// Data directory (WAL, manifest, segments); created if missing.
         #[arg(long = "data", env = "STRATA_DATA", default_value = "strata-data")]
         data_dir: PathBuf,
+        /// Where sealed history goes: s3://bucket/prefix (settings from the
+        /// AWS_* environment variables) or file:///directory; default DATA/store.
+        #[arg(long = "store", env = "STRATA_STORE")]
+        store_url: Option<String>,
         /// Address to listen on.
         #[arg(long, env = "STRATA_LISTEN", default_value = "127.0.0.1:6543")]
         listen: String,
@@ -62,6 +66,7 @@ async fn main() -> std::process::ExitCode {
     let cli = Cli::parse();
     let CliCommand::Serve {
         data_dir,
+        store_url,
         listen,
         seal_bytes_max,
         seal_age_ms_max,
@@ -70,6 +75,7 @@ async fn main() -> std::process::ExitCode {
         scan_cache_rows_min,
     } = cli.command;
     let mut config = Config::default().with_data_dir(data_dir).with_listen(listen);
+    config.store_url = store_url;
     if let Some(bytes) = seal_bytes_max {
         config.seal_bytes_max = bytes;
     }

@@ -310,8 +310,8 @@ impl Log {
     pub async fn open(config: &Config) -> Result<(Log, RecoveryReport)> {
         let wal_dir = config.data_dir.join("wal");
         std::fs::create_dir_all(&wal_dir).map_err(|e| Error::io(&wal_dir, e))?;
-        let store = SegmentStore::local(config.data_dir.join("store"))?;
-        let manifest = Manifest::load(&store).await?;
+        let store = SegmentStore::open(config)?;
+        let manifest = Manifest::load_or_create(&store).await?;
         remove_unlisted_segments(&store, &manifest).await;
 
         let mut catalog = Catalog::default();

@@ -344,8 +344,15 @@ impl Manifest {
         }
     }
 
-    pub async fn load(store: &SegmentStore) -> Result<Manifest> {
-        let Some(bytes) = store.get(MANIFEST_PATH).await? else { return Ok(Manifest::empty()) };
+    /// The store's manifest; in a store without one, an empty manifest is
+    /// written first, so a store that takes no writes (a missing bucket,
+    /// wrong credentials) fails the start rather than the first seal.
+    pub async fn load_or_create(store: &SegmentStore) -> Result<Manifest> {
+        let Some(bytes) = store.get(MANIFEST_PATH).await? else {
+            let mut manifest = Manifest::empty();
+            manifest.store(store).await?;
+            return Ok(manifest);
+        };
         let corrupt = |reason: String| Error::Corrupt { file: MANIFEST_PATH.into(), position: 0, reason };
         let mut manifest: Manifest = serde_json::from_slice(&bytes).map_err(|e| corrupt(e.to_string()))?;
         if manifest.version != MANIFEST_VERSION {
@@ -425,7 +432,7 @@ mod tests {
         manifest.relations = vec![def];
         manifest.segments = vec![Arc::new(meta)];
         manifest.store(&store).await.unwrap();
-        let loaded = Manifest::load(&store).await.unwrap();
+        let loaded = Manifest::load_or_create(&store).await.unwrap();
         assert_eq!(loaded.sealed_through, Offset(9));
         assert_eq!(loaded.segments[0].path, manifest.segments[0].path);
         loaded.segments[0].verify(&store).await.unwrap();
@@ -434,7 +441,7 @@ mod tests {
         let mut damaged = bytes.to_vec();
         damaged[10] ^= 1;
         store.put(&loaded.segments[0].path, Bytes::from(damaged)).await.unwrap();
-        let fresh = Manifest::load(&store).await.unwrap();
+        let fresh = Manifest::load_or_create(&store).await.unwrap();
         assert!(matches!(fresh.segments[0].verify(&store).await, Err(Error::Corrupt { .. })));
     }
 
@@ -449,6 +456,6 @@ mod tests {
             .put(MANIFEST_PATH, Bytes::from(text.replace("\"sealed_through\": 3", "\"sealed_through\": 4")))
             .await
             .unwrap();
-        assert!(matches!(Manifest::load(&store).await, Err(Error::Corrupt { .. })));
+        assert!(matches!(Manifest::load_or_create(&store).await, Err(Error::Corrupt { .. })));
     }
 }

@@ -1,16 +1,26 @@
-//! Where sealed history lives: an `object_store` (a local directory by
-//! default). On the local store a put is also fsynced, file and directory,
-//! because the WAL it replaces is deleted once the put returns.
+//! Where sealed history lives: an `object_store`, a local directory by
+//! default or an S3-compatible bucket by configuration. On the local store a
+//! put is also fsynced, file and directory, because the WAL it replaces is
+//! deleted once the put returns; an S3 PUT is durable once it is answered.
 
 use std::path::PathBuf;
 use std::sync::Arc;
 
 use bytes::Bytes;
+use object_store::aws::AmazonS3Builder;
 use object_store::local::LocalFileSystem;
 use object_store::path::Path as StorePath;
-use object_store::{ObjectStore, ObjectStoreExt, PutPayload};
+use object_store::prefix::PrefixStore;
+use object_store::{ObjectStore, ObjectStoreExt, ObjectStoreScheme, PutPayload};
 
 use super::{Error, Result};
+use crate::config::Config;
+
+/// The file in the data directory naming the store its WAL goes with.
+const STORE_MARK_FILE: &str = "store_url";
+/// What that file holds for the data directory's own `store/` directory
+/// (relative, so the directory can move).
+const LOCAL_STORE_MARK: &str = "local";
 
 /// The URL DataFusion resolves segment files through.
 pub const STORE_URL: &str = "strata://store/";
@@ -23,6 +33,43 @@ pub struct SegmentStore {
 }
 
 impl SegmentStore {
+    /// The store `config` names: `store_url` if set, else `<data_dir>/store`.
+    /// A data directory stays paired with the store it was first opened
+    /// with: its WAL continues the history sealed there, so opening it with
+    /// another store is refused rather than read as an empty history.
+    pub fn open(config: &Config) -> Result<SegmentStore> {
+        let name = config.store_url.as_deref().map_or(LOCAL_STORE_MARK, |url| url.trim_end_matches('/'));
+        check_store_mark(&config.data_dir, name)?;
+        match &config.store_url {
+            None => SegmentStore::local(config.data_dir.join("store")),
+            Some(url) => SegmentStore::from_url(url),
+        }
+    }
+
+    /// `s3://bucket[/prefix]` (connection settings from the standard `AWS_*`
+    /// environment variables) or `file:///directory`.
+    pub fn from_url(url: &str) -> Result<SegmentStore> {
+        let unsupported =
+            || Error::Store(format!("unsupported store URL \"{url}\": use s3://bucket/prefix or file:///directory"));
+        let parsed = url::Url::parse(url).map_err(|_| unsupported())?;
+        let (scheme, prefix) = ObjectStoreScheme::parse(&parsed).map_err(|_| unsupported())?;
+        match scheme {
+            ObjectStoreScheme::Local => SegmentStore::local(PathBuf::from(parsed.path())),
+            ObjectStoreScheme::AmazonS3 => {
+                let bucket = AmazonS3Builder::from_env()
+                    .with_url(url)
+                    .build()
+                    .map_err(|e| Error::Store(format!("{url}: {e}")))?;
+                let objects: Arc<dyn ObjectStore> = match prefix.as_ref() {
+                    "" => Arc::new(bucket),
+                    _ => Arc::new(PrefixStore::new(bucket, prefix)),
+                };
+                Ok(SegmentStore { objects, local_root: None })
+            }
+            _ => Err(unsupported()),
+        }
+    }
+
     pub fn local(root: PathBuf) -> Result<SegmentStore> {
         std::fs::create_dir_all(&root).map_err(|e| Error::io(&root, e))?;
         let objects = LocalFileSystem::new_with_prefix(&root).map_err(|e| Error::Store(e.to_string()))?;
@@ -84,4 +131,44 @@ impl SegmentStore {
             Err(e) => Err(Error::Store(format!("{path}: {e}"))),
         }
     }
+}
+
+/// Records in the data directory which store it goes with on first open, and
+/// refuses a different one later.
+fn check_store_mark(data_dir: &std::path::Path, name: &str) -> Result<()> {
+    let mark = data_dir.join(STORE_MARK_FILE);
+    let recorded = match std::fs::read_to_string(&mark) {
+        Ok(recorded) => recorded.trim().to_string(),
+        // Directories from before the mark existed used their own store.
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound && data_dir.join("store/manifest.json").exists() => {
+            LOCAL_STORE_MARK.to_string()
+        }
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => name.to_string(),
+        Err(e) => return Err(Error::io(&mark, e)),
+    };
+    if recorded != name {
+        let describe = |name: &str| match name {
+            LOCAL_STORE_MARK => format!("its own directory {}", data_dir.join("store").display()),
+            url => url.to_string(),
+        };
+        return Err(Error::Store(format!(
+            "the data directory {} goes with the store {} (see {}), not {}: \
+             start with that store, or edit the file if the store's objects moved",
+            data_dir.display(),
+            describe(&recorded),
+            mark.display(),
+            describe(name)
+        )));
+    }
+    if !mark.exists() {
+        std::fs::create_dir_all(data_dir).map_err(|e| Error::io(data_dir, e))?;
+        let write = || -> std::io::Result<()> {
+            let mut file = std::fs::File::create(&mark)?;
+            std::io::Write::write_all(&mut file, format!("{name}\n").as_bytes())?;
+            file.sync_all()?;
+            std::fs::File::open(data_dir)?.sync_all()
+        };
+        write().map_err(|e| Error::io(&mark, e))?;
+    }
+    Ok(())
 }

@@ -21,7 +21,7 @@ pub fn fresh_data_dir(name: &str) -> PathBuf {
     dir
 }
 
-fn free_port() -> u16 {
+pub fn free_port() -> u16 {
     TcpListener::bind("127.0.0.1:0").expect("bind").local_addr().expect("addr").port()
 }
 
@@ -42,6 +42,11 @@ impl Server {
     }
 
     pub fn try_start_with(data_dir: &Path, args: &[&str]) -> Result<Server, String> {
+        Self::try_start_with_env(data_dir, args, &[])
+    }
+
+    /// Starts a server with extra arguments and environment variables.
+    pub fn try_start_with_env(data_dir: &Path, args: &[&str], envs: &[(&str, &str)]) -> Result<Server, String> {
         let port = free_port();
         let log_path = data_dir.with_extension("log");
         let log = std::fs::File::create(&log_path).expect("create log");
@@ -51,6 +56,7 @@ impl Server {
             .args(["--listen", &format!("127.0.0.1:{port}")])
             .args(args)
             .env("STRATA_LOG", "info")
+            .envs(envs.iter().copied())
             .stdout(Stdio::null())
             .stderr(log)
             .spawn()
