@@ -9,6 +9,10 @@ pub type Result<T, E = Error> = std::result::Result<T, E>;
 pub enum Error {
     #[error("syntax error: {0}")]
     Syntax(String),
+    /// A statement well formed but inconsistent, which PostgreSQL also
+    /// reports as 42601 in words of its own ("VALUES lists must all be the same length").
+    #[error("{0}")]
+    Malformed(String),
     #[error("relation \"{0}\" does not exist")]
     UndefinedRelation(String),
     #[error("relation \"{0}\" already exists")]

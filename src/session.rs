@@ -401,6 +401,11 @@ impl Session {
         for offset in version_offsets(&mut statement)? {
             versions.insert(offset.0, self.version_bound(offset).await?);
         }
+        if let Statement::Insert(insert) = &statement
+            && let Some(def) = view.catalog.get(&crate::sql::parse::object_name(&insert.table.to_string()))
+        {
+            crate::sql::insert_columns::check_widths(def, insert)?;
+        }
         let ctes = cte_names(&mut statement);
         let system_time = if system_time { self.settings.get(SYSTEM_TIME).map(String::as_str) } else { None };
         let point_in_time = rewrite_as_of(&mut statement, &view.catalog, &ctes, &versions, system_time)?;

@@ -106,8 +106,9 @@ fn quickstart_with_psql() {
         &server,
         &[
             "-c",
-            "CREATE TABLE accounts (id BIGINT PRIMARY KEY, owner TEXT, balance BIGINT CHECK (balance >= 0) \
-             CHECK (balance < 1000000))",
+            "CREATE TABLE accounts (id BIGINT PRIMARY KEY, owner VARCHAR(20) NOT NULL DEFAULT 'anon', \
+             balance NUMERIC(12,2) CHECK (balance >= 0) CHECK (balance < 1000000), \
+             opened TIMESTAMPTZ DEFAULT now(), note VARCHAR, flag BOOLEAN DEFAULT false)",
             "-c",
             "CREATE TABLE pairs (a INT, b TEXT, PRIMARY KEY (a, b))",
             "-c",
@@ -125,6 +126,19 @@ fn quickstart_with_psql() {
         "\"accounts_balance_check1\" CHECK (balance < 1000000)",
     ] {
         assert!(stdout.contains(line), "\\d accounts shows {line}:\n{stdout}");
+    }
+    // Declared types with their modifiers, and DEFAULTs, as PostgreSQL's \d shows them.
+    let (ok, stdout, stderr) = psql(&server, &["-A", "-c", "\\d accounts"]);
+    assert!(ok, "{stderr}");
+    for line in [
+        "id|bigint||not null|",
+        "owner|character varying(20)||not null|'anon'",
+        "balance|numeric(12,2)|||",
+        "opened|timestamp with time zone|||now()",
+        "note|character varying|||",
+        "flag|boolean|||false",
+    ] {
+        assert!(stdout.lines().any(|l| l == line), "\\d accounts shows {line}:\n{stdout}");
     }
     let (ok, stdout, stderr) = psql(&server, &["-c", "\\d pairs"]);
     assert!(ok, "{stderr}");

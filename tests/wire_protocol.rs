@@ -99,8 +99,38 @@ async fn errors_carry_sqlstate_and_leave_no_trace() {
     let error = client.batch_execute("INSERT INTO s VALUES (1, 'a'), ('x', 'b')").await.unwrap_err();
     assert_eq!(error.code(), Some(&SqlState::INVALID_TEXT_REPRESENTATION));
 
+    // PostgreSQL's messages for an INSERT whose widths disagree, and for a
+    // value too big for its NUMERIC(p, s), over both protocols.
+    client.batch_execute("CREATE STREAM money (amount NUMERIC(6,2), note TEXT)").await.unwrap();
+    for (sql, code, message, detail) in [
+        ("INSERT INTO s VALUES (1, 'a', 2)", "42601", "INSERT has more expressions than target columns", None),
+        ("INSERT INTO s (id, note) VALUES (1)", "42601", "INSERT has more target columns than expressions", None),
+        ("INSERT INTO s VALUES (1), (2, 'b')", "42601", "VALUES lists must all be the same length", None),
+        (
+            "INSERT INTO money VALUES (12345.5)",
+            "22003",
+            "numeric field overflow",
+            Some("A field with precision 6, scale 2 must round to an absolute value less than 10^4."),
+        ),
+        (
+            "SELECT 1.5::numeric(2,2)",
+            "22003",
+            "numeric field overflow",
+            Some("A field with precision 2, scale 2 must round to an absolute value less than 1."),
+        ),
+    ] {
+        let simple = client.batch_execute(sql).await.unwrap_err();
+        let extended = client.query(sql, &[]).await.unwrap_err();
+        for error in [simple, extended] {
+            let db = error.as_db_error().unwrap_or_else(|| panic!("{sql}: {error:?}"));
+            assert_eq!((db.code().code(), db.message(), db.detail()), (code, message, detail), "{sql}");
+        }
+    }
+
     // The session still works, and nothing was appended.
     let count: i64 = client.query_one("SELECT count(*) FROM s", &[]).await.unwrap().get(0);
+    assert_eq!(count, 0);
+    let count: i64 = client.query_one("SELECT count(*) FROM money", &[]).await.unwrap().get(0);
     assert_eq!(count, 0);
 }
 

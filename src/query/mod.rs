@@ -5,6 +5,7 @@ pub mod as_of;
 pub mod changes;
 pub mod defaults;
 pub mod pg_class;
+mod pg_columns;
 mod pg_constraints;
 pub(crate) mod pg_functions;
 mod provider;

@@ -7,7 +7,9 @@
 //!   every scan, but system columns (shown when named, not by `*`):
 //!   `pg_attribute` numbers them below zero, as PostgreSQL numbers its own
 //!   system columns, so `\d` and drivers listing columns leave them out;
-//! - tables' primary keys and CHECKs (`pg_constraints.rs`).
+//! - tables' primary keys and CHECKs (`pg_constraints.rs`);
+//! - columns' declared types (`character varying(20)`, `numeric(12,2)`) and
+//!   DEFAULTs (`pg_columns.rs`).
 
 use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
@@ -23,7 +25,7 @@ use datafusion::error::Result as DfResult;
 use datafusion::logical_expr::Expr;
 use datafusion::physical_plan::{ExecutionPlan, collect};
 
-use super::pg_constraints;
+use super::{pg_columns, pg_constraints};
 use crate::log::Log;
 
 /// The emulated `pg_catalog` schema, with `pg_class` knowing Strata's views.
@@ -51,6 +53,7 @@ impl SchemaProvider for PgCatalogWithViews {
             "pg_attribute" => Correction::Attribute,
             "pg_index" => Correction::Index,
             "pg_constraint" => Correction::Constraint,
+            "pg_attrdef" => Correction::Default,
             _ => return self.inner.table(name).await,
         };
         let Some(table) = self.inner.table(name).await? else { return Ok(None) };
@@ -68,12 +71,14 @@ impl SchemaProvider for PgCatalogWithViews {
 enum Correction {
     /// Views marked, primary key indexes and CHECK counts added.
     Class,
-    /// System columns numbered below zero.
+    /// System columns numbered below zero, declared types and `atthasdef`.
     Attribute,
     /// Primary keys added (`pg_constraints.rs`).
     Index,
     /// Primary keys and CHECKs added.
     Constraint,
+    /// Column DEFAULTs added (`pg_columns.rs`).
+    Default,
 }
 
 /// One of the emulation's tables, its rows corrected.
@@ -89,9 +94,14 @@ struct Corrected {
 impl Corrected {
     /// Relations' oids and namespaces, as the emulation's `pg_class` gives them.
     async fn classes(&self, state: &dyn Session) -> DfResult<HashMap<String, pg_constraints::ClassRow>> {
-        let Some(table) = self.pg_catalog.table("pg_class").await? else { return Ok(HashMap::new()) };
+        pg_constraints::class_rows(&self.emulated("pg_class", state).await?)
+    }
+
+    /// Every row of one of the emulation's own tables, uncorrected.
+    async fn emulated(&self, name: &str, state: &dyn Session) -> DfResult<Vec<RecordBatch>> {
+        let Some(table) = self.pg_catalog.table(name).await? else { return Ok(Vec::new()) };
         let plan = table.scan(state, None, &[], None).await?;
-        pg_constraints::class_rows(&collect(plan, state.task_ctx()).await?)
+        collect(plan, state.task_ctx()).await
     }
 }
 
@@ -123,13 +133,24 @@ impl TableProvider for Corrected {
                 .into_iter()
                 .map(|batch| pg_constraints::class_with_indexes(log, mark_views(log, batch)?))
                 .collect::<DfResult<Vec<_>>>()?,
-            Correction::Attribute => batches.into_iter().map(number_system_columns).collect::<DfResult<Vec<_>>>()?,
+            Correction::Attribute => {
+                let classes = self.classes(state).await?;
+                batches
+                    .into_iter()
+                    .map(|batch| pg_columns::typed_attributes(log, &classes, number_system_columns(batch)?))
+                    .collect::<DfResult<Vec<_>>>()?
+            }
             Correction::Index => {
                 batches.push(pg_constraints::index_rows(log, &self.classes(state).await?, &schema)?);
                 batches
             }
             Correction::Constraint => {
                 batches.push(pg_constraints::constraint_rows(log, &self.classes(state).await?, &schema)?);
+                batches
+            }
+            Correction::Default => {
+                let attributes = self.emulated("pg_attribute", state).await?;
+                batches.push(pg_columns::attrdef_rows(log, &self.classes(state).await?, &attributes, &schema)?);
                 batches
             }
         };

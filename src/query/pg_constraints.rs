@@ -190,7 +190,7 @@ pub fn constraint_rows(log: &Log, classes: &HashMap<String, ClassRow>, schema: &
 
 /// `n` rows of `schema` with the given columns; the others NULL, or zero,
 /// false or empty where the column takes no NULL.
-fn rows_of(schema: &SchemaRef, n: usize, given: &[(&str, ArrayRef)]) -> DfResult<RecordBatch> {
+pub(super) fn rows_of(schema: &SchemaRef, n: usize, given: &[(&str, ArrayRef)]) -> DfResult<RecordBatch> {
     let columns = schema
         .fields()
         .iter()
@@ -210,7 +210,7 @@ fn rows_of(schema: &SchemaRef, n: usize, given: &[(&str, ArrayRef)]) -> DfResult
 }
 
 /// `batch` with the named columns replaced (cast to the column's type).
-fn with_columns(batch: &RecordBatch, replaced: &[(&str, ArrayRef)]) -> DfResult<RecordBatch> {
+pub(super) fn with_columns(batch: &RecordBatch, replaced: &[(&str, ArrayRef)]) -> DfResult<RecordBatch> {
     let schema = batch.schema();
     let mut columns = batch.columns().to_vec();
     for (name, array) in replaced {

@@ -9,7 +9,7 @@ use datafusion::arrow::datatypes::{DataType, Int64Type};
 use datafusion::common::{Result as DfResult, ScalarValue};
 use datafusion::logical_expr::{ColumnarValue, ScalarUDF, Volatility, create_udf};
 
-/// Every function here and in `pg_constraints.rs`, to register in a session.
+/// Every function here and in `pg_constraints.rs` and `pg_columns.rs`, to register in a session.
 pub fn functions(log: Arc<crate::log::Log>) -> Vec<ScalarUDF> {
     let mut functions = vec![
         version(),
@@ -21,6 +21,7 @@ pub fn functions(log: Arc<crate::log::Log>) -> Vec<ScalarUDF> {
         unknown_size("pg_database_size", DataType::Utf8),
     ];
     functions.extend(super::pg_constraints::functions(log));
+    functions.push(super::pg_columns::pg_get_expr());
     functions
 }
 

@@ -351,7 +351,9 @@ impl StatementParser {
     {
         let mut commands = parse(sql).map_err(to_pgwire)?;
         if commands.len() > 1 {
-            return Err(to_pgwire(Error::Syntax("cannot insert multiple commands into a prepared statement".into())));
+            return Err(to_pgwire(Error::Malformed(
+                "cannot insert multiple commands into a prepared statement".into(),
+            )));
         }
         let Some(command) = commands.pop() else {
             return Ok(Prepared { command: None, parameter_types: vec![], result_schema: None });

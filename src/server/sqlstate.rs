@@ -14,6 +14,11 @@ pub fn error_info(error: &Error) -> ErrorInfo {
         Error::DataFusion(inner) => datafusion_message(inner),
         other => other.to_string(),
     };
+    if let Some(detail) = numeric_overflow(error) {
+        let mut info = ErrorInfo::new("ERROR".to_string(), "22003".to_string(), "numeric field overflow".into());
+        info.detail = Some(detail);
+        return info;
+    }
     let mut info = ErrorInfo::new("ERROR".to_string(), code.to_string(), message);
     if let Error::Storage(log::Error::UniqueViolation { detail, .. }) = error {
         info.detail = Some(detail.clone());
@@ -27,7 +32,7 @@ pub fn to_pgwire(error: Error) -> PgWireError {
 
 fn sqlstate(error: &Error) -> &'static str {
     match error {
-        Error::Syntax(_) => "42601",
+        Error::Syntax(_) | Error::Malformed(_) => "42601",
         Error::UndefinedRelation(_) => "42P01",
         Error::DuplicateRelation(_) => "42P07",
         Error::DuplicateColumn(_) => "42701",
@@ -120,4 +125,23 @@ fn datafusion_message(error: &DataFusionError) -> String {
         DataFusionError::SchemaError(schema_error, _) => schema_error.to_string(),
         other => other.to_string(),
     }
+}
+
+/// PostgreSQL's detail for a value too big for its NUMERIC(p, s), from
+/// Arrow's "1.5 is too large to store in a Decimal128 of precision 2. Max is 0.99".
+fn numeric_overflow(error: &Error) -> Option<String> {
+    let Error::DataFusion(inner) = error else { return None };
+    let DataFusionError::ArrowError(arrow, _) = inner.find_root() else { return None };
+    let ArrowError::InvalidArgumentError(message) = arrow.as_ref() else { return None };
+    let (_, rest) = message.split_once(" to store in a Decimal")?;
+    let precision: u32 = rest.split_once("of precision ")?.1.split_once('.')?.0.parse().ok()?;
+    let bound = rest.rsplit_once(" is ")?.1;
+    let scale = bound.split_once('.').map_or(0, |(_, fraction)| fraction.len() as u32);
+    Some(format!(
+        "A field with precision {precision}, scale {scale} must round to an absolute value less than {}.",
+        match precision - scale.min(precision) {
+            0 => "1".to_string(),
+            digits => format!("10^{digits}"),
+        }
+    ))
 }

@@ -182,7 +182,7 @@ impl Session {
         let compiled = compile(&optimized, &read.catalog, &state).map_err(view_error(name))?;
         let planned = plan.schema().as_arrow();
         if names.len() > planned.fields().len() {
-            return Err(Error::Syntax("CREATE MATERIALIZED VIEW specifies too many column names".into()));
+            return Err(Error::Malformed("CREATE MATERIALIZED VIEW specifies too many column names".into()));
         }
         // Named by the column list, else as the query's result shows them.
         let fields: Vec<_> = planned

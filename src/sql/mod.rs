@@ -5,6 +5,7 @@ pub mod as_of;
 pub mod column_names;
 pub(crate) mod ddl;
 pub mod dialect;
+pub mod insert_columns;
 pub mod parse;
 mod psql;
 pub mod rewrite;

@@ -16,6 +16,18 @@ const FRAGMENTS: &[(&str, &str)] = &[
     ("pg_catalog.array_to_string(n.nspacl, E'\\n')", "n.nspacl"),
 ];
 
+/// `\d name` reads each column's DEFAULT in a correlated subquery, which
+/// the compatibility parser replaces by NULL (DataFusion plans few of
+/// them): the same lookup as an outer join of `pg_attrdef`.
+const COLUMN_DEFAULT: &str = "(SELECT pg_catalog.pg_get_expr(d.adbin, d.adrelid, true)
+   FROM pg_catalog.pg_attrdef d
+   WHERE d.adrelid = a.attrelid AND d.adnum = a.attnum AND a.atthasdef)";
+const COLUMNS_FROM: &str = "FROM pg_catalog.pg_attribute a
+WHERE a.attrelid = '";
+const COLUMNS_FROM_WITH_DEFAULTS: &str = "FROM pg_catalog.pg_attribute a
+  LEFT JOIN pg_catalog.pg_attrdef d ON d.adrelid = a.attrelid AND d.adnum = a.attnum AND a.atthasdef
+WHERE a.attrelid = '";
+
 /// `sql` with every known psql fragment replaced; borrowed when none occurs
 /// (the common case costs one scan for a word no user query contains).
 pub fn replace_fragments(sql: &str) -> std::borrow::Cow<'_, str> {
@@ -30,6 +42,10 @@ pub fn replace_fragments(sql: &str) -> std::borrow::Cow<'_, str> {
         if text.contains(fragment) {
             text = text.replace(fragment, replacement).into();
         }
+    }
+    if text.contains(COLUMN_DEFAULT) && text.contains(COLUMNS_FROM) {
+        let joined = text.replace(COLUMNS_FROM, COLUMNS_FROM_WITH_DEFAULTS);
+        text = joined.replace(COLUMN_DEFAULT, "pg_catalog.pg_get_expr(d.adbin, d.adrelid, true)").into();
     }
     text
 }

@@ -71,8 +71,7 @@ pub fn rewrite(statement: &mut Statement, catalog: &Catalog, read_offset: Offset
         && let Some(def) = catalog.get(&object_name(&name.to_string()))
     {
         if insert.columns.is_empty() {
-            insert.columns = def
-                .visible_positions()
+            insert.columns = super::insert_columns::implicit_targets(def, insert)
                 .into_iter()
                 .map(|p| ObjectName::from(vec![Ident::with_quote('"', &def.columns[p].name)]))
                 .collect();

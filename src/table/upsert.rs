@@ -45,7 +45,9 @@ pub fn conflict_action(def: &RelationDef, on: &OnConflict, qualifier: &str) -> R
     if def.row_id().is_some() {
         // A keyless table has no constraint a conflict could be about.
         return Err(match &on.conflict_target {
-            None => Error::Syntax("ON CONFLICT DO UPDATE requires inference specification or constraint name".into()),
+            None => {
+                Error::Malformed("ON CONFLICT DO UPDATE requires inference specification or constraint name".into())
+            }
             Some(ConflictTarget::OnConstraint(name)) => Error::UndefinedObject(format!(
                 "constraint \"{}\" for table \"{}\" does not exist",
                 object_name(&name.to_string()),
@@ -72,7 +74,7 @@ pub fn conflict_action(def: &RelationDef, on: &OnConflict, qualifier: &str) -> R
             }
         }
         None if matches!(on.action, OnConflictAction::DoUpdate(_)) => {
-            return Err(Error::Syntax(
+            return Err(Error::Malformed(
                 "ON CONFLICT DO UPDATE requires inference specification or constraint name".into(),
             ));
         }

@@ -16,6 +16,7 @@ use datafusion::sql::sqlparser::ast::{Expr, FunctionArguments, Insert, SetExpr, 
 use crate::catalog::{RelationDef, SqlType, UTC};
 use crate::pg_text::{normalize_interval, parse_bytea};
 use crate::query::defaults::LeftOutDefaults;
+use crate::sql::insert_columns::implicit_targets;
 use crate::sql::parse::object_name;
 
 /// The rows of `insert` in `def`'s user columns (every field nullable, not
@@ -30,7 +31,7 @@ pub fn values_rows(def: &RelationDef, insert: &Insert, params: Option<&ParamValu
     }
     let SetExpr::Values(values) = source.body.as_ref() else { return None };
     let targets: Vec<usize> = if insert.columns.is_empty() {
-        def.visible_positions()
+        implicit_targets(def, insert)
     } else {
         let mut targets = Vec::with_capacity(insert.columns.len());
         for name in &insert.columns {
