@@ -397,6 +397,7 @@ impl Session {
         system_time: bool,
         view: ReadView,
     ) -> Result<(datafusion::execution::SessionState, Statement)> {
+        crate::sql::windows::rewrite_windows(&mut statement)?;
         let mut versions = HashMap::new();
         for offset in version_offsets(&mut statement)? {
             versions.insert(offset.0, self.version_bound(offset).await?);

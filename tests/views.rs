@@ -83,6 +83,15 @@ const VIEWS: &[(&str, &str)] = &[
         "SELECT g.name, count(a.id) AS members, sum(a.amount) AS total FROM acct a RIGHT JOIN grps g ON a.grp = g.grp \
          GROUP BY g.name",
     ),
+    (
+        "v_hop",
+        "SELECT grp, window_start, window_end, count(*) AS n, sum(amount) AS total \
+         FROM hop(ev, _ts, INTERVAL '1 second', INTERVAL '3 seconds') GROUP BY grp, window_start, window_end",
+    ),
+    (
+        "v_tumble",
+        "SELECT window_start, max(amount) AS hi FROM tumble(ev, _ts, INTERVAL '2 seconds') GROUP BY window_start",
+    ),
 ];
 const EARLY: usize = 9;
 
@@ -97,6 +106,16 @@ const EXPANDED: &[(&str, &str)] = &[
         "v_names_summary",
         "SELECT count(*) AS names, max(total) AS top, sum(n) AS joined FROM \
          (SELECT g.name, count(*) AS n, sum(a.amount) AS total FROM acct a JOIN grps g ON a.grp = g.grp GROUP BY g.name) j",
+    ),
+    // hop() written out: each event in the 3 windows whose start is its
+    // 1 s bucket minus 0, 1 or 2 s.
+    (
+        "v_hop",
+        "SELECT grp, date_bin(INTERVAL '1 second', _ts) - k.back AS window_start, \
+         date_bin(INTERVAL '1 second', _ts) - k.back + INTERVAL '3 seconds' AS window_end, \
+         count(*) AS n, sum(amount) AS total \
+         FROM ev CROSS JOIN (VALUES (INTERVAL '0 seconds'), (INTERVAL '1 second'), (INTERVAL '2 seconds')) AS k(back) \
+         WHERE _ts IS NOT NULL GROUP BY 1, 2, 3",
     ),
 ];
 

@@ -196,14 +196,14 @@ impl Point {
 }
 
 /// `(subquery) AS alias` as a FROM item, by parsing it in a throwaway SELECT.
-fn derived(subquery: &str, alias: TableAlias) -> Result<TableFactor> {
-    let sql = format!("SELECT 1 FROM ({subquery}) AS __strata_point_in_time");
+pub(super) fn derived(subquery: &str, alias: TableAlias) -> Result<TableFactor> {
+    let sql = format!("SELECT 1 FROM ({subquery}) AS __strata_derived");
     let mut statements = Parser::parse_sql(&PostgreSqlDialect {}, &sql).map_err(|e| Error::Syntax(e.to_string()))?;
     let Some(Statement::Query(query)) = statements.pop() else {
-        return Err(Error::Internal("point-in-time rewrite produced no query".into()));
+        return Err(Error::Internal("a FROM rewrite produced no query".into()));
     };
     let SetExpr::Select(select) = *query.body else {
-        return Err(Error::Internal("point-in-time rewrite produced no SELECT".into()));
+        return Err(Error::Internal("a FROM rewrite produced no SELECT".into()));
     };
     let mut from = select.from.into_iter().next().ok_or_else(|| Error::Internal("no FROM".into()))?;
     if let TableFactor::Derived { alias: slot, .. } = &mut from.relation {

@@ -10,3 +10,4 @@ pub mod parse;
 mod psql;
 pub mod rewrite;
 pub mod subscribe;
+pub mod windows;
