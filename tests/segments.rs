@@ -330,3 +330,31 @@ async fn small_segments_are_merged_without_changing_a_row() {
     let client = server.client().await;
     assert_eq!(rows(&client).await, before, "after restart");
 }
+
+/// `--store file:///dir` puts sealed history in that directory, not the data
+/// directory's own `store/`, and a restart reads it back from there.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_directory_named_by_url_holds_sealed_history() {
+    let data_dir = common::fresh_data_dir("file-store");
+    let objects = common::fresh_data_dir("file-store-objects").join("sealed history");
+    let url = format!("file://{}", objects.display().to_string().replace(' ', "%20"));
+    let mut server = common::Server::start_with(&data_dir, &["--store", &url]);
+    let client = server.client().await;
+    client
+        .batch_execute("CREATE STREAM s (n BIGINT, note TEXT); INSERT INTO s VALUES (1, 'a'), (2, 'b'); CHECKPOINT")
+        .await
+        .unwrap();
+    assert!(objects.join("manifest.json").exists(), "the manifest is in {}", objects.display());
+    let sealed: Vec<_> = std::fs::read_dir(objects.join("segments"))
+        .unwrap()
+        .flat_map(|relation| std::fs::read_dir(relation.unwrap().path()).unwrap())
+        .map(|file| file.unwrap().path())
+        .filter(|path| path.extension().is_some_and(|e| e == "parquet"))
+        .collect();
+    assert_eq!(sealed.len(), 1, "one segment in {}", objects.display());
+    assert!(!data_dir.join("store").exists(), "nothing sealed goes to the data directory");
+    server.kill9();
+    let server = common::Server::start_with(&data_dir, &["--store", &url]);
+    let rows = all_rows(&server.client().await).await;
+    assert_eq!(rows.iter().map(|(_, n, note)| (*n, note.as_str())).collect::<Vec<_>>(), [(1, "a"), (2, "b")]);
+}

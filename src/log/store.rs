@@ -54,7 +54,7 @@ impl SegmentStore {
         let parsed = url::Url::parse(url).map_err(|_| unsupported())?;
         let (scheme, prefix) = ObjectStoreScheme::parse(&parsed).map_err(|_| unsupported())?;
         match scheme {
-            ObjectStoreScheme::Local => SegmentStore::local(PathBuf::from(parsed.path())),
+            ObjectStoreScheme::Local => SegmentStore::local(parsed.to_file_path().map_err(|_| unsupported())?),
             ObjectStoreScheme::AmazonS3 => {
                 let bucket = AmazonS3Builder::from_env()
                     .with_url(url)

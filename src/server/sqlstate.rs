@@ -102,22 +102,32 @@ fn datafusion_sqlstate(error: &DataFusionError) -> &'static str {
         {
             "42883"
         }
+        // PostgreSQL runs such a subquery per row; DataFusion plans it as a join.
+        DataFusionError::Plan(message) if message.contains("Correlated scalar subquery must be aggregated") => "0A000",
         DataFusionError::Plan(_) => "42804",
         DataFusionError::NotImplemented(_) => "0A000",
         DataFusionError::Execution(message) if message.contains("Cast error") || message.contains("Cannot cast") => {
             "22P02"
         }
         DataFusionError::Execution(message) if message.contains("Divide by zero") => "22012",
+        DataFusionError::Execution(message) if message.contains(SUBQUERY_ROWS) => "21000",
         DataFusionError::Execution(_) => "XX000",
         DataFusionError::ResourcesExhausted(_) => "53200",
         _ => "XX000",
     }
 }
 
-/// DataFusion's message without its "Error during planning:" style prefixes.
+/// DataFusion's message for a scalar subquery of several rows.
+const SUBQUERY_ROWS: &str = "Scalar subquery returned more than one row";
+
+/// DataFusion's message without its "Error during planning:" style prefixes
+/// (and PostgreSQL's words where they differ).
 fn datafusion_message(error: &DataFusionError) -> String {
     let root = error.find_root();
     match root {
+        DataFusionError::Execution(message) if message.contains(SUBQUERY_ROWS) => {
+            "more than one row returned by a subquery used as an expression".into()
+        }
         DataFusionError::Plan(message)
         | DataFusionError::Execution(message)
         | DataFusionError::NotImplemented(message) => message.clone(),

@@ -3,6 +3,7 @@
 
 pub mod as_of;
 pub mod column_names;
+mod compat;
 pub(crate) mod ddl;
 pub mod dialect;
 pub mod insert_columns;

@@ -2,8 +2,6 @@
 //! (`CREATE STREAM`, `DROP STREAM`) are recognised at the token level and
 //! parsed as their TABLE counterparts, so one PostgreSQL grammar serves all.
 
-use std::sync::LazyLock;
-
 use datafusion::sql::sqlparser::ast::{
     AlterTableOperation, CopyLegacyCsvOption, CopyLegacyOption, CopyOption, CopySource, CopyTarget, Expr,
     FunctionArguments, ObjectType, RenameTableNameKind, Reset, Set, SetExpr, Statement, UnaryOperator, Value,
@@ -12,7 +10,6 @@ use datafusion::sql::sqlparser::ast::{
 use datafusion::sql::sqlparser::dialect::PostgreSqlDialect;
 use datafusion::sql::sqlparser::keywords::Keyword;
 use datafusion::sql::sqlparser::tokenizer::{Token, Tokenizer, Word};
-use datafusion_pg_catalog::sql::PostgresCompatibilityParser;
 
 use super::ddl;
 use super::dialect::StrataDialect;
@@ -117,15 +114,9 @@ pub enum Command {
     Query(Box<Statement>),
 }
 
-/// Built once: making one tokenizes every client query it knows how to
-/// rewrite (psql's `\d` and others), which cost more than a single-row
-/// INSERT itself (40% of the server's CPU under pgbench).
-static COMPATIBILITY: LazyLock<PostgresCompatibilityParser> = LazyLock::new(PostgresCompatibilityParser::new);
-
 pub fn parse(sql: &str) -> Result<Vec<Command>> {
     let sql = super::psql::replace_fragments(sql);
     let tokens = Tokenizer::new(&PostgreSqlDialect {}, &sql).tokenize().map_err(|e| Error::Syntax(e.to_string()))?;
-    let parser = &*COMPATIBILITY;
     let mut commands = Vec::new();
     for statement in tokens.split(|t| *t == Token::SemiColon) {
         let words: Vec<&Word> = statement
@@ -165,7 +156,7 @@ pub fn parse(sql: &str) -> Result<Vec<Command>> {
             let statement = parsed.remove(0);
             // Its rewrite rules walk the whole statement several times; a
             // VALUES list of literals and parameters has nothing for them.
-            let statement = if literal_values(&statement) { statement } else { parser.rewrite(statement) };
+            let statement = if literal_values(&statement) { statement } else { super::compat::rewrite(statement) };
             commands.push(command(statement, false)?);
             continue;
         }
@@ -175,9 +166,9 @@ pub fn parse(sql: &str) -> Result<Vec<Command>> {
                 .try_with_sql(&text)
                 .and_then(|mut p| p.parse_statements())
                 .map_err(syntax)?;
-            statements.into_iter().map(|s| parser.rewrite(s)).collect()
+            statements.into_iter().map(|s| super::compat::rewrite_for(&text, s)).collect()
         } else {
-            parser.parse(&text).map_err(syntax)?
+            super::compat::parse(&text).map_err(syntax)?
         };
         if parsed.len() != 1 {
             return Err(Error::Syntax(format!("expected one statement, found {}", parsed.len())));
