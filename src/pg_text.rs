@@ -2,11 +2,13 @@
 //! do not accept are rewritten into forms they do: hex `bytea` (`\x0a1b`) and
 //! `HH:MM:SS` in intervals. Output: floats in their shortest exact form (`1`,
 //! `2.5`, `1e+20`, not `1.0`), timestamps with a space and a fraction only
-//! when there is one (`2026-11-26 10:00:00+00`), for the wire and for casts
-//! to text.
+//! when there is one (`2026-11-26 10:00:00+00`), intervals as `1 day
+//! 02:00:00.5`, for the wire and for casts to text.
 
 use datafusion::arrow::array::{Array, ArrayRef, AsArray, StringArray};
-use datafusion::arrow::datatypes::{DataType, Float32Type, Float64Type, TimeUnit, TimestampMicrosecondType};
+use datafusion::arrow::datatypes::{
+    DataType, Float32Type, Float64Type, IntervalMonthDayNanoType, IntervalUnit, TimeUnit, TimestampMicrosecondType,
+};
 use datafusion::arrow::error::ArrowError;
 
 /// PostgreSQL's hex format for bytea (`\x0a1b`); other text is taken as bytes.
@@ -68,6 +70,13 @@ pub fn as_text(column: &ArrayRef) -> Result<Option<StringArray>, ArrowError> {
     Ok(match column.data_type() {
         DataType::Float64 => Some(column.as_primitive::<Float64Type>().iter().map(|v| v.map(float8)).collect()),
         DataType::Float32 => Some(column.as_primitive::<Float32Type>().iter().map(|v| v.map(float4)).collect()),
+        DataType::Interval(IntervalUnit::MonthDayNano) => Some(
+            column
+                .as_primitive::<IntervalMonthDayNanoType>()
+                .iter()
+                .map(|v| v.map(|v| interval(v.months, v.days, v.nanoseconds)))
+                .collect(),
+        ),
         DataType::Timestamp(_, zone) => {
             let micros = datafusion::arrow::compute::cast(column, &DataType::Timestamp(TimeUnit::Microsecond, None))?;
             let micros = micros.as_primitive::<TimestampMicrosecondType>();
@@ -130,9 +139,59 @@ pub fn timestamp(micros: i64, with_zone: bool) -> String {
     text
 }
 
+/// An interval as PostgreSQL prints it (IntervalStyle `postgres`): `1 year
+/// 2 mons 3 days 04:05:06.5`, `-1 days +02:00:00`, `00:00:00`. PostgreSQL
+/// keeps microseconds; finer parts are dropped.
+pub fn interval(months: i32, days: i32, nanoseconds: i64) -> String {
+    let mut text = String::new();
+    let mut before_negative = false;
+    for (value, unit) in [(months / 12, "year"), (months % 12, "mon"), (days, "day")] {
+        if value == 0 {
+            continue;
+        }
+        let separator = if text.is_empty() { "" } else { " " };
+        let plus = if before_negative && value > 0 { "+" } else { "" };
+        let plural = if value != 1 { "s" } else { "" };
+        text.push_str(&format!("{separator}{plus}{value} {unit}{plural}"));
+        before_negative = value < 0;
+    }
+    let micros = nanoseconds / 1_000;
+    if text.is_empty() || micros != 0 {
+        let separator = if text.is_empty() { "" } else { " " };
+        let sign = if micros < 0 {
+            "-"
+        } else if before_negative {
+            "+"
+        } else {
+            ""
+        };
+        let micros = micros.unsigned_abs();
+        let (hours, minutes, seconds) = (micros / 3_600_000_000, micros / 60_000_000 % 60, micros / 1_000_000 % 60);
+        text.push_str(&format!("{separator}{sign}{hours:02}:{minutes:02}:{seconds:02}"));
+        let fraction = micros % 1_000_000;
+        if fraction != 0 {
+            text.push('.');
+            text.push_str(format!("{fraction:06}").trim_end_matches('0'));
+        }
+    }
+    text
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn intervals_print_as_postgres_does() {
+        const HOUR: i64 = 3_600_000_000_000;
+        assert_eq!(interval(0, 0, 0), "00:00:00");
+        assert_eq!(interval(14, 3, 4 * HOUR + 306_500_000_000), "1 year 2 mons 3 days 04:05:06.5");
+        assert_eq!(interval(0, -1, 2 * HOUR), "-1 days +02:00:00");
+        assert_eq!(interval(0, 1, -2 * HOUR), "1 day -02:00:00");
+        assert_eq!(interval(-12, 3, -1_000), "-1 years +3 days -00:00:00.000001");
+        assert_eq!(interval(1, 0, 0), "1 mon");
+        assert_eq!(interval(0, 0, 100 * HOUR + 1_500), "100:00:00.000001");
+    }
 
     #[test]
     fn intervals_in_postgres_form() {

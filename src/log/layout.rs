@@ -54,7 +54,12 @@ pub fn arrange(
     let arrays = sources
         .iter()
         .zip(columns)
-        .map(|(source, p)| match source {
+        .zip(schema.fields())
+        .map(|((source, p), field)| match source {
+            // INTERVAL is stored as text in Parquet (`segment::parquet_storable`).
+            Some(index) if batch.column(*index).data_type() != field.data_type() => {
+                Ok(datafusion::arrow::compute::cast(batch.column(*index), field.data_type())?)
+            }
             Some(index) => Ok(batch.column(*index).clone()),
             None => missing_array(&def.columns[*p], rows),
         })

@@ -267,12 +267,37 @@ pub(super) fn parquet_bytes(rows: &RecordBatch, def: &RelationDef) -> Result<Vec
                 .set_column_encoding(path, Encoding::DELTA_BINARY_PACKED);
         }
     }
+    let rows = &parquet_storable(rows)?;
     let mut buffer = Vec::new();
     let mut writer = ArrowWriter::try_new(&mut buffer, rows.schema(), Some(properties.build()))
         .map_err(|e| Error::Encode(e.to_string()))?;
     writer.write(rows).map_err(|e| Error::Encode(e.to_string()))?;
     writer.close().map_err(|e| Error::Encode(e.to_string()))?;
     Ok(buffer)
+}
+
+/// `rows` with every column Parquet can store as it is: INTERVAL
+/// (months, days and nanoseconds) has no Parquet type that keeps all three,
+/// so it is stored as its text (`1 mons 2 days 3.500000000 secs`), which
+/// reads back exactly (reads cast it back: [`super::layout::arrange`], and
+/// DataFusion's scan to the relation's schema).
+fn parquet_storable(rows: &RecordBatch) -> Result<RecordBatch> {
+    let interval = |t: &DataType| matches!(t, DataType::Interval(_));
+    if !rows.schema().fields().iter().any(|f| interval(f.data_type())) {
+        return Ok(rows.clone());
+    }
+    let fields: Vec<_> = rows
+        .schema()
+        .fields()
+        .iter()
+        .map(|f| match interval(f.data_type()) {
+            true => f.as_ref().clone().with_data_type(DataType::Utf8),
+            false => f.as_ref().clone(),
+        })
+        .collect();
+    let schema =
+        Arc::new(datafusion::arrow::datatypes::Schema::new_with_metadata(fields, rows.schema().metadata().clone()));
+    crate::query::read_types::conform(rows, &schema).map_err(|e| Error::Encode(e.to_string()))
 }
 
 /// Encodes rows (full schema, ascending `_offset`), laid out in `def`'s

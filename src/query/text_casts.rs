@@ -1,4 +1,4 @@
-//! A cast of a timestamp or a float to text — `ts::text`, `'at ' || ts`,
+//! A cast of a timestamp, a float or an interval to text — `ts::text`, `'at ' || ts`,
 //! `CAST(x AS TEXT)` — gives PostgreSQL's text (`2026-11-27 10:00:00+00`,
 //! `1.5`), not Arrow's (`2026-11-27T10:00:00Z`, `1.5` but `1.0` for 1). An
 //! analyzer rule, run after DataFusion's type coercion so the casts it adds
@@ -65,7 +65,7 @@ fn rewrite(expr: Expr, schema: &DFSchema) -> DfResult<Transformed<Expr>> {
     }
     // A column of an outer query is not in this plan's schema: left as is.
     let Ok(from) = inner.get_type(schema) else { return Ok(Transformed::no(expr)) };
-    if !matches!(from, DataType::Timestamp(..) | DataType::Float32 | DataType::Float64) {
+    if !matches!(from, DataType::Timestamp(..) | DataType::Float32 | DataType::Float64 | DataType::Interval(_)) {
         return Ok(Transformed::no(expr));
     }
     let call = Expr::ScalarFunction(ScalarFunction::new_udf(pg_text(), vec![inner.as_ref().clone()]));
