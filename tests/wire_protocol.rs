@@ -132,6 +132,17 @@ async fn errors_carry_sqlstate_and_leave_no_trace() {
     assert_eq!(count, 0);
     let count: i64 = client.query_one("SELECT count(*) FROM money", &[]).await.unwrap().get(0);
     assert_eq!(count, 0);
+
+    // A decimal of negative scale is sent as the whole number it is (its
+    // encoding once grew the server's memory until the kernel killed it).
+    let messages = client.simple_query("SELECT arrow_cast(-123456, 'Decimal128(6, -3)') AS d").await.unwrap();
+    let value = messages.iter().find_map(|m| match m {
+        tokio_postgres::SimpleQueryMessage::Row(row) => row.get(0).map(str::to_owned),
+        _ => None,
+    });
+    assert_eq!(value.as_deref(), Some("-123000"));
+    let rows = client.query("SELECT arrow_cast(1500, 'Decimal128(5, -2)') AS d", &[]).await.unwrap();
+    assert_eq!(rows.len(), 1);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -20,6 +20,16 @@ pub fn postgres_text(batch: RecordBatch, format: &Format) -> Result<RecordBatch,
     let mut columns: Vec<ArrayRef> = Vec::with_capacity(batch.num_columns());
     let mut changed = false;
     for (index, (field, column)) in schema.fields().iter().zip(batch.columns()).enumerate() {
+        // A decimal of negative scale (`arrow_cast(1500, 'Decimal128(5, -2)')`)
+        // has no PostgreSQL form, and arrow-pg took its scale as a huge
+        // positive one (the server grew without bound): whole numbers.
+        let column = &match column.data_type() {
+            DataType::Decimal128(precision, scale) if *scale < 0 => {
+                let digits = (*precision as i16 - *scale as i16).min(38) as u8;
+                datafusion::arrow::compute::cast(column, &DataType::Decimal128(digits, 0))?
+            }
+            _ => column.clone(),
+        };
         let text = match format.format_for(index) {
             FieldFormat::Text => as_text(column)?,
             FieldFormat::Binary => None,
@@ -31,7 +41,8 @@ pub fn postgres_text(batch: RecordBatch, format: &Format) -> Result<RecordBatch,
                 columns.push(Arc::new(text));
             }
             None => {
-                fields.push(field.as_ref().clone());
+                changed |= column.data_type() != field.data_type();
+                fields.push(field.as_ref().clone().with_data_type(column.data_type().clone()));
                 columns.push(column.clone());
             }
         }
