@@ -22,6 +22,29 @@ pub fn parse_bytea(text: &str) -> Option<Vec<u8>> {
     (0..hex.len()).step_by(2).map(|i| u8::from_str_radix(hex.get(i..i + 2)?, 16).ok()).collect()
 }
 
+/// PostgreSQL's timestamp text that Arrow does not parse, in a form it
+/// does: a time without seconds (`2026-11-20 12:00`, `2026-11-20T12:00+02`)
+/// gets `:00`. Anything else is returned as it is.
+pub fn normalize_timestamp(text: &str) -> std::borrow::Cow<'_, str> {
+    let b = text.as_bytes();
+    let digits = |range: std::ops::Range<usize>| b[range].iter().all(u8::is_ascii_digit);
+    let minutes_end = b.len() >= 16
+        && digits(0..4)
+        && b[4] == b'-'
+        && digits(5..7)
+        && b[7] == b'-'
+        && digits(8..10)
+        && matches!(b[10], b' ' | b'T' | b't')
+        && digits(11..13)
+        && b[13] == b':'
+        && digits(14..16)
+        && b.get(16).is_none_or(|c| !c.is_ascii_digit() && *c != b':');
+    match minutes_end {
+        true => format!("{}:00{}", &text[..16], &text[16..]).into(),
+        false => text.into(),
+    }
+}
+
 /// Rewrites PostgreSQL interval text (`3 days 04:05:06`, `2 mons`, `-1:30`)
 /// into the unit words Arrow parses (`3 days 4 hours 5 minutes 6 seconds`).
 pub fn normalize_interval(text: &str) -> String {
@@ -180,6 +203,16 @@ pub fn interval(months: i32, days: i32, nanoseconds: i64) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn timestamps_without_seconds_get_them() {
+        assert_eq!(normalize_timestamp("2026-11-20 12:00"), "2026-11-20 12:00:00");
+        assert_eq!(normalize_timestamp("2026-11-20T12:00+02"), "2026-11-20T12:00:00+02");
+        assert_eq!(normalize_timestamp("2026-11-20 12:00 UTC"), "2026-11-20 12:00:00 UTC");
+        for unchanged in ["2026-11-20 12:00:05", "2026-11-20", "2026-11-20 12:00:05.5+00", "12:00", "now"] {
+            assert_eq!(normalize_timestamp(unchanged), unchanged);
+        }
+    }
 
     #[test]
     fn intervals_print_as_postgres_does() {

@@ -272,6 +272,20 @@ async fn copy_formats_read_as_postgresql_does() {
         assert_eq!(seen, expected, "in messages of {piece} bytes");
     }
 
+    // Times without seconds, as PostgreSQL reads them.
+    client.batch_execute("CREATE STREAM times (n INT, at TIMESTAMPTZ)").await.unwrap();
+    let csv = b"1,2026-11-20 12:00\n2,2026-11-20 12:30:15\n3,2026-11-20T13:05+02\n";
+    assert_eq!(copy_in_pieces(&client, "COPY times FROM STDIN (FORMAT csv)", csv, 5).await.unwrap(), 3);
+    let rows = client.simple_query("SELECT at FROM times ORDER BY n").await.unwrap();
+    let times: Vec<String> = rows
+        .iter()
+        .filter_map(|m| match m {
+            tokio_postgres::SimpleQueryMessage::Row(row) => row.get(0).map(str::to_owned),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(times, ["2026-11-20 12:00:00+00", "2026-11-20 12:30:15+00", "2026-11-20 11:05:00+00"]);
+
     let before: i64 = client.query_one("SELECT count(*) FROM f", &[]).await.unwrap().get(0);
     let error = copy_in_pieces(&client, "COPY f FROM STDIN", b"8\tok\t\n9\tbad \xff\t\n", 3).await.unwrap_err();
     let message = error.as_db_error().expect("a server error").message().to_string();

@@ -3,7 +3,8 @@
 //! `1.5`), not Arrow's (`2026-11-27T10:00:00Z`, `1.5` but `1.0` for 1). An
 //! analyzer rule, run after DataFusion's type coercion so the casts it adds
 //! are included, turns such casts into calls of `pg_text`, keeping each
-//! column's name.
+//! column's name. It also gives a text literal cast to a timestamp the
+//! seconds PostgreSQL lets users leave out (`'2026-11-20 12:00'`).
 
 use std::sync::Arc;
 
@@ -60,6 +61,18 @@ impl AnalyzerRule for PostgresTextCasts {
 fn rewrite(expr: Expr, schema: &DFSchema) -> DfResult<Transformed<Expr>> {
     let Expr::Cast(Cast { expr: inner, field }) = &expr else { return Ok(Transformed::no(expr)) };
     let data_type = field.data_type();
+    // The other way, text to a timestamp: PostgreSQL's forms Arrow does not
+    // read (`'2026-11-20 12:00'`, no seconds), in casts DataFusion's
+    // coercion adds (`at > '…'`) as in written ones.
+    if let (
+        DataType::Timestamp(..),
+        Expr::Literal(ScalarValue::Utf8(Some(text)) | ScalarValue::Utf8View(Some(text)), _),
+    ) = (data_type, inner.as_ref())
+        && let std::borrow::Cow::Owned(normalized) = crate::pg_text::normalize_timestamp(text)
+    {
+        let literal = Expr::Literal(ScalarValue::Utf8(Some(normalized)), None);
+        return Ok(Transformed::yes(Expr::Cast(Cast::new_from_field(Box::new(literal), field.clone()))));
+    }
     if !matches!(data_type, DataType::Utf8 | DataType::Utf8View | DataType::LargeUtf8) {
         return Ok(Transformed::no(expr));
     }

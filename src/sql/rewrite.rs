@@ -76,28 +76,57 @@ pub fn rewrite(statement: &mut Statement, catalog: &Catalog, read_offset: Offset
                 .map(|p| ObjectName::from(vec![Ident::with_quote('"', &def.columns[p].name)]))
                 .collect();
         }
-        // PostgreSQL reads '\x…' as hex when the target is BYTEA.
-        let bytea_positions: Vec<usize> = insert
+        // Text literals read as PostgreSQL reads them for the target column:
+        // '\x…' as hex for BYTEA, a time without seconds for a timestamp.
+        let target_types: Vec<Option<SqlType>> = insert
             .columns
             .iter()
-            .enumerate()
-            .filter(|(_, c)| {
+            .map(|c| {
                 let name = object_name(&c.to_string());
-                def.columns.iter().any(|d| d.name == name && d.sql_type == SqlType::Bytea)
+                def.columns.iter().find(|d| d.name == name).map(|d| d.sql_type.clone())
             })
-            .map(|(i, _)| i)
             .collect();
-        if let Some(source) = insert.source.as_mut()
-            && let SetExpr::Values(values) = source.body.as_mut()
-        {
-            for row in &mut values.rows {
-                for position in &bytea_positions {
-                    if let Some(value) = row.get_mut(*position) {
-                        decode_bytea_literal(value);
+        let literal_for = |expr: &mut Expr, target: &Option<SqlType>| match target {
+            Some(SqlType::Bytea) => decode_bytea_literal(expr),
+            Some(SqlType::Timestamp | SqlType::TimestampTz) => normalize_timestamp_literal(expr),
+            _ => {}
+        };
+        match insert.source.as_mut().map(|source| source.body.as_mut()) {
+            Some(SetExpr::Values(values)) => {
+                for row in &mut values.rows {
+                    for (value, target) in row.iter_mut().zip(&target_types) {
+                        literal_for(value, target);
                     }
                 }
             }
+            Some(SetExpr::Select(select)) => {
+                for (item, target) in select.projection.iter_mut().zip(&target_types) {
+                    if let SelectItem::UnnamedExpr(expr) | SelectItem::ExprWithAlias { expr, .. } = item {
+                        literal_for(expr, target);
+                    }
+                }
+            }
+            _ => {}
         }
+    }
+}
+
+/// `'2026-11-20 12:00'` cast to a timestamp, with the seconds Arrow needs
+/// (see [`crate::pg_text::normalize_timestamp`]); also inside parentheses,
+/// as point-in-time rewrites write `CAST((…) AS TIMESTAMPTZ)`.
+fn normalize_timestamp_literal(expr: &mut Expr) {
+    match expr {
+        Expr::Nested(inner) => normalize_timestamp_literal(inner),
+        Expr::Value(value) => normalize_timestamp_value(&mut value.value),
+        _ => {}
+    }
+}
+
+fn normalize_timestamp_value(value: &mut Value) {
+    if let Value::SingleQuotedString(text) = value
+        && let std::borrow::Cow::Owned(normalized) = crate::pg_text::normalize_timestamp(text)
+    {
+        *text = normalized;
     }
 }
 
@@ -163,6 +192,10 @@ impl VisitorMut for Rewriter<'_> {
             Expr::Cast { expr: inner, data_type: DataType::Bytea, .. } => decode_bytea_literal(inner),
             Expr::Cast { expr: inner, data_type: DataType::Interval { .. }, .. } => normalize_interval_literal(inner),
             Expr::Interval(interval) => normalize_interval_literal(&mut interval.value),
+            Expr::Cast { expr: inner, data_type: DataType::Timestamp(..), .. } => normalize_timestamp_literal(inner),
+            Expr::TypedString(typed) if matches!(typed.data_type, DataType::Timestamp(..)) => {
+                normalize_timestamp_value(&mut typed.value.value)
+            }
             _ => {}
         }
         if let Expr::Function(function) = expr

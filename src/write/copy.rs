@@ -13,7 +13,7 @@ use super::copy_fields::{BadRecord, FieldColumn, record_end, split_record};
 use super::{Limits, check_rows};
 use crate::catalog::{RelationDef, SqlType};
 use crate::error::{Error, Result};
-use crate::pg_text::{normalize_interval, parse_bytea};
+use crate::pg_text::{normalize_interval, normalize_timestamp, parse_bytea};
 use crate::query::defaults::LeftOutDefaults;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -241,10 +241,15 @@ fn convert(texts: StringArray, sql_type: &SqlType) -> Result<ArrayRef, (usize, S
         }
         return Ok(Arc::new(builder.finish()));
     }
-    let strings: ArrayRef = if *sql_type == SqlType::Interval {
-        Arc::new(texts.iter().map(|t| t.map(normalize_interval)).collect::<StringArray>())
-    } else {
-        Arc::new(texts)
+    let strings: ArrayRef = match sql_type {
+        SqlType::Interval => Arc::new(texts.iter().map(|t| t.map(normalize_interval)).collect::<StringArray>()),
+        // Most rows have their seconds: the column is rebuilt only when one does not.
+        SqlType::Timestamp | SqlType::TimestampTz
+            if texts.iter().flatten().any(|t| matches!(normalize_timestamp(t), std::borrow::Cow::Owned(_))) =>
+        {
+            Arc::new(texts.iter().map(|t| t.map(normalize_timestamp)).collect::<StringArray>())
+        }
+        _ => Arc::new(texts),
     };
     let target = sql_type.arrow_type();
     if target == DataType::Utf8 {

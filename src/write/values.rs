@@ -14,7 +14,7 @@ use datafusion::common::{ParamValues, ScalarValue};
 use datafusion::sql::sqlparser::ast::{Expr, FunctionArguments, Insert, SetExpr, UnaryOperator, Value};
 
 use crate::catalog::{RelationDef, SqlType, UTC};
-use crate::pg_text::{normalize_interval, parse_bytea};
+use crate::pg_text::{normalize_interval, normalize_timestamp, parse_bytea};
 use crate::query::defaults::LeftOutDefaults;
 use crate::sql::insert_columns::implicit_targets;
 use crate::sql::parse::object_name;
@@ -89,6 +89,9 @@ pub(crate) fn scalar(expr: &Expr, target: &SqlType, params: Option<&ParamValues>
             Value::SingleQuotedString(text) => match target {
                 SqlType::Bytea => parse_bytea(text).map(|bytes| ScalarValue::Binary(Some(bytes))),
                 SqlType::Interval => Some(ScalarValue::Utf8(Some(normalize_interval(text)))),
+                SqlType::Timestamp | SqlType::TimestampTz => {
+                    Some(ScalarValue::Utf8(Some(normalize_timestamp(text).into_owned())))
+                }
                 _ => Some(ScalarValue::Utf8(Some(text.clone()))),
             },
             Value::Boolean(b) => Some(ScalarValue::Boolean(Some(*b))),
