@@ -99,7 +99,13 @@ pub fn rewrite(statement: &mut Statement, catalog: &Catalog, read_offset: Offset
                     }
                 }
             }
-            Some(SetExpr::Select(select)) => {
+            // By position, so only where no `*` shifts the positions.
+            Some(SetExpr::Select(select))
+                if select
+                    .projection
+                    .iter()
+                    .all(|item| matches!(item, SelectItem::UnnamedExpr(_) | SelectItem::ExprWithAlias { .. })) =>
+            {
                 for (item, target) in select.projection.iter_mut().zip(&target_types) {
                     if let SelectItem::UnnamedExpr(expr) | SelectItem::ExprWithAlias { expr, .. } = item {
                         literal_for(expr, target);
