@@ -40,6 +40,14 @@ impl S3Server {
         server
     }
 
+    /// A server holding the test's bucket.
+    fn with_bucket() -> S3Server {
+        let s3 = S3Server::start();
+        let (status, _) = s3.request("PUT", &format!("/{BUCKET}"));
+        assert!(status.contains("200"), "create bucket: {status}");
+        s3
+    }
+
     fn endpoint(&self) -> String {
         format!("http://127.0.0.1:{}", self.port)
     }
@@ -87,26 +95,9 @@ fn start(s3: &S3Server, data_dir: &std::path::Path, store: &str) -> Result<commo
     common::Server::try_start_with_env(data_dir, &["--store", store, "--snapshot-changes-min", "100"], &envs)
 }
 
-async fn rows(client: &tokio_postgres::Client, sql: &str) -> Vec<String> {
-    client
-        .simple_query(sql)
-        .await
-        .unwrap_or_else(|e| panic!("{sql}: {e}"))
-        .into_iter()
-        .filter_map(|m| match m {
-            tokio_postgres::SimpleQueryMessage::Row(row) => {
-                Some((0..row.len()).map(|i| row.get(i).unwrap_or("NULL")).collect::<Vec<_>>().join("|"))
-            }
-            _ => None,
-        })
-        .collect()
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn sealed_history_lives_in_the_bucket_and_survives_kill_9() {
-    let s3 = S3Server::start();
-    let (status, _) = s3.request("PUT", &format!("/{BUCKET}"));
-    assert!(status.contains("200"), "create bucket: {status}");
+    let s3 = S3Server::with_bucket();
     let data_dir = common::fresh_data_dir("s3-store");
     let store = format!("s3://{BUCKET}/db1");
     let mut server = start(&s3, &data_dir, &store).unwrap_or_else(|log| panic!("server did not start:\n{log}"));
@@ -122,7 +113,7 @@ async fn sealed_history_lives_in_the_bucket_and_survives_kill_9() {
         )
         .await
         .unwrap();
-    let before_update = rows(&client, "SELECT current_offset()").await[0].clone();
+    let before_update = common::text_rows(&client, "SELECT current_offset()").await[0].clone();
     client.batch_execute("UPDATE accounts SET balance = 7 WHERE id <= 10; CHECKPOINT").await.unwrap();
     // After the seal: one more commit that only the local WAL holds.
     client
@@ -141,32 +132,43 @@ async fn sealed_history_lives_in_the_bucket_and_survives_kill_9() {
     server.kill9();
     let server = start(&s3, &data_dir, &store).unwrap_or_else(|log| panic!("restart failed:\n{log}"));
     let client = server.client().await;
-    assert_eq!(rows(&client, "SELECT count(*), count(DISTINCT user_id) FROM clicks").await, ["3001|3001"]);
-    assert_eq!(rows(&client, "SELECT count(*), sum(balance) FROM accounts").await, [format!("499|{}", 489 * 100 + 70)]);
+    assert_eq!(common::text_rows(&client, "SELECT count(*), count(DISTINCT user_id) FROM clicks").await, ["3001|3001"]);
     assert_eq!(
-        rows(&client, "SELECT url, n FROM per_url ORDER BY url").await,
+        common::text_rows(&client, "SELECT count(*), sum(balance) FROM accounts").await,
+        [format!("499|{}", 489 * 100 + 70)]
+    );
+    assert_eq!(
+        common::text_rows(&client, "SELECT url, n FROM per_url ORDER BY url").await,
         ["/late|1", "/p0|1000", "/p1|1000", "/p2|1000"]
     );
     assert_eq!(
-        rows(&client, &format!("SELECT count(*), sum(balance) FROM accounts VERSION AS OF {before_update}")).await,
+        common::text_rows(
+            &client,
+            &format!("SELECT count(*), sum(balance) FROM accounts VERSION AS OF {before_update}")
+        )
+        .await,
         ["500|50000"]
     );
     assert_eq!(
-        rows(&client, "SELECT _diff, balance FROM changes('accounts') WHERE id = 3 ORDER BY _offset, _diff").await,
+        common::text_rows(
+            &client,
+            "SELECT _diff, balance FROM changes('accounts') WHERE id = 3 ORDER BY _offset, _diff"
+        )
+        .await,
         ["1|100", "-1|100", "1|7"]
     );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_store_that_cannot_be_used_stops_the_start() {
-    let s3 = S3Server::start();
-    let (status, _) = s3.request("PUT", &format!("/{BUCKET}"));
-    assert!(status.contains("200"), "create bucket: {status}");
+    let s3 = S3Server::with_bucket();
 
     // A missing bucket is found at start, not at the first seal.
     let data_dir = common::fresh_data_dir("s3-no-bucket");
     let error = start(&s3, &data_dir, "s3://no-such-bucket/db").err().expect("start must fail");
     assert!(error.contains("no-such-bucket") || error.contains("NoSuchBucket"), "{error}");
+    // The failed start did not pair the directory with the mistyped bucket.
+    start(&s3, &data_dir, &format!("s3://{BUCKET}/fixed")).unwrap_or_else(|log| panic!("{log}"));
 
     // A data directory stays with the store its WAL continues.
     let data_dir = common::fresh_data_dir("s3-paired");
@@ -178,7 +180,7 @@ async fn a_store_that_cannot_be_used_stops_the_start() {
     let error = start(&s3, &data_dir, &format!("s3://{BUCKET}/other")).err().expect("another prefix must fail");
     assert!(error.contains("goes with the store"), "{error}");
     let server = start(&s3, &data_dir, &format!("s3://{BUCKET}/paired/")).unwrap();
-    assert_eq!(rows(&server.client().await, "SELECT x FROM s").await, ["1"]);
+    assert_eq!(common::text_rows(&server.client().await, "SELECT x FROM s").await, ["1"]);
 
     // An unsupported URL is named.
     let error = common::Server::try_start_with(&common::fresh_data_dir("s3-bad-url"), &["--store", "ftp://x/y"])

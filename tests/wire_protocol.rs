@@ -135,12 +135,8 @@ async fn errors_carry_sqlstate_and_leave_no_trace() {
 
     // A decimal of negative scale is sent as the whole number it is (its
     // encoding once grew the server's memory until the kernel killed it).
-    let messages = client.simple_query("SELECT arrow_cast(-123456, 'Decimal128(6, -3)') AS d").await.unwrap();
-    let value = messages.iter().find_map(|m| match m {
-        tokio_postgres::SimpleQueryMessage::Row(row) => row.get(0).map(str::to_owned),
-        _ => None,
-    });
-    assert_eq!(value.as_deref(), Some("-123000"));
+    let value = common::text_rows(&client, "SELECT arrow_cast(-123456, 'Decimal128(6, -3)') AS d").await;
+    assert_eq!(value, ["-123000"]);
     let rows = client.query("SELECT arrow_cast(1500, 'Decimal128(5, -2)') AS d", &[]).await.unwrap();
     assert_eq!(rows.len(), 1);
 }
@@ -276,14 +272,7 @@ async fn copy_formats_read_as_postgresql_does() {
     client.batch_execute("CREATE STREAM times (n INT, at TIMESTAMPTZ)").await.unwrap();
     let csv = b"1,2026-11-20 12:00\n2,2026-11-20 12:30:15\n3,2026-11-20T13:05+02\n";
     assert_eq!(copy_in_pieces(&client, "COPY times FROM STDIN (FORMAT csv)", csv, 5).await.unwrap(), 3);
-    let rows = client.simple_query("SELECT at FROM times ORDER BY n").await.unwrap();
-    let times: Vec<String> = rows
-        .iter()
-        .filter_map(|m| match m {
-            tokio_postgres::SimpleQueryMessage::Row(row) => row.get(0).map(str::to_owned),
-            _ => None,
-        })
-        .collect();
+    let times = common::text_rows(&client, "SELECT at FROM times ORDER BY n").await;
     assert_eq!(times, ["2026-11-20 12:00:00+00", "2026-11-20 12:30:15+00", "2026-11-20 11:05:00+00"]);
 
     let before: i64 = client.query_one("SELECT count(*) FROM f", &[]).await.unwrap().get(0);

@@ -312,6 +312,7 @@ impl Log {
         std::fs::create_dir_all(&wal_dir).map_err(|e| Error::io(&wal_dir, e))?;
         let store = SegmentStore::open(config)?;
         let manifest = Manifest::load_or_create(&store).await?;
+        SegmentStore::record_pairing(config)?;
         remove_unlisted_segments(&store, &manifest).await;
 
         let mut catalog = Catalog::default();

@@ -38,12 +38,28 @@ impl SegmentStore {
     /// with: its WAL continues the history sealed there, so opening it with
     /// another store is refused rather than read as an empty history.
     pub fn open(config: &Config) -> Result<SegmentStore> {
-        let name = config.store_url.as_deref().map_or(LOCAL_STORE_MARK, |url| url.trim_end_matches('/'));
-        check_store_mark(&config.data_dir, name)?;
+        check_store_mark(&config.data_dir, store_name(config))?;
         match &config.store_url {
             None => SegmentStore::local(config.data_dir.join("store")),
             Some(url) => SegmentStore::from_url(url),
         }
+    }
+
+    /// Records the pairing [`SegmentStore::open`] checks, once the store has
+    /// shown it works (its manifest read or written): a start that failed on
+    /// a mistyped bucket leaves the directory free for the right one.
+    pub fn record_pairing(config: &Config) -> Result<()> {
+        let mark = config.data_dir.join(STORE_MARK_FILE);
+        if mark.exists() {
+            return Ok(());
+        }
+        let write = || -> std::io::Result<()> {
+            let mut file = std::fs::File::create(&mark)?;
+            std::io::Write::write_all(&mut file, format!("{}\n", store_name(config)).as_bytes())?;
+            file.sync_all()?;
+            std::fs::File::open(&config.data_dir)?.sync_all()
+        };
+        write().map_err(|e| Error::io(&mark, e))
     }
 
     /// `s3://bucket[/prefix]` (connection settings from the standard `AWS_*`
@@ -133,8 +149,12 @@ impl SegmentStore {
     }
 }
 
-/// Records in the data directory which store it goes with on first open, and
-/// refuses a different one later.
+/// How the data directory's mark file names the store `config` opens.
+fn store_name(config: &Config) -> &str {
+    config.store_url.as_deref().map_or(LOCAL_STORE_MARK, |url| url.trim_end_matches('/'))
+}
+
+/// Refuses a store other than the one the data directory's mark names.
 fn check_store_mark(data_dir: &std::path::Path, name: &str) -> Result<()> {
     let mark = data_dir.join(STORE_MARK_FILE);
     let recorded = match std::fs::read_to_string(&mark) {
@@ -159,16 +179,6 @@ fn check_store_mark(data_dir: &std::path::Path, name: &str) -> Result<()> {
             mark.display(),
             describe(name)
         )));
-    }
-    if !mark.exists() {
-        std::fs::create_dir_all(data_dir).map_err(|e| Error::io(data_dir, e))?;
-        let write = || -> std::io::Result<()> {
-            let mut file = std::fs::File::create(&mark)?;
-            std::io::Write::write_all(&mut file, format!("{name}\n").as_bytes())?;
-            file.sync_all()?;
-            std::fs::File::open(data_dir)?.sync_all()
-        };
-        write().map_err(|e| Error::io(&mark, e))?;
     }
     Ok(())
 }

@@ -1,5 +1,5 @@
 //! PostgreSQL's text for the values `arrow-pg` writes differently (floats,
-//! timestamps; see [`crate::pg_text::as_text`]). Columns sent in binary are
+//! timestamps, intervals; see [`crate::pg_text::as_text`]). Columns sent in binary are
 //! left alone; others become text arrays before encoding (the field keeps its
 //! PostgreSQL type).
 
@@ -13,7 +13,8 @@ use pgwire::api::results::FieldFormat;
 
 use crate::pg_text::as_text;
 
-/// `batch` with its text-format float and timestamp columns as PostgreSQL text.
+/// `batch` with its text-format float, timestamp and interval columns as
+/// PostgreSQL text, and any decimal of negative scale as a whole number.
 pub fn postgres_text(batch: RecordBatch, format: &Format) -> Result<RecordBatch, ArrowError> {
     let schema = batch.schema();
     let mut fields: Vec<Field> = Vec::with_capacity(batch.num_columns());

@@ -145,6 +145,23 @@ impl Drop for Server {
     }
 }
 
+/// The rows of `sql` over the simple protocol, in the server's own text:
+/// each row's values joined by `|`, NULL as `NULL`.
+pub async fn text_rows(client: &tokio_postgres::Client, sql: &str) -> Vec<String> {
+    client
+        .simple_query(sql)
+        .await
+        .unwrap_or_else(|e| panic!("{sql}: {e}"))
+        .into_iter()
+        .filter_map(|m| match m {
+            tokio_postgres::SimpleQueryMessage::Row(row) => {
+                Some((0..row.len()).map(|i| row.get(i).unwrap_or("NULL")).collect::<Vec<_>>().join("|"))
+            }
+            _ => None,
+        })
+        .collect()
+}
+
 /// xorshift64*: deterministic per seed, no dependency.
 pub struct Rng(pub u64);
 
