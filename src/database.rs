@@ -60,6 +60,8 @@ impl Database {
         // Sessions run in UTC: `now()` and TIMESTAMPTZ literals are
         // TIMESTAMPTZ, as in PostgreSQL (DataFusion's default has no zone).
         session_config.options_mut().execution.time_zone = Some(crate::catalog::UTC.into());
+        // `1.5` is NUMERIC, as in PostgreSQL (DataFusion reads DOUBLE).
+        session_config.options_mut().sql_parser.parse_float_as_decimal = true;
         let context = SessionContext::new_with_config(session_config);
         let activity = crate::query::Activity::default();
         register_catalog_in(&context, CATALOG_NAME, &log, &activity)?;
@@ -71,6 +73,7 @@ impl Database {
             context.register_udf(function);
         }
         context.add_analyzer_rule(Arc::new(crate::query::text_casts::PostgresTextCasts));
+        context.add_analyzer_rule(Arc::new(crate::query::pg_arithmetic::PostgresArithmetic));
         let changes = crate::query::changes::ChangesFunction { log: log.clone() };
         context.register_udtf(crate::query::changes::CHANGES_FUNCTION, Arc::new(changes));
         let as_of = crate::query::as_of::AsOfFunction { log: log.clone() };

@@ -42,20 +42,30 @@ impl AnalyzerRule for PostgresTextCasts {
     }
 
     fn analyze(&self, plan: LogicalPlan, _: &ConfigOptions) -> DfResult<LogicalPlan> {
-        plan.transform_up_with_subqueries(|plan| {
-            let mut schema = merge_schema(&plan.inputs());
-            if plan.inputs().is_empty() {
-                schema.merge(plan.schema());
-            }
-            let names = NamePreserver::new(&plan);
-            plan.map_expressions(|expr| {
-                let name = names.save(&expr);
-                expr.transform_up(|expr| rewrite(expr, &schema)).map(|t| t.update_data(|e| name.restore(e)))
-            })?
-            .map_data(|plan| plan.recompute_schema())
-        })
-        .map(|t| t.data)
+        rewrite_expressions(plan, rewrite)
     }
+}
+
+/// Applies `rewrite` bottom-up to every expression of `plan` and its
+/// subqueries, over the schema of the node's inputs, keeping each
+/// expression's name.
+pub(super) fn rewrite_expressions(
+    plan: LogicalPlan,
+    rewrite: fn(Expr, &DFSchema) -> DfResult<Transformed<Expr>>,
+) -> DfResult<LogicalPlan> {
+    plan.transform_up_with_subqueries(|plan| {
+        let mut schema = merge_schema(&plan.inputs());
+        if plan.inputs().is_empty() {
+            schema.merge(plan.schema());
+        }
+        let names = NamePreserver::new(&plan);
+        plan.map_expressions(|expr| {
+            let name = names.save(&expr);
+            expr.transform_up(|expr| rewrite(expr, &schema)).map(|t| t.update_data(|e| name.restore(e)))
+        })?
+        .map_data(|plan| plan.recompute_schema())
+    })
+    .map(|t| t.data)
 }
 
 fn rewrite(expr: Expr, schema: &DFSchema) -> DfResult<Transformed<Expr>> {

@@ -14,6 +14,9 @@ pub fn error_info(error: &Error) -> ErrorInfo {
         Error::DataFusion(inner) => datafusion_message(inner),
         other => other.to_string(),
     };
+    if let Some(message) = integer_out_of_range(error) {
+        return ErrorInfo::new("ERROR".to_string(), "22003".to_string(), message);
+    }
     if let Some(detail) = numeric_overflow(error) {
         let mut info = ErrorInfo::new("ERROR".to_string(), "22003".to_string(), "numeric field overflow".into());
         info.detail = Some(detail);
@@ -109,13 +112,17 @@ fn datafusion_sqlstate(error: &DataFusionError) -> &'static str {
         DataFusionError::Execution(message) if message.contains("Cast error") || message.contains("Cannot cast") => {
             "22P02"
         }
-        DataFusionError::Execution(message) if message.contains("Divide by zero") => "22012",
+        DataFusionError::Execution(message) if message.contains(DIVIDE_BY_ZERO) => "22012",
         DataFusionError::Execution(message) if message.contains(SUBQUERY_ROWS) => "21000",
         DataFusionError::Execution(_) => "XX000",
         DataFusionError::ResourcesExhausted(_) => "53200",
         _ => "XX000",
     }
 }
+
+/// DataFusion's message for an integer division by zero, and PostgreSQL's.
+const DIVIDE_BY_ZERO: &str = "Divide by zero";
+const DIVISION_BY_ZERO: &str = "division by zero";
 
 /// DataFusion's message for a scalar subquery of several rows.
 const SUBQUERY_ROWS: &str = "Scalar subquery returned more than one row";
@@ -128,13 +135,48 @@ fn datafusion_message(error: &DataFusionError) -> String {
         DataFusionError::Execution(message) if message.contains(SUBQUERY_ROWS) => {
             "more than one row returned by a subquery used as an expression".into()
         }
+        DataFusionError::Execution(message) if message.contains(DIVIDE_BY_ZERO) => DIVISION_BY_ZERO.into(),
         DataFusionError::Plan(message)
         | DataFusionError::Execution(message)
         | DataFusionError::NotImplemented(message) => message.clone(),
-        DataFusionError::ArrowError(arrow, _) => arrow.to_string(),
+        DataFusionError::ArrowError(arrow, _) => match arrow.as_ref() {
+            // Worded as PostgreSQL words it where it is raised (`bigint out of range`).
+            ArrowError::ArithmeticOverflow(message) => message.clone(),
+            ArrowError::DivideByZero => DIVISION_BY_ZERO.into(),
+            other => other.to_string(),
+        },
         DataFusionError::SchemaError(schema_error, _) => schema_error.to_string(),
         other => other.to_string(),
     }
+}
+
+/// PostgreSQL's message for a number cast to an integer type too small for
+/// it, from Arrow's "Can't cast value 4000000000 to type Int32" (a number)
+/// or "Cannot cast string '4000000000' to value of Int32 type" (text).
+fn integer_out_of_range(error: &Error) -> Option<String> {
+    let Error::DataFusion(inner) = error else { return None };
+    let message = match inner.find_root() {
+        DataFusionError::Execution(message) => message,
+        DataFusionError::ArrowError(arrow, _) => match arrow.as_ref() {
+            ArrowError::CastError(message) => message,
+            _ => return None,
+        },
+        _ => return None,
+    };
+    let type_name = |arrow_name: &str| match arrow_name.trim() {
+        "Int16" => Some("smallint"),
+        "Int32" => Some("integer"),
+        "Int64" => Some("bigint"),
+        _ => None,
+    };
+    if let Some((_, target)) = message.split_once("Can't cast value ").and_then(|(_, rest)| rest.split_once(" to type ")) {
+        return Some(format!("{} out of range", type_name(target)?));
+    }
+    let (text, target) = message.split_once("Cannot cast string '")?.1.split_once("' to value of ")?;
+    let type_name = type_name(target.strip_suffix(" type")?)?;
+    // Digits too many for the type; other text is not a number at all (22P02).
+    text.trim().parse::<i128>().ok()?;
+    Some(format!("value \"{text}\" is out of range for type {type_name}"))
 }
 
 /// PostgreSQL's detail for a value too big for its NUMERIC(p, s), from

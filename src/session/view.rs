@@ -180,7 +180,10 @@ impl Session {
         let plan = distinct_on_as_top_one(plan).map_err(view_error(name))?;
         let optimized = state.optimize(&plan).map_err(Error::from_datafusion)?;
         let compiled = compile(&optimized, &read.catalog, &state).map_err(view_error(name))?;
+        // Types as analyzed (PostgreSQL's arithmetic changes some, see
+        // `query::pg_arithmetic`); names as the query gave them.
         let planned = plan.schema().as_arrow();
+        let analyzed = optimized.schema().as_arrow();
         if names.len() > planned.fields().len() {
             return Err(Error::Malformed("CREATE MATERIALIZED VIEW specifies too many column names".into()));
         }
@@ -189,7 +192,13 @@ impl Session {
             .fields()
             .iter()
             .enumerate()
-            .map(|(i, f)| f.as_ref().clone().with_name(names.get(i).map_or(display_name(f.name()), String::as_str)))
+            .map(|(i, f)| {
+                let data_type = analyzed.fields().get(i).map_or(f.data_type(), |a| a.data_type());
+                f.as_ref()
+                    .clone()
+                    .with_data_type(data_type.clone())
+                    .with_name(names.get(i).map_or(display_name(f.name()), String::as_str))
+            })
             .collect();
         // A view is a relation: its columns need names of their own.
         if let Some(name) = repeated_name(fields.iter().map(|f| f.name().as_str())) {

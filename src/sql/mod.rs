@@ -7,6 +7,7 @@ mod compat;
 pub(crate) mod ddl;
 pub mod dialect;
 pub mod insert_columns;
+mod numeric_literals;
 pub mod parse;
 mod psql;
 pub mod rewrite;

@@ -4,7 +4,9 @@
 //! - `current_offset()` becomes the statement's read offset, so it agrees
 //!   with what the statement reads;
 //! - `INSERT INTO s VALUES …` without a column list names the user columns;
-//! - `generate_series(…) g` has a column `g`, as in PostgreSQL.
+//! - `generate_series(…) g` has a column `g`, as in PostgreSQL;
+//! - text literals read as PostgreSQL reads them for their type, and
+//!   numbers with an exponent are written out (see [`super::numeric_literals`]).
 
 use std::collections::HashSet;
 use std::ops::ControlFlow;
@@ -202,6 +204,7 @@ impl VisitorMut for Rewriter<'_> {
             Expr::TypedString(typed) if matches!(typed.data_type, DataType::Timestamp(..)) => {
                 normalize_timestamp_value(&mut typed.value.value)
             }
+            Expr::Value(_) => super::numeric_literals::write_out_exponent(expr),
             _ => {}
         }
         if let Expr::Function(function) = expr

@@ -1,0 +1,222 @@
+//! Arithmetic as PostgreSQL does it, where DataFusion's differs:
+//! - `+`, `-` and `*` on integers and NUMERIC fail with 22003 (`integer out
+//!   of range`) instead of wrapping around (DataFusion checks overflow only
+//!   when a plan asks for it, and its SQL planner never does);
+//! - NUMERIC division keeps at least 16 decimal places, rounded
+//!   (`1 / 3.0` is 0.3333333333333333, where Arrow gives 0.3333 truncated).
+//!
+//! An analyzer rule, run after type coercion so both sides have their final
+//! types, turns such operators into the functions below; expressions
+//! compiled outside a plan (an UPDATE's SET) go through [`pg_arithmetic`].
+
+use std::sync::{Arc, OnceLock};
+
+use datafusion::arrow::array::{ArrayRef, AsArray, new_empty_array};
+use datafusion::arrow::datatypes::i256;
+use datafusion::arrow::compute::kernels::{arity::try_binary, numeric};
+use datafusion::arrow::datatypes::{DataType, Decimal128Type};
+use datafusion::arrow::error::ArrowError;
+use datafusion::common::config::ConfigOptions;
+use datafusion::common::tree_node::{Transformed, TreeNode};
+use datafusion::common::{DFSchema, DataFusionError, Result as DfResult, ScalarValue};
+use datafusion::logical_expr::expr::ScalarFunction;
+use datafusion::logical_expr::{
+    BinaryExpr, ColumnarValue, Expr, ExprSchemable, LogicalPlan, Operator, ScalarFunctionArgs, ScalarUDF,
+    ScalarUDFImpl, Signature, Volatility,
+};
+use datafusion::optimizer::AnalyzerRule;
+
+/// Decimal places NUMERIC division keeps at least (PostgreSQL's
+/// NUMERIC_MIN_SIG_DIGITS; it varies the scale with the quotient's size,
+/// an Arrow column has one scale).
+const DIVISION_SCALE_MIN: i8 = 16;
+
+/// NUMERIC's precision in Arrow (Decimal128).
+const NUMERIC_DIGITS_MAX: u8 = 38;
+
+#[derive(Debug, Default)]
+pub struct PostgresArithmetic;
+
+impl AnalyzerRule for PostgresArithmetic {
+    fn name(&self) -> &str {
+        "postgres_arithmetic"
+    }
+
+    fn analyze(&self, plan: LogicalPlan, _: &ConfigOptions) -> DfResult<LogicalPlan> {
+        super::text_casts::rewrite_expressions(plan, rewrite)
+    }
+}
+
+/// The same for an expression compiled outside a plan, over `schema`
+/// (after type coercion).
+pub fn pg_arithmetic(expr: Expr, schema: &DFSchema) -> DfResult<Expr> {
+    expr.transform_up(|expr| rewrite(expr, schema)).map(|t| t.data)
+}
+
+fn rewrite(expr: Expr, schema: &DFSchema) -> DfResult<Transformed<Expr>> {
+    let Expr::BinaryExpr(BinaryExpr { left, op, right }) = &expr else { return Ok(Transformed::no(expr)) };
+    let op = match op {
+        Operator::Plus => Op::Add,
+        Operator::Minus => Op::Sub,
+        Operator::Multiply => Op::Mul,
+        Operator::Divide => Op::Div,
+        _ => return Ok(Transformed::no(expr)),
+    };
+    // A column of an outer query is not in this plan's schema: left as is.
+    let (Ok(left_type), Ok(right_type)) = (left.get_type(schema), right.get_type(schema)) else {
+        return Ok(Transformed::no(expr));
+    };
+    let checked = match (&left_type, &right_type) {
+        (DataType::Decimal128(..), DataType::Decimal128(..)) => true,
+        (l, r) if l == r && is_signed_integer(l) => op != Op::Div,
+        _ => false,
+    };
+    if !checked {
+        return Ok(Transformed::no(expr));
+    }
+    let args = vec![left.as_ref().clone(), right.as_ref().clone()];
+    Ok(Transformed::yes(Expr::ScalarFunction(ScalarFunction::new_udf(function(op), args))))
+}
+
+fn is_signed_integer(data_type: &DataType) -> bool {
+    matches!(data_type, DataType::Int16 | DataType::Int32 | DataType::Int64)
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+enum Op {
+    Add,
+    Sub,
+    Mul,
+    Div,
+}
+
+fn function(op: Op) -> Arc<ScalarUDF> {
+    static FUNCTIONS: OnceLock<[Arc<ScalarUDF>; 4]> = OnceLock::new();
+    let functions = FUNCTIONS.get_or_init(|| {
+        [Op::Add, Op::Sub, Op::Mul, Op::Div].map(|op| {
+            Arc::new(ScalarUDF::new_from_impl(Checked { op, signature: Signature::any(2, Volatility::Immutable) }))
+        })
+    });
+    functions[op as usize].clone()
+}
+
+/// `a op b`, failing where PostgreSQL fails. Called only by the rule above
+/// (after type checking), so it takes any two arguments.
+#[derive(Debug, PartialEq, Eq, Hash)]
+struct Checked {
+    op: Op,
+    signature: Signature,
+}
+
+impl ScalarUDFImpl for Checked {
+    fn name(&self) -> &str {
+        match self.op {
+            Op::Add => "add_checked",
+            Op::Sub => "subtract_checked",
+            Op::Mul => "multiply_checked",
+            Op::Div => "divide_numeric",
+        }
+    }
+
+    fn signature(&self) -> &Signature {
+        &self.signature
+    }
+
+    fn return_type(&self, types: &[DataType]) -> DfResult<DataType> {
+        if self.op == Op::Div {
+            return Ok(division_type(&types[0], &types[1]));
+        }
+        // Arrow's kernels decide the type (a NUMERIC sum's precision and scale).
+        let (left, right) = (new_empty_array(&types[0]), new_empty_array(&types[1]));
+        Ok(self.apply(&left, &right)?.data_type().clone())
+    }
+
+    fn invoke_with_args(&self, args: ScalarFunctionArgs) -> DfResult<ColumnarValue> {
+        let scalars = args.args.iter().all(|a| matches!(a, ColumnarValue::Scalar(_)));
+        let arrays = ColumnarValue::values_to_arrays(&args.args)?;
+        let result = self.apply(&arrays[0], &arrays[1]).map_err(|e| overflow_in(e, arrays[0].data_type()))?;
+        Ok(match scalars {
+            true => ColumnarValue::Scalar(ScalarValue::try_from_array(&result, 0)?),
+            false => ColumnarValue::Array(result),
+        })
+    }
+}
+
+impl Checked {
+    fn apply(&self, left: &ArrayRef, right: &ArrayRef) -> Result<ArrayRef, ArrowError> {
+        match self.op {
+            Op::Add => numeric::add(left, right),
+            Op::Sub => numeric::sub(left, right),
+            Op::Mul => numeric::mul(left, right),
+            Op::Div => divide_numeric(left, right),
+        }
+    }
+}
+
+/// PostgreSQL's words for an overflow of `data_type`.
+fn overflow_in(error: ArrowError, data_type: &DataType) -> DataFusionError {
+    let error = match error {
+        ArrowError::ArithmeticOverflow(_) => ArrowError::ArithmeticOverflow(
+            match data_type {
+                DataType::Int16 => "smallint out of range",
+                DataType::Int32 => "integer out of range",
+                DataType::Int64 => "bigint out of range",
+                _ => "value overflows numeric format",
+            }
+            .into(),
+        ),
+        other => other,
+    };
+    DataFusionError::ArrowError(Box::new(error), None)
+}
+
+fn decimal_scale(data_type: &DataType) -> i8 {
+    match data_type {
+        DataType::Decimal128(_, scale) => (*scale).max(0),
+        _ => 0,
+    }
+}
+
+/// NUMERIC / NUMERIC: the operands' larger scale, and at least
+/// [`DIVISION_SCALE_MIN`] places.
+fn division_type(left: &DataType, right: &DataType) -> DataType {
+    let scale = decimal_scale(left).max(decimal_scale(right)).max(DIVISION_SCALE_MIN).min(NUMERIC_DIGITS_MAX as i8);
+    DataType::Decimal128(NUMERIC_DIGITS_MAX, scale)
+}
+
+/// The quotient rounded half away from zero, as PostgreSQL rounds.
+fn divide_numeric(left: &ArrayRef, right: &ArrayRef) -> Result<ArrayRef, ArrowError> {
+    let DataType::Decimal128(precision, scale) = division_type(left.data_type(), right.data_type()) else {
+        unreachable!("division_type is a decimal")
+    };
+    // left × 10^shift ÷ right has `scale` places.
+    let shift = (scale - decimal_scale(left.data_type()) + decimal_scale(right.data_type())) as u32;
+    let multiplier = i256::from_i128(10).checked_pow(shift).ok_or_else(overflow)?;
+    let limit = i256::from_i128(10).wrapping_pow(precision as u32);
+    let quotients = try_binary::<_, _, _, Decimal128Type>(
+        left.as_primitive::<Decimal128Type>(),
+        right.as_primitive::<Decimal128Type>(),
+        |dividend, divisor| {
+            if divisor == 0 {
+                return Err(ArrowError::DivideByZero);
+            }
+            let (dividend, divisor) = (i256::from_i128(dividend), i256::from_i128(divisor));
+            let dividend = dividend.checked_mul(multiplier).ok_or_else(overflow)?;
+            let mut quotient = dividend.wrapping_div(divisor);
+            let remainder = dividend.wrapping_rem(divisor);
+            if remainder.wrapping_abs().wrapping_mul(i256::from_i128(2)) >= divisor.wrapping_abs() {
+                let away = if (dividend < i256::ZERO) == (divisor < i256::ZERO) { i256::ONE } else { i256::MINUS_ONE };
+                quotient = quotient.wrapping_add(away);
+            }
+            if quotient.wrapping_abs() >= limit {
+                return Err(overflow());
+            }
+            quotient.to_i128().ok_or_else(overflow)
+        },
+    )?;
+    Ok(Arc::new(quotients.with_precision_and_scale(precision, scale)?))
+}
+
+fn overflow() -> ArrowError {
+    ArrowError::ArithmeticOverflow("value overflows numeric format".into())
+}
