@@ -19,7 +19,7 @@ use crate::error::{Error, Result};
 use crate::log::{Change, Offset, ReadView, RelationId};
 use crate::sql::as_of::quote;
 use crate::sql::column_names::{display_name, repeated_name};
-use crate::view::compile::{check_deterministic, compile};
+use crate::view::compile::{check_deterministic, compile, keep_created_types};
 use crate::view::dataflow::SourceChanges;
 use crate::view::delta::Delta;
 use crate::view::sink::Sink;
@@ -89,6 +89,7 @@ impl Session {
         let read = self.db.log.snapshot();
         let visible: Vec<String> = def.visible_positions().iter().map(|p| def.columns[*p].name.clone()).collect();
         let (mut runtime, _) = self.compile_view(&def.name, &visible, query, &read).await?;
+        runtime.root = keep_created_types(runtime.root, &def).map_err(view_error(&def.name))?;
         let mut restored = false;
         if let Some(meta) = self.db.log.view_state(def.id).await {
             // A damaged file stops the start (its checksum); a checkpoint of
@@ -104,6 +105,7 @@ impl Session {
                 Err(error) => {
                     tracing::warn!(view = %def.name, path = %meta.path, %error, "view checkpoint unusable; rebuilding");
                     runtime = self.compile_view(&def.name, &visible, query, &read).await?.0;
+                    runtime.root = keep_created_types(runtime.root, &def).map_err(view_error(&def.name))?;
                 }
             }
         }

@@ -5,20 +5,20 @@
 use std::collections::BTreeSet;
 use std::sync::Arc;
 
-use datafusion::arrow::datatypes::{Field, Schema, SchemaRef};
+use datafusion::arrow::datatypes::{DataType, Field, Schema, SchemaRef};
 use datafusion::common::tree_node::{TreeNode, TreeNodeRecursion};
 use datafusion::common::{DFSchema, JoinType};
 use datafusion::execution::SessionState;
 use datafusion::logical_expr::{Distinct, Expr, ExprSchemable, LogicalPlan, Volatility};
 use datafusion::physical_expr::PhysicalExpr;
-use datafusion::physical_expr::expressions::Column;
+use datafusion::physical_expr::expressions::{Column, cast};
 
 use super::aggregate::{AggKind, AggSpec, Aggregate};
 use super::dataflow::{Node, Source};
 use super::join::Join;
 use super::top_n::TopN;
 use super::{Result, ViewError};
-use crate::catalog::{Catalog, OFFSET_COLUMN, RelationKind, TS_COLUMN};
+use crate::catalog::{Catalog, OFFSET_COLUMN, RelationDef, RelationKind, TS_COLUMN};
 use crate::log::RelationId;
 use datafusion::arrow::row::SortField;
 use datafusion::logical_expr::{FetchType, SkipType};
@@ -449,4 +449,26 @@ impl GroupTopNPlan<'_> {
 pub fn nullable(schema: &Schema) -> SchemaRef {
     let fields: Vec<Field> = schema.fields().iter().map(|f| f.as_ref().clone().with_nullable(true)).collect();
     Arc::new(Schema::new(fields))
+}
+
+/// `root` with its output cast to the column types of `def`, where they
+/// differ: a view created by an earlier version was planned with other
+/// types (`1.1` was DOUBLE PRECISION before it was NUMERIC), and its stored
+/// rows and history keep the types it was created with.
+pub fn keep_created_types(root: Node, def: &RelationDef) -> Result<Node> {
+    let schema = root.schema();
+    let targets: Vec<DataType> =
+        schema.fields().iter().zip(&def.columns).map(|(_, column)| column.sql_type.arrow_type()).collect();
+    if targets.len() != schema.fields().len() || schema.fields().iter().zip(&targets).all(|(f, t)| f.data_type() == t)
+    {
+        return Ok(root);
+    }
+    let mut exprs = Vec::with_capacity(targets.len());
+    let mut fields = Vec::with_capacity(targets.len());
+    for (position, (field, target)) in schema.fields().iter().zip(targets).enumerate() {
+        let column = Arc::new(Column::new(field.name(), position));
+        exprs.push(cast(column, &schema, target.clone())?);
+        fields.push(field.as_ref().clone().with_data_type(target));
+    }
+    Ok(Node::Project { input: Box::new(root), exprs, schema: nullable(&Schema::new(fields)) })
 }
