@@ -38,7 +38,7 @@ use crate::table::dml::{DmlQuery, Found, select_targets, split_found};
 use crate::table::keyed_update::{CompiledSets, Keyed, KeyedUpdate};
 use crate::table::state::TableCodec;
 use crate::table::write::commit_or_buffer;
-use crate::write::copy::CopyIn;
+use crate::write::copy::{CopyIn, CopyOptions};
 use crate::write::returning::{Returned, returning};
 use crate::write::values::values_rows;
 use crate::write::{Limits, append_or_buffer, check_rows};
@@ -62,6 +62,12 @@ pub enum Outcome {
     },
     /// The client is to send COPY data next.
     CopyIn(Box<CopyIn>),
+    /// Rows to send the client as COPY data (`COPY … TO STDOUT`).
+    CopyOut {
+        schema: SchemaRef,
+        stream: SendableRecordBatchStream,
+        options: CopyOptions,
+    },
     /// A subscription's rows go to the client as COPY data until it cancels.
     Subscribe(Box<Subscription>),
     /// A write's RETURNING rows; the tag (`INSERT 0`, `UPDATE`) takes their count.
@@ -144,8 +150,8 @@ impl Session {
                     }
                     shown(&schema, batches)?
                 }
-                Outcome::CopyIn(_) => {
-                    return Err(Error::FeatureNotSupported("COPY FROM STDIN needs a client".into()));
+                Outcome::CopyIn(_) | Outcome::CopyOut { .. } => {
+                    return Err(Error::FeatureNotSupported("COPY FROM STDIN and TO STDOUT need a client".into()));
                 }
                 Outcome::Subscribe(_) => {
                     return Err(Error::FeatureNotSupported("SUBSCRIBE needs a client to stream to".into()));
@@ -321,6 +327,10 @@ impl Session {
                 None => Err(Error::UndefinedRelation(relation)),
             },
             Command::Query(statement) => self.run_query(*statement, params).await,
+            Command::CopyTo { query, options } => match self.run_query(*query, params).await? {
+                Outcome::Rows { schema, stream } => Ok(Outcome::CopyOut { schema, stream, options }),
+                _ => Err(Error::Internal("COPY's query returned no rows".into())),
+            },
         }
     }
 

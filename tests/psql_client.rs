@@ -1,5 +1,5 @@
 //! psql against a real server: the README quickstart, `\copy` of the sample
-//! data, and the catalog meta-commands `\dt`, `\d`, `\di`, `\l`, `\dn`.
+//! data in and out, and the catalog meta-commands `\dt`, `\d`, `\di`, `\l`, `\dn`.
 
 mod common;
 
@@ -45,6 +45,17 @@ fn quickstart_with_psql() {
     let (ok, stdout, stderr) = psql(&server, &["-c", "\\copy clicks FROM 'data/clicks.csv' CSV HEADER"]);
     assert!(ok, "{stderr}");
     assert_eq!(stdout.trim(), format!("COPY {sample_rows}"));
+    // Exported as it was imported: the same bytes back, header included.
+    let exported = std::env::temp_dir().join(format!("strata-clicks-{}.csv", std::process::id()));
+    let copy_to =
+        format!("\\copy (SELECT user_id, url, at FROM clicks ORDER BY _offset) TO '{}' CSV HEADER", exported.display());
+    let (ok, stdout, stderr) = psql(&server, &["-c", &copy_to]);
+    assert!(ok, "{stderr}");
+    assert_eq!(stdout.trim(), format!("COPY {sample_rows}"));
+    let written = std::fs::read_to_string(&exported).unwrap();
+    let _ = std::fs::remove_file(&exported);
+    assert_eq!(written, std::fs::read_to_string(&sample).unwrap());
+
     let (ok, stdout, stderr) =
         psql(&server, &["-c", "INSERT INTO clicks VALUES (1, '/home', now()), (2, '/cart', now())"]);
     assert!(ok, "{stderr}");

@@ -5,7 +5,7 @@
 mod common;
 
 use chrono::{DateTime, NaiveDate, NaiveDateTime, Utc};
-use futures::SinkExt;
+use futures::{SinkExt, TryStreamExt};
 use tokio_postgres::error::SqlState;
 use tokio_postgres::types::Type;
 
@@ -190,6 +190,51 @@ async fn copy_from_stdin_is_atomic() {
     assert_eq!(row.get::<_, i64>(0), 20_000);
     assert_eq!(row.get::<_, i64>(1), 1, "one COPY is one commit");
     assert_eq!(row.get::<_, String>(2), "name, 0");
+}
+
+/// `COPY … TO STDOUT` over the extended protocol (tokio-postgres's
+/// `copy_out`) gives back what COPY FROM read, byte for byte; an error
+/// while rows are computed is the statement's error.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn copy_to_stdout_gives_back_what_copy_from_read() {
+    let server = common::Server::start(&common::fresh_data_dir("wire-copy-out"));
+    let client = server.client().await;
+    client.batch_execute("CREATE TABLE c (id BIGINT PRIMARY KEY, name TEXT, amount NUMERIC(8,2))").await.unwrap();
+    let mut csv = String::from("id,name,amount\n");
+    for i in 0..5_000 {
+        let name = match i % 4 {
+            0 => format!("\"name, {i}\""),
+            1 => format!("\"say \"\"{i}\"\"\""),
+            2 => String::new(),
+            _ => "\"\"".to_string(),
+        };
+        csv.push_str(&format!("{i},{name},{i}.25\n"));
+    }
+    let sink = client.copy_in("COPY c FROM STDIN (FORMAT csv, HEADER)").await.unwrap();
+    let mut sink = std::pin::pin!(sink);
+    sink.send(bytes::Bytes::from(csv.clone())).await.unwrap();
+    assert_eq!(sink.finish().await.unwrap(), 5_000);
+
+    let copied = |sql: &'static str| {
+        let client = &client;
+        async move {
+            let stream = client.copy_out(sql).await?;
+            let chunks: Vec<bytes::Bytes> = stream.try_collect().await?;
+            Ok::<_, tokio_postgres::Error>(chunks.concat())
+        }
+    };
+    let out = copied("COPY (SELECT * FROM c ORDER BY id) TO STDOUT (FORMAT csv, HEADER)").await.unwrap();
+    assert_eq!(String::from_utf8(out).unwrap(), csv);
+    // Text format: NULL is \N, an empty string is empty.
+    let out = copied("COPY (SELECT id, name FROM c WHERE id < 4 ORDER BY id) TO STDOUT").await.unwrap();
+    assert_eq!(String::from_utf8(out).unwrap(), "0\tname, 0\n1\tsay \"1\"\n2\t\\N\n3\t\n");
+
+    let error = copied("COPY (SELECT id / (id - 4000) FROM c) TO STDOUT").await.unwrap_err();
+    assert_eq!(error.code(), Some(&SqlState::DIVISION_BY_ZERO), "{error:?}");
+    let error = copied("COPY missing TO STDOUT").await.unwrap_err();
+    assert_eq!(error.code(), Some(&SqlState::UNDEFINED_TABLE), "{error:?}");
+    // The connection goes on after either.
+    assert_eq!(client.query_one("SELECT count(*) FROM c", &[]).await.unwrap().get::<_, i64>(0), 5_000);
 }
 
 /// A statement text described again after DDL gets the new columns and

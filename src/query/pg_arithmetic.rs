@@ -12,8 +12,8 @@
 use std::sync::{Arc, OnceLock};
 
 use datafusion::arrow::array::{ArrayRef, AsArray, new_empty_array};
-use datafusion::arrow::datatypes::i256;
 use datafusion::arrow::compute::kernels::{arity::try_binary, numeric};
+use datafusion::arrow::datatypes::i256;
 use datafusion::arrow::datatypes::{DataType, Decimal128Type};
 use datafusion::arrow::error::ArrowError;
 use datafusion::common::config::ConfigOptions;

@@ -1,56 +1,113 @@
-//! Rows in COPY's text format (what `COPY … TO STDOUT` sends): columns
-//! separated by tabs, `\N` for NULL, backslash escapes for tab, newline,
-//! carriage return and backslash; values spelled as PostgreSQL prints them.
+//! Rows as COPY sends them (`COPY … TO STDOUT`, subscriptions): in text
+//! format, columns separated by a tab, `\N` for NULL, backslash escapes
+//! for tab, newline, carriage return, backslash and the delimiter; in CSV,
+//! a value quoted where it holds the delimiter, a quote, a line break or
+//! looks like NULL. Values are spelled as PostgreSQL prints them.
 
-use datafusion::arrow::array::{Array, AsArray, RecordBatch};
-use datafusion::arrow::datatypes::DataType;
+use datafusion::arrow::array::{Array, ArrayRef, AsArray, RecordBatch};
+use datafusion::arrow::datatypes::{DataType, Schema};
 use datafusion::arrow::error::ArrowError;
 use datafusion::arrow::util::display::{ArrayFormatter, FormatOptions};
 use pgwire::api::portal::Format;
 
 use super::pg_format::postgres_text;
+use crate::write::copy::{CopyFormat, CopyOptions};
 
-/// Appends `batch`'s rows to `out`, one line each.
+/// Appends `batch`'s rows to `out` in the default text format, one line each.
 pub fn copy_text(batch: RecordBatch, out: &mut Vec<u8>) -> Result<(), ArrowError> {
+    copy_lines(batch, &CopyOptions::new(CopyFormat::Text), |line| out.extend_from_slice(line))
+}
+
+/// Calls `line` with each row of `batch` as a line of COPY data in the
+/// format of `options` (the line includes its newline).
+pub fn copy_lines(batch: RecordBatch, options: &CopyOptions, mut line: impl FnMut(&[u8])) -> Result<(), ArrowError> {
     let batch = postgres_text(batch, &Format::UnifiedText)?;
-    let options = FormatOptions::default().with_null("");
+    let format = FormatOptions::default().with_null("");
     let formatters: Vec<ArrayFormatter> =
-        batch.columns().iter().map(|c| ArrayFormatter::try_new(c.as_ref(), &options)).collect::<Result<_, _>>()?;
+        batch.columns().iter().map(|c| ArrayFormatter::try_new(c.as_ref(), &format)).collect::<Result<_, _>>()?;
+    let mut out = Vec::new();
     for row in 0..batch.num_rows() {
+        out.clear();
         for (index, column) in batch.columns().iter().enumerate() {
             if index > 0 {
-                out.push(b'\t');
+                out.push(options.delimiter);
             }
             if column.is_null(row) {
-                out.extend_from_slice(b"\\N");
+                out.extend_from_slice(options.null.as_bytes());
                 continue;
             }
-            let text = match column.data_type() {
-                DataType::Boolean => (if column.as_boolean().value(row) { "t" } else { "f" }).to_string(),
-                DataType::Binary => {
-                    let bytes = column.as_binary::<i32>().value(row);
-                    let hex: String = bytes.iter().map(|b| format!("{b:02x}")).collect();
-                    format!("\\x{hex}")
-                }
-                _ => formatters[index].value(row).to_string(),
-            };
-            escape(&text, out);
+            write_value(&value_text(column, &formatters[index], row), options, &mut out);
         }
         out.push(b'\n');
+        line(&out);
     }
     Ok(())
 }
 
-fn escape(text: &str, out: &mut Vec<u8>) {
+/// The header line: the column names, written as values are.
+pub fn header_line(schema: &Schema, options: &CopyOptions) -> Vec<u8> {
+    let mut out = Vec::new();
+    for (index, field) in schema.fields().iter().enumerate() {
+        if index > 0 {
+            out.push(options.delimiter);
+        }
+        write_value(crate::sql::column_names::display_name(field.name()), options, &mut out);
+    }
+    out.push(b'\n');
+    out
+}
+
+fn value_text(column: &ArrayRef, formatter: &ArrayFormatter, row: usize) -> String {
+    match column.data_type() {
+        DataType::Boolean => (if column.as_boolean().value(row) { "t" } else { "f" }).to_string(),
+        DataType::Binary => {
+            let bytes = column.as_binary::<i32>().value(row);
+            let hex: String = bytes.iter().map(|b| format!("{b:02x}")).collect();
+            format!("\\x{hex}")
+        }
+        _ => formatter.value(row).to_string(),
+    }
+}
+
+fn write_value(text: &str, options: &CopyOptions, out: &mut Vec<u8>) {
+    match options.format {
+        CopyFormat::Text => escape(text, options.delimiter, out),
+        CopyFormat::Csv => quote(text, options, out),
+    }
+}
+
+fn escape(text: &str, delimiter: u8, out: &mut Vec<u8>) {
     for byte in text.bytes() {
         match byte {
             b'\\' => out.extend_from_slice(b"\\\\"),
             b'\t' => out.extend_from_slice(b"\\t"),
             b'\n' => out.extend_from_slice(b"\\n"),
             b'\r' => out.extend_from_slice(b"\\r"),
+            other if other == delimiter => out.extend_from_slice(&[b'\\', other]),
             other => out.push(other),
         }
     }
+}
+
+/// A CSV value, quoted where PostgreSQL quotes it: it holds the delimiter,
+/// the quote, a line break, or could be read back as NULL (`""` when NULL
+/// is the empty string, as by default).
+fn quote(text: &str, options: &CopyOptions, out: &mut Vec<u8>) {
+    let needs_quotes = text == options.null
+        || text == "\\."
+        || text.bytes().any(|b| b == options.delimiter || b == options.quote || b == b'\n' || b == b'\r');
+    if !needs_quotes {
+        out.extend_from_slice(text.as_bytes());
+        return;
+    }
+    out.push(options.quote);
+    for byte in text.bytes() {
+        if byte == options.quote || byte == options.escape {
+            out.push(options.escape);
+        }
+        out.push(byte);
+    }
+    out.push(options.quote);
 }
 
 #[cfg(test)]

@@ -32,7 +32,7 @@ use pgwire::messages::copy::{CopyData, CopyDone, CopyFail};
 use pgwire::messages::extendedquery::{Bind, Describe, Parse};
 use tokio::sync::Mutex;
 
-use super::copy_text::copy_text;
+use super::copy_text::{copy_lines, copy_text, header_line};
 use super::encode::{fields, query_response};
 use super::sqlstate::{error_info, to_pgwire};
 use crate::database::Database;
@@ -40,7 +40,7 @@ use crate::error::{Error, Notice};
 use crate::session::Subscription;
 use crate::session::{Outcome, Session, has_clauses};
 use crate::sql::parse::{Command, parse};
-use crate::write::copy::CopyIn;
+use crate::write::copy::{CopyIn, CopyOptions};
 use pgwire::messages::copy::CopyOutResponse;
 
 pub struct Handlers {
@@ -163,8 +163,8 @@ impl Service {
             }
             Outcome::TransactionStarted => Response::TransactionStart(Tag::new("BEGIN")),
             Outcome::TransactionEnded { tag } => Response::TransactionEnd(Tag::new(tag)),
-            Outcome::Subscribe(_) => {
-                return Err(to_pgwire(Error::Internal("a subscription is streamed by its handler".into())));
+            Outcome::Subscribe(_) | Outcome::CopyOut { .. } => {
+                return Err(to_pgwire(Error::Internal("COPY data is streamed by its handler".into())));
             }
             Outcome::CopyIn(copy) => {
                 let columns = copy.column_count();
@@ -202,6 +202,9 @@ impl SimpleQueryHandler for Service {
                 Ok(Outcome::Subscribe(subscription)) => {
                     responses.push(stream_subscription(client, subscription).await?);
                     break;
+                }
+                Ok(Outcome::CopyOut { schema, stream, options }) => {
+                    responses.push(copy_out(client, &schema, stream, &options).await?);
                 }
                 Ok(outcome) => {
                     let is_copy = matches!(outcome, Outcome::CopyIn(_));
@@ -244,6 +247,42 @@ where
         }
         client.send(PgWireBackendMessage::CopyData(CopyData::new(bytes::Bytes::from(data)))).await?;
     }
+}
+
+/// Sends a query's rows as COPY data, a message per row as PostgreSQL
+/// does, and answers `COPY n`. An error while the rows are computed ends
+/// the COPY with an ErrorResponse, as in PostgreSQL.
+async fn copy_out<C>(
+    client: &mut C,
+    schema: &SchemaRef,
+    mut stream: datafusion::execution::SendableRecordBatchStream,
+    options: &CopyOptions,
+) -> PgWireResult<Response>
+where
+    C: Sink<PgWireBackendMessage> + Unpin + Send,
+    C::Error: Debug,
+    PgWireError: From<<C as Sink<PgWireBackendMessage>>::Error>,
+{
+    let columns = schema.fields().len();
+    let response = CopyOutResponse::new(0, columns as i16, vec![0; columns]);
+    client.send(PgWireBackendMessage::CopyOutResponse(response)).await?;
+    if options.header {
+        let header = header_line(schema, options);
+        client.feed(PgWireBackendMessage::CopyData(CopyData::new(bytes::Bytes::from(header)))).await?;
+    }
+    let mut rows = 0;
+    while let Some(batch) = futures::StreamExt::next(&mut stream).await {
+        let batch = batch.map_err(|e| to_pgwire(Error::from_datafusion(e)))?;
+        let mut lines = Vec::with_capacity(batch.num_rows());
+        copy_lines(batch, options, |line| lines.push(bytes::Bytes::copy_from_slice(line)))
+            .map_err(|e| to_pgwire(e.into()))?;
+        rows += lines.len();
+        for line in lines {
+            client.feed(PgWireBackendMessage::CopyData(CopyData::new(line))).await?;
+        }
+    }
+    client.send(PgWireBackendMessage::CopyDone(CopyDone::new())).await?;
+    Ok(Response::Execution(Tag::new("COPY").with_rows(rows)))
 }
 
 /// Queues `notices` for the client, ahead of what the statement sends next.
@@ -526,8 +565,10 @@ impl ExtendedQueryHandler for Service {
         };
         feed_notices(client, notices).await?;
         let outcome = outcome.map_err(to_pgwire)?;
-        if let Outcome::Subscribe(subscription) = outcome {
-            return stream_subscription(client, subscription).await;
+        match outcome {
+            Outcome::Subscribe(subscription) => return stream_subscription(client, subscription).await,
+            Outcome::CopyOut { schema, stream, options } => return copy_out(client, &schema, stream, &options).await,
+            _ => {}
         }
         self.respond(client, outcome, &portal.result_column_format).await
     }

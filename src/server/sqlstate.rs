@@ -169,7 +169,9 @@ fn integer_out_of_range(error: &Error) -> Option<String> {
         "Int64" => Some("bigint"),
         _ => None,
     };
-    if let Some((_, target)) = message.split_once("Can't cast value ").and_then(|(_, rest)| rest.split_once(" to type ")) {
+    if let Some((_, target)) =
+        message.split_once("Can't cast value ").and_then(|(_, rest)| rest.split_once(" to type "))
+    {
         return Some(format!("{} out of range", type_name(target)?));
     }
     let (text, target) = message.split_once("Cannot cast string '")?.1.split_once("' to value of ")?;

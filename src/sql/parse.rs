@@ -86,6 +86,11 @@ pub enum Command {
         columns: Vec<String>,
         options: CopyOptions,
     },
+    /// `COPY relation TO STDOUT`, `COPY (query) TO STDOUT`: the rows as COPY data.
+    CopyTo {
+        query: Box<Statement>,
+        options: CopyOptions,
+    },
     /// UPDATE, DELETE or TRUNCATE: allowed on tables, refused on streams.
     Modify {
         relation: String,
@@ -398,8 +403,17 @@ fn command(statement: Statement, about_stream: bool) -> Result<Command> {
                 options: copy_options(&options, &legacy_options)?,
             }
         }
-        Statement::Copy { .. } => {
-            return Err(Error::FeatureNotSupported("only COPY … FROM STDIN is supported".into()));
+        Statement::Copy { source, to: true, target: CopyTarget::Stdout, options, legacy_options, .. } => {
+            Command::CopyTo {
+                query: Box::new(copied_query(source)?),
+                options: copy_options(&options, &legacy_options)?,
+            }
+        }
+        Statement::Copy { to, .. } => {
+            let (preposition, client_end) = if to { ("to", "TO STDOUT") } else { ("from", "FROM STDIN") };
+            return Err(Error::FeatureNotSupported(format!(
+                "COPY {preposition} a file or program is not supported; use COPY … {client_end} (psql's \\copy)"
+            )));
         }
         Statement::Update(_) | Statement::Delete(_) | Statement::Truncate(_) => {
             let verb = match statement {
@@ -453,6 +467,22 @@ fn expr_text(expr: &Expr) -> String {
         Expr::Identifier(ident) => ident.value.clone(),
         other => other.to_string(),
     }
+}
+
+/// The query `COPY source TO STDOUT` runs: the query itself, or a
+/// relation's columns (all of them, as `*` gives them, by default).
+fn copied_query(source: CopySource) -> Result<Statement> {
+    let query = match source {
+        CopySource::Query(query) => return Ok(Statement::Query(query)),
+        CopySource::Table { table_name, columns } if columns.is_empty() => format!("SELECT * FROM {table_name}"),
+        CopySource::Table { table_name, columns } => {
+            let columns: Vec<String> = columns.iter().map(ToString::to_string).collect();
+            format!("SELECT {} FROM {table_name}", columns.join(", "))
+        }
+    };
+    let mut statements = datafusion::sql::sqlparser::parser::Parser::parse_sql(&StrataDialect, &query)
+        .map_err(|e| Error::Syntax(e.to_string()))?;
+    statements.pop().ok_or_else(|| Error::Internal("COPY's query did not parse".into()))
 }
 
 fn copy_options(options: &[CopyOption], legacy: &[CopyLegacyOption]) -> Result<CopyOptions> {

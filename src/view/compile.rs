@@ -459,8 +459,7 @@ pub fn keep_created_types(root: Node, def: &RelationDef) -> Result<Node> {
     let schema = root.schema();
     let targets: Vec<DataType> =
         schema.fields().iter().zip(&def.columns).map(|(_, column)| column.sql_type.arrow_type()).collect();
-    if targets.len() != schema.fields().len() || schema.fields().iter().zip(&targets).all(|(f, t)| f.data_type() == t)
-    {
+    if targets.len() != schema.fields().len() || schema.fields().iter().zip(&targets).all(|(f, t)| f.data_type() == t) {
         return Ok(root);
     }
     let mut exprs = Vec::with_capacity(targets.len());
