@@ -311,6 +311,10 @@ impl Session {
             Command::Modify { relation, verb, statement } => match self.db.log.relation(&relation) {
                 Some(def) if def.view.is_some() => Err(refuse_view_write(&def).unwrap_err()),
                 Some(def) if def.kind == RelationKind::Table => {
+                    let mut statement = statement;
+                    if crate::sql::default_keyword::sets_default(&statement) {
+                        crate::sql::default_keyword::fill_set_defaults(&mut statement, &def);
+                    }
                     let (rows, returned) = self.modify_table(&def, &statement, params).await?;
                     let tag = verb.split(' ').next().unwrap_or(verb);
                     Ok(match returned {

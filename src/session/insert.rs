@@ -82,6 +82,7 @@ impl Session {
             Some(alias) => object_name(&alias.alias.to_string()),
             None => def.name.clone(),
         };
+        crate::sql::default_keyword::fill_conflict_defaults(insert, &def);
         let action = match insert.on.take() {
             None => None,
             Some(OnInsert::OnConflict(_)) if def.kind == RelationKind::Stream => {

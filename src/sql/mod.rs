@@ -5,6 +5,7 @@ pub mod as_of;
 pub mod column_names;
 mod compat;
 pub(crate) mod ddl;
+pub mod default_keyword;
 pub mod dialect;
 pub mod insert_columns;
 mod numeric_literals;

@@ -72,12 +72,14 @@ pub fn rewrite(statement: &mut Statement, catalog: &Catalog, read_offset: Offset
         && let TableObject::TableName(name) = &insert.table
         && let Some(def) = catalog.get(&object_name(&name.to_string()))
     {
+        super::default_keyword::default_values_as_row(insert, def);
         if insert.columns.is_empty() {
             insert.columns = super::insert_columns::implicit_targets(def, insert)
                 .into_iter()
                 .map(|p| ObjectName::from(vec![Ident::with_quote('"', &def.columns[p].name)]))
                 .collect();
         }
+        super::default_keyword::fill_insert_defaults(insert, def);
         // Text literals read as PostgreSQL reads them for the target column:
         // '\x…' as hex for BYTEA, a time without seconds for a timestamp.
         let target_types: Vec<Option<SqlType>> = insert
