@@ -48,6 +48,9 @@ pub enum Error {
     InvalidParameterValue(String),
     #[error("{0}")]
     InvalidTransactionState(String),
+    /// A write in a read-only transaction; names the statement (`INSERT`).
+    #[error("cannot execute {0} in a read-only transaction")]
+    ReadOnlyTransaction(String),
     #[error("current transaction is aborted, commands ignored until end of transaction block")]
     TransactionAborted,
     #[error("{0}")]

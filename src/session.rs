@@ -16,6 +16,7 @@ use datafusion::sql::sqlparser::ast::Statement;
 use futures::StreamExt;
 
 mod insert;
+mod read_only;
 pub mod subscribe;
 mod view;
 
@@ -104,6 +105,7 @@ const DEFAULT_SETTINGS: &[(&str, &str)] = &[
     ("application_name", ""),
     ("client_encoding", "UTF8"),
     ("datestyle", "ISO, MDY"),
+    (read_only::DEFAULT_READ_ONLY, "off"),
     ("extra_float_digits", "1"),
     ("integer_datetimes", "on"),
     ("intervalstyle", "postgres"),
@@ -178,6 +180,7 @@ impl Session {
         if self.transaction_failed() && !matches!(command, Command::Rollback | Command::Commit) {
             return Err(Error::TransactionAborted);
         }
+        self.refuse_write_if_read_only(&command)?;
         match command {
             Command::CreateRelation { kind, name, columns, primary_key, checks, retention, if_not_exists } => {
                 let tag = format!("CREATE {}", kind.noun().to_uppercase());
@@ -256,13 +259,27 @@ impl Session {
                 self.db.log.seal().await?;
                 Ok(done("CHECKPOINT"))
             }
-            Command::Begin => {
+            Command::Begin { read_only } => {
                 if self.transaction.is_some() {
                     self.notices.push(Notice::warning("25001", "there is already a transaction in progress".into()));
                 } else {
-                    self.transaction = Some(Arc::new(Mutex::new(Transaction::default())));
+                    let read_only = read_only.unwrap_or_else(|| self.read_only_by_default());
+                    self.transaction = Some(Arc::new(Mutex::new(Transaction { read_only, ..Transaction::default() })));
                 }
                 Ok(Outcome::TransactionStarted)
+            }
+            Command::SetTransaction { read_only } => {
+                match (&self.transaction, read_only) {
+                    (None, _) => self.notices.push(Notice::warning(
+                        "25P01",
+                        "SET TRANSACTION can only be used in transaction blocks".into(),
+                    )),
+                    (Some(transaction), Some(read_only)) => {
+                        transaction.lock().expect("transaction lock").read_only = read_only;
+                    }
+                    (Some(_), None) => {}
+                }
+                Ok(done("SET"))
             }
             Command::Commit => self.commit().await,
             Command::Rollback => {
@@ -691,6 +708,13 @@ impl Session {
 
     fn show(&self, name: &str) -> Result<Outcome> {
         let name = canonical_setting(name);
+        if name == read_only::READ_ONLY {
+            let value = if self.read_only() { "on" } else { "off" };
+            return Ok(rows_outcome(
+                Schema::new(vec![Field::new(name, DataType::Utf8, false)]),
+                vec![Arc::new(StringArray::from(vec![value]))],
+            ));
+        }
         if name == "all" {
             let names: Vec<&str> = self.settings.keys().map(String::as_str).collect();
             let values: Vec<&str> = self.settings.values().map(String::as_str).collect();

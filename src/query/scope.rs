@@ -41,6 +41,8 @@ pub struct Transaction {
     pub bytes: usize,
     /// Set when a statement in the block failed: only ROLLBACK is accepted then.
     pub failed: bool,
+    /// `BEGIN READ ONLY`: writes fail with 25006.
+    pub read_only: bool,
     /// What the transaction reads; its tables include its own writes.
     pub view: Option<ReadView>,
 }

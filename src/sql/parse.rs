@@ -4,8 +4,8 @@
 
 use datafusion::sql::sqlparser::ast::{
     AlterTableOperation, CopyLegacyCsvOption, CopyLegacyOption, CopyOption, CopySource, CopyTarget, Expr,
-    FunctionArguments, ObjectType, RenameTableNameKind, Reset, Set, SetExpr, Statement, UnaryOperator, Value,
-    visit_relations,
+    FunctionArguments, ObjectType, RenameTableNameKind, Reset, Set, SetExpr, Statement, TransactionAccessMode,
+    TransactionMode, UnaryOperator, Value, visit_relations,
 };
 use datafusion::sql::sqlparser::dialect::PostgreSqlDialect;
 use datafusion::sql::sqlparser::keywords::Keyword;
@@ -68,7 +68,15 @@ pub enum Command {
         new_name: String,
         if_exists: bool,
     },
-    Begin,
+    /// `BEGIN [READ ONLY | READ WRITE]` (`None`: the session's default).
+    Begin {
+        read_only: Option<bool>,
+    },
+    /// `SET TRANSACTION READ ONLY | READ WRITE` (`None`: another mode, such
+    /// as an isolation level, which Strata's snapshots already give).
+    SetTransaction {
+        read_only: Option<bool>,
+    },
     Commit,
     Rollback,
     Set {
@@ -382,7 +390,7 @@ fn command(statement: Statement, about_stream: bool) -> Result<Command> {
                 }
             }
         }
-        Statement::StartTransaction { .. } => Command::Begin,
+        Statement::StartTransaction { modes, .. } => Command::Begin { read_only: access_mode(&modes) },
         Statement::Commit { .. } => Command::Commit,
         Statement::Rollback { savepoint: None, .. } => Command::Rollback,
         Statement::Set(set) => set_command(set)?,
@@ -452,9 +460,27 @@ fn set_command(set: Set) -> Result<Command> {
         Set::SetNames { charset_name, .. } => {
             Command::Set { name: "client_encoding".into(), value: charset_name.value }
         }
+        Set::SetTransaction { modes, session: false, .. } => Command::SetTransaction { read_only: access_mode(&modes) },
+        // SET SESSION CHARACTERISTICS AS TRANSACTION …: the session's default.
+        Set::SetTransaction { modes, session: true, .. } => match access_mode(&modes) {
+            Some(read_only) => Command::Set {
+                name: "default_transaction_read_only".into(),
+                value: if read_only { "on" } else { "off" }.into(),
+            },
+            None => Command::SetTransaction { read_only: None },
+        },
         other => {
             return Err(Error::FeatureNotSupported(format!("{other} is not supported")));
         }
+    })
+}
+
+/// `READ ONLY` (true) or `READ WRITE` (false) among a transaction's modes.
+fn access_mode(modes: &[TransactionMode]) -> Option<bool> {
+    modes.iter().rev().find_map(|mode| match mode {
+        TransactionMode::AccessMode(TransactionAccessMode::ReadOnly) => Some(true),
+        TransactionMode::AccessMode(TransactionAccessMode::ReadWrite) => Some(false),
+        TransactionMode::IsolationLevel(_) => None,
     })
 }
 
