@@ -48,6 +48,9 @@ pub enum Error {
     InvalidParameterValue(String),
     #[error("{0}")]
     InvalidTransactionState(String),
+    /// A statement that needs a transaction block, outside one (25P01).
+    #[error("{0} can only be used in transaction blocks")]
+    NoActiveTransaction(&'static str),
     /// A write in a read-only transaction; names the statement (`INSERT`).
     #[error("cannot execute {0} in a read-only transaction")]
     ReadOnlyTransaction(String),

@@ -15,6 +15,7 @@ use datafusion::sql::parser::Statement as DfStatement;
 use datafusion::sql::sqlparser::ast::Statement;
 use futures::StreamExt;
 
+mod cursor;
 mod insert;
 mod read_only;
 pub mod subscribe;
@@ -92,8 +93,8 @@ pub struct Session {
     db: Arc<Inner>,
     transaction: Option<Arc<Mutex<Transaction>>>,
     settings: BTreeMap<String, String>,
-    /// Open `DECLARE … CURSOR FOR SUBSCRIBE` cursors, by name.
-    cursors: HashMap<String, subscribe::Cursor>,
+    /// Open cursors (`DECLARE … CURSOR FOR SUBSCRIBE | query`), by name.
+    cursors: HashMap<String, cursor::Cursor>,
     /// Warnings and notices for the client, sent before the statement's result.
     notices: Vec<Notice>,
     /// The SET expressions of this session's UPDATEs by key, compiled.
@@ -233,7 +234,20 @@ impl Session {
                     return Err(Error::DuplicateCursor(cursor));
                 }
                 let subscription = Subscription::start(Session::new(self.db.clone()), &spec, Some(&cursor))?;
-                self.cursors.insert(cursor, subscribe::Cursor::new(subscription));
+                self.cursors.insert(cursor, cursor::Cursor::Subscription(subscribe::Cursor::new(subscription)));
+                Ok(done("DECLARE CURSOR"))
+            }
+            Command::DeclareQueryCursor { cursor, query, hold } => {
+                if self.transaction.is_none() && !hold {
+                    return Err(Error::NoActiveTransaction("DECLARE CURSOR"));
+                }
+                if self.cursors.contains_key(&cursor) {
+                    return Err(Error::DuplicateCursor(cursor));
+                }
+                let Outcome::Rows { schema, stream } = self.run_query(*query, params).await? else {
+                    return Err(Error::FeatureNotSupported("a cursor is declared for a query (SELECT)".into()));
+                };
+                self.cursors.insert(cursor, cursor::Cursor::Query(cursor::QueryCursor::new(schema, stream, hold)));
                 Ok(done("DECLARE CURSOR"))
             }
             Command::Fetch { cursor, count, timeout } => {
@@ -281,8 +295,12 @@ impl Session {
                 }
                 Ok(done("SET"))
             }
-            Command::Commit => self.commit().await,
+            Command::Commit => {
+                self.cursors.retain(|_, cursor| !cursor.ends_with_transaction());
+                self.commit().await
+            }
             Command::Rollback => {
+                self.cursors.retain(|_, cursor| !cursor.ends_with_transaction());
                 if self.transaction.take().is_none() {
                     self.notices.push(no_transaction());
                 }

@@ -1,5 +1,5 @@
 //! psql against a real server: the README quickstart, `\copy` of the sample
-//! data in and out, and the catalog meta-commands `\dt`, `\d`, `\di`, `\l`, `\dn`.
+//! data in and out, `FETCH_COUNT`, and the catalog meta-commands `\dt`, `\d`, `\di`, `\l`, `\dn`.
 
 mod common;
 
@@ -55,6 +55,18 @@ fn quickstart_with_psql() {
     let written = std::fs::read_to_string(&exported).unwrap();
     let _ = std::fs::remove_file(&exported);
     assert_eq!(written, std::fs::read_to_string(&sample).unwrap());
+
+    // FETCH_COUNT: psql reads through a cursor, a few rows per FETCH, and
+    // prints what it prints without one.
+    let query = "SELECT user_id, url FROM clicks ORDER BY _offset";
+    let (ok, whole, stderr) = psql(&server, &["-c", query]);
+    assert!(ok, "{stderr}");
+    let (ok, fetched, stderr) = psql(&server, &["-v", "FETCH_COUNT=7", "-A", "-c", query]);
+    assert!(ok, "{stderr}");
+    let (ok, unaligned, stderr) = psql(&server, &["-A", "-c", query]);
+    assert!(ok, "{stderr}");
+    assert_eq!(fetched, unaligned);
+    assert!(whole.contains(&format!("({sample_rows} rows)")), "{whole}");
 
     let (ok, stdout, stderr) =
         psql(&server, &["-c", "INSERT INTO clicks VALUES (1, '/home', now()), (2, '/cart', now())"]);

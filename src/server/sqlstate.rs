@@ -54,6 +54,7 @@ fn sqlstate(error: &Error) -> &'static str {
         Error::InvalidTransactionState(_) => "25001",
         Error::TransactionAborted => "25P02",
         Error::ReadOnlyTransaction(_) => "25006",
+        Error::NoActiveTransaction(_) => "25P01",
         Error::ProgramLimitExceeded(_) => "54000",
         Error::BadCopyFile(_) => "22P04",
         Error::CharacterNotInRepertoire(_) => "22021",

@@ -112,6 +112,12 @@ pub enum Command {
         cursor: String,
         spec: super::subscribe::SubscribeSpec,
     },
+    /// `DECLARE cursor [NO SCROLL] CURSOR [WITH HOLD] FOR query`.
+    DeclareQueryCursor {
+        cursor: String,
+        query: Box<Statement>,
+        hold: bool,
+    },
     /// `FETCH [ALL | n] FROM cursor [WITH (timeout = …)]`: waits (up to the
     /// timeout) for at least one row, then returns up to `count`.
     Fetch {
@@ -388,6 +394,21 @@ fn command(statement: Statement, about_stream: bool) -> Result<Command> {
                         kind.noun().to_uppercase()
                     )));
                 }
+            }
+        }
+        Statement::Declare { mut stmts } if stmts.len() == 1 && stmts[0].for_query.is_some() => {
+            let declare = stmts.pop().expect("one declaration");
+            if declare.binary == Some(true) || declare.scroll == Some(true) {
+                return Err(Error::FeatureNotSupported(
+                    "BINARY and SCROLL cursors are not supported; cursors read forward, in text".into(),
+                ));
+            }
+            let cursor = declare.names.first().map(|n| object_name(&n.to_string())).unwrap_or_default();
+            let query = declare.for_query.expect("checked");
+            Command::DeclareQueryCursor {
+                cursor,
+                query: Box::new(Statement::Query(query)),
+                hold: declare.hold == Some(true),
             }
         }
         Statement::StartTransaction { modes, .. } => Command::Begin { read_only: access_mode(&modes) },
