@@ -234,7 +234,8 @@ impl Session {
                     return Err(Error::DuplicateCursor(cursor));
                 }
                 let subscription = Subscription::start(Session::new(self.db.clone()), &spec, Some(&cursor))?;
-                self.cursors.insert(cursor, cursor::Cursor::Subscription(subscribe::Cursor::new(subscription)));
+                self.cursors
+                    .insert(cursor, cursor::Cursor::Subscription(Box::new(subscribe::Cursor::new(subscription))));
                 Ok(done("DECLARE CURSOR"))
             }
             Command::DeclareQueryCursor { cursor, query, hold } => {

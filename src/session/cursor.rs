@@ -14,7 +14,7 @@ use super::subscribe;
 use crate::error::{Error, Notice, Result};
 
 pub enum Cursor {
-    Subscription(subscribe::Cursor),
+    Subscription(Box<subscribe::Cursor>),
     Query(QueryCursor),
 }
 
