@@ -51,6 +51,8 @@ pub enum Error {
     /// A statement that needs a transaction block, outside one (25P01).
     #[error("{0} can only be used in transaction blocks")]
     NoActiveTransaction(&'static str),
+    #[error("savepoint \"{0}\" does not exist")]
+    UndefinedSavepoint(String),
     /// A write in a read-only transaction; names the statement (`INSERT`).
     #[error("cannot execute {0} in a read-only transaction")]
     ReadOnlyTransaction(String),

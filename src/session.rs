@@ -178,7 +178,9 @@ impl Session {
     }
 
     async fn execute_inner(&mut self, command: Command, params: Option<&ParamValues>) -> Result<Outcome> {
-        if self.transaction_failed() && !matches!(command, Command::Rollback | Command::Commit) {
+        if self.transaction_failed()
+            && !matches!(command, Command::Rollback | Command::Commit | Command::RollbackToSavepoint { .. })
+        {
             return Err(Error::TransactionAborted);
         }
         self.refuse_write_if_read_only(&command)?;
@@ -282,6 +284,29 @@ impl Session {
                     self.transaction = Some(Arc::new(Mutex::new(Transaction { read_only, ..Transaction::default() })));
                 }
                 Ok(Outcome::TransactionStarted)
+            }
+            Command::Savepoint { name } => {
+                let transaction = self.transaction.clone().ok_or(Error::NoActiveTransaction("SAVEPOINT"))?;
+                // The view is fixed now if no statement fixed it yet: a
+                // rollback to here must find the tables as they were.
+                let _ = self.read_view();
+                transaction.lock().expect("transaction lock").savepoint(name);
+                Ok(done("SAVEPOINT"))
+            }
+            Command::ReleaseSavepoint { name } => {
+                let transaction = self.transaction.clone().ok_or(Error::NoActiveTransaction("RELEASE SAVEPOINT"))?;
+                match transaction.lock().expect("transaction lock").release(&name) {
+                    true => Ok(done("RELEASE")),
+                    false => Err(Error::UndefinedSavepoint(name)),
+                }
+            }
+            Command::RollbackToSavepoint { name } => {
+                let transaction =
+                    self.transaction.clone().ok_or(Error::NoActiveTransaction("ROLLBACK TO SAVEPOINT"))?;
+                match transaction.lock().expect("transaction lock").roll_back_to(&name) {
+                    true => Ok(done("ROLLBACK")),
+                    false => Err(Error::UndefinedSavepoint(name)),
+                }
             }
             Command::SetTransaction { read_only } => {
                 match (&self.transaction, read_only) {

@@ -1,5 +1,5 @@
 //! psql against a real server: the README quickstart, `\copy` of the sample
-//! data in and out, `FETCH_COUNT`, and the catalog meta-commands `\dt`, `\d`, `\di`, `\l`, `\dn`.
+//! data in and out, `FETCH_COUNT`, `ON_ERROR_ROLLBACK`, and the catalog meta-commands `\dt`, `\d`, `\di`, `\l`, `\dn`.
 
 mod common;
 
@@ -67,6 +67,19 @@ fn quickstart_with_psql() {
     assert!(ok, "{stderr}");
     assert_eq!(fetched, unaligned);
     assert!(whole.contains(&format!("({sample_rows} rows)")), "{whole}");
+
+    // ON_ERROR_ROLLBACK: psql wraps each statement of a block in a
+    // savepoint, so a failed one is undone and the block goes on.
+    let script = "\\set ON_ERROR_ROLLBACK on\nCREATE TABLE seen (id INT PRIMARY KEY);\nBEGIN;\n\
+                  INSERT INTO seen VALUES (1);\nINSERT INTO seen VALUES (1);\nINSERT INTO seen VALUES (2);\nCOMMIT;\n";
+    let script_file = std::env::temp_dir().join(format!("strata-rollback-{}.sql", std::process::id()));
+    std::fs::write(&script_file, script).unwrap();
+    let (_, stdout, stderr) = psql(&server, &["-v", "ON_ERROR_STOP=0", "-f", &script_file.display().to_string()]);
+    let _ = std::fs::remove_file(&script_file);
+    assert!(stderr.contains("duplicate key"), "{stdout}{stderr}");
+    let (ok, stdout, stderr) = psql(&server, &["-At", "-c", "SELECT string_agg(id::text, ',' ORDER BY id) FROM seen"]);
+    assert!(ok, "{stderr}");
+    assert_eq!(stdout.trim(), "1,2");
 
     let (ok, stdout, stderr) =
         psql(&server, &["-c", "INSERT INTO clicks VALUES (1, '/home', now()), (2, '/cart', now())"]);

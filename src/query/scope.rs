@@ -45,6 +45,47 @@ pub struct Transaction {
     pub read_only: bool,
     /// What the transaction reads; its tables include its own writes.
     pub view: Option<ReadView>,
+    /// Open savepoints, oldest first.
+    pub savepoints: Vec<Savepoint>,
+}
+
+/// What `ROLLBACK TO SAVEPOINT` returns a transaction to: its writes and
+/// its view (whose tables hold its writes; a persistent map, so keeping
+/// one is cheap) as they were at `SAVEPOINT`.
+#[derive(Debug)]
+pub struct Savepoint {
+    pub name: String,
+    changes: usize,
+    bytes: usize,
+    view: Option<ReadView>,
+}
+
+impl Transaction {
+    /// Marks the transaction's state now as `name`.
+    pub fn savepoint(&mut self, name: String) {
+        let (changes, bytes, view) = (self.changes.len(), self.bytes, self.view.clone());
+        self.savepoints.push(Savepoint { name, changes, bytes, view });
+    }
+
+    /// Forgets savepoint `name` and those after it (`RELEASE`); `false` if there is none.
+    pub fn release(&mut self, name: &str) -> bool {
+        let Some(position) = self.savepoints.iter().rposition(|s| s.name == name) else { return false };
+        self.savepoints.truncate(position);
+        true
+    }
+
+    /// Undoes what the transaction did after savepoint `name`, which stays
+    /// open (`ROLLBACK TO`), and clears a failure; `false` if there is none.
+    pub fn roll_back_to(&mut self, name: &str) -> bool {
+        let Some(position) = self.savepoints.iter().rposition(|s| s.name == name) else { return false };
+        self.savepoints.truncate(position + 1);
+        let savepoint = &self.savepoints[position];
+        self.changes.truncate(savepoint.changes);
+        self.bytes = savepoint.bytes;
+        self.view = savepoint.view.clone();
+        self.failed = false;
+        true
+    }
 }
 
 impl Transaction {

@@ -55,6 +55,7 @@ fn sqlstate(error: &Error) -> &'static str {
         Error::TransactionAborted => "25P02",
         Error::ReadOnlyTransaction(_) => "25006",
         Error::NoActiveTransaction(_) => "25P01",
+        Error::UndefinedSavepoint(_) => "3B001",
         Error::ProgramLimitExceeded(_) => "54000",
         Error::BadCopyFile(_) => "22P04",
         Error::CharacterNotInRepertoire(_) => "22021",

@@ -79,6 +79,18 @@ pub enum Command {
     },
     Commit,
     Rollback,
+    /// `SAVEPOINT name`.
+    Savepoint {
+        name: String,
+    },
+    /// `RELEASE [SAVEPOINT] name`.
+    ReleaseSavepoint {
+        name: String,
+    },
+    /// `ROLLBACK TO [SAVEPOINT] name`.
+    RollbackToSavepoint {
+        name: String,
+    },
     Set {
         name: String,
         value: String,
@@ -414,6 +426,11 @@ fn command(statement: Statement, about_stream: bool) -> Result<Command> {
         Statement::StartTransaction { modes, .. } => Command::Begin { read_only: access_mode(&modes) },
         Statement::Commit { .. } => Command::Commit,
         Statement::Rollback { savepoint: None, .. } => Command::Rollback,
+        Statement::Rollback { savepoint: Some(name), .. } => {
+            Command::RollbackToSavepoint { name: object_name(&name.to_string()) }
+        }
+        Statement::Savepoint { name } => Command::Savepoint { name: object_name(&name.to_string()) },
+        Statement::ReleaseSavepoint { name } => Command::ReleaseSavepoint { name: object_name(&name.to_string()) },
         Statement::Set(set) => set_command(set)?,
         Statement::Reset(reset) => match reset.reset {
             Reset::ConfigurationParameter(name) => Command::Reset { name: name.to_string().to_lowercase() },
