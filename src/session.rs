@@ -15,6 +15,7 @@ use datafusion::sql::parser::Statement as DfStatement;
 use datafusion::sql::sqlparser::ast::Statement;
 use futures::StreamExt;
 
+mod blocks;
 mod cursor;
 mod insert;
 mod read_only;
@@ -285,42 +286,10 @@ impl Session {
                 }
                 Ok(Outcome::TransactionStarted)
             }
-            Command::Savepoint { name } => {
-                let transaction = self.transaction.clone().ok_or(Error::NoActiveTransaction("SAVEPOINT"))?;
-                // The view is fixed now if no statement fixed it yet: a
-                // rollback to here must find the tables as they were.
-                let _ = self.read_view();
-                transaction.lock().expect("transaction lock").savepoint(name);
-                Ok(done("SAVEPOINT"))
-            }
-            Command::ReleaseSavepoint { name } => {
-                let transaction = self.transaction.clone().ok_or(Error::NoActiveTransaction("RELEASE SAVEPOINT"))?;
-                match transaction.lock().expect("transaction lock").release(&name) {
-                    true => Ok(done("RELEASE")),
-                    false => Err(Error::UndefinedSavepoint(name)),
-                }
-            }
-            Command::RollbackToSavepoint { name } => {
-                let transaction =
-                    self.transaction.clone().ok_or(Error::NoActiveTransaction("ROLLBACK TO SAVEPOINT"))?;
-                match transaction.lock().expect("transaction lock").roll_back_to(&name) {
-                    true => Ok(done("ROLLBACK")),
-                    false => Err(Error::UndefinedSavepoint(name)),
-                }
-            }
-            Command::SetTransaction { read_only } => {
-                match (&self.transaction, read_only) {
-                    (None, _) => self.notices.push(Notice::warning(
-                        "25P01",
-                        "SET TRANSACTION can only be used in transaction blocks".into(),
-                    )),
-                    (Some(transaction), Some(read_only)) => {
-                        transaction.lock().expect("transaction lock").read_only = read_only;
-                    }
-                    (Some(_), None) => {}
-                }
-                Ok(done("SET"))
-            }
+            Command::Savepoint { name } => self.savepoint(name),
+            Command::ReleaseSavepoint { name } => self.release_savepoint(name),
+            Command::RollbackToSavepoint { name } => self.roll_back_to_savepoint(name),
+            Command::SetTransaction { read_only } => self.set_transaction(read_only),
             Command::Commit => {
                 self.cursors.retain(|_, cursor| !cursor.ends_with_transaction());
                 self.commit().await

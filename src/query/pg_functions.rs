@@ -1,13 +1,15 @@
 //! PostgreSQL functions that clients call and the pg_catalog emulation does
-//! not provide: `version()`, and what psql's `\d+`, `\dt+`, `\l+` and `\dn+`
-//! ask for.
+//! not provide: `version()`, `pg_typeof()`, and what psql's `\d+`, `\dt+`,
+//! `\l+` and `\dn+` ask for.
 
 use std::sync::Arc;
 
 use datafusion::arrow::array::{Array, AsArray, StringArray};
 use datafusion::arrow::datatypes::{DataType, Int64Type};
 use datafusion::common::{Result as DfResult, ScalarValue};
-use datafusion::logical_expr::{ColumnarValue, ScalarUDF, Volatility, create_udf};
+use datafusion::logical_expr::{
+    ColumnarValue, ScalarFunctionArgs, ScalarUDF, ScalarUDFImpl, Signature, Volatility, create_udf,
+};
 
 /// Every function here and in `pg_constraints.rs` and `pg_columns.rs`, to register in a session.
 pub fn functions(log: Arc<crate::log::Log>) -> Vec<ScalarUDF> {
@@ -17,6 +19,7 @@ pub fn functions(log: Arc<crate::log::Log>) -> Vec<ScalarUDF> {
         no_description("obj_description", vec![DataType::Int64, DataType::Utf8]),
         no_description("shobj_description", vec![DataType::Int64, DataType::Utf8]),
         pg_size_pretty(),
+        ScalarUDF::new_from_impl(PgTypeof { signature: Signature::any(1, Volatility::Immutable) }),
         unknown_size("pg_table_size", DataType::Int64),
         unknown_size("pg_database_size", DataType::Utf8),
     ];
@@ -41,6 +44,38 @@ fn version() -> ScalarUDF {
         Volatility::Immutable,
         Arc::new(move |_| Ok(ColumnarValue::Scalar(ScalarValue::Utf8(Some(text.clone()))))),
     )
+}
+
+/// `pg_typeof(x)`: the name of the argument's type, as PostgreSQL names
+/// it (`integer`, `numeric`, `timestamp with time zone`).
+#[derive(Debug, PartialEq, Eq, Hash)]
+struct PgTypeof {
+    signature: Signature,
+}
+
+impl ScalarUDFImpl for PgTypeof {
+    fn name(&self) -> &str {
+        "pg_typeof"
+    }
+
+    fn signature(&self) -> &Signature {
+        &self.signature
+    }
+
+    fn return_type(&self, _: &[DataType]) -> DfResult<DataType> {
+        Ok(DataType::Utf8)
+    }
+
+    fn invoke_with_args(&self, args: ScalarFunctionArgs) -> DfResult<ColumnarValue> {
+        let data_type = args.arg_fields[0].data_type();
+        let name = match crate::view::sql_type_of(data_type) {
+            Some(crate::catalog::SqlType::Numeric { .. }) => "numeric".to_string(),
+            Some(_) if *data_type == DataType::Null => "unknown".to_string(),
+            Some(sql_type) => sql_type.sql_name(),
+            None => data_type.to_string(),
+        };
+        Ok(ColumnarValue::Scalar(ScalarValue::Utf8(Some(name))))
+    }
 }
 
 /// A comment on an object. Strata has no COMMENT ON, so there is none:

@@ -257,7 +257,7 @@ pub fn view_columns(
     Ok(columns)
 }
 
-fn sql_type_of(data_type: &DataType) -> Option<SqlType> {
+pub(crate) fn sql_type_of(data_type: &DataType) -> Option<SqlType> {
     use datafusion::arrow::datatypes::{IntervalUnit, TimeUnit};
     Some(match data_type {
         DataType::Boolean => SqlType::Boolean,
