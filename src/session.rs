@@ -96,6 +96,8 @@ pub struct Session {
     settings: BTreeMap<String, String>,
     /// Open cursors (`DECLARE … CURSOR FOR SUBSCRIBE | query`), by name.
     cursors: HashMap<String, cursor::Cursor>,
+    /// Transaction blocks begun, numbering the current one (for its cursors).
+    blocks_begun: u64,
     /// Warnings and notices for the client, sent before the statement's result.
     notices: Vec<Notice>,
     /// The SET expressions of this session's UPDATEs by key, compiled.
@@ -128,6 +130,7 @@ impl Session {
             transaction: None,
             settings,
             cursors: HashMap::new(),
+            blocks_begun: 0,
             notices: Vec::new(),
             compiled_sets: CompiledSets::default(),
         }
@@ -251,7 +254,12 @@ impl Session {
                 let Outcome::Rows { schema, stream } = self.run_query(*query, params).await? else {
                     return Err(Error::FeatureNotSupported("a cursor is declared for a query (SELECT)".into()));
                 };
-                self.cursors.insert(cursor, cursor::Cursor::Query(cursor::QueryCursor::new(schema, stream, hold)));
+                let declared_in = self.transaction.as_ref().map(|transaction| cursor::DeclaredIn {
+                    block: self.blocks_begun,
+                    savepoints: transaction.lock().expect("transaction lock").savepoints.len(),
+                });
+                let query_cursor = cursor::QueryCursor::new(schema, stream, hold, declared_in);
+                self.cursors.insert(cursor, cursor::Cursor::Query(query_cursor));
                 Ok(done("DECLARE CURSOR"))
             }
             Command::Fetch { cursor, count, timeout } => {
@@ -281,6 +289,7 @@ impl Session {
                 if self.transaction.is_some() {
                     self.notices.push(Notice::warning("25001", "there is already a transaction in progress".into()));
                 } else {
+                    self.blocks_begun += 1;
                     let read_only = read_only.unwrap_or_else(|| self.read_only_by_default());
                     self.transaction = Some(Arc::new(Mutex::new(Transaction { read_only, ..Transaction::default() })));
                 }
@@ -291,11 +300,13 @@ impl Session {
             Command::RollbackToSavepoint { name } => self.roll_back_to_savepoint(name),
             Command::SetTransaction { read_only } => self.set_transaction(read_only),
             Command::Commit => {
-                self.cursors.retain(|_, cursor| !cursor.ends_with_transaction());
-                self.commit().await
+                let outcome = self.commit().await;
+                let committed = matches!(outcome, Ok(Outcome::TransactionEnded { tag: "COMMIT" }));
+                self.close_cursors(committed, None);
+                outcome
             }
             Command::Rollback => {
-                self.cursors.retain(|_, cursor| !cursor.ends_with_transaction());
+                self.close_cursors(false, None);
                 if self.transaction.take().is_none() {
                     self.notices.push(no_transaction());
                 }

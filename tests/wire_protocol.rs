@@ -229,6 +229,10 @@ async fn copy_to_stdout_gives_back_what_copy_from_read() {
     let out = copied("COPY (SELECT id, name FROM c WHERE id < 4 ORDER BY id) TO STDOUT").await.unwrap();
     assert_eq!(String::from_utf8(out).unwrap(), "0\tname, 0\n1\tsay \"1\"\n2\t\\N\n3\t\n");
 
+    // ESCAPE defaults to QUOTE, as in PostgreSQL.
+    let out = copied("COPY (SELECT 'it''s' AS t) TO STDOUT (FORMAT csv, QUOTE '''')").await.unwrap();
+    assert_eq!(String::from_utf8(out).unwrap(), "'it''s'\n");
+
     let error = copied("COPY (SELECT id / (id - 4000) FROM c) TO STDOUT").await.unwrap_err();
     assert_eq!(error.code(), Some(&SqlState::DIVISION_BY_ZERO), "{error:?}");
     let error = copied("COPY missing TO STDOUT").await.unwrap_err();

@@ -2,8 +2,9 @@
 //! - `+`, `-` and `*` on integers and NUMERIC fail with 22003 (`integer out
 //!   of range`) instead of wrapping around (DataFusion checks overflow only
 //!   when a plan asks for it, and its SQL planner never does);
-//! - NUMERIC division keeps at least 16 decimal places, rounded
-//!   (`1 / 3.0` is 0.3333333333333333, where Arrow gives 0.3333 truncated).
+//! - NUMERIC division keeps 16 decimal places, rounded (`1 / 3.0` is
+//!   0.3333333333333333, where Arrow gives 0.3333 truncated), fewer where
+//!   the quotient's integer part could need the room.
 //!
 //! An analyzer rule, run after type coercion so both sides have their final
 //! types, turns such operators into the functions below; expressions
@@ -21,7 +22,7 @@ use datafusion::common::tree_node::{Transformed, TreeNode};
 use datafusion::common::{DFSchema, DataFusionError, Result as DfResult, ScalarValue};
 use datafusion::logical_expr::expr::ScalarFunction;
 use datafusion::logical_expr::{
-    BinaryExpr, ColumnarValue, Expr, ExprSchemable, LogicalPlan, Operator, ScalarFunctionArgs, ScalarUDF,
+    BinaryExpr, Cast, ColumnarValue, Expr, ExprSchemable, LogicalPlan, Operator, ScalarFunctionArgs, ScalarUDF,
     ScalarUDFImpl, Signature, Volatility,
 };
 use datafusion::optimizer::AnalyzerRule;
@@ -74,8 +75,21 @@ fn rewrite(expr: Expr, schema: &DFSchema) -> DfResult<Transformed<Expr>> {
     if !checked {
         return Ok(Transformed::no(expr));
     }
-    let args = vec![left.as_ref().clone(), right.as_ref().clone()];
+    let args = vec![whole_scale(left, &left_type), whole_scale(right, &right_type)];
     Ok(Transformed::yes(Expr::ScalarFunction(ScalarFunction::new_udf(function(op), args))))
+}
+
+/// `expr` with a negative decimal scale (DataFusion reads `1e3` so where
+/// no rewrite wrote it out) cast to scale 0, the scale the functions
+/// below expect.
+fn whole_scale(expr: &Expr, data_type: &DataType) -> Expr {
+    match data_type {
+        DataType::Decimal128(precision, scale) if *scale < 0 => {
+            let digits = (*precision as i16 - *scale as i16).min(NUMERIC_DIGITS_MAX as i16) as u8;
+            Expr::Cast(Cast::new(Box::new(expr.clone()), DataType::Decimal128(digits, 0)))
+        }
+        _ => expr.clone(),
+    }
 }
 
 fn is_signed_integer(data_type: &DataType) -> bool {
@@ -177,11 +191,23 @@ fn decimal_scale(data_type: &DataType) -> i8 {
     }
 }
 
-/// NUMERIC / NUMERIC: the operands' larger scale, and at least
-/// [`DIVISION_SCALE_MIN`] places.
+/// NUMERIC / NUMERIC: the operands' larger scale, and up to
+/// [`DIVISION_SCALE_MIN`] places where the quotient's largest possible
+/// integer part leaves room for them in 38 digits.
 fn division_type(left: &DataType, right: &DataType) -> DataType {
-    let scale = decimal_scale(left).max(decimal_scale(right)).max(DIVISION_SCALE_MIN).min(NUMERIC_DIGITS_MAX as i8);
+    let (left_scale, right_scale) = (decimal_scale(left), decimal_scale(right));
+    // |left / right| < 10^(integer digits of left + places of right).
+    let integer_digits = decimal_precision(left) as i8 - left_scale + right_scale;
+    let room = (NUMERIC_DIGITS_MAX as i8 - integer_digits).max(0);
+    let scale = left_scale.max(right_scale).max(DIVISION_SCALE_MIN.min(room)).min(NUMERIC_DIGITS_MAX as i8);
     DataType::Decimal128(NUMERIC_DIGITS_MAX, scale)
+}
+
+fn decimal_precision(data_type: &DataType) -> u8 {
+    match data_type {
+        DataType::Decimal128(precision, _) => *precision,
+        _ => NUMERIC_DIGITS_MAX,
+    }
 }
 
 /// The quotient rounded half away from zero, as PostgreSQL rounds.

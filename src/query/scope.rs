@@ -75,16 +75,17 @@ impl Transaction {
     }
 
     /// Undoes what the transaction did after savepoint `name`, which stays
-    /// open (`ROLLBACK TO`), and clears a failure; `false` if there is none.
-    pub fn roll_back_to(&mut self, name: &str) -> bool {
-        let Some(position) = self.savepoints.iter().rposition(|s| s.name == name) else { return false };
+    /// open (`ROLLBACK TO`), and clears a failure; its position among the
+    /// open savepoints, `None` if there is none.
+    pub fn roll_back_to(&mut self, name: &str) -> Option<usize> {
+        let position = self.savepoints.iter().rposition(|s| s.name == name)?;
         self.savepoints.truncate(position + 1);
         let savepoint = &self.savepoints[position];
         self.changes.truncate(savepoint.changes);
         self.bytes = savepoint.bytes;
         self.view = savepoint.view.clone();
         self.failed = false;
-        true
+        Some(position)
     }
 }
 

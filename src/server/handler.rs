@@ -203,8 +203,20 @@ impl SimpleQueryHandler for Service {
                     responses.push(stream_subscription(client, subscription).await?);
                     break;
                 }
+                // Streamed here when first, so an error mid-way is an
+                // ErrorResponse; behind earlier results of the string (which
+                // pgwire sends after this returns) pgwire streams it, in order.
+                Ok(Outcome::CopyOut { schema, stream, options }) if responses.is_empty() => {
+                    match copy_out(client, &schema, stream, &options).await {
+                        Ok(response) => responses.push(response),
+                        Err(error) => {
+                            session.fail_transaction();
+                            return Err(error);
+                        }
+                    }
+                }
                 Ok(Outcome::CopyOut { schema, stream, options }) => {
-                    responses.push(copy_out(client, &schema, stream, &options).await?);
+                    responses.push(Response::CopyOut(copy_response(&schema, stream, options)));
                 }
                 Ok(outcome) => {
                     let is_copy = matches!(outcome, Outcome::CopyIn(_));
@@ -283,6 +295,28 @@ where
     }
     client.send(PgWireBackendMessage::CopyDone(CopyDone::new())).await?;
     Ok(Response::Execution(Tag::new("COPY").with_rows(rows)))
+}
+
+/// The same rows as a response pgwire streams (header, a CopyData per row).
+fn copy_response(
+    schema: &SchemaRef,
+    stream: datafusion::execution::SendableRecordBatchStream,
+    options: CopyOptions,
+) -> CopyResponse {
+    let header = options.header.then(|| Ok(CopyData::new(bytes::Bytes::from(header_line(schema, &options)))));
+    let lines = futures::StreamExt::flat_map(stream, move |batch| {
+        let mut lines = Vec::new();
+        let encoded = batch.map_err(|e| to_pgwire(Error::from_datafusion(e))).and_then(|batch| {
+            copy_lines(batch, &options, |line| lines.push(Ok(CopyData::new(bytes::Bytes::copy_from_slice(line)))))
+                .map_err(|e| to_pgwire(e.into()))
+        });
+        if let Err(error) = encoded {
+            lines.push(Err(error));
+        }
+        futures::stream::iter(lines)
+    });
+    let data = futures::StreamExt::chain(futures::stream::iter(header), lines);
+    CopyResponse::new(0, schema.fields().len(), data)
 }
 
 /// Queues `notices` for the client, ahead of what the statement sends next.
@@ -567,7 +601,13 @@ impl ExtendedQueryHandler for Service {
         let outcome = outcome.map_err(to_pgwire)?;
         match outcome {
             Outcome::Subscribe(subscription) => return stream_subscription(client, subscription).await,
-            Outcome::CopyOut { schema, stream, options } => return copy_out(client, &schema, stream, &options).await,
+            Outcome::CopyOut { schema, stream, options } => {
+                let copied = copy_out(client, &schema, stream, &options).await;
+                if copied.is_err() {
+                    session.lock().await.fail_transaction();
+                }
+                return copied;
+            }
             _ => {}
         }
         self.respond(client, outcome, &portal.result_column_format).await

@@ -5,7 +5,7 @@
 
 use std::sync::Arc;
 
-use datafusion::arrow::array::{ArrayRef, RecordBatch};
+use datafusion::arrow::array::{ArrayRef, AsArray, RecordBatch};
 use datafusion::arrow::datatypes::{DataType, Field, Schema};
 use datafusion::arrow::error::ArrowError;
 use pgwire::api::portal::Format;
@@ -13,8 +13,9 @@ use pgwire::api::results::FieldFormat;
 
 use crate::pg_text::as_text;
 
-/// `batch` with its text-format float, timestamp and interval columns as
-/// PostgreSQL text, and any decimal of negative scale as a whole number.
+/// `batch` with its text-format float, timestamp, interval and decimal
+/// columns as PostgreSQL text, and any decimal of negative scale as a whole
+/// number.
 pub fn postgres_text(batch: RecordBatch, format: &Format) -> Result<RecordBatch, ArrowError> {
     let schema = batch.schema();
     let mut fields: Vec<Field> = Vec::with_capacity(batch.num_columns());
@@ -31,9 +32,15 @@ pub fn postgres_text(batch: RecordBatch, format: &Format) -> Result<RecordBatch,
             }
             _ => column.clone(),
         };
-        let text = match format.format_for(index) {
-            FieldFormat::Text => as_text(column)?,
-            FieldFormat::Binary => None,
+        let text = match (format.format_for(index), column.data_type()) {
+            // arrow-pg writes a decimal through rust_decimal, which holds 28
+            // digits (a larger one took the server's memory); Arrow's text
+            // is PostgreSQL's for all 38.
+            (FieldFormat::Text, DataType::Decimal128(..)) => {
+                Some(datafusion::arrow::compute::cast(column, &DataType::Utf8)?.as_string::<i32>().clone())
+            }
+            (FieldFormat::Text, _) => as_text(column)?,
+            (FieldFormat::Binary, _) => None,
         };
         match text {
             Some(text) => {

@@ -33,10 +33,17 @@ impl Session {
 
     pub(super) fn roll_back_to_savepoint(&mut self, name: String) -> Result<Outcome> {
         let transaction = self.open_block("ROLLBACK TO SAVEPOINT")?;
-        match transaction.lock().expect("transaction lock").roll_back_to(&name) {
-            true => Ok(done("ROLLBACK")),
-            false => Err(Error::UndefinedSavepoint(name)),
-        }
+        let position = transaction.lock().expect("transaction lock").roll_back_to(&name);
+        let position = position.ok_or(Error::UndefinedSavepoint(name))?;
+        self.close_cursors(false, Some(position));
+        Ok(done("ROLLBACK"))
+    }
+
+    /// Closes the cursors the end of the current block (committed or rolled
+    /// back) or a rollback to savepoint number `to` closes.
+    pub(super) fn close_cursors(&mut self, committed: bool, to: Option<usize>) {
+        let block = self.blocks_begun;
+        self.cursors.retain(|_, cursor| cursor.survives(block, committed, to));
     }
 
     /// `SET TRANSACTION READ ONLY | READ WRITE`; other modes (isolation
@@ -46,7 +53,16 @@ impl Session {
             (None, _) => self
                 .notices
                 .push(Notice::warning("25P01", "SET TRANSACTION can only be used in transaction blocks".into())),
-            (Some(transaction), Some(read_only)) => transaction.lock().expect("transaction lock").read_only = read_only,
+            (Some(transaction), Some(read_only)) => {
+                let mut transaction = transaction.lock().expect("transaction lock");
+                // Once a statement has read, a read-only block stays so.
+                if transaction.read_only && !read_only && transaction.view.is_some() {
+                    return Err(Error::InvalidTransactionState(
+                        "transaction read-write mode must be set before any query".into(),
+                    ));
+                }
+                transaction.read_only = read_only;
+            }
             (Some(_), None) => {}
         }
         Ok(done("SET"))

@@ -18,7 +18,18 @@ pub enum Cursor {
     Query(QueryCursor),
 }
 
+/// Where a query cursor was declared: which transaction block of the
+/// session, and how many savepoints were open in it. A rollback of the
+/// block, or to a savepoint before the cursor, closes it, as in PostgreSQL
+/// (its rows may hold writes the rollback undid).
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct DeclaredIn {
+    pub block: u64,
+    pub savepoints: usize,
+}
+
 pub struct QueryCursor {
+    declared_in: Option<DeclaredIn>,
     schema: SchemaRef,
     /// In a mutex only so a session stays `Sync` (a stream is not); it is
     /// read through `get_mut`, never locked.
@@ -53,15 +64,31 @@ impl Cursor {
         }
     }
 
-    /// Whether the cursor ends with the transaction it was declared in.
-    pub fn ends_with_transaction(&self) -> bool {
-        matches!(self, Cursor::Query(QueryCursor { hold: false, .. }))
+    /// Whether the cursor stays open when block `block` ends: committed,
+    /// only a `WITH HOLD` cursor (or one from another block) does; rolled
+    /// back to savepoint number `to` (or wholly, `None`), only one declared
+    /// before it.
+    pub fn survives(&self, block: u64, committed: bool, to: Option<usize>) -> bool {
+        let Cursor::Query(cursor) = self else { return true };
+        match cursor.declared_in {
+            Some(declared) if declared.block == block => match (committed, to) {
+                (true, _) => cursor.hold,
+                (false, Some(savepoint)) => declared.savepoints <= savepoint,
+                (false, None) => false,
+            },
+            _ => true,
+        }
     }
 }
 
 impl QueryCursor {
-    pub fn new(schema: SchemaRef, stream: SendableRecordBatchStream, hold: bool) -> QueryCursor {
-        QueryCursor { schema, stream: std::sync::Mutex::new(stream), pending: None, hold }
+    pub fn new(
+        schema: SchemaRef,
+        stream: SendableRecordBatchStream,
+        hold: bool,
+        declared_in: Option<DeclaredIn>,
+    ) -> QueryCursor {
+        QueryCursor { declared_in, schema, stream: std::sync::Mutex::new(stream), pending: None, hold }
     }
 
     async fn fetch(&mut self, count: Option<u64>) -> Result<RecordBatch> {

@@ -53,7 +53,7 @@ fn written_out(text: &str) -> Option<Written> {
     }
     let digits = format!("{whole}{fraction}");
     let digits = digits.trim_start_matches('0');
-    let scale = fraction.len() as i64 - exponent;
+    let scale = (fraction.len() as i64).checked_sub(exponent)?;
     if scale <= 0 {
         let zeros = usize::try_from(-scale).ok()?;
         if digits.is_empty() {
@@ -101,5 +101,7 @@ mod tests {
         assert_eq!(written_out("1e-39"), None);
         assert_eq!(written_out("1e300"), None);
         assert_eq!(written_out("1e99999999999999999999"), None);
+        assert_eq!(written_out("1.5e-9223372036854775807"), None);
+        assert_eq!(written_out("1.5e-9223372036854775808"), None);
     }
 }

@@ -269,7 +269,22 @@ fn rewrite_stream_keyword(statement: &[Token]) -> (String, bool) {
     if first == Some(Keyword::ALTER) {
         reset_as_set_null(&mut tokens);
     }
-    (tokens.iter().map(|t| t.to_string()).collect(), about_stream)
+    (tokens.iter().map(token_text).collect(), about_stream)
+}
+
+/// A token as SQL text that reads back as the same token. sqlparser's
+/// Display writes a string's unescaped value between quotes, so `'it''s'`
+/// came back as `'it's'` (a syntax error) and `"a""b"` as `"a"b"`.
+fn token_text(token: &Token) -> String {
+    match token {
+        Token::SingleQuotedString(text) => format!("'{}'", text.replace('\'', "''")),
+        Token::NationalStringLiteral(text) => format!("N'{}'", text.replace('\'', "''")),
+        Token::EscapedStringLiteral(text) => format!("E'{}'", text.replace('\\', "\\\\").replace('\'', "\\'")),
+        Token::Word(Word { value, quote_style: Some(quote), .. }) if *quote == '"' => {
+            format!("\"{}\"", value.replace('"', "\"\""))
+        }
+        other => other.to_string(),
+    }
 }
 
 /// `ALTER … RESET (a, b)`, which sqlparser does not parse for tables, as
@@ -558,6 +573,7 @@ fn copy_options(options: &[CopyOption], legacy: &[CopyLegacyOption]) -> Result<C
         return Err(Error::FeatureNotSupported("COPY FORMAT binary is not supported; use text or csv".into()));
     }
     let mut result = CopyOptions::new(if csv { CopyFormat::Csv } else { CopyFormat::Text });
+    let mut escape_given = false;
     for option in options {
         match option {
             CopyOption::Format(_) => {}
@@ -565,7 +581,10 @@ fn copy_options(options: &[CopyOption], legacy: &[CopyLegacyOption]) -> Result<C
             CopyOption::Delimiter(c) => result.delimiter = single_byte(*c, "DELIMITER")?,
             CopyOption::Null(null) => result.null = null.clone(),
             CopyOption::Quote(c) => result.quote = single_byte(*c, "QUOTE")?,
-            CopyOption::Escape(c) => result.escape = single_byte(*c, "ESCAPE")?,
+            CopyOption::Escape(c) => {
+                result.escape = single_byte(*c, "ESCAPE")?;
+                escape_given = true;
+            }
             other => {
                 return Err(Error::FeatureNotSupported(format!("COPY option {other} is not supported")));
             }
@@ -578,7 +597,10 @@ fn copy_options(options: &[CopyOption], legacy: &[CopyLegacyOption]) -> Result<C
                     match csv_option {
                         CopyLegacyCsvOption::Header => result.header = true,
                         CopyLegacyCsvOption::Quote(c) => result.quote = single_byte(*c, "QUOTE")?,
-                        CopyLegacyCsvOption::Escape(c) => result.escape = single_byte(*c, "ESCAPE")?,
+                        CopyLegacyCsvOption::Escape(c) => {
+                            result.escape = single_byte(*c, "ESCAPE")?;
+                            escape_given = true;
+                        }
                         other => {
                             return Err(Error::FeatureNotSupported(format!("COPY option {other} is not supported")));
                         }
@@ -592,6 +614,10 @@ fn copy_options(options: &[CopyOption], legacy: &[CopyLegacyOption]) -> Result<C
                 return Err(Error::FeatureNotSupported(format!("COPY option {other} is not supported")));
             }
         }
+    }
+    // As in PostgreSQL, ESCAPE defaults to the QUOTE character.
+    if !escape_given {
+        result.escape = result.quote;
     }
     Ok(result)
 }

@@ -9,7 +9,7 @@ use super::{Result, ViewError};
 
 /// Bumped when the encoding changes; an older checkpoint is then ignored
 /// and the view rebuilt from its inputs.
-pub const CHECKPOINT_VERSION: u32 = 1;
+pub const CHECKPOINT_VERSION: u32 = 2;
 
 pub fn save(root: &Node) -> Vec<u8> {
     let mut out = Encoder(Vec::new());
