@@ -88,7 +88,8 @@ fn clock_time(token: &str) -> Option<String> {
     Some(out)
 }
 
-/// `column` as PostgreSQL prints it, when that differs from Arrow's text.
+/// `column` as PostgreSQL prints it, where arrow-pg's text (or Arrow's)
+/// would differ; `None` for a column both print right.
 pub fn as_text(column: &ArrayRef) -> Result<Option<StringArray>, ArrowError> {
     Ok(match column.data_type() {
         DataType::Float64 => Some(column.as_primitive::<Float64Type>().iter().map(|v| v.map(float8)).collect()),
@@ -104,6 +105,12 @@ pub fn as_text(column: &ArrayRef) -> Result<Option<StringArray>, ArrowError> {
             let micros = datafusion::arrow::compute::cast(column, &DataType::Timestamp(TimeUnit::Microsecond, None))?;
             let micros = micros.as_primitive::<TimestampMicrosecondType>();
             Some(micros.iter().map(|v| v.map(|v| timestamp(v, zone.is_some()))).collect())
+        }
+        // Arrow's text is PostgreSQL's for all 38 digits; arrow-pg writes a
+        // decimal through rust_decimal, which holds 28 (a larger one took
+        // the server's memory).
+        DataType::Decimal128(_, scale) if *scale >= 0 => {
+            Some(datafusion::arrow::compute::cast(column, &DataType::Utf8)?.as_string::<i32>().clone())
         }
         _ => None,
     })

@@ -207,7 +207,7 @@ impl SimpleQueryHandler for Service {
                 // ErrorResponse; behind earlier results of the string (which
                 // pgwire sends after this returns) pgwire streams it, in order.
                 Ok(Outcome::CopyOut { schema, stream, options }) if responses.is_empty() => {
-                    match copy_out(client, &schema, stream, &options).await {
+                    match copy_out(client, &schema, stream, options).await {
                         Ok(response) => responses.push(response),
                         Err(error) => {
                             session.fail_transaction();
@@ -261,43 +261,36 @@ where
     }
 }
 
-/// Sends a query's rows as COPY data, a message per row as PostgreSQL
-/// does, and answers `COPY n`. An error while the rows are computed ends
-/// the COPY with an ErrorResponse, as in PostgreSQL.
+/// Sends a query's rows as COPY data (see [`copy_response`]) and answers
+/// `COPY n`. An error while the rows are computed ends the COPY with an
+/// ErrorResponse, as in PostgreSQL.
 async fn copy_out<C>(
     client: &mut C,
     schema: &SchemaRef,
-    mut stream: datafusion::execution::SendableRecordBatchStream,
-    options: &CopyOptions,
+    stream: datafusion::execution::SendableRecordBatchStream,
+    options: CopyOptions,
 ) -> PgWireResult<Response>
 where
     C: Sink<PgWireBackendMessage> + Unpin + Send,
     C::Error: Debug,
     PgWireError: From<<C as Sink<PgWireBackendMessage>>::Error>,
 {
-    let columns = schema.fields().len();
+    let header = options.header;
+    let CopyResponse { columns, mut data_stream, .. } = copy_response(schema, stream, options);
     let response = CopyOutResponse::new(0, columns as i16, vec![0; columns]);
     client.send(PgWireBackendMessage::CopyOutResponse(response)).await?;
-    if options.header {
-        let header = header_line(schema, options);
-        client.feed(PgWireBackendMessage::CopyData(CopyData::new(bytes::Bytes::from(header)))).await?;
-    }
-    let mut rows = 0;
-    while let Some(batch) = futures::StreamExt::next(&mut stream).await {
-        let batch = batch.map_err(|e| to_pgwire(Error::from_datafusion(e)))?;
-        let mut lines = Vec::with_capacity(batch.num_rows());
-        copy_lines(batch, options, |line| lines.push(bytes::Bytes::copy_from_slice(line)))
-            .map_err(|e| to_pgwire(e.into()))?;
-        rows += lines.len();
-        for line in lines {
-            client.feed(PgWireBackendMessage::CopyData(CopyData::new(line))).await?;
-        }
+    let mut messages = 0;
+    while let Some(data) = futures::StreamExt::next(&mut data_stream).await {
+        client.feed(PgWireBackendMessage::CopyData(data?)).await?;
+        messages += 1;
     }
     client.send(PgWireBackendMessage::CopyDone(CopyDone::new())).await?;
-    Ok(Response::Execution(Tag::new("COPY").with_rows(rows)))
+    Ok(Response::Execution(Tag::new("COPY").with_rows(messages - usize::from(header))))
 }
 
-/// The same rows as a response pgwire streams (header, a CopyData per row).
+/// A query's rows as COPY data: the header line if asked, then a CopyData
+/// per row, as PostgreSQL sends them (pgwire streams it as it is, or
+/// [`copy_out`] does).
 fn copy_response(
     schema: &SchemaRef,
     stream: datafusion::execution::SendableRecordBatchStream,
@@ -602,7 +595,7 @@ impl ExtendedQueryHandler for Service {
         match outcome {
             Outcome::Subscribe(subscription) => return stream_subscription(client, subscription).await,
             Outcome::CopyOut { schema, stream, options } => {
-                let copied = copy_out(client, &schema, stream, &options).await;
+                let copied = copy_out(client, &schema, stream, options).await;
                 if copied.is_err() {
                     session.lock().await.fail_transaction();
                 }

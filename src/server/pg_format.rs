@@ -1,11 +1,11 @@
 //! PostgreSQL's text for the values `arrow-pg` writes differently (floats,
-//! timestamps, intervals; see [`crate::pg_text::as_text`]). Columns sent in binary are
+//! timestamps, intervals, large decimals; see [`crate::pg_text::as_text`]). Columns sent in binary are
 //! left alone; others become text arrays before encoding (the field keeps its
 //! PostgreSQL type).
 
 use std::sync::Arc;
 
-use datafusion::arrow::array::{ArrayRef, AsArray, RecordBatch};
+use datafusion::arrow::array::{ArrayRef, RecordBatch};
 use datafusion::arrow::datatypes::{DataType, Field, Schema};
 use datafusion::arrow::error::ArrowError;
 use pgwire::api::portal::Format;
@@ -32,15 +32,9 @@ pub fn postgres_text(batch: RecordBatch, format: &Format) -> Result<RecordBatch,
             }
             _ => column.clone(),
         };
-        let text = match (format.format_for(index), column.data_type()) {
-            // arrow-pg writes a decimal through rust_decimal, which holds 28
-            // digits (a larger one took the server's memory); Arrow's text
-            // is PostgreSQL's for all 38.
-            (FieldFormat::Text, DataType::Decimal128(..)) => {
-                Some(datafusion::arrow::compute::cast(column, &DataType::Utf8)?.as_string::<i32>().clone())
-            }
-            (FieldFormat::Text, _) => as_text(column)?,
-            (FieldFormat::Binary, _) => None,
+        let text = match format.format_for(index) {
+            FieldFormat::Text => as_text(column)?,
+            FieldFormat::Binary => None,
         };
         match text {
             Some(text) => {
