@@ -152,7 +152,11 @@ impl ColumnDef {
     /// Arrow even when NOT NULL: files from before it lack it until it is
     /// filled with its missing value (NOT NULL is checked on every write).
     pub fn field(&self) -> Field {
-        Field::new(&self.name, self.sql_type.arrow_type(), self.nullable || self.added_at > Offset::ZERO)
+        let field = Field::new(&self.name, self.sql_type.arrow_type(), self.nullable || self.added_at > Offset::ZERO);
+        match self.sql_type {
+            SqlType::Jsonb => crate::query::jsonb::tag(field),
+            _ => field,
+        }
     }
 }
 

@@ -62,7 +62,7 @@ impl Database {
         session_config.options_mut().execution.time_zone = Some(crate::catalog::UTC.into());
         // `1.5` is NUMERIC, as in PostgreSQL (DataFusion reads DOUBLE).
         session_config.options_mut().sql_parser.parse_float_as_decimal = true;
-        let context = SessionContext::new_with_config(session_config);
+        let mut context = SessionContext::new_with_config(session_config);
         let activity = crate::query::Activity::default();
         register_catalog_in(&context, CATALOG_NAME, &log, &activity)?;
         setup_pg_catalog(&context, CATALOG_NAME, EmptyContextProvider).map_err(|e| Error::DataFusion(*e))?;
@@ -72,6 +72,7 @@ impl Database {
         for function in crate::query::pg_functions::functions(log.clone()) {
             context.register_udf(function);
         }
+        crate::query::jsonb::register(&mut context)?;
         context.add_analyzer_rule(Arc::new(crate::query::text_casts::PostgresTextCasts));
         context.add_analyzer_rule(Arc::new(crate::query::pg_arithmetic::PostgresArithmetic));
         let changes = crate::query::changes::ChangesFunction { log: log.clone() };

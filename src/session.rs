@@ -672,7 +672,7 @@ impl Session {
     /// Checks rows (user columns) and appends them to a stream, or inserts
     /// them into a table; as one commit, or buffered in the open transaction.
     async fn write_rows(&mut self, def: &RelationDef, rows: RecordBatch) -> Result<()> {
-        check_rows(def, &rows)?;
+        let rows = check_rows(def, rows)?;
         let rows = RecordBatch::try_new(def.user_schema(), rows.columns().to_vec())?;
         let limits = Limits::from(&self.db.config);
         limits.check_statement(rows.num_rows(), rows.get_array_memory_size())?;

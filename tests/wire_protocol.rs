@@ -569,3 +569,44 @@ async fn result_columns_have_postgres_names_and_types() {
     assert_eq!(now.columns()[0].name(), "now");
     assert_eq!(now.columns()[0].type_(), &tokio_postgres::types::Type::TIMESTAMPTZ);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn jsonb_reaches_clients_as_jsonb_in_text_and_binary() {
+    let server = common::Server::start(&common::fresh_data_dir("wire-jsonb"));
+    let client = server.client().await;
+    client.batch_execute("CREATE STREAM docs (id BIGINT, j JSONB)").await.unwrap();
+    // Parameters bound to a JSONB column or cast to jsonb are text, as PostgreSQL's unknown-typed literals.
+    client.execute("INSERT INTO docs VALUES (1, $1)", &[&r#"{"b": [1, 2.50], "a": null}"#]).await.unwrap();
+    client.execute("INSERT INTO docs VALUES ($1, $2::jsonb)", &[&2i64, &r#"{"a":  "x"}"#]).await.unwrap();
+
+    let statement =
+        client.prepare("SELECT j, j->'b', j->>'a', j @> '{\"a\": \"x\"}' FROM docs ORDER BY id").await.unwrap();
+    let types: Vec<Type> = statement.columns().iter().map(|c| c.type_().clone()).collect();
+    assert_eq!(types, vec![Type::JSONB, Type::JSONB, Type::TEXT, Type::BOOL]);
+    // tokio-postgres reads results in binary: JSONB's version byte, then the text.
+    let rows = client.query(&statement, &[]).await.unwrap();
+    let first: serde_json::Value = rows[0].get(0);
+    assert_eq!(first, serde_json::json!({"a": null, "b": [1, 2.5]}));
+    assert_eq!(rows[0].get::<_, serde_json::Value>(1), serde_json::json!([1, 2.5]));
+    assert_eq!(rows[0].get::<_, Option<String>>(2), None);
+    assert!(!rows[0].get::<_, bool>(3));
+    assert_eq!(rows[1].get::<_, Option<serde_json::Value>>(1), None);
+    assert_eq!(rows[1].get::<_, String>(2), "x");
+    assert!(rows[1].get::<_, bool>(3));
+
+    // Text results show PostgreSQL's normalized form.
+    let messages = client.simple_query("SELECT j FROM docs ORDER BY id").await.unwrap();
+    let texts: Vec<&str> = messages
+        .iter()
+        .filter_map(|m| match m {
+            tokio_postgres::SimpleQueryMessage::Row(row) => row.get(0),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(texts, vec![r#"{"a": null, "b": [1, 2.50]}"#, r#"{"a": "x"}"#]);
+
+    let error = client.execute("INSERT INTO docs VALUES (3, $1)", &[&"{not json"]).await.unwrap_err();
+    assert_eq!(error.code(), Some(&SqlState::INVALID_TEXT_REPRESENTATION));
+    let count: i64 = client.query_one("SELECT count(*) FROM docs", &[]).await.unwrap().get(0);
+    assert_eq!(count, 2);
+}

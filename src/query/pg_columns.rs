@@ -24,6 +24,8 @@ use crate::log::Log;
 
 /// PostgreSQL's oid of `character varying`.
 const VARCHAR_OID: i32 = 1043;
+/// PostgreSQL's oid of `jsonb` (stored as text).
+const JSONB_OID: i32 = 3802;
 /// A type modifier carries this on top of its value (PostgreSQL's VARHDRSZ).
 const TYPMOD_HEADER: i32 = 4;
 
@@ -32,6 +34,7 @@ fn declared_type(column: &ColumnDef) -> (Option<i32>, i32) {
     match column.sql_type {
         SqlType::Varchar { max_chars: Some(n) } => (Some(VARCHAR_OID), n as i32 + TYPMOD_HEADER),
         SqlType::Varchar { max_chars: None } => (Some(VARCHAR_OID), -1),
+        SqlType::Jsonb => (Some(JSONB_OID), -1),
         SqlType::Numeric { precision, scale } => (None, ((precision as i32) << 16 | scale as i32) + TYPMOD_HEADER),
         _ => (None, -1),
     }

@@ -68,7 +68,7 @@ impl ScalarUDFImpl for PgTypeof {
 
     fn invoke_with_args(&self, args: ScalarFunctionArgs) -> DfResult<ColumnarValue> {
         let data_type = args.arg_fields[0].data_type();
-        let name = match crate::view::sql_type_of(data_type) {
+        let name = match crate::view::sql_type_of(&args.arg_fields[0]) {
             Some(crate::catalog::SqlType::Numeric { .. }) => "numeric".to_string(),
             Some(_) if *data_type == DataType::Null => "unknown".to_string(),
             Some(sql_type) => sql_type.sql_name(),

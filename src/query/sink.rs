@@ -53,7 +53,7 @@ impl DataSink for AppendSink {
         let (mut rows, mut bytes) = (0usize, 0usize);
         while let Some(batch) = data.next().await {
             let batch = user_columns(&self.def, batch?).map_err(Error::into_datafusion)?;
-            check_rows(&self.def, &batch).map_err(Error::into_datafusion)?;
+            let batch = check_rows(&self.def, batch).map_err(Error::into_datafusion)?;
             rows += batch.num_rows();
             bytes += batch.get_array_memory_size();
             limits.check_statement(rows, bytes).map_err(Error::into_datafusion)?;

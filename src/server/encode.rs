@@ -8,6 +8,7 @@ use datafusion::execution::SendableRecordBatchStream;
 use futures::Stream;
 use futures::{StreamExt, stream};
 use pgwire::api::ConnectionHandle;
+use pgwire::api::Type;
 use pgwire::api::portal::Format;
 use pgwire::api::results::{FieldInfo, QueryResponse};
 use pgwire::error::{ErrorInfo, PgWireError, PgWireResult};
@@ -16,10 +17,22 @@ use pgwire::messages::data::DataRow;
 use super::pg_format::postgres_text;
 use super::sqlstate::to_pgwire;
 use crate::error::Error;
+use crate::query::jsonb::is_jsonb;
 use crate::sql::column_names::display_schema;
 
 pub fn fields(schema: &SchemaRef, format: &Format) -> PgWireResult<Vec<FieldInfo>> {
-    arrow_schema_to_pg_fields(&display_schema(schema), format, None)
+    let fields = arrow_schema_to_pg_fields(&display_schema(schema), format, None)?;
+    // arrow-pg knows JSON only as text: a JSONB field is announced as jsonb.
+    Ok(fields
+        .into_iter()
+        .zip(schema.fields())
+        .map(|(info, field)| match is_jsonb(field) {
+            true => FieldInfo::new(info.name().into(), info.table_id(), info.column_id(), Type::JSONB, info.format())
+                .with_format_options(info.format_options().clone())
+                .with_type_size(-1),
+            false => info,
+        })
+        .collect())
 }
 
 pub fn query_response(

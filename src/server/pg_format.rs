@@ -5,13 +5,22 @@
 
 use std::sync::Arc;
 
-use datafusion::arrow::array::{ArrayRef, RecordBatch};
+use datafusion::arrow::array::{ArrayRef, AsArray, BinaryArray, RecordBatch};
 use datafusion::arrow::datatypes::{DataType, Field, Schema};
 use datafusion::arrow::error::ArrowError;
 use pgwire::api::portal::Format;
 use pgwire::api::results::FieldFormat;
 
 use crate::pg_text::as_text;
+use crate::query::jsonb::is_jsonb;
+
+/// JSONB's binary form: a version byte (1), then the text.
+fn jsonb_binary(column: &ArrayRef) -> Result<ArrayRef, ArrowError> {
+    let text = datafusion::arrow::compute::cast(column, &DataType::Utf8)?;
+    let binary: BinaryArray =
+        text.as_string::<i32>().iter().map(|text| text.map(|t| [&[1u8][..], t.as_bytes()].concat())).collect();
+    Ok(Arc::new(binary))
+}
 
 /// `batch` with its text-format float, timestamp, interval and decimal
 /// columns as PostgreSQL text, and any decimal of negative scale as a whole
@@ -34,6 +43,13 @@ pub fn postgres_text(batch: RecordBatch, format: &Format) -> Result<RecordBatch,
         };
         let text = match format.format_for(index) {
             FieldFormat::Text => as_text(column)?,
+            FieldFormat::Binary if is_jsonb(field) => {
+                let binary = jsonb_binary(column)?;
+                changed = true;
+                fields.push(Field::new(field.name(), DataType::Binary, true));
+                columns.push(binary);
+                continue;
+            }
             FieldFormat::Binary => None,
         };
         match text {

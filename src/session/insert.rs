@@ -160,8 +160,7 @@ fn proposed_rows(def: &RelationDef, batches: &[RecordBatch]) -> Result<RecordBat
     let mut rows = Vec::with_capacity(batches.len());
     for batch in batches {
         let user = user_columns(def, batch.clone())?;
-        check_rows(def, &user)?;
-        rows.push(user);
+        rows.push(check_rows(def, user)?);
     }
     Ok(concat_batches(&def.user_schema(), &rows)?)
 }

@@ -12,7 +12,7 @@ use std::collections::HashMap;
 use std::sync::Arc;
 
 use datafusion::arrow::datatypes::{Schema, SchemaRef};
-use datafusion::sql::sqlparser::ast::{DataType, Expr, Ident, Select, SelectItem};
+use datafusion::sql::sqlparser::ast::{DataType, Expr, Ident, Select, SelectItem, SetExpr};
 
 use crate::catalog::{CHANGE_COLUMNS_WITH_ROW_ID, SqlType};
 
@@ -120,6 +120,16 @@ fn figured_name(expr: &Expr) -> Option<(String, u8)> {
         },
         Expr::TypedString(typed) => Some((postgres_type_name(&typed.data_type), 1)),
         Expr::Case { .. } => Some(("case".into(), 1)),
+        Expr::Exists { .. } => Some(("exists".into(), 2)),
+        // A scalar subquery is named after its one column.
+        Expr::Subquery(query) => match query.body.as_ref() {
+            SetExpr::Select(select) => match select.projection.first()? {
+                SelectItem::UnnamedExpr(inner) => figured_name(inner),
+                SelectItem::ExprWithAlias { alias, .. } => Some((folded(alias), 2)),
+                _ => None,
+            },
+            _ => None,
+        },
         Expr::Value(_) | Expr::BinaryOp { .. } | Expr::UnaryOp { .. } => Some(("?column?".into(), 0)),
         _ => None,
     }

@@ -12,9 +12,10 @@ use std::collections::HashSet;
 use std::ops::ControlFlow;
 
 use datafusion::sql::sqlparser::ast::{
-    CastKind, DataType, ExcludeSelectItem, Expr, Ident, ObjectName, Query, Select, SelectItem,
-    SelectItemQualifiedWildcardKind, SetExpr, Statement, TableAlias, TableAliasColumnDef, TableFactor, TableObject,
-    Value, VisitMut, VisitorMut, WildcardAdditionalOptions,
+    CastKind, DataType, ExcludeSelectItem, Expr, Function, FunctionArg, FunctionArgExpr, FunctionArgumentList,
+    FunctionArguments, Ident, ObjectName, Query, Select, SelectItem, SelectItemQualifiedWildcardKind, SetExpr,
+    Statement, TableAlias, TableAliasColumnDef, TableFactor, TableObject, Value, VisitMut, VisitorMut,
+    WildcardAdditionalOptions,
 };
 
 use datafusion::sql::sqlparser::dialect::PostgreSqlDialect;
@@ -24,6 +25,7 @@ use super::column_names::name_columns_as_postgres;
 use super::parse::object_name;
 use crate::catalog::{CHANGE_COLUMNS, Catalog, SYSTEM_COLUMNS, SqlType};
 use crate::log::Offset;
+use crate::query::jsonb::JsonbFunction;
 
 /// Whether the query in `sql` has a `*` or `t.*` in some SELECT list.
 pub fn selects_all(sql: &str) -> bool {
@@ -161,6 +163,27 @@ fn decode_bytea_literal(expr: &mut Expr) {
     }
 }
 
+/// `x::jsonb` (or `::json`) as `jsonb_in(x)`: DataFusion has no JSON type;
+/// the function checks the text and normalizes it as PostgreSQL's input does.
+fn read_as_jsonb(expr: &mut Expr) {
+    let Expr::Cast { expr: inner, .. } = expr else { return };
+    let inner = std::mem::replace(inner.as_mut(), Expr::value(Value::Null));
+    *expr = Expr::Function(Function {
+        name: ObjectName::from(vec![Ident::new(JsonbFunction::In.name())]),
+        uses_odbc_syntax: false,
+        parameters: FunctionArguments::None,
+        args: FunctionArguments::List(FunctionArgumentList {
+            duplicate_treatment: None,
+            args: vec![FunctionArg::Unnamed(FunctionArgExpr::Expr(inner))],
+            clauses: vec![],
+        }),
+        filter: None,
+        null_treatment: None,
+        over: None,
+        within_group: vec![],
+    });
+}
+
 struct CteNames<'a>(&'a mut HashSet<String>);
 
 impl VisitorMut for CteNames<'_> {
@@ -207,6 +230,7 @@ impl VisitorMut for Rewriter<'_> {
                 normalize_timestamp_value(&mut typed.value.value)
             }
             Expr::Value(_) => super::numeric_literals::write_out_exponent(expr),
+            Expr::Cast { data_type: DataType::JSONB | DataType::JSON, .. } => read_as_jsonb(expr),
             _ => {}
         }
         if let Expr::Function(function) = expr

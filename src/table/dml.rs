@@ -158,7 +158,7 @@ pub fn split_found(def: &RelationDef, found: &RecordBatch, assigned: &[usize]) -
     }
     let nullable: Vec<_> = def.user_schema().fields().iter().map(|f| f.as_ref().clone().with_nullable(true)).collect();
     let updated = RecordBatch::try_new(Arc::new(Schema::new(nullable)), columns)?;
-    check_rows(def, &updated)?;
+    let updated = check_rows(def, updated)?;
     let updated = RecordBatch::try_new(def.user_schema(), updated.columns().to_vec())?;
     Ok(Found { deletes, expected, updated })
 }

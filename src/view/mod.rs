@@ -243,7 +243,7 @@ pub fn view_columns(
         if columns.iter().any(|c| c.name == name) {
             return Err(Error::DuplicateColumn(name));
         }
-        let sql_type = sql_type_of(field.data_type()).ok_or_else(|| {
+        let sql_type = sql_type_of(field).ok_or_else(|| {
             Error::FeatureNotSupported(format!(
                 "column \"{name}\" of type {} in a materialized view is not supported yet; cast it",
                 field.data_type()
@@ -257,9 +257,12 @@ pub fn view_columns(
     Ok(columns)
 }
 
-pub(crate) fn sql_type_of(data_type: &DataType) -> Option<SqlType> {
+pub(crate) fn sql_type_of(field: &datafusion::arrow::datatypes::Field) -> Option<SqlType> {
     use datafusion::arrow::datatypes::{IntervalUnit, TimeUnit};
-    Some(match data_type {
+    if crate::query::jsonb::is_jsonb(field) {
+        return Some(SqlType::Jsonb);
+    }
+    Some(match *field.data_type() {
         DataType::Boolean => SqlType::Boolean,
         DataType::Int8 | DataType::Int16 | DataType::UInt8 => SqlType::SmallInt,
         DataType::Int32 | DataType::UInt16 => SqlType::Int,
@@ -267,7 +270,7 @@ pub(crate) fn sql_type_of(data_type: &DataType) -> Option<SqlType> {
         DataType::UInt64 => SqlType::Numeric { precision: 20, scale: 0 },
         DataType::Float16 | DataType::Float32 => SqlType::Real,
         DataType::Float64 => SqlType::Double,
-        DataType::Decimal128(p, s) => SqlType::Numeric { precision: *p, scale: *s },
+        DataType::Decimal128(p, s) => SqlType::Numeric { precision: p, scale: s },
         DataType::Utf8 | DataType::LargeUtf8 | DataType::Utf8View | DataType::Null => SqlType::Text,
         DataType::Binary | DataType::LargeBinary | DataType::BinaryView => SqlType::Bytea,
         DataType::Date32 => SqlType::Date,

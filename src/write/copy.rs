@@ -217,7 +217,7 @@ impl CopyIn {
             // A NULL in a NOT NULL column makes the batch invalid for the schema.
             Err(_) => return Err(self.not_null_error()),
         };
-        check_rows(&self.def, &batch)?;
+        let batch = check_rows(&self.def, batch)?;
         self.batches_bytes += batch.get_array_memory_size();
         self.batches.push(batch);
         Ok(())

@@ -9,7 +9,7 @@ pub mod values;
 
 use std::sync::Arc;
 
-use datafusion::arrow::array::{Array, AsArray};
+use datafusion::arrow::array::{Array, ArrayRef, AsArray, StringArray};
 use datafusion::arrow::record_batch::RecordBatch;
 
 use crate::catalog::{RelationDef, SqlType};
@@ -80,9 +80,11 @@ pub fn refuse_system_values(def: &RelationDef, batch: &RecordBatch) -> Result<()
     Ok(())
 }
 
-/// The rules a row must satisfy before it may become an event.
-pub fn check_rows(def: &RelationDef, batch: &RecordBatch) -> Result<()> {
-    for (column, array) in def.columns.iter().zip(batch.columns()) {
+/// The rules a row must satisfy before it may become an event, and the rows
+/// as they are stored: JSONB in PostgreSQL's normalized form.
+pub fn check_rows(def: &RelationDef, batch: RecordBatch) -> Result<RecordBatch> {
+    let mut normalized: Vec<(usize, ArrayRef)> = Vec::new();
+    for (index, (column, array)) in def.columns.iter().zip(batch.columns()).enumerate() {
         if !column.nullable && array.null_count() > 0 {
             return Err(Error::NotNullViolation { relation: def.name.clone(), column: column.name.clone() });
         }
@@ -93,19 +95,27 @@ pub fn check_rows(def: &RelationDef, batch: &RecordBatch) -> Result<()> {
                     return Err(Error::StringTooLong { max_chars });
                 }
             }
-            SqlType::Jsonb => {
-                for text in array.as_string::<i32>().iter().flatten() {
-                    if let Err(e) = serde_json::from_str::<serde::de::IgnoredAny>(text) {
-                        return Err(Error::InvalidTextRepresentation(format!(
-                            "invalid input syntax for type json: {e}"
-                        )));
-                    }
-                }
-            }
+            SqlType::Jsonb => normalized.push((index, normalize_json(array.as_string::<i32>())?)),
             _ => {}
         }
     }
-    Ok(())
+    if normalized.is_empty() {
+        return Ok(batch);
+    }
+    let mut columns = batch.columns().to_vec();
+    for (index, array) in normalized {
+        columns[index] = array;
+    }
+    Ok(RecordBatch::try_new(batch.schema(), columns)?)
+}
+
+/// Each text as PostgreSQL's JSONB input reads it, or 22P02.
+fn normalize_json(texts: &StringArray) -> Result<ArrayRef> {
+    let normalized: StringArray = texts
+        .iter()
+        .map(|text| text.map(|text| crate::query::jsonb::normalize(text).map_err(Error::from)).transpose())
+        .collect::<Result<_>>()?;
+    Ok(Arc::new(normalized))
 }
 
 /// Appends rows to a stream as one commit, or buffers them in the open transaction.

@@ -1,0 +1,181 @@
+//! PostgreSQL's JSONB operators, planned as function calls: `->`, `->>`,
+//! `#>`, `#>>` by `datafusion-functions-json` (it walks a path without
+//! building the whole value), `@>`, `<@`, `?`, `?|`, `?&` by
+//! `functions.rs`. A string literal compared with a JSONB value is read as
+//! JSONB, as PostgreSQL types it, so `payload = '{"a":1}'` compares values
+//! and not spellings.
+
+use std::sync::Arc;
+
+use datafusion::arrow::datatypes::DataType;
+use datafusion::common::{DFSchema, Result as DfResult, ScalarValue};
+use datafusion::logical_expr::expr::ScalarFunction;
+use datafusion::logical_expr::planner::{ExprPlanner, PlannerResult, RawBinaryExpr};
+use datafusion::logical_expr::{Expr, ExprSchemable, ScalarUDF};
+use datafusion::sql::sqlparser::ast::BinaryOperator;
+use datafusion_functions_json::udfs::{json_as_text_udf, json_get_json_udf};
+
+use super::functions::Kind;
+use crate::error::Error;
+
+#[derive(Debug)]
+pub struct JsonbOperators {
+    functions: Vec<Arc<ScalarUDF>>,
+}
+
+impl JsonbOperators {
+    pub fn new(functions: &[ScalarUDF]) -> JsonbOperators {
+        JsonbOperators { functions: functions.iter().cloned().map(Arc::new).collect() }
+    }
+
+    fn call(&self, kind: Kind, args: Vec<Expr>) -> Expr {
+        let func = self.functions.iter().find(|f| f.name() == kind.name()).expect("every JSONB function is registered");
+        Expr::ScalarFunction(ScalarFunction { func: func.clone(), args })
+    }
+}
+
+impl ExprPlanner for JsonbOperators {
+    fn plan_binary_op(&self, expr: RawBinaryExpr, schema: &DFSchema) -> DfResult<PlannerResult<RawBinaryExpr>> {
+        let RawBinaryExpr { op, left, right } = expr;
+        let planned = match &op {
+            BinaryOperator::Arrow => get(json_get_json_udf(), left, right),
+            BinaryOperator::LongArrow => get(json_as_text_udf(), left, right),
+            // PostgreSQL reads `j->-1` as `j -> -1` (an operator does not end
+            // in `-`); sqlparser reads one operator `->-`.
+            BinaryOperator::Custom(op) if op == "->-" => get(json_get_json_udf(), left, negative(right)),
+            BinaryOperator::Custom(op) if op == "->>-" => get(json_as_text_udf(), left, negative(right)),
+            BinaryOperator::HashArrow => get(json_get_json_udf(), left, text_array(right)?),
+            BinaryOperator::HashLongArrow => get(json_as_text_udf(), left, text_array(right)?),
+            BinaryOperator::Question => self.call(Kind::Exists, vec![left, right]),
+            BinaryOperator::QuestionPipe => self.call(Kind::ExistsAny, vec![left, text_array(right)?]),
+            BinaryOperator::QuestionAnd => self.call(Kind::ExistsAll, vec![left, text_array(right)?]),
+            // `@>` and `<@` are also array containment: only text and JSONB here.
+            BinaryOperator::AtArrow if is_text(&left, schema) && is_text(&right, schema) => {
+                self.call(Kind::Contains, vec![self.as_jsonb(left), self.as_jsonb(right)])
+            }
+            BinaryOperator::ArrowAt if is_text(&left, schema) && is_text(&right, schema) => {
+                self.call(Kind::Contains, vec![self.as_jsonb(right), self.as_jsonb(left)])
+            }
+            BinaryOperator::Eq | BinaryOperator::NotEq if is_jsonb(&left, schema) || is_jsonb(&right, schema) => {
+                let (left, right) = (self.as_jsonb(left), self.as_jsonb(right));
+                return Ok(PlannerResult::Original(RawBinaryExpr { op, left, right }));
+            }
+            _ => return Ok(PlannerResult::Original(RawBinaryExpr { op, left, right })),
+        };
+        Ok(PlannerResult::Planned(planned))
+    }
+}
+
+impl JsonbOperators {
+    /// A string literal as the JSONB it spells (checked and normalized);
+    /// anything else as it is.
+    fn as_jsonb(&self, expr: Expr) -> Expr {
+        match &expr {
+            Expr::Literal(value, _) if string_literal(value).is_some() => self.call(Kind::In, vec![expr]),
+            _ => expr,
+        }
+    }
+}
+
+fn get(function: Arc<ScalarUDF>, json: Expr, key: Expr) -> Expr {
+    Expr::ScalarFunction(ScalarFunction { func: function, args: vec![json, key] })
+}
+
+fn negative(expr: Expr) -> Expr {
+    Expr::Negative(Box::new(expr))
+}
+
+fn string_literal(value: &ScalarValue) -> Option<&str> {
+    match value {
+        ScalarValue::Utf8(Some(s)) | ScalarValue::Utf8View(Some(s)) | ScalarValue::LargeUtf8(Some(s)) => Some(s),
+        _ => None,
+    }
+}
+
+fn is_text(expr: &Expr, schema: &DFSchema) -> bool {
+    matches!(expr.get_type(schema), Ok(DataType::Utf8 | DataType::Utf8View | DataType::LargeUtf8 | DataType::Null))
+}
+
+fn is_jsonb(expr: &Expr, schema: &DFSchema) -> bool {
+    expr.to_field(schema).is_ok_and(|(_, field)| super::is_jsonb(&field))
+}
+
+/// A path or key list: PostgreSQL's array literal `'{a,b}'` as a `text[]`;
+/// any other expression (`ARRAY['a', 'b']`) as it is.
+fn text_array(expr: Expr) -> DfResult<Expr> {
+    let Expr::Literal(value, _) = &expr else { return Ok(expr) };
+    let Some(text) = string_literal(value) else { return Ok(expr) };
+    let elements = array_literal(text).map_err(|why| {
+        Error::InvalidTextRepresentation(format!("malformed array literal: \"{text}\" ({why})")).into_datafusion()
+    })?;
+    let values: Vec<ScalarValue> = elements.into_iter().map(ScalarValue::Utf8).collect();
+    Ok(Expr::Literal(ScalarValue::List(ScalarValue::new_list_nullable(&values, &DataType::Utf8)), None))
+}
+
+/// The elements of a one-dimensional PostgreSQL array literal: `{a, "b c", NULL}`.
+fn array_literal(text: &str) -> Result<Vec<Option<String>>, &'static str> {
+    let inner = text
+        .trim()
+        .strip_prefix('{')
+        .and_then(|t| t.strip_suffix('}'))
+        .ok_or("Array value must start with \"{\" and end with \"}\".")?;
+    let mut elements = Vec::new();
+    if inner.trim().is_empty() {
+        return Ok(elements);
+    }
+    let mut chars = inner.chars().peekable();
+    loop {
+        while chars.next_if(|c| c.is_whitespace()).is_some() {}
+        let mut element = String::new();
+        let quoted = chars.next_if_eq(&'"').is_some();
+        if quoted {
+            loop {
+                match chars.next() {
+                    Some('"') => break,
+                    Some('\\') => element.push(chars.next().ok_or("Unexpected end of input.")?),
+                    Some(c) => element.push(c),
+                    None => return Err("Unexpected end of input."),
+                }
+            }
+            while chars.next_if(|c| c.is_whitespace()).is_some() {}
+        } else {
+            while let Some(c) = chars.next_if(|c| *c != ',') {
+                if c == '{' || c == '}' || c == '"' {
+                    return Err("Unexpected array element.");
+                }
+                element.push(c);
+            }
+            element.truncate(element.trim_end().len());
+            if element.is_empty() {
+                return Err("Unexpected \",\" character.");
+            }
+        }
+        let is_null = !quoted && element.eq_ignore_ascii_case("null");
+        elements.push((!is_null).then_some(element));
+        match chars.next() {
+            Some(',') => continue,
+            None => return Ok(elements),
+            Some(_) => return Err("Unexpected array element."),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::array_literal;
+
+    #[test]
+    fn reads_postgresql_array_literals() {
+        let some = |s: &str| Some(s.to_string());
+        assert_eq!(array_literal("{a,b}").unwrap(), vec![some("a"), some("b")]);
+        assert_eq!(
+            array_literal("{ a , \"b c\", NULL, \"NULL\" }").unwrap(),
+            vec![some("a"), some("b c"), None, some("NULL")]
+        );
+        assert_eq!(array_literal("{\"x\\\"y\"}").unwrap(), vec![some("x\"y")]);
+        assert_eq!(array_literal("{}").unwrap(), vec![]);
+        for bad in ["a,b", "{a,,b}", "{a", "{\"a}", "{{a}}"] {
+            assert!(array_literal(bad).is_err(), "{bad}");
+        }
+    }
+}
