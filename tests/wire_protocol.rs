@@ -605,8 +605,72 @@ async fn jsonb_reaches_clients_as_jsonb_in_text_and_binary() {
         .collect();
     assert_eq!(texts, vec![r#"{"a": null, "b": [1, 2.50]}"#, r#"{"a": "x"}"#]);
 
+    // A parameter compared with a JSONB value is read as JSONB, spelled however.
+    let found = client.query("SELECT id FROM docs WHERE j = $1", &[&r#"{"a":"x"}"#]).await.unwrap();
+    assert_eq!(found.iter().map(|r| r.get::<_, i64>(0)).collect::<Vec<_>>(), vec![2]);
+
     let error = client.execute("INSERT INTO docs VALUES (3, $1)", &[&"{not json"]).await.unwrap_err();
     assert_eq!(error.code(), Some(&SqlState::INVALID_TEXT_REPRESENTATION));
     let count: i64 = client.query_one("SELECT count(*) FROM docs", &[]).await.unwrap().get(0);
     assert_eq!(count, 2);
+}
+
+/// NUMERIC as its binary wire bytes, to bind and read them exactly.
+#[derive(Debug, PartialEq)]
+struct NumericBytes(Vec<u8>);
+
+impl tokio_postgres::types::ToSql for NumericBytes {
+    fn to_sql(
+        &self,
+        _: &Type,
+        out: &mut bytes::BytesMut,
+    ) -> Result<tokio_postgres::types::IsNull, Box<dyn std::error::Error + Sync + Send>> {
+        out.extend_from_slice(&self.0);
+        Ok(tokio_postgres::types::IsNull::No)
+    }
+
+    fn accepts(ty: &Type) -> bool {
+        *ty == Type::NUMERIC
+    }
+
+    tokio_postgres::types::to_sql_checked!();
+}
+
+impl<'a> tokio_postgres::types::FromSql<'a> for NumericBytes {
+    fn from_sql(_: &Type, raw: &'a [u8]) -> Result<Self, Box<dyn std::error::Error + Sync + Send>> {
+        Ok(NumericBytes(raw.to_vec()))
+    }
+
+    fn accepts(ty: &Type) -> bool {
+        *ty == Type::NUMERIC
+    }
+}
+
+fn from_hex(hex: &str) -> Vec<u8> {
+    (0..hex.len()).step_by(2).map(|i| u8::from_str_radix(&hex[i..i + 2], 16).unwrap()).collect()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn numeric_of_38_digits_crosses_the_wire_exactly_in_binary() {
+    let server = common::Server::start(&common::fresh_data_dir("wire-numeric"));
+    let client = server.client().await;
+    client.batch_execute("CREATE TABLE n (id BIGINT PRIMARY KEY, v NUMERIC(38,1), w NUMERIC(38,0))").await.unwrap();
+    // PostgreSQL 15's numeric_send() of 12345678901234567890123456789.5 and of -(10^38 - 1).
+    let long = NumericBytes(from_hex("0009000700000001000109291a85007b11d722c509291a851388"));
+    let widest = NumericBytes(from_hex("000a0009400000000063270f270f270f270f270f270f270f270f270f"));
+    let statement =
+        client.prepare_typed("INSERT INTO n VALUES (1, $1, $2)", &[Type::NUMERIC, Type::NUMERIC]).await.unwrap();
+    client.execute(&statement, &[&long, &widest]).await.unwrap();
+
+    let row = client.query_one("SELECT v::text, w::text, v, w FROM n", &[]).await.unwrap();
+    assert_eq!(row.get::<_, String>(0), "12345678901234567890123456789.5");
+    assert_eq!(row.get::<_, String>(1), "-99999999999999999999999999999999999999");
+    assert_eq!(row.get::<_, NumericBytes>(2), long);
+    assert_eq!(row.get::<_, NumericBytes>(3), widest);
+
+    // Too many digits for the column: 22003, as PostgreSQL, and nothing written.
+    let error = client.execute("UPDATE n SET v = $1 WHERE id = 1", &[&widest]).await.unwrap_err();
+    assert_eq!(error.code(), Some(&SqlState::NUMERIC_VALUE_OUT_OF_RANGE));
+    let text: String = client.query_one("SELECT v::text FROM n", &[]).await.unwrap().get(0);
+    assert_eq!(text, "12345678901234567890123456789.5");
 }

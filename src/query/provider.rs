@@ -10,6 +10,7 @@ use datafusion::arrow::array::{ArrayRef, AsArray, new_null_array};
 use datafusion::arrow::datatypes::{Field, Int64Type, Schema, SchemaRef};
 use datafusion::arrow::record_batch::RecordBatch;
 use datafusion::catalog::{Session, TableProvider};
+use datafusion::common::metadata::FieldMetadata;
 use datafusion::common::{Result as DfResult, ScalarValue};
 use datafusion::datasource::TableType;
 use datafusion::datasource::listing::PartitionedFile;
@@ -163,7 +164,13 @@ impl RelationTable {
                     .iter()
                     .zip(&self.def.columns)
                     .filter_map(|(name, c)| {
-                        name.as_ref().map(|name| Field::new(name, read_type(&c.sql_type.arrow_type()), true))
+                        // The column's field (its JSONB mark included) under its name then.
+                        name.as_ref().map(|name| {
+                            c.field()
+                                .with_name(name)
+                                .with_data_type(read_type(&c.sql_type.arrow_type()))
+                                .with_nullable(true)
+                        })
                     })
                     .collect();
                 fields.extend(self.read.fields()[n..].iter().map(|f| f.as_ref().clone()));
@@ -201,7 +208,8 @@ impl RelationTable {
                         let missing = crate::log::layout::missing_array(&self.def.columns[i], 1)
                             .map_err(|e| Error::from(e).into_datafusion())?;
                         let value = ScalarValue::try_from_array(&missing, 0)?.cast_to(field.data_type())?;
-                        Arc::new(Literal::new(value))
+                        let metadata = FieldMetadata::new_from_field(field);
+                        Arc::new(Literal::new_with_metadata(value, (!metadata.is_empty()).then_some(metadata)))
                     }
                     None => col(field.name(), &read_schema)?,
                 };

@@ -21,7 +21,7 @@ pub fn copy_text(batch: RecordBatch, out: &mut Vec<u8>) -> Result<(), ArrowError
 /// Calls `line` with each row of `batch` as a line of COPY data in the
 /// format of `options` (the line includes its newline).
 pub fn copy_lines(batch: RecordBatch, options: &CopyOptions, mut line: impl FnMut(&[u8])) -> Result<(), ArrowError> {
-    let batch = postgres_text(batch, &Format::UnifiedText)?;
+    let batch = postgres_text(batch, &Format::UnifiedText, &[])?;
     let format = FormatOptions::default().with_null("");
     let formatters: Vec<ArrayFormatter> =
         batch.columns().iter().map(|c| ArrayFormatter::try_new(c.as_ref(), &format)).collect::<Result<_, _>>()?;

@@ -43,11 +43,14 @@ pub fn query_response(
 ) -> PgWireResult<QueryResponse> {
     let fields = Arc::new(fields(schema, format)?);
     let row_fields = fields.clone();
+    let jsonb: Vec<bool> = fields.iter().map(|f| *f.datatype() == Type::JSONB).collect();
     let format = format.clone();
     let data_rows = rows
-        .map(move |batch| match batch.map_err(Error::from_datafusion).and_then(|b| Ok(postgres_text(b, &format)?)) {
-            Ok(batch) => stream::iter(encode_recordbatch(row_fields.clone(), batch).collect::<Vec<_>>()),
-            Err(error) => stream::iter(vec![Err(to_pgwire(error))]),
+        .map(move |batch| {
+            match batch.map_err(Error::from_datafusion).and_then(|b| Ok(postgres_text(b, &format, &jsonb)?)) {
+                Ok(batch) => stream::iter(encode_recordbatch(row_fields.clone(), batch).collect::<Vec<_>>()),
+                Err(error) => stream::iter(vec![Err(to_pgwire(error))]),
+            }
         })
         .flatten();
     Ok(QueryResponse::new(fields, cancellable(data_rows, cancel)))

@@ -6,7 +6,6 @@ use std::collections::HashMap;
 use std::fmt::Debug;
 use std::sync::Arc;
 
-use arrow_pg::datatypes::df::deserialize_parameters;
 use arrow_pg::datatypes::into_pg_type;
 use async_trait::async_trait;
 use datafusion::arrow::datatypes::{DataType, Field, Schema, SchemaRef};
@@ -352,7 +351,7 @@ impl Described {
 }
 
 /// A statement prepared with Parse: its command, and what Describe reports.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, Default)]
 pub struct Prepared {
     command: Option<Command>,
     parameter_types: Vec<Option<DataType>>,
@@ -584,7 +583,7 @@ impl ExtendedQueryHandler for Service {
             return Ok(Response::EmptyQuery);
         };
         let types: Vec<Option<&DataType>> = prepared.parameter_types.iter().map(Option::as_ref).collect();
-        let params = deserialize_parameters(portal, &types)?;
+        let params = super::numeric_params::deserialize(portal, &types)?;
         let session = session_of(client, &self.db);
         let (outcome, notices) = {
             let mut session = session.lock().await;

@@ -1,10 +1,12 @@
 //! PostgreSQL wire protocol server: accepts connections and serves each with
 //! [`handler::Handlers`] until shutdown.
 
+mod binary_values;
 mod copy_text;
 mod encode;
 mod extended;
 mod handler;
+mod numeric_params;
 mod pg_format;
 pub mod sqlstate;
 

@@ -1,31 +1,27 @@
 //! PostgreSQL's text for the values `arrow-pg` writes differently (floats,
-//! timestamps, intervals, large decimals; see [`crate::pg_text::as_text`]). Columns sent in binary are
-//! left alone; others become text arrays before encoding (the field keeps its
-//! PostgreSQL type).
+//! timestamps, intervals, large decimals; see [`crate::pg_text::as_text`]),
+//! and the binary forms it writes differently (JSONB, NUMERIC; see
+//! `binary_values.rs`). Other columns sent in binary are left alone; the
+//! rest become text arrays before encoding (the field keeps its PostgreSQL
+//! type).
 
 use std::sync::Arc;
 
-use datafusion::arrow::array::{ArrayRef, AsArray, BinaryArray, RecordBatch};
+use datafusion::arrow::array::{ArrayRef, RecordBatch};
 use datafusion::arrow::datatypes::{DataType, Field, Schema};
 use datafusion::arrow::error::ArrowError;
 use pgwire::api::portal::Format;
 use pgwire::api::results::FieldFormat;
 
+use super::binary_values::{jsonb_binary, numeric_binary};
 use crate::pg_text::as_text;
-use crate::query::jsonb::is_jsonb;
-
-/// JSONB's binary form: a version byte (1), then the text.
-fn jsonb_binary(column: &ArrayRef) -> Result<ArrayRef, ArrowError> {
-    let text = datafusion::arrow::compute::cast(column, &DataType::Utf8)?;
-    let binary: BinaryArray =
-        text.as_string::<i32>().iter().map(|text| text.map(|t| [&[1u8][..], t.as_bytes()].concat())).collect();
-    Ok(Arc::new(binary))
-}
 
 /// `batch` with its text-format float, timestamp, interval and decimal
 /// columns as PostgreSQL text, and any decimal of negative scale as a whole
 /// number.
-pub fn postgres_text(batch: RecordBatch, format: &Format) -> Result<RecordBatch, ArrowError> {
+/// `jsonb` says which columns the client was told are JSONB (a batch read
+/// from an older segment may lack the field's mark).
+pub fn postgres_text(batch: RecordBatch, format: &Format, jsonb: &[bool]) -> Result<RecordBatch, ArrowError> {
     let schema = batch.schema();
     let mut fields: Vec<Field> = Vec::with_capacity(batch.num_columns());
     let mut columns: Vec<ArrayRef> = Vec::with_capacity(batch.num_columns());
@@ -43,8 +39,13 @@ pub fn postgres_text(batch: RecordBatch, format: &Format) -> Result<RecordBatch,
         };
         let text = match format.format_for(index) {
             FieldFormat::Text => as_text(column)?,
-            FieldFormat::Binary if is_jsonb(field) => {
-                let binary = jsonb_binary(column)?;
+            FieldFormat::Binary
+                if jsonb.get(index) == Some(&true) || matches!(column.data_type(), DataType::Decimal128(..)) =>
+            {
+                let binary = match column.data_type() {
+                    DataType::Decimal128(_, scale) => numeric_binary(column, *scale),
+                    _ => jsonb_binary(column)?,
+                };
                 changed = true;
                 fields.push(Field::new(field.name(), DataType::Binary, true));
                 columns.push(binary);

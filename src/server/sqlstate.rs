@@ -17,6 +17,9 @@ pub fn error_info(error: &Error) -> ErrorInfo {
     if let Some(message) = integer_out_of_range(error) {
         return ErrorInfo::new("ERROR".to_string(), "22003".to_string(), message);
     }
+    if let Some((code, message)) = text_to_numeric(error) {
+        return ErrorInfo::new("ERROR".to_string(), code.to_string(), message);
+    }
     if let Some(detail) = numeric_overflow(error) {
         let mut info = ErrorInfo::new("ERROR".to_string(), "22003".to_string(), "numeric field overflow".into());
         info.detail = Some(detail);
@@ -182,6 +185,27 @@ fn integer_out_of_range(error: &Error) -> Option<String> {
     // Digits too many for the type; other text is not a number at all (22P02).
     text.trim().parse::<i128>().ok()?;
     Some(format!("value \"{text}\" is out of range for type {type_name}"))
+}
+
+/// PostgreSQL's error for text that does not become a NUMERIC, from Arrow's
+/// "Cannot cast string '…' to value of Decimal128(p, s) type": a number too
+/// big for the type (22003), or text that is no number (22P02).
+fn text_to_numeric(error: &Error) -> Option<(&'static str, String)> {
+    let Error::DataFusion(inner) = error else { return None };
+    let DataFusionError::ArrowError(arrow, _) = inner.find_root() else { return None };
+    let ArrowError::CastError(message) = arrow.as_ref() else { return None };
+    let (text, target) = message.split_once("Cannot cast string '")?.1.rsplit_once("' to value of ")?;
+    if !target.starts_with("Decimal") {
+        return None;
+    }
+    let unsigned = text.trim().trim_start_matches(['-', '+']);
+    let (whole, fraction) = unsigned.split_once('.').unwrap_or((unsigned, ""));
+    let digits = |part: &str| part.bytes().all(|b| b.is_ascii_digit());
+    let number = !(whole.is_empty() && fraction.is_empty()) && digits(whole) && digits(fraction);
+    Some(match number {
+        true => ("22003", "numeric field overflow".to_string()),
+        false => ("22P02", format!("invalid input syntax for type numeric: \"{text}\"")),
+    })
 }
 
 /// PostgreSQL's detail for a value too big for its NUMERIC(p, s), from

@@ -28,9 +28,14 @@ pub enum Kind {
     ArrayLength,
     ExtractPath,
     ExtractPathText,
+    /// `->` and `->>` by a key that is text but not a literal name: a key
+    /// of an object only (`datafusion-functions-json` takes `'1'` as an
+    /// index into an array, which PostgreSQL's `->` does not).
+    ObjectField,
+    ObjectFieldText,
 }
 
-const ALL: [Kind; 9] = [
+const ALL: [Kind; 11] = [
     Kind::In,
     Kind::Contains,
     Kind::Exists,
@@ -40,6 +45,8 @@ const ALL: [Kind; 9] = [
     Kind::ArrayLength,
     Kind::ExtractPath,
     Kind::ExtractPathText,
+    Kind::ObjectField,
+    Kind::ObjectFieldText,
 ];
 
 impl Kind {
@@ -54,6 +61,8 @@ impl Kind {
             Kind::ArrayLength => "jsonb_array_length",
             Kind::ExtractPath => "jsonb_extract_path",
             Kind::ExtractPathText => "jsonb_extract_path_text",
+            Kind::ObjectField => "jsonb_object_field",
+            Kind::ObjectFieldText => "jsonb_object_field_text",
         }
     }
 
@@ -61,16 +70,24 @@ impl Kind {
         match self {
             Kind::Contains | Kind::Exists | Kind::ExistsAny | Kind::ExistsAll => DataType::Boolean,
             Kind::ArrayLength => DataType::Int32,
-            Kind::In | Kind::TypeOf | Kind::ExtractPath | Kind::ExtractPathText => DataType::Utf8,
+            Kind::In
+            | Kind::TypeOf
+            | Kind::ExtractPath
+            | Kind::ExtractPathText
+            | Kind::ObjectField
+            | Kind::ObjectFieldText => DataType::Utf8,
         }
     }
 
     fn signature(self) -> Signature {
         match self {
             Kind::In | Kind::TypeOf | Kind::ArrayLength => Signature::any(1, Volatility::Immutable),
-            Kind::Contains | Kind::Exists | Kind::ExistsAny | Kind::ExistsAll => {
-                Signature::any(2, Volatility::Immutable)
-            }
+            Kind::Contains
+            | Kind::Exists
+            | Kind::ExistsAny
+            | Kind::ExistsAll
+            | Kind::ObjectField
+            | Kind::ObjectFieldText => Signature::any(2, Volatility::Immutable),
             Kind::ExtractPath | Kind::ExtractPathText => Signature::variadic_any(Volatility::Immutable),
         }
     }
@@ -102,7 +119,7 @@ impl ScalarUDFImpl for JsonbFunction {
     fn return_field_from_args(&self, _: ReturnFieldArgs) -> DfResult<FieldRef> {
         let field = Field::new(self.name(), self.kind.output(), true);
         Ok(Arc::new(match self.kind {
-            Kind::In | Kind::ExtractPath => super::tag(field),
+            Kind::In | Kind::ExtractPath | Kind::ObjectField => super::tag(field),
             _ => field,
         }))
     }
@@ -135,6 +152,24 @@ impl ScalarUDFImpl for JsonbFunction {
             Kind::ArrayLength => {
                 let out: Int32Array = (0..rows)
                     .map(|row| documents.is_valid(row).then(|| array_length(documents.value(row))).transpose())
+                    .collect::<DfResult<_>>()?;
+                Arc::new(out)
+            }
+            Kind::ObjectField | Kind::ObjectFieldText => {
+                let keys = text(&rest[0])?;
+                let keys = keys.as_string::<i32>();
+                let out: StringArray = (0..rows)
+                    .map(|row| {
+                        if documents.is_null(row) || keys.is_null(row) {
+                            return Ok(None);
+                        }
+                        let json = parse(documents.value(row))?;
+                        let found = json.field(keys.value(row));
+                        Ok(match self.kind {
+                            Kind::ObjectField => found.map(Json::to_text),
+                            _ => found.and_then(Json::as_text),
+                        })
+                    })
                     .collect::<DfResult<_>>()?;
                 Arc::new(out)
             }

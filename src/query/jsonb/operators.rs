@@ -38,8 +38,14 @@ impl ExprPlanner for JsonbOperators {
     fn plan_binary_op(&self, expr: RawBinaryExpr, schema: &DFSchema) -> DfResult<PlannerResult<RawBinaryExpr>> {
         let RawBinaryExpr { op, left, right } = expr;
         let planned = match &op {
-            BinaryOperator::Arrow => get(json_get_json_udf(), left, right),
-            BinaryOperator::LongArrow => get(json_as_text_udf(), left, right),
+            BinaryOperator::Arrow => match by_name_or_index(&right, schema) {
+                true => get(json_get_json_udf(), left, right),
+                false => self.call(Kind::ObjectField, vec![left, right]),
+            },
+            BinaryOperator::LongArrow => match by_name_or_index(&right, schema) {
+                true => get(json_as_text_udf(), left, right),
+                false => self.call(Kind::ObjectFieldText, vec![left, right]),
+            },
             // PostgreSQL reads `j->-1` as `j -> -1` (an operator does not end
             // in `-`); sqlparser reads one operator `->-`.
             BinaryOperator::Custom(op) if op == "->-" => get(json_get_json_udf(), left, negative(right)),
@@ -67,13 +73,24 @@ impl ExprPlanner for JsonbOperators {
 }
 
 impl JsonbOperators {
-    /// A string literal as the JSONB it spells (checked and normalized);
-    /// anything else as it is.
+    /// A string literal or a parameter as the JSONB it spells (checked and
+    /// normalized); anything else as it is.
     fn as_jsonb(&self, expr: Expr) -> Expr {
         match &expr {
             Expr::Literal(value, _) if string_literal(value).is_some() => self.call(Kind::In, vec![expr]),
+            Expr::Placeholder(_) => self.call(Kind::In, vec![expr]),
             _ => expr,
         }
+    }
+}
+
+/// Whether `datafusion-functions-json` reads `->`'s key as PostgreSQL
+/// does: an integer (an index), or a literal name that is no number (it
+/// would take `'1'` as an index into an array too).
+fn by_name_or_index(key: &Expr, schema: &DFSchema) -> bool {
+    match key {
+        Expr::Literal(value, _) => string_literal(value).is_none_or(|name| name.trim().parse::<i64>().is_err()),
+        _ => !is_text(key, schema),
     }
 }
 
@@ -140,10 +157,11 @@ fn array_literal(text: &str) -> Result<Vec<Option<String>>, &'static str> {
             while chars.next_if(|c| c.is_whitespace()).is_some() {}
         } else {
             while let Some(c) = chars.next_if(|c| *c != ',') {
-                if c == '{' || c == '}' || c == '"' {
-                    return Err("Unexpected array element.");
+                match c {
+                    '{' | '}' | '"' => return Err("Unexpected array element."),
+                    '\\' => element.push(chars.next().ok_or("Unexpected end of input.")?),
+                    c => element.push(c),
                 }
-                element.push(c);
             }
             element.truncate(element.trim_end().len());
             if element.is_empty() {
@@ -174,6 +192,7 @@ mod tests {
         );
         assert_eq!(array_literal("{\"x\\\"y\"}").unwrap(), vec![some("x\"y")]);
         assert_eq!(array_literal("{}").unwrap(), vec![]);
+        assert_eq!(array_literal("{a\\,b}").unwrap(), vec![some("a,b")]);
         for bad in ["a,b", "{a,,b}", "{a", "{\"a}", "{{a}}"] {
             assert!(array_literal(bad).is_err(), "{bad}");
         }
