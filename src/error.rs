@@ -67,6 +67,8 @@ pub enum Error {
     CharacterNotInRepertoire(String),
     #[error("cursor \"{0}\" does not exist")]
     UndefinedCursor(String),
+    #[error("prepared statement \"{0}\" does not exist")]
+    UndefinedPreparedStatement(String),
     #[error("cursor \"{0}\" already exists")]
     DuplicateCursor(String),
     #[error(transparent)]

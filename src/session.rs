@@ -280,6 +280,7 @@ impl Session {
             Command::CreateView { name, columns, query, if_not_exists, or_replace } => {
                 self.create_view(name, columns, query, if_not_exists, or_replace).await
             }
+            Command::Deallocate { name } => Ok(done(if name.is_some() { "DEALLOCATE" } else { "DEALLOCATE ALL" })),
             Command::Checkpoint => {
                 self.refuse_in_transaction("CHECKPOINT")?;
                 self.db.log.seal().await?;

@@ -674,3 +674,29 @@ async fn numeric_of_38_digits_crosses_the_wire_exactly_in_binary() {
     let text: String = client.query_one("SELECT v::text FROM n", &[]).await.unwrap().get(0);
     assert_eq!(text, "12345678901234567890123456789.5");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn json_typed_parameters_and_deallocate_work_as_drivers_use_them() {
+    let server = common::Server::start(&common::fresh_data_dir("wire-driver-habits"));
+    let client = server.client().await;
+    client.batch_execute("CREATE TABLE t (id BIGINT PRIMARY KEY, j JSONB)").await.unwrap();
+    // Parameters typed JSONB by the client (psycopg's Jsonb, tokio-postgres'
+    // serde_json::Value): binary, a version byte before the text.
+    let insert = client.prepare_typed("INSERT INTO t VALUES ($1, $2)", &[Type::INT8, Type::JSONB]).await.unwrap();
+    client.execute(&insert, &[&1i64, &serde_json::json!({"b": [1, 2], "a": "x"})]).await.unwrap();
+    let find = client.prepare_typed("SELECT id, j FROM t WHERE j @> $1", &[Type::JSONB]).await.unwrap();
+    let row = client.query_one(&find, &[&serde_json::json!({"a": "x"})]).await.unwrap();
+    assert_eq!(row.get::<_, i64>(0), 1);
+    assert_eq!(row.get::<_, serde_json::Value>(1), serde_json::json!({"a": "x", "b": [1, 2]}));
+
+    // DEALLOCATE drops protocol-level prepared statements (psycopg sends
+    // DEALLOCATE ALL after each rollback); an unknown name is 26000.
+    client.batch_execute("BEGIN; DEALLOCATE ALL; COMMIT").await.unwrap();
+    let error = client.query_one(&find, &[&serde_json::json!({})]).await.unwrap_err();
+    assert_eq!(error.code(), Some(&SqlState::INVALID_SQL_STATEMENT_NAME), "{error}");
+    let error = client.batch_execute("DEALLOCATE nosuch").await.unwrap_err();
+    assert_eq!(error.code(), Some(&SqlState::INVALID_SQL_STATEMENT_NAME));
+    let named = client.prepare("SELECT count(*) FROM t").await.unwrap();
+    let count: i64 = client.query_one(&named, &[]).await.unwrap().get(0);
+    assert_eq!(count, 1);
+}

@@ -5,8 +5,9 @@
 //! it a TCP segment and a wake-up of its own for the client: four per
 //! prepared INSERT or UPDATE instead of one.
 
+use std::collections::HashSet;
 use std::fmt::Debug;
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 
 use futures::{Sink, SinkExt};
 use pgwire::api::portal::Portal;
@@ -31,11 +32,41 @@ where
     PgWireError: From<<C as Sink<PgWireBackendMessage>>::Error>,
 {
     let name = message.name.clone().unwrap_or_else(|| DEFAULT_NAME.to_owned());
+    if name != DEFAULT_NAME {
+        named_statements(client).lock().expect("statement names lock").insert(name.clone());
+    }
     match StoredStatement::parse(client, &message, handler.query_parser()).await? {
         Some(statement) => client.portal_store().put_statement(Arc::new(statement)),
         None => client.portal_store().put_empty_statement(&name),
     }
     client.feed(PgWireBackendMessage::ParseComplete(ParseComplete::new())).await?;
+    Ok(())
+}
+
+/// The names of the connection's prepared statements, for `DEALLOCATE ALL`
+/// (pgwire's store cannot list them).
+fn named_statements<C: ClientInfo + ?Sized>(client: &C) -> Arc<Mutex<HashSet<String>>> {
+    client.session_extensions().get_or_insert_with(|| Mutex::new(HashSet::<String>::new()))
+}
+
+/// `DEALLOCATE name` or (`None`) `DEALLOCATE ALL`: the statements are
+/// dropped, as PostgreSQL drops them; an unknown name is 26000.
+pub fn deallocate<C>(client: &C, name: Option<&str>) -> Result<(), crate::error::Error>
+where
+    C: ClientInfo + ClientPortalStore,
+    C::PortalStore: PortalStore,
+{
+    let names = named_statements(client);
+    let mut names = names.lock().expect("statement names lock");
+    match name {
+        Some(name) => {
+            if !names.remove(name) {
+                return Err(crate::error::Error::UndefinedPreparedStatement(name.to_string()));
+            }
+            client.portal_store().rm_statement(name);
+        }
+        None => names.drain().for_each(|name| client.portal_store().rm_statement(&name)),
+    }
     Ok(())
 }
 

@@ -195,7 +195,14 @@ impl SimpleQueryHandler for Service {
         };
         let mut responses = Vec::with_capacity(commands.len());
         for command in commands {
-            let outcome = session.execute(command, None).await;
+            let dropped = deallocated(&command);
+            let mut outcome = session.execute(command, None).await;
+            if let (Some(name), Ok(_)) = (&dropped, &outcome)
+                && let Err(error) = super::extended::deallocate(client, name.as_deref())
+            {
+                session.fail_transaction();
+                outcome = Err(error);
+            }
             feed_notices(client, session.take_notices()).await?;
             match outcome {
                 Ok(Outcome::Subscribe(subscription)) => {
@@ -232,6 +239,15 @@ impl SimpleQueryHandler for Service {
             }
         }
         Ok(responses)
+    }
+}
+
+/// What a DEALLOCATE drops (`Some(None)`: every statement); `None` for
+/// other commands.
+fn deallocated(command: &Command) -> Option<Option<String>> {
+    match command {
+        Command::Deallocate { name } => Some(name.clone()),
+        _ => None,
     }
 }
 
@@ -583,11 +599,19 @@ impl ExtendedQueryHandler for Service {
             return Ok(Response::EmptyQuery);
         };
         let types: Vec<Option<&DataType>> = prepared.parameter_types.iter().map(Option::as_ref).collect();
-        let params = super::numeric_params::deserialize(portal, &types)?;
+        let params = super::parameters::deserialize(portal, &types)?;
         let session = session_of(client, &self.db);
+        let dropped = deallocated(&command);
         let (outcome, notices) = {
             let mut session = session.lock().await;
-            (session.execute(command, Some(&params)).await, session.take_notices())
+            let mut outcome = session.execute(command, Some(&params)).await;
+            if let (Some(name), Ok(_)) = (&dropped, &outcome)
+                && let Err(error) = super::extended::deallocate(client, name.as_deref())
+            {
+                session.fail_transaction();
+                outcome = Err(error);
+            }
+            (outcome, session.take_notices())
         };
         feed_notices(client, notices).await?;
         let outcome = outcome.map_err(to_pgwire)?;

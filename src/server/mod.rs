@@ -6,7 +6,7 @@ mod copy_text;
 mod encode;
 mod extended;
 mod handler;
-mod numeric_params;
+mod parameters;
 mod pg_format;
 pub mod sqlstate;
 

@@ -63,6 +63,7 @@ fn sqlstate(error: &Error) -> &'static str {
         Error::BadCopyFile(_) => "22P04",
         Error::CharacterNotInRepertoire(_) => "22021",
         Error::UndefinedCursor(_) => "34000",
+        Error::UndefinedPreparedStatement(_) => "26000",
         Error::DuplicateCursor(_) => "42P03",
         Error::Storage(storage) => match storage {
             log::Error::DuplicateRelation(_) => "42P07",

@@ -22,6 +22,12 @@ use crate::write::copy::{CopyFormat, CopyOptions};
 pub enum Command {
     /// Seal every committed row into segments now.
     Checkpoint,
+    /// `DEALLOCATE name` (`None`: `DEALLOCATE ALL`): forget statements
+    /// prepared with the protocol's Parse (drivers send it; psycopg after
+    /// each rollback). The connection's handler drops them.
+    Deallocate {
+        name: Option<String>,
+    },
     CreateRelation {
         kind: RelationKind,
         name: String,
@@ -440,6 +446,9 @@ fn command(statement: Statement, about_stream: bool) -> Result<Command> {
         }
         Statement::StartTransaction { modes, .. } => Command::Begin { read_only: access_mode(&modes) },
         Statement::Commit { .. } => Command::Commit,
+        Statement::Deallocate { name, .. } => Command::Deallocate {
+            name: (name.quote_style.is_some() || !name.value.eq_ignore_ascii_case("all")).then(|| name.value.clone()),
+        },
         Statement::Rollback { savepoint: None, .. } => Command::Rollback,
         Statement::Rollback { savepoint: Some(name), .. } => {
             Command::RollbackToSavepoint { name: object_name(&name.to_string()) }

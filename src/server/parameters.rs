@@ -1,57 +1,103 @@
-//! NUMERIC parameters, read exactly. arrow-pg reads them through
-//! rust_decimal, which keeps 28 significant digits and rounds the rest away
-//! without a word: a NUMERIC(38) value bound as a parameter (asyncpg sends
-//! them in binary) was stored changed. Here a parameter bound to a NUMERIC
-//! is turned into its decimal text, then cast as a literal of that text is.
+//! Parameters `arrow-pg` does not read as PostgreSQL does, read here:
+//! - NUMERIC: arrow-pg goes through rust_decimal, which keeps 28
+//!   significant digits and rounds the rest away without a word (a
+//!   NUMERIC(38) value bound as a parameter, as asyncpg sends them in
+//!   binary, was stored changed). A parameter bound to a NUMERIC becomes its
+//!   decimal text, then is cast as a literal of that text is.
+//! - JSON and JSONB, which arrow-pg refuses (psycopg sends its `Jsonb`
+//!   values so typed): their text, without JSONB's binary version byte.
 
 use arrow_pg::datatypes::df::deserialize_parameters;
 use datafusion::arrow::datatypes::DataType;
 use datafusion::common::{ParamValues, ScalarValue};
 use pgwire::api::Type;
+use std::sync::Arc;
+
 use pgwire::api::portal::Portal;
+use pgwire::api::stmt::StoredStatement;
 use pgwire::error::PgWireResult;
 
 use super::sqlstate::to_pgwire;
 use crate::error::Error;
 
-/// The portal's parameters as `arrow-pg` reads them, but for each that is a
-/// NUMERIC on the wire and a decimal in the plan, read exactly.
+/// The portal's parameters as `arrow-pg` reads them, but for those above.
 pub fn deserialize<S: Default + Clone>(portal: &Portal<S>, types: &[Option<&DataType>]) -> PgWireResult<ParamValues> {
-    let exact: Vec<(usize, &DataType, &[u8])> = (0..portal.parameters.len())
-        .filter_map(|index| {
-            let Some(Some(data_type @ DataType::Decimal128(..))) = types.get(index) else { return None };
-            let hinted = portal.statement.parameter_types.get(index).cloned().flatten();
-            if hinted.is_some_and(|t| t != Type::NUMERIC && t != Type::UNKNOWN) {
-                return None;
+    let mut exact: Vec<(usize, ScalarValue)> = Vec::new();
+    for (index, bytes) in portal.parameters.iter().enumerate() {
+        let Some(bytes) = bytes.as_deref() else { continue };
+        let hinted = portal.statement.parameter_types.get(index).cloned().flatten();
+        let planned = types.get(index).copied().flatten();
+        let binary = portal.parameter_format.is_binary(index);
+        let value = match (&hinted, planned) {
+            (Some(hint), _) if *hint == Type::JSON || *hint == Type::JSONB => {
+                let text = json_text(bytes, binary && *hint == Type::JSONB).map_err(to_pgwire)?;
+                cast(ScalarValue::Utf8(Some(text)), planned)?
             }
-            let bytes = portal.parameters.get(index)?.as_deref()?;
-            Some((index, *data_type, bytes))
-        })
-        .collect();
+            (None, Some(decimal @ DataType::Decimal128(..))) => cast(numeric(bytes, binary)?, Some(decimal))?,
+            (Some(hint), Some(decimal @ DataType::Decimal128(..)))
+                if *hint == Type::NUMERIC || *hint == Type::UNKNOWN =>
+            {
+                cast(numeric(bytes, binary)?, Some(decimal))?
+            }
+            _ => continue,
+        };
+        exact.push((index, value));
+    }
     if exact.is_empty() {
         return deserialize_parameters(portal, types);
     }
-    // arrow-pg reads the others; these go to it as NULL (a value of more
-    // than 28 digits would be an error there).
+    // arrow-pg reads the others; these go to it as NULL text (it refuses
+    // the JSON types, and a NUMERIC of more than 28 digits would be an
+    // error there).
+    let mut statement = StoredStatement::new(
+        portal.statement.id.clone(),
+        portal.statement.statement.clone(),
+        portal.statement.parameter_types.clone(),
+    );
     let mut others: Portal<S> = Portal::default();
-    others.statement = portal.statement.clone();
     others.parameter_format = portal.parameter_format.clone();
     others.parameters = portal.parameters.clone();
-    for (index, ..) in &exact {
+    for (index, _) in &exact {
         others.parameters[*index] = None;
+        if let Some(hint) = statement.parameter_types.get_mut(*index) {
+            *hint = None;
+        }
     }
+    others.statement = Arc::new(statement);
     let mut params = deserialize_parameters(&others, types)?;
     let ParamValues::List(values) = &mut params else { return Ok(params) };
-    for (index, data_type, bytes) in exact {
-        let text = if portal.parameter_format.is_binary(index) {
-            numeric_text(bytes).map_err(to_pgwire)?
-        } else {
-            String::from_utf8_lossy(bytes).trim().to_string()
-        };
-        values[index].value =
-            ScalarValue::Utf8(Some(text)).cast_to(data_type).map_err(|e| to_pgwire(Error::from_datafusion(e)))?;
+    for (index, value) in exact {
+        values[index].value = value;
     }
     Ok(params)
+}
+
+/// A NUMERIC parameter's decimal text.
+fn numeric(bytes: &[u8], binary: bool) -> PgWireResult<ScalarValue> {
+    let text = match binary {
+        true => numeric_text(bytes).map_err(to_pgwire)?,
+        false => String::from_utf8_lossy(bytes).trim().to_string(),
+    };
+    Ok(ScalarValue::Utf8(Some(text)))
+}
+
+/// `value` as the plan's type, as a literal of it would be cast.
+fn cast(value: ScalarValue, planned: Option<&DataType>) -> PgWireResult<ScalarValue> {
+    match planned {
+        Some(data_type) => value.cast_to(data_type).map_err(|e| to_pgwire(Error::from_datafusion(e))),
+        None => Ok(value),
+    }
+}
+
+/// A JSON parameter's text: JSONB's binary form is a version byte (1), then the text.
+fn json_text(bytes: &[u8], jsonb_binary: bool) -> Result<String, Error> {
+    let text = match (jsonb_binary, bytes.split_first()) {
+        (false, _) => bytes,
+        (true, Some((1, text))) => text,
+        (true, _) => return Err(Error::InvalidTextRepresentation("unsupported jsonb version number".into())),
+    };
+    String::from_utf8(text.to_vec())
+        .map_err(|_| Error::CharacterNotInRepertoire("invalid UTF-8 in a JSON parameter".into()))
 }
 
 /// The decimal text of NUMERIC's binary form (see `binary_values.rs`).
