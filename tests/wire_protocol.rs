@@ -700,3 +700,104 @@ async fn json_typed_parameters_and_deallocate_work_as_drivers_use_them() {
     let count: i64 = client.query_one(&named, &[]).await.unwrap().get(0);
     assert_eq!(count, 1);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn binary_copy_loads_what_drivers_send() {
+    use tokio_postgres::binary_copy::BinaryCopyInWriter;
+    let server = common::Server::start(&common::fresh_data_dir("wire-binary-copy"));
+    let client = server.client().await;
+    client
+        .batch_execute(
+            "CREATE TABLE bc (id BIGINT PRIMARY KEY, n INT, name VARCHAR(5), amt NUMERIC(38,1), f DOUBLE PRECISION,
+             ok BOOLEAN, at TIMESTAMPTZ, d DATE, j JSONB, b BYTEA)",
+        )
+        .await
+        .unwrap();
+    let types = [
+        Type::INT8,
+        Type::INT4,
+        Type::VARCHAR,
+        Type::NUMERIC,
+        Type::FLOAT8,
+        Type::BOOL,
+        Type::TIMESTAMPTZ,
+        Type::DATE,
+        Type::JSONB,
+        Type::BYTEA,
+    ];
+    let at: DateTime<Utc> =
+        NaiveDate::from_ymd_opt(1999, 12, 31).unwrap().and_hms_micro_opt(23, 0, 0, 500).unwrap().and_utc();
+    let date = NaiveDate::from_ymd_opt(1960, 2, 29).unwrap();
+    // 12345678901234567890123456789.5, as PostgreSQL sends it.
+    let long = NumericBytes(from_hex("0009000700000001000109291a85007b11d722c509291a851388"));
+    let json = serde_json::json!({"k": [1, null], "a": "x"});
+
+    let sink = client.copy_in("COPY bc FROM STDIN (FORMAT binary)").await.unwrap();
+    let writer = BinaryCopyInWriter::new(sink, &types);
+    futures::pin_mut!(writer);
+    writer
+        .as_mut()
+        .write(&[&1i64, &-7i32, &"héllo", &long, &0.1f64, &true, &at, &date, &json, &vec![0u8, 255]])
+        .await
+        .unwrap();
+    let none: Option<i32> = None;
+    writer
+        .as_mut()
+        .write(&[
+            &2i64,
+            &none,
+            &None::<&str>,
+            &None::<NumericBytes>,
+            &None::<f64>,
+            &None::<bool>,
+            &None::<DateTime<Utc>>,
+            &None::<NaiveDate>,
+            &None::<serde_json::Value>,
+            &None::<Vec<u8>>,
+        ])
+        .await
+        .unwrap();
+    assert_eq!(writer.finish().await.unwrap(), 2);
+
+    let rows = client
+        .simple_query("SELECT id, n, name, amt, f, ok, at, d, j, encode(b, 'hex') FROM bc ORDER BY id")
+        .await
+        .unwrap();
+    let texts: Vec<Vec<Option<String>>> = rows
+        .iter()
+        .filter_map(|m| match m {
+            tokio_postgres::SimpleQueryMessage::Row(row) => {
+                Some((0..10).map(|i| row.get(i).map(String::from)).collect())
+            }
+            _ => None,
+        })
+        .collect();
+    let some = |s: &str| Some(s.to_string());
+    assert_eq!(
+        texts[0],
+        vec![
+            some("1"),
+            some("-7"),
+            some("héllo"),
+            some("12345678901234567890123456789.5"),
+            some("0.1"),
+            some("t"),
+            some("1999-12-31 23:00:00.0005+00"),
+            some("1960-02-29"),
+            some(r#"{"a": "x", "k": [1, null]}"#),
+            some("00ff"),
+        ]
+    );
+    assert_eq!(texts[1][1..], vec![None; 9][..]);
+
+    // A bad value anywhere refuses the whole COPY (22001 here), as in text COPY.
+    let sink = client.copy_in("COPY bc (id, name) FROM STDIN (FORMAT binary)").await.unwrap();
+    let writer = BinaryCopyInWriter::new(sink, &[Type::INT8, Type::VARCHAR]);
+    futures::pin_mut!(writer);
+    writer.as_mut().write(&[&3i64, &"ok"]).await.unwrap();
+    writer.as_mut().write(&[&4i64, &"too long"]).await.unwrap();
+    let error = writer.finish().await.unwrap_err();
+    assert_eq!(error.code(), Some(&SqlState::STRING_DATA_RIGHT_TRUNCATION), "{error}");
+    let count: i64 = client.query_one("SELECT count(*) FROM bc", &[]).await.unwrap().get(0);
+    assert_eq!(count, 2);
+}

@@ -72,7 +72,8 @@ fn value_text(column: &ArrayRef, formatter: &ArrayFormatter, row: usize) -> Stri
 fn write_value(text: &str, options: &CopyOptions, out: &mut Vec<u8>) {
     match options.format {
         CopyFormat::Text => escape(text, options.delimiter, out),
-        CopyFormat::Csv => quote(text, options, out),
+        // COPY TO in binary is refused when parsed.
+        CopyFormat::Csv | CopyFormat::Binary => quote(text, options, out),
     }
 }
 

@@ -167,9 +167,10 @@ impl Service {
             }
             Outcome::CopyIn(copy) => {
                 let columns = copy.column_count();
+                let format = if copy.is_binary() { 1 } else { 0 };
                 let slot = copy_slot_of(client);
                 *slot.lock().expect("copy slot lock") = CopySlot { copy: Some(*copy), error: None };
-                Response::CopyIn(CopyResponse::new(0, columns, futures::stream::empty()))
+                Response::CopyIn(CopyResponse::new(format, columns, futures::stream::empty()))
             }
         })
     }

@@ -75,7 +75,7 @@ pub fn deserialize<S: Default + Clone>(portal: &Portal<S>, types: &[Option<&Data
 /// A NUMERIC parameter's decimal text.
 fn numeric(bytes: &[u8], binary: bool) -> PgWireResult<ScalarValue> {
     let text = match binary {
-        true => numeric_text(bytes).map_err(to_pgwire)?,
+        true => crate::pg_binary::numeric_text(bytes).map_err(to_pgwire)?,
         false => String::from_utf8_lossy(bytes).trim().to_string(),
     };
     Ok(ScalarValue::Utf8(Some(text)))
@@ -98,77 +98,4 @@ fn json_text(bytes: &[u8], jsonb_binary: bool) -> Result<String, Error> {
     };
     String::from_utf8(text.to_vec())
         .map_err(|_| Error::CharacterNotInRepertoire("invalid UTF-8 in a JSON parameter".into()))
-}
-
-/// The decimal text of NUMERIC's binary form (see `binary_values.rs`).
-fn numeric_text(bytes: &[u8]) -> Result<String, Error> {
-    let malformed = || Error::InvalidTextRepresentation("invalid binary NUMERIC parameter".into());
-    let word = |i: usize| bytes.get(2 * i..2 * i + 2).map(|w| u16::from_be_bytes([w[0], w[1]])).ok_or_else(malformed);
-    let digits = word(0)? as i16;
-    let weight = word(1)? as i16;
-    let sign = word(2)?;
-    let scale = word(3)? as usize;
-    let negative = match sign {
-        0x0000 => false,
-        0x4000 => true,
-        _ => return Err(Error::FeatureNotSupported("NaN and infinite NUMERIC values are not supported".into())),
-    };
-    if digits < 0 || bytes.len() != 8 + 2 * digits as usize {
-        return Err(malformed());
-    }
-    let mut decimal = String::with_capacity(4 * digits as usize + 8);
-    for i in 0..digits as usize {
-        let group = word(4 + i)?;
-        if group > 9999 {
-            return Err(malformed());
-        }
-        decimal.push_str(&format!("{group:04}"));
-    }
-    // The point comes after the groups of weight 0 and above.
-    let point = (weight as i64 + 1) * 4;
-    if point <= 0 {
-        decimal.insert_str(0, &"0".repeat((-point) as usize));
-    } else if point as usize > decimal.len() {
-        decimal.push_str(&"0".repeat(point as usize - decimal.len()));
-    }
-    let point = point.max(0) as usize;
-    let whole = decimal[..point].trim_start_matches('0');
-    let mut fraction = decimal[point..].to_string();
-    fraction.truncate(scale);
-    fraction.push_str(&"0".repeat(scale - fraction.len()));
-    let mut text = String::new();
-    if negative {
-        text.push('-');
-    }
-    text.push_str(if whole.is_empty() { "0" } else { whole });
-    if scale > 0 {
-        text.push('.');
-        text.push_str(&fraction);
-    }
-    Ok(text)
-}
-
-#[cfg(test)]
-mod tests {
-    use super::numeric_text;
-
-    fn bytes(hex: &str) -> Vec<u8> {
-        (0..hex.len()).step_by(2).map(|i| u8::from_str_radix(&hex[i..i + 2], 16).unwrap()).collect()
-    }
-
-    #[test]
-    fn reads_what_postgresql_sends() {
-        // PostgreSQL 15's numeric_send() of each value.
-        for (hex, text) in [
-            ("000200000000000200011388", "1.50"),
-            ("0001fffe4000000a0064", "-0.0000010000"),
-            ("0000000000000003", "0.000"),
-            ("00010002000000000001", "100000000"),
-            ("0009000700000001000109291a85007b11d722c509291a851388", "12345678901234567890123456789.5"),
-        ] {
-            assert_eq!(numeric_text(&bytes(hex)).unwrap(), text);
-        }
-        assert!(numeric_text(&bytes("0001000000000000")).is_err());
-        assert!(numeric_text(&bytes("00000000c0000000")).is_err());
-    }
 }

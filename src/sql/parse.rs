@@ -474,10 +474,11 @@ fn command(statement: Statement, about_stream: bool) -> Result<Command> {
             }
         }
         Statement::Copy { source, to: true, target: CopyTarget::Stdout, options, legacy_options, .. } => {
-            Command::CopyTo {
-                query: Box::new(copied_query(source)?),
-                options: copy_options(&options, &legacy_options)?,
+            let options = copy_options(&options, &legacy_options)?;
+            if options.format == CopyFormat::Binary {
+                return Err(Error::FeatureNotSupported("COPY TO in binary is not supported; use text or csv".into()));
             }
+            Command::CopyTo { query: Box::new(copied_query(source)?), options }
         }
         Statement::Copy { to, .. } => {
             let (preposition, client_end) = if to { ("to", "TO STDOUT") } else { ("from", "FROM STDIN") };
@@ -578,10 +579,11 @@ fn copy_options(options: &[CopyOption], legacy: &[CopyLegacyOption]) -> Result<C
         || legacy.iter().any(|o| matches!(o, CopyLegacyOption::Csv(_)));
     let binary = options.iter().any(|o| matches!(o, CopyOption::Format(f) if f.value.eq_ignore_ascii_case("binary")))
         || legacy.iter().any(|o| matches!(o, CopyLegacyOption::Binary));
-    if binary {
-        return Err(Error::FeatureNotSupported("COPY FORMAT binary is not supported; use text or csv".into()));
-    }
-    let mut result = CopyOptions::new(if csv { CopyFormat::Csv } else { CopyFormat::Text });
+    let mut result = CopyOptions::new(match (binary, csv) {
+        (true, _) => CopyFormat::Binary,
+        (false, true) => CopyFormat::Csv,
+        (false, false) => CopyFormat::Text,
+    });
     let mut escape_given = false;
     for option in options {
         match option {

@@ -9,6 +9,7 @@ use datafusion::arrow::compute::{CastOptions, cast_with_options};
 use datafusion::arrow::datatypes::DataType;
 use datafusion::arrow::record_batch::RecordBatch;
 
+use super::copy_binary::{BinaryFraming, Piece};
 use super::copy_fields::{BadRecord, FieldColumn, record_end, split_record};
 use super::{Limits, check_rows};
 use crate::catalog::{RelationDef, SqlType};
@@ -20,6 +21,7 @@ use crate::query::defaults::LeftOutDefaults;
 pub enum CopyFormat {
     Text,
     Csv,
+    Binary,
 }
 
 #[derive(Debug, Clone)]
@@ -38,7 +40,7 @@ impl CopyOptions {
             CopyFormat::Text => {
                 CopyOptions { format, header: false, delimiter: b'\t', null: "\\N".into(), quote: b'"', escape: b'"' }
             }
-            CopyFormat::Csv => {
+            CopyFormat::Csv | CopyFormat::Binary => {
                 CopyOptions { format, header: false, delimiter: b',', null: String::new(), quote: b'"', escape: b'"' }
             }
         }
@@ -74,6 +76,7 @@ pub struct CopyIn {
     rows: usize,
     line: usize,
     header_skipped: bool,
+    binary: BinaryFraming,
 }
 
 impl CopyIn {
@@ -96,6 +99,7 @@ impl CopyIn {
             rows: 0,
             line: 0,
             header_skipped: false,
+            binary: BinaryFraming::default(),
         })
     }
 
@@ -105,6 +109,10 @@ impl CopyIn {
 
     pub fn column_count(&self) -> usize {
         self.targets.len()
+    }
+
+    pub fn is_binary(&self) -> bool {
+        self.options.format == CopyFormat::Binary
     }
 
     /// Takes the next piece of input; complete records are parsed now so
@@ -135,6 +143,9 @@ impl CopyIn {
 
     /// Parses whole records from `input`; returns how many bytes were consumed.
     fn parse_complete_records(&mut self, input: &[u8], at_end: bool) -> Result<usize> {
+        if self.options.format == CopyFormat::Binary {
+            return self.parse_binary_tuples(input, at_end);
+        }
         let mut consumed = 0;
         loop {
             if self.ended {
@@ -156,18 +167,73 @@ impl CopyIn {
                 continue;
             }
             split_record(record, &self.options, &mut self.fields).map_err(|reason| self.bad_line(reason))?;
-            if self.pending_rows == 0 {
-                self.pending_first_line = self.line;
-            }
-            self.pending_rows += 1;
-            self.rows += 1;
-            if self.pending_rows >= ROWS_PER_BATCH
-                || self.fields.iter().map(FieldColumn::bytes).sum::<usize>() >= BATCH_TEXT_BYTES
-            {
-                self.flush_pending()?;
-            }
+            self.row_parsed()?;
         }
         Ok(consumed)
+    }
+
+    /// Counts a row whose fields were added, converting pending rows to a
+    /// batch when there are enough of them.
+    fn row_parsed(&mut self) -> Result<()> {
+        if self.pending_rows == 0 {
+            self.pending_first_line = self.line;
+        }
+        self.pending_rows += 1;
+        self.rows += 1;
+        if self.pending_rows >= ROWS_PER_BATCH
+            || self.fields.iter().map(FieldColumn::bytes).sum::<usize>() >= BATCH_TEXT_BYTES
+        {
+            self.flush_pending()?;
+        }
+        Ok(())
+    }
+
+    /// Binary COPY: each field is read as the text PostgreSQL would print
+    /// for it, then converted and checked as text input is.
+    fn parse_binary_tuples(&mut self, input: &[u8], at_end: bool) -> Result<usize> {
+        let mut consumed = 0;
+        while !self.ended {
+            let piece =
+                self.binary.next(&input[consumed..]).map_err(|reason| self.bad_line(BadRecord::Format(reason)))?;
+            let Some((piece, used)) = piece else {
+                if at_end && consumed < input.len() {
+                    return Err(self.bad_line(BadRecord::Format("unexpected end of file".into())));
+                }
+                break;
+            };
+            consumed += used;
+            let fields = match piece {
+                Piece::End => {
+                    self.ended = true;
+                    break;
+                }
+                Piece::Tuple(fields) => fields,
+            };
+            self.line += 1;
+            if fields.len() != self.targets.len() {
+                let reason = format!("row field count is {}, expected {}", fields.len(), self.targets.len());
+                return Err(self.bad_line(BadRecord::Format(reason)));
+            }
+            for (slot, field) in fields.into_iter().enumerate() {
+                let column = &self.def.columns[self.targets[slot]];
+                let text = field.map(|bytes| crate::pg_binary::field_text(&column.sql_type, bytes)).transpose();
+                let text = text.map_err(|error| self.in_line(error, &column.name))?;
+                self.fields[slot].push(text.as_deref()).map_err(|reason| self.bad_line(reason))?;
+            }
+            self.row_parsed()?;
+        }
+        Ok(if self.ended { input.len() } else { consumed })
+    }
+
+    /// `error` with where in the input it happened.
+    fn in_line(&self, error: Error, column: &str) -> Error {
+        let at = format!(" (COPY {}, line {}, column {column})", self.def.name, self.line);
+        match error {
+            Error::InvalidTextRepresentation(message) => Error::InvalidTextRepresentation(message + &at),
+            Error::CharacterNotInRepertoire(message) => Error::CharacterNotInRepertoire(message + &at),
+            Error::InvalidParameterValue(message) => Error::InvalidParameterValue(message + &at),
+            other => other,
+        }
     }
 
     fn bad_line(&self, reason: BadRecord) -> Error {

@@ -40,6 +40,17 @@ impl FieldColumn {
         self.values.len() + self.offsets.len() * 4
     }
 
+    /// One value given whole (binary COPY), `None` for NULL.
+    pub fn push(&mut self, value: Option<&str>) -> Result<(), BadRecord> {
+        match value {
+            Some(text) => {
+                self.values.extend_from_slice(text.as_bytes());
+                self.push_value()
+            }
+            None => self.push_null(),
+        }
+    }
+
     fn push_null(&mut self) -> Result<(), BadRecord> {
         self.nulls.append_null();
         self.end_value()
@@ -80,7 +91,8 @@ pub fn record_end(bytes: &[u8], options: &CopyOptions, at_end: bool) -> Option<(
     // Bytes that change how the next ones read: a backslash in text; in CSV
     // the quote, and the escape (which keeps a quote inside quotes).
     let (first, second) = match options.format {
-        CopyFormat::Csv => (options.quote, options.escape),
+        // Binary input is framed by `copy_binary.rs`, not read as records.
+        CopyFormat::Csv | CopyFormat::Binary => (options.quote, options.escape),
         CopyFormat::Text => (b'\\', b'\\'),
     };
     let mut in_quotes = false;
@@ -121,7 +133,7 @@ pub fn split_record(record: &[u8], options: &CopyOptions, columns: &mut [FieldCo
         count += 1;
         let used = match options.format {
             CopyFormat::Text => text_field(rest, options, column)?,
-            CopyFormat::Csv => csv_field(rest, options, column)?,
+            CopyFormat::Csv | CopyFormat::Binary => csv_field(rest, options, column)?,
         };
         if used >= rest.len() {
             break;

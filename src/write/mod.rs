@@ -3,6 +3,7 @@
 //! by INSERT and COPY, and the per-statement size limits.
 
 pub mod copy;
+mod copy_binary;
 mod copy_fields;
 pub mod returning;
 pub mod values;
