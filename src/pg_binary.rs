@@ -50,9 +50,9 @@ pub fn field_text(sql_type: &SqlType, bytes: &[u8]) -> Result<String, Error> {
             text
         }
         SqlType::Date => {
-            let days = i64::from_be_bytes(be(4)?) as u32 as i32;
+            let days = (i64::from_be_bytes(be(4)?) as u32 as i32) as i64;
             let date = chrono::NaiveDate::from_ymd_opt(1970, 1, 1)
-                .and_then(|epoch| epoch.checked_add_signed(chrono::Duration::days((days + EPOCH_2000_DAYS) as i64)))
+                .and_then(|epoch| epoch.checked_add_signed(chrono::Duration::try_days(days + EPOCH_2000_DAYS as i64)?))
                 .ok_or_else(|| Error::InvalidParameterValue("date out of range".into()))?;
             date.format("%Y-%m-%d").to_string()
         }
@@ -67,7 +67,10 @@ pub fn field_text(sql_type: &SqlType, bytes: &[u8]) -> Result<String, Error> {
             let micros = i64::from_be_bytes(value[..8].try_into().expect("8 bytes"));
             let days = i32::from_be_bytes(value[8..12].try_into().expect("4 bytes"));
             let months = i32::from_be_bytes(value[12..].try_into().expect("4 bytes"));
-            crate::pg_text::interval(months, days, micros.saturating_mul(1_000))
+            let nanos = micros
+                .checked_mul(1_000)
+                .ok_or_else(|| Error::InvalidParameterValue("interval out of range".into()))?;
+            crate::pg_text::interval(months, days, nanos)
         }
     })
 }

@@ -423,6 +423,18 @@ impl Session {
         plan_statement(&state, statement, None).await
     }
 
+    /// The plan (its parameters' types are read from it), and the same plan
+    /// as it will run, after the analyzer rules, which may change result
+    /// types (an integer literal becomes an INT): Describe reports what
+    /// Execute sends. A plan the rules refuse is its own second half; the
+    /// error comes at Execute.
+    pub async fn plan_described(&self, statement: Statement) -> Result<(LogicalPlan, LogicalPlan)> {
+        let (state, statement) = self.prepare(statement, true).await?;
+        let plan = plan_statement(&state, statement, None).await?;
+        let analyzed = state.analyzer().execute_and_check(plan.clone(), state.config_options(), |_, _| {});
+        Ok((plan.clone(), analyzed.unwrap_or(plan)))
+    }
+
     /// What the next statement reads: the transaction's view (fixed by its
     /// first statement), or the latest commit.
     fn read_view(&self) -> ReadView {
@@ -525,8 +537,10 @@ impl Session {
                 .unwrap_or(0);
             return Ok(Outcome::Done { tag: "INSERT".into(), rows: Some(rows) });
         }
-        let schema: SchemaRef = Arc::new(frame.schema().as_arrow().clone());
+        // The rows' own schema: analyzer rules may change a type the
+        // statement's plan shows (an integer literal becomes an INT).
         let stream = frame.execute_stream().await.map_err(Error::from_datafusion)?;
+        let schema: SchemaRef = stream.schema();
         Ok(Outcome::Rows { schema, stream })
     }
 

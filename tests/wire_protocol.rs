@@ -800,4 +800,21 @@ async fn binary_copy_loads_what_drivers_send() {
     assert_eq!(error.code(), Some(&SqlState::STRING_DATA_RIGHT_TRUNCATION), "{error}");
     let count: i64 = client.query_one("SELECT count(*) FROM bc", &[]).await.unwrap().get(0);
     assert_eq!(count, 2);
+
+    // Raw framing as PostgreSQL reads it: input may end without the
+    // trailer; data after the trailer is refused (22P04).
+    let header = b"PGCOPY\n\xff\r\n\0\0\0\0\0\0\0\0\0";
+    let raw = |bytes: Vec<u8>| async {
+        let sink = client.copy_in::<_, bytes::Bytes>("COPY bc (id) FROM STDIN (FORMAT binary)").await.unwrap();
+        futures::pin_mut!(sink);
+        sink.send(bytes::Bytes::from(bytes)).await.unwrap();
+        sink.finish().await
+    };
+    assert_eq!(raw(header.to_vec()).await.unwrap(), 0);
+    let mut after_trailer = header.to_vec();
+    after_trailer.extend_from_slice(&[0xff, 0xff, 0, 1]);
+    let error = raw(after_trailer).await.unwrap_err();
+    assert_eq!(error.code(), Some(&SqlState::BAD_COPY_FILE_FORMAT), "{error}");
+    let error = raw(b"id\n1\n".to_vec()).await.unwrap_err();
+    assert_eq!(error.code(), Some(&SqlState::BAD_COPY_FILE_FORMAT), "{error}");
 }

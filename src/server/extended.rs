@@ -32,16 +32,27 @@ where
     PgWireError: From<<C as Sink<PgWireBackendMessage>>::Error>,
 {
     let name = message.name.clone().unwrap_or_else(|| DEFAULT_NAME.to_owned());
-    if name != DEFAULT_NAME {
-        named_statements(client).lock().expect("statement names lock").insert(name.clone());
-    }
     match StoredStatement::parse(client, &message, handler.query_parser()).await? {
         Some(statement) => client.portal_store().put_statement(Arc::new(statement)),
         None => client.portal_store().put_empty_statement(&name),
     }
+    if name != DEFAULT_NAME {
+        let names = named_statements(client);
+        let mut names = names.lock().expect("statement names lock");
+        // Statements closed by the protocol's Close leave their names here:
+        // forgotten now and then, so a long connection's list stays short.
+        if names.len() >= NAMES_KEPT_MAX {
+            names.retain(|name| client.portal_store().get_statement(name).is_some());
+        }
+        names.insert(name);
+    }
     client.feed(PgWireBackendMessage::ParseComplete(ParseComplete::new())).await?;
     Ok(())
 }
+
+/// How many statement names a connection keeps before dropping those of
+/// closed statements.
+const NAMES_KEPT_MAX: usize = 1024;
 
 /// The names of the connection's prepared statements, for `DEALLOCATE ALL`
 /// (pgwire's store cannot list them).
@@ -60,7 +71,7 @@ where
     let mut names = names.lock().expect("statement names lock");
     match name {
         Some(name) => {
-            if !names.remove(name) {
+            if !names.remove(name) || client.portal_store().get_statement(name).is_none() {
                 return Err(crate::error::Error::UndefinedPreparedStatement(name.to_string()));
             }
             client.portal_store().rm_statement(name);

@@ -457,8 +457,9 @@ impl StatementParser {
                         (types, returning)
                     }
                     _ => {
-                        let plan = session.plan((**statement).clone()).await.map_err(to_pgwire)?;
-                        (parameter_types(&plan).map_err(to_pgwire)?, result_schema(&plan))
+                        let (plan, analyzed) =
+                            session.plan_described((**statement).clone()).await.map_err(to_pgwire)?;
+                        (parameter_types(&plan).map_err(to_pgwire)?, result_schema(&analyzed))
                     }
                 }
             }

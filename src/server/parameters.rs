@@ -78,6 +78,11 @@ fn numeric(bytes: &[u8], binary: bool) -> PgWireResult<ScalarValue> {
         true => crate::pg_binary::numeric_text(bytes).map_err(to_pgwire)?,
         false => String::from_utf8_lossy(bytes).trim().to_string(),
     };
+    // Arrow reads no exponent; drivers send one (psycopg: `1E-7`).
+    let text = match text.contains(['e', 'E']) {
+        true => crate::query::jsonb::written_out(&text).unwrap_or(text),
+        false => text,
+    };
     Ok(ScalarValue::Utf8(Some(text)))
 }
 

@@ -447,7 +447,8 @@ fn command(statement: Statement, about_stream: bool) -> Result<Command> {
         Statement::StartTransaction { modes, .. } => Command::Begin { read_only: access_mode(&modes) },
         Statement::Commit { .. } => Command::Commit,
         Statement::Deallocate { name, .. } => Command::Deallocate {
-            name: (name.quote_style.is_some() || !name.value.eq_ignore_ascii_case("all")).then(|| name.value.clone()),
+            name: (name.quote_style.is_some() || !name.value.eq_ignore_ascii_case("all"))
+                .then(|| object_name(&name.to_string())),
         },
         Statement::Rollback { savepoint: None, .. } => Command::Rollback,
         Statement::Rollback { savepoint: Some(name), .. } => {

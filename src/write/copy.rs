@@ -192,20 +192,32 @@ impl CopyIn {
     /// for it, then converted and checked as text input is.
     fn parse_binary_tuples(&mut self, input: &[u8], at_end: bool) -> Result<usize> {
         let mut consumed = 0;
-        while !self.ended {
+        loop {
+            if self.ended {
+                if consumed < input.len() {
+                    return Err(Error::BadCopyFile("received copy data after EOF marker".into()));
+                }
+                break;
+            }
             let piece =
                 self.binary.next(&input[consumed..]).map_err(|reason| self.bad_line(BadRecord::Format(reason)))?;
             let Some((piece, used)) = piece else {
-                if at_end && consumed < input.len() {
-                    return Err(self.bad_line(BadRecord::Format("unexpected end of file".into())));
+                // Input may end where a tuple would start (no trailer), not before the header.
+                if at_end && (consumed < input.len() || !self.binary.header_read()) {
+                    let reason = match self.binary.header_read() {
+                        true => "unexpected end of file",
+                        false => "COPY file signature not recognized",
+                    };
+                    return Err(self.bad_line(BadRecord::Format(reason.into())));
                 }
                 break;
             };
             consumed += used;
             let fields = match piece {
+                Piece::Header => continue,
                 Piece::End => {
                     self.ended = true;
-                    break;
+                    continue;
                 }
                 Piece::Tuple(fields) => fields,
             };
@@ -222,7 +234,7 @@ impl CopyIn {
             }
             self.row_parsed()?;
         }
-        Ok(if self.ended { input.len() } else { consumed })
+        Ok(consumed)
     }
 
     /// `error` with where in the input it happened.

@@ -11,6 +11,8 @@ pub struct BinaryFraming {
 }
 
 pub enum Piece<'a> {
+    /// The signature, flags and header extension.
+    Header,
     /// One tuple's fields, `None` for NULL.
     Tuple(Vec<Option<&'a [u8]>>),
     /// The trailer: the data ends here.
@@ -18,11 +20,16 @@ pub enum Piece<'a> {
 }
 
 impl BinaryFraming {
+    /// Whether the header has been read: input that ends before it is not
+    /// binary COPY data.
+    pub fn header_read(&self) -> bool {
+        self.header_read
+    }
+
     /// The next whole tuple (or the trailer) at the start of `input`, with
     /// the bytes it takes (the header, first, included); `None` while
     /// `input` does not hold a whole one yet.
     pub fn next<'a>(&mut self, input: &'a [u8]) -> Result<Option<(Piece<'a>, usize)>, String> {
-        let mut at = 0;
         if !self.header_read {
             if input.len() < SIGNATURE.len() + 8 {
                 return Ok(None);
@@ -31,21 +38,26 @@ impl BinaryFraming {
                 return Err("COPY file signature not recognized".into());
             }
             let flags = u32::from_be_bytes(input[11..15].try_into().expect("4 bytes"));
-            // Bits 0–15 are critical flags and bit 16 says OIDs follow: none is understood.
-            if flags & 0x0001_ffff != 0 {
-                return Err("invalid COPY file header (unrecognized critical flags or OIDs)".into());
+            // Bit 16 says OIDs follow; bits 17–31 are critical flags none
+            // of which is known; bits 0–15 may be ignored.
+            if flags & (1 << 16) != 0 {
+                return Err("invalid COPY file header (WITH OIDS)".into());
+            }
+            if flags >> 16 != 0 {
+                return Err("unrecognized critical flags in COPY file header".into());
             }
             let extension = u32::from_be_bytes(input[15..19].try_into().expect("4 bytes")) as usize;
             if input.len() < 19 + extension {
                 return Ok(None);
             }
-            at = 19 + extension;
+            self.header_read = true;
+            return Ok(Some((Piece::Header, 19 + extension)));
         }
+        let mut at = 0;
         let Some(count) = input.get(at..at + 2) else { return Ok(None) };
         let count = i16::from_be_bytes([count[0], count[1]]);
         at += 2;
         if count == -1 {
-            self.header_read = true;
             return Ok(Some((Piece::End, at)));
         }
         if count < 0 {
@@ -65,7 +77,6 @@ impl BinaryFraming {
             fields.push(Some(value));
             at += length;
         }
-        self.header_read = true;
         Ok(Some((Piece::Tuple(fields), at)))
     }
 }
@@ -90,10 +101,18 @@ mod tests {
         input.extend_from_slice(&(-1i32).to_be_bytes());
         input.extend_from_slice(&(-1i16).to_be_bytes());
         let mut framing = BinaryFraming::default();
+        let Some((Piece::Header, header_len)) = framing.next(&input).unwrap() else { panic!("the header") };
+        let input = &input[header_len..];
         assert!(framing.next(&input[..input.len() - 3]).unwrap().is_none());
-        let Some((Piece::Tuple(fields), used)) = framing.next(&input).unwrap() else { panic!("a tuple") };
+        let Some((Piece::Tuple(fields), used)) = framing.next(input).unwrap() else { panic!("a tuple") };
         assert_eq!(fields, vec![Some(&7i32.to_be_bytes()[..]), None]);
         assert!(matches!(framing.next(&input[used..]).unwrap(), Some((Piece::End, 2))));
         assert!(BinaryFraming::default().next(b"PGCOPY\n\xff\r\n\x01junkjunkjunk").is_err());
+        let mut with_oids = header();
+        with_oids[11..15].copy_from_slice(&(1u32 << 16).to_be_bytes());
+        assert!(BinaryFraming::default().next(&with_oids).is_err());
+        let mut ignorable = header();
+        ignorable[11..15].copy_from_slice(&1u32.to_be_bytes());
+        assert!(matches!(BinaryFraming::default().next(&ignorable), Ok(Some((Piece::Header, 19)))));
     }
 }

@@ -15,7 +15,7 @@ use datafusion::execution::FunctionRegistry;
 use datafusion::prelude::SessionContext;
 
 pub use functions::Kind as JsonbFunction;
-pub use value::{Json, normalize};
+pub use value::{Json, normalize, written_out};
 
 /// Arrow's name for a text field holding JSON; `datafusion-functions-json`
 /// marks what `->` returns with it too.

@@ -11,7 +11,7 @@ use datafusion::arrow::datatypes::DataType;
 use datafusion::common::{DFSchema, Result as DfResult, ScalarValue};
 use datafusion::logical_expr::expr::ScalarFunction;
 use datafusion::logical_expr::planner::{ExprPlanner, PlannerResult, RawBinaryExpr};
-use datafusion::logical_expr::{Expr, ExprSchemable, ScalarUDF};
+use datafusion::logical_expr::{Cast, Expr, ExprSchemable, ScalarUDF};
 use datafusion::sql::sqlparser::ast::BinaryOperator;
 use datafusion_functions_json::udfs::{json_as_text_udf, json_get_json_udf};
 
@@ -39,17 +39,17 @@ impl ExprPlanner for JsonbOperators {
         let RawBinaryExpr { op, left, right } = expr;
         let planned = match &op {
             BinaryOperator::Arrow => match by_name_or_index(&right, schema) {
-                true => get(json_get_json_udf(), left, right),
+                true => get(json_get_json_udf(), left, index(right, schema)),
                 false => self.call(Kind::ObjectField, vec![left, right]),
             },
             BinaryOperator::LongArrow => match by_name_or_index(&right, schema) {
-                true => get(json_as_text_udf(), left, right),
+                true => get(json_as_text_udf(), left, index(right, schema)),
                 false => self.call(Kind::ObjectFieldText, vec![left, right]),
             },
             // PostgreSQL reads `j->-1` as `j -> -1` (an operator does not end
             // in `-`); sqlparser reads one operator `->-`.
-            BinaryOperator::Custom(op) if op == "->-" => get(json_get_json_udf(), left, negative(right)),
-            BinaryOperator::Custom(op) if op == "->>-" => get(json_as_text_udf(), left, negative(right)),
+            BinaryOperator::Custom(op) if op == "->-" => get(json_get_json_udf(), left, index(negative(right), schema)),
+            BinaryOperator::Custom(op) if op == "->>-" => get(json_as_text_udf(), left, index(negative(right), schema)),
             BinaryOperator::HashArrow => get(json_get_json_udf(), left, text_array(right)?),
             BinaryOperator::HashLongArrow => get(json_as_text_udf(), left, text_array(right)?),
             BinaryOperator::Question => self.call(Kind::Exists, vec![left, right]),
@@ -96,6 +96,19 @@ fn by_name_or_index(key: &Expr, schema: &DFSchema) -> bool {
 
 fn get(function: Arc<ScalarUDF>, json: Expr, key: Expr) -> Expr {
     Expr::ScalarFunction(ScalarFunction { func: function, args: vec![json, key] })
+}
+
+/// An integer key as a BIGINT, the one integer type the functions read (an
+/// integer literal becomes an INT later, as PostgreSQL types it).
+fn index(key: Expr, schema: &DFSchema) -> Expr {
+    let integer = match &key {
+        Expr::Literal(value, _) => value.data_type().is_integer(),
+        _ => key.get_type(schema).is_ok_and(|t| t.is_integer()),
+    };
+    match integer {
+        true => Expr::Cast(Cast::new(Box::new(key), DataType::Int64)),
+        false => key,
+    }
 }
 
 fn negative(expr: Expr) -> Expr {

@@ -306,6 +306,12 @@ fn numeric_text(lexeme: &[u8]) -> Result<String, NotJson> {
     Ok(out)
 }
 
+/// A number in exponent form (`1E-7`) written out (`0.0000001`), as NUMERIC
+/// input reads it; `None` when it is not a JSON-style number.
+pub fn written_out(number: &str) -> Option<String> {
+    numeric_text(number.trim().as_bytes()).ok()
+}
+
 fn overflow() -> NotJson {
     NotJson("value overflows numeric format".into())
 }
