@@ -189,10 +189,12 @@ fn quickstart_with_psql() {
     assert!(stdout.contains("accounts_pkey") && stdout.contains("pairs_pkey"), "\\di:\n{stdout}");
     assert!(!stdout.contains("notes"), "\\di lists no keyless table:\n{stdout}");
 
-    for meta in ["\\l", "\\dn", "\\l+", "\\dn+", "\\dm+", "\\d+"] {
+    for meta in ["\\l", "\\dn", "\\l+", "\\dn+", "\\dm+", "\\d+", "\\db"] {
         let (ok, _, stderr) = psql(&server, &["-c", meta]);
         assert!(ok, "{meta}: {stderr}");
     }
+    let (_, stdout, _) = psql(&server, &["-c", "\\db"]);
+    assert!(stdout.contains("pg_default"), "\\db:\n{stdout}");
 
     let (ok, _, stderr) = psql(&server, &["-c", "SELECT * FROM nowhere"]);
     assert!(!ok);

@@ -1,6 +1,6 @@
 //! PostgreSQL functions that clients call and the pg_catalog emulation does
 //! not provide: `version()`, `pg_typeof()`, and what psql's `\d+`, `\dt+`,
-//! `\l+` and `\dn+` ask for.
+//! `\l+`, `\dn+` and `\db` ask for.
 
 use std::sync::Arc;
 
@@ -22,6 +22,7 @@ pub fn functions(log: Arc<crate::log::Log>) -> Vec<ScalarUDF> {
         ScalarUDF::new_from_impl(PgTypeof { signature: Signature::any(1, Volatility::Immutable) }),
         unknown_size("pg_table_size", DataType::Int64),
         unknown_size("pg_database_size", DataType::Utf8),
+        no_location(),
     ];
     functions.extend(super::pg_constraints::functions(log));
     functions.push(super::pg_columns::pg_get_expr());
@@ -87,6 +88,18 @@ fn no_description(name: &str, arguments: Vec<DataType>) -> ScalarUDF {
         DataType::Utf8,
         Volatility::Stable,
         Arc::new(|_| Ok(ColumnarValue::Scalar(ScalarValue::Utf8(None)))),
+    )
+}
+
+/// `pg_tablespace_location(oid)`: the default tablespaces have no
+/// directory of their own, which PostgreSQL shows as an empty location.
+fn no_location() -> ScalarUDF {
+    create_udf(
+        "pg_tablespace_location",
+        vec![DataType::Int64],
+        DataType::Utf8,
+        Volatility::Stable,
+        Arc::new(|_| Ok(ColumnarValue::Scalar(ScalarValue::Utf8(Some(String::new()))))),
     )
 }
 
