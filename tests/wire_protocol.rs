@@ -818,3 +818,41 @@ async fn binary_copy_loads_what_drivers_send() {
     let error = raw(b"id\n1\n".to_vec()).await.unwrap_err();
     assert_eq!(error.code(), Some(&SqlState::BAD_COPY_FILE_FORMAT), "{error}");
 }
+
+/// Any value as its binary wire bytes.
+#[derive(Debug, PartialEq)]
+struct RawBytes(Vec<u8>);
+
+impl<'a> tokio_postgres::types::FromSql<'a> for RawBytes {
+    fn from_sql(_: &Type, raw: &'a [u8]) -> Result<Self, Box<dyn std::error::Error + Sync + Send>> {
+        Ok(RawBytes(raw.to_vec()))
+    }
+
+    fn accepts(_: &Type) -> bool {
+        true
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn intervals_and_their_nulls_go_out_in_binary_as_postgresql_sends_them() {
+    let server = common::Server::start(&common::fresh_data_dir("wire-interval"));
+    let client = server.client().await;
+    client.batch_execute("CREATE TABLE iv (id BIGINT PRIMARY KEY, v INTERVAL)").await.unwrap();
+    client
+        .batch_execute(
+            "INSERT INTO iv VALUES (1, '1 day 00:00:00.000005'), (2, NULL), (3, '-1 mons -2 days 3 seconds')",
+        )
+        .await
+        .unwrap();
+    let rows = client.query("SELECT v FROM iv ORDER BY id", &[]).await.unwrap();
+    let values: Vec<Option<RawBytes>> = rows.iter().map(|r| r.get(0)).collect();
+    // PostgreSQL 15's interval_send() of the same values.
+    assert_eq!(
+        values,
+        vec![
+            Some(RawBytes(from_hex("00000000000000050000000100000000"))),
+            None,
+            Some(RawBytes(from_hex("00000000002dc6c0fffffffeffffffff"))),
+        ]
+    );
+}

@@ -1,13 +1,13 @@
 //! Binary result forms that `arrow-pg` does not write as PostgreSQL does:
-//! JSONB (a version byte before the text) and NUMERIC (arrow-pg goes
-//! through rust_decimal, which holds 28 digits: a NUMERIC(38) value of more
-//! took the server's memory). Each becomes a `Binary` column of the exact
+//! JSONB (a version byte before the text), NUMERIC (arrow-pg goes through
+//! rust_decimal, which holds 28 digits: a NUMERIC(38) value of more took the
+//! server's memory) and INTERVAL (a NULL was sent as a value). Each becomes a `Binary` column of the exact
 //! bytes, which arrow-pg sends as they are.
 
 use std::sync::Arc;
 
 use datafusion::arrow::array::{Array, ArrayRef, AsArray, BinaryArray};
-use datafusion::arrow::datatypes::{DataType, Decimal128Type};
+use datafusion::arrow::datatypes::{DataType, Decimal128Type, IntervalMonthDayNanoType};
 use datafusion::arrow::error::ArrowError;
 
 /// JSONB's binary form: a version byte (1), then the text.
@@ -24,6 +24,25 @@ pub fn numeric_binary(column: &ArrayRef, scale: i8) -> ArrayRef {
     let scale = scale.max(0) as u16;
     let binary: BinaryArray = (0..decimals.len())
         .map(|row| decimals.is_valid(row).then(|| numeric_bytes(decimals.value(row), scale)))
+        .collect();
+    Arc::new(binary)
+}
+
+/// INTERVAL's binary form: microseconds, days, months. arrow-pg wrote a NULL
+/// interval as a value (asyncpg failed on the whole result).
+pub fn interval_binary(column: &ArrayRef) -> ArrayRef {
+    let intervals = column.as_primitive::<IntervalMonthDayNanoType>();
+    let binary: BinaryArray = intervals
+        .iter()
+        .map(|value| {
+            value.map(|v| {
+                let mut bytes = Vec::with_capacity(16);
+                bytes.extend_from_slice(&(v.nanoseconds / 1_000).to_be_bytes());
+                bytes.extend_from_slice(&v.days.to_be_bytes());
+                bytes.extend_from_slice(&v.months.to_be_bytes());
+                bytes
+            })
+        })
         .collect();
     Arc::new(binary)
 }

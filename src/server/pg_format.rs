@@ -8,12 +8,12 @@
 use std::sync::Arc;
 
 use datafusion::arrow::array::{ArrayRef, RecordBatch};
-use datafusion::arrow::datatypes::{DataType, Field, Schema};
+use datafusion::arrow::datatypes::{DataType, Field, IntervalUnit, Schema};
 use datafusion::arrow::error::ArrowError;
 use pgwire::api::portal::Format;
 use pgwire::api::results::FieldFormat;
 
-use super::binary_values::{jsonb_binary, numeric_binary};
+use super::binary_values::{interval_binary, jsonb_binary, numeric_binary};
 use crate::pg_text::as_text;
 
 /// `batch` with its text-format float, timestamp, interval and decimal
@@ -40,10 +40,15 @@ pub fn postgres_text(batch: RecordBatch, format: &Format, jsonb: &[bool]) -> Res
         let text = match format.format_for(index) {
             FieldFormat::Text => as_text(column)?,
             FieldFormat::Binary
-                if jsonb.get(index) == Some(&true) || matches!(column.data_type(), DataType::Decimal128(..)) =>
+                if jsonb.get(index) == Some(&true)
+                    || matches!(
+                        column.data_type(),
+                        DataType::Decimal128(..) | DataType::Interval(IntervalUnit::MonthDayNano)
+                    ) =>
             {
                 let binary = match column.data_type() {
                     DataType::Decimal128(_, scale) => numeric_binary(column, *scale),
+                    DataType::Interval(_) => interval_binary(column),
                     _ => jsonb_binary(column)?,
                 };
                 changed = true;

@@ -1,0 +1,82 @@
+"""psycopg 3 and asyncpg against a Strata server, as applications use them.
+
+Usage: python3 python_drivers.py PORT. Exits non-zero on the first
+difference from what PostgreSQL 15 returns for the same calls.
+"""
+import asyncio
+import datetime
+import decimal
+import sys
+
+import asyncpg
+import psycopg
+from psycopg.types.json import Jsonb
+
+PORT = int(sys.argv[1])
+NOON = datetime.datetime(2026, 11, 20, 12, 0, tzinfo=datetime.timezone.utc)
+D = decimal.Decimal
+
+
+def check(label, got, want):
+    if got != want:
+        sys.exit(f"{label}: got {got!r}, want {want!r}")
+    print(f"ok {label}")
+
+
+def with_psycopg():
+    with psycopg.connect(host="127.0.0.1", port=PORT, user="strata", dbname="strata", autocommit=True) as conn:
+        cur = conn.cursor()
+        cur.execute("CREATE TABLE pg3 (id BIGINT PRIMARY KEY, owner TEXT NOT NULL, bal NUMERIC(12,2), at TIMESTAMPTZ, tags JSONB)")
+        cur.execute("INSERT INTO pg3 VALUES (%s, %s, %s, %s, %s)", (1, "ann", D("10.50"), NOON, Jsonb({"b": [1], "a": None})))
+        cur.executemany("INSERT INTO pg3 (id, owner, bal) VALUES (%s, %s, %s)", [(i, f"u{i}", D(i)) for i in range(2, 10)])
+        row = cur.execute("SELECT id, owner, bal, at, tags FROM pg3 WHERE id = %s", (1,)).fetchone()
+        check("psycopg text row", row, (1, "ann", D("10.50"), NOON, {"a": None, "b": [1]}))
+        row = conn.cursor(binary=True).execute("SELECT id, owner, bal, at, tags, 1 AS one FROM pg3 WHERE id = %s", (1,)).fetchone()
+        check("psycopg binary row", row, (1, "ann", D("10.50"), NOON, {"a": None, "b": [1]}, 1))
+        # Prepared after a few runs; psycopg sends DEALLOCATE ALL on rollback.
+        names = [cur.execute("SELECT owner FROM pg3 WHERE id = %s", (i,), prepare=True).fetchone()[0] for i in (2, 3, 4)]
+        check("psycopg prepared", names, ["u2", "u3", "u4"])
+        with conn.transaction():
+            cur.execute("UPDATE pg3 SET bal = 0 WHERE id = 5")
+            try:
+                with conn.transaction():
+                    cur.execute("UPDATE pg3 SET bal = -1 WHERE id = 6 AND 1 / 0 = 1")
+            except psycopg.errors.DivisionByZero:
+                pass
+        check("psycopg nested rollback", cur.execute("SELECT bal FROM pg3 WHERE id IN (5, 6) ORDER BY id").fetchall(), [(D("0.00"),), (D("6.00"),)])
+        with cur.copy("COPY pg3 (id, owner, bal) FROM STDIN") as copy:
+            for i in range(100, 105):
+                copy.write_row((i, f"c{i}", D("2.5")))
+        with cur.copy("COPY (SELECT id, owner FROM pg3 WHERE id >= 100 ORDER BY id LIMIT 2) TO STDOUT") as copy:
+            check("psycopg copy out", list(copy.rows()), [("100", "c100"), ("101", "c101")])
+        check("psycopg exponent numeric", cur.execute("SELECT %s::numeric(12,8)", (D("1E-7"),)).fetchone(), (D("1.0E-7"),))
+
+
+async def with_asyncpg():
+    conn = await asyncpg.connect(host="127.0.0.1", port=PORT, user="strata", database="strata")
+    await conn.execute("CREATE TABLE apg (id BIGINT PRIMARY KEY, name TEXT, amt NUMERIC(38,1), at TIMESTAMPTZ, d DATE, j JSONB, b BYTEA, iv INTERVAL)")
+    big = D("12345678901234567890123456789.5")
+    await conn.executemany(
+        "INSERT INTO apg VALUES ($1, $2, $3, $4, $5, $6, $7, $8)",
+        [(1, "n1", big, NOON, datetime.date(1960, 2, 29), '{"k": 1}', b"\x00\xff", datetime.timedelta(days=1, microseconds=5))],
+    )
+    copied = await conn.copy_records_to_table(
+        "apg", records=[(2, "n2", -big, NOON, datetime.date(2000, 1, 1), '{"k": 2}', b"x", datetime.timedelta(0)), (3, None, None, None, None, None, None, None)]
+    )
+    check("asyncpg binary copy", copied, "COPY 2")
+    rows = await conn.fetch("SELECT id, name, amt, at, d, j, b, iv FROM apg ORDER BY id")
+    check("asyncpg rows", [tuple(r) for r in rows], [
+        (1, "n1", big, NOON, datetime.date(1960, 2, 29), '{"k": 1}', b"\x00\xff", datetime.timedelta(days=1, microseconds=5)),
+        (2, "n2", -big, NOON, datetime.date(2000, 1, 1), '{"k": 2}', b"x", datetime.timedelta(0)),
+        (3, None, None, None, None, None, None, None),
+    ])
+    check("asyncpg numeric parameter", await conn.fetchval("SELECT $1::numeric(38,0)", D("9" * 38)), D("9" * 38))
+    async with conn.transaction():
+        seen = [r["id"] async for r in conn.cursor("SELECT id FROM apg ORDER BY id", prefetch=2)]
+    check("asyncpg cursor", seen, [1, 2, 3])
+    check("asyncpg jsonb operator", await conn.fetchval("SELECT j->>'k' FROM apg WHERE j @> $1", '{"k": 2}'), "2")
+    await conn.close()
+
+
+with_psycopg()
+asyncio.run(with_asyncpg())
