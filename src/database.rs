@@ -7,7 +7,6 @@ use datafusion::arrow::record_batch::RecordBatch;
 use datafusion::catalog::{CatalogProvider, MemoryCatalogProvider};
 use datafusion::execution::SessionState;
 use datafusion::execution::object_store::ObjectStoreUrl;
-use datafusion::execution::session_state::SessionStateBuilder;
 use datafusion::prelude::{SessionConfig, SessionContext};
 use datafusion_pg_catalog::pg_catalog::context::EmptyContextProvider;
 use datafusion_pg_catalog::pg_catalog::setup_pg_catalog;
@@ -63,13 +62,7 @@ impl Database {
         session_config.options_mut().execution.time_zone = Some(crate::catalog::UTC.into());
         // `1.5` is NUMERIC, as in PostgreSQL (DataFusion reads DOUBLE).
         session_config.options_mut().sql_parser.parse_float_as_decimal = true;
-        // Integer literals get PostgreSQL's types before DataFusion's type
-        // coercion runs, so coercion sees them.
-        let defaults = SessionStateBuilder::new().with_config(session_config).with_default_features().build();
-        let mut analyzer_rules = defaults.analyzer().rules.clone();
-        analyzer_rules.insert(0, Arc::new(crate::query::int_literals::IntegerLiterals));
-        let state = SessionStateBuilder::new_from_existing(defaults).with_analyzer_rules(analyzer_rules).build();
-        let mut context = SessionContext::new_with_state(state);
+        let mut context = SessionContext::new_with_config(session_config);
         let activity = crate::query::Activity::default();
         register_catalog_in(&context, CATALOG_NAME, &log, &activity)?;
         setup_pg_catalog(&context, CATALOG_NAME, EmptyContextProvider).map_err(|e| Error::DataFusion(*e))?;

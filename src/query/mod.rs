@@ -4,7 +4,6 @@
 pub mod as_of;
 pub mod changes;
 pub mod defaults;
-pub(crate) mod int_literals;
 pub mod jsonb;
 pub(crate) mod pg_arithmetic;
 pub mod pg_class;

@@ -41,14 +41,14 @@ pub fn postgres_text(batch: RecordBatch, format: &Format, jsonb: &[bool]) -> Res
             FieldFormat::Text => as_text(column)?,
             FieldFormat::Binary
                 if jsonb.get(index) == Some(&true)
-                    || matches!(
-                        column.data_type(),
-                        DataType::Decimal128(..) | DataType::Interval(IntervalUnit::MonthDayNano)
-                    ) =>
+                    || matches!(column.data_type(), DataType::Decimal128(..) | DataType::Interval(_)) =>
             {
                 let binary = match column.data_type() {
                     DataType::Decimal128(_, scale) => numeric_binary(column, *scale),
-                    DataType::Interval(_) => interval_binary(column),
+                    DataType::Interval(_) => interval_binary(&datafusion::arrow::compute::cast(
+                        column,
+                        &DataType::Interval(IntervalUnit::MonthDayNano),
+                    )?),
                     _ => jsonb_binary(column)?,
                 };
                 changed = true;

