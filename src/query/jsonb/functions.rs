@@ -231,7 +231,7 @@ fn text(array: &ArrayRef) -> DfResult<ArrayRef> {
     Ok(datafusion::arrow::compute::cast(array, &DataType::Utf8)?)
 }
 
-fn parse(text: &str) -> DfResult<Json> {
+pub(super) fn parse(text: &str) -> DfResult<Json> {
     Json::parse(text).map_err(|e| Error::from(e).into_datafusion())
 }
 

@@ -3,6 +3,7 @@
 //! extension) so results go to clients as `jsonb` and `pg_typeof` names it,
 //! with PostgreSQL's operators ([`operators`]) and functions ([`functions`]).
 
+mod build;
 mod functions;
 mod operators;
 mod value;
@@ -39,7 +40,7 @@ pub fn is_jsonb(field: &Field) -> bool {
 pub fn register(context: &mut SessionContext) -> datafusion::common::Result<()> {
     let functions = functions::functions();
     context.register_expr_planner(Arc::new(operators::JsonbOperators::new(&functions)))?;
-    for function in functions {
+    for function in functions.into_iter().chain(build::functions()) {
         context.register_udf(Arc::new(function))?;
     }
     Ok(())

@@ -48,6 +48,12 @@ impl Json {
         Ok(value)
     }
 
+    /// An object of `entries`, in PostgreSQL's key order, the last of a
+    /// repeated key kept.
+    pub fn object(entries: Vec<(String, Json)>) -> Json {
+        Json::Object(sorted_keys(entries))
+    }
+
     /// PostgreSQL's name for the value's type, as `jsonb_typeof` gives it.
     pub fn type_name(&self) -> &'static str {
         match self {
