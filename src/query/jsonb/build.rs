@@ -109,13 +109,30 @@ fn object(values: &[(ScalarValue, bool)]) -> DfResult<Json> {
             let message = format!("argument {}: key must not be null", 2 * pair + 1);
             return Err(Error::InvalidParameterValue(message).into_datafusion());
         }
-        let key = match to_json(key, false)? {
-            Json::String(text) => text,
-            other => other.to_text(),
-        };
+        let key = key_text(key, chunk[0].1)
+            .map_err(|()| {
+                Error::InvalidParameterValue("key value must be scalar, not array, composite, or json".into())
+            })
+            .map_err(Error::into_datafusion)?;
         entries.push((key, to_json(&value.0, value.1)?));
     }
     Ok(Json::object(entries))
+}
+
+/// An object key: the value's text, as PostgreSQL prints it (a float's
+/// own text, `1e+20`); an array or JSONB is no key.
+fn key_text(key: &ScalarValue, is_jsonb: bool) -> Result<String, ()> {
+    if is_jsonb || matches!(key, ScalarValue::List(_) | ScalarValue::LargeList(_) | ScalarValue::Struct(_)) {
+        return Err(());
+    }
+    Ok(match key {
+        ScalarValue::Float32(Some(f)) => crate::pg_text::float4(*f),
+        ScalarValue::Float64(Some(f)) => crate::pg_text::float8(*f),
+        other => match to_json(other, false).map_err(|_| ())? {
+            Json::String(text) => text,
+            other => other.to_text(),
+        },
+    })
 }
 
 /// One SQL value as JSON; `is_jsonb` when it is JSONB text.
@@ -155,9 +172,15 @@ fn to_json(value: &ScalarValue, is_jsonb: bool) -> DfResult<Json> {
             let date = chrono::DateTime::from_timestamp(*days as i64 * 86_400, 0).map(|t| t.date_naive());
             Json::String(date.map_or_else(|| days.to_string(), |d| d.format("%Y-%m-%d").to_string()))
         }
+        ScalarValue::TimestampSecond(Some(seconds), zone) => {
+            Json::String(iso_timestamp(seconds.saturating_mul(1_000_000), zone.is_some()))
+        }
+        ScalarValue::TimestampMillisecond(Some(millis), zone) => {
+            Json::String(iso_timestamp(millis.saturating_mul(1_000), zone.is_some()))
+        }
         ScalarValue::TimestampMicrosecond(Some(micros), zone) => Json::String(iso_timestamp(*micros, zone.is_some())),
         ScalarValue::TimestampNanosecond(Some(nanos), zone) => {
-            Json::String(iso_timestamp(nanos / 1_000, zone.is_some()))
+            Json::String(iso_timestamp(nanos.div_euclid(1_000), zone.is_some()))
         }
         other => {
             // Intervals, BYTEA and the rest: their PostgreSQL text.
