@@ -21,6 +21,14 @@ pub fn fresh_data_dir(name: &str) -> PathBuf {
     dir
 }
 
+/// The port a server's log says it listens on, once it is ready.
+fn listening_port(log_path: &Path) -> Option<u16> {
+    let log = std::fs::read_to_string(log_path).ok()?;
+    let line = log.lines().find(|line| line.contains("ready for connections"))?;
+    let (_, after) = line.split_once("127.0.0.1:")?;
+    after.chars().take_while(char::is_ascii_digit).collect::<String>().parse().ok()
+}
+
 pub fn free_port() -> u16 {
     TcpListener::bind("127.0.0.1:0").expect("bind").local_addr().expect("addr").port()
 }
@@ -47,13 +55,15 @@ impl Server {
 
     /// Starts a server with extra arguments and environment variables.
     pub fn try_start_with_env(data_dir: &Path, args: &[&str], envs: &[(&str, &str)]) -> Result<Server, String> {
-        let port = free_port();
+        // Port 0: the server binds a port of its own choosing and logs it. A
+        // port picked here and freed again could be taken meanwhile (as a
+        // client's ephemeral port, by another test's connection).
         let log_path = data_dir.with_extension("log");
         let log = std::fs::File::create(&log_path).expect("create log");
         let child = Command::new(env!("CARGO_BIN_EXE_strata"))
             .args(["serve", "--data"])
             .arg(data_dir)
-            .args(["--listen", &format!("127.0.0.1:{port}")])
+            .args(["--listen", "127.0.0.1:0"])
             .args(args)
             .env("STRATA_LOG", "info")
             .envs(envs.iter().copied())
@@ -61,10 +71,11 @@ impl Server {
             .stderr(log)
             .spawn()
             .expect("spawn strata");
-        let mut server = Server { child: Some(child), port, data_dir: data_dir.to_path_buf() };
+        let mut server = Server { child: Some(child), port: 0, data_dir: data_dir.to_path_buf() };
         let deadline = Instant::now() + Duration::from_secs(60);
         loop {
-            if std::net::TcpStream::connect(("127.0.0.1", port)).is_ok() {
+            if let Some(port) = listening_port(&log_path) {
+                server.port = port;
                 return Ok(server);
             }
             if let Some(status) = server.child.as_mut().and_then(|c| c.try_wait().ok().flatten()) {
