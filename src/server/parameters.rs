@@ -33,11 +33,11 @@ pub fn deserialize<S: Default + Clone>(portal: &Portal<S>, types: &[Option<&Data
                 let text = json_text(bytes, binary && *hint == Type::JSONB).map_err(to_pgwire)?;
                 cast(ScalarValue::Utf8(Some(text)), planned)?
             }
-            (None, Some(decimal @ DataType::Decimal128(..))) => cast(numeric(bytes, binary)?, Some(decimal))?,
-            (Some(hint), Some(decimal @ DataType::Decimal128(..)))
-                if *hint == Type::NUMERIC || *hint == Type::UNKNOWN =>
+            // A NUMERIC on the wire: the client said so, or left it to the plan.
+            (hint, Some(DataType::Decimal128(..)))
+                if hint.as_ref().is_none_or(|t| *t == Type::NUMERIC || *t == Type::UNKNOWN) =>
             {
-                cast(numeric(bytes, binary)?, Some(decimal))?
+                cast(numeric(bytes, binary)?, planned)?
             }
             _ => continue,
         };
