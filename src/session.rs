@@ -122,6 +122,11 @@ const DEFAULT_SETTINGS: &[(&str, &str)] = &[
     ("transaction_isolation", "repeatable read"),
 ];
 
+/// A session parameter's value before any SET, by its lower-case name.
+pub fn default_setting(name: &str) -> Option<&'static str> {
+    DEFAULT_SETTINGS.iter().find(|(k, _)| *k == name).map(|(_, v)| *v)
+}
+
 impl Session {
     pub(crate) fn new(db: Arc<Inner>) -> Session {
         let settings = DEFAULT_SETTINGS.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect();

@@ -1,5 +1,6 @@
 //! psql against a real server: the README quickstart, `\copy` of the sample
-//! data in and out, `FETCH_COUNT`, `ON_ERROR_ROLLBACK`, and the catalog meta-commands `\dt`, `\d`, `\di`, `\l`, `\dn`.
+//! data in and out, `FETCH_COUNT`, `ON_ERROR_ROLLBACK`, and the catalog meta-commands `\dt`, `\d`, `\di`, `\l`, `\dn`, `\du`, `\df`,
+//! `\dT`, `\dp`.
 
 mod common;
 
@@ -195,6 +196,27 @@ fn quickstart_with_psql() {
     }
     let (_, stdout, _) = psql(&server, &["-c", "\\db"]);
     assert!(stdout.contains("pg_default"), "\\db:\n{stdout}");
+    // Roles, functions, types and privileges: Strata has no CREATE ROLE,
+    // FUNCTION or TYPE and no GRANT, so the lists without system objects
+    // are empty, as PostgreSQL's are on a fresh cluster (but for its roles).
+    for meta in ["\\df", "\\dT", "\\dD", "\\dc"] {
+        let (ok, stdout, stderr) = psql(&server, &["-A", "-c", meta]);
+        assert!(ok && stdout.contains("(0 rows)"), "{meta}: {stdout}{stderr}");
+    }
+    // The version psql reads from the startup parameters is `version()`'s.
+    let (ok, stdout, stderr) = psql(&server, &["-c", "\\echo :SERVER_VERSION_NAME :SERVER_VERSION_NUM"]);
+    assert!(ok && stdout.trim() == "15.0 150000", "server version: {stdout}{stderr}");
+    let (ok, stdout, stderr) = psql(&server, &["-A", "-c", "\\du"]);
+    assert!(ok && stdout.trim_end().ends_with("Role name|Attributes|Member of"), "\\du: {stdout}{stderr}");
+    // With a pattern, PostgreSQL's own functions and types.
+    let (ok, stdout, stderr) = psql(&server, &["-A", "-c", "\\df jsonb_typeof"]);
+    assert!(ok, "{stderr}");
+    assert!(stdout.contains("pg_catalog|jsonb_typeof|text|jsonb|func"), "\\df jsonb_typeof:\n{stdout}");
+    let (ok, stdout, stderr) = psql(&server, &["-A", "-c", "\\dT jsonb"]);
+    assert!(ok && stdout.contains("pg_catalog|jsonb|"), "\\dT jsonb: {stdout}{stderr}");
+    let (ok, stdout, stderr) = psql(&server, &["-A", "-c", "\\dp"]);
+    assert!(ok, "{stderr}");
+    assert!(stdout.contains("public|accounts|table|||"), "\\dp:\n{stdout}");
 
     let (ok, _, stderr) = psql(&server, &["-c", "SELECT * FROM nowhere"]);
     assert!(!ok);

@@ -10,6 +10,7 @@ pub mod pg_class;
 mod pg_columns;
 mod pg_constraints;
 pub(crate) mod pg_functions;
+mod pg_visibility;
 mod provider;
 mod prune;
 pub mod read_types;

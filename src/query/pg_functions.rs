@@ -11,7 +11,8 @@ use datafusion::logical_expr::{
     ColumnarValue, ScalarFunctionArgs, ScalarUDF, ScalarUDFImpl, Signature, Volatility, create_udf,
 };
 
-/// Every function here and in `pg_constraints.rs` and `pg_columns.rs`, to register in a session.
+/// Every function here and in `pg_constraints.rs`, `pg_columns.rs` and
+/// `pg_visibility.rs`, to register in a session.
 pub fn functions(log: Arc<crate::log::Log>) -> Vec<ScalarUDF> {
     let mut functions = vec![
         version(),
@@ -26,6 +27,7 @@ pub fn functions(log: Arc<crate::log::Log>) -> Vec<ScalarUDF> {
     ];
     functions.extend(super::pg_constraints::functions(log));
     functions.push(super::pg_columns::pg_get_expr());
+    functions.extend(super::pg_visibility::functions());
     functions
 }
 

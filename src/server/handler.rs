@@ -25,10 +25,11 @@ use pgwire::api::stmt::QueryParser;
 use pgwire::api::store::PortalStore;
 use pgwire::api::{ClientInfo, ClientPortalStore, ConnectionHandle, ConnectionManager, PgWireServerHandlers, Type};
 use pgwire::error::{ErrorInfo, PgWireError, PgWireResult};
-use pgwire::messages::PgWireBackendMessage;
 use pgwire::messages::cancel::CancelRequest;
 use pgwire::messages::copy::{CopyData, CopyDone, CopyFail};
 use pgwire::messages::extendedquery::{Bind, Describe, Parse};
+use pgwire::messages::startup::ParameterStatus;
+use pgwire::messages::{PgWireBackendMessage, PgWireFrontendMessage};
 use tokio::sync::Mutex;
 
 use super::copy_text::{copy_lines, copy_text, header_line};
@@ -86,9 +87,39 @@ pub struct Startup {
     connections: Arc<ConnectionManager>,
 }
 
+/// The parameters PostgreSQL reports at startup that pgwire reports with
+/// values of its own (`server_version` 16.6-pgwire, `DateStyle` `ISO YMD`,
+/// `TimeZone` `Etc/UTC`), as (reported name, setting): drivers read the
+/// version from here and psql prints it, so it must agree with `version()`
+/// and `SHOW`.
+const STARTUP_PARAMETERS: &[(&str, &str)] =
+    &[("server_version", "server_version"), ("DateStyle", "datestyle"), ("TimeZone", "timezone")];
+
+#[async_trait]
 impl NoopStartupHandler for Startup {
     fn connection_manager(&self) -> Option<Arc<ConnectionManager>> {
         Some(self.connections.clone())
+    }
+
+    /// Runs after pgwire's own ParameterStatus messages: a later one for the
+    /// same name replaces the earlier in every client, as when PostgreSQL
+    /// reports a changed setting.
+    async fn post_startup<C>(&self, client: &mut C, _: PgWireFrontendMessage) -> PgWireResult<()>
+    where
+        C: ClientInfo + Sink<PgWireBackendMessage> + Unpin + Send,
+        C::Error: Debug,
+        PgWireError: From<<C as Sink<PgWireBackendMessage>>::Error>,
+    {
+        for (reported, setting) in STARTUP_PARAMETERS {
+            let value = crate::session::default_setting(setting).unwrap_or_default();
+            client
+                .feed(PgWireBackendMessage::ParameterStatus(ParameterStatus::new(
+                    reported.to_string(),
+                    value.to_string(),
+                )))
+                .await?;
+        }
+        Ok(())
     }
 }
 

@@ -1,6 +1,7 @@
 //! Statement front end: parse SQL into commands, and rewrite queries before
 //! DataFusion plans them.
 
+mod array_subquery;
 pub mod as_of;
 pub mod column_names;
 mod compat;

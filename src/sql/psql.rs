@@ -14,6 +14,23 @@ const FRAGMENTS: &[(&str, &str)] = &[
     // `\dn+`: a schema's privileges, an array in PostgreSQL, text in the
     // emulation (and empty: Strata has no GRANT).
     ("pg_catalog.array_to_string(n.nspacl, E'\\n')", "n.nspacl"),
+    // `\dp`: a relation's and its columns' privileges (none: no GRANT; the
+    // emulated `pg_class` has no `relacl`, its `attacl` is text), and the
+    // roles of its row security policies (`pg_policy` is empty, and its
+    // `polroles` text).
+    ("pg_catalog.array_to_string(c.relacl, E'\\n')", "CAST(NULL AS TEXT)"),
+    ("pg_catalog.array_to_string(attacl, E'\\n  ')", "attacl"),
+    ("WHERE oid = ANY (polroles)", "WHERE false"),
+    // `\df`: a function's result and argument types, from its `pg_proc` row.
+    ("pg_catalog.pg_get_function_result(p.oid)", "pg_catalog.format_type(p.prorettype, NULL)"),
+    ("pg_catalog.pg_get_function_arguments(p.oid)", "strata_argument_types(p.proargtypes)"),
+    // `\dT`: whether a type's relation is a composite type. At most one
+    // `pg_class` row has an oid, which DataFusion needs to be told by an
+    // aggregate.
+    (
+        "(SELECT c.relkind = 'c' FROM pg_catalog.pg_class c WHERE c.oid = t.typrelid)",
+        "(SELECT bool_and(c.relkind = 'c') FROM pg_catalog.pg_class c WHERE c.oid = t.typrelid)",
+    ),
 ];
 
 /// `\d name` reads each column's DEFAULT in a correlated subquery, which

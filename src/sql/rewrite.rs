@@ -231,6 +231,7 @@ impl VisitorMut for Rewriter<'_> {
             }
             Expr::Value(_) => super::numeric_literals::write_out_exponent(expr),
             Expr::Cast { data_type: DataType::JSONB | DataType::JSON, .. } => read_as_jsonb(expr),
+            Expr::Function(_) => super::array_subquery::array_of_subquery(expr),
             _ => {}
         }
         if let Expr::Function(function) = expr

@@ -54,6 +54,8 @@ def with_psycopg():
 
 async def with_asyncpg():
     conn = await asyncpg.connect(host="127.0.0.1", port=PORT, user="strata", database="strata")
+    # From the startup parameters, which pgwire fills with its own version.
+    check("server version", (conn.get_server_version().major, conn.get_settings().DateStyle), (15, "ISO, MDY"))
     await conn.execute("CREATE TABLE apg (id BIGINT PRIMARY KEY, name TEXT, amt NUMERIC(38,1), at TIMESTAMPTZ, d DATE, j JSONB, b BYTEA, iv INTERVAL)")
     big = D("12345678901234567890123456789.5")
     await conn.executemany(
