@@ -73,6 +73,7 @@ impl Database {
             context.register_udf(function);
         }
         crate::query::jsonb::register(&mut context)?;
+        context.register_udaf(crate::query::pg_sum::sum());
         context.add_analyzer_rule(Arc::new(crate::query::text_casts::PostgresTextCasts));
         context.add_analyzer_rule(Arc::new(crate::query::pg_arithmetic::PostgresArithmetic));
         let changes = crate::query::changes::ChangesFunction { log: log.clone() };

@@ -138,7 +138,7 @@ async fn renames_survive_kill_9_and_keep_history() {
     server.kill9();
     let server = common::Server::start(&dir);
     let client = server.client().await;
-    let total: i64 = client.query_one("SELECT sum(n) FROM taps", &[]).await.unwrap().get(0);
+    let total: i64 = client.query_one("SELECT CAST(sum(n) AS BIGINT) FROM taps", &[]).await.unwrap().get(0);
     assert_eq!(total, 10, "history before and after the rename is one relation");
     let value: String = client.query_one("SELECT v FROM pairs WHERE k = 1", &[]).await.unwrap().get(0);
     assert_eq!(value, "b");
@@ -158,7 +158,7 @@ async fn renames_survive_kill_9_and_keep_history() {
     assert!(server.stop());
     let server = common::Server::start(&dir);
     let client = server.client().await;
-    let total: i64 = client.query_one("SELECT sum(n) FROM taps", &[]).await.unwrap().get(0);
+    let total: i64 = client.query_one("SELECT CAST(sum(n) AS BIGINT) FROM taps", &[]).await.unwrap().get(0);
     assert_eq!(total, 10);
 }
 

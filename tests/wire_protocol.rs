@@ -449,8 +449,10 @@ async fn upserts_take_parameters_and_return_rows() {
     let mut sink = std::pin::pin!(sink);
     sink.send(bytes::Bytes::from_static(b"c\nd\n")).await.unwrap();
     assert_eq!(sink.finish().await.unwrap(), 2);
-    let row =
-        client.query_one("SELECT sum(hits), count(*) FILTER (WHERE note = 'new') FROM counters", &[]).await.unwrap();
+    let row = client
+        .query_one("SELECT CAST(sum(hits) AS BIGINT), count(*) FILTER (WHERE note = 'new') FROM counters", &[])
+        .await
+        .unwrap();
     assert_eq!((row.get::<_, i64>(0), row.get::<_, i64>(1)), (6, 4));
 
     // DELETE … RETURNING through the extended protocol.
@@ -507,10 +509,11 @@ async fn concurrent_upserts_and_updates_lose_no_increment() {
     for task in tasks {
         task.await.unwrap();
     }
-    let total: i64 = admin.query_one("SELECT sum(n) FROM hits", &[]).await.unwrap().get(0);
+    let total: i64 = admin.query_one("SELECT CAST(sum(n) AS BIGINT) FROM hits", &[]).await.unwrap().get(0);
     assert_eq!(total, CLIENTS * ROUNDS, "every acknowledged increment is counted once");
     // The history agrees with the state: the last +1 version of each key.
-    let replayed: i64 = admin.query_one("SELECT sum(n) FROM hits VERSION AS OF 1000000", &[]).await.unwrap().get(0);
+    let replayed: i64 =
+        admin.query_one("SELECT CAST(sum(n) AS BIGINT) FROM hits VERSION AS OF 1000000", &[]).await.unwrap().get(0);
     assert_eq!(replayed, total);
 }
 
@@ -855,4 +858,33 @@ async fn intervals_and_their_nulls_go_out_in_binary_as_postgresql_sends_them() {
             Some(RawBytes(from_hex("00000000002dc6c0fffffffeffffffff"))),
         ]
     );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sums_are_typed_as_in_postgresql_and_never_wrap() {
+    let server = common::Server::start(&common::fresh_data_dir("wire-sums"));
+    let client = server.client().await;
+    client
+        .batch_execute(
+            "CREATE STREAM amounts (k INT, small INT, big BIGINT);
+             INSERT INTO amounts VALUES (1, 2147483647, 9223372036854775807), (1, 1, 1), (2, 5, -3);
+             CREATE MATERIALIZED VIEW amount_sums AS SELECT k, sum(small) AS small, sum(big) AS big FROM amounts GROUP BY k;",
+        )
+        .await
+        .unwrap();
+    // The sum of INTs is BIGINT, of BIGINTs NUMERIC (PostgreSQL's types):
+    // as described and as sent, in a query and in a view.
+    for sql in [
+        "SELECT k, sum(small) AS small, sum(big) AS big FROM amounts GROUP BY k ORDER BY k",
+        "SELECT k, small, big FROM amount_sums ORDER BY k",
+    ] {
+        let rows = client.query(sql, &[]).await.unwrap();
+        let types: Vec<Type> = rows[0].columns().iter().map(|c| c.type_().clone()).collect();
+        assert_eq!(types, [Type::INT4, Type::INT8, Type::NUMERIC], "{sql}");
+        assert_eq!(rows[0].get::<_, i64>(1), 2147483648, "{sql}");
+        let big = client.query_one(&format!("SELECT big::text FROM ({sql}) s WHERE k = 1"), &[]).await.unwrap();
+        assert_eq!(big.get::<_, String>(0), "9223372036854775808", "{sql}");
+    }
+    let text = common::text_rows(&client, "SELECT sum(big) FROM amounts").await;
+    assert_eq!(text, ["9223372036854775805"]);
 }

@@ -10,6 +10,7 @@ pub mod pg_class;
 mod pg_columns;
 mod pg_constraints;
 pub(crate) mod pg_functions;
+pub(crate) mod pg_sum;
 mod pg_visibility;
 mod provider;
 mod prune;
