@@ -1,8 +1,8 @@
 //! `sum` as PostgreSQL types it: the sum of BIGINTs is NUMERIC, so it never
 //! overflows (DataFusion's is a BIGINT that wraps around silently:
 //! `sum` of `i64::MAX` and 1 was `-9223372036854775808`). Sums of smaller
-//! integers stay BIGINT, of NUMERIC NUMERIC, of floats DOUBLE PRECISION, as
-//! in PostgreSQL.
+//! integers stay BIGINT and of NUMERIC NUMERIC, as in PostgreSQL; of
+//! floats DOUBLE PRECISION (PostgreSQL's sum of REAL is REAL).
 //!
 //! DataFusion's own `sum` does the work, with its argument cast as it
 //! goes: a BIGINT is summed as `NUMERIC(29,0)` (DataFusion gives a decimal

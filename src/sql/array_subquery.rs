@@ -36,8 +36,30 @@ const AGGREGATES: &[&str] = &[
     "bool_or",
     "every",
     "stddev",
+    "stddev_pop",
+    "stddev_samp",
     "variance",
+    "var_pop",
+    "var_samp",
     "median",
+    "bit_and",
+    "bit_or",
+    "bit_xor",
+    "corr",
+    "covar_pop",
+    "covar_samp",
+    "regr_slope",
+    "regr_intercept",
+    "regr_count",
+    "regr_r2",
+    "first_value",
+    "last_value",
+    "percentile_cont",
+    "approx_distinct",
+    "approx_median",
+    "approx_percentile_cont",
+    "jsonb_agg",
+    "json_agg",
 ];
 
 /// Replaces `ARRAY(subquery)` in `expr` by its scalar-subquery form.
@@ -109,8 +131,10 @@ fn order_of_derived(query: &mut Query) -> Option<Vec<OrderByExpr>> {
         },
         _ => return None,
     };
+    // Keys added to a DISTINCT projection would change what is distinct
+    // (PostgreSQL refuses such an ORDER BY).
     let select = match query.body.as_mut() {
-        SetExpr::Select(select) => Some(select),
+        SetExpr::Select(select) if select.distinct.is_none() => Some(select),
         _ => None,
     };
     let mut keys = Vec::new();
