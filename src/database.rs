@@ -73,6 +73,7 @@ impl Database {
             context.register_udf(function);
         }
         crate::query::jsonb::register(&mut context)?;
+        crate::query::pg_interval::register(&mut context)?;
         context.register_udaf(crate::query::pg_sum::sum());
         // This rule sums sums (`count(DISTINCT a), sum(b)` as an inner
         // GROUP BY a with sum(b), then the sum of those), and asks `sum` for

@@ -89,6 +89,21 @@ impl Error {
         }
     }
 
+    /// A copy of an error that functions raise while a query runs (bad
+    /// input to a function, a value out of range), for one that several
+    /// streams share; None for the rest.
+    fn raised_in_queries(&self) -> Option<Error> {
+        Some(match self {
+            Error::InvalidParameterValue(m) => Error::InvalidParameterValue(m.clone()),
+            Error::InvalidTextRepresentation(m) => Error::InvalidTextRepresentation(m.clone()),
+            Error::CharacterNotInRepertoire(m) => Error::CharacterNotInRepertoire(m.clone()),
+            Error::ProgramLimitExceeded(m) => Error::ProgramLimitExceeded(m.clone()),
+            Error::FeatureNotSupported(m) => Error::FeatureNotSupported(m.clone()),
+            Error::Syntax(m) => Error::Syntax(m.clone()),
+            _ => return None,
+        })
+    }
+
     /// Recovers a Strata error that was carried through DataFusion, so its
     /// classification survives; other DataFusion errors stay as they are.
     pub fn from_datafusion(error: DataFusionError) -> Error {
@@ -100,9 +115,18 @@ impl Error {
             DataFusionError::Context(_, inner) | DataFusionError::Diagnostic(_, inner) => {
                 Error::from_datafusion(*inner)
             }
+            // Shared when an operator hands one error to several streams.
             DataFusionError::Shared(shared) => match std::sync::Arc::try_unwrap(shared) {
                 Ok(inner) => Error::from_datafusion(inner),
-                Err(shared) => Error::DataFusion(DataFusionError::Shared(shared)),
+                Err(shared) => match shared.as_ref() {
+                    DataFusionError::External(inner) => {
+                        match inner.downcast_ref::<Error>().and_then(Error::raised_in_queries) {
+                            Some(copy) => copy,
+                            None => Error::DataFusion(DataFusionError::Shared(shared)),
+                        }
+                    }
+                    _ => Error::DataFusion(DataFusionError::Shared(shared)),
+                },
             },
             DataFusionError::Plan(message) if undefined_table(&message).is_some() => {
                 Error::UndefinedRelation(undefined_table(&message).unwrap_or_default())

@@ -484,6 +484,9 @@ impl Session {
         let system_time = if system_time { self.settings.get(SYSTEM_TIME).map(String::as_str) } else { None };
         let point_in_time = rewrite_as_of(&mut statement, &view.catalog, &ctes, &versions, system_time)?;
         rewrite(&mut statement, &view.catalog, view.offset, &point_in_time);
+        if let Some(message) = crate::sql::jsonb_sets::lateral_refusal(&statement) {
+            return Err(Error::FeatureNotSupported(message));
+        }
         let mut state = self.db.base_state.clone();
         // now() is the statement's start, not the server's.
         state.mark_start_execution();

@@ -11,8 +11,9 @@ use datafusion::logical_expr::{
     ColumnarValue, ScalarFunctionArgs, ScalarUDF, ScalarUDFImpl, Signature, Volatility, create_udf,
 };
 
-/// Every function here and in `pg_constraints.rs`, `pg_columns.rs` and
-/// `pg_visibility.rs`, to register in a session.
+/// Every function here and in `pg_constraints.rs`, `pg_columns.rs`,
+/// `pg_visibility.rs`, `pg_to_char.rs` and `pg_age.rs`, to register in a
+/// session.
 pub fn functions(log: Arc<crate::log::Log>) -> Vec<ScalarUDF> {
     let mut functions = vec![
         version(),
@@ -28,6 +29,10 @@ pub fn functions(log: Arc<crate::log::Log>) -> Vec<ScalarUDF> {
     functions.extend(super::pg_constraints::functions(log));
     functions.push(super::pg_columns::pg_get_expr());
     functions.extend(super::pg_visibility::functions());
+    functions.push(super::pg_to_char::to_char());
+    functions.push(super::pg_age::age());
+    // PostgreSQL's name for a random (version 4) UUID, as text.
+    functions.push(datafusion::functions::string::uuid().as_ref().clone().with_aliases(["gen_random_uuid"]));
     functions
 }
 

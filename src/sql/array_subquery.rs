@@ -273,7 +273,7 @@ fn call(name: &str, args: Vec<Expr>, clauses: Vec<FunctionArgumentClause>) -> Ex
 }
 
 /// `SELECT` with nothing in it, to fill in.
-fn empty_query() -> Query {
+pub(super) fn empty_query() -> Query {
     let parsed =
         datafusion::sql::sqlparser::parser::Parser::new(&datafusion::sql::sqlparser::dialect::GenericDialect {})
             .try_with_sql("SELECT 1")

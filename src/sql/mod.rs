@@ -9,6 +9,7 @@ pub(crate) mod ddl;
 pub mod default_keyword;
 pub mod dialect;
 pub mod insert_columns;
+pub mod jsonb_sets;
 mod numeric_literals;
 pub mod parse;
 mod psql;

@@ -374,6 +374,13 @@ fn command(statement: Statement, about_stream: bool) -> Result<Command> {
                 "CREATE VIEW is not supported; a view in Strata is kept current: use CREATE MATERIALIZED VIEW".into(),
             ));
         }
+        Statement::CreateIndex(_) => {
+            return Err(Error::FeatureNotSupported(
+                "CREATE INDEX is not supported; a table is indexed by its primary key, and a stream's \
+                 _offset and _ts ranges skip segments"
+                    .into(),
+            ));
+        }
         Statement::AlterTable(alter) => {
             let kind = if about_stream { RelationKind::Stream } else { RelationKind::Table };
             match alter.operations.as_slice() {

@@ -217,6 +217,7 @@ impl VisitorMut for Rewriter<'_> {
 
     fn pre_visit_table_factor(&mut self, factor: &mut TableFactor) -> ControlFlow<()> {
         name_function_column(factor);
+        super::jsonb_sets::rewrite_from_item(factor);
         ControlFlow::Continue(())
     }
 
@@ -231,7 +232,10 @@ impl VisitorMut for Rewriter<'_> {
             }
             Expr::Value(_) => super::numeric_literals::write_out_exponent(expr),
             Expr::Cast { data_type: DataType::JSONB | DataType::JSON, .. } => read_as_jsonb(expr),
-            Expr::Function(_) => super::array_subquery::array_of_subquery(expr),
+            Expr::Function(_) => {
+                super::array_subquery::array_of_subquery(expr);
+                super::jsonb_sets::rewrite_expr(expr);
+            }
             _ => {}
         }
         if let Expr::Function(function) = expr

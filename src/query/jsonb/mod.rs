@@ -6,6 +6,7 @@
 mod build;
 mod functions;
 mod operators;
+mod sets;
 mod value;
 
 use std::collections::HashMap;
@@ -16,6 +17,7 @@ use datafusion::execution::FunctionRegistry;
 use datafusion::prelude::SessionContext;
 
 pub use functions::Kind as JsonbFunction;
+pub use sets::SetFunction;
 pub use value::{Json, normalize, written_out};
 
 /// Arrow's name for a text field holding JSON; `datafusion-functions-json`
@@ -40,7 +42,7 @@ pub fn is_jsonb(field: &Field) -> bool {
 pub fn register(context: &mut SessionContext) -> datafusion::common::Result<()> {
     let functions = functions::functions();
     context.register_expr_planner(Arc::new(operators::JsonbOperators::new(&functions)))?;
-    for function in functions.into_iter().chain(build::functions()) {
+    for function in functions.into_iter().chain(build::functions()).chain(sets::functions()) {
         context.register_udf(Arc::new(function))?;
     }
     Ok(())

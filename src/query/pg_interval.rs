@@ -1,0 +1,139 @@
+//! `interval * number`, `number * interval` and `interval / number`, which
+//! DataFusion cannot plan ("Invalid interval arithmetic operation"), as
+//! PostgreSQL computes them (`interval_mul`, `interval_div`): months and
+//! days are scaled apart, a fraction of a month carries down as 30 days
+//! and a fraction of a day as 24 hours (`interval '1 month' * 1.5` is
+//! `1 mon 15 days`, `interval '1 day' / 2` is `12:00:00`).
+
+use std::sync::Arc;
+
+use datafusion::arrow::array::{Array, AsArray, IntervalMonthDayNanoArray};
+use datafusion::arrow::datatypes::{DataType, Float64Type, IntervalMonthDayNano, IntervalUnit};
+use datafusion::common::{DFSchema, DataFusionError, Result as DfResult};
+use datafusion::execution::FunctionRegistry;
+use datafusion::logical_expr::planner::{ExprPlanner, PlannerResult, RawBinaryExpr};
+use datafusion::logical_expr::{
+    Cast, ColumnarValue, Expr, ExprSchemable, ScalarFunctionArgs, ScalarUDF, ScalarUDFImpl, Signature, Volatility,
+};
+use datafusion::sql::sqlparser::ast::BinaryOperator;
+
+const INTERVAL: DataType = DataType::Interval(IntervalUnit::MonthDayNano);
+const DAYS_PER_MONTH: f64 = 30.0;
+const SECONDS_PER_DAY: f64 = 86_400.0;
+
+/// Registers the planner that turns the operators into [`ScaleInterval`].
+pub fn register(context: &mut datafusion::prelude::SessionContext) -> DfResult<()> {
+    context.register_expr_planner(Arc::new(IntervalArithmetic))
+}
+
+#[derive(Debug)]
+struct IntervalArithmetic;
+
+impl ExprPlanner for IntervalArithmetic {
+    fn plan_binary_op(&self, expr: RawBinaryExpr, schema: &DFSchema) -> DfResult<PlannerResult<RawBinaryExpr>> {
+        let RawBinaryExpr { op, left, right } = expr;
+        let is_interval = |e: &Expr| e.get_type(schema).is_ok_and(|t| matches!(t, DataType::Interval(_)));
+        let is_number = |e: &Expr| e.get_type(schema).is_ok_and(|t| t.is_numeric());
+        let (interval, factor, divide) = match op {
+            BinaryOperator::Multiply if is_interval(&left) && is_number(&right) => (left, right, false),
+            BinaryOperator::Multiply if is_number(&left) && is_interval(&right) => (right, left, false),
+            BinaryOperator::Divide if is_interval(&left) && is_number(&right) => (left, right, true),
+            _ => return Ok(PlannerResult::Original(RawBinaryExpr { op, left, right })),
+        };
+        let interval = Expr::Cast(Cast::new(Box::new(interval), INTERVAL));
+        let factor = Expr::Cast(Cast::new(Box::new(factor), DataType::Float64));
+        let function = ScalarUDF::new_from_impl(ScaleInterval::new(divide));
+        Ok(PlannerResult::Planned(function.call(vec![interval, factor])))
+    }
+}
+
+/// `interval_mul(interval, float8)` or `interval_div(interval, float8)`.
+#[derive(Debug, PartialEq, Eq, Hash)]
+struct ScaleInterval {
+    divide: bool,
+    signature: Signature,
+}
+
+impl ScaleInterval {
+    fn new(divide: bool) -> Self {
+        ScaleInterval { divide, signature: Signature::exact(vec![INTERVAL, DataType::Float64], Volatility::Immutable) }
+    }
+}
+
+impl ScalarUDFImpl for ScaleInterval {
+    fn name(&self) -> &str {
+        if self.divide { "interval_div" } else { "interval_mul" }
+    }
+
+    fn signature(&self) -> &Signature {
+        &self.signature
+    }
+
+    fn return_type(&self, _: &[DataType]) -> DfResult<DataType> {
+        Ok(INTERVAL)
+    }
+
+    fn invoke_with_args(&self, args: ScalarFunctionArgs) -> DfResult<ColumnarValue> {
+        let arrays = ColumnarValue::values_to_arrays(&args.args)?;
+        let intervals = arrays[0].as_primitive::<datafusion::arrow::datatypes::IntervalMonthDayNanoType>();
+        let factors = arrays[1].as_primitive::<Float64Type>();
+        let mut out = Vec::with_capacity(intervals.len());
+        for row in 0..intervals.len() {
+            if intervals.is_null(row) || factors.is_null(row) {
+                out.push(None);
+                continue;
+            }
+            let factor = factors.value(row);
+            if self.divide && factor == 0.0 {
+                return Err(DataFusionError::ArrowError(
+                    Box::new(datafusion::arrow::error::ArrowError::DivideByZero),
+                    None,
+                ));
+            }
+            out.push(Some(scale(intervals.value(row), factor, self.divide)?));
+        }
+        Ok(ColumnarValue::Array(Arc::new(IntervalMonthDayNanoArray::from(out))))
+    }
+}
+
+/// PostgreSQL's `TSROUND`: to the microsecond.
+fn round_to_microseconds(value: f64) -> f64 {
+    (value * 1_000_000.0).round_ties_even() / 1_000_000.0
+}
+
+fn out_of_range() -> DataFusionError {
+    DataFusionError::ArrowError(
+        Box::new(datafusion::arrow::error::ArrowError::ArithmeticOverflow("interval out of range".into())),
+        None,
+    )
+}
+
+fn to_i32(value: f64) -> DfResult<i32> {
+    if value.is_nan() || value > i32::MAX as f64 || value < i32::MIN as f64 {
+        return Err(out_of_range());
+    }
+    Ok(value as i32)
+}
+
+/// `span` times `factor` (or divided by it), unit by unit as PostgreSQL 15
+/// does it; its time is in microseconds, Arrow's in nanoseconds.
+fn scale(span: IntervalMonthDayNano, factor: f64, divide: bool) -> DfResult<IntervalMonthDayNano> {
+    let by = |value: f64| if divide { value / factor } else { value * factor };
+    let months = to_i32(by(span.months as f64))?;
+    let mut days = to_i32(by(span.days as f64))?;
+    let month_remainder_days = round_to_microseconds((by(span.months as f64) - months as f64) * DAYS_PER_MONTH);
+    let mut second_remainder = round_to_microseconds(
+        (by(span.days as f64) - days as f64 + month_remainder_days - month_remainder_days.trunc()) * SECONDS_PER_DAY,
+    );
+    if second_remainder.abs() >= SECONDS_PER_DAY {
+        let whole_days = (second_remainder / SECONDS_PER_DAY).trunc();
+        days = days.checked_add(whole_days as i32).ok_or_else(out_of_range)?;
+        second_remainder -= whole_days * SECONDS_PER_DAY;
+    }
+    days = days.checked_add(month_remainder_days.trunc() as i32).ok_or_else(out_of_range)?;
+    let microseconds = (by(span.nanoseconds as f64 / 1000.0) + second_remainder * 1_000_000.0).round_ties_even();
+    if microseconds.is_nan() || microseconds.abs() > (i64::MAX / 1000) as f64 {
+        return Err(out_of_range());
+    }
+    Ok(IntervalMonthDayNano::new(months, days, microseconds as i64 * 1000))
+}

@@ -1,0 +1,524 @@
+//! `to_char(timestamp | timestamptz | date, text)` with PostgreSQL's
+//! template patterns (`YYYY-MM-DD HH24:MI:SS`, `FMMonth DDth`, `Dy`, …).
+//! DataFusion's `to_char` takes chrono's `%Y-%m-%d` and copies anything
+//! else, so `to_char(now(), 'YYYY-MM-DD')` was the text `YYYY-MM-DD`.
+//!
+//! Times are formatted in the session's zone, UTC. Patterns PostgreSQL
+//! knows and this does not (none of its date patterns are left out but
+//! the spelled-out `SP` suffix, which PostgreSQL does not implement either)
+//! would be copied as text, as PostgreSQL copies what is no pattern.
+
+use std::sync::Arc;
+
+use chrono::{DateTime, Datelike, NaiveDateTime, Timelike, Weekday};
+use datafusion::arrow::array::{Array, ArrayRef, AsArray, StringBuilder};
+use datafusion::arrow::datatypes::{DataType, TimeUnit};
+use datafusion::common::{Result as DfResult, exec_err, plan_err};
+use datafusion::logical_expr::{
+    ColumnarValue, ScalarFunctionArgs, ScalarUDF, ScalarUDFImpl, Signature, TypeSignature, Volatility,
+};
+
+/// The longest template accepted: a format is parsed once per call, but a
+/// client's text has no other bound.
+const TEMPLATE_BYTES_MAX: usize = 4096;
+
+pub fn to_char() -> ScalarUDF {
+    ScalarUDF::new_from_impl(ToChar {
+        signature: Signature::one_of(
+            vec![
+                TypeSignature::Exact(vec![DataType::Timestamp(TimeUnit::Microsecond, None), DataType::Utf8]),
+                TypeSignature::Exact(vec![
+                    DataType::Timestamp(TimeUnit::Microsecond, Some(crate::catalog::UTC.into())),
+                    DataType::Utf8,
+                ]),
+                TypeSignature::Exact(vec![DataType::Date32, DataType::Utf8]),
+            ],
+            Volatility::Immutable,
+        ),
+    })
+}
+
+#[derive(Debug, PartialEq, Eq, Hash)]
+struct ToChar {
+    signature: Signature,
+}
+
+impl ScalarUDFImpl for ToChar {
+    fn name(&self) -> &str {
+        "to_char"
+    }
+
+    fn signature(&self) -> &Signature {
+        &self.signature
+    }
+
+    fn coerce_types(&self, arg_types: &[DataType]) -> DfResult<Vec<DataType>> {
+        let [value, _] = arg_types else { return plan_err!("to_char takes a value and a template") };
+        let value = match value {
+            DataType::Timestamp(_, Some(_)) => {
+                DataType::Timestamp(TimeUnit::Microsecond, Some(crate::catalog::UTC.into()))
+            }
+            DataType::Timestamp(_, None) | DataType::Utf8 | DataType::Utf8View | DataType::LargeUtf8 => {
+                DataType::Timestamp(TimeUnit::Microsecond, None)
+            }
+            DataType::Date32 | DataType::Date64 => DataType::Date32,
+            DataType::Null => DataType::Timestamp(TimeUnit::Microsecond, None),
+            other => return plan_err!("function to_char({other}, text) does not exist"),
+        };
+        Ok(vec![value, DataType::Utf8])
+    }
+
+    fn return_type(&self, _: &[DataType]) -> DfResult<DataType> {
+        Ok(DataType::Utf8)
+    }
+
+    fn invoke_with_args(&self, args: ScalarFunctionArgs) -> DfResult<ColumnarValue> {
+        let rows = args.number_rows;
+        let arrays = ColumnarValue::values_to_arrays(&args.args)?;
+        let (values, templates) = (&arrays[0], arrays[1].as_string::<i32>());
+        let zoned = matches!(values.data_type(), DataType::Timestamp(_, Some(_)));
+        let mut out = StringBuilder::with_capacity(rows, rows * 16);
+        let mut parsed: Option<(String, Vec<Piece>)> = None;
+        for row in 0..rows {
+            let Some(at) = datetime_at(values, row)? else {
+                out.append_null();
+                continue;
+            };
+            if templates.is_null(row) {
+                out.append_null();
+                continue;
+            }
+            let template = templates.value(row);
+            if template.len() > TEMPLATE_BYTES_MAX {
+                return exec_err!("to_char template is longer than {TEMPLATE_BYTES_MAX} bytes");
+            }
+            if parsed.as_ref().is_none_or(|(text, _)| text != template) {
+                parsed = Some((template.to_string(), parse(template)));
+            }
+            let pieces = &parsed.as_ref().expect("parsed above").1;
+            out.append_value(format(pieces, &at, zoned));
+        }
+        Ok(ColumnarValue::Array(Arc::new(out.finish()) as ArrayRef))
+    }
+}
+
+fn datetime_at(values: &ArrayRef, row: usize) -> DfResult<Option<NaiveDateTime>> {
+    if values.is_null(row) {
+        return Ok(None);
+    }
+    let at = match values.data_type() {
+        DataType::Date32 => {
+            let days = values.as_primitive::<datafusion::arrow::datatypes::Date32Type>().value(row);
+            chrono::NaiveDate::from_num_days_from_ce_opt(days + 719_163).map(|d| d.and_time(Default::default()))
+        }
+        DataType::Timestamp(TimeUnit::Microsecond, _) => {
+            let micros = values.as_primitive::<datafusion::arrow::datatypes::TimestampMicrosecondType>().value(row);
+            DateTime::from_timestamp_micros(micros).map(|t| t.naive_utc())
+        }
+        other => return exec_err!("to_char of {other}"),
+    };
+    match at {
+        Some(at) => Ok(Some(at)),
+        None => exec_err!("timestamp out of range"),
+    }
+}
+
+/// A piece of a template: a pattern with its fill mode and ordinal
+/// suffix, or text to copy.
+#[derive(Debug, PartialEq)]
+enum Piece {
+    Pattern { pattern: Pattern, fill_mode: bool, ordinal: Option<Case> },
+    Text(String),
+}
+
+#[derive(Debug, Clone, Copy, PartialEq)]
+enum Case {
+    Upper,
+    Capitalized,
+    Lower,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq)]
+enum Pattern {
+    Hour12,
+    Hour24,
+    Minute,
+    Second,
+    Millisecond,
+    Microsecond,
+    Fraction(u8),
+    SecondsOfDay,
+    Meridiem { dots: bool, case: Case },
+    Era { dots: bool, case: Case },
+    YearComma,
+    Year(u8),
+    IsoYear(u8),
+    MonthName(Case),
+    MonthAbbreviation(Case),
+    Month,
+    RomanMonth(Case),
+    DayName(Case),
+    DayAbbreviation(Case),
+    DayOfYear,
+    DayOfMonth,
+    DayOfWeek,
+    IsoDayOfWeek,
+    IsoDayOfYear,
+    WeekOfMonth,
+    WeekOfYear,
+    IsoWeek,
+    Century,
+    Quarter,
+    JulianDay,
+    ZoneName(Case),
+    ZoneHours,
+    ZoneMinutes,
+    ZoneOffset,
+}
+
+/// PostgreSQL's patterns in the order it tries them: a longer one before
+/// its prefixes (`HH24` before `HH`, `DDD` before `DD` before `D`).
+const PATTERNS: &[(&str, Pattern)] = {
+    use Case::*;
+    use Pattern::*;
+    &[
+        ("A.D.", Era { dots: true, case: Upper }),
+        ("A.M.", Meridiem { dots: true, case: Upper }),
+        ("AD", Era { dots: false, case: Upper }),
+        ("AM", Meridiem { dots: false, case: Upper }),
+        ("B.C.", Era { dots: true, case: Upper }),
+        ("BC", Era { dots: false, case: Upper }),
+        ("CC", Century),
+        ("DAY", DayName(Upper)),
+        ("DDD", DayOfYear),
+        ("DD", DayOfMonth),
+        ("DY", DayAbbreviation(Upper)),
+        ("Day", DayName(Capitalized)),
+        ("Dy", DayAbbreviation(Capitalized)),
+        ("D", DayOfWeek),
+        ("FF1", Fraction(1)),
+        ("FF2", Fraction(2)),
+        ("FF3", Fraction(3)),
+        ("FF4", Fraction(4)),
+        ("FF5", Fraction(5)),
+        ("FF6", Fraction(6)),
+        ("HH24", Hour24),
+        ("HH12", Hour12),
+        ("HH", Hour12),
+        ("IDDD", IsoDayOfYear),
+        ("ID", IsoDayOfWeek),
+        ("IW", IsoWeek),
+        ("IYYY", IsoYear(4)),
+        ("IYY", IsoYear(3)),
+        ("IY", IsoYear(2)),
+        ("I", IsoYear(1)),
+        ("J", JulianDay),
+        ("MI", Minute),
+        ("MM", Month),
+        ("MONTH", MonthName(Upper)),
+        ("MON", MonthAbbreviation(Upper)),
+        ("MS", Millisecond),
+        ("Month", MonthName(Capitalized)),
+        ("Mon", MonthAbbreviation(Capitalized)),
+        ("OF", ZoneOffset),
+        ("P.M.", Meridiem { dots: true, case: Upper }),
+        ("PM", Meridiem { dots: false, case: Upper }),
+        ("Q", Quarter),
+        ("RM", RomanMonth(Upper)),
+        ("SSSSS", SecondsOfDay),
+        ("SSSS", SecondsOfDay),
+        ("SS", Second),
+        ("TZH", ZoneHours),
+        ("TZM", ZoneMinutes),
+        ("TZ", ZoneName(Upper)),
+        ("US", Microsecond),
+        ("WW", WeekOfYear),
+        ("W", WeekOfMonth),
+        ("Y,YYY", YearComma),
+        ("YYYY", Year(4)),
+        ("YYY", Year(3)),
+        ("YY", Year(2)),
+        ("Y", Year(1)),
+        ("a.d.", Era { dots: true, case: Lower }),
+        ("a.m.", Meridiem { dots: true, case: Lower }),
+        ("ad", Era { dots: false, case: Lower }),
+        ("am", Meridiem { dots: false, case: Lower }),
+        ("b.c.", Era { dots: true, case: Lower }),
+        ("bc", Era { dots: false, case: Lower }),
+        ("cc", Century),
+        ("day", DayName(Lower)),
+        ("ddd", DayOfYear),
+        ("dd", DayOfMonth),
+        ("dy", DayAbbreviation(Lower)),
+        ("d", DayOfWeek),
+        ("ff1", Fraction(1)),
+        ("ff2", Fraction(2)),
+        ("ff3", Fraction(3)),
+        ("ff4", Fraction(4)),
+        ("ff5", Fraction(5)),
+        ("ff6", Fraction(6)),
+        ("hh24", Hour24),
+        ("hh12", Hour12),
+        ("hh", Hour12),
+        ("iddd", IsoDayOfYear),
+        ("id", IsoDayOfWeek),
+        ("iw", IsoWeek),
+        ("iyyy", IsoYear(4)),
+        ("iyy", IsoYear(3)),
+        ("iy", IsoYear(2)),
+        ("i", IsoYear(1)),
+        ("j", JulianDay),
+        ("mi", Minute),
+        ("mm", Month),
+        ("month", MonthName(Lower)),
+        ("mon", MonthAbbreviation(Lower)),
+        ("ms", Millisecond),
+        ("of", ZoneOffset),
+        ("p.m.", Meridiem { dots: true, case: Lower }),
+        ("pm", Meridiem { dots: false, case: Lower }),
+        ("q", Quarter),
+        ("rm", RomanMonth(Lower)),
+        ("sssss", SecondsOfDay),
+        ("ssss", SecondsOfDay),
+        ("ss", Second),
+        ("tzh", ZoneHours),
+        ("tzm", ZoneMinutes),
+        ("tz", ZoneName(Lower)),
+        ("us", Microsecond),
+        ("ww", WeekOfYear),
+        ("w", WeekOfMonth),
+        ("y,yyy", YearComma),
+        ("yyyy", Year(4)),
+        ("yyy", Year(3)),
+        ("yy", Year(2)),
+        ("y", Year(1)),
+    ]
+};
+
+fn parse(template: &str) -> Vec<Piece> {
+    let mut pieces = Vec::new();
+    let mut text = String::new();
+    let mut rest = template;
+    while !rest.is_empty() {
+        // Quoted text is copied; in it a backslash copies the character after it.
+        if let Some(quoted) = rest.strip_prefix('"') {
+            let mut chars = quoted.char_indices();
+            let mut end = quoted.len();
+            while let Some((i, c)) = chars.next() {
+                match c {
+                    '\\' => {
+                        if let Some((_, escaped)) = chars.next() {
+                            text.push(escaped);
+                        }
+                    }
+                    '"' => {
+                        end = i + 1;
+                        break;
+                    }
+                    c => text.push(c),
+                }
+            }
+            rest = &quoted[end.min(quoted.len())..];
+            continue;
+        }
+        // Outside quotes a backslash escapes only a double quote.
+        if let Some(quote) = rest.strip_prefix("\\\"") {
+            text.push('"');
+            rest = quote;
+            continue;
+        }
+        let (fill_mode, after_prefix) = match rest.strip_prefix("FM").or_else(|| rest.strip_prefix("fm")) {
+            Some(after) => (true, after),
+            None => (false, rest),
+        };
+        // `FX` (fixed format) matters only when parsing: skipped.
+        if let Some(after) = rest.strip_prefix("FX").or_else(|| rest.strip_prefix("fx")) {
+            rest = after;
+            continue;
+        }
+        if let Some((name, pattern)) = PATTERNS.iter().find(|(name, _)| after_prefix.starts_with(name)) {
+            let mut after = &after_prefix[name.len()..];
+            let ordinal = if let Some(a) = after.strip_prefix("TH") {
+                after = a;
+                Some(Case::Upper)
+            } else if let Some(a) = after.strip_prefix("th") {
+                after = a;
+                Some(Case::Lower)
+            } else {
+                None
+            };
+            if !text.is_empty() {
+                pieces.push(Piece::Text(std::mem::take(&mut text)));
+            }
+            pieces.push(Piece::Pattern { pattern: *pattern, fill_mode, ordinal });
+            rest = after;
+            continue;
+        }
+        let c = rest.chars().next().expect("rest is not empty");
+        text.push(c);
+        rest = &rest[c.len_utf8()..];
+    }
+    if !text.is_empty() {
+        pieces.push(Piece::Text(text));
+    }
+    pieces
+}
+
+const MONTHS: [&str; 12] = [
+    "January",
+    "February",
+    "March",
+    "April",
+    "May",
+    "June",
+    "July",
+    "August",
+    "September",
+    "October",
+    "November",
+    "December",
+];
+const ROMAN_MONTHS: [&str; 12] = ["I", "II", "III", "IV", "V", "VI", "VII", "VIII", "IX", "X", "XI", "XII"];
+
+/// Days from 4714-11-24 BC (Julian day 0) to 0001-01-01 less one (chrono's
+/// day 1 of the common era).
+const JULIAN_DAY_OF_CE_DAY_0: i64 = 1_721_425;
+
+fn format(pieces: &[Piece], at: &NaiveDateTime, zoned: bool) -> String {
+    let mut out = String::new();
+    for piece in pieces {
+        match piece {
+            Piece::Text(text) => out.push_str(text),
+            Piece::Pattern { pattern, fill_mode, ordinal } => {
+                let (text, number) = field(*pattern, at, zoned, *fill_mode);
+                out.push_str(&text);
+                if let (Some(case), Some(number)) = (ordinal, number) {
+                    let suffix = ordinal_suffix(number);
+                    out.push_str(&if *case == Case::Upper { suffix.to_uppercase() } else { suffix.to_string() });
+                }
+            }
+        }
+    }
+    out
+}
+
+/// A pattern's text, and its number for an ordinal suffix.
+fn field(pattern: Pattern, at: &NaiveDateTime, zoned: bool, fill_mode: bool) -> (String, Option<i64>) {
+    let padded = |value: i64, width: usize| {
+        let text = if fill_mode { value.to_string() } else { format!("{value:0width$}") };
+        (text, Some(value))
+    };
+    let named = |name: &str, case: Case, width: usize| {
+        let text = match case {
+            Case::Upper => name.to_uppercase(),
+            Case::Lower => name.to_lowercase(),
+            Case::Capitalized => name.to_string(),
+        };
+        let text = if fill_mode { text } else { format!("{text:<width$}") };
+        (text, None)
+    };
+    let date = at.date();
+    let year = date.year() as i64;
+    let shown_year = if year <= 0 { 1 - year } else { year };
+    let hour12 = match at.hour() % 12 {
+        0 => 12,
+        h => h as i64,
+    };
+    match pattern {
+        Pattern::Hour12 => padded(hour12, 2),
+        Pattern::Hour24 => padded(at.hour() as i64, 2),
+        Pattern::Minute => padded(at.minute() as i64, 2),
+        Pattern::Second => padded(at.second() as i64, 2),
+        Pattern::Millisecond => padded((at.nanosecond() / 1_000_000) as i64, 3),
+        Pattern::Microsecond => padded((at.nanosecond() / 1_000) as i64, 6),
+        Pattern::Fraction(digits) => {
+            let value = (at.nanosecond() / 10u32.pow(9 - digits as u32)) as i64;
+            padded(value, digits as usize)
+        }
+        Pattern::SecondsOfDay => {
+            let seconds = at.num_seconds_from_midnight() as i64;
+            (seconds.to_string(), Some(seconds))
+        }
+        Pattern::Meridiem { dots, case } => {
+            let text = match (at.hour() < 12, dots) {
+                (true, false) => "AM",
+                (false, false) => "PM",
+                (true, true) => "A.M.",
+                (false, true) => "P.M.",
+            };
+            (if case == Case::Lower { text.to_lowercase() } else { text.to_string() }, None)
+        }
+        Pattern::Era { dots, case } => {
+            let text = match (year > 0, dots) {
+                (true, false) => "AD",
+                (false, false) => "BC",
+                (true, true) => "A.D.",
+                (false, true) => "B.C.",
+            };
+            (if case == Case::Lower { text.to_lowercase() } else { text.to_string() }, None)
+        }
+        Pattern::YearComma => {
+            let text = format!("{},{:03}", shown_year / 1000, shown_year % 1000);
+            (text, Some(shown_year))
+        }
+        Pattern::Year(4) => padded(shown_year, 4),
+        Pattern::Year(digits) => padded(shown_year % 10i64.pow(digits as u32), digits as usize),
+        Pattern::IsoYear(digits) => {
+            let iso = date.iso_week().year() as i64;
+            if digits == 4 { padded(iso, 4) } else { padded(iso % 10i64.pow(digits as u32), digits as usize) }
+        }
+        Pattern::MonthName(case) => named(MONTHS[date.month0() as usize], case, 9),
+        Pattern::MonthAbbreviation(case) => named(&MONTHS[date.month0() as usize][..3], case, 3),
+        Pattern::Month => padded(date.month() as i64, 2),
+        Pattern::RomanMonth(case) => named(ROMAN_MONTHS[date.month0() as usize], case, 4),
+        Pattern::DayName(case) => named(day_name(date.weekday()), case, 9),
+        Pattern::DayAbbreviation(case) => named(&day_name(date.weekday())[..3], case, 3),
+        Pattern::DayOfYear => padded(date.ordinal() as i64, 3),
+        Pattern::DayOfMonth => padded(date.day() as i64, 2),
+        Pattern::DayOfWeek => padded(date.weekday().num_days_from_sunday() as i64 + 1, 1),
+        Pattern::IsoDayOfWeek => padded(date.weekday().number_from_monday() as i64, 1),
+        Pattern::IsoDayOfYear => {
+            let week = date.iso_week().week() as i64;
+            padded((week - 1) * 7 + date.weekday().number_from_monday() as i64, 3)
+        }
+        Pattern::WeekOfMonth => padded((date.day() as i64 - 1) / 7 + 1, 1),
+        Pattern::WeekOfYear => padded((date.ordinal() as i64 - 1) / 7 + 1, 2),
+        Pattern::IsoWeek => padded(date.iso_week().week() as i64, 2),
+        Pattern::Century => {
+            let century = if year > 0 { (year + 99) / 100 } else { -((99 - year) / 100) };
+            padded(century, 2)
+        }
+        Pattern::Quarter => padded((date.month0() as i64) / 3 + 1, 1),
+        Pattern::JulianDay => padded(date.num_days_from_ce() as i64 + JULIAN_DAY_OF_CE_DAY_0, 1),
+        // The session's zone is UTC; a TIMESTAMP without zone has none.
+        Pattern::ZoneName(case) => {
+            let name = if zoned { "UTC" } else { "" };
+            (if case == Case::Lower { name.to_lowercase() } else { name.to_string() }, None)
+        }
+        Pattern::ZoneHours => (if zoned { "+00" } else { "" }.to_string(), None),
+        Pattern::ZoneMinutes => (if zoned { "00" } else { "" }.to_string(), None),
+        Pattern::ZoneOffset => (if zoned { "+00" } else { "" }.to_string(), None),
+    }
+}
+
+fn day_name(day: Weekday) -> &'static str {
+    match day {
+        Weekday::Mon => "Monday",
+        Weekday::Tue => "Tuesday",
+        Weekday::Wed => "Wednesday",
+        Weekday::Thu => "Thursday",
+        Weekday::Fri => "Friday",
+        Weekday::Sat => "Saturday",
+        Weekday::Sun => "Sunday",
+    }
+}
+
+fn ordinal_suffix(number: i64) -> &'static str {
+    match (number % 100, number % 10) {
+        (11..=13, _) => "th",
+        (_, 1) => "st",
+        (_, 2) => "nd",
+        (_, 3) => "rd",
+        _ => "th",
+    }
+}
