@@ -18,7 +18,16 @@ use crate::catalog::{ColumnDef, RelationDef, SqlType};
 use crate::error::{Error, Result};
 
 /// Plans default expressions; they read no columns, so no catalog is needed.
-static PLANNER: LazyLock<SessionState> = LazyLock::new(|| SessionContext::new().state());
+static PLANNER: LazyLock<SessionState> = LazyLock::new(|| defaults_context().state());
+
+/// DataFusion's functions and PostgreSQL's that need no database.
+fn defaults_context() -> SessionContext {
+    let context = SessionContext::new();
+    for function in crate::query::pg_functions::standalone() {
+        context.register_udf(function);
+    }
+    context
+}
 
 #[derive(Debug, Default)]
 pub struct ColumnDefaults(HashMap<String, Expr>);
@@ -48,7 +57,7 @@ pub fn default_expr(column: &ColumnDef) -> Result<Option<Expr>> {
 /// Checks at CREATE that every default plans and converts to its column's
 /// type, so a bad default fails the DDL rather than a later INSERT.
 pub async fn check_defaults(columns: &[ColumnDef]) -> Result<()> {
-    let context = SessionContext::new();
+    let context = defaults_context();
     for column in columns {
         let Some(sql) = &column.default else { continue };
         let query = format!("SELECT CAST(({sql}) AS {})", crate::table::dml::cast_type(&column.sql_type));

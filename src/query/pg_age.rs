@@ -3,7 +3,10 @@
 //! '2026-01-15')` is `10 mons 12 days`, not a count of days): each field is
 //! subtracted, then a negative one borrows from the next larger, a day
 //! borrowing the length of the month it falls in. `age(a)` is from
-//! midnight today (UTC, the session's zone).
+//! midnight today (UTC, the session's zone): the rewrite makes it
+//! `age(CAST(current_date AS TIMESTAMP), a)`, so this function of two
+//! times is immutable (continuous views may use it) and `current_date` is
+//! what views refuse.
 
 use std::sync::Arc;
 
@@ -14,7 +17,7 @@ use datafusion::common::{Result as DfResult, exec_err, plan_err};
 use datafusion::logical_expr::{ColumnarValue, ScalarFunctionArgs, ScalarUDF, ScalarUDFImpl, Signature, Volatility};
 
 pub fn age() -> ScalarUDF {
-    ScalarUDF::new_from_impl(Age { signature: Signature::user_defined(Volatility::Stable) })
+    ScalarUDF::new_from_impl(Age { signature: Signature::user_defined(Volatility::Immutable) })
 }
 
 #[derive(Debug, PartialEq, Eq, Hash)]
@@ -34,7 +37,7 @@ impl ScalarUDFImpl for Age {
     /// Both as timestamps in microseconds: a TIMESTAMPTZ's instant is its
     /// UTC time, which is its time in the session's zone.
     fn coerce_types(&self, arg_types: &[DataType]) -> DfResult<Vec<DataType>> {
-        if arg_types.is_empty() || arg_types.len() > 2 {
+        if arg_types.len() != 2 {
             return plan_err!("age takes one or two times, not {}", arg_types.len());
         }
         arg_types
@@ -59,15 +62,10 @@ impl ScalarUDFImpl for Age {
         let rows = args.number_rows;
         let arrays = ColumnarValue::values_to_arrays(&args.args)?;
         let later = arrays[0].as_primitive::<TimestampMicrosecondType>();
-        let earlier = arrays.get(1).map(|a| a.as_primitive::<TimestampMicrosecondType>());
-        let today = chrono::Utc::now().date_naive().and_time(Default::default());
+        let earlier = arrays[1].as_primitive::<TimestampMicrosecondType>();
         let mut out = Vec::with_capacity(rows);
         for row in 0..rows {
-            let (first, second) = match earlier {
-                Some(earlier) => (at(later, row)?, at(earlier, row)?),
-                None => (Some(today), at(later, row)?),
-            };
-            out.push(match (first, second) {
+            out.push(match (at(later, row)?, at(earlier, row)?) {
                 (Some(first), Some(second)) => Some(difference(&first, &second)),
                 _ => None,
             });

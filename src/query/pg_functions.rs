@@ -29,11 +29,19 @@ pub fn functions(log: Arc<crate::log::Log>) -> Vec<ScalarUDF> {
     functions.extend(super::pg_constraints::functions(log));
     functions.push(super::pg_columns::pg_get_expr());
     functions.extend(super::pg_visibility::functions());
-    functions.push(super::pg_to_char::to_char());
-    functions.push(super::pg_age::age());
-    // PostgreSQL's name for a random (version 4) UUID, as text.
-    functions.push(datafusion::functions::string::uuid().as_ref().clone().with_aliases(["gen_random_uuid"]));
+    functions.extend(standalone());
     functions
+}
+
+/// The functions above that need no database, which column DEFAULTs can
+/// call too (`DEFAULT gen_random_uuid()`).
+pub fn standalone() -> Vec<ScalarUDF> {
+    vec![
+        super::pg_to_char::to_char(),
+        super::pg_age::age(),
+        // PostgreSQL's name for a random (version 4) UUID, as text.
+        datafusion::functions::string::uuid().as_ref().clone().with_aliases(["gen_random_uuid"]),
+    ]
 }
 
 /// `version()` as PostgreSQL clients expect it: the PostgreSQL version

@@ -33,7 +33,10 @@ impl ExprPlanner for IntervalArithmetic {
     fn plan_binary_op(&self, expr: RawBinaryExpr, schema: &DFSchema) -> DfResult<PlannerResult<RawBinaryExpr>> {
         let RawBinaryExpr { op, left, right } = expr;
         let is_interval = |e: &Expr| e.get_type(schema).is_ok_and(|t| matches!(t, DataType::Interval(_)));
-        let is_number = |e: &Expr| e.get_type(schema).is_ok_and(|t| t.is_numeric());
+        // A parameter or NULL takes the number's place, as in PostgreSQL.
+        let is_number = |e: &Expr| {
+            matches!(e, Expr::Placeholder(_)) || e.get_type(schema).is_ok_and(|t| t.is_numeric() || t == DataType::Null)
+        };
         let (interval, factor, divide) = match op {
             BinaryOperator::Multiply if is_interval(&left) && is_number(&right) => (left, right, false),
             BinaryOperator::Multiply if is_number(&left) && is_interval(&right) => (right, left, false),

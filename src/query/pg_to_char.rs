@@ -3,10 +3,11 @@
 //! DataFusion's `to_char` takes chrono's `%Y-%m-%d` and copies anything
 //! else, so `to_char(now(), 'YYYY-MM-DD')` was the text `YYYY-MM-DD`.
 //!
-//! Times are formatted in the session's zone, UTC. Patterns PostgreSQL
-//! knows and this does not (none of its date patterns are left out but
-//! the spelled-out `SP` suffix, which PostgreSQL does not implement either)
-//! would be copied as text, as PostgreSQL copies what is no pattern.
+//! Times are formatted in the session's zone, UTC; a DATE is formatted as
+//! the TIMESTAMPTZ of its midnight, as PostgreSQL resolves `to_char(date)`.
+//! The `TM` prefix (translated names) leaves names unpadded and English;
+//! the `SP` suffix (spelled out, which PostgreSQL does not implement) is
+//! read and changes nothing.
 
 use std::sync::Arc;
 
@@ -14,28 +15,10 @@ use chrono::{DateTime, Datelike, NaiveDateTime, Timelike, Weekday};
 use datafusion::arrow::array::{Array, ArrayRef, AsArray, StringBuilder};
 use datafusion::arrow::datatypes::{DataType, TimeUnit};
 use datafusion::common::{Result as DfResult, exec_err, plan_err};
-use datafusion::logical_expr::{
-    ColumnarValue, ScalarFunctionArgs, ScalarUDF, ScalarUDFImpl, Signature, TypeSignature, Volatility,
-};
-
-/// The longest template accepted: a format is parsed once per call, but a
-/// client's text has no other bound.
-const TEMPLATE_BYTES_MAX: usize = 4096;
+use datafusion::logical_expr::{ColumnarValue, ScalarFunctionArgs, ScalarUDF, ScalarUDFImpl, Signature, Volatility};
 
 pub fn to_char() -> ScalarUDF {
-    ScalarUDF::new_from_impl(ToChar {
-        signature: Signature::one_of(
-            vec![
-                TypeSignature::Exact(vec![DataType::Timestamp(TimeUnit::Microsecond, None), DataType::Utf8]),
-                TypeSignature::Exact(vec![
-                    DataType::Timestamp(TimeUnit::Microsecond, Some(crate::catalog::UTC.into())),
-                    DataType::Utf8,
-                ]),
-                TypeSignature::Exact(vec![DataType::Date32, DataType::Utf8]),
-            ],
-            Volatility::Immutable,
-        ),
-    })
+    ScalarUDF::new_from_impl(ToChar { signature: Signature::user_defined(Volatility::Immutable) })
 }
 
 #[derive(Debug, PartialEq, Eq, Hash)]
@@ -54,15 +37,14 @@ impl ScalarUDFImpl for ToChar {
 
     fn coerce_types(&self, arg_types: &[DataType]) -> DfResult<Vec<DataType>> {
         let [value, _] = arg_types else { return plan_err!("to_char takes a value and a template") };
+        let zoned = DataType::Timestamp(TimeUnit::Microsecond, Some(crate::catalog::UTC.into()));
         let value = match value {
-            DataType::Timestamp(_, Some(_)) => {
-                DataType::Timestamp(TimeUnit::Microsecond, Some(crate::catalog::UTC.into()))
-            }
-            DataType::Timestamp(_, None) | DataType::Utf8 | DataType::Utf8View | DataType::LargeUtf8 => {
-                DataType::Timestamp(TimeUnit::Microsecond, None)
-            }
-            DataType::Date32 | DataType::Date64 => DataType::Date32,
-            DataType::Null => DataType::Timestamp(TimeUnit::Microsecond, None),
+            DataType::Timestamp(_, Some(_)) | DataType::Date32 | DataType::Date64 => zoned,
+            DataType::Timestamp(_, None)
+            | DataType::Utf8
+            | DataType::Utf8View
+            | DataType::LargeUtf8
+            | DataType::Null => DataType::Timestamp(TimeUnit::Microsecond, None),
             other => return plan_err!("function to_char({other}, text) does not exist"),
         };
         Ok(vec![value, DataType::Utf8])
@@ -89,8 +71,10 @@ impl ScalarUDFImpl for ToChar {
                 continue;
             }
             let template = templates.value(row);
-            if template.len() > TEMPLATE_BYTES_MAX {
-                return exec_err!("to_char template is longer than {TEMPLATE_BYTES_MAX} bytes");
+            // PostgreSQL's to_char of an empty template is NULL.
+            if template.is_empty() {
+                out.append_null();
+                continue;
             }
             if parsed.as_ref().is_none_or(|(text, _)| text != template) {
                 parsed = Some((template.to_string(), parse(template)));
@@ -107,10 +91,6 @@ fn datetime_at(values: &ArrayRef, row: usize) -> DfResult<Option<NaiveDateTime>>
         return Ok(None);
     }
     let at = match values.data_type() {
-        DataType::Date32 => {
-            let days = values.as_primitive::<datafusion::arrow::datatypes::Date32Type>().value(row);
-            chrono::NaiveDate::from_num_days_from_ce_opt(days + 719_163).map(|d| d.and_time(Default::default()))
-        }
         DataType::Timestamp(TimeUnit::Microsecond, _) => {
             let micros = values.as_primitive::<datafusion::arrow::datatypes::TimestampMicrosecondType>().value(row);
             DateTime::from_timestamp_micros(micros).map(|t| t.naive_utc())
@@ -306,11 +286,10 @@ fn parse(template: &str) -> Vec<Piece> {
             let mut end = quoted.len();
             while let Some((i, c)) = chars.next() {
                 match c {
-                    '\\' => {
-                        if let Some((_, escaped)) = chars.next() {
-                            text.push(escaped);
-                        }
-                    }
+                    '\\' => match chars.next() {
+                        Some((_, escaped)) => text.push(escaped),
+                        None => text.push('\\'),
+                    },
                     '"' => {
                         end = i + 1;
                         break;
@@ -327,14 +306,26 @@ fn parse(template: &str) -> Vec<Piece> {
             rest = quote;
             continue;
         }
-        let (fill_mode, after_prefix) = match rest.strip_prefix("FM").or_else(|| rest.strip_prefix("fm")) {
-            Some(after) => (true, after),
-            None => (false, rest),
-        };
-        // `FX` (fixed format) matters only when parsing: skipped.
+        // `FX` (fixed format) matters only when parsing text: skipped.
         if let Some(after) = rest.strip_prefix("FX").or_else(|| rest.strip_prefix("fx")) {
             rest = after;
             continue;
+        }
+        // Prefixes: `FM` (no padding) and `TM` (translated names), in any
+        // order; one before no pattern is dropped, as PostgreSQL drops it.
+        let mut fill_mode = false;
+        let mut after_prefix = rest;
+        loop {
+            if let Some(after) = after_prefix.strip_prefix("FM").or_else(|| after_prefix.strip_prefix("fm")) {
+                fill_mode = true;
+                after_prefix = after;
+            } else if let Some(after) = after_prefix.strip_prefix("TM").or_else(|| after_prefix.strip_prefix("tm")) {
+                // Translated names come without trailing blanks.
+                fill_mode = true;
+                after_prefix = after;
+            } else {
+                break;
+            }
         }
         if let Some((name, pattern)) = PATTERNS.iter().find(|(name, _)| after_prefix.starts_with(name)) {
             let mut after = &after_prefix[name.len()..];
@@ -347,11 +338,19 @@ fn parse(template: &str) -> Vec<Piece> {
             } else {
                 None
             };
+            // `SP` (spell mode) is not implemented by PostgreSQL either.
+            if let Some(a) = after.strip_prefix("SP").or_else(|| after.strip_prefix("sp")) {
+                after = a;
+            }
             if !text.is_empty() {
                 pieces.push(Piece::Text(std::mem::take(&mut text)));
             }
             pieces.push(Piece::Pattern { pattern: *pattern, fill_mode, ordinal });
             rest = after;
+            continue;
+        }
+        if after_prefix.len() < rest.len() {
+            rest = after_prefix;
             continue;
         }
         let c = rest.chars().next().expect("rest is not empty");
@@ -408,6 +407,8 @@ fn field(pattern: Pattern, at: &NaiveDateTime, zoned: bool, fill_mode: bool) -> 
         let text = if fill_mode { value.to_string() } else { format!("{value:0width$}") };
         (text, Some(value))
     };
+    // Fractions of a second keep their digits under FM, as in PostgreSQL.
+    let fraction = |value: i64, width: usize| (format!("{value:0width$}"), Some(value));
     let named = |name: &str, case: Case, width: usize| {
         let text = match case {
             Case::Upper => name.to_uppercase(),
@@ -429,11 +430,11 @@ fn field(pattern: Pattern, at: &NaiveDateTime, zoned: bool, fill_mode: bool) -> 
         Pattern::Hour24 => padded(at.hour() as i64, 2),
         Pattern::Minute => padded(at.minute() as i64, 2),
         Pattern::Second => padded(at.second() as i64, 2),
-        Pattern::Millisecond => padded((at.nanosecond() / 1_000_000) as i64, 3),
-        Pattern::Microsecond => padded((at.nanosecond() / 1_000) as i64, 6),
+        Pattern::Millisecond => fraction((at.nanosecond() / 1_000_000) as i64, 3),
+        Pattern::Microsecond => fraction((at.nanosecond() / 1_000) as i64, 6),
         Pattern::Fraction(digits) => {
             let value = (at.nanosecond() / 10u32.pow(9 - digits as u32)) as i64;
-            padded(value, digits as usize)
+            fraction(value, digits as usize)
         }
         Pattern::SecondsOfDay => {
             let seconds = at.num_seconds_from_midnight() as i64;
@@ -490,14 +491,14 @@ fn field(pattern: Pattern, at: &NaiveDateTime, zoned: bool, fill_mode: bool) -> 
         }
         Pattern::Quarter => padded((date.month0() as i64) / 3 + 1, 1),
         Pattern::JulianDay => padded(date.num_days_from_ce() as i64 + JULIAN_DAY_OF_CE_DAY_0, 1),
-        // The session's zone is UTC; a TIMESTAMP without zone has none.
+        // The session's zone is UTC: a TIMESTAMP without zone has no name
+        // for it, but its offset is the session's.
         Pattern::ZoneName(case) => {
             let name = if zoned { "UTC" } else { "" };
             (if case == Case::Lower { name.to_lowercase() } else { name.to_string() }, None)
         }
-        Pattern::ZoneHours => (if zoned { "+00" } else { "" }.to_string(), None),
-        Pattern::ZoneMinutes => (if zoned { "00" } else { "" }.to_string(), None),
-        Pattern::ZoneOffset => (if zoned { "+00" } else { "" }.to_string(), None),
+        Pattern::ZoneHours | Pattern::ZoneOffset => (if fill_mode { "+0" } else { "+00" }.to_string(), None),
+        Pattern::ZoneMinutes => (if fill_mode { "0" } else { "00" }.to_string(), None),
     }
 }
 

@@ -19,9 +19,10 @@
 use std::collections::HashSet;
 
 use datafusion::sql::sqlparser::ast::{
-    Expr, Function, FunctionArg, FunctionArgExpr, FunctionArguments, Ident, JoinConstraint, JoinOperator, ObjectName,
-    Query, SelectItem, SelectItemQualifiedWildcardKind, SetExpr, Statement, TableAlias, TableAliasColumnDef,
-    TableFactor, TableWithJoins, Visit, VisitMut, Visitor, VisitorMut, WildcardAdditionalOptions,
+    DuplicateTreatment, Expr, Function, FunctionArg, FunctionArgExpr, FunctionArgumentClause, FunctionArguments, Ident,
+    JoinConstraint, JoinOperator, ObjectName, OrderByExpr, Query, SelectItem, SelectItemQualifiedWildcardKind, SetExpr,
+    Statement, TableAlias, TableAliasColumnDef, TableFactor, TableWithJoins, Visit, VisitMut, Visitor, VisitorMut,
+    WildcardAdditionalOptions,
 };
 use std::ops::ControlFlow;
 
@@ -54,7 +55,33 @@ fn aggregate(expr: &mut Expr, finish: SetFunction, build: &str) {
     if arguments.len() != expected || list.args.len() != expected {
         return;
     }
-    list.args = vec![FunctionArg::Unnamed(FunctionArgExpr::Expr(call(build, arguments)))];
+    // DISTINCT, and the order it implies when none is given, are the
+    // values' (2 before 10), not their JSON texts': the values are
+    // aggregated beside their JSON, `{v: x, j: to_jsonb(x)}`, ordered by
+    // that (so by x), and the JSON taken after.
+    let mut finish = finish;
+    if finish == SetFunction::AggFinish && list.duplicate_treatment == Some(DuplicateTreatment::Distinct) {
+        let value = arguments[0].clone();
+        let pair =
+            call("named_struct", vec![string("v"), value.clone(), string("j"), call("to_jsonb", vec![value.clone()])]);
+        let mut ordered = false;
+        for clause in &mut list.clauses {
+            if let FunctionArgumentClause::OrderBy(order) = clause {
+                ordered = true;
+                for o in order.iter_mut().filter(|o| o.expr == value) {
+                    o.expr = pair.clone();
+                }
+            }
+        }
+        if !ordered {
+            let order = OrderByExpr { expr: pair.clone(), options: Default::default(), with_fill: None };
+            list.clauses.push(FunctionArgumentClause::OrderBy(vec![order]));
+        }
+        list.args = vec![FunctionArg::Unnamed(FunctionArgExpr::Expr(pair))];
+        finish = SetFunction::ValuesFinish;
+    } else {
+        list.args = vec![FunctionArg::Unnamed(FunctionArgExpr::Expr(call(build, arguments)))];
+    }
     function.name = ObjectName::from(vec![Ident::new("array_agg")]);
     let array_agg = std::mem::replace(expr, Expr::value(datafusion::sql::sqlparser::ast::Value::Null));
     *expr = call(finish.name(), vec![array_agg]);
@@ -74,6 +101,10 @@ fn unnested(list: SetFunction, argument: Expr) -> Expr {
         SetFunction::Elements | SetFunction::Values => call(SetFunction::Mark.name(), vec![items]),
         _ => items,
     }
+}
+
+fn string(text: &str) -> Expr {
+    Expr::value(datafusion::sql::sqlparser::ast::Value::SingleQuotedString(text.into()))
 }
 
 fn single_argument(function: &Function) -> Option<Expr> {
@@ -127,18 +158,31 @@ fn from_item_columns(name: &str) -> Option<Vec<(SetFunction, Option<&'static str
     })
 }
 
+/// A FROM item calling one of the set-returning functions above: its
+/// name, argument and alias. `f(…) WITH ORDINALITY` is not one (it is
+/// refused: the rewrites give no ordinality column).
+fn set_function(factor: &TableFactor) -> Option<(String, Expr, Option<TableAlias>)> {
+    let (name, args, alias) = match factor {
+        TableFactor::Table { name, args: Some(args), alias, with_ordinality: false, .. } => (name, &args.args, alias),
+        // `LATERAL f(…)`.
+        TableFactor::Function { name, args, alias, with_ordinality: false, .. } => (name, args, alias),
+        _ => return None,
+    };
+    let function = object_name(&name.to_string());
+    from_item_columns(&function)?;
+    let [argument] = args.as_slice() else { return None };
+    Some((function, unnamed(argument)?.clone(), alias.clone()))
+}
+
 /// A set-returning function in FROM over values of its own (constants,
 /// parameters) as a derived table: `(SELECT unnest(…) AS value) AS alias`.
 pub fn rewrite_from_item(factor: &mut TableFactor) {
-    let TableFactor::Table { name, args: Some(args), alias, .. } = factor else { return };
-    let function = name.to_string().to_lowercase();
-    let function = function.strip_prefix("pg_catalog.").unwrap_or(&function).to_string();
+    let Some((function, argument, alias)) = set_function(factor) else { return };
     let Some(columns) = from_item_columns(&function) else { return };
-    let [argument] = args.args.as_slice() else { return };
-    let Some(argument) = unnamed(argument).cloned() else { return };
     if refers_to_columns(&argument) {
         return;
     }
+    let alias = &alias;
     let alias_name = alias.as_ref().map(|a| a.name.clone()).unwrap_or_else(|| Ident::new(&function));
     let renamed: Vec<Ident> =
         alias.as_ref().map(|a| a.columns.iter().map(|c| c.name.clone()).collect()).unwrap_or_default();
@@ -170,19 +214,31 @@ pub fn rewrite_from_item(factor: &mut TableFactor) {
     };
 }
 
-/// Whether `expr` names a column (of another FROM item, here).
+/// Whether `expr` names a column (of another FROM item, here); a
+/// subquery's own columns do not count.
 fn refers_to_columns(expr: &Expr) -> bool {
-    struct Columns(bool);
+    struct Columns {
+        found: bool,
+        nested_queries: usize,
+    }
     impl Visitor for Columns {
         type Break = ();
+        fn pre_visit_query(&mut self, _: &Query) -> ControlFlow<()> {
+            self.nested_queries += 1;
+            ControlFlow::Continue(())
+        }
+        fn post_visit_query(&mut self, _: &Query) -> ControlFlow<()> {
+            self.nested_queries -= 1;
+            ControlFlow::Continue(())
+        }
         fn pre_visit_expr(&mut self, expr: &Expr) -> ControlFlow<()> {
-            self.0 |= matches!(expr, Expr::Identifier(_) | Expr::CompoundIdentifier(_));
+            self.found |= self.nested_queries == 0 && matches!(expr, Expr::Identifier(_) | Expr::CompoundIdentifier(_));
             ControlFlow::Continue(())
         }
     }
-    let mut columns = Columns(false);
+    let mut columns = Columns { found: false, nested_queries: 0 };
     let _ = expr.visit(&mut columns);
-    columns.0
+    columns.found
 }
 
 /// The error for a set-returning function over another FROM item's
@@ -193,17 +249,24 @@ pub fn lateral_refusal(statement: &Statement) -> Option<String> {
     impl Visitor for Finder {
         type Break = ();
         fn pre_visit_table_factor(&mut self, factor: &TableFactor) -> ControlFlow<()> {
-            if let TableFactor::Table { name, args: Some(_), .. } = factor {
-                let function = name.to_string().to_lowercase();
-                if from_item_columns(function.strip_prefix("pg_catalog.").unwrap_or(&function)).is_some() {
-                    self.0 = Some(format!(
-                        "{function} in FROM over another FROM item's column is not supported; \
-                         call it in the SELECT list instead (SELECT t.id, {function}(t.j) FROM t)"
-                    ));
-                    return ControlFlow::Break(());
-                }
+            let (name, with_ordinality) = match factor {
+                TableFactor::Table { name, args: Some(_), with_ordinality, .. } => (name, *with_ordinality),
+                TableFactor::Function { name, with_ordinality, .. } => (name, *with_ordinality),
+                _ => return ControlFlow::Continue(()),
+            };
+            let function = object_name(&name.to_string());
+            if from_item_columns(&function).is_none() {
+                return ControlFlow::Continue(());
             }
-            ControlFlow::Continue(())
+            self.0 = Some(if with_ordinality {
+                format!("{function} … WITH ORDINALITY is not supported")
+            } else {
+                format!(
+                    "{function} in FROM over another FROM item's column is not supported here; \
+                     call it in the SELECT list instead (SELECT t.id, {function}(t.j) FROM t)"
+                )
+            });
+            ControlFlow::Break(())
         }
     }
     let mut finder = Finder(None);
@@ -248,16 +311,7 @@ pub fn rewrite_lateral(statement: &mut Statement, catalog: &Catalog, ctes: &Hash
 /// The function, its argument and its alias when `factor` is a
 /// set-returning function over another FROM item's columns.
 fn lateral_function(factor: &TableFactor) -> Option<(String, Expr, Option<TableAlias>)> {
-    let (name, args, alias) = match factor {
-        TableFactor::Table { name, args: Some(args), alias, .. } => (name, &args.args, alias),
-        TableFactor::Function { name, args, alias, with_ordinality: false, .. } => (name, args, alias),
-        _ => return None,
-    };
-    let function = object_name(&name.to_string());
-    from_item_columns(&function)?;
-    let [argument] = args.as_slice() else { return None };
-    let argument = unnamed(argument)?.clone();
-    refers_to_columns(&argument).then_some((function, argument, alias.clone()))
+    set_function(factor).filter(|(_, argument, _)| refers_to_columns(argument))
 }
 
 fn lateral_query(query: &mut Query, catalog: &Catalog, ctes: &HashSet<String>) -> Option<String> {

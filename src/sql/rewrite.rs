@@ -241,6 +241,7 @@ impl VisitorMut for Rewriter<'_> {
             }
             _ => {}
         }
+        age_from_today(expr);
         if let Expr::Function(function) = expr
             && function.name.to_string().eq_ignore_ascii_case("current_offset")
         {
@@ -255,6 +256,27 @@ impl VisitorMut for Rewriter<'_> {
         }
         ControlFlow::Continue(())
     }
+}
+
+/// `age(x)` as `age(CAST(current_date AS TIMESTAMP), x)`, PostgreSQL's
+/// definition (see `query/pg_age.rs`).
+fn age_from_today(expr: &mut Expr) {
+    let Expr::Function(function) = expr else { return };
+    let name = function.name.to_string().to_lowercase();
+    if name != "age" && name != "pg_catalog.age" {
+        return;
+    }
+    let FunctionArguments::List(list) = &mut function.args else { return };
+    if list.args.len() != 1 {
+        return;
+    }
+    let Ok(today) = Parser::new(&PostgreSqlDialect {})
+        .try_with_sql("CAST(current_date() AS TIMESTAMP)")
+        .and_then(|mut p| p.parse_expr())
+    else {
+        return;
+    };
+    list.args.insert(0, FunctionArg::Unnamed(FunctionArgExpr::Expr(today)));
 }
 
 /// Table functions returning one value per row. DataFusion names their

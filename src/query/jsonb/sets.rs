@@ -28,6 +28,10 @@ use crate::error::Error;
 pub enum SetFunction {
     /// A list of JSONB texts as one JSONB array.
     AggFinish,
+    /// A list of `{value, its JSONB}` structs as one JSONB array of the
+    /// second fields (for `jsonb_agg(DISTINCT x)`, whose DISTINCT and order
+    /// are the values', not their JSON texts').
+    ValuesFinish,
     /// A list of JSONB objects merged into one (a later key wins).
     ObjectAggFinish,
     /// An array's elements, as JSONB.
@@ -49,8 +53,9 @@ pub enum SetFunction {
     Mark,
 }
 
-const ALL: [SetFunction; 10] = [
+const ALL: [SetFunction; 11] = [
     SetFunction::AggFinish,
+    SetFunction::ValuesFinish,
     SetFunction::ObjectAggFinish,
     SetFunction::Elements,
     SetFunction::ElementsText,
@@ -66,6 +71,7 @@ impl SetFunction {
     pub fn name(self) -> &'static str {
         match self {
             SetFunction::AggFinish => "jsonb_agg_finish",
+            SetFunction::ValuesFinish => "jsonb_agg_values_finish",
             SetFunction::ObjectAggFinish => "jsonb_object_agg_finish",
             SetFunction::Elements => "jsonb_array_elements_list",
             SetFunction::ElementsText => "jsonb_array_elements_text_list",
@@ -80,14 +86,21 @@ impl SetFunction {
 
     /// Whether it returns one JSONB value (else a list to unnest).
     fn finishes(self) -> bool {
-        matches!(self, SetFunction::AggFinish | SetFunction::ObjectAggFinish | SetFunction::Mark)
+        matches!(
+            self,
+            SetFunction::AggFinish | SetFunction::ValuesFinish | SetFunction::ObjectAggFinish | SetFunction::Mark
+        )
     }
 
     /// Whether its values (or the list's items) are JSONB.
     fn jsonb_out(self) -> bool {
         matches!(
             self,
-            SetFunction::AggFinish | SetFunction::ObjectAggFinish | SetFunction::Elements | SetFunction::Values
+            SetFunction::AggFinish
+                | SetFunction::ValuesFinish
+                | SetFunction::ObjectAggFinish
+                | SetFunction::Elements
+                | SetFunction::Values
         )
     }
 }
@@ -145,6 +158,7 @@ impl ScalarUDFImpl for JsonbSet {
         let input = args.args[0].to_array(args.number_rows)?;
         Ok(ColumnarValue::Array(match self.kind {
             SetFunction::Mark => input,
+            SetFunction::ValuesFinish => values_finish(&input)?,
             kind if kind.finishes() => self.finish(&input)?,
             _ => self.expand(&input)?,
         }))
@@ -222,6 +236,30 @@ impl JsonbSet {
             _ => "jsonb_each",
         }
     }
+}
+
+/// Each list of `{value, JSONB}` structs as the JSONB array of the second fields.
+fn values_finish(lists: &ArrayRef) -> DfResult<ArrayRef> {
+    let DataType::List(_) = lists.data_type() else {
+        return Ok(Arc::new(StringArray::new_null(lists.len())));
+    };
+    let lists = lists.as_list::<i32>();
+    let out: StringArray = (0..lists.len())
+        .map(|row| {
+            if lists.is_null(row) {
+                return Ok(None);
+            }
+            let items = lists.value(row);
+            let Some(structs) = items.as_struct_opt() else { return exec_err!("jsonb_agg of {}", items.data_type()) };
+            let texts = datafusion::arrow::compute::cast(structs.column(1), &DataType::Utf8)?;
+            let texts = texts.as_string::<i32>();
+            let values = (0..texts.len())
+                .map(|i| if texts.is_null(i) { Ok(Json::Null) } else { parse(texts.value(i)) })
+                .collect::<DfResult<Vec<Json>>>()?;
+            Ok(Some(Json::Array(values).to_text()))
+        })
+        .collect::<DfResult<_>>()?;
+    Ok(Arc::new(out))
 }
 
 /// PostgreSQL's `jsonb_object_agg`: the objects' entries in order, a later
