@@ -177,11 +177,21 @@ fn refers_to_column(expr: &Expr, item: Option<&Expr>, alias: Option<&Ident>) -> 
 /// Whether `expr` aggregates or is a window function; those inside a
 /// nested subquery belong to it and do not count.
 fn aggregates(expr: &Expr) -> bool {
-    struct Finder {
+    any_outside_subqueries(expr, |e| {
+        let Expr::Function(function) = e else { return false };
+        let name = function.name.0.last().and_then(|p| p.as_ident()).map(|i| i.value.to_lowercase());
+        function.over.is_some() || name.is_some_and(|n| AGGREGATES.contains(&n.as_str()))
+    })
+}
+
+/// Whether some part of `expr` outside its nested subqueries passes `test`.
+pub(super) fn any_outside_subqueries(expr: &Expr, test: impl Fn(&Expr) -> bool) -> bool {
+    struct Finder<F> {
+        test: F,
         found: bool,
         nested_queries: usize,
     }
-    impl Visitor for Finder {
+    impl<F: Fn(&Expr) -> bool> Visitor for Finder<F> {
         type Break = ();
         fn pre_visit_query(&mut self, _: &Query) -> ControlFlow<()> {
             self.nested_queries += 1;
@@ -192,16 +202,11 @@ fn aggregates(expr: &Expr) -> bool {
             ControlFlow::Continue(())
         }
         fn pre_visit_expr(&mut self, expr: &Expr) -> ControlFlow<()> {
-            if let Expr::Function(function) = expr
-                && self.nested_queries == 0
-            {
-                let name = function.name.0.last().and_then(|p| p.as_ident()).map(|i| i.value.to_lowercase());
-                self.found |= function.over.is_some() || name.is_some_and(|n| AGGREGATES.contains(&n.as_str()));
-            }
+            self.found |= self.nested_queries == 0 && (self.test)(expr);
             ControlFlow::Continue(())
         }
     }
-    let mut finder = Finder { found: false, nested_queries: 0 };
+    let mut finder = Finder { test, found: false, nested_queries: 0 };
     let _ = expr.visit(&mut finder);
     finder.found
 }

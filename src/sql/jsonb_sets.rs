@@ -217,28 +217,9 @@ pub fn rewrite_from_item(factor: &mut TableFactor) {
 /// Whether `expr` names a column (of another FROM item, here); a
 /// subquery's own columns do not count.
 fn refers_to_columns(expr: &Expr) -> bool {
-    struct Columns {
-        found: bool,
-        nested_queries: usize,
-    }
-    impl Visitor for Columns {
-        type Break = ();
-        fn pre_visit_query(&mut self, _: &Query) -> ControlFlow<()> {
-            self.nested_queries += 1;
-            ControlFlow::Continue(())
-        }
-        fn post_visit_query(&mut self, _: &Query) -> ControlFlow<()> {
-            self.nested_queries -= 1;
-            ControlFlow::Continue(())
-        }
-        fn pre_visit_expr(&mut self, expr: &Expr) -> ControlFlow<()> {
-            self.found |= self.nested_queries == 0 && matches!(expr, Expr::Identifier(_) | Expr::CompoundIdentifier(_));
-            ControlFlow::Continue(())
-        }
-    }
-    let mut columns = Columns { found: false, nested_queries: 0 };
-    let _ = expr.visit(&mut columns);
-    columns.found
+    super::array_subquery::any_outside_subqueries(expr, |e| {
+        matches!(e, Expr::Identifier(_) | Expr::CompoundIdentifier(_))
+    })
 }
 
 /// The error for a set-returning function over another FROM item's
