@@ -13,21 +13,17 @@
 //!   PostgreSQL's column names (`value`; `key`, `value`);
 //! - over a relation's column, `FROM t, jsonb_array_elements(t.j) e` (or
 //!   `CROSS JOIN [LATERAL]`), which DataFusion cannot unnest laterally →
-//!   a derived table of `t` with the unnested column ([`rewrite_lateral`]);
+//!   a derived table of `t` with the unnested column (`sql/lateral.rs`);
 //!   other lateral shapes are refused ([`lateral_refusal`]).
-
-use std::collections::HashSet;
 
 use datafusion::sql::sqlparser::ast::{
     DuplicateTreatment, Expr, Function, FunctionArg, FunctionArgExpr, FunctionArgumentClause, FunctionArguments, Ident,
-    JoinConstraint, JoinOperator, ObjectName, OrderByExpr, Query, SelectItem, SelectItemQualifiedWildcardKind, SetExpr,
-    Statement, TableAlias, TableAliasColumnDef, TableFactor, TableWithJoins, Visit, VisitMut, Visitor, VisitorMut,
-    WildcardAdditionalOptions,
+    ObjectName, OrderByExpr, SelectItem, SetExpr, Statement, TableAlias, TableAliasColumnDef, TableFactor, Visit,
+    Visitor,
 };
 use std::ops::ControlFlow;
 
 use super::parse::object_name;
-use crate::catalog::Catalog;
 use crate::query::jsonb::SetFunction;
 
 /// `jsonb_agg`, `jsonb_object_agg` and the SELECT-list set-returning
@@ -95,7 +91,7 @@ fn unnest(expr: &mut Expr, list: SetFunction) {
 }
 
 /// `unnest(list(argument))`, marked as JSONB again when its items are.
-fn unnested(list: SetFunction, argument: Expr) -> Expr {
+pub(super) fn unnested(list: SetFunction, argument: Expr) -> Expr {
     let items = call("unnest", vec![call(list.name(), vec![argument])]);
     match list {
         SetFunction::Elements | SetFunction::Values => call(SetFunction::Mark.name(), vec![items]),
@@ -145,7 +141,7 @@ fn call(name: &str, args: Vec<Expr>) -> Expr {
 
 /// A set-returning function in FROM: the lists it unnests, each with its
 /// column's name (None: the alias's, or the function's).
-fn from_item_columns(name: &str) -> Option<Vec<(SetFunction, Option<&'static str>)>> {
+pub(super) fn from_item_columns(name: &str) -> Option<Vec<(SetFunction, Option<&'static str>)>> {
     Some(match name {
         "jsonb_array_elements" | "json_array_elements" => vec![(SetFunction::Elements, Some("value"))],
         "jsonb_array_elements_text" | "json_array_elements_text" => vec![(SetFunction::ElementsText, Some("value"))],
@@ -161,7 +157,7 @@ fn from_item_columns(name: &str) -> Option<Vec<(SetFunction, Option<&'static str
 /// A FROM item calling one of the set-returning functions above: its
 /// name, argument and alias. `f(…) WITH ORDINALITY` is not one (it is
 /// refused: the rewrites give no ordinality column).
-fn set_function(factor: &TableFactor) -> Option<(String, Expr, Option<TableAlias>)> {
+pub(super) fn set_function(factor: &TableFactor) -> Option<(String, Expr, Option<TableAlias>)> {
     let (name, args, alias) = match factor {
         TableFactor::Table { name, args: Some(args), alias, with_ordinality: false, .. } => (name, &args.args, alias),
         // `LATERAL f(…)`.
@@ -216,7 +212,7 @@ pub fn rewrite_from_item(factor: &mut TableFactor) {
 
 /// Whether `expr` names a column (of another FROM item, here); a
 /// subquery's own columns do not count.
-fn refers_to_columns(expr: &Expr) -> bool {
+pub(super) fn refers_to_columns(expr: &Expr) -> bool {
     super::array_subquery::any_outside_subqueries(expr, |e| {
         matches!(e, Expr::Identifier(_) | Expr::CompoundIdentifier(_))
     })
@@ -253,192 +249,4 @@ pub fn lateral_refusal(statement: &Statement) -> Option<String> {
     let mut finder = Finder(None);
     let _ = statement.visit(&mut finder);
     finder.0
-}
-
-/// The name a lateral set-returning function's column takes inside the
-/// derived table that replaces it: unique beside the relation's columns,
-/// shown to clients as `column` ([`super::column_names::display_name`]).
-fn hidden(column: &str) -> String {
-    format!("{column}{}lateral", super::column_names::SUFFIX_MARK)
-}
-
-/// `FROM a, f(a.j) e` and `FROM a CROSS JOIN [LATERAL] f(a.j) e`, where `a`
-/// is a relation and `f` one of the set-returning functions above, in every
-/// query of `statement`: DataFusion cannot unnest laterally, so `a` becomes
-/// `(SELECT a.*, a._offset, a._ts, unnest(list(a.j)) AS "value…" FROM a) a`
-/// and each reference to `e`'s columns (`e.value`, `value`, `e`) one to the
-/// derived table's. Returns the derived tables' names, whose `*` leaves out
-/// the system columns as the relation's would.
-pub fn rewrite_lateral(statement: &mut Statement, catalog: &Catalog, ctes: &HashSet<String>) -> Vec<String> {
-    struct Lateral<'a> {
-        catalog: &'a Catalog,
-        ctes: &'a HashSet<String>,
-        made: Vec<String>,
-    }
-    impl VisitorMut for Lateral<'_> {
-        type Break = ();
-        fn pre_visit_query(&mut self, query: &mut Query) -> ControlFlow<()> {
-            if let Some(name) = lateral_query(query, self.catalog, self.ctes) {
-                self.made.push(name);
-            }
-            ControlFlow::Continue(())
-        }
-    }
-    let mut lateral = Lateral { catalog, ctes, made: Vec::new() };
-    let _ = statement.visit(&mut lateral);
-    lateral.made
-}
-
-/// The function, its argument and its alias when `factor` is a
-/// set-returning function over another FROM item's columns.
-fn lateral_function(factor: &TableFactor) -> Option<(String, Expr, Option<TableAlias>)> {
-    set_function(factor).filter(|(_, argument, _)| refers_to_columns(argument))
-}
-
-fn lateral_query(query: &mut Query, catalog: &Catalog, ctes: &HashSet<String>) -> Option<String> {
-    let SetExpr::Select(select) = query.body.as_mut() else { return None };
-    let (relation, function) = match select.from.as_slice() {
-        [a, f] if a.joins.is_empty() && f.joins.is_empty() => (&a.relation, &f.relation),
-        [a] if a.joins.len() == 1
-            && matches!(a.joins[0].join_operator, JoinOperator::CrossJoin(JoinConstraint::None)) =>
-        {
-            (&a.relation, &a.joins[0].relation)
-        }
-        _ => return None,
-    };
-    let TableFactor::Table { name, alias: relation_alias, args: None, version: None, .. } = relation else {
-        return None;
-    };
-    let relation_name = object_name(&name.to_string());
-    if ctes.contains(&relation_name) {
-        return None;
-    }
-    let def = catalog.get(&relation_name)?;
-    let (function_name, argument, function_alias) = lateral_function(function)?;
-    let qualifier = relation_alias.as_ref().map(|a| folded(&a.name)).unwrap_or_else(|| relation_name.clone());
-    let function_qualifier = function_alias.as_ref().map(|a| folded(&a.name)).unwrap_or_else(|| function_name.clone());
-    let renamed: Vec<String> =
-        function_alias.as_ref().map(|a| a.columns.iter().map(|c| folded(&c.name)).collect()).unwrap_or_default();
-    let lists = from_item_columns(&function_name)?;
-    let columns: Vec<(SetFunction, String)> = lists
-        .iter()
-        .enumerate()
-        .map(|(position, (list, column))| {
-            let name = match (renamed.get(position), column) {
-                (Some(renamed), _) => renamed.clone(),
-                (None, Some(column)) => column.to_string(),
-                (None, None) => function_qualifier.clone(),
-            };
-            (*list, name)
-        })
-        .collect();
-
-    // The derived table: the relation's columns, its system columns, and
-    // the unnested lists.
-    let mut inner = super::array_subquery::empty_query();
-    let SetExpr::Select(inner_select) = inner.body.as_mut() else { return None };
-    let qualified = |column: &str| Expr::CompoundIdentifier(vec![Ident::new(&qualifier), Ident::new(column)]);
-    inner_select.projection.push(SelectItem::QualifiedWildcard(
-        SelectItemQualifiedWildcardKind::ObjectName(ObjectName::from(vec![Ident::new(&qualifier)])),
-        WildcardAdditionalOptions::default(),
-    ));
-    // `_offset` and `_ts`, which the outer `*` leaves out again (a keyless
-    // table's `_rowid` is not carried).
-    for system in crate::catalog::SYSTEM_COLUMNS {
-        inner_select.projection.push(SelectItem::UnnamedExpr(qualified(system)));
-    }
-    for (list, column) in &columns {
-        inner_select.projection.push(SelectItem::ExprWithAlias {
-            expr: unnested(*list, argument.clone()),
-            alias: Ident::with_quote('"', hidden(column)),
-        });
-    }
-    inner_select.from = vec![TableWithJoins { relation: relation.clone(), joins: vec![] }];
-
-    // References to the function's columns, to the derived table's.
-    let relation_columns: HashSet<String> = def
-        .columns
-        .iter()
-        .map(|c| c.name.clone())
-        .chain(def.hidden_columns(false).iter().map(|s| s.to_string()))
-        .collect();
-    let names: Vec<String> = columns.iter().map(|(_, c)| c.clone()).collect();
-    let mut references = References {
-        qualifier: &qualifier,
-        function: &function_qualifier,
-        names: &names,
-        relation_columns: &relation_columns,
-    };
-    // A bare `e` in the SELECT list keeps its name, as in PostgreSQL.
-    for item in &mut select.projection {
-        if let SelectItem::UnnamedExpr(Expr::Identifier(ident)) = item
-            && folded(ident) == function_qualifier
-            && names.len() == 1
-        {
-            let expr = Expr::Identifier(ident.clone());
-            *item = SelectItem::ExprWithAlias { expr, alias: ident.clone() };
-        }
-    }
-    let _ = select.visit(&mut references);
-    if let Some(order_by) = &mut query.order_by {
-        let _ = order_by.visit(&mut references);
-    }
-    let SetExpr::Select(select) = query.body.as_mut() else { return None };
-    select.from = vec![TableWithJoins {
-        relation: TableFactor::Derived {
-            lateral: false,
-            subquery: Box::new(inner),
-            alias: Some(TableAlias { explicit: true, name: Ident::new(&qualifier), columns: vec![], at: None }),
-            sample: None,
-        },
-        joins: vec![],
-    }];
-    Some(qualifier)
-}
-
-struct References<'a> {
-    /// The derived table's name.
-    qualifier: &'a str,
-    /// The function's alias.
-    function: &'a str,
-    names: &'a [String],
-    relation_columns: &'a HashSet<String>,
-}
-
-impl References<'_> {
-    fn to_hidden(&self, column: &str) -> Expr {
-        Expr::CompoundIdentifier(vec![Ident::new(self.qualifier), Ident::with_quote('"', hidden(column))])
-    }
-}
-
-impl VisitorMut for References<'_> {
-    type Break = ();
-    fn post_visit_expr(&mut self, expr: &mut Expr) -> ControlFlow<()> {
-        let replacement = match expr {
-            Expr::CompoundIdentifier(parts) if parts.len() == 2 && folded(&parts[0]) == self.function => {
-                let column = folded(&parts[1]);
-                self.names.contains(&column).then(|| self.to_hidden(&column))
-            }
-            Expr::Identifier(ident) => {
-                let name = folded(ident);
-                if name == self.function && self.names.len() == 1 {
-                    Some(self.to_hidden(&self.names[0]))
-                } else if self.names.contains(&name) && !self.relation_columns.contains(&name) {
-                    Some(self.to_hidden(&name))
-                } else {
-                    None
-                }
-            }
-            _ => None,
-        };
-        if let Some(replacement) = replacement {
-            *expr = replacement;
-        }
-        ControlFlow::Continue(())
-    }
-}
-
-/// An identifier as PostgreSQL stores it: lower case unless quoted.
-fn folded(ident: &Ident) -> String {
-    if ident.quote_style.is_some() { ident.value.clone() } else { ident.value.to_lowercase() }
 }

@@ -10,6 +10,7 @@ pub mod default_keyword;
 pub mod dialect;
 pub mod insert_columns;
 pub mod jsonb_sets;
+mod lateral;
 mod numeric_literals;
 pub mod parse;
 mod psql;

@@ -70,7 +70,7 @@ pub fn cte_names(statement: &mut Statement) -> HashSet<String> {
 pub fn rewrite(statement: &mut Statement, catalog: &Catalog, read_offset: Offset, point_in_time: &HashSet<String>) {
     let ctes = cte_names(statement);
     let mut point_in_time = point_in_time.clone();
-    point_in_time.extend(super::jsonb_sets::rewrite_lateral(statement, catalog, &ctes));
+    point_in_time.extend(super::lateral::rewrite_lateral(statement, catalog, &ctes));
     let point_in_time = &point_in_time;
     let _ = statement.visit(&mut Rewriter { catalog, ctes: &ctes, read_offset, point_in_time });
     if let Statement::Insert(insert) = statement
