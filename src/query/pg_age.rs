@@ -10,7 +10,7 @@
 
 use std::sync::Arc;
 
-use chrono::{Datelike, NaiveDate, NaiveDateTime, Timelike};
+use chrono::{Datelike, NaiveDateTime, Timelike};
 use datafusion::arrow::array::{Array, AsArray, IntervalMonthDayNanoArray};
 use datafusion::arrow::datatypes::{DataType, IntervalMonthDayNano, IntervalUnit, TimeUnit, TimestampMicrosecondType};
 use datafusion::common::{Result as DfResult, exec_err, plan_err};
@@ -65,7 +65,7 @@ impl ScalarUDFImpl for Age {
         let earlier = arrays[1].as_primitive::<TimestampMicrosecondType>();
         let mut out = Vec::with_capacity(rows);
         for row in 0..rows {
-            out.push(match (at(later, row)?, at(earlier, row)?) {
+            out.push(match (utc_time_at(later, row)?, utc_time_at(earlier, row)?) {
                 (Some(first), Some(second)) => Some(difference(&first, &second)),
                 _ => None,
             });
@@ -74,23 +74,17 @@ impl ScalarUDFImpl for Age {
     }
 }
 
-fn at(times: &datafusion::arrow::array::TimestampMicrosecondArray, row: usize) -> DfResult<Option<NaiveDateTime>> {
+/// A TIMESTAMP (or TIMESTAMPTZ) value as its time in UTC, the session's zone.
+pub(super) fn utc_time_at(
+    times: &datafusion::arrow::array::TimestampMicrosecondArray,
+    row: usize,
+) -> DfResult<Option<NaiveDateTime>> {
     if times.is_null(row) {
         return Ok(None);
     }
     match chrono::DateTime::from_timestamp_micros(times.value(row)) {
         Some(t) => Ok(Some(t.naive_utc())),
         None => exec_err!("timestamp out of range"),
-    }
-}
-
-fn days_in_month(year: i32, month: u32) -> i64 {
-    let next =
-        if month == 12 { NaiveDate::from_ymd_opt(year + 1, 1, 1) } else { NaiveDate::from_ymd_opt(year, month + 1, 1) };
-    let first = NaiveDate::from_ymd_opt(year, month, 1);
-    match (first, next) {
-        (Some(first), Some(next)) => (next - first).num_days(),
-        _ => 30,
     }
 }
 
@@ -122,7 +116,7 @@ fn difference(first: &NaiveDateTime, second: &NaiveDateTime) -> IntervalMonthDay
     // A day borrows the length of the earlier time's month (the first
     // argument's when it is the earlier).
     let borrowed_from = if negative { first } else { second };
-    borrow(&mut day, &mut month, days_in_month(borrowed_from.year(), borrowed_from.month()));
+    borrow(&mut day, &mut month, borrowed_from.num_days_in_month() as i64);
     borrow(&mut month, &mut year, 12);
     let months = sign * (year * 12 + month);
     let days = sign * day;

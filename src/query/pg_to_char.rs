@@ -11,10 +11,10 @@
 
 use std::sync::Arc;
 
-use chrono::{DateTime, Datelike, NaiveDateTime, Timelike, Weekday};
+use chrono::{Datelike, NaiveDateTime, Timelike, Weekday};
 use datafusion::arrow::array::{Array, ArrayRef, AsArray, StringBuilder};
 use datafusion::arrow::datatypes::{DataType, TimeUnit};
-use datafusion::common::{Result as DfResult, exec_err, plan_err};
+use datafusion::common::{Result as DfResult, plan_err};
 use datafusion::logical_expr::{ColumnarValue, ScalarFunctionArgs, ScalarUDF, ScalarUDFImpl, Signature, Volatility};
 
 pub fn to_char() -> ScalarUDF {
@@ -57,12 +57,14 @@ impl ScalarUDFImpl for ToChar {
     fn invoke_with_args(&self, args: ScalarFunctionArgs) -> DfResult<ColumnarValue> {
         let rows = args.number_rows;
         let arrays = ColumnarValue::values_to_arrays(&args.args)?;
-        let (values, templates) = (&arrays[0], arrays[1].as_string::<i32>());
-        let zoned = matches!(values.data_type(), DataType::Timestamp(_, Some(_)));
+        // Coerced to TIMESTAMP(µs), with or without a zone.
+        let values = arrays[0].as_primitive::<datafusion::arrow::datatypes::TimestampMicrosecondType>();
+        let templates = arrays[1].as_string::<i32>();
+        let zoned = matches!(arrays[0].data_type(), DataType::Timestamp(_, Some(_)));
         let mut out = StringBuilder::with_capacity(rows, rows * 16);
         let mut parsed: Option<(String, Vec<Piece>)> = None;
         for row in 0..rows {
-            let Some(at) = datetime_at(values, row)? else {
+            let Some(at) = super::pg_age::utc_time_at(values, row)? else {
                 out.append_null();
                 continue;
             };
@@ -83,23 +85,6 @@ impl ScalarUDFImpl for ToChar {
             out.append_value(format(pieces, &at, zoned));
         }
         Ok(ColumnarValue::Array(Arc::new(out.finish()) as ArrayRef))
-    }
-}
-
-fn datetime_at(values: &ArrayRef, row: usize) -> DfResult<Option<NaiveDateTime>> {
-    if values.is_null(row) {
-        return Ok(None);
-    }
-    let at = match values.data_type() {
-        DataType::Timestamp(TimeUnit::Microsecond, _) => {
-            let micros = values.as_primitive::<datafusion::arrow::datatypes::TimestampMicrosecondType>().value(row);
-            DateTime::from_timestamp_micros(micros).map(|t| t.naive_utc())
-        }
-        other => return exec_err!("to_char of {other}"),
-    };
-    match at {
-        Some(at) => Ok(Some(at)),
-        None => exec_err!("timestamp out of range"),
     }
 }
 
@@ -157,7 +142,9 @@ enum Pattern {
 }
 
 /// PostgreSQL's patterns in the order it tries them: a longer one before
-/// its prefixes (`HH24` before `HH`, `DDD` before `DD` before `D`).
+/// its prefixes (`HH24` before `HH`, `DDD` before `DD` before `D`). Each
+/// one in capitals has a lower-case twin (`yyyy`, `month`: see
+/// [`find_pattern`]); `Month`, `Day`, `Mon` and `Dy` are their own.
 const PATTERNS: &[(&str, Pattern)] = {
     use Case::*;
     use Pattern::*;
@@ -219,59 +206,6 @@ const PATTERNS: &[(&str, Pattern)] = {
         ("YYY", Year(3)),
         ("YY", Year(2)),
         ("Y", Year(1)),
-        ("a.d.", Era { dots: true, case: Lower }),
-        ("a.m.", Meridiem { dots: true, case: Lower }),
-        ("ad", Era { dots: false, case: Lower }),
-        ("am", Meridiem { dots: false, case: Lower }),
-        ("b.c.", Era { dots: true, case: Lower }),
-        ("bc", Era { dots: false, case: Lower }),
-        ("cc", Century),
-        ("day", DayName(Lower)),
-        ("ddd", DayOfYear),
-        ("dd", DayOfMonth),
-        ("dy", DayAbbreviation(Lower)),
-        ("d", DayOfWeek),
-        ("ff1", Fraction(1)),
-        ("ff2", Fraction(2)),
-        ("ff3", Fraction(3)),
-        ("ff4", Fraction(4)),
-        ("ff5", Fraction(5)),
-        ("ff6", Fraction(6)),
-        ("hh24", Hour24),
-        ("hh12", Hour12),
-        ("hh", Hour12),
-        ("iddd", IsoDayOfYear),
-        ("id", IsoDayOfWeek),
-        ("iw", IsoWeek),
-        ("iyyy", IsoYear(4)),
-        ("iyy", IsoYear(3)),
-        ("iy", IsoYear(2)),
-        ("i", IsoYear(1)),
-        ("j", JulianDay),
-        ("mi", Minute),
-        ("mm", Month),
-        ("month", MonthName(Lower)),
-        ("mon", MonthAbbreviation(Lower)),
-        ("ms", Millisecond),
-        ("of", ZoneOffset),
-        ("p.m.", Meridiem { dots: true, case: Lower }),
-        ("pm", Meridiem { dots: false, case: Lower }),
-        ("q", Quarter),
-        ("rm", RomanMonth(Lower)),
-        ("sssss", SecondsOfDay),
-        ("ssss", SecondsOfDay),
-        ("ss", Second),
-        ("tzh", ZoneHours),
-        ("tzm", ZoneMinutes),
-        ("tz", ZoneName(Lower)),
-        ("us", Microsecond),
-        ("ww", WeekOfYear),
-        ("w", WeekOfMonth),
-        ("y,yyy", YearComma),
-        ("yyyy", Year(4)),
-        ("yyy", Year(3)),
-        ("yy", Year(2)),
-        ("y", Year(1)),
     ]
 };
 
@@ -327,8 +261,8 @@ fn parse(template: &str) -> Vec<Piece> {
                 break;
             }
         }
-        if let Some((name, pattern)) = PATTERNS.iter().find(|(name, _)| after_prefix.starts_with(name)) {
-            let mut after = &after_prefix[name.len()..];
+        if let Some((length, pattern)) = find_pattern(after_prefix) {
+            let mut after = &after_prefix[length..];
             let ordinal = if let Some(a) = after.strip_prefix("TH") {
                 after = a;
                 Some(Case::Upper)
@@ -345,7 +279,7 @@ fn parse(template: &str) -> Vec<Piece> {
             if !text.is_empty() {
                 pieces.push(Piece::Text(std::mem::take(&mut text)));
             }
-            pieces.push(Piece::Pattern { pattern: *pattern, fill_mode, ordinal });
+            pieces.push(Piece::Pattern { pattern, fill_mode, ordinal });
             rest = after;
             continue;
         }
@@ -361,6 +295,39 @@ fn parse(template: &str) -> Vec<Piece> {
         pieces.push(Piece::Text(text));
     }
     pieces
+}
+
+/// The pattern `text` starts with, and its length: as written in
+/// [`PATTERNS`], or a capitals-only one in lower case (its names then print
+/// in lower case).
+fn find_pattern(text: &str) -> Option<(usize, Pattern)> {
+    if let Some((name, pattern)) = PATTERNS.iter().find(|(name, _)| text.starts_with(name)) {
+        return Some((name.len(), *pattern));
+    }
+    let lower_twin = |name: &str| {
+        !name.bytes().any(|b| b.is_ascii_lowercase())
+            && text.len() >= name.len()
+            && name.bytes().zip(text.bytes()).all(|(n, t)| n.to_ascii_lowercase() == t)
+    };
+    PATTERNS.iter().find(|(name, _)| lower_twin(name)).map(|(name, pattern)| (name.len(), pattern.lower_case()))
+}
+
+impl Pattern {
+    /// The pattern's lower-case twin: names in lower case.
+    fn lower_case(self) -> Pattern {
+        let lower = |case: Case| if case == Case::Upper { Case::Lower } else { case };
+        match self {
+            Pattern::Meridiem { dots, case } => Pattern::Meridiem { dots, case: lower(case) },
+            Pattern::Era { dots, case } => Pattern::Era { dots, case: lower(case) },
+            Pattern::MonthName(case) => Pattern::MonthName(lower(case)),
+            Pattern::MonthAbbreviation(case) => Pattern::MonthAbbreviation(lower(case)),
+            Pattern::RomanMonth(case) => Pattern::RomanMonth(lower(case)),
+            Pattern::DayName(case) => Pattern::DayName(lower(case)),
+            Pattern::DayAbbreviation(case) => Pattern::DayAbbreviation(lower(case)),
+            Pattern::ZoneName(case) => Pattern::ZoneName(lower(case)),
+            other => other,
+        }
+    }
 }
 
 const MONTHS: [&str; 12] = [

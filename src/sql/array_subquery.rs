@@ -13,11 +13,12 @@
 //!   names the construct it cannot plan).
 
 use datafusion::sql::sqlparser::ast::{
-    Expr, Function, FunctionArg, FunctionArgExpr, FunctionArgumentClause, FunctionArgumentList, FunctionArguments,
-    GroupByExpr, Ident, ObjectName, OrderByExpr, OrderByKind, Query, Select, SelectItem, SetExpr, TableAlias,
-    TableAliasColumnDef, TableFactor, TableWithJoins, Value, Visit, Visitor,
+    Expr, Function, FunctionArgumentClause, FunctionArguments, GroupByExpr, Ident, OrderByExpr, OrderByKind, Query,
+    SelectItem, SetExpr, TableAlias, TableAliasColumnDef, TableFactor, TableWithJoins, Value, Visit, Visitor,
 };
 use std::ops::ControlFlow;
+
+use super::ast::{call, empty_query};
 
 /// The name of the derived table and its column in the general form.
 const COLUMN: &str = "array";
@@ -62,12 +63,9 @@ const AGGREGATES: &[&str] = &[
     "json_agg",
 ];
 
-/// Replaces `ARRAY(subquery)` in `expr` by its scalar-subquery form.
+/// Replaces `ARRAY(subquery)`, a call of `array`, by its scalar-subquery form.
 pub fn array_of_subquery(expr: &mut Expr) {
     let Expr::Function(function) = expr else { return };
-    if !function.name.to_string().eq_ignore_ascii_case("array") {
-        return;
-    }
     let FunctionArguments::Subquery(query) = &mut function.args else { return };
     let rewritten = if let Some((item, order)) = plain_select(query) {
         aggregate_in_place(query, item, order)
@@ -255,39 +253,11 @@ fn aggregate_derived(query: &mut Query, order: Vec<OrderByExpr>) -> Query {
 /// `coalesce(array_agg(item ORDER BY order), make_array())`: an aggregate
 /// of no rows is NULL, where PostgreSQL's ARRAY() is empty.
 fn array_or_empty(item: Expr, order: Vec<OrderByExpr>) -> Expr {
-    let clauses = if order.is_empty() { vec![] } else { vec![FunctionArgumentClause::OrderBy(order)] };
-    let array_agg = call("array_agg", vec![item], clauses);
-    call("coalesce", vec![array_agg, call("make_array", vec![], vec![])], vec![])
-}
-
-fn call(name: &str, args: Vec<Expr>, clauses: Vec<FunctionArgumentClause>) -> Expr {
-    Expr::Function(Function {
-        name: ObjectName::from(vec![Ident::new(name)]),
-        uses_odbc_syntax: false,
-        parameters: FunctionArguments::None,
-        args: FunctionArguments::List(FunctionArgumentList {
-            duplicate_treatment: None,
-            args: args.into_iter().map(|a| FunctionArg::Unnamed(FunctionArgExpr::Expr(a))).collect(),
-            clauses,
-        }),
-        filter: None,
-        null_treatment: None,
-        over: None,
-        within_group: vec![],
-    })
-}
-
-/// `SELECT` with nothing in it, to fill in.
-pub(super) fn empty_query() -> Query {
-    let parsed =
-        datafusion::sql::sqlparser::parser::Parser::new(&datafusion::sql::sqlparser::dialect::GenericDialect {})
-            .try_with_sql("SELECT 1")
-            .and_then(|mut p| p.parse_query())
-            .expect("a constant query parses");
-    let mut query = *parsed;
-    if let SetExpr::Select(select) = query.body.as_mut() {
-        let Select { projection, .. } = select.as_mut();
-        projection.clear();
+    let mut array_agg = call("array_agg", vec![item]);
+    if let Expr::Function(Function { args: FunctionArguments::List(list), .. }) = &mut array_agg
+        && !order.is_empty()
+    {
+        list.clauses.push(FunctionArgumentClause::OrderBy(order));
     }
-    query
+    call("coalesce", vec![array_agg, call("make_array", vec![])])
 }

@@ -14,6 +14,7 @@ use std::sync::Arc;
 use datafusion::arrow::datatypes::{Schema, SchemaRef};
 use datafusion::sql::sqlparser::ast::{DataType, Expr, Ident, Select, SelectItem, SetExpr};
 
+use super::ast::folded;
 use crate::catalog::{CHANGE_COLUMNS_WITH_ROW_ID, SqlType};
 
 /// Starts the suffix that keeps a result column's name unique for DataFusion
@@ -133,11 +134,6 @@ fn figured_name(expr: &Expr) -> Option<(String, u8)> {
         Expr::Value(_) | Expr::BinaryOp { .. } | Expr::UnaryOp { .. } => Some(("?column?".into(), 0)),
         _ => None,
     }
-}
-
-/// An identifier as PostgreSQL stores it: lower case unless quoted.
-fn folded(ident: &Ident) -> String {
-    if ident.quote_style.is_some() { ident.value.clone() } else { ident.value.to_lowercase() }
 }
 
 /// The internal type name PostgreSQL gives a cast literal's column (`int8`, `text`).

@@ -18,20 +18,17 @@
 
 use datafusion::sql::sqlparser::ast::{
     DuplicateTreatment, Expr, Function, FunctionArg, FunctionArgExpr, FunctionArgumentClause, FunctionArguments, Ident,
-    ObjectName, OrderByExpr, SelectItem, SetExpr, Statement, TableAlias, TableAliasColumnDef, TableFactor, Visit,
-    Visitor,
+    ObjectName, OrderByExpr, SelectItem, SetExpr, Statement, TableAlias, TableFactor, Visit, Visitor,
 };
 use std::ops::ControlFlow;
 
+use super::ast::{call, empty_query, folded, string, unnamed};
 use super::parse::object_name;
 use crate::query::jsonb::SetFunction;
 
-/// `jsonb_agg`, `jsonb_object_agg` and the SELECT-list set-returning
-/// functions in `expr`, rewritten.
-pub fn rewrite_expr(expr: &mut Expr) {
-    let Expr::Function(function) = expr else { return };
-    let name = function.name.to_string().to_lowercase();
-    let name = name.strip_prefix("pg_catalog.").unwrap_or(&name);
+/// `expr`, a call of function `name`, rewritten if it is `jsonb_agg`,
+/// `jsonb_object_agg` or a SELECT-list set-returning function.
+pub fn rewrite_call(expr: &mut Expr, name: &str) {
     match name {
         "jsonb_agg" | "json_agg" => aggregate(expr, SetFunction::AggFinish, "to_jsonb"),
         "jsonb_object_agg" | "json_object_agg" => aggregate(expr, SetFunction::ObjectAggFinish, "jsonb_build_object"),
@@ -55,7 +52,6 @@ fn aggregate(expr: &mut Expr, finish: SetFunction, build: &str) {
     // values' (2 before 10), not their JSON texts': the values are
     // aggregated beside their JSON, `{v: x, j: to_jsonb(x)}`, ordered by
     // that (so by x), and the JSON taken after.
-    let mut finish = finish;
     if finish == SetFunction::AggFinish && list.duplicate_treatment == Some(DuplicateTreatment::Distinct) {
         let value = arguments[0].clone();
         let pair =
@@ -74,7 +70,6 @@ fn aggregate(expr: &mut Expr, finish: SetFunction, build: &str) {
             list.clauses.push(FunctionArgumentClause::OrderBy(vec![order]));
         }
         list.args = vec![FunctionArg::Unnamed(FunctionArgExpr::Expr(pair))];
-        finish = SetFunction::ValuesFinish;
     } else {
         list.args = vec![FunctionArg::Unnamed(FunctionArgExpr::Expr(call(build, arguments)))];
     }
@@ -99,10 +94,6 @@ pub(super) fn unnested(list: SetFunction, argument: Expr) -> Expr {
     }
 }
 
-fn string(text: &str) -> Expr {
-    Expr::value(datafusion::sql::sqlparser::ast::Value::SingleQuotedString(text.into()))
-}
-
 fn single_argument(function: &Function) -> Option<Expr> {
     if function.over.is_some() || function.filter.is_some() {
         return None;
@@ -115,33 +106,9 @@ fn single_argument(function: &Function) -> Option<Expr> {
     }
 }
 
-fn unnamed(argument: &FunctionArg) -> Option<&Expr> {
-    match argument {
-        FunctionArg::Unnamed(FunctionArgExpr::Expr(expr)) => Some(expr),
-        _ => None,
-    }
-}
-
-fn call(name: &str, args: Vec<Expr>) -> Expr {
-    Expr::Function(Function {
-        name: ObjectName::from(vec![Ident::new(name)]),
-        uses_odbc_syntax: false,
-        parameters: FunctionArguments::None,
-        args: FunctionArguments::List(datafusion::sql::sqlparser::ast::FunctionArgumentList {
-            duplicate_treatment: None,
-            args: args.into_iter().map(|a| FunctionArg::Unnamed(FunctionArgExpr::Expr(a))).collect(),
-            clauses: vec![],
-        }),
-        filter: None,
-        null_treatment: None,
-        over: None,
-        within_group: vec![],
-    })
-}
-
 /// A set-returning function in FROM: the lists it unnests, each with its
 /// column's name (None: the alias's, or the function's).
-pub(super) fn from_item_columns(name: &str) -> Option<Vec<(SetFunction, Option<&'static str>)>> {
+fn from_item_columns(name: &str) -> Option<Vec<(SetFunction, Option<&'static str>)>> {
     Some(match name {
         "jsonb_array_elements" | "json_array_elements" => vec![(SetFunction::Elements, Some("value"))],
         "jsonb_array_elements_text" | "json_array_elements_text" => vec![(SetFunction::ElementsText, Some("value"))],
@@ -154,10 +121,19 @@ pub(super) fn from_item_columns(name: &str) -> Option<Vec<(SetFunction, Option<&
     })
 }
 
-/// A FROM item calling one of the set-returning functions above: its
-/// name, argument and alias. `f(…) WITH ORDINALITY` is not one (it is
-/// refused: the rewrites give no ordinality column).
-pub(super) fn set_function(factor: &TableFactor) -> Option<(String, Expr, Option<TableAlias>)> {
+/// A FROM item calling one of the set-returning functions above.
+pub(super) struct SetFunctionItem {
+    pub argument: Expr,
+    /// The FROM item's name: its alias, or the function's.
+    pub qualifier: String,
+    /// The lists it unnests, each with its column's name (PostgreSQL's, or
+    /// the alias's column list's), as PostgreSQL folds it.
+    pub columns: Vec<(SetFunction, String)>,
+}
+
+/// `factor` as a [`SetFunctionItem`]. `f(…) WITH ORDINALITY` is not one
+/// (it is refused: the rewrites give no ordinality column).
+pub(super) fn set_function(factor: &TableFactor) -> Option<SetFunctionItem> {
     let (name, args, alias) = match factor {
         TableFactor::Table { name, args: Some(args), alias, with_ordinality: false, .. } => (name, &args.args, alias),
         // `LATERAL f(…)`.
@@ -165,45 +141,49 @@ pub(super) fn set_function(factor: &TableFactor) -> Option<(String, Expr, Option
         _ => return None,
     };
     let function = object_name(&name.to_string());
-    from_item_columns(&function)?;
+    let lists = from_item_columns(&function)?;
     let [argument] = args.as_slice() else { return None };
-    Some((function, unnamed(argument)?.clone(), alias.clone()))
+    let qualifier = alias.as_ref().map(|a| folded(&a.name)).unwrap_or(function);
+    let renamed: Vec<String> = alias.iter().flat_map(|a| a.columns.iter().map(|c| folded(&c.name))).collect();
+    let columns = lists
+        .into_iter()
+        .enumerate()
+        .map(|(position, (list, column))| {
+            let name = match (renamed.get(position), column) {
+                (Some(renamed), _) => renamed.clone(),
+                (None, Some(column)) => column.to_string(),
+                // A function of one unnamed column: named after its alias.
+                (None, None) => qualifier.clone(),
+            };
+            (list, name)
+        })
+        .collect();
+    Some(SetFunctionItem { argument: unnamed(argument)?.clone(), qualifier, columns })
 }
 
 /// A set-returning function in FROM over values of its own (constants,
 /// parameters) as a derived table: `(SELECT unnest(…) AS value) AS alias`.
 pub fn rewrite_from_item(factor: &mut TableFactor) {
-    let Some((function, argument, alias)) = set_function(factor) else { return };
-    let Some(columns) = from_item_columns(&function) else { return };
-    if refers_to_columns(&argument) {
+    let Some(item) = set_function(factor) else { return };
+    if refers_to_columns(&item.argument) {
         return;
     }
-    let alias = &alias;
-    let alias_name = alias.as_ref().map(|a| a.name.clone()).unwrap_or_else(|| Ident::new(&function));
-    let renamed: Vec<Ident> =
-        alias.as_ref().map(|a| a.columns.iter().map(|c| c.name.clone()).collect()).unwrap_or_default();
-    let mut projection = Vec::new();
-    for (position, (list, column)) in columns.iter().enumerate() {
-        let column = match (renamed.get(position), column) {
-            (Some(renamed), _) => renamed.clone(),
-            (None, Some(column)) => Ident::new(*column),
-            // A function of one unnamed column: named after its alias.
-            (None, None) => alias_name.clone(),
-        };
-        let item = unnested(*list, argument.clone());
-        projection.push(SelectItem::ExprWithAlias { expr: item, alias: column });
-    }
-    let mut query = super::array_subquery::empty_query();
+    let mut query = empty_query();
     if let SetExpr::Select(select) = query.body.as_mut() {
-        select.projection = projection;
+        select.projection = (item.columns.iter())
+            .map(|(list, column)| SelectItem::ExprWithAlias {
+                expr: unnested(*list, item.argument.clone()),
+                alias: Ident::with_quote('"', column),
+            })
+            .collect();
     }
     *factor = TableFactor::Derived {
         lateral: false,
         subquery: Box::new(query),
         alias: Some(TableAlias {
             explicit: true,
-            name: alias_name,
-            columns: Vec::<TableAliasColumnDef>::new(),
+            name: Ident::with_quote('"', &item.qualifier),
+            columns: vec![],
             at: None,
         }),
         sample: None,

@@ -27,10 +27,10 @@ use datafusion::sql::sqlparser::ast::{
     WildcardAdditionalOptions,
 };
 
-use super::jsonb_sets::{from_item_columns, set_function, unnested};
+use super::ast::{empty_query, folded};
+use super::jsonb_sets::{SetFunctionItem, set_function, unnested};
 use super::parse::object_name;
 use crate::catalog::{Catalog, RelationDef, SYSTEM_COLUMNS};
-use crate::query::jsonb::SetFunction;
 
 /// The name of a function's column inside the derived table.
 fn hidden(column: &str) -> String {
@@ -98,25 +98,6 @@ fn shape(select: &Select) -> Option<(&TableFactor, &TableFactor)> {
     }
 }
 
-/// The function's columns: which list each unnests, and its name.
-fn function_columns(function: &str, alias: Option<&TableAlias>, qualifier: &str) -> Option<Vec<(SetFunction, String)>> {
-    let renamed: Vec<String> = alias.map(|a| a.columns.iter().map(|c| folded(&c.name)).collect()).unwrap_or_default();
-    let columns = from_item_columns(function)?
-        .into_iter()
-        .enumerate()
-        .map(|(position, (list, column))| {
-            let name = match (renamed.get(position), column) {
-                (Some(renamed), _) => renamed.clone(),
-                (None, Some(column)) => column.to_string(),
-                // A function of one unnamed column: named after its alias.
-                (None, None) => qualifier.to_string(),
-            };
-            (list, name)
-        })
-        .collect();
-    Some(columns)
-}
-
 fn rewrite_select(
     select: &mut Select,
     order_by: Option<&mut OrderBy>,
@@ -130,14 +111,12 @@ fn rewrite_select(
         return None;
     }
     let def = catalog.get(&relation_name)?;
-    let (function_name, argument, function_alias) = set_function(function)?;
+    let SetFunctionItem { argument, qualifier: function_qualifier, columns } = set_function(function)?;
     let qualifier = relation_alias.as_ref().map(|a| folded(&a.name)).unwrap_or_else(|| relation_name.clone());
     let relation_columns = columns_of(def);
     if !reads_only(&argument, &qualifier, &relation_columns) {
         return None;
     }
-    let function_qualifier = function_alias.as_ref().map(|a| folded(&a.name)).unwrap_or_else(|| function_name.clone());
-    let columns = function_columns(&function_name, function_alias.as_ref(), &function_qualifier)?;
     let names: Vec<String> = columns.iter().map(|(_, c)| c.clone()).collect();
 
     // The derived table, its relation aliased by the qualifier (a
@@ -146,7 +125,7 @@ fn rewrite_select(
     if let TableFactor::Table { alias, .. } = &mut relation {
         alias.get_or_insert_with(|| TableAlias { explicit: true, name: quoted(&qualifier), columns: vec![], at: None });
     }
-    let mut inner = super::array_subquery::empty_query();
+    let mut inner = empty_query();
     let SetExpr::Select(inner_select) = inner.body.as_mut() else { return None };
     inner_select.projection.push(SelectItem::QualifiedWildcard(
         SelectItemQualifiedWildcardKind::ObjectName(ObjectName::from(vec![quoted(&qualifier)])),
@@ -324,9 +303,4 @@ impl VisitorMut for Renamer<'_> {
         }
         ControlFlow::Continue(())
     }
-}
-
-/// An identifier as PostgreSQL stores it: lower case unless quoted.
-fn folded(ident: &Ident) -> String {
-    if ident.quote_style.is_some() { ident.value.clone() } else { ident.value.to_lowercase() }
 }

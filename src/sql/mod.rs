@@ -3,6 +3,7 @@
 
 mod array_subquery;
 pub mod as_of;
+mod ast;
 pub mod column_names;
 mod compat;
 pub(crate) mod ddl;

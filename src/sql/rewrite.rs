@@ -12,15 +12,15 @@ use std::collections::HashSet;
 use std::ops::ControlFlow;
 
 use datafusion::sql::sqlparser::ast::{
-    CastKind, DataType, ExcludeSelectItem, Expr, Function, FunctionArg, FunctionArgExpr, FunctionArgumentList,
-    FunctionArguments, Ident, ObjectName, Query, Select, SelectItem, SelectItemQualifiedWildcardKind, SetExpr,
-    Statement, TableAlias, TableAliasColumnDef, TableFactor, TableObject, Value, VisitMut, VisitorMut,
-    WildcardAdditionalOptions,
+    CastKind, DataType, ExcludeSelectItem, Expr, FunctionArg, FunctionArgExpr, FunctionArguments, Ident, ObjectName,
+    Query, Select, SelectItem, SelectItemQualifiedWildcardKind, SetExpr, Statement, TableAlias, TableAliasColumnDef,
+    TableFactor, TableObject, Value, VisitMut, VisitorMut, WildcardAdditionalOptions,
 };
 
 use datafusion::sql::sqlparser::dialect::PostgreSqlDialect;
 use datafusion::sql::sqlparser::parser::Parser;
 
+use super::ast::call;
 use super::column_names::name_columns_as_postgres;
 use super::parse::object_name;
 use crate::catalog::{CHANGE_COLUMNS, Catalog, SYSTEM_COLUMNS, SqlType};
@@ -171,20 +171,7 @@ fn decode_bytea_literal(expr: &mut Expr) {
 fn read_as_jsonb(expr: &mut Expr) {
     let Expr::Cast { expr: inner, .. } = expr else { return };
     let inner = std::mem::replace(inner.as_mut(), Expr::value(Value::Null));
-    *expr = Expr::Function(Function {
-        name: ObjectName::from(vec![Ident::new(JsonbFunction::In.name())]),
-        uses_odbc_syntax: false,
-        parameters: FunctionArguments::None,
-        args: FunctionArguments::List(FunctionArgumentList {
-            duplicate_treatment: None,
-            args: vec![FunctionArg::Unnamed(FunctionArgExpr::Expr(inner))],
-            clauses: vec![],
-        }),
-        filter: None,
-        null_treatment: None,
-        over: None,
-        within_group: vec![],
-    });
+    *expr = call(JsonbFunction::In.name(), vec![inner]);
 }
 
 struct CteNames<'a>(&'a mut HashSet<String>);
@@ -235,47 +222,42 @@ impl VisitorMut for Rewriter<'_> {
             }
             Expr::Value(_) => super::numeric_literals::write_out_exponent(expr),
             Expr::Cast { data_type: DataType::JSONB | DataType::JSON, .. } => read_as_jsonb(expr),
-            Expr::Function(_) => {
-                super::array_subquery::array_of_subquery(expr);
-                super::jsonb_sets::rewrite_expr(expr);
+            Expr::Function(function) => {
+                // Named once: every rewrite of a call goes by its name.
+                let name = object_name(&function.name.to_string());
+                match name.as_str() {
+                    "array" => super::array_subquery::array_of_subquery(expr),
+                    "age" => age_from_today(expr),
+                    "current_offset" => *expr = cast(offset_literal(self.read_offset), DataType::BigInt(None)),
+                    _ => super::jsonb_sets::rewrite_call(expr, &name),
+                }
             }
             _ => {}
-        }
-        age_from_today(expr);
-        if let Expr::Function(function) = expr
-            && function.name.to_string().eq_ignore_ascii_case("current_offset")
-        {
-            let literal = Expr::value(Value::Number(self.read_offset.0.to_string(), false));
-            *expr = Expr::Cast {
-                kind: CastKind::Cast,
-                expr: Box::new(literal),
-                data_type: DataType::BigInt(None),
-                array: false,
-                format: None,
-            };
         }
         ControlFlow::Continue(())
     }
 }
 
-/// `age(x)` as `age(CAST(current_date AS TIMESTAMP), x)`, PostgreSQL's
+fn offset_literal(offset: Offset) -> Expr {
+    Expr::value(Value::Number(offset.0.to_string(), false))
+}
+
+fn cast(expr: Expr, data_type: DataType) -> Expr {
+    Expr::Cast { kind: CastKind::Cast, expr: Box::new(expr), data_type, array: false, format: None }
+}
+
+/// `age(x)` as `age(CAST(current_date() AS TIMESTAMP), x)`, PostgreSQL's
 /// definition (see `query/pg_age.rs`).
 fn age_from_today(expr: &mut Expr) {
     let Expr::Function(function) = expr else { return };
-    let name = function.name.to_string().to_lowercase();
-    if name != "age" && name != "pg_catalog.age" {
-        return;
-    }
     let FunctionArguments::List(list) = &mut function.args else { return };
     if list.args.len() != 1 {
         return;
     }
-    let Ok(today) = Parser::new(&PostgreSqlDialect {})
-        .try_with_sql("CAST(current_date() AS TIMESTAMP)")
-        .and_then(|mut p| p.parse_expr())
-    else {
-        return;
-    };
+    let today = cast(
+        call("current_date", vec![]),
+        DataType::Timestamp(None, datafusion::sql::sqlparser::ast::TimezoneInfo::None),
+    );
     list.args.insert(0, FunctionArg::Unnamed(FunctionArgExpr::Expr(today)));
 }
 

@@ -26,12 +26,10 @@ use crate::error::Error;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum SetFunction {
-    /// A list of JSONB texts as one JSONB array.
+    /// A list of JSONB texts as one JSONB array; or of `{value, its JSONB}`
+    /// structs, of their second fields (for `jsonb_agg(DISTINCT x)`, whose
+    /// DISTINCT and order are the values', not their JSON texts').
     AggFinish,
-    /// A list of `{value, its JSONB}` structs as one JSONB array of the
-    /// second fields (for `jsonb_agg(DISTINCT x)`, whose DISTINCT and order
-    /// are the values', not their JSON texts').
-    ValuesFinish,
     /// A list of JSONB objects merged into one (a later key wins).
     ObjectAggFinish,
     /// An array's elements, as JSONB.
@@ -53,9 +51,8 @@ pub enum SetFunction {
     Mark,
 }
 
-const ALL: [SetFunction; 11] = [
+const ALL: [SetFunction; 10] = [
     SetFunction::AggFinish,
-    SetFunction::ValuesFinish,
     SetFunction::ObjectAggFinish,
     SetFunction::Elements,
     SetFunction::ElementsText,
@@ -71,7 +68,6 @@ impl SetFunction {
     pub fn name(self) -> &'static str {
         match self {
             SetFunction::AggFinish => "jsonb_agg_finish",
-            SetFunction::ValuesFinish => "jsonb_agg_values_finish",
             SetFunction::ObjectAggFinish => "jsonb_object_agg_finish",
             SetFunction::Elements => "jsonb_array_elements_list",
             SetFunction::ElementsText => "jsonb_array_elements_text_list",
@@ -86,21 +82,14 @@ impl SetFunction {
 
     /// Whether it returns one JSONB value (else a list to unnest).
     fn finishes(self) -> bool {
-        matches!(
-            self,
-            SetFunction::AggFinish | SetFunction::ValuesFinish | SetFunction::ObjectAggFinish | SetFunction::Mark
-        )
+        matches!(self, SetFunction::AggFinish | SetFunction::ObjectAggFinish | SetFunction::Mark)
     }
 
     /// Whether its values (or the list's items) are JSONB.
     fn jsonb_out(self) -> bool {
         matches!(
             self,
-            SetFunction::AggFinish
-                | SetFunction::ValuesFinish
-                | SetFunction::ObjectAggFinish
-                | SetFunction::Elements
-                | SetFunction::Values
+            SetFunction::AggFinish | SetFunction::ObjectAggFinish | SetFunction::Elements | SetFunction::Values
         )
     }
 }
@@ -158,7 +147,6 @@ impl ScalarUDFImpl for JsonbSet {
         let input = args.args[0].to_array(args.number_rows)?;
         Ok(ColumnarValue::Array(match self.kind {
             SetFunction::Mark => input,
-            SetFunction::ValuesFinish => values_finish(&input)?,
             kind if kind.finishes() => self.finish(&input)?,
             _ => self.expand(&input)?,
         }))
@@ -178,16 +166,20 @@ impl JsonbSet {
                     return Ok(None);
                 }
                 let items = lists.value(row);
+                let items = match items.as_struct_opt() {
+                    Some(pairs) => pairs.column(1).clone(),
+                    None => items,
+                };
                 let items = datafusion::arrow::compute::cast(&items, &DataType::Utf8)?;
                 let items = items.as_string::<i32>();
-                let values = (0..items.len())
-                    .map(|i| if items.is_null(i) { Ok(Json::Null) } else { parse(items.value(i)) })
-                    .collect::<DfResult<Vec<Json>>>()?;
-                let json = match self.kind {
-                    SetFunction::AggFinish => Json::Array(values),
-                    _ => merged(values)?,
-                };
-                Ok(Some(json.to_text()))
+                let texts = (0..items.len()).map(|i| if items.is_null(i) { "null" } else { items.value(i) });
+                if self.kind == SetFunction::AggFinish {
+                    // Each item is `to_jsonb`'s normalized text already: the
+                    // array is them joined, as `Json::Array` writes it.
+                    return Ok(Some(format!("[{}]", texts.collect::<Vec<_>>().join(", "))));
+                }
+                let objects = texts.map(parse).collect::<DfResult<Vec<Json>>>()?;
+                Ok(Some(merged(objects)?.to_text()))
             })
             .collect::<DfResult<_>>()?;
         Ok(Arc::new(out))
@@ -236,30 +228,6 @@ impl JsonbSet {
             _ => "jsonb_each",
         }
     }
-}
-
-/// Each list of `{value, JSONB}` structs as the JSONB array of the second fields.
-fn values_finish(lists: &ArrayRef) -> DfResult<ArrayRef> {
-    let DataType::List(_) = lists.data_type() else {
-        return Ok(Arc::new(StringArray::new_null(lists.len())));
-    };
-    let lists = lists.as_list::<i32>();
-    let out: StringArray = (0..lists.len())
-        .map(|row| {
-            if lists.is_null(row) {
-                return Ok(None);
-            }
-            let items = lists.value(row);
-            let Some(structs) = items.as_struct_opt() else { return exec_err!("jsonb_agg of {}", items.data_type()) };
-            let texts = datafusion::arrow::compute::cast(structs.column(1), &DataType::Utf8)?;
-            let texts = texts.as_string::<i32>();
-            let values = (0..texts.len())
-                .map(|i| if texts.is_null(i) { Ok(Json::Null) } else { parse(texts.value(i)) })
-                .collect::<DfResult<Vec<Json>>>()?;
-            Ok(Some(Json::Array(values).to_text()))
-        })
-        .collect::<DfResult<_>>()?;
-    Ok(Arc::new(out))
 }
 
 /// PostgreSQL's `jsonb_object_agg`: the objects' entries in order, a later
