@@ -33,7 +33,7 @@ pub const UTC: &str = "+00:00";
 pub const NUMERIC_DEFAULT_PRECISION: u8 = 38;
 pub const NUMERIC_DEFAULT_SCALE: i8 = 10;
 
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize, Deserialize)]
 pub enum SqlType {
     Boolean,
     SmallInt,
@@ -41,15 +41,22 @@ pub enum SqlType {
     BigInt,
     Real,
     Double,
-    Numeric { precision: u8, scale: i8 },
+    Numeric {
+        precision: u8,
+        scale: i8,
+    },
     Text,
-    Varchar { max_chars: Option<u32> },
+    Varchar {
+        max_chars: Option<u32>,
+    },
     Bytea,
     Date,
     Timestamp,
     TimestampTz,
     Interval,
     Jsonb,
+    /// A one-dimensional array of the element type (`text[]`).
+    Array(Box<SqlType>),
 }
 
 impl SqlType {
@@ -68,6 +75,7 @@ impl SqlType {
             SqlType::Timestamp => DataType::Timestamp(TimeUnit::Microsecond, None),
             SqlType::TimestampTz => DataType::Timestamp(TimeUnit::Microsecond, Some(UTC.into())),
             SqlType::Interval => DataType::Interval(IntervalUnit::MonthDayNano),
+            SqlType::Array(element) => DataType::new_list(element.arrow_type(), true),
         }
     }
 
@@ -90,6 +98,7 @@ impl SqlType {
             SqlType::TimestampTz => "timestamp with time zone".into(),
             SqlType::Interval => "interval".into(),
             SqlType::Jsonb => "jsonb".into(),
+            SqlType::Array(element) => format!("{}[]", element.sql_name()),
         }
     }
 }

@@ -19,6 +19,7 @@ pub mod config;
 pub mod database;
 pub mod error;
 pub mod log;
+pub mod pg_array;
 pub mod pg_binary;
 pub mod pg_text;
 pub mod query;

@@ -36,19 +36,13 @@ pub fn field_text(sql_type: &SqlType, bytes: &[u8]) -> Result<String, Error> {
         SqlType::Double => crate::pg_text::float8(f64::from_bits(u64::from_be_bytes(be(8)?))),
         SqlType::Numeric { .. } => numeric_text(bytes)?,
         SqlType::Text | SqlType::Varchar { .. } => utf8(bytes)?,
+        SqlType::Array(element) => crate::pg_array::format(&crate::pg_array::binary_elements(element, bytes)?),
         SqlType::Jsonb => match bytes.split_first() {
             // JSONB's binary form is a version byte, then the text; JSON's is the text.
             Some((1, text)) => utf8(text)?,
             _ => utf8(bytes)?,
         },
-        SqlType::Bytea => {
-            let mut text = String::with_capacity(2 + 2 * bytes.len());
-            text.push_str("\\x");
-            for byte in bytes {
-                text.push_str(&format!("{byte:02x}"));
-            }
-            text
-        }
+        SqlType::Bytea => crate::pg_text::bytea(bytes),
         SqlType::Date => {
             let days = (i64::from_be_bytes(be(4)?) as u32 as i32) as i64;
             let date = chrono::NaiveDate::from_ymd_opt(1970, 1, 1)

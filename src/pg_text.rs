@@ -112,8 +112,59 @@ pub fn as_text(column: &ArrayRef) -> Result<Option<StringArray>, ArrowError> {
         DataType::Decimal128(_, scale) if *scale >= 0 => {
             Some(datafusion::arrow::compute::cast(column, &DataType::Utf8)?.as_string::<i32>().clone())
         }
+        DataType::List(_) | DataType::LargeList(_) | DataType::FixedSizeList(..) | DataType::ListView(_) => {
+            let list = datafusion::arrow::compute::cast(column, &DataType::new_list(element_type(column), true))?;
+            Some(array_texts(list.as_list::<i32>())?)
+        }
         _ => None,
     })
+}
+
+fn element_type(column: &ArrayRef) -> DataType {
+    match column.data_type() {
+        DataType::List(f) | DataType::LargeList(f) | DataType::FixedSizeList(f, _) | DataType::ListView(f) => {
+            f.data_type().clone()
+        }
+        other => other.clone(),
+    }
+}
+
+/// Each list as PostgreSQL's array text (`{1,2,NULL}`, `{"a b",t}`), its
+/// elements in their PostgreSQL text.
+fn array_texts(lists: &datafusion::arrow::array::ListArray) -> Result<StringArray, ArrowError> {
+    let values = lists.values();
+    let texts = match as_text(values)? {
+        Some(texts) => texts,
+        None => match values.data_type() {
+            DataType::Boolean => values.as_boolean().iter().map(|v| v.map(|v| if v { "t" } else { "f" })).collect(),
+            DataType::Binary | DataType::LargeBinary | DataType::BinaryView => {
+                let bytes = datafusion::arrow::compute::cast(values, &DataType::Binary)?;
+                bytes.as_binary::<i32>().iter().map(|v| v.map(bytea)).collect()
+            }
+            _ => datafusion::arrow::compute::cast(values, &DataType::Utf8)?.as_string::<i32>().clone(),
+        },
+    };
+    let offsets = lists.value_offsets();
+    Ok((0..lists.len())
+        .map(|row| {
+            lists.is_valid(row).then(|| {
+                let elements: Vec<Option<String>> = (offsets[row] as usize..offsets[row + 1] as usize)
+                    .map(|i| texts.is_valid(i).then(|| texts.value(i).to_string()))
+                    .collect();
+                crate::pg_array::format(&elements)
+            })
+        })
+        .collect())
+}
+
+/// PostgreSQL's hex text of bytea (`\x0a1b`).
+pub fn bytea(bytes: &[u8]) -> String {
+    let mut text = String::with_capacity(2 + 2 * bytes.len());
+    text.push_str("\\x");
+    for byte in bytes {
+        text.push_str(&format!("{byte:02x}"));
+    }
+    text
 }
 
 /// `float8` as PostgreSQL prints it (shortest digits that read back exactly;

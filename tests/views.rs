@@ -76,6 +76,7 @@ const VIEWS: &[(&str, &str)] = &[
         "v_lists",
         "SELECT grp, string_agg(CAST(amount AS TEXT), ',' ORDER BY CAST(amount AS TEXT)) AS amounts FROM acct GROUP BY grp",
     ),
+    ("v_arrays", "SELECT grp, array_agg(amount ORDER BY amount DESC) AS amounts FROM acct GROUP BY grp"),
     ("v_left", "SELECT a.id, a.grp, g.name FROM acct a LEFT JOIN grps g ON a.grp = g.grp"),
     ("v_full", "SELECT a.id, g.grp, g.name FROM acct a FULL JOIN grps g ON a.grp = g.grp"),
     (
@@ -517,7 +518,7 @@ async fn create_refusals_name_the_operator() {
             "SELECT grp, string_agg(CAST(id AS TEXT), ',' ORDER BY amount) AS ids FROM acct GROUP BY grp",
             &["string_agg"],
         ),
-        ("SELECT grp, array_agg(id) AS ids FROM acct GROUP BY grp", &["list"]),
+        ("SELECT grp, array_agg(ARRAY[id]) AS ids FROM acct GROUP BY grp", &["list"]),
     ];
     for (query, words) in refused {
         let error = client

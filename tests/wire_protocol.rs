@@ -888,3 +888,77 @@ async fn sums_are_typed_as_in_postgresql_and_never_wrap() {
     let text = common::text_rows(&client, "SELECT sum(big) FROM amounts").await;
     assert_eq!(text, ["9223372036854775805"]);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn arrays_round_trip_in_text_and_binary_and_survive_kill_9() {
+    let data = common::fresh_data_dir("wire-arrays");
+    let mut server = common::Server::start(&data);
+    let client = server.client().await;
+    client
+        .batch_execute(
+            "CREATE TABLE posts (id INT PRIMARY KEY, tags TEXT[], scores BIGINT[] NOT NULL DEFAULT '{}');
+             CREATE MATERIALIZED VIEW by_tag AS SELECT id % 2 AS odd, array_agg(id) AS ids FROM posts GROUP BY 1;",
+        )
+        .await
+        .unwrap();
+    // Binary parameters (tokio-postgres sends Vec as binary arrays), with
+    // the characters the text form has to quote, and NULL elements.
+    let tags: Vec<Option<&str>> = vec![Some("a,b"), Some("say \"hi\""), None, Some("NULL"), Some("")];
+    client.execute("INSERT INTO posts VALUES ($1, $2, $3)", &[&1i32, &tags, &vec![1i64, -2]]).await.unwrap();
+    // A driver may send int4[] for a bigint[] column: its elements still read.
+    let int4 = client
+        .prepare_typed("INSERT INTO posts (id, scores) VALUES ($1, $2)", &[Type::INT4, Type::INT4_ARRAY])
+        .await
+        .unwrap();
+    client.execute(&int4, &[&2i32, &vec![7i32]]).await.unwrap();
+    // Text: a literal, and a parameter typed as text.
+    client.execute("INSERT INTO posts VALUES (3, '{\"x y\",z}', '{ 3 , 4 }')", &[]).await.unwrap();
+    let typed =
+        client.prepare_typed("INSERT INTO posts (id, tags) VALUES (4, $1::text[])", &[Type::TEXT]).await.unwrap();
+    client.execute(&typed, &[&r#"{"q,r",\"}"#]).await.unwrap();
+
+    let check = |client: tokio_postgres::Client| async move {
+        let rows = client.query("SELECT id, tags, scores FROM posts ORDER BY id", &[]).await.unwrap();
+        assert_eq!(rows[0].columns()[1].type_(), &Type::TEXT_ARRAY);
+        assert_eq!(rows[0].columns()[2].type_(), &Type::INT8_ARRAY);
+        let tags: Vec<Option<Vec<Option<String>>>> = rows.iter().map(|r| r.get(1)).collect();
+        let owned = |v: &[Option<&str>]| Some(v.iter().map(|e| e.map(str::to_string)).collect::<Vec<_>>());
+        assert_eq!(
+            tags,
+            [
+                owned(&[Some("a,b"), Some("say \"hi\""), None, Some("NULL"), Some("")]),
+                None,
+                owned(&[Some("x y"), Some("z")]),
+                owned(&[Some("q,r"), Some("\"")])
+            ]
+        );
+        let scores: Vec<Vec<i64>> = rows.iter().map(|r| r.get(2)).collect();
+        assert_eq!(scores, [vec![1, -2], vec![7], vec![3, 4], vec![]]);
+        // The same rows as text, quoted as PostgreSQL quotes array elements.
+        let text = common::text_rows(&client, "SELECT tags FROM posts ORDER BY id").await;
+        assert_eq!(text, [r#"{"a,b","say \"hi\"",NULL,"NULL",""}"#, "NULL", r#"{"x y",z}"#, r#"{"q,r","\""}"#]);
+        let view = common::text_rows(&client, "SELECT ids FROM by_tag ORDER BY odd").await;
+        assert_eq!(view, ["{2,4}", "{1,3}"]);
+        let found =
+            common::text_rows(&client, "SELECT id FROM posts WHERE tags @> ARRAY['z'] OR 7 = ANY(scores) ORDER BY id")
+                .await;
+        assert_eq!(found, ["2", "3"]);
+    };
+    check(client).await;
+    server.kill9();
+    let server = common::Server::start(&data);
+    check(server.client().await).await;
+
+    let client = server.client().await;
+    for (sql, state) in [
+        ("INSERT INTO posts VALUES (9, '{a', '{}')", SqlState::INVALID_TEXT_REPRESENTATION),
+        ("INSERT INTO posts VALUES (9, '{a}', '{1,x}')", SqlState::INVALID_TEXT_REPRESENTATION),
+        ("INSERT INTO posts VALUES (9, '{{a}}', '{}')", SqlState::FEATURE_NOT_SUPPORTED),
+        ("INSERT INTO posts VALUES (9, '{a}', NULL)", SqlState::NOT_NULL_VIOLATION),
+        ("CREATE TABLE grid (cells INT[][])", SqlState::FEATURE_NOT_SUPPORTED),
+    ] {
+        let error = client.batch_execute(sql).await.unwrap_err();
+        assert_eq!(error.code(), Some(&state), "{sql}: {error:?}");
+    }
+    assert_eq!(common::text_rows(&client, "SELECT count(*) FROM posts").await, ["4"]);
+}

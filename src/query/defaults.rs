@@ -23,6 +23,8 @@ static PLANNER: LazyLock<SessionState> = LazyLock::new(|| defaults_context().sta
 /// DataFusion's functions and PostgreSQL's that need no database.
 fn defaults_context() -> SessionContext {
     let context = SessionContext::new();
+    // `'{}'::int[]` and DEFAULT '{}' read PostgreSQL's array text.
+    context.add_analyzer_rule(Arc::new(crate::query::text_casts::PostgresTextCasts));
     for function in crate::query::pg_functions::standalone() {
         context.register_udf(function);
     }

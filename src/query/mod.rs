@@ -7,6 +7,7 @@ pub mod defaults;
 pub mod jsonb;
 mod pg_age;
 pub(crate) mod pg_arithmetic;
+mod pg_array_length;
 pub mod pg_class;
 mod pg_columns;
 mod pg_constraints;

@@ -36,7 +36,36 @@ fn declared_type(column: &ColumnDef) -> (Option<i32>, i32) {
         SqlType::Varchar { max_chars: None } => (Some(VARCHAR_OID), -1),
         SqlType::Jsonb => (Some(JSONB_OID), -1),
         SqlType::Numeric { precision, scale } => (None, ((precision as i32) << 16 | scale as i32) + TYPMOD_HEADER),
+        // An array's modifier is its element's (`numeric(12,2)[]`).
+        SqlType::Array(ref element) => {
+            let element_modifier = declared_type(&ColumnDef::new("", (**element).clone(), true, None)).1;
+            (Some(array_oid(element)), element_modifier)
+        }
         _ => (None, -1),
+    }
+}
+
+/// PostgreSQL's oid of the array type of `element` (pg_type's `typarray`).
+fn array_oid(element: &SqlType) -> i32 {
+    match element {
+        SqlType::Boolean => 1000,
+        SqlType::SmallInt => 1005,
+        SqlType::Int => 1007,
+        SqlType::BigInt => 1016,
+        SqlType::Real => 1021,
+        SqlType::Double => 1022,
+        SqlType::Numeric { .. } => 1231,
+        SqlType::Text => 1009,
+        SqlType::Varchar { .. } => 1015,
+        SqlType::Bytea => 1001,
+        SqlType::Date => 1182,
+        SqlType::Timestamp => 1115,
+        SqlType::TimestampTz => 1185,
+        SqlType::Interval => 1187,
+        SqlType::Jsonb => 3807,
+        // Multidimensional arrays are refused at CREATE; PostgreSQL's
+        // `anyarray` stands in should one appear.
+        SqlType::Array(_) => 2277,
     }
 }
 

@@ -39,6 +39,7 @@ pub fn standalone() -> Vec<ScalarUDF> {
     vec![
         super::pg_to_char::to_char(),
         super::pg_age::age(),
+        super::pg_array_length::array_length(),
         // PostgreSQL's name for a random (version 4) UUID, as text.
         datafusion::functions::string::uuid().as_ref().clone().with_aliases(["gen_random_uuid"]),
     ]

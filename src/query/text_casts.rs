@@ -83,12 +83,26 @@ fn rewrite(expr: Expr, schema: &DFSchema) -> DfResult<Transformed<Expr>> {
         let literal = Expr::Literal(ScalarValue::Utf8(Some(normalized)), None);
         return Ok(Transformed::yes(Expr::Cast(Cast::new_from_field(Box::new(literal), field.clone()))));
     }
+    if let DataType::List(element) = data_type
+        && let Some(element) = crate::view::sql_type_of(element)
+        && matches!(inner.get_type(schema), Ok(DataType::Utf8 | DataType::Utf8View | DataType::LargeUtf8))
+    {
+        // Text to an array reads PostgreSQL's array text (Arrow would make
+        // a one-element list of the whole text).
+        let target = Expr::Literal(ScalarValue::try_from(data_type)?, None);
+        let call =
+            Expr::ScalarFunction(ScalarFunction::new_udf(pg_array_in(element), vec![inner.as_ref().clone(), target]));
+        return Ok(Transformed::yes(call));
+    }
     if !matches!(data_type, DataType::Utf8 | DataType::Utf8View | DataType::LargeUtf8) {
         return Ok(Transformed::no(expr));
     }
     // A column of an outer query is not in this plan's schema: left as is.
     let Ok(from) = inner.get_type(schema) else { return Ok(Transformed::no(expr)) };
-    if !matches!(from, DataType::Timestamp(..) | DataType::Float32 | DataType::Float64 | DataType::Interval(_)) {
+    if !matches!(
+        from,
+        DataType::Timestamp(..) | DataType::Float32 | DataType::Float64 | DataType::Interval(_) | DataType::List(_)
+    ) {
         return Ok(Transformed::no(expr));
     }
     let call = Expr::ScalarFunction(ScalarFunction::new_udf(pg_text(), vec![inner.as_ref().clone()]));
@@ -139,6 +153,45 @@ impl ScalarUDFImpl for PgText {
         Ok(match argument {
             ColumnarValue::Scalar(_) => ColumnarValue::Scalar(ScalarValue::try_from_array(&text, 0)?),
             ColumnarValue::Array(_) => ColumnarValue::Array(text),
+        })
+    }
+}
+
+/// `pg_array_in(text, NULL::t[])`: PostgreSQL's array text as an array of
+/// the second argument's type, elements read as a column of that type reads
+/// them. Called only by the rule above.
+#[derive(Debug, PartialEq, Eq, Hash)]
+struct PgArrayIn {
+    signature: Signature,
+    element: crate::catalog::SqlType,
+}
+
+fn pg_array_in(element: crate::catalog::SqlType) -> Arc<ScalarUDF> {
+    Arc::new(ScalarUDF::new_from_impl(PgArrayIn { signature: Signature::any(2, Volatility::Immutable), element }))
+}
+
+impl ScalarUDFImpl for PgArrayIn {
+    fn name(&self) -> &str {
+        "pg_array_in"
+    }
+
+    fn signature(&self) -> &Signature {
+        &self.signature
+    }
+
+    fn return_type(&self, arguments: &[DataType]) -> DfResult<DataType> {
+        Ok(arguments[1].clone())
+    }
+
+    fn invoke_with_args(&self, args: ScalarFunctionArgs) -> DfResult<ColumnarValue> {
+        let argument = &args.args[0];
+        let texts = datafusion::arrow::compute::cast(&argument.to_array(1)?, &DataType::Utf8)?;
+        let texts = texts.as_any().downcast_ref::<datafusion::arrow::array::StringArray>().expect("cast to Utf8");
+        let lists = crate::pg_array::parse_column(texts, &self.element).map_err(|(_, e)| e.into_datafusion())?;
+        let lists = datafusion::arrow::compute::cast(&lists, args.return_field.data_type())?;
+        Ok(match argument {
+            ColumnarValue::Scalar(_) => ColumnarValue::Scalar(ScalarValue::try_from_array(&lists, 0)?),
+            ColumnarValue::Array(_) => ColumnarValue::Array(lists),
         })
     }
 }

@@ -60,11 +60,7 @@ pub fn header_line(schema: &Schema, options: &CopyOptions) -> Vec<u8> {
 fn value_text(column: &ArrayRef, formatter: &ArrayFormatter, row: usize) -> String {
     match column.data_type() {
         DataType::Boolean => (if column.as_boolean().value(row) { "t" } else { "f" }).to_string(),
-        DataType::Binary => {
-            let bytes = column.as_binary::<i32>().value(row);
-            let hex: String = bytes.iter().map(|b| format!("{b:02x}")).collect();
-            format!("\\x{hex}")
-        }
+        DataType::Binary => crate::pg_text::bytea(column.as_binary::<i32>().value(row)),
         _ => formatter.value(row).to_string(),
     }
 }

@@ -35,6 +35,22 @@ pub fn fields(schema: &SchemaRef, format: &Format) -> PgWireResult<Vec<FieldInfo
         .collect())
 }
 
+/// The fields values are encoded by: an array sent as text is written by
+/// `postgres_text` whole, and arrow-pg would quote it as one element of
+/// the announced array type, so it is encoded as text.
+fn encoding_fields(fields: &[FieldInfo]) -> Vec<FieldInfo> {
+    fields
+        .iter()
+        .map(|info| match (info.datatype().kind(), info.format()) {
+            (postgres_types::Kind::Array(_), pgwire::api::results::FieldFormat::Text) => {
+                FieldInfo::new(info.name().into(), info.table_id(), info.column_id(), Type::TEXT, info.format())
+                    .with_format_options(info.format_options().clone())
+            }
+            _ => info.clone(),
+        })
+        .collect()
+}
+
 pub fn query_response(
     schema: &SchemaRef,
     rows: SendableRecordBatchStream,
@@ -42,7 +58,7 @@ pub fn query_response(
     cancel: Option<Arc<ConnectionHandle>>,
 ) -> PgWireResult<QueryResponse> {
     let fields = Arc::new(fields(schema, format)?);
-    let row_fields = fields.clone();
+    let row_fields = Arc::new(encoding_fields(&fields));
     let jsonb: Vec<bool> = fields.iter().map(|f| *f.datatype() == Type::JSONB).collect();
     let format = format.clone();
     let data_rows = rows

@@ -4,6 +4,9 @@
 //!   NUMERIC(38) value bound as a parameter, as asyncpg sends them in
 //!   binary, was stored changed). A parameter bound to a NUMERIC becomes its
 //!   decimal text, then is cast as a literal of that text is.
+//! - arrays (`text[]`, `integer[]`): arrow-pg splits their text at every
+//!   comma (quotes and NULLs kept as text) and reads few binary element
+//!   types; here they are read as PostgreSQL's array input reads them.
 //! - JSON and JSONB, which arrow-pg refuses (psycopg sends its `Jsonb`
 //!   values so typed): their text, without JSONB's binary version byte.
 
@@ -38,6 +41,22 @@ pub fn deserialize<S: Default + Clone>(portal: &Portal<S>, types: &[Option<&Data
                 if hint.as_ref().is_none_or(|t| *t == Type::NUMERIC || *t == Type::UNKNOWN) =>
             {
                 cast(numeric(bytes, binary)?, planned)?
+            }
+            // An array, in PostgreSQL's text or binary form (arrow-pg
+            // splits text at every comma and reads few binary element types).
+            (_, Some(DataType::List(field))) if let Some(element) = crate::view::sql_type_of(field) => {
+                // Binary text (a client that typed the parameter `text`) is its bytes.
+                let array_sent = hinted.as_ref().is_none_or(|t| matches!(t.kind(), postgres_types::Kind::Array(_)));
+                let text = match binary && array_sent {
+                    true => crate::pg_array::binary_elements(&element, bytes).map(|e| crate::pg_array::format(&e)),
+                    false => String::from_utf8(bytes.to_vec())
+                        .map_err(|_| Error::CharacterNotInRepertoire("invalid UTF-8 in an array parameter".into())),
+                }
+                .map_err(to_pgwire)?;
+                let texts = datafusion::arrow::array::StringArray::from(vec![text]);
+                let array = crate::pg_array::parse_column(&texts, &element).map_err(|(_, e)| to_pgwire(e))?;
+                let value = ScalarValue::try_from_array(&array, 0).map_err(|e| to_pgwire(Error::from_datafusion(e)))?;
+                cast(value, planned)?
             }
             _ => continue,
         };

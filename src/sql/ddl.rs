@@ -4,8 +4,8 @@
 use std::collections::HashSet;
 
 use datafusion::sql::sqlparser::ast::{
-    CharacterLength, ColumnOption, CreateTable, CreateTableOptions, DataType, ExactNumberInfo, Expr, Ident, SqlOption,
-    TableConstraint, TimezoneInfo, Value, visit_expressions,
+    ArrayElemTypeDef, CharacterLength, ColumnOption, CreateTable, CreateTableOptions, DataType, ExactNumberInfo, Expr,
+    Ident, SqlOption, TableConstraint, TimezoneInfo, Value, visit_expressions,
 };
 
 use crate::catalog::{
@@ -100,6 +100,14 @@ pub fn sql_type(data_type: &DataType) -> Result<SqlType> {
         DataType::Interval { .. } => SqlType::Interval,
         DataType::JSONB | DataType::JSON => SqlType::Jsonb,
         DataType::Custom(name, _) if name.to_string().eq_ignore_ascii_case("timestamptz") => SqlType::TimestampTz,
+        DataType::Array(ArrayElemTypeDef::SquareBracket(element, _) | ArrayElemTypeDef::AngleBracket(element)) => {
+            match sql_type(element)? {
+                SqlType::Array(_) => {
+                    return Err(Error::FeatureNotSupported("multidimensional arrays are not supported".into()));
+                }
+                element => SqlType::Array(Box::new(element)),
+            }
+        }
         other => {
             return Err(Error::FeatureNotSupported(format!("type {other} is not supported")));
         }

@@ -82,11 +82,13 @@ fn aggregate(expr: &mut Expr, finish: SetFunction, build: &str) {
 fn unnest(expr: &mut Expr, list: SetFunction) {
     let Expr::Function(function) = expr else { return };
     let Some(argument) = single_argument(function) else { return };
-    *expr = unnested(list, argument);
+    *expr = unnested(Some(list), argument);
 }
 
-/// `unnest(list(argument))`, marked as JSONB again when its items are.
-pub(super) fn unnested(list: SetFunction, argument: Expr) -> Expr {
+/// `unnest(list(argument))`, marked as JSONB again when its items are;
+/// `unnest(argument)` of an array (`list` None).
+pub(super) fn unnested(list: Option<SetFunction>, argument: Expr) -> Expr {
+    let Some(list) = list else { return call("unnest", vec![argument]) };
     let items = call("unnest", vec![call(list.name(), vec![argument])]);
     match list {
         SetFunction::Elements | SetFunction::Values => call(SetFunction::Mark.name(), vec![items]),
@@ -106,10 +108,13 @@ fn single_argument(function: &Function) -> Option<Expr> {
     }
 }
 
-/// A set-returning function in FROM: the lists it unnests, each with its
-/// column's name (None: the alias's, or the function's).
-fn from_item_columns(name: &str) -> Option<Vec<(SetFunction, Option<&'static str>)>> {
-    Some(match name {
+/// A set-returning function in FROM: the lists it unnests (None: its
+/// argument is the array), each with its column's name (None: the alias's,
+/// or the function's).
+fn from_item_columns(name: &str) -> Option<Vec<(Option<SetFunction>, Option<&'static str>)>> {
+    let lists = match name {
+        // PostgreSQL's `unnest(array)`; DataFusion plans it only over constants.
+        "unnest" => return Some(vec![(None, None)]),
         "jsonb_array_elements" | "json_array_elements" => vec![(SetFunction::Elements, Some("value"))],
         "jsonb_array_elements_text" | "json_array_elements_text" => vec![(SetFunction::ElementsText, Some("value"))],
         "jsonb_object_keys" | "json_object_keys" => vec![(SetFunction::Keys, None)],
@@ -118,7 +123,8 @@ fn from_item_columns(name: &str) -> Option<Vec<(SetFunction, Option<&'static str
             vec![(SetFunction::EachTextKeys, Some("key")), (SetFunction::ValuesText, Some("value"))]
         }
         _ => return None,
-    })
+    };
+    Some(lists.into_iter().map(|(list, column)| (Some(list), column)).collect())
 }
 
 /// A FROM item calling one of the set-returning functions above.
@@ -128,21 +134,34 @@ pub(super) struct SetFunctionItem {
     pub qualifier: String,
     /// The lists it unnests, each with its column's name (PostgreSQL's, or
     /// the alias's column list's), as PostgreSQL folds it.
-    pub columns: Vec<(SetFunction, String)>,
+    pub columns: Vec<(Option<SetFunction>, String)>,
 }
 
 /// `factor` as a [`SetFunctionItem`]. `f(…) WITH ORDINALITY` is not one
 /// (it is refused: the rewrites give no ordinality column).
 pub(super) fn set_function(factor: &TableFactor) -> Option<SetFunctionItem> {
-    let (name, args, alias) = match factor {
-        TableFactor::Table { name, args: Some(args), alias, with_ordinality: false, .. } => (name, &args.args, alias),
+    let (function, argument, alias) = match factor {
+        TableFactor::Table { name, args: Some(args), alias, with_ordinality: false, .. } => {
+            match args.args.as_slice() {
+                [argument] => (object_name(&name.to_string()), unnamed(argument)?, alias),
+                _ => return None,
+            }
+        }
         // `LATERAL f(…)`.
-        TableFactor::Function { name, args, alias, with_ordinality: false, .. } => (name, args, alias),
+        TableFactor::Function { name, args, alias, with_ordinality: false, .. } => match args.as_slice() {
+            [argument] => (object_name(&name.to_string()), unnamed(argument)?, alias),
+            _ => return None,
+        },
+        // sqlparser's own node for `unnest(…)`.
+        TableFactor::UNNEST { alias, array_exprs, with_offset: false, with_ordinality: false, .. } => {
+            match array_exprs.as_slice() {
+                [argument] => ("unnest".to_string(), argument, alias),
+                _ => return None,
+            }
+        }
         _ => return None,
     };
-    let function = object_name(&name.to_string());
     let lists = from_item_columns(&function)?;
-    let [argument] = args.as_slice() else { return None };
     let qualifier = alias.as_ref().map(|a| folded(&a.name)).unwrap_or(function);
     let renamed: Vec<String> = alias.iter().flat_map(|a| a.columns.iter().map(|c| folded(&c.name))).collect();
     let columns = lists
@@ -158,7 +177,7 @@ pub(super) fn set_function(factor: &TableFactor) -> Option<SetFunctionItem> {
             (list, name)
         })
         .collect();
-    Some(SetFunctionItem { argument: unnamed(argument)?.clone(), qualifier, columns })
+    Some(SetFunctionItem { argument: argument.clone(), qualifier, columns })
 }
 
 /// A set-returning function in FROM over values of its own (constants,
@@ -206,12 +225,19 @@ pub fn lateral_refusal(statement: &Statement) -> Option<String> {
     impl Visitor for Finder {
         type Break = ();
         fn pre_visit_table_factor(&mut self, factor: &TableFactor) -> ControlFlow<()> {
-            let (name, with_ordinality) = match factor {
-                TableFactor::Table { name, args: Some(_), with_ordinality, .. } => (name, *with_ordinality),
-                TableFactor::Function { name, with_ordinality, .. } => (name, *with_ordinality),
+            let (function, with_ordinality) = match factor {
+                TableFactor::Table { name, args: Some(_), with_ordinality, .. } => {
+                    (object_name(&name.to_string()), *with_ordinality)
+                }
+                TableFactor::Function { name, with_ordinality, .. } => {
+                    (object_name(&name.to_string()), *with_ordinality)
+                }
+                // `unnest(a, b)` over constants is DataFusion's to plan.
+                TableFactor::UNNEST { array_exprs, with_ordinality, .. } if array_exprs.len() == 1 => {
+                    ("unnest".to_string(), *with_ordinality)
+                }
                 _ => return ControlFlow::Continue(()),
             };
-            let function = object_name(&name.to_string());
             if from_item_columns(&function).is_none() {
                 return ControlFlow::Continue(());
             }

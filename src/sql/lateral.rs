@@ -187,11 +187,23 @@ fn reads_only(argument: &Expr, qualifier: &str, relation_columns: &HashSet<Strin
     })
 }
 
-/// Names back the SELECT-list items that are the function's columns, and
-/// leaves `o.*` without them (PostgreSQL's `o.*` is the relation's only).
+/// Names back the SELECT-list items that are the function's columns,
+/// leaves `o.*` without them (PostgreSQL's `o.*` is the relation's only),
+/// and spells out the function's `e.*`.
 fn name_projection(select: &mut Select, references: &References) {
-    for item in &mut select.projection {
-        match item {
+    let mut projection = Vec::with_capacity(select.projection.len());
+    for mut item in std::mem::take(&mut select.projection) {
+        if let SelectItem::QualifiedWildcard(SelectItemQualifiedWildcardKind::ObjectName(name), _) = &item
+            && object_name(&name.to_string()) == references.function
+            && references.function != references.qualifier
+        {
+            projection.extend(references.names.iter().map(|column| SelectItem::ExprWithAlias {
+                expr: Expr::CompoundIdentifier(vec![quoted(references.qualifier), quoted(&hidden(column))]),
+                alias: quoted(column),
+            }));
+            continue;
+        }
+        match &mut item {
             SelectItem::UnnamedExpr(expr) => {
                 if let Some((_, name)) = references.target(expr) {
                     let shown = match expr {
@@ -199,7 +211,7 @@ fn name_projection(select: &mut Select, references: &References) {
                         Expr::CompoundIdentifier(parts) => parts.last().cloned().unwrap_or_else(|| quoted(&name)),
                         _ => quoted(&name),
                     };
-                    *item = SelectItem::ExprWithAlias { expr: expr.clone(), alias: shown };
+                    item = SelectItem::ExprWithAlias { expr: expr.clone(), alias: shown };
                 }
             }
             SelectItem::QualifiedWildcard(SelectItemQualifiedWildcardKind::ObjectName(name), options)
@@ -215,7 +227,9 @@ fn name_projection(select: &mut Select, references: &References) {
             }
             _ => {}
         }
+        projection.push(item);
     }
+    select.projection = projection;
 }
 
 fn output_names(select: &Select) -> HashSet<String> {

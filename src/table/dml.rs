@@ -127,6 +127,7 @@ pub fn cast_type(sql_type: &SqlType) -> String {
     match sql_type {
         SqlType::Jsonb | SqlType::Varchar { .. } => "TEXT".into(),
         SqlType::Numeric { precision, scale } => format!("DECIMAL({precision}, {scale})"),
+        SqlType::Array(element) => format!("{}[]", cast_type(element)),
         other => other.sql_name(),
     }
 }

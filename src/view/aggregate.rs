@@ -491,6 +491,22 @@ impl ArgValues {
     }
 }
 
+/// The multiset's order puts NULLs first (the codec's order, kept because
+/// checkpoints hold values in it); PostgreSQL orders them last ascending and
+/// first descending, so ascending NULLs move to the end and descending (the
+/// reversed order, NULLs last) to the front.
+fn nulls_as_postgresql_orders_them(array: ArrayRef, descending: bool) -> Result<ArrayRef> {
+    let (n, nulls) = (array.len() as u32, array.null_count() as u32);
+    if nulls == 0 || nulls == n {
+        return Ok(array);
+    }
+    let order: Vec<u32> = match descending {
+        false => (nulls..n).chain(0..nulls).collect(),
+        true => (n - nulls..n).chain(0..n - nulls).collect(),
+    };
+    Ok(datafusion::arrow::compute::take(&array, &datafusion::arrow::array::UInt32Array::from(order), None)?)
+}
+
 fn value(spec: &AggSpec, acc: &Acc) -> Result<ScalarValue> {
     let null = || ScalarValue::try_from(&spec.output_type);
     Ok(match (spec.kind, acc) {
@@ -543,6 +559,7 @@ fn value(spec: &AggSpec, acc: &Acc) -> Result<ScalarValue> {
             let parser = codec.parser();
             let array = codec.convert_rows(rows.into_iter().map(|r| parser.parse(r)))?.remove(0);
             if spec.kind == AggKind::ArrayAgg {
+                let array = nulls_as_postgresql_orders_them(array, spec.descending)?;
                 let list = datafusion::common::utils::SingleRowListArrayBuilder::new(array).build_list_scalar();
                 return Ok(list.cast_to(&spec.output_type)?);
             }

@@ -348,12 +348,18 @@ impl Compiler<'_> {
         let name = function.func.name().to_lowercase();
         let params = &function.params;
         // string_agg and array_agg list values in value order, so an ORDER
-        // BY of the aggregated value itself is what they do anyway.
+        // BY of the aggregated value itself is what they do anyway (NULLs
+        // where PostgreSQL puts them by default: last ascending).
         let descending = match params.order_by.as_slice() {
             [] => false,
             [sort]
                 if matches!(name.as_str(), "string_agg" | "array_agg") && params.args.first() == Some(&sort.expr) =>
             {
+                if sort.nulls_first == sort.asc {
+                    return Err(ViewError::Unsupported(format!(
+                        "{name}(… ORDER BY … NULLS FIRST/LAST) against the default"
+                    )));
+                }
                 !sort.asc
             }
             _ => return Err(ViewError::Unsupported(format!("{name}(… ORDER BY …) by other than its value"))),

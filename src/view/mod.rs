@@ -278,6 +278,12 @@ pub(crate) fn sql_type_of(field: &datafusion::arrow::datatypes::Field) -> Option
         DataType::Timestamp(_, None) => SqlType::Timestamp,
         DataType::Timestamp(_, Some(_)) => SqlType::TimestampTz,
         DataType::Interval(IntervalUnit::MonthDayNano) => SqlType::Interval,
+        DataType::List(ref element) | DataType::LargeList(ref element) | DataType::ListView(ref element) => {
+            match sql_type_of(element)? {
+                SqlType::Array(_) => return None,
+                element => SqlType::Array(Box::new(element)),
+            }
+        }
         _ => return None,
     })
 }

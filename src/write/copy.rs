@@ -283,7 +283,20 @@ impl CopyIn {
                             column.name
                         ))
                     })?;
-                    convert(texts, &column.sql_type).map_err(|(row, value)| bad_value(row, value))?
+                    match &column.sql_type {
+                        SqlType::Array(element) => {
+                            crate::pg_array::parse_column(&texts, element).map_err(|(row, error)| match error {
+                                Error::InvalidTextRepresentation(message) => Error::InvalidTextRepresentation(format!(
+                                    "{message} (COPY {}, line {}, column {})",
+                                    self.def.name,
+                                    first_line + row,
+                                    column.name
+                                )),
+                                other => other,
+                            })?
+                        }
+                        _ => convert(texts, &column.sql_type).map_err(|(row, value)| bad_value(row, value))?,
+                    }
                 }
                 None => self.defaults.column(&self.def, position, row_count)?,
             };
@@ -308,7 +321,7 @@ impl CopyIn {
 }
 
 /// Converts text values to the column type; on failure, the row and value.
-fn convert(texts: StringArray, sql_type: &SqlType) -> Result<ArrayRef, (usize, String)> {
+pub(crate) fn convert(texts: StringArray, sql_type: &SqlType) -> Result<ArrayRef, (usize, String)> {
     if *sql_type == SqlType::Bytea {
         let mut builder = BinaryBuilder::new();
         for (row, text) in texts.iter().enumerate() {

@@ -89,15 +89,8 @@ pub fn check_rows(def: &RelationDef, batch: RecordBatch) -> Result<RecordBatch> 
         if !column.nullable && array.null_count() > 0 {
             return Err(Error::NotNullViolation { relation: def.name.clone(), column: column.name.clone() });
         }
-        match column.sql_type {
-            SqlType::Varchar { max_chars: Some(max_chars) } => {
-                let strings = array.as_string::<i32>();
-                if strings.iter().flatten().any(|s| s.chars().count() > max_chars as usize) {
-                    return Err(Error::StringTooLong { max_chars });
-                }
-            }
-            SqlType::Jsonb => normalized.push((index, normalize_json(array.as_string::<i32>())?)),
-            _ => {}
+        if let Some(array) = check_values(&column.sql_type, array)? {
+            normalized.push((index, array));
         }
     }
     if normalized.is_empty() {
@@ -108,6 +101,28 @@ pub fn check_rows(def: &RelationDef, batch: RecordBatch) -> Result<RecordBatch> 
         columns[index] = array;
     }
     Ok(RecordBatch::try_new(batch.schema(), columns)?)
+}
+
+/// Checks values of `sql_type` (a VARCHAR's length, also in an array's
+/// elements); the values as stored where that differs (JSONB normalized).
+fn check_values(sql_type: &SqlType, array: &ArrayRef) -> Result<Option<ArrayRef>> {
+    match sql_type {
+        SqlType::Varchar { max_chars: Some(max_chars) } => {
+            let strings = array.as_string::<i32>();
+            if strings.iter().flatten().any(|s| s.chars().count() > *max_chars as usize) {
+                return Err(Error::StringTooLong { max_chars: *max_chars });
+            }
+            Ok(None)
+        }
+        SqlType::Jsonb => Ok(Some(normalize_json(array.as_string::<i32>())?)),
+        SqlType::Array(element) => {
+            let lists = array.as_list::<i32>();
+            let Some(values) = check_values(element, lists.values())? else { return Ok(None) };
+            let (field, offsets, _, nulls) = lists.clone().into_parts();
+            Ok(Some(Arc::new(datafusion::arrow::array::ListArray::try_new(field, offsets, values, nulls)?)))
+        }
+        _ => Ok(None),
+    }
 }
 
 /// Each text as PostgreSQL's JSONB input reads it, or 22P02.

@@ -7,7 +7,7 @@
 
 use std::sync::Arc;
 
-use datafusion::arrow::array::RecordBatch;
+use datafusion::arrow::array::{RecordBatch, StringArray};
 use datafusion::arrow::compute::CastOptions;
 use datafusion::arrow::datatypes::Schema;
 use datafusion::common::{ParamValues, ScalarValue};
@@ -87,6 +87,10 @@ pub(crate) fn scalar(expr: &Expr, target: &SqlType, params: Option<&ParamValues>
             // Text for bytea and interval columns reads as PostgreSQL reads it
             // (`\x…` hex, clock forms such as `1 day 02:00:00`), as in COPY.
             Value::SingleQuotedString(text) => match target {
+                SqlType::Array(element) => {
+                    let array = crate::pg_array::parse_column(&StringArray::from(vec![text.as_str()]), element).ok()?;
+                    ScalarValue::try_from_array(&array, 0).ok()
+                }
                 SqlType::Bytea => parse_bytea(text).map(|bytes| ScalarValue::Binary(Some(bytes))),
                 SqlType::Interval => Some(ScalarValue::Utf8(Some(normalize_interval(text)))),
                 SqlType::Timestamp | SqlType::TimestampTz => {

@@ -188,7 +188,7 @@ fn to_json(value: &ScalarValue, is_jsonb: bool) -> DfResult<Json> {
             let text =
                 crate::pg_text::as_text(&array)?.map(|t| t.value(0).to_string()).unwrap_or_else(|| match other {
                     ScalarValue::Binary(Some(bytes)) | ScalarValue::LargeBinary(Some(bytes)) => {
-                        format!("\\x{}", bytes.iter().map(|b| format!("{b:02x}")).collect::<String>())
+                        crate::pg_text::bytea(bytes)
                     }
                     other => other.to_string(),
                 });
