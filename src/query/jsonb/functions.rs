@@ -33,9 +33,13 @@ pub enum Kind {
     /// index into an array, which PostgreSQL's `->` does not).
     ObjectField,
     ObjectFieldText,
+    /// `||` with a JSONB operand.
+    Concat,
+    /// `-` of a JSONB value: by a key (text), keys (text[]) or an index (integer).
+    Delete,
 }
 
-const ALL: [Kind; 11] = [
+const ALL: [Kind; 13] = [
     Kind::In,
     Kind::Contains,
     Kind::Exists,
@@ -47,6 +51,8 @@ const ALL: [Kind; 11] = [
     Kind::ExtractPathText,
     Kind::ObjectField,
     Kind::ObjectFieldText,
+    Kind::Concat,
+    Kind::Delete,
 ];
 
 impl Kind {
@@ -63,6 +69,8 @@ impl Kind {
             Kind::ExtractPathText => "jsonb_extract_path_text",
             Kind::ObjectField => "jsonb_object_field",
             Kind::ObjectFieldText => "jsonb_object_field_text",
+            Kind::Concat => "jsonb_concat",
+            Kind::Delete => "jsonb_delete",
         }
     }
 
@@ -75,7 +83,9 @@ impl Kind {
             | Kind::ExtractPath
             | Kind::ExtractPathText
             | Kind::ObjectField
-            | Kind::ObjectFieldText => DataType::Utf8,
+            | Kind::ObjectFieldText
+            | Kind::Concat
+            | Kind::Delete => DataType::Utf8,
         }
     }
 
@@ -87,7 +97,9 @@ impl Kind {
             | Kind::ExistsAny
             | Kind::ExistsAll
             | Kind::ObjectField
-            | Kind::ObjectFieldText => Signature::any(2, Volatility::Immutable),
+            | Kind::ObjectFieldText
+            | Kind::Concat
+            | Kind::Delete => Signature::any(2, Volatility::Immutable),
             Kind::ExtractPath | Kind::ExtractPathText => Signature::variadic_any(Volatility::Immutable),
         }
     }
@@ -119,7 +131,7 @@ impl ScalarUDFImpl for JsonbFunction {
     fn return_field_from_args(&self, _: ReturnFieldArgs) -> DfResult<FieldRef> {
         let field = Field::new(self.name(), self.kind.output(), true);
         Ok(Arc::new(match self.kind {
-            Kind::In | Kind::ExtractPath | Kind::ObjectField => super::tag(field),
+            Kind::In | Kind::ExtractPath | Kind::ObjectField | Kind::Concat | Kind::Delete => super::tag(field),
             _ => field,
         }))
     }
@@ -173,6 +185,21 @@ impl ScalarUDFImpl for JsonbFunction {
                     .collect::<DfResult<_>>()?;
                 Arc::new(out)
             }
+            Kind::Concat => {
+                let others = text(&rest[0])?;
+                let others = others.as_string::<i32>();
+                let out: StringArray = (0..rows)
+                    .map(|row| {
+                        if documents.is_null(row) || others.is_null(row) {
+                            return Ok(None);
+                        }
+                        let joined = parse(documents.value(row))?.concat(parse(others.value(row))?);
+                        Ok(Some(joined.to_text()))
+                    })
+                    .collect::<DfResult<_>>()?;
+                Arc::new(out)
+            }
+            Kind::Delete => Arc::new(delete(documents, &rest[0], rows)?),
             Kind::ExtractPath | Kind::ExtractPathText => {
                 let steps: Vec<ArrayRef> = rest.iter().map(text).collect::<DfResult<_>>()?;
                 let out: StringArray = (0..rows)
@@ -243,6 +270,40 @@ fn array_length(text: &str) -> DfResult<i32> {
         }
         _ => Err(Error::InvalidParameterValue("cannot get array length of a scalar".into()).into_datafusion()),
     }
+}
+
+/// `documents - what` per row: `what` an integer (an index), a text[]
+/// (keys) or text (a key).
+fn delete(documents: &StringArray, what: &ArrayRef, rows: usize) -> DfResult<StringArray> {
+    let failed = |why: &str| Error::InvalidParameterValue(why.into()).into_datafusion();
+    if what.data_type().is_integer() {
+        let indexes = datafusion::arrow::compute::cast(what, &DataType::Int64)?;
+        let indexes = indexes.as_primitive::<datafusion::arrow::datatypes::Int64Type>();
+        return (0..rows)
+            .map(|row| {
+                if documents.is_null(row) || indexes.is_null(row) {
+                    return Ok(None);
+                }
+                let json = parse(documents.value(row))?.without_index(indexes.value(row)).map_err(failed)?;
+                Ok(Some(json.to_text()))
+            })
+            .collect();
+    }
+    let lists = match what.data_type() {
+        DataType::List(_) => key_lists(what, rows)?,
+        _ => {
+            let keys = text(what)?;
+            keys.as_string::<i32>().iter().map(|k| k.map(|k| vec![Some(k.to_string())])).collect()
+        }
+    };
+    (0..rows)
+        .map(|row| {
+            let (true, Some(keys)) = (documents.is_valid(row), &lists[row]) else { return Ok(None) };
+            let keys: Vec<&str> = keys.iter().flatten().map(String::as_str).collect();
+            let json = parse(documents.value(row))?.without_keys(&keys).map_err(failed)?;
+            Ok(Some(json.to_text()))
+        })
+        .collect()
 }
 
 /// The keys of `?|` and `?&`, per row: a `text[]` (`ARRAY['a', 'b']`).

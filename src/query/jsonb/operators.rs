@@ -62,6 +62,10 @@ impl ExprPlanner for JsonbOperators {
             BinaryOperator::ArrowAt if is_text(&left, schema) && is_text(&right, schema) => {
                 self.call(Kind::Contains, vec![self.as_jsonb(right), self.as_jsonb(left)])
             }
+            BinaryOperator::StringConcat if is_jsonb(&left, schema) || is_jsonb(&right, schema) => {
+                self.call(Kind::Concat, vec![self.as_jsonb(left), self.as_jsonb(right)])
+            }
+            BinaryOperator::Minus if is_jsonb(&left, schema) => self.call(Kind::Delete, vec![left, right]),
             BinaryOperator::Eq | BinaryOperator::NotEq if is_jsonb(&left, schema) || is_jsonb(&right, schema) => {
                 let (left, right) = (self.as_jsonb(left), self.as_jsonb(right));
                 return Ok(PlannerResult::Original(RawBinaryExpr { op, left, right }));
@@ -135,79 +139,7 @@ fn is_jsonb(expr: &Expr, schema: &DFSchema) -> bool {
 fn text_array(expr: Expr) -> DfResult<Expr> {
     let Expr::Literal(value, _) = &expr else { return Ok(expr) };
     let Some(text) = string_literal(value) else { return Ok(expr) };
-    let elements = array_literal(text).map_err(|why| {
-        Error::InvalidTextRepresentation(format!("malformed array literal: \"{text}\" ({why})")).into_datafusion()
-    })?;
+    let elements = crate::pg_array::parse(text).map_err(Error::into_datafusion)?;
     let values: Vec<ScalarValue> = elements.into_iter().map(ScalarValue::Utf8).collect();
     Ok(Expr::Literal(ScalarValue::List(ScalarValue::new_list_nullable(&values, &DataType::Utf8)), None))
-}
-
-/// The elements of a one-dimensional PostgreSQL array literal: `{a, "b c", NULL}`.
-fn array_literal(text: &str) -> Result<Vec<Option<String>>, &'static str> {
-    let inner = text
-        .trim()
-        .strip_prefix('{')
-        .and_then(|t| t.strip_suffix('}'))
-        .ok_or("Array value must start with \"{\" and end with \"}\".")?;
-    let mut elements = Vec::new();
-    if inner.trim().is_empty() {
-        return Ok(elements);
-    }
-    let mut chars = inner.chars().peekable();
-    loop {
-        while chars.next_if(|c| c.is_whitespace()).is_some() {}
-        let mut element = String::new();
-        let quoted = chars.next_if_eq(&'"').is_some();
-        if quoted {
-            loop {
-                match chars.next() {
-                    Some('"') => break,
-                    Some('\\') => element.push(chars.next().ok_or("Unexpected end of input.")?),
-                    Some(c) => element.push(c),
-                    None => return Err("Unexpected end of input."),
-                }
-            }
-            while chars.next_if(|c| c.is_whitespace()).is_some() {}
-        } else {
-            while let Some(c) = chars.next_if(|c| *c != ',') {
-                match c {
-                    '{' | '}' | '"' => return Err("Unexpected array element."),
-                    '\\' => element.push(chars.next().ok_or("Unexpected end of input.")?),
-                    c => element.push(c),
-                }
-            }
-            element.truncate(element.trim_end().len());
-            if element.is_empty() {
-                return Err("Unexpected \",\" character.");
-            }
-        }
-        let is_null = !quoted && element.eq_ignore_ascii_case("null");
-        elements.push((!is_null).then_some(element));
-        match chars.next() {
-            Some(',') => continue,
-            None => return Ok(elements),
-            Some(_) => return Err("Unexpected array element."),
-        }
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::array_literal;
-
-    #[test]
-    fn reads_postgresql_array_literals() {
-        let some = |s: &str| Some(s.to_string());
-        assert_eq!(array_literal("{a,b}").unwrap(), vec![some("a"), some("b")]);
-        assert_eq!(
-            array_literal("{ a , \"b c\", NULL, \"NULL\" }").unwrap(),
-            vec![some("a"), some("b c"), None, some("NULL")]
-        );
-        assert_eq!(array_literal("{\"x\\\"y\"}").unwrap(), vec![some("x\"y")]);
-        assert_eq!(array_literal("{}").unwrap(), vec![]);
-        assert_eq!(array_literal("{a\\,b}").unwrap(), vec![some("a,b")]);
-        for bad in ["a,b", "{a,,b}", "{a", "{\"a}", "{{a}}"] {
-            assert!(array_literal(bad).is_err(), "{bad}");
-        }
-    }
 }

@@ -178,6 +178,62 @@ impl Json {
         })
     }
 
+    /// `self || other`: two objects merged (`other`'s value of a key both
+    /// have wins), else both as arrays (a scalar or an object as an array
+    /// of itself) concatenated, as PostgreSQL's `jsonb || jsonb` is.
+    pub fn concat(self, other: Json) -> Json {
+        match (self, other) {
+            (Json::Object(mut mine), Json::Object(theirs)) => {
+                mine.extend(theirs);
+                Json::object(mine)
+            }
+            (mine, theirs) => {
+                let as_items = |value: Json| match value {
+                    Json::Array(items) => items,
+                    other => vec![other],
+                };
+                let mut items = as_items(mine);
+                items.extend(as_items(theirs));
+                Json::Array(items)
+            }
+        }
+    }
+
+    /// `self - key`: an object without the key, an array without its
+    /// string elements equal to it; a scalar has nothing to delete.
+    pub fn without_keys(self, keys: &[&str]) -> Result<Json, &'static str> {
+        match self {
+            Json::Object(entries) => {
+                Ok(Json::Object(entries.into_iter().filter(|(k, _)| !keys.contains(&k.as_str())).collect()))
+            }
+            Json::Array(items) => Ok(Json::Array(
+                items
+                    .into_iter()
+                    .filter(|item| !matches!(item, Json::String(s) if keys.contains(&s.as_str())))
+                    .collect(),
+            )),
+            _ => Err("cannot delete from scalar"),
+        }
+    }
+
+    /// `self - index`: an array without the element at the index
+    /// (negative from the end; out of range, the array as it is).
+    pub fn without_index(self, index: i64) -> Result<Json, &'static str> {
+        match self {
+            Json::Array(mut items) => {
+                let at = if index < 0 { items.len() as i64 + index } else { index };
+                if let Ok(at) = usize::try_from(at)
+                    && at < items.len()
+                {
+                    items.remove(at);
+                }
+                Ok(Json::Array(items))
+            }
+            Json::Object(_) => Err("cannot delete from object using integer index"),
+            _ => Err("cannot delete from scalar"),
+        }
+    }
+
     /// The value as `->>` gives it: a string without its quotes, SQL NULL
     /// for JSON null, any other value as JSON text.
     pub fn as_text(&self) -> Option<String> {
