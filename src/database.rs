@@ -81,6 +81,14 @@ impl Database {
         // that is NUMERIC, not the BIGINT planned, and the optimizer refuses
         // the changed schema.
         context.remove_optimizer_rule("single_distinct_aggregation_to_group_by");
+        // Array operators first: DataFusion's would read `tags || '{b}'`'s text as one element.
+        let mut planners: Vec<Arc<dyn datafusion::logical_expr::planner::ExprPlanner>> =
+            vec![Arc::new(crate::query::pg_array_operators::ArrayOperators)];
+        planners.extend(context.state().expr_planners().iter().cloned());
+        let state = datafusion::execution::SessionStateBuilder::new_from_existing(context.state())
+            .with_expr_planners(planners)
+            .build();
+        let context = SessionContext::new_with_state(state);
         context.add_analyzer_rule(Arc::new(crate::query::text_casts::PostgresTextCasts));
         context.add_analyzer_rule(Arc::new(crate::query::pg_arithmetic::PostgresArithmetic));
         let changes = crate::query::changes::ChangesFunction { log: log.clone() };

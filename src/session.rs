@@ -20,6 +20,7 @@ mod cursor;
 mod insert;
 mod read_only;
 pub mod subscribe;
+pub mod time_zone;
 mod view;
 
 pub use subscribe::Subscription;
@@ -319,7 +320,14 @@ impl Session {
                 Ok(Outcome::TransactionEnded { tag: "ROLLBACK" })
             }
             Command::Set { name, value } => {
-                self.settings.insert(canonical_setting(&name), value);
+                let name = canonical_setting(&name);
+                let value = match name.as_str() {
+                    "timezone" => time_zone::setting(&value).ok_or_else(|| {
+                        Error::InvalidParameterValue(format!("invalid value for parameter \"TimeZone\": \"{value}\""))
+                    })?,
+                    _ => value,
+                };
+                self.settings.insert(name, value);
                 Ok(done("SET"))
             }
             Command::Reset { name } if name == "all" => {
@@ -408,7 +416,11 @@ impl Session {
             let value = crate::query::defaults::default_value(column)?;
             if !value.is_null() {
                 let array = value.to_array().map_err(Error::from_datafusion)?;
-                column.missing = Some(datafusion::arrow::util::display::array_value_to_string(&array, 0)?);
+                // An array as PostgreSQL's array text, which `missing_array` reads back.
+                column.missing = Some(match crate::pg_text::as_text(&array)? {
+                    Some(text) if matches!(column.sql_type, SqlType::Array(_)) => text.value(0).to_string(),
+                    _ => datafusion::arrow::util::display::array_value_to_string(&array, 0)?,
+                });
             }
         }
         let def = self.db.log.relation(relation);
@@ -494,6 +506,11 @@ impl Session {
             StatementScope { read_offset: view.offset, tables: view.tables, transaction: self.transaction.clone() };
         state.config_mut().set_extension(Arc::new(scope));
         Ok((state, statement))
+    }
+
+    /// The session's TimeZone as Arrow reads it (`+00:00` for UTC).
+    pub fn time_zone(&self) -> &str {
+        time_zone::arrow_zone(self.settings.get("timezone").map_or(time_zone::DEFAULT_ZONE, String::as_str))
     }
 
     /// `VERSION AS OF offset` stops before a commit that continues past `offset`.

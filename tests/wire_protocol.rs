@@ -961,4 +961,31 @@ async fn arrays_round_trip_in_text_and_binary_and_survive_kill_9() {
         assert_eq!(error.code(), Some(&state), "{sql}: {error:?}");
     }
     assert_eq!(common::text_rows(&client, "SELECT count(*) FROM posts").await, ["4"]);
+
+    // Element types arrow-pg does not read as parameters, a NULL array, and
+    // NUMERIC elements past rust_decimal's 28 digits sent back in binary
+    // (the server panicked on them).
+    client
+        .batch_execute("CREATE TABLE typed_arrays (id INT PRIMARY KEY, ts TIMESTAMPTZ[], n NUMERIC(38,0)[], d DATE[])")
+        .await
+        .unwrap();
+    let at: DateTime<Utc> = NaiveDate::from_ymd_opt(2026, 11, 24).unwrap().and_hms_opt(12, 0, 0).unwrap().and_utc();
+    let date = NaiveDate::from_ymd_opt(2026, 1, 2).unwrap();
+    client
+        .execute("INSERT INTO typed_arrays (id, ts, d) VALUES ($1, $2, $3)", &[&1i32, &vec![at], &vec![date]])
+        .await
+        .unwrap();
+    let none: Option<Vec<DateTime<Utc>>> = None;
+    client.execute("INSERT INTO typed_arrays (id, ts) VALUES ($1, $2)", &[&2i32, &none]).await.unwrap();
+    client
+        .batch_execute("UPDATE typed_arrays SET n = '{12345678901234567890123456789012345678,-1}' WHERE id = 1")
+        .await
+        .unwrap();
+    let rows = client.query("SELECT ts, d, n FROM typed_arrays ORDER BY id", &[]).await.unwrap();
+    assert_eq!(rows[0].get::<_, Vec<DateTime<Utc>>>(0), [at]);
+    assert_eq!(rows[0].get::<_, Vec<NaiveDate>>(1), [date]);
+    assert_eq!(rows[1].get::<_, Option<Vec<DateTime<Utc>>>>(0), None);
+    assert_eq!(rows[0].columns()[2].type_(), &Type::NUMERIC_ARRAY);
+    let numbers = client.query_one("SELECT n::text FROM typed_arrays WHERE id = 1", &[]).await.unwrap();
+    assert_eq!(numbers.get::<_, String>(0), "{12345678901234567890123456789012345678,-1}");
 }

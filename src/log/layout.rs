@@ -73,9 +73,16 @@ pub fn missing_array(column: &ColumnDef, rows: usize) -> Result<ArrayRef> {
     match &column.missing {
         None => Ok(new_null_array(&data_type, rows)),
         Some(text) => {
-            let value = ScalarValue::Utf8(Some(text.clone()))
-                .cast_to(&data_type)
-                .map_err(|e| super::Error::Decode(format!("missing value of column {}: {e}", column.name)))?;
+            let failed = |e: String| super::Error::Decode(format!("missing value of column {}: {e}", column.name));
+            let value = match &column.sql_type {
+                crate::catalog::SqlType::Array(element) => {
+                    let texts = datafusion::arrow::array::StringArray::from(vec![text.as_str()]);
+                    let array =
+                        crate::pg_array::parse_column(&texts, element).map_err(|(_, e)| failed(e.to_string()))?;
+                    ScalarValue::try_from_array(&array, 0).map_err(|e| failed(e.to_string()))?
+                }
+                _ => ScalarValue::Utf8(Some(text.clone())).cast_to(&data_type).map_err(|e| failed(e.to_string()))?,
+            };
             Ok(value.to_array_of_size(rows).map_err(|e| super::Error::Decode(e.to_string()))?)
         }
     }

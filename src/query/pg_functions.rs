@@ -39,7 +39,8 @@ pub fn standalone() -> Vec<ScalarUDF> {
     vec![
         super::pg_to_char::to_char(),
         super::pg_age::age(),
-        super::pg_array_length::array_length(),
+        super::pg_array_functions::array_length(),
+        super::pg_array_functions::array_remove(),
         // PostgreSQL's name for a random (version 4) UUID, as text.
         datafusion::functions::string::uuid().as_ref().clone().with_aliases(["gen_random_uuid"]),
     ]

@@ -28,6 +28,43 @@ pub fn numeric_binary(column: &ArrayRef, scale: i8) -> ArrayRef {
     Arc::new(binary)
 }
 
+/// An array's binary form (as `array_send` writes it) per list, its
+/// elements' binary forms taken from `elements` (a BinaryArray over the
+/// lists' values, in order).
+pub fn array_binary(lists: &datafusion::arrow::array::ListArray, element_oid: u32, elements: &ArrayRef) -> ArrayRef {
+    let elements = elements.as_binary::<i32>();
+    let offsets = lists.value_offsets();
+    let binary: BinaryArray = (0..lists.len())
+        .map(|row| {
+            lists.is_valid(row).then(|| {
+                let range = offsets[row] as usize..offsets[row + 1] as usize;
+                let has_nulls = range.clone().any(|i| elements.is_null(i));
+                let mut bytes = Vec::new();
+                // An empty array has no dimensions.
+                bytes.extend_from_slice(&i32::from(!range.is_empty()).to_be_bytes());
+                bytes.extend_from_slice(&i32::from(has_nulls).to_be_bytes());
+                bytes.extend_from_slice(&element_oid.to_be_bytes());
+                if !range.is_empty() {
+                    bytes.extend_from_slice(&(range.len() as i32).to_be_bytes());
+                    bytes.extend_from_slice(&1i32.to_be_bytes());
+                }
+                for i in range {
+                    match elements.is_valid(i) {
+                        true => {
+                            let value = elements.value(i);
+                            bytes.extend_from_slice(&(value.len() as i32).to_be_bytes());
+                            bytes.extend_from_slice(value);
+                        }
+                        false => bytes.extend_from_slice(&(-1i32).to_be_bytes()),
+                    }
+                }
+                bytes
+            })
+        })
+        .collect();
+    Arc::new(binary)
+}
+
 /// INTERVAL's binary form: microseconds, days, months. arrow-pg wrote a NULL
 /// interval as a value (asyncpg failed on the whole result).
 pub fn interval_binary(column: &ArrayRef) -> ArrayRef {

@@ -27,9 +27,15 @@ use crate::error::Error;
 pub fn deserialize<S: Default + Clone>(portal: &Portal<S>, types: &[Option<&DataType>]) -> PgWireResult<ParamValues> {
     let mut exact: Vec<(usize, ScalarValue)> = Vec::new();
     for (index, bytes) in portal.parameters.iter().enumerate() {
-        let Some(bytes) = bytes.as_deref() else { continue };
         let hinted = portal.statement.parameter_types.get(index).cloned().flatten();
         let planned = types.get(index).copied().flatten();
+        let Some(bytes) = bytes.as_deref() else {
+            // A NULL array: arrow-pg knows few array types, even for NULL.
+            if let Some(list @ DataType::List(_)) = planned {
+                exact.push((index, ScalarValue::try_from(list).map_err(|e| to_pgwire(Error::from_datafusion(e)))?));
+            }
+            continue;
+        };
         let binary = portal.parameter_format.is_binary(index);
         let value = match (&hinted, planned) {
             (Some(hint), _) if *hint == Type::JSON || *hint == Type::JSONB => {
@@ -83,7 +89,15 @@ pub fn deserialize<S: Default + Clone>(portal: &Portal<S>, types: &[Option<&Data
         }
     }
     others.statement = Arc::new(statement);
-    let mut params = deserialize_parameters(&others, types)?;
+    // Typed as text for arrow-pg, which would still refuse a type it does
+    // not know (and leaves out a NULL of no type: the values would shift).
+    let mut others_types = types.to_vec();
+    for (index, _) in &exact {
+        if let Some(planned) = others_types.get_mut(*index) {
+            *planned = Some(&DataType::Utf8);
+        }
+    }
+    let mut params = deserialize_parameters(&others, &others_types)?;
     let ParamValues::List(values) = &mut params else { return Ok(params) };
     for (index, value) in exact {
         values[index].value = value;

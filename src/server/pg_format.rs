@@ -7,13 +7,13 @@
 
 use std::sync::Arc;
 
-use datafusion::arrow::array::{ArrayRef, RecordBatch};
+use datafusion::arrow::array::{ArrayRef, AsArray, RecordBatch};
 use datafusion::arrow::datatypes::{DataType, Field, IntervalUnit, Schema};
 use datafusion::arrow::error::ArrowError;
 use pgwire::api::portal::Format;
 use pgwire::api::results::FieldFormat;
 
-use super::binary_values::{interval_binary, jsonb_binary, numeric_binary};
+use super::binary_values::{array_binary, interval_binary, jsonb_binary, numeric_binary};
 use crate::pg_text::as_text;
 
 /// `batch` with its text-format float, timestamp, interval and decimal
@@ -39,6 +39,26 @@ pub fn postgres_text(batch: RecordBatch, format: &Format, jsonb: &[bool]) -> Res
         };
         let text = match format.format_for(index) {
             FieldFormat::Text => as_text(column)?,
+            // NUMERIC and INTERVAL elements of an array in binary: arrow-pg
+            // writes decimals through rust_decimal (it panicked past 28 digits).
+            FieldFormat::Binary if custom_binary_elements(column.data_type()).is_some() => {
+                let lists = datafusion::arrow::compute::cast(column, &DataType::new_list(element_type(column), true))?;
+                let lists = lists.as_list::<i32>();
+                let (oid, elements) = match lists.values().data_type() {
+                    DataType::Decimal128(_, scale) => (NUMERIC_OID, numeric_binary(lists.values(), *scale)),
+                    _ => (
+                        INTERVAL_OID,
+                        interval_binary(&datafusion::arrow::compute::cast(
+                            lists.values(),
+                            &DataType::Interval(IntervalUnit::MonthDayNano),
+                        )?),
+                    ),
+                };
+                changed = true;
+                fields.push(Field::new(field.name(), DataType::Binary, true));
+                columns.push(array_binary(lists, oid, &elements));
+                continue;
+            }
             FieldFormat::Binary
                 if jsonb.get(index) == Some(&true)
                     || matches!(column.data_type(), DataType::Decimal128(..) | DataType::Interval(_)) =>
@@ -75,4 +95,22 @@ pub fn postgres_text(batch: RecordBatch, format: &Format, jsonb: &[bool]) -> Res
         return Ok(batch);
     }
     RecordBatch::try_new(Arc::new(Schema::new(fields)), columns)
+}
+
+/// PostgreSQL's oids of the element types written here rather than by arrow-pg.
+const NUMERIC_OID: u32 = 1700;
+const INTERVAL_OID: u32 = 1186;
+
+/// The element type of a list whose binary form is written here.
+fn custom_binary_elements(data_type: &DataType) -> Option<&DataType> {
+    match data_type {
+        DataType::List(f) | DataType::LargeList(f) | DataType::FixedSizeList(f, _) | DataType::ListView(f) => {
+            matches!(f.data_type(), DataType::Decimal128(..) | DataType::Interval(_)).then(|| f.data_type())
+        }
+        _ => None,
+    }
+}
+
+fn element_type(column: &ArrayRef) -> DataType {
+    custom_binary_elements(column.data_type()).cloned().unwrap_or(DataType::Null)
 }

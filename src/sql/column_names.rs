@@ -115,6 +115,9 @@ fn figured_name(expr: &Expr) -> Option<(String, u8)> {
         Expr::CompoundIdentifier(idents) => idents.last().map(|i| (folded(i), 2)),
         Expr::Function(function) => function.name.0.last().and_then(|p| p.as_ident()).map(|i| (folded(i), 2)),
         Expr::Nested(inner) => figured_name(inner),
+        // `tags[1]` is named after `tags`; `ARRAY[…]` is `array`.
+        Expr::CompoundFieldAccess { root, .. } => figured_name(root),
+        Expr::Array(_) => Some(("array".into(), 2)),
         Expr::Cast { expr, data_type, .. } => match figured_name(expr) {
             Some((name, 2)) => Some((name, 2)),
             _ => Some((postgres_type_name(data_type), 1)),
@@ -139,16 +142,25 @@ fn figured_name(expr: &Expr) -> Option<(String, u8)> {
 /// The internal type name PostgreSQL gives a cast literal's column (`int8`, `text`).
 fn postgres_type_name(data_type: &DataType) -> String {
     match crate::sql::ddl::sql_type(data_type) {
-        Ok(SqlType::Boolean) => "bool".into(),
-        Ok(SqlType::SmallInt) => "int2".into(),
-        Ok(SqlType::Int) => "int4".into(),
-        Ok(SqlType::BigInt) => "int8".into(),
-        Ok(SqlType::Real) => "float4".into(),
-        Ok(SqlType::Double) => "float8".into(),
-        Ok(SqlType::Numeric { .. }) => "numeric".into(),
-        Ok(SqlType::Varchar { .. }) => "varchar".into(),
-        Ok(SqlType::TimestampTz) => "timestamptz".into(),
-        Ok(other) => other.sql_name(),
+        Ok(sql_type) => internal_type_name(&sql_type),
         Err(_) => data_type.to_string().to_lowercase(),
+    }
+}
+
+/// PostgreSQL's internal name of a type; an array's is its element's
+/// (`'{}'::int[]` is named `int4`).
+fn internal_type_name(sql_type: &SqlType) -> String {
+    match sql_type {
+        SqlType::Boolean => "bool".into(),
+        SqlType::SmallInt => "int2".into(),
+        SqlType::Int => "int4".into(),
+        SqlType::BigInt => "int8".into(),
+        SqlType::Real => "float4".into(),
+        SqlType::Double => "float8".into(),
+        SqlType::Numeric { .. } => "numeric".into(),
+        SqlType::Varchar { .. } => "varchar".into(),
+        SqlType::TimestampTz => "timestamptz".into(),
+        SqlType::Array(element) => internal_type_name(element),
+        other => other.sql_name(),
     }
 }
