@@ -62,7 +62,18 @@ impl Database {
         session_config.options_mut().execution.time_zone = Some(crate::catalog::UTC.into());
         // `1.5` is NUMERIC, as in PostgreSQL (DataFusion reads DOUBLE).
         session_config.options_mut().sql_parser.parse_float_as_decimal = true;
-        let mut context = SessionContext::new_with_config(session_config);
+        // Array operators before DataFusion's, which would read `tags ||
+        // '{b}'`'s text as one element. Set before anything is registered:
+        // rebuilding a state registers its functions again, in no set order
+        // (an overridden function could come back).
+        let mut planners: Vec<Arc<dyn datafusion::logical_expr::planner::ExprPlanner>> =
+            vec![Arc::new(crate::query::pg_array_operators::ArrayOperators)];
+        let defaults = SessionContext::new_with_config(session_config).state();
+        planners.extend(defaults.expr_planners().iter().cloned());
+        let state = datafusion::execution::SessionStateBuilder::new_from_existing(defaults)
+            .with_expr_planners(planners)
+            .build();
+        let mut context = SessionContext::new_with_state(state);
         let activity = crate::query::Activity::default();
         register_catalog_in(&context, CATALOG_NAME, &log, &activity)?;
         setup_pg_catalog(&context, CATALOG_NAME, EmptyContextProvider).map_err(|e| Error::DataFusion(*e))?;
@@ -81,14 +92,6 @@ impl Database {
         // that is NUMERIC, not the BIGINT planned, and the optimizer refuses
         // the changed schema.
         context.remove_optimizer_rule("single_distinct_aggregation_to_group_by");
-        // Array operators first: DataFusion's would read `tags || '{b}'`'s text as one element.
-        let mut planners: Vec<Arc<dyn datafusion::logical_expr::planner::ExprPlanner>> =
-            vec![Arc::new(crate::query::pg_array_operators::ArrayOperators)];
-        planners.extend(context.state().expr_planners().iter().cloned());
-        let state = datafusion::execution::SessionStateBuilder::new_from_existing(context.state())
-            .with_expr_planners(planners)
-            .build();
-        let context = SessionContext::new_with_state(state);
         context.add_analyzer_rule(Arc::new(crate::query::text_casts::PostgresTextCasts));
         context.add_analyzer_rule(Arc::new(crate::query::pg_arithmetic::PostgresArithmetic));
         let changes = crate::query::changes::ChangesFunction { log: log.clone() };
