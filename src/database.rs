@@ -62,18 +62,7 @@ impl Database {
         session_config.options_mut().execution.time_zone = Some(crate::catalog::UTC.into());
         // `1.5` is NUMERIC, as in PostgreSQL (DataFusion reads DOUBLE).
         session_config.options_mut().sql_parser.parse_float_as_decimal = true;
-        // Array operators before DataFusion's, which would read `tags ||
-        // '{b}'`'s text as one element. Set before anything is registered:
-        // rebuilding a state registers its functions again, in no set order
-        // (an overridden function could come back).
-        let mut planners: Vec<Arc<dyn datafusion::logical_expr::planner::ExprPlanner>> =
-            vec![Arc::new(crate::query::pg_array_operators::ArrayOperators)];
-        let defaults = SessionContext::new_with_config(session_config).state();
-        planners.extend(defaults.expr_planners().iter().cloned());
-        let state = datafusion::execution::SessionStateBuilder::new_from_existing(defaults)
-            .with_expr_planners(planners)
-            .build();
-        let mut context = SessionContext::new_with_state(state);
+        let mut context = array_operators_first(session_config);
         let activity = crate::query::Activity::default();
         register_catalog_in(&context, CATALOG_NAME, &log, &activity)?;
         setup_pg_catalog(&context, CATALOG_NAME, EmptyContextProvider).map_err(|e| Error::DataFusion(*e))?;
@@ -235,4 +224,33 @@ fn register_catalog_in(
     catalog.register_schema(crate::query::SYSTEM_SCHEMA, Arc::new(system))?;
     context.register_catalog(name, Arc::new(catalog));
     Ok(())
+}
+
+/// A context whose array operators are planned before DataFusion's, which
+/// would read `tags || '{b}'`'s text as one element. Made before anything
+/// is registered: rebuilding a state registers its functions again, in no
+/// set order (a function overridden by name could come back under an alias).
+fn array_operators_first(config: SessionConfig) -> SessionContext {
+    let defaults = SessionContext::new_with_config(config).state();
+    let mut planners: Vec<Arc<dyn datafusion::logical_expr::planner::ExprPlanner>> =
+        vec![Arc::new(crate::query::pg_array_operators::ArrayOperators)];
+    planners.extend(defaults.expr_planners().iter().cloned());
+    let state = datafusion::execution::SessionStateBuilder::new_from_existing(defaults).with_expr_planners(planners).build();
+    SessionContext::new_with_state(state)
+}
+
+#[cfg(test)]
+mod tests {
+    use datafusion::prelude::{SessionConfig, SessionContext};
+
+    #[test]
+    fn rebuilding_keeps_every_function_under_its_names() {
+        let defaults = SessionContext::new_with_config(SessionConfig::new()).state();
+        let rebuilt = super::array_operators_first(SessionConfig::new()).state();
+        for (name, function) in defaults.scalar_functions() {
+            let again = rebuilt.scalar_functions().get(name).map(|f| f.name().to_string());
+            assert_eq!(again.as_deref(), Some(function.name()), "{name}");
+        }
+        assert_eq!(rebuilt.expr_planners().len(), defaults.expr_planners().len() + 1);
+    }
 }
