@@ -235,7 +235,8 @@ fn array_operators_first(config: SessionConfig) -> SessionContext {
     let mut planners: Vec<Arc<dyn datafusion::logical_expr::planner::ExprPlanner>> =
         vec![Arc::new(crate::query::pg_array_operators::ArrayOperators)];
     planners.extend(defaults.expr_planners().iter().cloned());
-    let state = datafusion::execution::SessionStateBuilder::new_from_existing(defaults).with_expr_planners(planners).build();
+    let state =
+        datafusion::execution::SessionStateBuilder::new_from_existing(defaults).with_expr_planners(planners).build();
     SessionContext::new_with_state(state)
 }
 

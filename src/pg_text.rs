@@ -101,10 +101,22 @@ pub fn as_text(column: &ArrayRef) -> Result<Option<StringArray>, ArrowError> {
                 .map(|v| v.map(|v| interval(v.months, v.days, v.nanoseconds)))
                 .collect(),
         ),
-        DataType::Timestamp(_, zone) => {
-            let micros = datafusion::arrow::compute::cast(column, &DataType::Timestamp(TimeUnit::Microsecond, None))?;
+        DataType::Timestamp(unit, zone) => {
+            // The instants (a cast to a zoneless type would move them to local time).
+            let micros = match unit {
+                TimeUnit::Microsecond => column.clone(),
+                _ => {
+                    datafusion::arrow::compute::cast(column, &DataType::Timestamp(TimeUnit::Microsecond, zone.clone()))?
+                }
+            };
             let micros = micros.as_primitive::<TimestampMicrosecondType>();
-            Some(micros.iter().map(|v| v.map(|v| timestamp(v, zone.is_some()))).collect())
+            Some(match zone.as_deref() {
+                Some(zone) if !crate::session::time_zone::is_utc(zone) => micros
+                    .iter()
+                    .map(|v| v.map(|v| timestamp_at(v, crate::session::time_zone::offset_at(zone, v))))
+                    .collect(),
+                _ => micros.iter().map(|v| v.map(|v| timestamp(v, zone.is_some()))).collect(),
+            })
         }
         // Arrow's text is PostgreSQL's for all 38 digits; arrow-pg writes a
         // decimal through rust_decimal, which holds 28 (a larger one took
@@ -216,6 +228,22 @@ pub fn timestamp(micros: i64, with_zone: bool) -> String {
     }
     if with_zone {
         text.push_str("+00");
+    }
+    text
+}
+
+/// A TIMESTAMPTZ as PostgreSQL prints it in a zone `offset` seconds east
+/// of UTC: the local time, then the offset (`+01`, `+05:30`, `-03:30`).
+pub fn timestamp_at(micros: i64, offset: i32) -> String {
+    let mut text = timestamp(micros + offset as i64 * 1_000_000, false);
+    let sign = if offset < 0 { '-' } else { '+' };
+    let (hours, minutes, seconds) = (offset.abs() / 3600, offset.abs() / 60 % 60, offset.abs() % 60);
+    text.push_str(&format!("{sign}{hours:02}"));
+    if minutes != 0 || seconds != 0 {
+        text.push_str(&format!(":{minutes:02}"));
+    }
+    if seconds != 0 {
+        text.push_str(&format!(":{seconds:02}"));
     }
     text
 }

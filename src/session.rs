@@ -178,7 +178,7 @@ impl Session {
 
     /// Runs one command. A failure inside a transaction block marks it failed.
     pub async fn execute(&mut self, command: Command, params: Option<&ParamValues>) -> Result<Outcome> {
-        let result = self.execute_inner(command, params).await;
+        let result = self.execute_inner(command, params).await.map(|outcome| self.in_time_zone(outcome));
         if result.is_err()
             && let Some(transaction) = &self.transaction
         {
@@ -238,14 +238,15 @@ impl Session {
             }
             Command::Subscribe(spec) => {
                 self.refuse_in_transaction("SUBSCRIBE")?;
-                let session = Session::new(self.db.clone());
+                let session = self.with_time_zone(Session::new(self.db.clone()));
                 Ok(Outcome::Subscribe(Box::new(Subscription::start(session, &spec, None)?)))
             }
             Command::DeclareCursor { cursor, spec } => {
                 if self.cursors.contains_key(&cursor) {
                     return Err(Error::DuplicateCursor(cursor));
                 }
-                let subscription = Subscription::start(Session::new(self.db.clone()), &spec, Some(&cursor))?;
+                let subscription =
+                    Subscription::start(self.with_time_zone(Session::new(self.db.clone())), &spec, Some(&cursor))?;
                 self.cursors
                     .insert(cursor, cursor::Cursor::Subscription(Box::new(subscribe::Cursor::new(subscription))));
                 Ok(done("DECLARE CURSOR"))
@@ -343,7 +344,8 @@ impl Session {
                 Ok(done("RESET"))
             }
             Command::Show { name } => self.show(&name),
-            Command::CopyFrom { relation, columns, options } => {
+            Command::CopyFrom { relation, columns, mut options } => {
+                options.time_zone = self.time_zone().to_string();
                 let def = self.db.log.relation(&relation).ok_or(Error::UndefinedRelation(relation))?;
                 refuse_view_write(&def)?;
                 let targets = if columns.is_empty() {
@@ -502,10 +504,63 @@ impl Session {
         let mut state = self.db.base_state.clone();
         // now() is the statement's start, not the server's.
         state.mark_start_execution();
+        // A TIMESTAMPTZ written without an offset is a time in the session's zone.
+        state.config_mut().options_mut().execution.time_zone = Some(self.time_zone().to_string());
         let scope =
             StatementScope { read_offset: view.offset, tables: view.tables, transaction: self.transaction.clone() };
         state.config_mut().set_extension(Arc::new(scope));
         Ok((state, statement))
+    }
+
+    /// Rows with their TIMESTAMPTZ columns in the session's zone, so they
+    /// print as times there (`2026-11-24 13:00:00+01`).
+    fn in_time_zone(&self, outcome: Outcome) -> Outcome {
+        let zone = self.time_zone();
+        if time_zone::is_utc(zone) {
+            return outcome;
+        }
+        let zoned = |schema: &SchemaRef, stream: SendableRecordBatchStream| {
+            let shown = time_zone::schema_in(schema, zone);
+            let target = shown.clone();
+            let stream = stream.map(move |batch| {
+                batch.and_then(|b| time_zone::batch_in(b, &target).map_err(datafusion::error::DataFusionError::from))
+            });
+            let stream: SendableRecordBatchStream = Box::pin(RecordBatchStreamAdapter::new(shown.clone(), stream));
+            (shown, stream)
+        };
+        match outcome {
+            Outcome::Rows { schema, stream } => {
+                let (schema, stream) = zoned(&schema, stream);
+                Outcome::Rows { schema, stream }
+            }
+            Outcome::CopyOut { schema, stream, options } => {
+                let (schema, stream) = zoned(&schema, stream);
+                Outcome::CopyOut { schema, stream, options }
+            }
+            Outcome::Returned { tag, schema, batches } => {
+                let shown = time_zone::schema_in(&schema, zone);
+                match batches.into_iter().map(|b| time_zone::batch_in(b, &shown)).collect::<Result<Vec<_>, _>>() {
+                    Ok(batches) => Outcome::Returned { tag, schema: shown, batches },
+                    Err(_) => unreachable!("a change of zone casts"),
+                }
+            }
+            other => other,
+        }
+    }
+
+    /// Sets the zone if `zone` names one (a startup parameter); false if not.
+    pub fn set_time_zone(&mut self, zone: &str) -> bool {
+        let Some(zone) = time_zone::setting(zone) else { return false };
+        self.settings.insert("timezone".into(), zone);
+        true
+    }
+
+    /// `session` (a subscription's own) in this session's zone.
+    fn with_time_zone(&self, mut session: Session) -> Session {
+        if let Some(zone) = self.settings.get("timezone") {
+            session.settings.insert("timezone".into(), zone.clone());
+        }
+        session
     }
 
     /// The session's TimeZone as Arrow reads it (`+00:00` for UTC).
@@ -536,7 +591,7 @@ impl Session {
                 let relation = crate::sql::parse::object_name(&insert.table.to_string());
                 let def = self.db.log.relation(&relation);
                 if let Some(def) = def
-                    && let Some(rows) = values_rows(&def, &insert, params)
+                    && let Some(rows) = values_rows(&def, &insert, params, self.time_zone())
                 {
                     let count = rows.num_rows();
                     self.write_rows(&def, rows).await?;
@@ -794,8 +849,10 @@ impl Session {
             .settings
             .get(&name)
             .ok_or_else(|| Error::InvalidParameterValue(format!("unrecognized configuration parameter \"{name}\"")))?;
+        // PostgreSQL's header spells the parameter as its documentation does.
+        let header = if name == "timezone" { "TimeZone".to_string() } else { name.clone() };
         Ok(rows_outcome(
-            Schema::new(vec![Field::new(name.clone(), DataType::Utf8, false)]),
+            Schema::new(vec![Field::new(header, DataType::Utf8, false)]),
             vec![Arc::new(StringArray::from(vec![value.as_str()]))],
         ))
     }

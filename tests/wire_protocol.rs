@@ -989,3 +989,40 @@ async fn arrays_round_trip_in_text_and_binary_and_survive_kill_9() {
     let numbers = client.query_one("SELECT n::text FROM typed_arrays WHERE id = 1", &[]).await.unwrap();
     assert_eq!(numbers.get::<_, String>(0), "{12345678901234567890123456789012345678,-1}");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_session_reads_and_prints_times_in_its_time_zone() {
+    let server = common::Server::start(&common::fresh_data_dir("wire-time-zone"));
+    // libpq's PGTZ and psycopg's `options` ask for a zone at startup.
+    let config = format!("{} options='-c TimeZone=Europe/Berlin'", server.connection_string());
+    let (client, connection) = tokio_postgres::connect(&config, tokio_postgres::NoTls).await.unwrap();
+    tokio::spawn(connection);
+    client.batch_execute("CREATE STREAM stamps (at TIMESTAMPTZ, note TEXT)").await.unwrap();
+    // COPY and a parameter sent as text read a time without an offset in the zone.
+    let sink = client.copy_in("COPY stamps FROM STDIN").await.unwrap();
+    futures::pin_mut!(sink);
+    sink.send(bytes::Bytes::from_static(b"2026-11-24 09:00\tcopied\n2026-11-24 09:00+00\tcopied utc\n")).await.unwrap();
+    sink.finish().await.unwrap();
+    let typed = client.prepare_typed("INSERT INTO stamps VALUES ($1, 'parameter')", &[Type::TEXT]).await.unwrap();
+    client.execute(&typed, &[&"2026-11-24 09:00"]).await.unwrap();
+    client.batch_execute("INSERT INTO stamps VALUES ('2026-11-24 09:00', 'literal')").await.unwrap();
+    let shown = common::text_rows(&client, "SELECT note, at FROM stamps ORDER BY note").await;
+    assert_eq!(
+        shown,
+        [
+            "copied|2026-11-24 09:00:00+01",
+            "copied utc|2026-11-24 10:00:00+01",
+            "literal|2026-11-24 09:00:00+01",
+            "parameter|2026-11-24 09:00:00+01"
+        ]
+    );
+    // The instants, in binary: 08:00 UTC.
+    let at: DateTime<Utc> = client.query_one("SELECT at FROM stamps WHERE note = 'literal'", &[]).await.unwrap().get(0);
+    assert_eq!(at, NaiveDate::from_ymd_opt(2026, 11, 24).unwrap().and_hms_opt(8, 0, 0).unwrap().and_utc());
+    // Another session, in UTC, sees the same instants.
+    let utc = server.client().await;
+    let shown = common::text_rows(&utc, "SELECT at FROM stamps WHERE note = 'literal'").await;
+    assert_eq!(shown, ["2026-11-24 08:00:00+00"]);
+    let error = utc.batch_execute("SET TIME ZONE 'Nowhere/Special'").await.unwrap_err();
+    assert_eq!(error.code(), Some(&SqlState::INVALID_PARAMETER_VALUE));
+}

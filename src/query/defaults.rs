@@ -88,7 +88,8 @@ pub fn physical_expr_at(
     // Coerced first, so the PostgreSQL rewrites see the final types, as
     // analyzer rules after DataFusion's coercion do in a query.
     let expr = simplifier.coerce(expr, schema).map_err(Error::from_datafusion)?;
-    let expr = crate::query::text_casts::postgres_text_casts(expr, schema).map_err(Error::from_datafusion)?;
+    let zone = state.config_options().execution.time_zone.clone().unwrap_or_else(|| crate::catalog::UTC.into());
+    let expr = crate::query::text_casts::postgres_text_casts(expr, schema, &zone).map_err(Error::from_datafusion)?;
     let expr = crate::query::pg_arithmetic::pg_arithmetic(expr, schema).map_err(Error::from_datafusion)?;
     let expr = simplifier.simplify(expr).map_err(Error::from_datafusion)?;
     state.create_physical_expr(expr, schema).map_err(Error::from_datafusion)

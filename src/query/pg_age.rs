@@ -65,7 +65,7 @@ impl ScalarUDFImpl for Age {
         let earlier = arrays[1].as_primitive::<TimestampMicrosecondType>();
         let mut out = Vec::with_capacity(rows);
         for row in 0..rows {
-            out.push(match (utc_time_at(later, row)?, utc_time_at(earlier, row)?) {
+            out.push(match (local_time_at(later, row)?, local_time_at(earlier, row)?) {
                 (Some(first), Some(second)) => Some(difference(&first, &second)),
                 _ => None,
             });
@@ -74,15 +74,18 @@ impl ScalarUDFImpl for Age {
     }
 }
 
-/// A TIMESTAMP (or TIMESTAMPTZ) value as its time in UTC, the session's zone.
-pub(super) fn utc_time_at(
+/// A TIMESTAMP value as its time, or a TIMESTAMPTZ as its time of day in
+/// the array's zone (the session's: see `text_casts`).
+pub(super) fn local_time_at(
     times: &datafusion::arrow::array::TimestampMicrosecondArray,
     row: usize,
 ) -> DfResult<Option<NaiveDateTime>> {
     if times.is_null(row) {
         return Ok(None);
     }
-    match chrono::DateTime::from_timestamp_micros(times.value(row)) {
+    let micros = times.value(row);
+    let offset = times.timezone().map_or(0, |zone| crate::session::time_zone::offset_at(zone, micros));
+    match chrono::DateTime::from_timestamp_micros(micros + offset as i64 * 1_000_000) {
         Some(t) => Ok(Some(t.naive_utc())),
         None => exec_err!("timestamp out of range"),
     }

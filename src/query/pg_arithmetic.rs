@@ -44,7 +44,7 @@ impl AnalyzerRule for PostgresArithmetic {
     }
 
     fn analyze(&self, plan: LogicalPlan, _: &ConfigOptions) -> DfResult<LogicalPlan> {
-        super::text_casts::rewrite_expressions(plan, rewrite)
+        super::text_casts::rewrite_expressions(plan, &rewrite)
     }
 }
 

@@ -64,7 +64,7 @@ impl ScalarUDFImpl for ToChar {
         let mut out = StringBuilder::with_capacity(rows, rows * 16);
         let mut parsed: Option<(String, Vec<Piece>)> = None;
         for row in 0..rows {
-            let Some(at) = super::pg_age::utc_time_at(values, row)? else {
+            let Some(at) = super::pg_age::local_time_at(values, row)? else {
                 out.append_null();
                 continue;
             };
@@ -82,7 +82,8 @@ impl ScalarUDFImpl for ToChar {
                 parsed = Some((template.to_string(), parse(template)));
             }
             let pieces = &parsed.as_ref().expect("parsed above").1;
-            out.append_value(format(pieces, &at, zoned));
+            let zone = zoned.then(|| zone_at(values.timezone(), values.value(row)));
+            out.append_value(format(pieces, &at, zone.as_ref()));
         }
         Ok(ColumnarValue::Array(Arc::new(out.finish()) as ArrayRef))
     }
@@ -350,13 +351,47 @@ const ROMAN_MONTHS: [&str; 12] = ["I", "II", "III", "IV", "V", "VI", "VII", "VII
 /// day 1 of the common era).
 const JULIAN_DAY_OF_CE_DAY_0: i64 = 1_721_425;
 
-fn format(pieces: &[Piece], at: &NaiveDateTime, zoned: bool) -> String {
+/// A TIMESTAMPTZ's zone at its instant: seconds east of UTC, and the
+/// zone's abbreviation (`CET`), or its offset where it has none.
+struct ZoneAt {
+    offset: i32,
+    name: String,
+}
+
+fn zone_at(zone: Option<&str>, micros: i64) -> ZoneAt {
+    let zone = zone.unwrap_or(crate::catalog::UTC);
+    let offset = crate::session::time_zone::offset_at(zone, micros);
+    if crate::session::time_zone::is_utc(zone) {
+        return ZoneAt { offset, name: "UTC".into() };
+    }
+    let named = zone.parse::<chrono_tz::Tz>().ok().and_then(|tz| {
+        use chrono::TimeZone;
+        use chrono_tz::OffsetName;
+        let utc = chrono::DateTime::from_timestamp_micros(micros)?.naive_utc();
+        tz.offset_from_utc_datetime(&utc).abbreviation().map(str::to_string)
+    });
+    let name = named.unwrap_or_else(|| {
+        let sign = if offset < 0 { '-' } else { '+' };
+        format!("{sign}{:02}{}", offset.abs() / 3600, minutes_part(offset))
+    });
+    ZoneAt { offset, name }
+}
+
+/// `:MM` of an offset with minutes, else nothing.
+fn minutes_part(offset: i32) -> String {
+    match offset.abs() / 60 % 60 {
+        0 => String::new(),
+        minutes => format!(":{minutes:02}"),
+    }
+}
+
+fn format(pieces: &[Piece], at: &NaiveDateTime, zone: Option<&ZoneAt>) -> String {
     let mut out = String::new();
     for piece in pieces {
         match piece {
             Piece::Text(text) => out.push_str(text),
             Piece::Pattern { pattern, fill_mode, ordinal } => {
-                let (text, number) = field(*pattern, at, zoned, *fill_mode);
+                let (text, number) = field(*pattern, at, zone, *fill_mode);
                 out.push_str(&text);
                 if let (Some(case), Some(number)) = (ordinal, number) {
                     let suffix = ordinal_suffix(number);
@@ -369,7 +404,7 @@ fn format(pieces: &[Piece], at: &NaiveDateTime, zoned: bool) -> String {
 }
 
 /// A pattern's text, and its number for an ordinal suffix.
-fn field(pattern: Pattern, at: &NaiveDateTime, zoned: bool, fill_mode: bool) -> (String, Option<i64>) {
+fn field(pattern: Pattern, at: &NaiveDateTime, zone: Option<&ZoneAt>, fill_mode: bool) -> (String, Option<i64>) {
     let padded = |value: i64, width: usize| {
         let text = if fill_mode { value.to_string() } else { format!("{value:0width$}") };
         (text, Some(value))
@@ -458,14 +493,26 @@ fn field(pattern: Pattern, at: &NaiveDateTime, zoned: bool, fill_mode: bool) -> 
         }
         Pattern::Quarter => padded((date.month0() as i64) / 3 + 1, 1),
         Pattern::JulianDay => padded(date.num_days_from_ce() as i64 + JULIAN_DAY_OF_CE_DAY_0, 1),
-        // The session's zone is UTC: a TIMESTAMP without zone has no name
-        // for it, but its offset is the session's.
+        // A TIMESTAMP without zone has no name for one; its offset is 0
+        // (the session's would be PostgreSQL's: a known difference).
         Pattern::ZoneName(case) => {
-            let name = if zoned { "UTC" } else { "" };
+            let name = zone.map_or("", |z| z.name.as_str());
             (if case == Case::Lower { name.to_lowercase() } else { name.to_string() }, None)
         }
-        Pattern::ZoneHours | Pattern::ZoneOffset => (if fill_mode { "+0" } else { "+00" }.to_string(), None),
-        Pattern::ZoneMinutes => (if fill_mode { "0" } else { "00" }.to_string(), None),
+        Pattern::ZoneHours | Pattern::ZoneOffset => {
+            let offset = zone.map_or(0, |z| z.offset);
+            let sign = if offset < 0 { '-' } else { '+' };
+            let hours = offset.abs() / 3600;
+            let mut text = if fill_mode { format!("{sign}{hours}") } else { format!("{sign}{hours:02}") };
+            if pattern == Pattern::ZoneOffset {
+                text.push_str(&minutes_part(offset));
+            }
+            (text, None)
+        }
+        Pattern::ZoneMinutes => {
+            let minutes = zone.map_or(0, |z| z.offset.abs() / 60 % 60);
+            (if fill_mode { minutes.to_string() } else { format!("{minutes:02}") }, None)
+        }
     }
 }
 

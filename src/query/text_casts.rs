@@ -31,9 +31,9 @@ const PG_TEXT: &str = "pg_text";
 pub struct PostgresTextCasts;
 
 /// The same for an expression compiled outside a plan (an UPDATE's SET, a
-/// DEFAULT), over `schema`.
-pub fn postgres_text_casts(expr: Expr, schema: &DFSchema) -> DfResult<Expr> {
-    expr.transform_up(|expr| rewrite(expr, schema)).map(|t| t.data)
+/// DEFAULT), over `schema`, in the session's time zone `zone`.
+pub fn postgres_text_casts(expr: Expr, schema: &DFSchema, zone: &str) -> DfResult<Expr> {
+    expr.transform_up(|expr| rewrite(expr, schema, zone)).map(|t| t.data)
 }
 
 impl AnalyzerRule for PostgresTextCasts {
@@ -41,8 +41,9 @@ impl AnalyzerRule for PostgresTextCasts {
         "postgres_text_casts"
     }
 
-    fn analyze(&self, plan: LogicalPlan, _: &ConfigOptions) -> DfResult<LogicalPlan> {
-        rewrite_expressions(plan, rewrite)
+    fn analyze(&self, plan: LogicalPlan, config: &ConfigOptions) -> DfResult<LogicalPlan> {
+        let zone = config.execution.time_zone.clone().unwrap_or_else(|| crate::catalog::UTC.into());
+        rewrite_expressions(plan, &|expr, schema| rewrite(expr, schema, &zone))
     }
 }
 
@@ -51,7 +52,7 @@ impl AnalyzerRule for PostgresTextCasts {
 /// expression's name.
 pub(super) fn rewrite_expressions(
     plan: LogicalPlan,
-    rewrite: fn(Expr, &DFSchema) -> DfResult<Transformed<Expr>>,
+    rewrite: &dyn Fn(Expr, &DFSchema) -> DfResult<Transformed<Expr>>,
 ) -> DfResult<LogicalPlan> {
     plan.transform_up_with_subqueries(|plan| {
         let mut schema = merge_schema(&plan.inputs());
@@ -68,9 +69,48 @@ pub(super) fn rewrite_expressions(
     .map(|t| t.data)
 }
 
-fn rewrite(expr: Expr, schema: &DFSchema) -> DfResult<Transformed<Expr>> {
+/// Functions that read a TIMESTAMPTZ as a time of day in the session's zone.
+const CALENDAR_FUNCTIONS: [&str; 4] = ["date_trunc", "date_part", "to_char", "age"];
+
+fn rewrite(expr: Expr, schema: &DFSchema, zone: &str) -> DfResult<Transformed<Expr>> {
+    if let Expr::ScalarFunction(function) = &expr
+        && CALENDAR_FUNCTIONS.contains(&function.func.name())
+    {
+        let args: Vec<Expr> = function.args.iter().map(|a| in_zone(a.clone(), schema, zone)).collect();
+        if args != function.args {
+            return Ok(Transformed::yes(Expr::ScalarFunction(ScalarFunction::new_udf(function.func.clone(), args))));
+        }
+        return Ok(Transformed::no(expr));
+    }
     let Expr::Cast(Cast { expr: inner, field }) = &expr else { return Ok(Transformed::no(expr)) };
     let data_type = field.data_type();
+    // Text to a TIMESTAMPTZ of another zone (a column's, in a comparison):
+    // read as a time in the session's zone, then the same instant.
+    if let DataType::Timestamp(unit, Some(target)) = data_type
+        && target.as_ref() != zone
+        && matches!(inner.get_type(schema), Ok(DataType::Utf8 | DataType::Utf8View | DataType::LargeUtf8))
+    {
+        let local = Expr::Cast(Cast::new(inner.clone(), DataType::Timestamp(*unit, Some(zone.into()))));
+        let local = rewrite(local, schema, zone)?.data;
+        return Ok(Transformed::yes(Expr::Cast(Cast::new_from_field(Box::new(local), field.clone()))));
+    }
+    // A TIMESTAMPTZ to a date, a time or a TIMESTAMP: its time in the
+    // session's zone (Arrow's cast to a TIMESTAMP keeps the UTC time).
+    if matches!(data_type, DataType::Date32 | DataType::Date64 | DataType::Time64(_) | DataType::Timestamp(_, None))
+        && matches!(inner.get_type(schema), Ok(DataType::Timestamp(_, Some(_))))
+    {
+        let local = in_zone(inner.as_ref().clone(), schema, zone);
+        let local = match data_type {
+            DataType::Timestamp(_, None) => Expr::ScalarFunction(ScalarFunction::new_udf(
+                datafusion::functions::datetime::to_local_time(),
+                vec![local],
+            )),
+            _ => local,
+        };
+        if local != **inner {
+            return Ok(Transformed::yes(Expr::Cast(Cast::new_from_field(Box::new(local), field.clone()))));
+        }
+    }
     // The other way, text to a timestamp: PostgreSQL's forms Arrow does not
     // read (`'2026-11-20 12:00'`, no seconds), in casts DataFusion's
     // coercion adds (`at > '…'`) as in written ones.
@@ -105,7 +145,8 @@ fn rewrite(expr: Expr, schema: &DFSchema) -> DfResult<Transformed<Expr>> {
     ) {
         return Ok(Transformed::no(expr));
     }
-    let call = Expr::ScalarFunction(ScalarFunction::new_udf(pg_text(), vec![inner.as_ref().clone()]));
+    let call =
+        Expr::ScalarFunction(ScalarFunction::new_udf(pg_text(), vec![in_zone(inner.as_ref().clone(), schema, zone)]));
     let text = match data_type {
         DataType::Utf8 => call,
         _ => Expr::Cast(Cast::new_from_field(Box::new(call), field.clone())),
@@ -193,5 +234,17 @@ impl ScalarUDFImpl for PgArrayIn {
             ColumnarValue::Scalar(_) => ColumnarValue::Scalar(ScalarValue::try_from_array(&lists, 0)?),
             ColumnarValue::Array(_) => ColumnarValue::Array(lists),
         })
+    }
+}
+
+/// A TIMESTAMPTZ expression of another zone as the same instants in
+/// `zone` (which DataFusion's functions and Arrow's casts read times of day
+/// in); anything else as it is.
+fn in_zone(expr: Expr, schema: &DFSchema, zone: &str) -> Expr {
+    match expr.get_type(schema) {
+        Ok(DataType::Timestamp(unit, Some(current))) if current.as_ref() != zone => {
+            Expr::Cast(Cast::new(Box::new(expr), DataType::Timestamp(unit, Some(zone.into()))))
+        }
+        _ => expr,
     }
 }

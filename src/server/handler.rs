@@ -110,8 +110,13 @@ impl NoopStartupHandler for Startup {
         C::Error: Debug,
         PgWireError: From<<C as Sink<PgWireBackendMessage>>::Error>,
     {
+        // The zone the client asked for, if Strata knows it (see `session_of`).
+        let zone = startup_zone(client.metadata()).and_then(|v| crate::session::time_zone::setting(&v));
         for (reported, setting) in STARTUP_PARAMETERS {
-            let value = crate::session::default_setting(setting).unwrap_or_default();
+            let value = match (*setting, &zone) {
+                ("timezone", Some(zone)) => zone.as_str(),
+                _ => crate::session::default_setting(setting).unwrap_or_default(),
+            };
             client
                 .feed(PgWireBackendMessage::ParameterStatus(ParameterStatus::new(
                     reported.to_string(),
@@ -147,8 +152,36 @@ pub struct Service {
     parser: Arc<StatementParser>,
 }
 
+/// The zone a client's startup packet asks for: a `TimeZone` parameter
+/// (JDBC), or `-c timezone=…` in `options` (libpq's PGTZ, psycopg's
+/// `options`).
+fn startup_zone(metadata: &std::collections::HashMap<String, String>) -> Option<String> {
+    if let Some((_, zone)) = metadata.iter().find(|(k, _)| k.eq_ignore_ascii_case("timezone")) {
+        return Some(zone.clone());
+    }
+    let options = metadata.get("options")?;
+    let words: Vec<&str> = options.split_whitespace().collect();
+    words.iter().enumerate().find_map(|(i, word)| {
+        let setting = match word.strip_prefix("--") {
+            Some(setting) => setting,
+            None if *word == "-c" => words.get(i + 1)?,
+            None => word.strip_prefix("-c")?,
+        };
+        let (name, value) = setting.split_once('=')?;
+        name.eq_ignore_ascii_case("timezone").then(|| value.to_string())
+    })
+}
+
 fn session_of<C: ClientInfo + ?Sized>(client: &C, db: &Database) -> Arc<Mutex<Session>> {
-    client.session_extensions().get_or_insert_with(|| Mutex::new(db.session()))
+    client.session_extensions().get_or_insert_with(|| {
+        let mut session = db.session();
+        // A driver's zone from its startup packet (JDBC sends the JVM's);
+        // one Strata does not know leaves the session in UTC.
+        if let Some(zone) = startup_zone(client.metadata()) {
+            session.set_time_zone(&zone);
+        }
+        Mutex::new(session)
+    })
 }
 
 fn described_of<C: ClientInfo + ?Sized>(client: &C) -> Arc<std::sync::Mutex<Described>> {
@@ -632,8 +665,9 @@ impl ExtendedQueryHandler for Service {
             return Ok(Response::EmptyQuery);
         };
         let types: Vec<Option<&DataType>> = prepared.parameter_types.iter().map(Option::as_ref).collect();
-        let params = super::parameters::deserialize(portal, &types)?;
         let session = session_of(client, &self.db);
+        let zone = session.lock().await.time_zone().to_string();
+        let params = super::parameters::deserialize(portal, &types, &zone)?;
         let dropped = deallocated(&command);
         let (outcome, notices) = {
             let mut session = session.lock().await;

@@ -24,7 +24,11 @@ use super::sqlstate::to_pgwire;
 use crate::error::Error;
 
 /// The portal's parameters as `arrow-pg` reads them, but for those above.
-pub fn deserialize<S: Default + Clone>(portal: &Portal<S>, types: &[Option<&DataType>]) -> PgWireResult<ParamValues> {
+pub fn deserialize<S: Default + Clone>(
+    portal: &Portal<S>,
+    types: &[Option<&DataType>],
+    zone: &str,
+) -> PgWireResult<ParamValues> {
     let mut exact: Vec<(usize, ScalarValue)> = Vec::new();
     for (index, bytes) in portal.parameters.iter().enumerate() {
         let hinted = portal.statement.parameter_types.get(index).cloned().flatten();
@@ -47,6 +51,16 @@ pub fn deserialize<S: Default + Clone>(portal: &Portal<S>, types: &[Option<&Data
                 if hint.as_ref().is_none_or(|t| *t == Type::NUMERIC || *t == Type::UNKNOWN) =>
             {
                 cast(numeric(bytes, binary)?, planned)?
+            }
+            // A TIMESTAMPTZ in text without an offset is a time in the session's zone.
+            (hint, Some(DataType::Timestamp(unit, Some(_))))
+                if !crate::session::time_zone::is_utc(zone)
+                    && (!binary || hint.as_ref().is_some_and(|t| *t == Type::TEXT || *t == Type::VARCHAR)) =>
+            {
+                let text = String::from_utf8_lossy(bytes);
+                let text = crate::pg_text::normalize_timestamp(text.trim()).into_owned();
+                let local = DataType::Timestamp(*unit, Some(zone.into()));
+                cast(cast(ScalarValue::Utf8(Some(text)), Some(&local))?, planned)?
             }
             // An array, in PostgreSQL's text or binary form (arrow-pg
             // splits text at every comma and reads few binary element types).

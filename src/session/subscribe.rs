@@ -149,15 +149,23 @@ impl Subscription {
     }
 
     /// The schema of the rows `next` returns.
+    /// The rows' layout, TIMESTAMPTZ columns in the subscribing session's zone.
     pub fn schema(&self) -> datafusion::arrow::datatypes::SchemaRef {
         let mut fields: Vec<datafusion::arrow::datatypes::Field> = crate::catalog::system_fields().to_vec();
         fields.push(crate::catalog::diff_field());
         fields.extend(self.def.visible_positions().iter().map(|p| self.def.columns[*p].field()));
-        std::sync::Arc::new(datafusion::arrow::datatypes::Schema::new(fields))
+        let schema = std::sync::Arc::new(datafusion::arrow::datatypes::Schema::new(fields));
+        super::time_zone::schema_in(&schema, self.session.time_zone())
     }
 
     /// The next rows to send, waiting for commits when there are none.
     pub async fn next(&mut self) -> Result<Vec<RecordBatch>> {
+        let batches = self.next_rows().await?;
+        let schema = self.schema();
+        Ok(batches.into_iter().map(|b| super::time_zone::batch_in(b, &schema)).collect::<Result<_, _>>()?)
+    }
+
+    async fn next_rows(&mut self) -> Result<Vec<RecordBatch>> {
         let columns: Vec<String> =
             self.def.visible_positions().iter().map(|p| quote(&self.def.columns[*p].name)).collect();
         let name = quote(&self.def.name);

@@ -176,7 +176,10 @@ impl Session {
         read: &ReadView,
     ) -> Result<(ViewRuntime, RelationDef)> {
         let statement = parse_query(sql)?;
-        let (state, statement) = self.prepare_at(statement, false, read.clone()).await?;
+        let (mut state, statement) = self.prepare_at(statement, false, read.clone()).await?;
+        // A view is kept outside any session, and rebuilt at a restart by
+        // none: it reads times in UTC, whatever zone created it.
+        state.config_mut().options_mut().execution.time_zone = Some(crate::catalog::UTC.into());
         let plan = plan_statement(&state, statement, None).await?;
         check_deterministic(&plan).map_err(view_error(name))?;
         let plan = distinct_on_as_top_one(plan).map_err(view_error(name))?;

@@ -171,6 +171,12 @@ pub fn parse(sql: &str) -> Result<Vec<Command>> {
             commands.push(Command::Checkpoint);
             continue;
         }
+        // `RESET TIME ZONE`, which sqlparser does not read.
+        let spelled: Vec<String> = words.iter().map(|w| w.value.to_lowercase()).collect();
+        if significant == 3 && spelled == ["reset", "time", "zone"] {
+            commands.push(Command::Reset { name: "timezone".into() });
+            continue;
+        }
         if let Some(command) = super::subscribe::subscribe_command(statement)? {
             commands.push(command);
             continue;

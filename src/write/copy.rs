@@ -12,7 +12,7 @@ use datafusion::arrow::record_batch::RecordBatch;
 use super::copy_binary::{BinaryFraming, Piece};
 use super::copy_fields::{BadRecord, FieldColumn, record_end, split_record};
 use super::{Limits, check_rows};
-use crate::catalog::{RelationDef, SqlType};
+use crate::catalog::{RelationDef, SqlType, UTC};
 use crate::error::{Error, Result};
 use crate::pg_text::{normalize_interval, normalize_timestamp, parse_bytea};
 use crate::query::defaults::LeftOutDefaults;
@@ -32,16 +32,36 @@ pub struct CopyOptions {
     pub null: String,
     pub quote: u8,
     pub escape: u8,
+    /// The session's zone: a TIMESTAMPTZ field without an offset is a time there.
+    pub time_zone: String,
 }
 
 impl CopyOptions {
     pub fn new(format: CopyFormat) -> CopyOptions {
         match format {
             CopyFormat::Text => {
-                CopyOptions { format, header: false, delimiter: b'\t', null: "\\N".into(), quote: b'"', escape: b'"' }
+                let null = "\\N".into();
+                CopyOptions {
+                    format,
+                    header: false,
+                    delimiter: b'\t',
+                    null,
+                    quote: b'"',
+                    escape: b'"',
+                    time_zone: UTC.into(),
+                }
             }
             CopyFormat::Csv | CopyFormat::Binary => {
-                CopyOptions { format, header: false, delimiter: b',', null: String::new(), quote: b'"', escape: b'"' }
+                let null = String::new();
+                CopyOptions {
+                    format,
+                    header: false,
+                    delimiter: b',',
+                    null,
+                    quote: b'"',
+                    escape: b'"',
+                    time_zone: UTC.into(),
+                }
             }
         }
     }
@@ -295,7 +315,8 @@ impl CopyIn {
                                 other => other,
                             })?
                         }
-                        _ => convert(texts, &column.sql_type).map_err(|(row, value)| bad_value(row, value))?,
+                        _ => convert_in(texts, &column.sql_type, &self.options.time_zone)
+                            .map_err(|(row, value)| bad_value(row, value))?,
                     }
                 }
                 None => self.defaults.column(&self.def, position, row_count)?,
@@ -322,6 +343,21 @@ impl CopyIn {
 
 /// Converts text values to the column type; on failure, the row and value.
 pub(crate) fn convert(texts: StringArray, sql_type: &SqlType) -> Result<ArrayRef, (usize, String)> {
+    convert_in(texts, sql_type, UTC)
+}
+
+/// [`convert`], a TIMESTAMPTZ without an offset read as a time in `zone`.
+fn convert_in(texts: StringArray, sql_type: &SqlType, zone: &str) -> Result<ArrayRef, (usize, String)> {
+    if *sql_type == SqlType::TimestampTz && !crate::session::time_zone::is_utc(zone) {
+        let local = DataType::Timestamp(datafusion::arrow::datatypes::TimeUnit::Microsecond, Some(zone.into()));
+        let times = convert_to(texts, sql_type, &local)?;
+        return datafusion::arrow::compute::cast(&times, &sql_type.arrow_type()).map_err(|e| (0, e.to_string()));
+    }
+    convert_to(texts, sql_type, &sql_type.arrow_type())
+}
+
+/// [`convert`] to `target`, an Arrow type of `sql_type`.
+fn convert_to(texts: StringArray, sql_type: &SqlType, target: &DataType) -> Result<ArrayRef, (usize, String)> {
     if *sql_type == SqlType::Bytea {
         let mut builder = BinaryBuilder::new();
         for (row, text) in texts.iter().enumerate() {
@@ -342,7 +378,7 @@ pub(crate) fn convert(texts: StringArray, sql_type: &SqlType) -> Result<ArrayRef
         }
         _ => Arc::new(texts),
     };
-    let target = sql_type.arrow_type();
+    let target = target.clone();
     if target == DataType::Utf8 {
         return Ok(strings);
     }

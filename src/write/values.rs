@@ -9,7 +9,7 @@ use std::sync::Arc;
 
 use datafusion::arrow::array::{RecordBatch, StringArray};
 use datafusion::arrow::compute::CastOptions;
-use datafusion::arrow::datatypes::Schema;
+use datafusion::arrow::datatypes::{DataType, Schema, TimeUnit};
 use datafusion::common::{ParamValues, ScalarValue};
 use datafusion::sql::sqlparser::ast::{Expr, FunctionArguments, Insert, SetExpr, UnaryOperator, Value};
 
@@ -21,7 +21,12 @@ use crate::sql::parse::object_name;
 
 /// The rows of `insert` in `def`'s user columns (every field nullable, not
 /// yet checked), or `None` when the statement needs the general path.
-pub fn values_rows(def: &RelationDef, insert: &Insert, params: Option<&ParamValues>) -> Option<RecordBatch> {
+pub fn values_rows(
+    def: &RelationDef,
+    insert: &Insert,
+    params: Option<&ParamValues>,
+    zone: &str,
+) -> Option<RecordBatch> {
     if insert.on.is_some() || insert.returning.is_some() || insert.table_alias.is_some() || insert.overwrite {
         return None;
     }
@@ -53,7 +58,12 @@ pub fn values_rows(def: &RelationDef, insert: &Insert, params: Option<&ParamValu
         }
         for (expr, &position) in row.content.iter().zip(&targets) {
             let column = &def.columns[position];
-            let value = scalar(expr, &column.sql_type, params, now)?;
+            let mut value = scalar(expr, &column.sql_type, params, now)?;
+            // A TIMESTAMPTZ's text without an offset is a time in the session's zone.
+            if column.sql_type == SqlType::TimestampTz && matches!(value, ScalarValue::Utf8(Some(_))) {
+                let local = DataType::Timestamp(TimeUnit::Microsecond, Some(zone.into()));
+                value = value.cast_to_with_options(&local, &options).ok()?;
+            }
             columns[position].push(value.cast_to_with_options(&column.sql_type.arrow_type(), &options).ok()?);
         }
     }
