@@ -62,6 +62,8 @@ impl Database {
         session_config.options_mut().execution.time_zone = Some(crate::catalog::UTC.into());
         // `1.5` is NUMERIC, as in PostgreSQL (DataFusion reads DOUBLE).
         session_config.options_mut().sql_parser.parse_float_as_decimal = true;
+        // The session's own zone, set per statement (see `Session::prepare_at`).
+        session_config.options_mut().extensions.insert(crate::session::time_zone::StrataOptions::default());
         let mut context = array_operators_first(session_config);
         let activity = crate::query::Activity::default();
         register_catalog_in(&context, CATALOG_NAME, &log, &activity)?;
@@ -227,7 +229,8 @@ fn register_catalog_in(
 }
 
 /// A context whose array operators are planned before DataFusion's, which
-/// would read `tags || '{b}'`'s text as one element. Made before anything
+/// would read `tags || '{b}'`'s text as one element, and whose zone rule
+/// runs before DataFusion's type coercion. Made before anything
 /// is registered: rebuilding a state registers its functions again, in no
 /// set order (a function overridden by name could come back under an alias).
 fn array_operators_first(config: SessionConfig) -> SessionContext {
@@ -235,8 +238,14 @@ fn array_operators_first(config: SessionConfig) -> SessionContext {
     let mut planners: Vec<Arc<dyn datafusion::logical_expr::planner::ExprPlanner>> =
         vec![Arc::new(crate::query::pg_array_operators::ArrayOperators)];
     planners.extend(defaults.expr_planners().iter().cloned());
-    let state =
-        datafusion::execution::SessionStateBuilder::new_from_existing(defaults).with_expr_planners(planners).build();
+    // Before DataFusion's type coercion: see `StoredZoneFirst`.
+    let mut rules: Vec<Arc<dyn datafusion::optimizer::AnalyzerRule + Send + Sync>> =
+        vec![Arc::new(crate::query::text_casts::StoredZoneFirst)];
+    rules.extend(defaults.analyzer().rules.iter().cloned());
+    let state = datafusion::execution::SessionStateBuilder::new_from_existing(defaults)
+        .with_expr_planners(planners)
+        .with_analyzer_rules(rules)
+        .build();
     SessionContext::new_with_state(state)
 }
 

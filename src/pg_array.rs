@@ -37,14 +37,31 @@ pub fn parse_column(texts: &StringArray, element: &SqlType) -> Result<ArrayRef, 
     let values = crate::write::copy::convert(StringArray::from(elements), element).map_err(|(at, value)| {
         // The row whose elements hold the one at fault.
         let row = offsets.partition_point(|&end| end as usize <= at).saturating_sub(1);
-        let message = format!("invalid input syntax for type {}: \"{value}\"", element.sql_name());
-        (row, Error::InvalidTextRepresentation(message))
+        (row, element_error(&value, element))
     })?;
     let field = Arc::new(Field::new_list_field(element.arrow_type(), true));
     let nulls = NullBuffer::from_iter(texts.iter().map(|t| t.is_some()));
     ListArray::try_new(field, OffsetBuffer::new(offsets.into()), values, Some(nulls))
         .map(|list| Arc::new(list) as ArrayRef)
         .map_err(|error| (0, Error::Internal(error.to_string())))
+}
+
+/// The error for an element that does not convert: a number out of its
+/// type's range as Arrow reports it (which `server::sqlstate` reads as
+/// PostgreSQL's 22003), anything else as input that is no value of the type.
+fn element_error(value: &str, element: &SqlType) -> Error {
+    let not_a_value = || {
+        Error::InvalidTextRepresentation(format!("invalid input syntax for type {}: \"{value}\"", element.sql_name()))
+    };
+    if value.trim().parse::<f64>().is_err() {
+        return not_a_value();
+    }
+    let strict = datafusion::arrow::compute::CastOptions { safe: false, ..Default::default() };
+    let one: ArrayRef = Arc::new(StringArray::from(vec![value]));
+    match datafusion::arrow::compute::cast_with_options(&one, &element.arrow_type(), &strict) {
+        Err(error) => Error::DataFusion(datafusion::error::DataFusionError::ArrowError(Box::new(error), None)),
+        Ok(_) => not_a_value(),
+    }
 }
 
 /// The elements of an array's text form; `None` is NULL.

@@ -144,18 +144,7 @@ fn element_type(column: &ArrayRef) -> DataType {
 /// Each list as PostgreSQL's array text (`{1,2,NULL}`, `{"a b",t}`), its
 /// elements in their PostgreSQL text.
 fn array_texts(lists: &datafusion::arrow::array::ListArray) -> Result<StringArray, ArrowError> {
-    let values = lists.values();
-    let texts = match as_text(values)? {
-        Some(texts) => texts,
-        None => match values.data_type() {
-            DataType::Boolean => values.as_boolean().iter().map(|v| v.map(|v| if v { "t" } else { "f" })).collect(),
-            DataType::Binary | DataType::LargeBinary | DataType::BinaryView => {
-                let bytes = datafusion::arrow::compute::cast(values, &DataType::Binary)?;
-                bytes.as_binary::<i32>().iter().map(|v| v.map(bytea)).collect()
-            }
-            _ => datafusion::arrow::compute::cast(values, &DataType::Utf8)?.as_string::<i32>().clone(),
-        },
-    };
+    let texts = element_texts(lists.values())?;
     let offsets = lists.value_offsets();
     Ok((0..lists.len())
         .map(|row| {
@@ -167,6 +156,21 @@ fn array_texts(lists: &datafusion::arrow::array::ListArray) -> Result<StringArra
             })
         })
         .collect())
+}
+
+/// Any values as PostgreSQL prints them (`t`, `\\x0a`, `2026-11-24 12:00:00+00`).
+pub fn element_texts(values: &ArrayRef) -> Result<StringArray, ArrowError> {
+    Ok(match as_text(values)? {
+        Some(texts) => texts,
+        None => match values.data_type() {
+            DataType::Boolean => values.as_boolean().iter().map(|v| v.map(|v| if v { "t" } else { "f" })).collect(),
+            DataType::Binary | DataType::LargeBinary | DataType::BinaryView => {
+                let bytes = datafusion::arrow::compute::cast(values, &DataType::Binary)?;
+                bytes.as_binary::<i32>().iter().map(|v| v.map(bytea)).collect()
+            }
+            _ => datafusion::arrow::compute::cast(values, &DataType::Utf8)?.as_string::<i32>().clone(),
+        },
+    })
 }
 
 /// PostgreSQL's hex text of bytea (`\x0a1b`).

@@ -103,6 +103,11 @@ pub struct Session {
     notices: Vec<Notice>,
     /// The SET expressions of this session's UPDATEs by key, compiled.
     compiled_sets: CompiledSets,
+    /// The TimeZone as Arrow spells it (`settings` keeps it as written).
+    zone: String,
+    /// The zone the client asked for at startup, as written and for Arrow:
+    /// what RESET returns to.
+    startup_zone: Option<(String, String)>,
 }
 
 /// Session parameters reported by SHOW, with PostgreSQL's spelling.
@@ -139,6 +144,8 @@ impl Session {
             blocks_begun: 0,
             notices: Vec::new(),
             compiled_sets: CompiledSets::default(),
+            zone: time_zone::DEFAULT_ZONE.to_string(),
+            startup_zone: None,
         }
     }
 
@@ -322,25 +329,31 @@ impl Session {
             }
             Command::Set { name, value } => {
                 let name = canonical_setting(&name);
-                let value = match name.as_str() {
-                    "timezone" => time_zone::setting(&value).ok_or_else(|| {
+                if name == "timezone" {
+                    let zone = time_zone::setting(&value).ok_or_else(|| {
                         Error::InvalidParameterValue(format!("invalid value for parameter \"TimeZone\": \"{value}\""))
-                    })?,
-                    _ => value,
-                };
+                    })?;
+                    self.zone = time_zone::arrow_zone(&zone).to_string();
+                    self.settings.insert(name, time_zone::shown(&value));
+                    return Ok(done("SET"));
+                }
                 self.settings.insert(name, value);
                 Ok(done("SET"))
             }
             Command::Reset { name } if name == "all" => {
                 self.settings = DEFAULT_SETTINGS.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect();
+                self.reset_time_zone();
                 Ok(done("RESET"))
             }
             Command::Reset { name } => {
                 let name = canonical_setting(&name);
                 match DEFAULT_SETTINGS.iter().find(|(k, _)| *k == name) {
-                    Some((_, default)) => self.settings.insert(name, default.to_string()),
+                    Some((_, default)) => self.settings.insert(name.clone(), default.to_string()),
                     None => self.settings.remove(&name),
                 };
+                if name == "timezone" {
+                    self.reset_time_zone();
+                }
                 Ok(done("RESET"))
             }
             Command::Show { name } => self.show(&name),
@@ -496,7 +509,8 @@ impl Session {
         }
         let ctes = cte_names(&mut statement);
         let system_time = if system_time { self.settings.get(SYSTEM_TIME).map(String::as_str) } else { None };
-        let point_in_time = rewrite_as_of(&mut statement, &view.catalog, &ctes, &versions, system_time)?;
+        let zone = self.time_zone().to_string();
+        let point_in_time = rewrite_as_of(&mut statement, &view.catalog, &ctes, &versions, system_time, &zone)?;
         rewrite(&mut statement, &view.catalog, view.offset, &point_in_time);
         if let Some(message) = crate::sql::jsonb_sets::lateral_refusal(&statement) {
             return Err(Error::FeatureNotSupported(message));
@@ -504,8 +518,13 @@ impl Session {
         let mut state = self.db.base_state.clone();
         // now() is the statement's start, not the server's.
         state.mark_start_execution();
-        // A TIMESTAMPTZ written without an offset is a time in the session's zone.
+        // A TIMESTAMPTZ written without an offset is a time in the session's
+        // zone: DataFusion reads `'…'::timestamptz` there (table functions'
+        // arguments too), `text_casts` the rest.
         state.config_mut().options_mut().execution.time_zone = Some(self.time_zone().to_string());
+        if let Some(options) = state.config_mut().options_mut().extensions.get_mut::<time_zone::StrataOptions>() {
+            options.time_zone = self.time_zone().to_string();
+        }
         let scope =
             StatementScope { read_offset: view.offset, tables: view.tables, transaction: self.transaction.clone() };
         state.config_mut().set_extension(Arc::new(scope));
@@ -548,24 +567,35 @@ impl Session {
         }
     }
 
-    /// Sets the zone if `zone` names one (a startup parameter); false if not.
+    /// Sets the zone the client asked for at startup, if `zone` names one.
     pub fn set_time_zone(&mut self, zone: &str) -> bool {
-        let Some(zone) = time_zone::setting(zone) else { return false };
-        self.settings.insert("timezone".into(), zone);
+        let Some(arrow) = time_zone::setting(zone) else { return false };
+        self.startup_zone = Some((time_zone::shown(zone), time_zone::arrow_zone(&arrow).to_string()));
+        self.reset_time_zone();
         true
+    }
+
+    /// Back to the startup zone, or UTC.
+    fn reset_time_zone(&mut self) {
+        let (shown, arrow) = self.startup_zone.clone().unwrap_or_else(|| {
+            (default_setting("timezone").unwrap_or("UTC").to_string(), time_zone::DEFAULT_ZONE.to_string())
+        });
+        self.settings.insert("timezone".into(), shown);
+        self.zone = arrow;
     }
 
     /// `session` (a subscription's own) in this session's zone.
     fn with_time_zone(&self, mut session: Session) -> Session {
-        if let Some(zone) = self.settings.get("timezone") {
-            session.settings.insert("timezone".into(), zone.clone());
+        if let Some(shown) = self.settings.get("timezone") {
+            session.settings.insert("timezone".into(), shown.clone());
         }
+        session.zone = self.zone.clone();
         session
     }
 
     /// The session's TimeZone as Arrow reads it (`+00:00` for UTC).
     pub fn time_zone(&self) -> &str {
-        time_zone::arrow_zone(self.settings.get("timezone").map_or(time_zone::DEFAULT_ZONE, String::as_str))
+        &self.zone
     }
 
     /// `VERSION AS OF offset` stops before a commit that continues past `offset`.
@@ -673,6 +703,11 @@ impl Session {
         keyed: &KeyedUpdate,
         params: Option<&ParamValues>,
     ) -> Result<Option<usize>> {
+        // Its compiled SET expressions read times in UTC: another zone's
+        // session plans the statement.
+        if !time_zone::is_utc(self.time_zone()) {
+            return Ok(None);
+        }
         let view = self.read_view();
         let Some(table) = view.tables.get(def.id) else { return Ok(None) };
         let write = match keyed.write(&self.db.base_state, table, def, params, &mut self.compiled_sets)? {
@@ -960,7 +995,7 @@ fn rows_outcome(schema: Schema, columns: Vec<datafusion::arrow::array::ArrayRef>
 }
 
 fn canonical_setting(name: &str) -> String {
-    match name.to_lowercase().as_str() {
+    match name.trim_matches('"').to_lowercase().as_str() {
         "time zone" | "time_zone" => "timezone".into(),
         other => other.to_string(),
     }

@@ -6,6 +6,8 @@
 //!   DataFusion counts a negative index from the end).
 //! - `array_remove(a, NULL)` removes the NULL elements (DataFusion: NULL,
 //!   which an UPDATE would have stored).
+//! - `array_to_string` writes elements as PostgreSQL prints them (`t`,
+//!   `2026-11-24 12:00:00+00`; DataFusion: `true`, `2026-11-24T12:00:00Z`).
 
 use std::sync::Arc;
 
@@ -22,6 +24,7 @@ enum Fix {
     EmptyLengthIsNull,
     IndexFromOne,
     RemoveNulls,
+    ElementsAsText,
 }
 
 #[derive(Debug, PartialEq, Eq, Hash)]
@@ -46,6 +49,10 @@ pub fn array_element() -> Arc<ScalarUDF> {
 
 pub fn array_remove() -> ScalarUDF {
     corrected(datafusion::functions_nested::remove::array_remove_udf(), Fix::RemoveNulls)
+}
+
+pub fn array_to_string() -> ScalarUDF {
+    corrected(datafusion::functions_nested::string::array_to_string_udf(), Fix::ElementsAsText)
 }
 
 fn corrected(inner: Arc<ScalarUDF>, fix: Fix) -> ScalarUDF {
@@ -99,6 +106,33 @@ impl ScalarUDFImpl for Corrected {
                     true => ColumnarValue::Scalar(ScalarValue::try_from_array(&found, 0)?),
                     false => ColumnarValue::Array(found),
                 })
+            }
+            Fix::ElementsAsText => {
+                let mut args = args;
+                let scalar = matches!(args.args[0], ColumnarValue::Scalar(_));
+                let lists = args.args[0].to_array(args.number_rows)?;
+                if let DataType::List(_) = lists.data_type() {
+                    let lists = lists.as_list::<i32>();
+                    let texts = crate::pg_text::element_texts(lists.values())?;
+                    let field = Arc::new(datafusion::arrow::datatypes::Field::new_list_field(DataType::Utf8, true));
+                    let (_, offsets, _, nulls) = lists.clone().into_parts();
+                    let texts: ArrayRef =
+                        Arc::new(datafusion::arrow::array::ListArray::try_new(field, offsets, Arc::new(texts), nulls)?);
+                    args.args[0] = match scalar {
+                        true => ColumnarValue::Scalar(ScalarValue::try_from_array(&texts, 0)?),
+                        false => ColumnarValue::Array(texts),
+                    };
+                    let fields: Vec<FieldRef> = args.arg_fields.clone();
+                    args.arg_fields = fields
+                        .into_iter()
+                        .enumerate()
+                        .map(|(i, f)| match i {
+                            0 => Arc::new(f.as_ref().clone().with_data_type(args.args[0].data_type())),
+                            _ => f,
+                        })
+                        .collect();
+                }
+                self.inner.invoke_with_args(args)
             }
             Fix::RemoveNulls => match &args.args[1] {
                 ColumnarValue::Scalar(element) if element.is_null() => {

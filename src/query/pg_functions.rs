@@ -41,6 +41,7 @@ pub fn standalone() -> Vec<ScalarUDF> {
         super::pg_age::age(),
         super::pg_array_functions::array_length(),
         super::pg_array_functions::array_remove(),
+        super::pg_array_functions::array_to_string(),
         // PostgreSQL's name for a random (version 4) UUID, as text.
         datafusion::functions::string::uuid().as_ref().clone().with_aliases(["gen_random_uuid"]),
     ]

@@ -32,6 +32,7 @@ struct IntervalArithmetic;
 impl ExprPlanner for IntervalArithmetic {
     fn plan_binary_op(&self, expr: RawBinaryExpr, schema: &DFSchema) -> DfResult<PlannerResult<RawBinaryExpr>> {
         let RawBinaryExpr { op, left, right } = expr;
+        let (left, right) = same_zone(left, right, schema);
         let is_interval = |e: &Expr| e.get_type(schema).is_ok_and(|t| matches!(t, DataType::Interval(_)));
         // A parameter or NULL takes the number's place, as in PostgreSQL.
         let is_number = |e: &Expr| {
@@ -47,6 +48,26 @@ impl ExprPlanner for IntervalArithmetic {
         let factor = Expr::Cast(Cast::new(Box::new(factor), DataType::Float64));
         let function = ScalarUDF::new_from_impl(ScaleInterval::new(divide));
         Ok(PlannerResult::Planned(function.call(vec![interval, factor])))
+    }
+}
+
+/// Two TIMESTAMPTZ operands of different zones (a stored value and
+/// `'…'::timestamptz` typed in the session's): DataFusion's arithmetic
+/// refuses them, so the other takes the stored one's (the same instants).
+fn same_zone(left: Expr, right: Expr, schema: &DFSchema) -> (Expr, Expr) {
+    let zone_of = |e: &Expr| match e.get_type(schema) {
+        Ok(DataType::Timestamp(unit, Some(zone))) => Some((unit, zone)),
+        _ => None,
+    };
+    let retag = |e: Expr, unit, zone| Expr::Cast(Cast::new(Box::new(e), DataType::Timestamp(unit, Some(zone))));
+    match (zone_of(&left), zone_of(&right)) {
+        (Some((_, l)), Some((unit, r))) if l != r && crate::session::time_zone::is_stored(&l) => {
+            (left, retag(right, unit, l))
+        }
+        (Some((unit, l)), Some((_, r))) if l != r && crate::session::time_zone::is_stored(&r) => {
+            (retag(left, unit, r), right)
+        }
+        _ => (left, right),
     }
 }
 

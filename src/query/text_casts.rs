@@ -8,7 +8,7 @@
 
 use std::sync::Arc;
 
-use datafusion::arrow::array::ArrayRef;
+use datafusion::arrow::array::{ArrayRef, AsArray};
 use datafusion::arrow::datatypes::DataType;
 use datafusion::common::config::ConfigOptions;
 use datafusion::common::tree_node::{Transformed, TreeNode};
@@ -17,8 +17,8 @@ use datafusion::logical_expr::expr::ScalarFunction;
 use datafusion::logical_expr::expr_rewriter::NamePreserver;
 use datafusion::logical_expr::utils::merge_schema;
 use datafusion::logical_expr::{
-    Cast, ColumnarValue, Expr, ExprSchemable, LogicalPlan, ScalarFunctionArgs, ScalarUDF, ScalarUDFImpl, Signature,
-    Volatility,
+    BinaryExpr, Cast, ColumnarValue, Expr, ExprSchemable, LogicalPlan, Operator, ScalarFunctionArgs, ScalarUDF,
+    ScalarUDFImpl, Signature, Volatility,
 };
 use datafusion::optimizer::AnalyzerRule;
 
@@ -42,7 +42,7 @@ impl AnalyzerRule for PostgresTextCasts {
     }
 
     fn analyze(&self, plan: LogicalPlan, config: &ConfigOptions) -> DfResult<LogicalPlan> {
-        let zone = config.execution.time_zone.clone().unwrap_or_else(|| crate::catalog::UTC.into());
+        let zone = crate::session::time_zone::of_statement(config);
         rewrite_expressions(plan, &|expr, schema| rewrite(expr, schema, &zone))
     }
 }
@@ -69,30 +69,112 @@ pub(super) fn rewrite_expressions(
     .map(|t| t.data)
 }
 
+/// Run before DataFusion's type coercion: what SQL planning typed in the
+/// session's zone (`'…'::timestamptz`; DataFusion's zone is set to the
+/// session's, so table functions' arguments read times there too) is read
+/// as PostgreSQL reads it there: a time a change to summer time skips
+/// takes the offset before it, one the change back repeats is standard
+/// time (Arrow refuses both). The type stays as planned.
+#[derive(Debug, Default)]
+pub struct StoredZoneFirst;
+
+impl AnalyzerRule for StoredZoneFirst {
+    fn name(&self) -> &str {
+        "read_times_in_session_zone"
+    }
+
+    fn analyze(&self, plan: LogicalPlan, config: &ConfigOptions) -> DfResult<LogicalPlan> {
+        let zone = crate::session::time_zone::of_statement(config);
+        if crate::session::time_zone::is_utc(&zone) {
+            return Ok(plan);
+        }
+        rewrite_expressions(plan, &|expr, schema| read_in_session_zone(expr, schema, &zone))
+    }
+}
+
+fn read_in_session_zone(expr: Expr, schema: &DFSchema, zone: &str) -> DfResult<Transformed<Expr>> {
+    let Expr::Cast(Cast { expr: inner, field }) = &expr else { return Ok(Transformed::no(expr)) };
+    if !matches!(field.data_type(), DataType::Timestamp(_, Some(z)) if z.as_ref() == zone) {
+        return Ok(Transformed::no(expr));
+    }
+    let local = match inner.get_type(schema) {
+        Ok(DataType::Utf8 | DataType::Utf8View | DataType::LargeUtf8) => inner.as_ref().clone(),
+        Ok(DataType::Timestamp(_, None) | DataType::Date32 | DataType::Date64) => Expr::Cast(Cast::new(
+            inner.clone(),
+            DataType::Timestamp(datafusion::arrow::datatypes::TimeUnit::Microsecond, None),
+        )),
+        _ => return Ok(Transformed::no(expr)),
+    };
+    Ok(Transformed::yes(Expr::Cast(Cast::new_from_field(Box::new(in_zone_call(local, zone)), field.clone()))))
+}
+
+fn in_zone_call(local: Expr, zone: &str) -> Expr {
+    let zone = Expr::Literal(ScalarValue::Utf8(Some(zone.to_string())), None);
+    Expr::ScalarFunction(ScalarFunction::new_udf(pg_in_zone(), vec![local, zone]))
+}
+
 /// Functions that read a TIMESTAMPTZ as a time of day in the session's zone.
 const CALENDAR_FUNCTIONS: [&str; 4] = ["date_trunc", "date_part", "to_char", "age"];
 
 fn rewrite(expr: Expr, schema: &DFSchema, zone: &str) -> DfResult<Transformed<Expr>> {
-    if let Expr::ScalarFunction(function) = &expr
-        && CALENDAR_FUNCTIONS.contains(&function.func.name())
-    {
-        let args: Vec<Expr> = function.args.iter().map(|a| in_zone(a.clone(), schema, zone)).collect();
-        if args != function.args {
-            return Ok(Transformed::yes(Expr::ScalarFunction(ScalarFunction::new_udf(function.func.clone(), args))));
+    // Calendar functions and interval arithmetic (`at + interval '1 day'`)
+    // over a stored TIMESTAMPTZ take their days and hours in the session's
+    // zone; a result keeps the type it was planned with (the same instant).
+    let retagged = match &expr {
+        // Today is the session's.
+        Expr::ScalarFunction(function)
+            if function.func.name() == "current_date" && !crate::session::time_zone::is_utc(zone) =>
+        {
+            let mut options = ConfigOptions::default();
+            options.execution.time_zone = Some(crate::catalog::UTC.into());
+            let now = datafusion::functions::datetime::now(&options);
+            let now = Expr::ScalarFunction(ScalarFunction::new_udf(now, vec![]));
+            Some(Expr::Cast(Cast::new(Box::new(in_zone(now, schema, zone)), DataType::Date32)))
         }
-        return Ok(Transformed::no(expr));
+        Expr::ScalarFunction(function) if CALENDAR_FUNCTIONS.contains(&function.func.name()) => {
+            let args = function.args.iter().map(|a| in_zone(a.clone(), schema, zone)).collect();
+            Some(Expr::ScalarFunction(ScalarFunction::new_udf(function.func.clone(), args)))
+        }
+        Expr::BinaryExpr(BinaryExpr { left, op: op @ (Operator::Plus | Operator::Minus), right })
+            if is_interval(left, schema) || is_interval(right, schema) =>
+        {
+            let left = in_zone(left.as_ref().clone(), schema, zone);
+            let right = in_zone(right.as_ref().clone(), schema, zone);
+            Some(Expr::BinaryExpr(BinaryExpr::new(Box::new(left), *op, Box::new(right))))
+        }
+        _ => None,
+    };
+    if let Some(retagged) = retagged {
+        if retagged == expr {
+            return Ok(Transformed::no(expr));
+        }
+        let planned = expr.get_type(schema)?;
+        let retagged = match retagged.get_type(schema)? == planned {
+            true => retagged,
+            false => Expr::Cast(Cast::new(Box::new(retagged), planned)),
+        };
+        return Ok(Transformed::yes(retagged));
     }
     let Expr::Cast(Cast { expr: inner, field }) = &expr else { return Ok(Transformed::no(expr)) };
     let data_type = field.data_type();
-    // Text to a TIMESTAMPTZ of another zone (a column's, in a comparison):
-    // read as a time in the session's zone, then the same instant.
-    if let DataType::Timestamp(unit, Some(target)) = data_type
-        && target.as_ref() != zone
-        && matches!(inner.get_type(schema), Ok(DataType::Utf8 | DataType::Utf8View | DataType::LargeUtf8))
+    // Text, a TIMESTAMP or a DATE to a stored TIMESTAMPTZ (a cast, or a
+    // comparison with a column): a time in the session's zone.
+    if let DataType::Timestamp(_, Some(target)) = data_type
+        && crate::session::time_zone::is_stored(target)
+        && !crate::session::time_zone::is_utc(zone)
     {
-        let local = Expr::Cast(Cast::new(inner.clone(), DataType::Timestamp(*unit, Some(zone.into()))));
-        let local = rewrite(local, schema, zone)?.data;
-        return Ok(Transformed::yes(Expr::Cast(Cast::new_from_field(Box::new(local), field.clone()))));
+        let local = match inner.get_type(schema) {
+            Ok(DataType::Utf8 | DataType::Utf8View | DataType::LargeUtf8) => Some(inner.as_ref().clone()),
+            Ok(DataType::Timestamp(_, None) | DataType::Date32 | DataType::Date64) => Some(Expr::Cast(Cast::new(
+                inner.clone(),
+                DataType::Timestamp(datafusion::arrow::datatypes::TimeUnit::Microsecond, None),
+            ))),
+            _ => None,
+        };
+        if let Some(local) = local {
+            let instants = in_zone_call(local, zone);
+            return Ok(Transformed::yes(Expr::Cast(Cast::new_from_field(Box::new(instants), field.clone()))));
+        }
     }
     // A TIMESTAMPTZ to a date, a time or a TIMESTAMP: its time in the
     // session's zone (Arrow's cast to a TIMESTAMP keeps the UTC time).
@@ -237,14 +319,85 @@ impl ScalarUDFImpl for PgArrayIn {
     }
 }
 
-/// A TIMESTAMPTZ expression of another zone as the same instants in
-/// `zone` (which DataFusion's functions and Arrow's casts read times of day
-/// in); anything else as it is.
+/// A stored TIMESTAMPTZ (in UTC, as every column and `now()` is) as the
+/// same instants in `zone`, which DataFusion's functions and Arrow's casts
+/// read times of day in; anything else (a value `AT TIME ZONE` another
+/// zone, say) as it is.
 fn in_zone(expr: Expr, schema: &DFSchema, zone: &str) -> Expr {
     match expr.get_type(schema) {
-        Ok(DataType::Timestamp(unit, Some(current))) if current.as_ref() != zone => {
+        Ok(DataType::Timestamp(unit, Some(current)))
+            if crate::session::time_zone::is_stored(&current) && !crate::session::time_zone::is_utc(zone) =>
+        {
             Expr::Cast(Cast::new(Box::new(expr), DataType::Timestamp(unit, Some(zone.into()))))
         }
         _ => expr,
+    }
+}
+
+fn is_interval(expr: &Expr, schema: &DFSchema) -> bool {
+    matches!(expr.get_type(schema), Ok(DataType::Interval(_)))
+}
+
+/// `pg_in_zone(x, zone)`: text (a time with or without an offset) or a
+/// TIMESTAMP(µs) read as PostgreSQL reads a TIMESTAMPTZ in the session's
+/// `zone` (see `session::time_zone`). Called only by the rules above.
+#[derive(Debug, PartialEq, Eq, Hash)]
+struct PgInZone {
+    signature: Signature,
+}
+
+fn pg_in_zone() -> Arc<ScalarUDF> {
+    static PG_IN_ZONE: std::sync::OnceLock<Arc<ScalarUDF>> = std::sync::OnceLock::new();
+    PG_IN_ZONE
+        .get_or_init(|| {
+            Arc::new(ScalarUDF::new_from_impl(PgInZone { signature: Signature::any(2, Volatility::Immutable) }))
+        })
+        .clone()
+}
+
+impl ScalarUDFImpl for PgInZone {
+    fn name(&self) -> &str {
+        "pg_in_zone"
+    }
+
+    fn signature(&self) -> &Signature {
+        &self.signature
+    }
+
+    fn return_type(&self, _: &[DataType]) -> DfResult<DataType> {
+        Ok(DataType::Timestamp(datafusion::arrow::datatypes::TimeUnit::Microsecond, Some(crate::catalog::UTC.into())))
+    }
+
+    fn invoke_with_args(&self, args: ScalarFunctionArgs) -> DfResult<ColumnarValue> {
+        use crate::session::time_zone::{instants_from_local, instants_from_texts};
+        let ColumnarValue::Scalar(ScalarValue::Utf8(Some(zone))) = &args.args[1] else {
+            return datafusion::common::exec_err!("pg_in_zone takes a zone name");
+        };
+        let scalar = matches!(args.args[0], ColumnarValue::Scalar(_));
+        let values = args.args[0].to_array(args.number_rows)?;
+        let instants: ArrayRef = match values.data_type() {
+            DataType::Timestamp(..) => {
+                let local = datafusion::arrow::compute::cast(
+                    &values,
+                    &DataType::Timestamp(datafusion::arrow::datatypes::TimeUnit::Microsecond, None),
+                )?;
+                Arc::new(instants_from_local(local.as_primitive(), zone))
+            }
+            _ => {
+                let texts = datafusion::arrow::compute::cast(&values, &DataType::Utf8)?;
+                let texts = texts.as_string::<i32>();
+                Arc::new(instants_from_texts(texts, zone).map_err(|row| {
+                    crate::error::Error::InvalidTextRepresentation(format!(
+                        "invalid input syntax for type timestamp with time zone: \"{}\"",
+                        texts.value(row)
+                    ))
+                    .into_datafusion()
+                })?)
+            }
+        };
+        Ok(match scalar {
+            true => ColumnarValue::Scalar(ScalarValue::try_from_array(&instants, 0)?),
+            false => ColumnarValue::Array(instants),
+        })
     }
 }

@@ -53,14 +53,17 @@ pub fn deserialize<S: Default + Clone>(
                 cast(numeric(bytes, binary)?, planned)?
             }
             // A TIMESTAMPTZ in text without an offset is a time in the session's zone.
-            (hint, Some(DataType::Timestamp(unit, Some(_))))
+            (hint, Some(DataType::Timestamp(_, Some(_))))
                 if !crate::session::time_zone::is_utc(zone)
                     && (!binary || hint.as_ref().is_some_and(|t| *t == Type::TEXT || *t == Type::VARCHAR)) =>
             {
                 let text = String::from_utf8_lossy(bytes);
-                let text = crate::pg_text::normalize_timestamp(text.trim()).into_owned();
-                let local = DataType::Timestamp(*unit, Some(zone.into()));
-                cast(cast(ScalarValue::Utf8(Some(text)), Some(&local))?, planned)?
+                let instant = crate::session::time_zone::instant_from_text(&text, zone).ok_or_else(|| {
+                    to_pgwire(Error::InvalidTextRepresentation(format!(
+                        "invalid input syntax for type timestamp with time zone: \"{text}\""
+                    )))
+                })?;
+                cast(ScalarValue::TimestampMicrosecond(Some(instant), Some(crate::catalog::UTC.into())), planned)?
             }
             // An array, in PostgreSQL's text or binary form (arrow-pg
             // splits text at every comma and reads few binary element types).

@@ -10,7 +10,7 @@ use std::sync::Arc;
 
 use chrono::{Offset, TimeZone};
 use datafusion::arrow::array::timezone::Tz;
-use datafusion::arrow::array::{ArrayRef, RecordBatch};
+use datafusion::arrow::array::{Array, ArrayRef, RecordBatch, StringArray, TimestampMicrosecondArray};
 use datafusion::arrow::datatypes::{DataType, Field, Schema, SchemaRef};
 use datafusion::arrow::error::ArrowError;
 
@@ -38,6 +38,16 @@ pub fn setting(text: &str) -> Option<String> {
         _ => -iso_offset_minutes(text)?,
     };
     Some(offset_text(offset_minutes))
+}
+
+/// A zone's name as SHOW gives it: an IANA name as the database spells
+/// it, UTC as `UTC`, anything else as written.
+pub fn shown(text: &str) -> String {
+    let text = text.trim();
+    match setting(text) {
+        Some(zone) if zone == "UTC" || chrono_tz::TZ_VARIANTS.iter().any(|z| z.name() == zone) => zone,
+        _ => text.to_string(),
+    }
 }
 
 /// `+05:30`, `-08`, `+0530` as minutes east of UTC.
@@ -73,6 +83,85 @@ pub fn offset_at(zone: &str, micros: i64) -> i32 {
     let Ok(tz) = zone.parse::<Tz>() else { return 0 };
     let Some(utc) = chrono::DateTime::from_timestamp_micros(micros) else { return 0 };
     tz.offset_from_utc_datetime(&utc.naive_utc()).fix().local_minus_utc()
+}
+
+datafusion::common::extensions_options! {
+    /// Strata's per-statement settings the analyzer rules read.
+    pub struct StrataOptions {
+        /// The session's zone as Arrow spells it (see `setting`).
+        pub time_zone: String, default = DEFAULT_ZONE.to_string()
+    }
+}
+
+impl datafusion::common::config::ConfigExtension for StrataOptions {
+    const PREFIX: &'static str = "strata";
+}
+
+/// The session's zone a statement runs in (UTC where none was set).
+pub fn of_statement(config: &datafusion::common::config::ConfigOptions) -> String {
+    config.extensions.get::<StrataOptions>().map_or_else(|| DEFAULT_ZONE.to_string(), |o| o.time_zone.clone())
+}
+
+/// The instant (µs) of a local time (µs since the epoch as if UTC) in
+/// `zone`, as PostgreSQL reads one: a time a change to summer time skips
+/// takes the offset before the change (02:30 is 03:30 summer time), a time
+/// the change back repeats is standard time (the later instant).
+pub fn local_to_utc(zone: &str, local: i64) -> Option<i64> {
+    let tz: Tz = zone.parse().ok()?;
+    let naive = chrono::DateTime::from_timestamp_micros(local)?.naive_utc();
+    let offset = match tz.offset_from_local_datetime(&naive) {
+        chrono::LocalResult::Single(offset) => offset.fix(),
+        chrono::LocalResult::Ambiguous(a, b) => {
+            let (a, b) = (a.fix(), b.fix());
+            if a.local_minus_utc() < b.local_minus_utc() { a } else { b }
+        }
+        // Zones do not change twice in a day: a day earlier is before the change.
+        chrono::LocalResult::None => {
+            tz.offset_from_local_datetime(&(naive - chrono::Duration::days(1))).earliest()?.fix()
+        }
+    };
+    Some(local - offset.local_minus_utc() as i64 * 1_000_000)
+}
+
+/// The instant (µs) a TIMESTAMPTZ's text names: with an offset or a zone,
+/// that; without, the time in `zone`. None for text that is no time.
+pub fn instant_from_text(text: &str, zone: &str) -> Option<i64> {
+    use datafusion::arrow::compute::kernels::cast_utils::string_to_datetime;
+    let text = crate::pg_text::normalize_timestamp(text.trim());
+    let as_utc = string_to_datetime(&chrono::Utc, &text).ok()?;
+    // Read in two zones, text with its own offset names one instant.
+    let as_east = string_to_datetime(&chrono::FixedOffset::east_opt(3600)?, &text).ok()?;
+    if as_utc == as_east {
+        return Some(as_utc.timestamp_micros());
+    }
+    local_to_utc(zone, as_utc.timestamp_micros())
+}
+
+/// [`instant_from_text`] of each text, as stored TIMESTAMPTZ values; on
+/// failure, the row at fault.
+pub fn instants_from_texts(texts: &StringArray, zone: &str) -> Result<TimestampMicrosecondArray, usize> {
+    let values: Vec<Option<i64>> = (0..texts.len())
+        .map(|row| texts.is_valid(row).then(|| instant_from_text(texts.value(row), zone).ok_or(row)).transpose())
+        .collect::<Result<_, _>>()?;
+    Ok(TimestampMicrosecondArray::from(values).with_timezone(DEFAULT_ZONE))
+}
+
+/// TIMESTAMP values (µs) as the instants they are in `zone`, as stored
+/// TIMESTAMPTZ values.
+pub fn instants_from_local(local: &TimestampMicrosecondArray, zone: &str) -> TimestampMicrosecondArray {
+    local
+        .iter()
+        .map(|v| v.and_then(|v| local_to_utc(zone, v)))
+        .collect::<TimestampMicrosecondArray>()
+        .with_timezone(DEFAULT_ZONE)
+}
+
+/// Whether a TIMESTAMPTZ type's zone is the one stored values, `now()`
+/// and TIMESTAMPTZ casts carry (so its times of day are the session's to
+/// take), not one a query chose (`AT TIME ZONE 'UTC'`).
+pub fn is_stored(zone: &str) -> bool {
+    // `+00` is how DataFusion types a time it coerces to a column's zone (date_bin's origin).
+    matches!(zone, DEFAULT_ZONE | "+00")
 }
 
 /// Whether `zone` is UTC as Arrow may spell it.
@@ -116,7 +205,7 @@ pub fn batch_in(batch: RecordBatch, schema: &SchemaRef) -> Result<RecordBatch, A
 
 fn zoned(data_type: &DataType) -> Option<datafusion::arrow::datatypes::TimeUnit> {
     match data_type {
-        DataType::Timestamp(unit, Some(_)) => Some(*unit),
+        DataType::Timestamp(unit, Some(zone)) if is_stored(zone) => Some(*unit),
         _ => None,
     }
 }
@@ -138,6 +227,21 @@ mod tests {
         assert_eq!(setting("-03:00").as_deref(), Some("+03:00"));
         assert_eq!(setting("Mars/Olympus"), None);
         assert_eq!(setting("+25:00"), None);
+    }
+
+    #[test]
+    fn local_times_read_as_postgresql_reads_them() {
+        let at = |text: &str| {
+            super::instant_from_text(text, "Europe/Berlin")
+                .map(|m| chrono::DateTime::from_timestamp_micros(m).unwrap().format("%Y-%m-%d %H:%M").to_string())
+        };
+        assert_eq!(at("2026-11-24 13:00").as_deref(), Some("2026-11-24 12:00"));
+        assert_eq!(at("2026-11-24 13:00+00").as_deref(), Some("2026-11-24 13:00"));
+        // Skipped by the change to summer time: the offset before it.
+        assert_eq!(at("2026-03-29 02:30").as_deref(), Some("2026-03-29 01:30"));
+        // Repeated by the change back: standard time.
+        assert_eq!(at("2026-10-25 02:30").as_deref(), Some("2026-10-25 01:30"));
+        assert_eq!(at("not a time"), None);
     }
 
     #[test]

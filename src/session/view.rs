@@ -180,6 +180,11 @@ impl Session {
         // A view is kept outside any session, and rebuilt at a restart by
         // none: it reads times in UTC, whatever zone created it.
         state.config_mut().options_mut().execution.time_zone = Some(crate::catalog::UTC.into());
+        if let Some(options) =
+            state.config_mut().options_mut().extensions.get_mut::<crate::session::time_zone::StrataOptions>()
+        {
+            options.time_zone = crate::catalog::UTC.into();
+        }
         let plan = plan_statement(&state, statement, None).await?;
         check_deterministic(&plan).map_err(view_error(name))?;
         let plan = distinct_on_as_top_one(plan).map_err(view_error(name))?;

@@ -10,7 +10,7 @@ use std::collections::{HashMap, HashSet};
 use std::ops::ControlFlow;
 
 use datafusion::sql::sqlparser::ast::{
-    Expr, Ident, SetExpr, Statement, TableAlias, TableFactor, TableVersion, Value, VisitMut, VisitorMut,
+    Expr, Ident, SetExpr, Statement, TableAlias, TableFactor, TableVersion, Value, ValueWithSpan, VisitMut, VisitorMut,
 };
 use datafusion::sql::sqlparser::dialect::PostgreSqlDialect;
 use datafusion::sql::sqlparser::parser::Parser;
@@ -77,8 +77,9 @@ pub fn rewrite_as_of(
     ctes: &HashSet<String>,
     versions: &HashMap<u64, VersionBound>,
     system_time: Option<&str>,
+    zone: &str,
 ) -> Result<HashSet<String>> {
-    let mut rewriter = AsOf { catalog, ctes, versions, system_time, aliases: HashSet::new(), error: None };
+    let mut rewriter = AsOf { catalog, ctes, versions, system_time, zone, aliases: HashSet::new(), error: None };
     let _ = statement.visit(&mut rewriter);
     match rewriter.error {
         Some(error) => Err(error),
@@ -91,6 +92,8 @@ struct AsOf<'a> {
     ctes: &'a HashSet<String>,
     versions: &'a HashMap<u64, VersionBound>,
     system_time: Option<&'a str>,
+    /// The session's zone, which a time written without an offset is in.
+    zone: &'a str,
     aliases: HashSet<String>,
     error: Option<Error>,
 }
@@ -120,13 +123,18 @@ impl VisitorMut for AsOf<'_> {
                     return ControlFlow::Break(());
                 }
             },
-            Some(TableVersion::ForSystemTimeAsOf(expr)) => Point::Time(format!("({expr})")),
+            Some(TableVersion::ForSystemTimeAsOf(expr)) => match expr {
+                Expr::Value(ValueWithSpan { value: Value::SingleQuotedString(text), .. }) => {
+                    Point::Time(self.time_literal(text))
+                }
+                expr => Point::Time(format!("({expr})")),
+            },
             Some(other) => {
                 self.error = Some(Error::FeatureNotSupported(format!("{other} is not supported")));
                 return ControlFlow::Break(());
             }
             None => match self.system_time {
-                Some(time) => Point::Time(format!("'{}'", time.replace('\'', "''"))),
+                Some(time) => Point::Time(self.time_literal(time)),
                 None => return ControlFlow::Continue(()),
             },
         };
@@ -155,6 +163,19 @@ impl VisitorMut for AsOf<'_> {
                 self.error = Some(error);
                 ControlFlow::Break(())
             }
+        }
+    }
+}
+
+impl AsOf<'_> {
+    /// A time's text as SQL naming its instant, read in the session's zone
+    /// when it has no offset (SQL planning would read it in UTC).
+    fn time_literal(&self, text: &str) -> String {
+        match crate::session::time_zone::instant_from_text(text, self.zone) {
+            Some(micros) if !crate::session::time_zone::is_utc(self.zone) => {
+                format!("'{}'", timestamp_literal(CommitTs(micros)))
+            }
+            _ => format!("'{}'", text.replace('\'', "''")),
         }
     }
 }

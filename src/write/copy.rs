@@ -349,15 +349,16 @@ pub(crate) fn convert(texts: StringArray, sql_type: &SqlType) -> Result<ArrayRef
 /// [`convert`], a TIMESTAMPTZ without an offset read as a time in `zone`.
 fn convert_in(texts: StringArray, sql_type: &SqlType, zone: &str) -> Result<ArrayRef, (usize, String)> {
     if *sql_type == SqlType::TimestampTz && !crate::session::time_zone::is_utc(zone) {
-        let local = DataType::Timestamp(datafusion::arrow::datatypes::TimeUnit::Microsecond, Some(zone.into()));
-        let times = convert_to(texts, sql_type, &local)?;
-        return datafusion::arrow::compute::cast(&times, &sql_type.arrow_type()).map_err(|e| (0, e.to_string()));
+        return match crate::session::time_zone::instants_from_texts(&texts, zone) {
+            Ok(instants) => Ok(Arc::new(instants)),
+            Err(row) => Err((row, texts.value(row).to_string())),
+        };
     }
-    convert_to(texts, sql_type, &sql_type.arrow_type())
+    convert_to(texts, sql_type)
 }
 
-/// [`convert`] to `target`, an Arrow type of `sql_type`.
-fn convert_to(texts: StringArray, sql_type: &SqlType, target: &DataType) -> Result<ArrayRef, (usize, String)> {
+/// [`convert`] of a session in UTC.
+fn convert_to(texts: StringArray, sql_type: &SqlType) -> Result<ArrayRef, (usize, String)> {
     if *sql_type == SqlType::Bytea {
         let mut builder = BinaryBuilder::new();
         for (row, text) in texts.iter().enumerate() {
@@ -378,7 +379,7 @@ fn convert_to(texts: StringArray, sql_type: &SqlType, target: &DataType) -> Resu
         }
         _ => Arc::new(texts),
     };
-    let target = target.clone();
+    let target = sql_type.arrow_type();
     if target == DataType::Utf8 {
         return Ok(strings);
     }

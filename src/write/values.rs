@@ -9,7 +9,7 @@ use std::sync::Arc;
 
 use datafusion::arrow::array::{RecordBatch, StringArray};
 use datafusion::arrow::compute::CastOptions;
-use datafusion::arrow::datatypes::{DataType, Schema, TimeUnit};
+use datafusion::arrow::datatypes::Schema;
 use datafusion::common::{ParamValues, ScalarValue};
 use datafusion::sql::sqlparser::ast::{Expr, FunctionArguments, Insert, SetExpr, UnaryOperator, Value};
 
@@ -60,9 +60,11 @@ pub fn values_rows(
             let column = &def.columns[position];
             let mut value = scalar(expr, &column.sql_type, params, now)?;
             // A TIMESTAMPTZ's text without an offset is a time in the session's zone.
-            if column.sql_type == SqlType::TimestampTz && matches!(value, ScalarValue::Utf8(Some(_))) {
-                let local = DataType::Timestamp(TimeUnit::Microsecond, Some(zone.into()));
-                value = value.cast_to_with_options(&local, &options).ok()?;
+            if let (SqlType::TimestampTz, ScalarValue::Utf8(Some(text))) = (&column.sql_type, &value)
+                && !crate::session::time_zone::is_utc(zone)
+            {
+                let instant = crate::session::time_zone::instant_from_text(text, zone)?;
+                value = ScalarValue::TimestampMicrosecond(Some(instant), Some(UTC.into()));
             }
             columns[position].push(value.cast_to_with_options(&column.sql_type.arrow_type(), &options).ok()?);
         }
