@@ -176,10 +176,12 @@ fn rewrite(expr: Expr, schema: &DFSchema, zone: &str) -> DfResult<Transformed<Ex
             return Ok(Transformed::yes(Expr::Cast(Cast::new_from_field(Box::new(instants), field.clone()))));
         }
     }
-    // A TIMESTAMPTZ to a date, a time or a TIMESTAMP: its time in the
-    // session's zone (Arrow's cast to a TIMESTAMP keeps the UTC time).
+    // A stored TIMESTAMPTZ to a date, a time or a TIMESTAMP: its time in
+    // the session's zone (Arrow's cast to a TIMESTAMP keeps the UTC time).
+    // One of another zone (`ts AT TIME ZONE 'Europe/Berlin'`, an instant)
+    // is left to Arrow, as before.
     if matches!(data_type, DataType::Date32 | DataType::Date64 | DataType::Time64(_) | DataType::Timestamp(_, None))
-        && matches!(inner.get_type(schema), Ok(DataType::Timestamp(_, Some(_))))
+        && matches!(inner.get_type(schema), Ok(DataType::Timestamp(_, Some(z))) if crate::session::time_zone::is_stored(&z))
     {
         let local = in_zone(inner.as_ref().clone(), schema, zone);
         let local = match data_type {
