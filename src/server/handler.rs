@@ -666,11 +666,10 @@ impl ExtendedQueryHandler for Service {
         };
         let types: Vec<Option<&DataType>> = prepared.parameter_types.iter().map(Option::as_ref).collect();
         let session = session_of(client, &self.db);
-        let zone = session.lock().await.time_zone().to_string();
-        let params = super::parameters::deserialize(portal, &types, &zone)?;
         let dropped = deallocated(&command);
         let (outcome, notices) = {
             let mut session = session.lock().await;
+            let params = super::parameters::deserialize(portal, &types, session.time_zone())?;
             let mut outcome = session.execute(command, Some(&params)).await;
             if let (Some(name), Ok(_)) = (&dropped, &outcome)
                 && let Err(error) = super::extended::deallocate(client, name.as_deref())
