@@ -111,10 +111,11 @@ pub fn as_text(column: &ArrayRef) -> Result<Option<StringArray>, ArrowError> {
             };
             let micros = micros.as_primitive::<TimestampMicrosecondType>();
             Some(match zone.as_deref() {
-                Some(zone) if !crate::session::time_zone::is_utc(zone) => micros
-                    .iter()
-                    .map(|v| v.map(|v| timestamp_at(v, crate::session::time_zone::offset_at(zone, v))))
-                    .collect(),
+                Some(zone) if !crate::session::time_zone::is_utc(zone) => {
+                    let tz = crate::session::time_zone::parse(zone);
+                    let offset = |v| tz.as_ref().map_or(0, |tz| crate::session::time_zone::offset_in(tz, v));
+                    micros.iter().map(|v| v.map(|v| timestamp_at(v, offset(v)))).collect()
+                }
                 _ => micros.iter().map(|v| v.map(|v| timestamp(v, zone.is_some()))).collect(),
             })
         }

@@ -30,3 +30,16 @@ pub(crate) mod text_casts;
 pub use provider::RelationTable;
 pub use schema::RelationSchema;
 pub use system::{Activity, SYSTEM_SCHEMA, SubscriptionProgress, Subscriptions, SystemSchema};
+
+/// A scalar function's result `array`: one value when its arguments were
+/// single values (`scalar`), the column otherwise.
+pub(crate) fn shaped(
+    scalar: bool,
+    array: datafusion::arrow::array::ArrayRef,
+) -> datafusion::common::Result<datafusion::logical_expr::ColumnarValue> {
+    use datafusion::logical_expr::ColumnarValue;
+    Ok(match scalar {
+        true => ColumnarValue::Scalar(datafusion::common::ScalarValue::try_from_array(&array, 0)?),
+        false => ColumnarValue::Array(array),
+    })
+}

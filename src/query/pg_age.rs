@@ -64,27 +64,42 @@ impl ScalarUDFImpl for Age {
         let later = arrays[0].as_primitive::<TimestampMicrosecondType>();
         let earlier = arrays[1].as_primitive::<TimestampMicrosecondType>();
         let mut out = Vec::with_capacity(rows);
+        let (later_zone, earlier_zone) = (zone_of(later), zone_of(earlier));
         for row in 0..rows {
-            out.push(match (local_time_at(later, row)?, local_time_at(earlier, row)?) {
-                (Some(first), Some(second)) => Some(difference(&first, &second)),
-                _ => None,
-            });
+            out.push(
+                match (
+                    local_time_at(later, later_zone.as_ref(), row)?,
+                    local_time_at(earlier, earlier_zone.as_ref(), row)?,
+                ) {
+                    (Some(first), Some(second)) => Some(difference(&first, &second)),
+                    _ => None,
+                },
+            );
         }
         Ok(ColumnarValue::Array(Arc::new(IntervalMonthDayNanoArray::from(out))))
     }
 }
 
+/// The zone of a TIMESTAMPTZ column (the session's: see `text_casts`),
+/// read once for its values; None for a TIMESTAMP.
+pub(super) fn zone_of(
+    times: &datafusion::arrow::array::TimestampMicrosecondArray,
+) -> Option<datafusion::arrow::array::timezone::Tz> {
+    times.timezone().and_then(crate::session::time_zone::parse)
+}
+
 /// A TIMESTAMP value as its time, or a TIMESTAMPTZ as its time of day in
-/// the array's zone (the session's: see `text_casts`).
+/// `zone`, its column's ([`zone_of`]).
 pub(super) fn local_time_at(
     times: &datafusion::arrow::array::TimestampMicrosecondArray,
+    zone: Option<&datafusion::arrow::array::timezone::Tz>,
     row: usize,
 ) -> DfResult<Option<NaiveDateTime>> {
     if times.is_null(row) {
         return Ok(None);
     }
     let micros = times.value(row);
-    let offset = times.timezone().map_or(0, |zone| crate::session::time_zone::offset_at(zone, micros));
+    let offset = zone.map_or(0, |tz| crate::session::time_zone::offset_in(tz, micros));
     match chrono::DateTime::from_timestamp_micros(micros + offset as i64 * 1_000_000) {
         Some(t) => Ok(Some(t.naive_utc())),
         None => exec_err!("timestamp out of range"),

@@ -102,10 +102,7 @@ impl ScalarUDFImpl for Corrected {
                 let scalar = args.args.iter().all(|a| matches!(a, ColumnarValue::Scalar(_)));
                 let found = self.inner.invoke_with_args(args)?.to_array(rows)?;
                 let found = datafusion::arrow::compute::nullif(&found, &below_one)?;
-                Ok(match scalar {
-                    true => ColumnarValue::Scalar(ScalarValue::try_from_array(&found, 0)?),
-                    false => ColumnarValue::Array(found),
-                })
+                super::shaped(scalar, found)
             }
             Fix::ElementsAsText => {
                 let mut args = args;
@@ -118,10 +115,7 @@ impl ScalarUDFImpl for Corrected {
                     let (_, offsets, _, nulls) = lists.clone().into_parts();
                     let texts: ArrayRef =
                         Arc::new(datafusion::arrow::array::ListArray::try_new(field, offsets, Arc::new(texts), nulls)?);
-                    args.args[0] = match scalar {
-                        true => ColumnarValue::Scalar(ScalarValue::try_from_array(&texts, 0)?),
-                        false => ColumnarValue::Array(texts),
-                    };
+                    args.args[0] = super::shaped(scalar, texts)?;
                     let fields: Vec<FieldRef> = args.arg_fields.clone();
                     args.arg_fields = fields
                         .into_iter()
@@ -138,11 +132,7 @@ impl ScalarUDFImpl for Corrected {
                 ColumnarValue::Scalar(element) if element.is_null() => {
                     let scalar = matches!(args.args[0], ColumnarValue::Scalar(_));
                     let lists = args.args[0].to_array(args.number_rows)?;
-                    let kept = without_nulls(&lists)?;
-                    Ok(match scalar {
-                        true => ColumnarValue::Scalar(ScalarValue::try_from_array(&kept, 0)?),
-                        false => ColumnarValue::Array(kept),
-                    })
+                    super::shaped(scalar, without_nulls(&lists)?)
                 }
                 _ => self.inner.invoke_with_args(args),
             },

@@ -63,8 +63,10 @@ impl ScalarUDFImpl for ToChar {
         let zoned = matches!(arrays[0].data_type(), DataType::Timestamp(_, Some(_)));
         let mut out = StringBuilder::with_capacity(rows, rows * 16);
         let mut parsed: Option<(String, Vec<Piece>)> = None;
+        let zone = super::pg_age::zone_of(values);
+        let named = values.timezone().and_then(|z| z.parse::<chrono_tz::Tz>().ok());
         for row in 0..rows {
-            let Some(at) = super::pg_age::local_time_at(values, row)? else {
+            let Some(at) = super::pg_age::local_time_at(values, zone.as_ref(), row)? else {
                 out.append_null();
                 continue;
             };
@@ -82,8 +84,8 @@ impl ScalarUDFImpl for ToChar {
                 parsed = Some((template.to_string(), parse(template)));
             }
             let pieces = &parsed.as_ref().expect("parsed above").1;
-            let zone = zoned.then(|| zone_at(values.timezone(), values.value(row)));
-            out.append_value(format(pieces, &at, zone.as_ref()));
+            let zone_at = zoned.then(|| zone_at(values.timezone(), zone.as_ref(), named.as_ref(), values.value(row)));
+            out.append_value(format(pieces, &at, zone_at.as_ref()));
         }
         Ok(ColumnarValue::Array(Arc::new(out.finish()) as ArrayRef))
     }
@@ -358,13 +360,19 @@ struct ZoneAt {
     name: String,
 }
 
-fn zone_at(zone: Option<&str>, micros: i64) -> ZoneAt {
-    let zone = zone.unwrap_or(crate::catalog::UTC);
-    let offset = crate::session::time_zone::offset_at(zone, micros);
-    if crate::session::time_zone::is_utc(zone) {
+/// `zone` is the column's zone, `tz` it read for offsets and `named` for
+/// abbreviations (an IANA zone's; none for an offset), each read once.
+fn zone_at(
+    zone: Option<&str>,
+    tz: Option<&datafusion::arrow::array::timezone::Tz>,
+    named: Option<&chrono_tz::Tz>,
+    micros: i64,
+) -> ZoneAt {
+    let offset = tz.map_or(0, |tz| crate::session::time_zone::offset_in(tz, micros));
+    if crate::session::time_zone::is_utc(zone.unwrap_or(crate::catalog::UTC)) {
         return ZoneAt { offset, name: "UTC".into() };
     }
-    let named = zone.parse::<chrono_tz::Tz>().ok().and_then(|tz| {
+    let named = named.and_then(|tz| {
         use chrono::TimeZone;
         use chrono_tz::OffsetName;
         let utc = chrono::DateTime::from_timestamp_micros(micros)?.naive_utc();

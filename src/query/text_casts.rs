@@ -275,10 +275,7 @@ impl ScalarUDFImpl for PgText {
             Some(text) => Arc::new(text) as ArrayRef,
             None => datafusion::arrow::compute::cast(&array, &DataType::Utf8)?,
         };
-        Ok(match argument {
-            ColumnarValue::Scalar(_) => ColumnarValue::Scalar(ScalarValue::try_from_array(&text, 0)?),
-            ColumnarValue::Array(_) => ColumnarValue::Array(text),
-        })
+        super::shaped(matches!(argument, ColumnarValue::Scalar(_)), text)
     }
 }
 
@@ -314,10 +311,7 @@ impl ScalarUDFImpl for PgArrayIn {
         let texts = texts.as_any().downcast_ref::<datafusion::arrow::array::StringArray>().expect("cast to Utf8");
         let lists = crate::pg_array::parse_column(texts, &self.element).map_err(|(_, e)| e.into_datafusion())?;
         let lists = datafusion::arrow::compute::cast(&lists, args.return_field.data_type())?;
-        Ok(match argument {
-            ColumnarValue::Scalar(_) => ColumnarValue::Scalar(ScalarValue::try_from_array(&lists, 0)?),
-            ColumnarValue::Array(_) => ColumnarValue::Array(lists),
-        })
+        super::shaped(matches!(argument, ColumnarValue::Scalar(_)), lists)
     }
 }
 
@@ -397,9 +391,6 @@ impl ScalarUDFImpl for PgInZone {
                 })?)
             }
         };
-        Ok(match scalar {
-            true => ColumnarValue::Scalar(ScalarValue::try_from_array(&instants, 0)?),
-            false => ColumnarValue::Array(instants),
-        })
+        super::shaped(scalar, instants)
     }
 }

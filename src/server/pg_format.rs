@@ -41,8 +41,8 @@ pub fn postgres_text(batch: RecordBatch, format: &Format, jsonb: &[bool]) -> Res
             FieldFormat::Text => as_text(column)?,
             // NUMERIC and INTERVAL elements of an array in binary: arrow-pg
             // writes decimals through rust_decimal (it panicked past 28 digits).
-            FieldFormat::Binary if custom_binary_elements(column.data_type()).is_some() => {
-                let lists = datafusion::arrow::compute::cast(column, &DataType::new_list(element_type(column), true))?;
+            FieldFormat::Binary if let Some(element) = custom_binary_elements(column.data_type()) => {
+                let lists = datafusion::arrow::compute::cast(column, &DataType::new_list(element.clone(), true))?;
                 let lists = lists.as_list::<i32>();
                 let (oid, elements) = match lists.values().data_type() {
                     DataType::Decimal128(_, scale) => (NUMERIC_OID, numeric_binary(lists.values(), *scale)),
@@ -109,8 +109,4 @@ fn custom_binary_elements(data_type: &DataType) -> Option<&DataType> {
         }
         _ => None,
     }
-}
-
-fn element_type(column: &ArrayRef) -> DataType {
-    custom_binary_elements(column.data_type()).cloned().unwrap_or(DataType::Null)
 }

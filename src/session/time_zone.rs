@@ -80,7 +80,17 @@ pub fn arrow_zone(setting: &str) -> &str {
 /// Seconds east of UTC in `zone` at the instant `micros`; 0 for a zone
 /// Arrow cannot read (never kept: SET checks).
 pub fn offset_at(zone: &str, micros: i64) -> i32 {
-    let Ok(tz) = zone.parse::<Tz>() else { return 0 };
+    parse(zone).map_or(0, |tz| offset_in(&tz, micros))
+}
+
+/// `zone` read once, for the many values of a column (None: a zone Arrow
+/// cannot read, never kept: SET checks).
+pub fn parse(zone: &str) -> Option<Tz> {
+    zone.parse().ok()
+}
+
+/// Seconds east of UTC in `tz` at the instant `micros`.
+pub fn offset_in(tz: &Tz, micros: i64) -> i32 {
     let Some(utc) = chrono::DateTime::from_timestamp_micros(micros) else { return 0 };
     tz.offset_from_utc_datetime(&utc.naive_utc()).fix().local_minus_utc()
 }
@@ -106,8 +116,7 @@ pub fn of_statement(config: &datafusion::common::config::ConfigOptions) -> Strin
 /// `zone`, as PostgreSQL reads one: a time a change to summer time skips
 /// takes the offset before the change (02:30 is 03:30 summer time), a time
 /// the change back repeats is standard time (the later instant).
-pub fn local_to_utc(zone: &str, local: i64) -> Option<i64> {
-    let tz: Tz = zone.parse().ok()?;
+pub fn local_to_utc(tz: &Tz, local: i64) -> Option<i64> {
     let naive = chrono::DateTime::from_timestamp_micros(local)?.naive_utc();
     let offset = match tz.offset_from_local_datetime(&naive) {
         chrono::LocalResult::Single(offset) => offset.fix(),
@@ -126,6 +135,11 @@ pub fn local_to_utc(zone: &str, local: i64) -> Option<i64> {
 /// The instant (µs) a TIMESTAMPTZ's text names: with an offset or a zone,
 /// that; without, the time in `zone`. None for text that is no time.
 pub fn instant_from_text(text: &str, zone: &str) -> Option<i64> {
+    instant_in(text, &parse(zone)?)
+}
+
+/// [`instant_from_text`] in a zone read once.
+fn instant_in(text: &str, tz: &Tz) -> Option<i64> {
     use datafusion::arrow::compute::kernels::cast_utils::string_to_datetime;
     let text = crate::pg_text::normalize_timestamp(text.trim());
     let as_utc = string_to_datetime(&chrono::Utc, &text).ok()?;
@@ -134,14 +148,16 @@ pub fn instant_from_text(text: &str, zone: &str) -> Option<i64> {
     if as_utc == as_east {
         return Some(as_utc.timestamp_micros());
     }
-    local_to_utc(zone, as_utc.timestamp_micros())
+    local_to_utc(tz, as_utc.timestamp_micros())
 }
 
 /// [`instant_from_text`] of each text, as stored TIMESTAMPTZ values; on
 /// failure, the row at fault.
 pub fn instants_from_texts(texts: &StringArray, zone: &str) -> Result<TimestampMicrosecondArray, usize> {
+    // A zone is checked when set; UTC stands in should one not read.
+    let tz = parse(zone).or_else(|| parse(DEFAULT_ZONE)).expect("UTC reads");
     let values: Vec<Option<i64>> = (0..texts.len())
-        .map(|row| texts.is_valid(row).then(|| instant_from_text(texts.value(row), zone).ok_or(row)).transpose())
+        .map(|row| texts.is_valid(row).then(|| instant_in(texts.value(row), &tz).ok_or(row)).transpose())
         .collect::<Result<_, _>>()?;
     Ok(TimestampMicrosecondArray::from(values).with_timezone(DEFAULT_ZONE))
 }
@@ -149,9 +165,10 @@ pub fn instants_from_texts(texts: &StringArray, zone: &str) -> Result<TimestampM
 /// TIMESTAMP values (µs) as the instants they are in `zone`, as stored
 /// TIMESTAMPTZ values.
 pub fn instants_from_local(local: &TimestampMicrosecondArray, zone: &str) -> TimestampMicrosecondArray {
+    let tz = parse(zone);
     local
         .iter()
-        .map(|v| v.and_then(|v| local_to_utc(zone, v)))
+        .map(|v| v.and_then(|v| local_to_utc(tz.as_ref()?, v)))
         .collect::<TimestampMicrosecondArray>()
         .with_timezone(DEFAULT_ZONE)
 }
