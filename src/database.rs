@@ -235,12 +235,16 @@ fn register_catalog_in(
 /// set order (a function overridden by name could come back under an alias).
 fn array_operators_first(config: SessionConfig) -> SessionContext {
     let defaults = SessionContext::new_with_config(config).state();
-    let mut planners: Vec<Arc<dyn datafusion::logical_expr::planner::ExprPlanner>> =
-        vec![Arc::new(crate::query::pg_array_operators::ArrayOperators)];
+    let mut planners: Vec<Arc<dyn datafusion::logical_expr::planner::ExprPlanner>> = vec![
+        Arc::new(crate::query::pg_array_operators::ArrayOperators),
+        Arc::new(crate::query::pg_literals::UnknownOperands),
+    ];
     planners.extend(defaults.expr_planners().iter().cloned());
-    // Before DataFusion's type coercion: see `StoredZoneFirst`.
-    let mut rules: Vec<Arc<dyn datafusion::optimizer::AnalyzerRule + Send + Sync>> =
-        vec![Arc::new(crate::query::text_casts::StoredZoneFirst)];
+    // Before DataFusion's type coercion: see `PostgresLiterals` and `StoredZoneFirst`.
+    let mut rules: Vec<Arc<dyn datafusion::optimizer::AnalyzerRule + Send + Sync>> = vec![
+        Arc::new(crate::query::pg_literals::PostgresLiterals),
+        Arc::new(crate::query::text_casts::StoredZoneFirst),
+    ];
     rules.extend(defaults.analyzer().rules.iter().cloned());
     let state = datafusion::execution::SessionStateBuilder::new_from_existing(defaults)
         .with_expr_planners(planners)
@@ -261,6 +265,6 @@ mod tests {
             let again = rebuilt.scalar_functions().get(name).map(|f| f.name().to_string());
             assert_eq!(again.as_deref(), Some(function.name()), "{name}");
         }
-        assert_eq!(rebuilt.expr_planners().len(), defaults.expr_planners().len() + 1);
+        assert_eq!(rebuilt.expr_planners().len(), defaults.expr_planners().len() + 2);
     }
 }

@@ -101,6 +101,7 @@ pub fn as_text(column: &ArrayRef) -> Result<Option<StringArray>, ArrowError> {
                 .map(|v| v.map(|v| interval(v.months, v.days, v.nanoseconds)))
                 .collect(),
         ),
+        DataType::Duration(_) => as_text(&duration_as_interval(column)?)?,
         DataType::Timestamp(unit, zone) => {
             // The instants (a cast to a zoneless type would move them to local time).
             let micros = match unit {
@@ -131,6 +132,25 @@ pub fn as_text(column: &ArrayRef) -> Result<Option<StringArray>, ArrowError> {
         }
         _ => None,
     })
+}
+
+/// A duration (what DataFusion gives for `timestamp - timestamp`) as the
+/// interval PostgreSQL gives for it: whole days of 24 hours, the rest as
+/// time (`2 days 01:00:00`, not `49:00:00`; both signs alike, as
+/// `justify_hours`). Durations stay durations inside a query, where
+/// DataFusion averages and compares them; this is their form for clients
+/// and for stored INTERVAL columns.
+pub fn duration_as_interval(column: &ArrayRef) -> Result<ArrayRef, ArrowError> {
+    use datafusion::arrow::array::IntervalMonthDayNanoArray;
+    use datafusion::arrow::datatypes::{DurationMicrosecondType, IntervalMonthDayNano};
+    const DAY: i64 = 86_400_000_000;
+    let micros = datafusion::arrow::compute::cast(column, &DataType::Duration(TimeUnit::Microsecond))?;
+    let intervals: IntervalMonthDayNanoArray = micros
+        .as_primitive::<DurationMicrosecondType>()
+        .iter()
+        .map(|v| v.map(|v| IntervalMonthDayNano::new(0, (v / DAY) as i32, v % DAY * 1_000)))
+        .collect();
+    Ok(std::sync::Arc::new(intervals))
 }
 
 fn element_type(column: &ArrayRef) -> DataType {

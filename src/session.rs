@@ -101,6 +101,9 @@ pub struct Session {
     blocks_begun: u64,
     /// Warnings and notices for the client, sent before the statement's result.
     notices: Vec<Notice>,
+    /// Settings changed by SET or RESET that clients track, as (reported
+    /// name, value): sent to the client as ParameterStatus, as PostgreSQL does.
+    reports: Vec<(&'static str, String)>,
     /// The SET expressions of this session's UPDATEs by key, compiled.
     compiled_sets: CompiledSets,
     /// The TimeZone as Arrow spells it (`settings` keeps it as written).
@@ -128,6 +131,16 @@ const DEFAULT_SETTINGS: &[(&str, &str)] = &[
     ("transaction_isolation", "repeatable read"),
 ];
 
+/// Settings PostgreSQL reports to the client whenever they change
+/// (`GUC_REPORT`), by lower-case name, with the name reported.
+const REPORTED_SETTINGS: &[(&str, &str)] = &[
+    ("application_name", "application_name"),
+    ("client_encoding", "client_encoding"),
+    ("datestyle", "DateStyle"),
+    ("intervalstyle", "IntervalStyle"),
+    ("timezone", "TimeZone"),
+];
+
 /// A session parameter's value before any SET, by its lower-case name.
 pub fn default_setting(name: &str) -> Option<&'static str> {
     DEFAULT_SETTINGS.iter().find(|(k, _)| *k == name).map(|(_, v)| *v)
@@ -143,6 +156,7 @@ impl Session {
             cursors: HashMap::new(),
             blocks_begun: 0,
             notices: Vec::new(),
+            reports: Vec::new(),
             compiled_sets: CompiledSets::default(),
             zone: time_zone::DEFAULT_ZONE.to_string(),
             startup_zone: None,
@@ -156,6 +170,19 @@ impl Session {
     /// The warnings and notices of the statements run since the last call.
     pub fn take_notices(&mut self) -> Vec<Notice> {
         std::mem::take(&mut self.notices)
+    }
+
+    /// The tracked settings changed since the last call, with their values.
+    pub fn take_reports(&mut self) -> Vec<(&'static str, String)> {
+        std::mem::take(&mut self.reports)
+    }
+
+    /// Queues the value of `name` for the client if clients track it.
+    fn report(&mut self, name: &str) {
+        let Some((_, reported)) = REPORTED_SETTINGS.iter().find(|(n, _)| *n == name) else { return };
+        if let Some(value) = self.settings.get(name) {
+            self.reports.push((reported, value.clone()));
+        }
     }
 
     /// Runs every statement and returns the rows of the last (collected).
@@ -329,20 +356,27 @@ impl Session {
             }
             Command::Set { name, value } => {
                 let name = canonical_setting(&name);
-                if name == "timezone" {
+                // `SET TIME ZONE DEFAULT` and `LOCAL` are its RESET.
+                if name == "timezone" && ["default", "local"].contains(&value.trim().to_lowercase().as_str()) {
+                    self.reset_time_zone();
+                } else if name == "timezone" {
                     let zone = time_zone::setting(&value).ok_or_else(|| {
                         Error::InvalidParameterValue(format!("invalid value for parameter \"TimeZone\": \"{value}\""))
                     })?;
                     self.zone = time_zone::arrow_zone(&zone).to_string();
-                    self.settings.insert(name, time_zone::shown(&value));
-                    return Ok(done("SET"));
+                    self.settings.insert(name.clone(), time_zone::shown(&value));
+                } else {
+                    self.settings.insert(name.clone(), value);
                 }
-                self.settings.insert(name, value);
+                self.report(&name);
                 Ok(done("SET"))
             }
             Command::Reset { name } if name == "all" => {
                 self.settings = DEFAULT_SETTINGS.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect();
                 self.reset_time_zone();
+                for (name, _) in REPORTED_SETTINGS {
+                    self.report(name);
+                }
                 Ok(done("RESET"))
             }
             Command::Reset { name } => {
@@ -354,6 +388,7 @@ impl Session {
                 if name == "timezone" {
                     self.reset_time_zone();
                 }
+                self.report(&name);
                 Ok(done("RESET"))
             }
             Command::Show { name } => self.show(&name),

@@ -81,7 +81,7 @@ async fn subscribe_streams_snapshot_then_changes_and_resumes_exactly_once() {
     let ended = tokio::time::timeout(Duration::from_secs(10), view.next()).await.expect("cancel ends the COPY");
     let error = ended.expect("an error, not the end").expect_err("cancelled");
     assert_eq!(error.code().map(|c| c.code()), Some("57014"), "{error:?}");
-    let one: i64 = view_reader.query_one("SELECT 1", &[]).await.unwrap().get(0);
+    let one: i32 = view_reader.query_one("SELECT 1", &[]).await.unwrap().get(0);
     assert_eq!(one, 1);
 
     // A stream: resume after the last offset received, in the middle of

@@ -571,6 +571,27 @@ async fn result_columns_have_postgres_names_and_types() {
     let now = client.prepare("SELECT now()").await.unwrap();
     assert_eq!(now.columns()[0].name(), "now");
     assert_eq!(now.columns()[0].type_(), &tokio_postgres::types::Type::TIMESTAMPTZ);
+    // SQL's own function syntax is named after the function; tests are `?column?`.
+    assert_eq!(
+        names("SELECT extract(year FROM now()), substring('abc' FROM 2), position('b' IN 'abc'), trim(' a ')").await,
+        ["extract", "substring", "position", "btrim"]
+    );
+    assert_eq!(
+        names("SELECT 1 IN (1, 2), 1 BETWEEN 0 AND 2, NULL IS NULL, 'a' LIKE 'a', now() AT TIME ZONE 'UTC'").await,
+        ["?column?", "?column?", "?column?", "?column?", "timezone"]
+    );
+    // A CASE is named after its ELSE when that is a column; EXISTS is `exists`.
+    assert_eq!(
+        names("SELECT CASE WHEN id > 0 THEN 0 ELSE id END, EXISTS (SELECT 1 FROM named) FROM named").await,
+        ["id", "exists"]
+    );
+    // Integer literals are INTEGER where they fit, as in PostgreSQL.
+    let types = client.prepare("SELECT 1, 2147483648, id + 1 FROM named").await.unwrap();
+    let types: Vec<_> = types.columns().iter().map(|c| c.type_().clone()).collect();
+    use tokio_postgres::types::Type;
+    assert_eq!(types, [Type::INT4, Type::INT8, Type::INT8]);
+    let one: i32 = client.query_one("SELECT 1", &[]).await.unwrap().get(0);
+    assert_eq!(one, 1);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -87,6 +87,15 @@ pub fn physical_expr_at(
     );
     // Coerced first, so the PostgreSQL rewrites see the final types, as
     // analyzer rules after DataFusion's coercion do in a query.
+    // Literals typed as PostgreSQL types them, the result in the type it
+    // was planned with (a DEFAULT's `0` for a BIGINT column stays BIGINT).
+    let planned = expr.get_type(schema).ok();
+    let expr = crate::query::pg_literals::pg_literals(expr, schema).map_err(Error::from_datafusion)?;
+    let expr = match planned {
+        Some(planned) if expr.get_type(schema).ok().as_ref() != Some(&planned) => expr.cast_to(&planned, schema),
+        _ => Ok(expr),
+    }
+    .map_err(Error::from_datafusion)?;
     let expr = simplifier.coerce(expr, schema).map_err(Error::from_datafusion)?;
     let zone = state.config_options().execution.time_zone.clone().unwrap_or_else(|| crate::catalog::UTC.into());
     let expr = crate::query::text_casts::postgres_text_casts(expr, schema, &zone).map_err(Error::from_datafusion)?;

@@ -26,6 +26,8 @@ use crate::log::Log;
 const VARCHAR_OID: i32 = 1043;
 /// PostgreSQL's oid of `jsonb` (stored as text).
 const JSONB_OID: i32 = 3802;
+/// PostgreSQL's oid of `interval` (the emulation shows it as text).
+const INTERVAL_OID: i32 = 1186;
 /// A type modifier carries this on top of its value (PostgreSQL's VARHDRSZ).
 const TYPMOD_HEADER: i32 = 4;
 
@@ -35,6 +37,7 @@ fn declared_type(column: &ColumnDef) -> (Option<i32>, i32) {
         SqlType::Varchar { max_chars: Some(n) } => (Some(VARCHAR_OID), n as i32 + TYPMOD_HEADER),
         SqlType::Varchar { max_chars: None } => (Some(VARCHAR_OID), -1),
         SqlType::Jsonb => (Some(JSONB_OID), -1),
+        SqlType::Interval => (Some(INTERVAL_OID), -1),
         SqlType::Numeric { precision, scale } => (None, ((precision as i32) << 16 | scale as i32) + TYPMOD_HEADER),
         // An array's modifier is its element's (`numeric(12,2)[]`).
         SqlType::Array(ref element) => {

@@ -40,6 +40,7 @@ pub fn standalone() -> Vec<ScalarUDF> {
         super::pg_to_char::to_char(),
         super::pg_age::age(),
         super::pg_array_functions::array_length(),
+        super::pg_literals::coalesce(),
         super::pg_array_functions::array_remove(),
         super::pg_array_functions::array_to_string(),
         // PostgreSQL's name for a random (version 4) UUID, as text.

@@ -161,3 +161,25 @@ fn scale(span: IntervalMonthDayNano, factor: f64, divide: bool) -> DfResult<Inte
     }
     Ok(IntervalMonthDayNano::new(months, days, microseconds as i64 * 1000))
 }
+
+/// `pg_justify_duration(d)`: a duration as the interval PostgreSQL's
+/// `timestamp - timestamp` gives ([`crate::pg_text::duration_as_interval`]).
+/// Called only by the cast rewrite in `text_casts.rs`.
+pub fn justify() -> Arc<ScalarUDF> {
+    static JUSTIFY: std::sync::OnceLock<Arc<ScalarUDF>> = std::sync::OnceLock::new();
+    JUSTIFY
+        .get_or_init(|| {
+            Arc::new(datafusion::logical_expr::create_udf(
+                "pg_justify_duration",
+                vec![DataType::Duration(datafusion::arrow::datatypes::TimeUnit::Microsecond)],
+                INTERVAL,
+                Volatility::Immutable,
+                Arc::new(|args: &[ColumnarValue]| {
+                    let scalar = matches!(args[0], ColumnarValue::Scalar(_));
+                    let intervals = crate::pg_text::duration_as_interval(&args[0].to_array(1)?)?;
+                    super::shaped(scalar, intervals)
+                }),
+            ))
+        })
+        .clone()
+}

@@ -49,11 +49,11 @@ pub fn cast_columns(schema: &SchemaRef, columns: Vec<ArrayRef>, rows: usize) -> 
     let columns = columns
         .into_iter()
         .zip(schema.fields())
-        .map(
-            |(column, field)| {
-                if column.data_type() == field.data_type() { Ok(column) } else { cast(&column, field.data_type()) }
-            },
-        )
+        .map(|(column, field)| match (column.data_type(), field.data_type()) {
+            (from, to) if from == to => Ok(column),
+            (DataType::Duration(_), DataType::Interval(_)) => crate::pg_text::duration_as_interval(&column),
+            _ => cast(&column, field.data_type()),
+        })
         .collect::<Result<Vec<_>, _>>()?;
     let options = RecordBatchOptions::new().with_row_count(Some(rows));
     RecordBatch::try_new_with_options(schema.clone(), columns, &options)

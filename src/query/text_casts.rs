@@ -207,6 +207,17 @@ fn rewrite(expr: Expr, schema: &DFSchema, zone: &str) -> DfResult<Transformed<Ex
         let literal = Expr::Literal(ScalarValue::Utf8(Some(normalized)), None);
         return Ok(Transformed::yes(Expr::Cast(Cast::new_from_field(Box::new(literal), field.clone()))));
     }
+    // A duration (`ts - ts`) stored or cast as an INTERVAL: whole days and
+    // the rest, as PostgreSQL's subtraction gives it (Arrow's cast keeps
+    // only nanoseconds: `49:00:00` for `2 days 01:00:00`).
+    if let (DataType::Interval(_), Ok(DataType::Duration(_))) = (data_type, inner.get_type(schema)) {
+        let micros = Expr::Cast(Cast::new(
+            inner.clone(),
+            DataType::Duration(datafusion::arrow::datatypes::TimeUnit::Microsecond),
+        ));
+        let call = Expr::ScalarFunction(ScalarFunction::new_udf(super::pg_interval::justify(), vec![micros]));
+        return Ok(Transformed::yes(Expr::Cast(Cast::new_from_field(Box::new(call), field.clone()))));
+    }
     if let DataType::List(element) = data_type
         && let Some(element) = crate::view::sql_type_of(element)
         && matches!(inner.get_type(schema), Ok(DataType::Utf8 | DataType::Utf8View | DataType::LargeUtf8))
@@ -225,7 +236,12 @@ fn rewrite(expr: Expr, schema: &DFSchema, zone: &str) -> DfResult<Transformed<Ex
     let Ok(from) = inner.get_type(schema) else { return Ok(Transformed::no(expr)) };
     if !matches!(
         from,
-        DataType::Timestamp(..) | DataType::Float32 | DataType::Float64 | DataType::Interval(_) | DataType::List(_)
+        DataType::Timestamp(..)
+            | DataType::Float32
+            | DataType::Float64
+            | DataType::Interval(_)
+            | DataType::Duration(_)
+            | DataType::List(_)
     ) {
         return Ok(Transformed::no(expr));
     }

@@ -269,6 +269,7 @@ impl SimpleQueryHandler for Service {
                 outcome = Err(error);
             }
             feed_notices(client, session.take_notices()).await?;
+            feed_reports(client, session.take_reports()).await?;
             match outcome {
                 Ok(Outcome::Subscribe(subscription)) => {
                     responses.push(stream_subscription(client, subscription).await?);
@@ -402,6 +403,20 @@ where
     for notice in notices {
         let info = ErrorInfo::new(notice.severity.to_string(), notice.code.to_string(), notice.message);
         client.feed(PgWireBackendMessage::NoticeResponse(info.into())).await?;
+    }
+    Ok(())
+}
+
+/// Queues a ParameterStatus for each setting in `reports`, as PostgreSQL
+/// reports a changed `TimeZone` (drivers such as pgjdbc read times by it).
+async fn feed_reports<C>(client: &mut C, reports: Vec<(&'static str, String)>) -> PgWireResult<()>
+where
+    C: Sink<PgWireBackendMessage> + Unpin + Send,
+    C::Error: Debug,
+    PgWireError: From<<C as Sink<PgWireBackendMessage>>::Error>,
+{
+    for (name, value) in reports {
+        client.feed(PgWireBackendMessage::ParameterStatus(ParameterStatus::new(name.to_string(), value))).await?;
     }
     Ok(())
 }
@@ -677,9 +692,10 @@ impl ExtendedQueryHandler for Service {
                 session.fail_transaction();
                 outcome = Err(error);
             }
-            (outcome, session.take_notices())
+            (outcome, (session.take_notices(), session.take_reports()))
         };
-        feed_notices(client, notices).await?;
+        feed_notices(client, notices.0).await?;
+        feed_reports(client, notices.1).await?;
         let outcome = outcome.map_err(to_pgwire)?;
         match outcome {
             Outcome::Subscribe(subscription) => return stream_subscription(client, subscription).await,

@@ -52,10 +52,12 @@ pub fn deserialize<S: Default + Clone>(
             {
                 cast(numeric(bytes, binary)?, planned)?
             }
-            // A TIMESTAMPTZ in text without an offset is a time in the session's zone.
+            // A TIMESTAMPTZ in text without an offset is a time in the
+            // session's zone; PostgreSQL's forms arrow-pg does not read
+            // (no seconds: `2026-11-20 12:00`) are read here too.
             (hint, Some(DataType::Timestamp(_, Some(_))))
-                if !crate::session::time_zone::is_utc(zone)
-                    && (!binary || hint.as_ref().is_some_and(|t| *t == Type::TEXT || *t == Type::VARCHAR)) =>
+                if (!binary || hint.as_ref().is_some_and(|t| *t == Type::TEXT || *t == Type::VARCHAR))
+                    && (!crate::session::time_zone::is_utc(zone) || needs_seconds(bytes)) =>
             {
                 let text = String::from_utf8_lossy(bytes);
                 let instant = crate::session::time_zone::instant_from_text(&text, zone).ok_or_else(|| {
@@ -64,6 +66,13 @@ pub fn deserialize<S: Default + Clone>(
                     )))
                 })?;
                 cast(ScalarValue::TimestampMicrosecond(Some(instant), Some(crate::catalog::UTC.into())), planned)?
+            }
+            (hint, Some(DataType::Timestamp(_, None)))
+                if (!binary || hint.as_ref().is_some_and(|t| *t == Type::TEXT || *t == Type::VARCHAR))
+                    && needs_seconds(bytes) =>
+            {
+                let text = crate::pg_text::normalize_timestamp(&String::from_utf8_lossy(bytes)).into_owned();
+                cast(ScalarValue::Utf8(Some(text)), planned)?
             }
             // An array, in PostgreSQL's text or binary form (arrow-pg
             // splits text at every comma and reads few binary element types).
@@ -120,6 +129,13 @@ pub fn deserialize<S: Default + Clone>(
         values[index].value = value;
     }
     Ok(params)
+}
+
+/// Timestamp text PostgreSQL reads and arrow-pg does not: a time without
+/// seconds.
+fn needs_seconds(bytes: &[u8]) -> bool {
+    std::str::from_utf8(bytes)
+        .is_ok_and(|text| matches!(crate::pg_text::normalize_timestamp(text), std::borrow::Cow::Owned(_)))
 }
 
 /// A NUMERIC parameter's decimal text.

@@ -20,6 +20,9 @@ pub fn error_info(error: &Error) -> ErrorInfo {
     if let Some((code, message)) = text_to_numeric(error) {
         return ErrorInfo::new("ERROR".to_string(), code.to_string(), message);
     }
+    if let Some(message) = text_to_timestamp(error) {
+        return ErrorInfo::new("ERROR".to_string(), "22007".to_string(), message);
+    }
     if let Some(detail) = numeric_overflow(error) {
         let mut info = ErrorInfo::new("ERROR".to_string(), "22003".to_string(), "numeric field overflow".into());
         info.detail = Some(detail);
@@ -207,6 +210,16 @@ fn text_to_numeric(error: &Error) -> Option<(&'static str, String)> {
         true => ("22003", "numeric field overflow".to_string()),
         false => ("22P02", format!("invalid input syntax for type numeric: \"{text}\"")),
     })
+}
+
+/// PostgreSQL's error for text that is no time, from Arrow's "Error parsing
+/// timestamp from '1 day': …" (`at - '1 day'` reads the text as a time).
+fn text_to_timestamp(error: &Error) -> Option<String> {
+    let Error::DataFusion(inner) = error else { return None };
+    let DataFusionError::ArrowError(arrow, _) = inner.find_root() else { return None };
+    let ArrowError::ParseError(message) = arrow.as_ref() else { return None };
+    let (text, _) = message.strip_prefix("Error parsing timestamp from '")?.rsplit_once("': ")?;
+    Some(format!("invalid input syntax for type timestamp: \"{text}\""))
 }
 
 /// PostgreSQL's detail for a value too big for its NUMERIC(p, s), from

@@ -174,7 +174,7 @@ fn refers_to_column(expr: &Expr, item: Option<&Expr>, alias: Option<&Ident>) -> 
 
 /// Whether `expr` aggregates or is a window function; those inside a
 /// nested subquery belong to it and do not count.
-fn aggregates(expr: &Expr) -> bool {
+pub(super) fn aggregates(expr: &Expr) -> bool {
     any_outside_subqueries(expr, |e| {
         let Expr::Function(function) = e else { return false };
         let name = function.name.0.last().and_then(|p| p.as_ident()).map(|i| i.value.to_lowercase());

@@ -123,7 +123,31 @@ fn figured_name(expr: &Expr) -> Option<(String, u8)> {
             _ => Some((postgres_type_name(data_type), 1)),
         },
         Expr::TypedString(typed) => Some((postgres_type_name(&typed.data_type), 1)),
-        Expr::Case { .. } => Some(("case".into(), 1)),
+        // Named after its ELSE when that names it surely, `case` otherwise.
+        Expr::Case { else_result, .. } => match else_result.as_deref().and_then(figured_name) {
+            Some((name, 2)) => Some((name, 2)),
+            _ => Some(("case".into(), 1)),
+        },
+        // SQL's own syntax for functions is named after the function
+        // PostgreSQL calls.
+        Expr::Extract { .. } => Some(("extract".into(), 2)),
+        Expr::Substring { .. } => Some(("substring".into(), 2)),
+        Expr::Position { .. } => Some(("position".into(), 2)),
+        Expr::Overlay { .. } => Some(("overlay".into(), 2)),
+        Expr::Ceil { .. } => Some(("ceil".into(), 2)),
+        Expr::Floor { .. } => Some(("floor".into(), 2)),
+        Expr::AtTimeZone { .. } => Some(("timezone".into(), 2)),
+        Expr::Trim { trim_where, .. } => {
+            use datafusion::sql::sqlparser::ast::TrimWhereField;
+            let name = match trim_where {
+                Some(TrimWhereField::Leading) => "ltrim",
+                Some(TrimWhereField::Trailing) => "rtrim",
+                _ => "btrim",
+            };
+            Some((name.into(), 2))
+        }
+        Expr::Interval(_) => Some(("interval".into(), 1)),
+        Expr::Collate { expr, .. } => figured_name(expr),
         Expr::Exists { .. } => Some(("exists".into(), 2)),
         // A scalar subquery is named after its one column.
         Expr::Subquery(query) => match query.body.as_ref() {
@@ -134,7 +158,28 @@ fn figured_name(expr: &Expr) -> Option<(String, u8)> {
             },
             _ => None,
         },
-        Expr::Value(_) | Expr::BinaryOp { .. } | Expr::UnaryOp { .. } => Some(("?column?".into(), 0)),
+        Expr::Value(_)
+        | Expr::BinaryOp { .. }
+        | Expr::UnaryOp { .. }
+        | Expr::InList { .. }
+        | Expr::InSubquery { .. }
+        | Expr::InUnnest { .. }
+        | Expr::Between { .. }
+        | Expr::Like { .. }
+        | Expr::ILike { .. }
+        | Expr::SimilarTo { .. }
+        | Expr::AnyOp { .. }
+        | Expr::AllOp { .. }
+        | Expr::IsNull(_)
+        | Expr::IsNotNull(_)
+        | Expr::IsTrue(_)
+        | Expr::IsNotTrue(_)
+        | Expr::IsFalse(_)
+        | Expr::IsNotFalse(_)
+        | Expr::IsUnknown(_)
+        | Expr::IsNotUnknown(_)
+        | Expr::IsDistinctFrom(..)
+        | Expr::IsNotDistinctFrom(..) => Some(("?column?".into(), 0)),
         _ => None,
     }
 }

@@ -9,6 +9,7 @@ mod compat;
 pub(crate) mod ddl;
 pub mod default_keyword;
 pub mod dialect;
+mod exists;
 pub mod insert_columns;
 pub mod jsonb_sets;
 mod lateral;

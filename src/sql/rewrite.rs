@@ -202,6 +202,8 @@ impl VisitorMut for Rewriter<'_> {
     fn pre_visit_select(&mut self, select: &mut Select) -> ControlFlow<()> {
         self.hide_system_columns(select);
         name_columns_as_postgres(select);
+        // After naming: a bare EXISTS is still named `exists`.
+        super::exists::exists_in_select_list(select);
         ControlFlow::Continue(())
     }
 

@@ -277,7 +277,7 @@ pub(crate) fn sql_type_of(field: &datafusion::arrow::datatypes::Field) -> Option
         DataType::Timestamp(TimeUnit::Microsecond, None) => SqlType::Timestamp,
         DataType::Timestamp(_, None) => SqlType::Timestamp,
         DataType::Timestamp(_, Some(_)) => SqlType::TimestampTz,
-        DataType::Interval(IntervalUnit::MonthDayNano) => SqlType::Interval,
+        DataType::Interval(IntervalUnit::MonthDayNano) | DataType::Duration(_) => SqlType::Interval,
         DataType::List(ref element) | DataType::LargeList(ref element) | DataType::ListView(ref element) => {
             match sql_type_of(element)? {
                 SqlType::Array(_) => return None,

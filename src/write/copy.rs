@@ -323,21 +323,18 @@ impl CopyIn {
             };
             columns.push(array);
         }
-        let batch = RecordBatch::try_new(self.def.user_schema(), columns).map_err(|e| Error::Internal(e.to_string()));
-        let batch = match batch {
-            Ok(batch) => batch,
-            // A NULL in a NOT NULL column makes the batch invalid for the schema.
-            Err(_) => return Err(self.not_null_error()),
-        };
+        // A NULL in a NOT NULL column (which would make the batch invalid
+        // for the schema), named.
+        let null_in = self.def.columns.iter().zip(&columns).find(|(c, a)| !c.nullable && a.null_count() > 0);
+        if let Some((column, _)) = null_in {
+            return Err(Error::NotNullViolation { relation: self.def.name.clone(), column: column.name.clone() });
+        }
+        let batch =
+            RecordBatch::try_new(self.def.user_schema(), columns).map_err(|e| Error::Internal(e.to_string()))?;
         let batch = check_rows(&self.def, batch)?;
         self.batches_bytes += batch.get_array_memory_size();
         self.batches.push(batch);
         Ok(())
-    }
-
-    fn not_null_error(&self) -> Error {
-        let column = self.def.columns.iter().find(|c| !c.nullable).map(|c| c.name.clone()).unwrap_or_default();
-        Error::NotNullViolation { relation: self.def.name.clone(), column }
     }
 }
 

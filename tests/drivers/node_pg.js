@@ -24,6 +24,9 @@ const config = { host: '127.0.0.1', port: +process.argv[2], user: 'strata', data
   // INT results are numbers, BIGINT strings, as node-postgres reads PostgreSQL's.
   const multi = await client.query('SELECT 1::int AS a; SELECT 2::bigint AS b');
   assert.deepStrictEqual(multi.map(r => r.rows), [[{ a: 1 }], [{ b: '2' }]]);
+  // An integer literal is an INT, as in PostgreSQL; 2^31 is a BIGINT.
+  const literals = await client.query('SELECT 1 AS a, 1 + 1 AS b, 2147483648 AS c');
+  assert.deepStrictEqual(literals.rows, [{ a: 1, b: 2, c: '2147483648' }]);
   await assert.rejects(client.query('SELECT * FROM nope'), e => e.code === '42P01');
   assert.deepStrictEqual((await client.query("SELECT j->>'a' AS a FROM nodepg WHERE j @> $1", ['{"a":1}'])).rows, [{ a: '1' }]);
   await client.query('BEGIN');

@@ -50,6 +50,16 @@ def with_psycopg():
         with cur.copy("COPY (SELECT id, owner FROM pg3 WHERE id >= 100 ORDER BY id LIMIT 2) TO STDOUT") as copy:
             check("psycopg copy out", list(copy.rows()), [("100", "c100"), ("101", "c101")])
         check("psycopg exponent numeric", cur.execute("SELECT %s::numeric(12,8)", (D("1E-7"),)).fetchone(), (D("1.0E-7"),))
+        # A changed TimeZone is reported to the client (psycopg then gives
+        # times in it), and a time without seconds is read in it.
+        cur.execute("SET TIME ZONE 'Europe/Berlin'")
+        check("psycopg TimeZone reported", conn.info.parameter_status("TimeZone"), "Europe/Berlin")
+        at = cur.execute("SELECT %s::timestamptz", ("2026-11-20 13:00",)).fetchone()[0]
+        check("psycopg time without seconds in the zone", (at, at.tzinfo.key), (NOON, "Europe/Berlin"))
+        cur.execute("SET TIME ZONE DEFAULT")
+        # PostgreSQL reports its configured zone here (Etc/UTC on Debian).
+        check("psycopg TimeZone reset", conn.info.parameter_status("TimeZone"), "UTC")
+        check("psycopg exists", cur.execute("SELECT EXISTS (SELECT 1 FROM pg3 WHERE id = %s)", (1,)).fetchone(), (True,))
 
 
 async def with_asyncpg():

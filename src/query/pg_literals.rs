@@ -1,0 +1,231 @@
+//! The types PostgreSQL gives literals, where DataFusion's differ:
+//! - an integer literal is INTEGER when it fits in one (BIGINT beyond):
+//!   `SELECT 1` is `integer`, `int_column + 1` is INTEGER (and overflows as
+//!   PostgreSQL's does, with 22003), `sum(1)` is BIGINT. DataFusion reads
+//!   every integer literal as BIGINT, which drivers then read as a string
+//!   (node-postgres) or a long (JDBC's `getObject`);
+//! - a quoted literal of no stated type (`'2026-01-01'`, `'1 day'`) beside
+//!   a typed operand takes the type PostgreSQL resolves for it: the other
+//!   operand's in `at - '2026-01-01'` and `id + '1'`, an interval in
+//!   `at + '1 day'`, the first typed argument's in `coalesce(at,
+//!   '2026-01-01')`. DataFusion found no common type for any of these.
+//!
+//! Integer literals are retyped by an analyzer rule run before DataFusion's
+//! type coercion, which then types what surrounds them (expressions
+//! compiled outside a plan, such as an UPDATE's SET, go through
+//! [`pg_literals`]); unknown operands by an expression planner, as the
+//! SQL is planned; `coalesce` by its own coercion.
+
+use std::sync::Arc;
+
+use datafusion::arrow::datatypes::{DataType, FieldRef, IntervalUnit};
+use datafusion::common::config::ConfigOptions;
+use datafusion::common::tree_node::{Transformed, TreeNode};
+use datafusion::common::{DFSchema, Result as DfResult, ScalarValue};
+use datafusion::logical_expr::expr_rewriter::NamePreserver;
+use datafusion::logical_expr::planner::{ExprPlanner, PlannerResult, RawBinaryExpr};
+use datafusion::logical_expr::simplify::{ExprSimplifyResult, SimplifyContext};
+use datafusion::logical_expr::utils::merge_schema;
+use datafusion::logical_expr::{
+    Cast, ColumnarValue, Expr, ExprSchemable, LogicalPlan, Operator, ReturnFieldArgs, ScalarFunctionArgs, ScalarUDF,
+    ScalarUDFImpl, Signature,
+};
+use datafusion::optimizer::AnalyzerRule;
+use datafusion::sql::sqlparser::ast::BinaryOperator;
+
+#[derive(Debug, Default)]
+pub struct PostgresLiterals;
+
+impl AnalyzerRule for PostgresLiterals {
+    fn name(&self) -> &str {
+        "postgres_literal_types"
+    }
+
+    fn analyze(&self, plan: LogicalPlan, _: &ConfigOptions) -> DfResult<LogicalPlan> {
+        plan.transform_up_with_subqueries(|plan| {
+            // A LIMIT's count is DataFusion's to read (as BIGINT), and a
+            // VALUES list keeps the column types it was planned with.
+            if matches!(plan, LogicalPlan::Limit(_) | LogicalPlan::Values(_)) {
+                return Ok(Transformed::no(plan));
+            }
+            let mut schema = merge_schema(&plan.inputs());
+            if plan.inputs().is_empty() {
+                schema.merge(plan.schema());
+            }
+            let names = NamePreserver::new(&plan);
+            plan.map_expressions(|expr| {
+                let name = names.save(&expr);
+                expr.transform_up(|expr| rewrite(expr, &schema)).map(|t| t.update_data(|e| name.restore(e)))
+            })?
+            .map_data(|plan| plan.recompute_schema())
+        })
+        .map(|t| t.data)
+    }
+}
+
+/// The same for an expression compiled outside a plan, over `schema`
+/// (before type coercion).
+pub fn pg_literals(expr: Expr, schema: &DFSchema) -> DfResult<Expr> {
+    expr.transform_up(|expr| rewrite(expr, schema)).map(|t| t.data)
+}
+
+fn rewrite(expr: Expr, _: &DFSchema) -> DfResult<Transformed<Expr>> {
+    match expr {
+        Expr::Literal(ScalarValue::Int64(Some(n)), metadata) if let Ok(n) = i32::try_from(n) => {
+            Ok(Transformed::yes(Expr::Literal(ScalarValue::Int32(Some(n)), metadata)))
+        }
+        other => Ok(Transformed::no(other)),
+    }
+}
+
+/// Resolves unknown operands of arithmetic as SQL is planned: the types of
+/// an operator's result are needed then, before any analyzer rule runs.
+#[derive(Debug)]
+pub struct UnknownOperands;
+
+impl ExprPlanner for UnknownOperands {
+    fn plan_binary_op(&self, expr: RawBinaryExpr, schema: &DFSchema) -> DfResult<PlannerResult<RawBinaryExpr>> {
+        let RawBinaryExpr { op, left, right } = expr;
+        let operator = match op {
+            BinaryOperator::Plus => Operator::Plus,
+            BinaryOperator::Minus => Operator::Minus,
+            BinaryOperator::Multiply => Operator::Multiply,
+            BinaryOperator::Divide => Operator::Divide,
+            BinaryOperator::Modulo => Operator::Modulo,
+            _ => return Ok(PlannerResult::Original(RawBinaryExpr { op, left, right })),
+        };
+        if is_unknown(&left) == is_unknown(&right) {
+            return Ok(PlannerResult::Original(RawBinaryExpr { op, left, right }));
+        }
+        let unknown_left = is_unknown(&left);
+        let (known, unknown) = if unknown_left { (&right, &left) } else { (&left, &right) };
+        let resolved = match known.get_type(schema) {
+            Ok(other) => operand_type(operator, &other, unknown_left),
+            // A column of an outer query is not in this plan's schema.
+            Err(_) => None,
+        };
+        let resolved = match (resolved, unknown) {
+            (Some(DataType::Decimal128(..)), Expr::Literal(value, _)) => Some(numeric_type_of(&value.to_string())),
+            (resolved, _) => resolved,
+        };
+        let (left, right) = match (resolved, unknown_left) {
+            (None, _) => (left, right),
+            (Some(resolved), true) => (typed(left, &resolved), right),
+            (Some(resolved), false) => (left, typed(right, &resolved)),
+        };
+        Ok(PlannerResult::Original(RawBinaryExpr { op, left, right }))
+    }
+}
+
+/// `coalesce` whose text arguments take the type of its first argument of
+/// another type (`coalesce(at, '2026-01-01')` is TIMESTAMPTZ), as
+/// PostgreSQL types an unknown literal there; DataFusion's finds no
+/// common type. The rest is DataFusion's.
+#[derive(Debug, PartialEq, Eq, Hash)]
+struct PgCoalesce {
+    inner: Arc<ScalarUDF>,
+}
+
+pub fn coalesce() -> ScalarUDF {
+    ScalarUDF::new_from_impl(PgCoalesce { inner: datafusion::functions::core::coalesce() })
+}
+
+impl ScalarUDFImpl for PgCoalesce {
+    fn name(&self) -> &str {
+        self.inner.name()
+    }
+
+    fn signature(&self) -> &Signature {
+        self.inner.signature()
+    }
+
+    fn coerce_types(&self, arguments: &[DataType]) -> DfResult<Vec<DataType>> {
+        let first_typed = arguments.iter().find(|t| !is_text(t) && **t != DataType::Null);
+        match first_typed {
+            Some(typed) if arguments.iter().any(is_text) => {
+                let arguments: Vec<DataType> =
+                    arguments.iter().map(|t| if is_text(t) { typed.clone() } else { t.clone() }).collect();
+                self.inner.coerce_types(&arguments)
+            }
+            _ => self.inner.coerce_types(arguments),
+        }
+    }
+
+    fn return_type(&self, arguments: &[DataType]) -> DfResult<DataType> {
+        self.inner.return_type(arguments)
+    }
+
+    fn return_field_from_args(&self, args: ReturnFieldArgs) -> DfResult<FieldRef> {
+        self.inner.return_field_from_args(args)
+    }
+
+    fn simplify(&self, args: Vec<Expr>, info: &SimplifyContext) -> DfResult<ExprSimplifyResult> {
+        self.inner.simplify(args, info)
+    }
+
+    fn invoke_with_args(&self, args: ScalarFunctionArgs) -> DfResult<ColumnarValue> {
+        self.inner.invoke_with_args(args)
+    }
+
+    fn conditional_arguments<'a>(&self, args: &'a [Expr]) -> Option<(Vec<&'a Expr>, Vec<&'a Expr>)> {
+        self.inner.inner().conditional_arguments(args)
+    }
+
+    fn short_circuits(&self) -> bool {
+        self.inner.short_circuits()
+    }
+}
+
+/// A quoted literal with no type written: PostgreSQL's `unknown`.
+fn is_unknown(expr: &Expr) -> bool {
+    matches!(
+        expr,
+        Expr::Literal(ScalarValue::Utf8(Some(_)) | ScalarValue::Utf8View(Some(_)) | ScalarValue::LargeUtf8(Some(_)), _)
+    )
+}
+
+fn is_text(data_type: &DataType) -> bool {
+    matches!(data_type, DataType::Utf8 | DataType::Utf8View | DataType::LargeUtf8)
+}
+
+/// The type of an unknown operand of `op` beside one of type `other`:
+/// PostgreSQL's operator resolution, which first assumes the other
+/// operand's type and otherwise takes the one candidate left (`+` of a
+/// time has only an interval form). `None` where PostgreSQL finds no
+/// operator or several (`date + '1 day'`).
+fn operand_type(op: Operator, other: &DataType, unknown_left: bool) -> Option<DataType> {
+    const INTERVAL: DataType = DataType::Interval(IntervalUnit::MonthDayNano);
+    let arithmetic =
+        matches!(op, Operator::Plus | Operator::Minus | Operator::Multiply | Operator::Divide | Operator::Modulo);
+    match other {
+        DataType::Timestamp(..) if op == Operator::Plus => Some(INTERVAL),
+        DataType::Timestamp(..) | DataType::Date32 if op == Operator::Minus => Some(other.clone()),
+        DataType::Interval(_) if matches!(op, Operator::Plus | Operator::Minus) => Some(INTERVAL),
+        // `interval * '2'`: the factor, as PostgreSQL's only candidate.
+        DataType::Interval(_) if op == Operator::Multiply || (op == Operator::Divide && !unknown_left) => {
+            Some(DataType::Float64)
+        }
+        // An unconstrained NUMERIC: the literal's digits are kept, not
+        // rounded to the other operand's scale.
+        DataType::Decimal128(..) | DataType::Decimal256(..) if arithmetic => Some(DataType::Decimal128(38, 10)),
+        number if number.is_numeric() && arithmetic => Some(number.clone()),
+        _ => None,
+    }
+}
+
+/// NUMERIC text's own precision and scale (`'2.25'`: 3 and 2), so its
+/// digits are kept as written; NUMERIC's widest for other text.
+fn numeric_type_of(text: &str) -> DataType {
+    let digits = text.trim().trim_start_matches(['-', '+']);
+    let (whole, fraction) = digits.split_once('.').unwrap_or((digits, ""));
+    let all_digits = |s: &str| s.bytes().all(|b| b.is_ascii_digit());
+    let (precision, scale) = (whole.len() + fraction.len(), fraction.len());
+    match all_digits(whole) && all_digits(fraction) && (1..=38).contains(&precision) {
+        true => DataType::Decimal128(precision.max(scale).max(1) as u8, scale as i8),
+        false => DataType::Decimal128(38, 10),
+    }
+}
+
+fn typed(unknown: Expr, data_type: &DataType) -> Expr {
+    Expr::Cast(Cast::new(Box::new(unknown), data_type.clone()))
+}
