@@ -255,6 +255,17 @@ pub struct ViewDef {
     /// would then change its columns, so adding one is refused.
     #[serde(default)]
     pub selects_all: bool,
+    /// Whether the query's integer literals are BIGINT: so in views created
+    /// before Strata typed them INTEGER, as PostgreSQL does (rebuilt the
+    /// other way, `x * 2` over an INT column could overflow on rows the view
+    /// took); `CREATE OR REPLACE` gives a view PostgreSQL's types.
+    #[serde(default = "created_with_bigint_literals")]
+    pub bigint_literals: bool,
+}
+
+/// A view written before [`ViewDef::bigint_literals`] existed has them.
+fn created_with_bigint_literals() -> bool {
+    true
 }
 
 impl RelationDef {
@@ -451,5 +462,21 @@ impl Catalog {
         let name = self.by_id(id)?.name.clone();
         self.generation += 1;
         self.by_name.remove(&name)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::ViewDef;
+
+    /// A view stored before integer literals were INTEGER keeps them BIGINT
+    /// when it is rebuilt; a view created now says it has INTEGER ones.
+    #[test]
+    fn views_stored_before_integer_literals_keep_bigint_ones() {
+        let stored: ViewDef = serde_json::from_str(r#"{"query":"SELECT x * 2 FROM s","inputs":[1]}"#).unwrap();
+        assert!(stored.bigint_literals);
+        let created = ViewDef { bigint_literals: false, ..stored };
+        let again: ViewDef = serde_json::from_str(&serde_json::to_string(&created).unwrap()).unwrap();
+        assert!(!again.bigint_literals);
     }
 }

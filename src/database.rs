@@ -77,6 +77,7 @@ impl Database {
         crate::query::jsonb::register(&mut context)?;
         crate::query::pg_interval::register(&mut context)?;
         context.register_udaf(crate::query::pg_sum::sum());
+        context.register_udaf(crate::query::pg_avg::avg());
         // This rule sums sums (`count(DISTINCT a), sum(b)` as an inner
         // GROUP BY a with sum(b), then the sum of those), and asks `sum` for
         // the type of a sum over the inner one: for a sum of INTs (BIGINT)
@@ -240,11 +241,9 @@ fn array_operators_first(config: SessionConfig) -> SessionContext {
         Arc::new(crate::query::pg_literals::UnknownOperands),
     ];
     planners.extend(defaults.expr_planners().iter().cloned());
-    // Before DataFusion's type coercion: see `PostgresLiterals` and `StoredZoneFirst`.
-    let mut rules: Vec<Arc<dyn datafusion::optimizer::AnalyzerRule + Send + Sync>> = vec![
-        Arc::new(crate::query::pg_literals::PostgresLiterals),
-        Arc::new(crate::query::text_casts::StoredZoneFirst),
-    ];
+    // Before DataFusion's type coercion: see `StoredZoneFirst`.
+    let mut rules: Vec<Arc<dyn datafusion::optimizer::AnalyzerRule + Send + Sync>> =
+        vec![Arc::new(crate::query::text_casts::StoredZoneFirst)];
     rules.extend(defaults.analyzer().rules.iter().cloned());
     let state = datafusion::execution::SessionStateBuilder::new_from_existing(defaults)
         .with_expr_planners(planners)

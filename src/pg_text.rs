@@ -49,9 +49,17 @@ pub fn normalize_timestamp(text: &str) -> std::borrow::Cow<'_, str> {
 /// into the unit words Arrow parses (`3 days 4 hours 5 minutes 6 seconds`).
 pub fn normalize_interval(text: &str) -> String {
     let mut parts = Vec::new();
-    for token in text.split_whitespace() {
+    let tokens: Vec<&str> = text.split_whitespace().collect();
+    for (index, token) in tokens.iter().enumerate() {
         if let Some(clock) = clock_time(token) {
             parts.push(clock);
+            continue;
+        }
+        // A number with no unit after it is seconds (`'90'` is 00:01:30;
+        // Arrow read it as months).
+        let unit_follows = tokens.get(index + 1).is_some_and(|next| next.starts_with(|c: char| c.is_alphabetic()));
+        if !unit_follows && token.parse::<f64>().is_ok_and(f64::is_finite) {
+            parts.push(format!("{token} seconds"));
             continue;
         }
         let unit = match token.to_ascii_lowercase().as_str() {

@@ -133,13 +133,9 @@ const DEFAULT_SETTINGS: &[(&str, &str)] = &[
 
 /// Settings PostgreSQL reports to the client whenever they change
 /// (`GUC_REPORT`), by lower-case name, with the name reported.
-const REPORTED_SETTINGS: &[(&str, &str)] = &[
-    ("application_name", "application_name"),
-    ("client_encoding", "client_encoding"),
-    ("datestyle", "DateStyle"),
-    ("intervalstyle", "IntervalStyle"),
-    ("timezone", "TimeZone"),
-];
+/// Only those Strata follows: a DateStyle or client_encoding reported
+/// would make clients read output Strata does not write that way.
+const REPORTED_SETTINGS: &[(&str, &str)] = &[("application_name", "application_name"), ("timezone", "TimeZone")];
 
 /// A session parameter's value before any SET, by its lower-case name.
 pub fn default_setting(name: &str) -> Option<&'static str> {
@@ -976,8 +972,33 @@ async fn plan_statement(
     statement: Statement,
     params: Option<&ParamValues>,
 ) -> Result<LogicalPlan> {
+    plan_statement_with(state, statement, params, IntegerLiterals::Integer).await
+}
+
+/// How a statement's integer literals are typed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum IntegerLiterals {
+    /// INTEGER where they fit, as in PostgreSQL.
+    Integer,
+    /// BIGINT, as in continuous views created before Strata typed them as
+    /// PostgreSQL does (their arithmetic must not start to overflow).
+    Bigint,
+}
+
+async fn plan_statement_with(
+    state: &datafusion::execution::SessionState,
+    statement: Statement,
+    params: Option<&ParamValues>,
+    literals: IntegerLiterals,
+) -> Result<LogicalPlan> {
     let plan =
         state.statement_to_plan(DfStatement::Statement(Box::new(statement))).await.map_err(Error::from_datafusion)?;
+    let plan = match literals {
+        IntegerLiterals::Integer => {
+            crate::query::pg_literals::narrow_integer_literals(plan).map_err(Error::from_datafusion)?
+        }
+        IntegerLiterals::Bigint => plan,
+    };
     match params {
         Some(params) => plan.replace_params_with_values(params).map_err(Error::from_datafusion),
         None => Ok(plan),

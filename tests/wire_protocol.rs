@@ -592,6 +592,14 @@ async fn result_columns_have_postgres_names_and_types() {
     assert_eq!(types, [Type::INT4, Type::INT8, Type::INT8]);
     let one: i32 = client.query_one("SELECT 1", &[]).await.unwrap().get(0);
     assert_eq!(one, 1);
+    // A parameter keeps the type it was described with beside a literal:
+    // its value is no literal (results here are binary, as tokio-postgres
+    // asks for them).
+    let statement = client.prepare("SELECT $1 + 1, $1 * 1000").await.unwrap();
+    assert_eq!(statement.params(), [Type::INT8]);
+    assert_eq!(statement.columns()[0].type_(), &Type::INT8);
+    let row = client.query_one(&statement, &[&5_000_000i64]).await.unwrap();
+    assert_eq!((row.get::<_, i64>(0), row.get::<_, i64>(1)), (5_000_001, 5_000_000_000));
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -379,13 +379,11 @@ impl Manifest {
             return Ok(manifest);
         };
         let corrupt = |reason: String| Error::Corrupt { file: MANIFEST_PATH.into(), position: 0, reason };
-        let mut manifest: Manifest = serde_json::from_slice(&bytes).map_err(|e| corrupt(e.to_string()))?;
+        let manifest: Manifest = serde_json::from_slice(&bytes).map_err(|e| corrupt(e.to_string()))?;
         if manifest.version != MANIFEST_VERSION {
             return Err(corrupt(format!("unknown manifest version {}", manifest.version)));
         }
-        let stored = manifest.checksum;
-        manifest.checksum = 0;
-        if manifest.digest()? != stored {
+        if written_digest(&bytes) != Some(manifest.checksum) {
             return Err(corrupt("manifest checksum mismatch".into()));
         }
         for segment in &manifest.segments {
@@ -408,6 +406,38 @@ impl Manifest {
         let bytes = serde_json::to_vec(self).map_err(|e| Error::Encode(e.to_string()))?;
         Ok(crc32c::crc32c(&bytes))
     }
+}
+
+/// The digest [`Manifest::store`] computed for a manifest stored as `bytes`:
+/// of its compact JSON with its own checksum 0. Taken from the bytes as
+/// written, not from the parsed manifest written again, so a manifest
+/// written before a field was added (or by a version that knew one more)
+/// still checks. `None` if the document does not end in its checksum.
+fn written_digest(bytes: &[u8]) -> Option<u32> {
+    // Pretty JSON without the whitespace between tokens is the compact JSON.
+    let mut compact = Vec::with_capacity(bytes.len());
+    let (mut in_string, mut escaped) = (false, false);
+    for &byte in bytes {
+        match (in_string, escaped, byte) {
+            (true, true, _) => escaped = false,
+            (true, false, b'\\') => escaped = true,
+            (true, false, b'"') => in_string = false,
+            (false, _, b'"') => in_string = true,
+            (false, _, b' ' | b'\n' | b'\r' | b'\t') => continue,
+            _ => {}
+        }
+        compact.push(byte);
+    }
+    // The manifest's own checksum is its last field (a segment's is inside).
+    const FIELD: &[u8] = b",\"checksum\":";
+    let at = compact.windows(FIELD.len()).rposition(|w| w == FIELD)?;
+    let value = &compact[at + FIELD.len()..compact.len().checked_sub(1)?];
+    if !value.iter().all(u8::is_ascii_digit) || compact.last() != Some(&b'}') {
+        return None;
+    }
+    let mut zeroed = compact[..at + FIELD.len()].to_vec();
+    zeroed.extend_from_slice(b"0}");
+    Some(crc32c::crc32c(&zeroed))
 }
 
 #[cfg(test)]
@@ -481,6 +511,48 @@ mod tests {
             .put(MANIFEST_PATH, Bytes::from(text.replace("\"sealed_through\": 3", "\"sealed_through\": 4")))
             .await
             .unwrap();
+        assert!(matches!(Manifest::load_or_create(&store).await, Err(Error::Corrupt { .. })));
+    }
+
+    /// A manifest written by a version with a field this one lacks, or
+    /// without one this one has (read with its default), still checks: the
+    /// digest is of the bytes as written.
+    #[tokio::test]
+    async fn a_manifest_of_another_version_checks() {
+        let store = SegmentStore::in_memory();
+        let mut manifest = Manifest::empty();
+        manifest.relations = vec![relation()];
+        manifest.sealed_through = Offset(3);
+        manifest.store(&store).await.unwrap();
+        let pretty = String::from_utf8(store.get(MANIFEST_PATH).await.unwrap().unwrap().to_vec()).unwrap();
+        // As another version would write it: a field more, one fewer
+        // (`next_row_id` has a default). Its checksum is of the compact
+        // form, made here from the manifest itself.
+        let added = r#""added_later": {"note": "a \"quoted\" value, with spaces"},"#;
+        let pretty = pretty.replace("  \"next_row_id\": 0,\n", "").replacen(
+            "\"version\": 1,",
+            &format!("\"version\": 1,\n  {added}"),
+            1,
+        );
+        manifest.checksum = 0;
+        let compact = String::from_utf8(serde_json::to_vec(&manifest).unwrap()).unwrap();
+        let compact = compact.replace("\"next_row_id\":0,", "").replacen(
+            "\"version\":1,",
+            &format!("\"version\":1,{}", added.replace("\": ", "\":")),
+            1,
+        );
+        assert!(compact.ends_with(",\"checksum\":0}"), "{compact}");
+        let checksum = crc32c::crc32c(compact.as_bytes());
+        let written = pretty.replace(
+            &format!("\"checksum\": {}", serde_json::from_str::<serde_json::Value>(&pretty).unwrap()["checksum"]),
+            &format!("\"checksum\": {checksum}"),
+        );
+        store.put(MANIFEST_PATH, Bytes::from(written.clone())).await.unwrap();
+        let loaded = Manifest::load_or_create(&store).await.unwrap();
+        assert_eq!((loaded.sealed_through, loaded.relations.len()), (Offset(3), 1));
+
+        // A changed byte still fails it.
+        store.put(MANIFEST_PATH, Bytes::from(written.replace("with spaces", "with spacez"))).await.unwrap();
         assert!(matches!(Manifest::load_or_create(&store).await, Err(Error::Corrupt { .. })));
     }
 }

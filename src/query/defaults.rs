@@ -90,7 +90,7 @@ pub fn physical_expr_at(
     // Literals typed as PostgreSQL types them, the result in the type it
     // was planned with (a DEFAULT's `0` for a BIGINT column stays BIGINT).
     let planned = expr.get_type(schema).ok();
-    let expr = crate::query::pg_literals::pg_literals(expr, schema).map_err(Error::from_datafusion)?;
+    let expr = crate::query::pg_literals::pg_literals(expr).map_err(Error::from_datafusion)?;
     let expr = match planned {
         Some(planned) if expr.get_type(schema).ok().as_ref() != Some(&planned) => expr.cast_to(&planned, schema),
         _ => Ok(expr),

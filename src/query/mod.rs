@@ -9,6 +9,7 @@ mod pg_age;
 pub(crate) mod pg_arithmetic;
 pub mod pg_array_functions;
 pub mod pg_array_operators;
+pub(crate) mod pg_avg;
 pub mod pg_class;
 mod pg_columns;
 mod pg_constraints;

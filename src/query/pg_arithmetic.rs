@@ -4,7 +4,8 @@
 //!   when a plan asks for it, and its SQL planner never does);
 //! - NUMERIC division keeps 16 decimal places, rounded (`1 / 3.0` is
 //!   0.3333333333333333, where Arrow gives 0.3333 truncated), fewer where
-//!   the quotient's integer part could need the room.
+//!   the quotient's integer part could need the room;
+//! - intervals compare by their length (see `pg_interval.rs`).
 //!
 //! An analyzer rule, run after type coercion so both sides have their final
 //! types, turns such operators into the functions below; expressions
@@ -55,6 +56,9 @@ pub fn pg_arithmetic(expr: Expr, schema: &DFSchema) -> DfResult<Expr> {
 }
 
 fn rewrite(expr: Expr, schema: &DFSchema) -> DfResult<Transformed<Expr>> {
+    if let Some(compared) = super::pg_interval::compared_by_length(&expr, schema) {
+        return Ok(Transformed::yes(compared));
+    }
     let Expr::BinaryExpr(BinaryExpr { left, op, right }) = &expr else { return Ok(Transformed::no(expr)) };
     let op = match op {
         Operator::Plus => Op::Add,

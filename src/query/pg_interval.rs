@@ -11,6 +11,7 @@ use datafusion::arrow::array::{Array, AsArray, IntervalMonthDayNanoArray};
 use datafusion::arrow::datatypes::{DataType, Float64Type, IntervalMonthDayNano, IntervalUnit};
 use datafusion::common::{DFSchema, DataFusionError, Result as DfResult};
 use datafusion::execution::FunctionRegistry;
+use datafusion::logical_expr::expr::ScalarFunction;
 use datafusion::logical_expr::planner::{ExprPlanner, PlannerResult, RawBinaryExpr};
 use datafusion::logical_expr::{
     Cast, ColumnarValue, Expr, ExprSchemable, ScalarFunctionArgs, ScalarUDF, ScalarUDFImpl, Signature, Volatility,
@@ -178,6 +179,76 @@ pub fn justify() -> Arc<ScalarUDF> {
                     let scalar = matches!(args[0], ColumnarValue::Scalar(_));
                     let intervals = crate::pg_text::duration_as_interval(&args[0].to_array(1)?)?;
                     super::shaped(scalar, intervals)
+                }),
+            ))
+        })
+        .clone()
+}
+
+/// A comparison of intervals as PostgreSQL compares them, by their length
+/// with a month of 30 days and a day of 24 hours (`interval '1 day' =
+/// interval '24 hours'`, `now() - at < interval '36 hours'` for 30 hours
+/// ago); Arrow compares months, then days, then the rest. `None` for any
+/// other expression. Called after type coercion (a duration compared with
+/// an interval is one by then).
+pub fn compared_by_length(expr: &Expr, schema: &DFSchema) -> Option<Expr> {
+    use datafusion::logical_expr::{Between, BinaryExpr, Operator};
+    // One referring to an outer query is left alone: DataFusion turns such
+    // a subquery into a join only while its columns are bare.
+    let is_interval = |e: &Expr| !e.contains_outer() && matches!(e.get_type(schema), Ok(DataType::Interval(_)));
+    let key = |e: &Expr| Expr::ScalarFunction(ScalarFunction::new_udf(interval_length(), vec![e.clone()]));
+    match expr {
+        Expr::BinaryExpr(BinaryExpr { left, op, right })
+            if matches!(
+                op,
+                Operator::Eq
+                    | Operator::NotEq
+                    | Operator::Lt
+                    | Operator::LtEq
+                    | Operator::Gt
+                    | Operator::GtEq
+                    | Operator::IsDistinctFrom
+                    | Operator::IsNotDistinctFrom
+            ) && is_interval(left)
+                && is_interval(right) =>
+        {
+            Some(Expr::BinaryExpr(BinaryExpr::new(Box::new(key(left)), *op, Box::new(key(right)))))
+        }
+        Expr::Between(Between { expr: value, negated, low, high })
+            if is_interval(value) && is_interval(low) && is_interval(high) =>
+        {
+            Some(Expr::Between(Between::new(Box::new(key(value)), *negated, Box::new(key(low)), Box::new(key(high)))))
+        }
+        _ => None,
+    }
+}
+
+/// `pg_interval_length(i)`: an interval's length in nanoseconds, a month
+/// counted as 30 days and a day as 24 hours (PostgreSQL's `interval_cmp`).
+fn interval_length() -> Arc<ScalarUDF> {
+    static LENGTH: std::sync::OnceLock<Arc<ScalarUDF>> = std::sync::OnceLock::new();
+    LENGTH
+        .get_or_init(|| {
+            Arc::new(datafusion::logical_expr::create_udf(
+                "pg_interval_length",
+                vec![INTERVAL],
+                DataType::Decimal128(38, 0),
+                Volatility::Immutable,
+                Arc::new(|args: &[ColumnarValue]| {
+                    const DAY: i128 = 86_400_000_000_000;
+                    let scalar = matches!(args[0], ColumnarValue::Scalar(_));
+                    let intervals = args[0].to_array(1)?;
+                    let lengths: datafusion::arrow::array::Decimal128Array = intervals
+                        .as_primitive::<datafusion::arrow::datatypes::IntervalMonthDayNanoType>()
+                        .iter()
+                        .map(|v| {
+                            v.map(|v| {
+                                (v.months as i128 * DAYS_PER_MONTH as i128 + v.days as i128) * DAY
+                                    + v.nanoseconds as i128
+                            })
+                        })
+                        .collect();
+                    super::shaped(scalar, Arc::new(lengths.with_precision_and_scale(38, 0)?))
                 }),
             ))
         })

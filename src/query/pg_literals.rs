@@ -10,72 +10,121 @@
 //!   `at + '1 day'`, the first typed argument's in `coalesce(at,
 //!   '2026-01-01')`. DataFusion found no common type for any of these.
 //!
-//! Integer literals are retyped by an analyzer rule run before DataFusion's
-//! type coercion, which then types what surrounds them (expressions
-//! compiled outside a plan, such as an UPDATE's SET, go through
-//! [`pg_literals`]); unknown operands by an expression planner, as the
-//! SQL is planned; `coalesce` by its own coercion.
+//! Integer literals are retyped as a statement is planned, before its
+//! parameters are filled in (a parameter's value is no literal: `$1 + 1`
+//! keeps the type the client was told) and before DataFusion's type
+//! coercion, which then types what surrounds them; expressions compiled
+//! outside a plan (an UPDATE's SET) go through [`pg_literals`]. Unknown
+//! operands are resolved by an expression planner, as the SQL is planned;
+//! `coalesce` by its own coercion.
 
 use std::sync::Arc;
 
 use datafusion::arrow::datatypes::{DataType, FieldRef, IntervalUnit};
-use datafusion::common::config::ConfigOptions;
 use datafusion::common::tree_node::{Transformed, TreeNode};
 use datafusion::common::{DFSchema, Result as DfResult, ScalarValue};
+use datafusion::logical_expr::expr::WindowFunctionDefinition;
 use datafusion::logical_expr::expr_rewriter::NamePreserver;
 use datafusion::logical_expr::planner::{ExprPlanner, PlannerResult, RawBinaryExpr};
 use datafusion::logical_expr::simplify::{ExprSimplifyResult, SimplifyContext};
-use datafusion::logical_expr::utils::merge_schema;
 use datafusion::logical_expr::{
     Cast, ColumnarValue, Expr, ExprSchemable, LogicalPlan, Operator, ReturnFieldArgs, ScalarFunctionArgs, ScalarUDF,
     ScalarUDFImpl, Signature,
 };
-use datafusion::optimizer::AnalyzerRule;
 use datafusion::sql::sqlparser::ast::BinaryOperator;
 
-#[derive(Debug, Default)]
-pub struct PostgresLiterals;
-
-impl AnalyzerRule for PostgresLiterals {
-    fn name(&self) -> &str {
-        "postgres_literal_types"
+/// `plan` with its integer literals INTEGER where they fit. Left as
+/// planned: a recursive query's (its working table was typed with them),
+/// a LIMIT's (DataFusion reads it as BIGINT) and a VALUES list's (its
+/// columns were typed with them). A literal becomes a cast of itself, which
+/// keeps the name every column reference goes by (`x + Int64(1)`).
+pub fn narrow_integer_literals(plan: LogicalPlan) -> DfResult<LogicalPlan> {
+    let recursive = plan.exists(|p| Ok(matches!(p, LogicalPlan::RecursiveQuery(_))))?;
+    if recursive {
+        return Ok(plan);
     }
-
-    fn analyze(&self, plan: LogicalPlan, _: &ConfigOptions) -> DfResult<LogicalPlan> {
-        plan.transform_up_with_subqueries(|plan| {
-            // A LIMIT's count is DataFusion's to read (as BIGINT), and a
-            // VALUES list keeps the column types it was planned with.
-            if matches!(plan, LogicalPlan::Limit(_) | LogicalPlan::Values(_)) {
-                return Ok(Transformed::no(plan));
-            }
-            let mut schema = merge_schema(&plan.inputs());
-            if plan.inputs().is_empty() {
-                schema.merge(plan.schema());
-            }
-            let names = NamePreserver::new(&plan);
-            plan.map_expressions(|expr| {
-                let name = names.save(&expr);
-                expr.transform_up(|expr| rewrite(expr, &schema)).map(|t| t.update_data(|e| name.restore(e)))
-            })?
-            .map_data(|plan| plan.recompute_schema())
-        })
-        .map(|t| t.data)
-    }
+    plan.transform_up_with_subqueries(|plan| {
+        if matches!(plan, LogicalPlan::Limit(_) | LogicalPlan::Values(_)) {
+            return Ok(Transformed::no(plan));
+        }
+        // Names are kept (a cast is invisible in most, not in a FILTER's).
+        let names = NamePreserver::new(&plan);
+        let rewritten = plan.map_expressions(|expr| {
+            let name = names.save(&expr);
+            expr.transform_up(narrowed).map(|t| t.update_data(|e| name.restore(e)))
+        })?;
+        match rewritten.transformed {
+            true => rewritten.map_data(|plan| plan.recompute_schema()),
+            false => Ok(rewritten),
+        }
+    })
+    .map(|t| t.data)
 }
 
-/// The same for an expression compiled outside a plan, over `schema`
-/// (before type coercion).
-pub fn pg_literals(expr: Expr, schema: &DFSchema) -> DfResult<Expr> {
-    expr.transform_up(|expr| rewrite(expr, schema)).map(|t| t.data)
+/// The same for an expression compiled outside a plan (before type coercion).
+pub fn pg_literals(expr: Expr) -> DfResult<Expr> {
+    expr.transform_up(narrowed).map(|t| t.data)
 }
 
-fn rewrite(expr: Expr, _: &DFSchema) -> DfResult<Transformed<Expr>> {
+fn narrowed(expr: Expr) -> DfResult<Transformed<Expr>> {
     match expr {
-        Expr::Literal(ScalarValue::Int64(Some(n)), metadata) if let Ok(n) = i32::try_from(n) => {
-            Ok(Transformed::yes(Expr::Literal(ScalarValue::Int32(Some(n)), metadata)))
+        Expr::Literal(ScalarValue::Int64(Some(n)), _) if i32::try_from(n).is_ok() => {
+            Ok(Transformed::yes(Expr::Cast(Cast::new(Box::new(expr), DataType::Int32))))
+        }
+        // PostgreSQL folds a minus into the number it negates, parentheses
+        // or not: `-(-2147483648)` is the BIGINT 2147483648 (DataFusion
+        // folds only `-2147483648`, which then fits an INTEGER).
+        Expr::Negative(inner) => {
+            let folded = match inner.as_ref() {
+                Expr::Cast(Cast { expr: literal, field }) if *field.data_type() == DataType::Int32 => {
+                    match literal.as_ref() {
+                        Expr::Literal(ScalarValue::Int64(Some(n)), _) => n.checked_neg(),
+                        _ => None,
+                    }
+                }
+                _ => None,
+            };
+            match folded {
+                Some(n) => narrowed(Expr::Literal(ScalarValue::Int64(Some(n)), None)).map(|t| Transformed::yes(t.data)),
+                None => Ok(Transformed::no(Expr::Negative(inner))),
+            }
+        }
+        // Arguments after the first of an aggregate (`nth_value(x, 2)`)
+        // and every argument of a window function (`ntile(4)`, `lag(x, 1)`)
+        // are settings DataFusion reads as BIGINT; `count(*)` counts `1`.
+        Expr::AggregateFunction(mut function) => {
+            let keep = if function.func.name() == "count" { 0 } else { 1 };
+            let from = keep.min(function.params.args.len());
+            let restored = restore(&mut function.params.args[from..]);
+            Ok(Transformed::new_transformed(Expr::AggregateFunction(function), restored))
+        }
+        Expr::WindowFunction(mut window) => {
+            let keep = match window.fun {
+                WindowFunctionDefinition::AggregateUDF(ref f) if f.name() != "count" => 1,
+                _ => 0,
+            };
+            let args = &mut window.params.args;
+            let from = keep.min(args.len());
+            let restored = restore(&mut args[from..]);
+            Ok(Transformed::new_transformed(Expr::WindowFunction(window), restored))
         }
         other => Ok(Transformed::no(other)),
     }
+}
+
+/// Undoes [`narrowed`] on `args`; whether any was.
+fn restore(args: &mut [Expr]) -> bool {
+    let mut restored = false;
+    for arg in args {
+        if let Expr::Cast(Cast { expr, field }) = arg
+            && *field.data_type() == DataType::Int32
+            && matches!(expr.as_ref(), Expr::Literal(ScalarValue::Int64(Some(_)), _))
+        {
+            *arg = expr.as_ref().clone();
+            restored = true;
+        }
+    }
+    restored
 }
 
 /// Resolves unknown operands of arithmetic as SQL is planned: the types of
@@ -108,10 +157,20 @@ impl ExprPlanner for UnknownOperands {
             (Some(DataType::Decimal128(..)), Expr::Literal(value, _)) => Some(numeric_type_of(&value.to_string())),
             (resolved, _) => resolved,
         };
+        // Interval text as PostgreSQL writes it (`'1 day 02:00:00'`, `'90'`
+        // seconds), in the words Arrow reads.
+        let interval = matches!(resolved, Some(DataType::Interval(_)));
+        let as_interval = |unknown: Expr| match unknown {
+            Expr::Literal(value, metadata) if interval => {
+                let text = crate::pg_text::normalize_interval(&value.to_string());
+                Expr::Literal(ScalarValue::Utf8(Some(text)), metadata)
+            }
+            other => other,
+        };
         let (left, right) = match (resolved, unknown_left) {
             (None, _) => (left, right),
-            (Some(resolved), true) => (typed(left, &resolved), right),
-            (Some(resolved), false) => (left, typed(right, &resolved)),
+            (Some(resolved), true) => (typed(as_interval(left), &resolved), right),
+            (Some(resolved), false) => (left, typed(as_interval(right), &resolved)),
         };
         Ok(PlannerResult::Original(RawBinaryExpr { op, left, right }))
     }

@@ -108,6 +108,15 @@ fn read_in_session_zone(expr: Expr, schema: &DFSchema, zone: &str) -> DfResult<T
     Ok(Transformed::yes(Expr::Cast(Cast::new_from_field(Box::new(in_zone_call(local, zone)), field.clone()))))
 }
 
+/// A duration as the interval PostgreSQL's `timestamp - timestamp` gives.
+fn justified(duration: Expr) -> Expr {
+    let micros = Expr::Cast(Cast::new(
+        Box::new(duration),
+        DataType::Duration(datafusion::arrow::datatypes::TimeUnit::Microsecond),
+    ));
+    Expr::ScalarFunction(ScalarFunction::new_udf(super::pg_interval::justify(), vec![micros]))
+}
+
 fn in_zone_call(local: Expr, zone: &str) -> Expr {
     let zone = Expr::Literal(ScalarValue::Utf8(Some(zone.to_string())), None);
     Expr::ScalarFunction(ScalarFunction::new_udf(pg_in_zone(), vec![local, zone]))
@@ -130,6 +139,16 @@ fn rewrite(expr: Expr, schema: &DFSchema, zone: &str) -> DfResult<Transformed<Ex
             let now = datafusion::functions::datetime::now(&options);
             let now = Expr::ScalarFunction(ScalarFunction::new_udf(now, vec![]));
             Some(Expr::Cast(Cast::new(Box::new(in_zone(now, schema, zone)), DataType::Date32)))
+        }
+        // `extract(hour FROM ts - ts)`: of the interval PostgreSQL's
+        // subtraction gives (5 for 2 days 05:00:00, not 53).
+        Expr::ScalarFunction(function)
+            if function.func.name() == "date_part"
+                && matches!(function.args.get(1).map(|a| a.get_type(schema)), Some(Ok(DataType::Duration(_)))) =>
+        {
+            let mut args = function.args.clone();
+            args[1] = justified(args[1].clone());
+            return Ok(Transformed::yes(Expr::ScalarFunction(ScalarFunction::new_udf(function.func.clone(), args))));
         }
         Expr::ScalarFunction(function) if CALENDAR_FUNCTIONS.contains(&function.func.name()) => {
             let args = function.args.iter().map(|a| in_zone(a.clone(), schema, zone)).collect();
@@ -211,11 +230,7 @@ fn rewrite(expr: Expr, schema: &DFSchema, zone: &str) -> DfResult<Transformed<Ex
     // the rest, as PostgreSQL's subtraction gives it (Arrow's cast keeps
     // only nanoseconds: `49:00:00` for `2 days 01:00:00`).
     if let (DataType::Interval(_), Ok(DataType::Duration(_))) = (data_type, inner.get_type(schema)) {
-        let micros = Expr::Cast(Cast::new(
-            inner.clone(),
-            DataType::Duration(datafusion::arrow::datatypes::TimeUnit::Microsecond),
-        ));
-        let call = Expr::ScalarFunction(ScalarFunction::new_udf(super::pg_interval::justify(), vec![micros]));
+        let call = justified(inner.as_ref().clone());
         return Ok(Transformed::yes(Expr::Cast(Cast::new_from_field(Box::new(call), field.clone()))));
     }
     if let DataType::List(element) = data_type

@@ -13,7 +13,7 @@ use datafusion::prelude::DataFrame;
 use datafusion::sql::sqlparser::ast::Query;
 use futures::StreamExt;
 
-use super::{Outcome, Session, parse_query, plan_statement};
+use super::{IntegerLiterals, Outcome, Session, parse_query, plan_statement, plan_statement_with};
 use crate::catalog::{RelationDef, RelationKind, ViewDef};
 use crate::error::{Error, Result};
 use crate::log::{Change, Offset, ReadView, RelationId};
@@ -50,7 +50,7 @@ impl Session {
         }
         let sql = query.to_string();
         let read = self.db.log.snapshot();
-        let (mut runtime, def) = self.compile_view(&name, &columns, &sql, &read).await?;
+        let (mut runtime, def) = self.compile_view(&name, &columns, &sql, &read, IntegerLiterals::Integer).await?;
         let _progress = Progress::start(&self.db.activity.backfills, &name, &sql);
         let mut output = self.backfill(&name, &mut runtime, &read).await?;
         let mut through = read.offset;
@@ -85,10 +85,12 @@ impl Session {
     /// checkpoint plus the changes after it, or else backfilled from its
     /// inputs as they are now; its sink loaded from its rows.
     pub(crate) async fn restore_view(&mut self, def: Arc<RelationDef>) -> Result<()> {
-        let query = &def.view.as_ref().expect("a view").query;
+        let view = def.view.as_ref().expect("a view");
+        let query = &view.query;
+        let literals = if view.bigint_literals { IntegerLiterals::Bigint } else { IntegerLiterals::Integer };
         let read = self.db.log.snapshot();
         let visible: Vec<String> = def.visible_positions().iter().map(|p| def.columns[*p].name.clone()).collect();
-        let (mut runtime, _) = self.compile_view(&def.name, &visible, query, &read).await?;
+        let (mut runtime, _) = self.compile_view(&def.name, &visible, query, &read, literals).await?;
         runtime.root = keep_created_types(runtime.root, &def).map_err(view_error(&def.name))?;
         let mut restored = false;
         if let Some(meta) = self.db.log.view_state(def.id).await {
@@ -104,7 +106,7 @@ impl Session {
                 Ok(false) => {}
                 Err(error) => {
                     tracing::warn!(view = %def.name, path = %meta.path, %error, "view checkpoint unusable; rebuilding");
-                    runtime = self.compile_view(&def.name, &visible, query, &read).await?.0;
+                    runtime = self.compile_view(&def.name, &visible, query, &read, literals).await?.0;
                     runtime.root = keep_created_types(runtime.root, &def).map_err(view_error(&def.name))?;
                 }
             }
@@ -174,6 +176,7 @@ impl Session {
         names: &[String],
         sql: &str,
         read: &ReadView,
+        literals: IntegerLiterals,
     ) -> Result<(ViewRuntime, RelationDef)> {
         let statement = parse_query(sql)?;
         let (mut state, statement) = self.prepare_at(statement, false, read.clone()).await?;
@@ -185,7 +188,7 @@ impl Session {
         {
             options.time_zone = crate::catalog::UTC.into();
         }
-        let plan = plan_statement(&state, statement, None).await?;
+        let plan = plan_statement_with(&state, statement, None, literals).await?;
         check_deterministic(&plan).map_err(view_error(name))?;
         let plan = distinct_on_as_top_one(plan).map_err(view_error(name))?;
         let optimized = state.optimize(&plan).map_err(Error::from_datafusion)?;
@@ -229,6 +232,7 @@ impl Session {
                 query: sql.to_string(),
                 inputs: compiled.inputs.iter().copied().collect(),
                 selects_all: crate::sql::rewrite::selects_all(sql),
+                bigint_literals: literals == IntegerLiterals::Bigint,
             }),
             schemas: Default::default(),
         };

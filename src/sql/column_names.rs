@@ -148,7 +148,8 @@ fn figured_name(expr: &Expr) -> Option<(String, u8)> {
         }
         Expr::Interval(_) => Some(("interval".into(), 1)),
         Expr::Collate { expr, .. } => figured_name(expr),
-        Expr::Exists { .. } => Some(("exists".into(), 2)),
+        Expr::Exists { negated: false, .. } => Some(("exists".into(), 2)),
+        Expr::Exists { negated: true, .. } => Some(("?column?".into(), 0)),
         // A scalar subquery is named after its one column.
         Expr::Subquery(query) => match query.body.as_ref() {
             SetExpr::Select(select) => match select.projection.first()? {

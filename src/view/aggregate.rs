@@ -528,6 +528,11 @@ fn value(spec: &AggSpec, acc: &Acc) -> Result<ScalarValue> {
                 let scaled = v.checked_mul(shift).ok_or_else(|| ViewError::Overflow("avg".into()))?;
                 ScalarValue::Decimal128(Some(scaled / *n as i128), *p, *s)
             }
+            // Integers: NUMERIC, as the query's `avg` gives it.
+            (Num::Int(v), DataType::Decimal128(p, s), input) if input.is_integer() => {
+                let average = crate::query::pg_avg::integer_average(*v, *n);
+                ScalarValue::Decimal128(Some(average.ok_or_else(|| ViewError::Overflow("avg".into()))?), *p, *s)
+            }
             (Num::Int(v), _, _) => ScalarValue::Float64(Some(*v as f64 / *n as f64)),
         },
         (AggKind::Min | AggKind::Max, Acc::Values { values, .. }) => {
