@@ -125,6 +125,7 @@ const DEFAULT_SETTINGS: &[(&str, &str)] = &[
     ("search_path", "public"),
     ("server_encoding", "UTF8"),
     ("server_version", "15.0"),
+    ("server_version_num", "150000"),
     ("standard_conforming_strings", "on"),
     ("statement_timeout", "0"),
     ("timezone", "UTC"),
@@ -555,6 +556,7 @@ impl Session {
         state.config_mut().options_mut().execution.time_zone = Some(self.time_zone().to_string());
         if let Some(options) = state.config_mut().options_mut().extensions.get_mut::<time_zone::StrataOptions>() {
             options.time_zone = self.time_zone().to_string();
+            options.settings = crate::query::pg_settings::encode(&self.settings);
         }
         let scope =
             StatementScope { read_offset: view.offset, tables: view.tables, transaction: self.transaction.clone() };
@@ -914,7 +916,7 @@ impl Session {
         let value = self
             .settings
             .get(&name)
-            .ok_or_else(|| Error::InvalidParameterValue(format!("unrecognized configuration parameter \"{name}\"")))?;
+            .ok_or_else(|| Error::UndefinedObject(format!("unrecognized configuration parameter \"{name}\"")))?;
         // PostgreSQL's header spells the parameter as its documentation does.
         let header = if name == "timezone" { "TimeZone".to_string() } else { name.clone() };
         Ok(rows_outcome(

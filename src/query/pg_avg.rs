@@ -8,9 +8,9 @@
 //! zero, as NUMERIC division is (see `pg_arithmetic.rs`; PostgreSQL varies
 //! the places with the quotient's size, an Arrow column has one scale). A
 //! continuous view averages them with [`integer_average`] too.
-//! `avg(DISTINCT …)` of integers is DataFusion's over DOUBLE PRECISION,
-//! given as NUMERIC.
+//! `avg(DISTINCT …)` of integers too.
 
+use std::collections::HashSet;
 use std::sync::Arc;
 
 use datafusion::arrow::array::{Array, ArrayRef, AsArray, BooleanArray, Decimal128Array, Int64Array};
@@ -27,8 +27,18 @@ use datafusion::logical_expr::{
 /// The places of an average of integers.
 const SCALE: i8 = 16;
 
-/// The type of an average of integers: NUMERIC with [`SCALE`] places.
-pub const AVG_OF_INTEGERS: DataType = DataType::Decimal128(38, SCALE);
+/// The type of an average of integers of type `argument`: NUMERIC with
+/// [`SCALE`] places and the argument's whole digits (an average lies
+/// between its values), so products of averages keep their places.
+fn average_type(argument: &DataType) -> DataType {
+    let whole_digits = match argument {
+        DataType::Int8 | DataType::UInt8 => 3,
+        DataType::Int16 | DataType::UInt16 => 5,
+        DataType::Int32 | DataType::UInt32 => 10,
+        _ => 19,
+    };
+    DataType::Decimal128(whole_digits + SCALE as u8, SCALE)
+}
 
 /// The `avg` to register in a session in place of DataFusion's.
 pub fn avg() -> AggregateUDF {
@@ -101,7 +111,7 @@ impl AggregateUDFImpl for PostgresAvg {
 
     fn return_type(&self, arg_types: &[DataType]) -> DfResult<DataType> {
         match arg_types.first() {
-            Some(argument) if is_integer(argument) => Ok(AVG_OF_INTEGERS),
+            Some(argument) if is_integer(argument) => Ok(average_type(argument)),
             _ => self.inner().return_type(arg_types),
         }
     }
@@ -114,12 +124,11 @@ impl AggregateUDFImpl for PostgresAvg {
         if !averages_integers(&args) {
             return self.inner().accumulator(args);
         }
+        let output = args.return_field.data_type().clone();
         if args.is_distinct {
-            return Ok(Box::new(DistinctAsFloat {
-                inner: self.inner().accumulator(as_float(&args, &float_fields()))?,
-            }));
+            return Ok(Box::new(DistinctIntegerAvg { values: HashSet::new(), output }));
         }
-        Ok(Box::new(IntegerAvg::default()))
+        Ok(Box::new(IntegerAvg { sum: 0, count: 0, output }))
     }
 
     fn state_fields(&self, args: StateFieldsArgs) -> DfResult<Vec<FieldRef>> {
@@ -127,9 +136,8 @@ impl AggregateUDFImpl for PostgresAvg {
             return self.inner().state_fields(args);
         }
         if args.is_distinct {
-            let inputs = float_fields();
-            let float = StateFieldsArgs { input_fields: &inputs, return_field: inputs[0].clone(), ..args };
-            return self.inner().state_fields(float);
+            let values = Field::new_list_field(DataType::Int64, true);
+            return Ok(vec![Arc::new(Field::new_list(format_state_name(args.name, "avg distinct"), values, false))]);
         }
         Ok(vec![
             Arc::new(Field::new(format_state_name(args.name, "sum"), DataType::Decimal128(38, 0), true)),
@@ -146,7 +154,11 @@ impl AggregateUDFImpl for PostgresAvg {
 
     fn create_groups_accumulator(&self, args: AccumulatorArgs) -> DfResult<Box<dyn GroupsAccumulator>> {
         match averages_integers(&args) {
-            true => Ok(Box::new(IntegerGroupsAvg::default())),
+            true => Ok(Box::new(IntegerGroupsAvg {
+                sums: Vec::new(),
+                counts: Vec::new(),
+                output: args.return_field.data_type().clone(),
+            })),
             false => self.inner().create_groups_accumulator(args),
         }
     }
@@ -199,10 +211,21 @@ fn as_int64(values: &ArrayRef) -> DfResult<Int64Array> {
 }
 
 /// The average of one group (no grouping, or a window frame).
-#[derive(Debug, Default)]
+#[derive(Debug)]
 struct IntegerAvg {
     sum: i128,
     count: i64,
+    output: DataType,
+}
+
+/// An average as a value of `output` (a NUMERIC of [`SCALE`] places).
+fn average_value(sum: i128, count: i64, output: &DataType) -> DfResult<ScalarValue> {
+    let DataType::Decimal128(precision, scale) = output else { unreachable!("an average's type is NUMERIC") };
+    let value = match count {
+        0 => None,
+        count => Some(integer_average(sum, count).ok_or_else(overflow)?),
+    };
+    Ok(ScalarValue::Decimal128(value, *precision, *scale))
 }
 
 impl Accumulator for IntegerAvg {
@@ -225,11 +248,7 @@ impl Accumulator for IntegerAvg {
     }
 
     fn evaluate(&mut self) -> DfResult<ScalarValue> {
-        let value = match self.count {
-            0 => None,
-            count => Some(integer_average(self.sum, count).ok_or_else(overflow)?),
-        };
-        Ok(ScalarValue::Decimal128(value, 38, SCALE))
+        average_value(self.sum, self.count, &self.output)
     }
 
     fn size(&self) -> usize {
@@ -250,10 +269,11 @@ impl Accumulator for IntegerAvg {
 }
 
 /// Averages by group, for GROUP BY.
-#[derive(Debug, Default)]
+#[derive(Debug)]
 struct IntegerGroupsAvg {
     sums: Vec<i128>,
     counts: Vec<i64>,
+    output: DataType,
 }
 
 impl IntegerGroupsAvg {
@@ -273,6 +293,13 @@ impl GroupsAccumulator for IntegerGroupsAvg {
     ) -> DfResult<()> {
         self.grow(total_num_groups);
         let values = as_int64(&values[0])?;
+        if values.null_count() == 0 && opt_filter.is_none() {
+            for (value, group) in values.values().iter().zip(group_indices) {
+                self.sums[*group] += *value as i128;
+                self.counts[*group] += 1;
+            }
+            return Ok(());
+        }
         for (row, group) in group_indices.iter().enumerate() {
             let included = values.is_valid(row) && opt_filter.is_none_or(|f| f.is_valid(row) && f.value(row));
             if included {
@@ -294,7 +321,8 @@ impl GroupsAccumulator for IntegerGroupsAvg {
                 count => integer_average(sum, count).map(Some).ok_or_else(overflow),
             })
             .collect::<DfResult<Decimal128Array>>()?;
-        Ok(Arc::new(averages.with_precision_and_scale(38, SCALE)?))
+        let DataType::Decimal128(precision, scale) = self.output else { unreachable!("an average's type is NUMERIC") };
+        Ok(Arc::new(averages.with_precision_and_scale(precision, scale)?))
     }
 
     fn state(&mut self, emit_to: EmitTo) -> DfResult<Vec<ArrayRef>> {
@@ -330,54 +358,37 @@ impl GroupsAccumulator for IntegerGroupsAvg {
     }
 }
 
-fn float_fields() -> Vec<FieldRef> {
-    vec![Arc::new(Field::new("value", DataType::Float64, true))]
-}
-
-/// `args` for DataFusion's average of DOUBLE PRECISION.
-fn as_float<'a>(args: &AccumulatorArgs<'a>, inputs: &'a [FieldRef]) -> AccumulatorArgs<'a> {
-    AccumulatorArgs {
-        return_field: inputs[0].clone(),
-        schema: args.schema,
-        ignore_nulls: args.ignore_nulls,
-        order_bys: args.order_bys,
-        is_reversed: args.is_reversed,
-        name: args.name,
-        is_distinct: args.is_distinct,
-        exprs: args.exprs,
-        expr_fields: inputs,
-    }
-}
-
-/// `avg(DISTINCT …)` of integers: DataFusion's over DOUBLE PRECISION, the
-/// result as NUMERIC.
+/// `avg(DISTINCT …)` of integers: the distinct values, averaged exactly.
 #[derive(Debug)]
-struct DistinctAsFloat {
-    inner: Box<dyn Accumulator>,
+struct DistinctIntegerAvg {
+    values: HashSet<i64>,
+    output: DataType,
 }
 
-fn floats(values: &[ArrayRef]) -> DfResult<Vec<ArrayRef>> {
-    Ok(vec![datafusion::arrow::compute::cast(&values[0], &DataType::Float64)?])
-}
-
-impl Accumulator for DistinctAsFloat {
+impl Accumulator for DistinctIntegerAvg {
     fn update_batch(&mut self, values: &[ArrayRef]) -> DfResult<()> {
-        self.inner.update_batch(&floats(values)?)
+        self.values.extend(as_int64(&values[0])?.iter().flatten());
+        Ok(())
     }
 
     fn evaluate(&mut self) -> DfResult<ScalarValue> {
-        self.inner.evaluate()?.cast_to(&AVG_OF_INTEGERS)
+        let sum = self.values.iter().map(|v| *v as i128).sum();
+        average_value(sum, self.values.len() as i64, &self.output)
     }
 
     fn size(&self) -> usize {
-        self.inner.size()
+        std::mem::size_of_val(self) + self.values.capacity() * 8
     }
 
     fn state(&mut self) -> DfResult<Vec<ScalarValue>> {
-        self.inner.state()
+        let values: Vec<ScalarValue> = self.values.iter().map(|v| ScalarValue::Int64(Some(*v))).collect();
+        Ok(vec![ScalarValue::List(ScalarValue::new_list_nullable(&values, &DataType::Int64))])
     }
 
     fn merge_batch(&mut self, states: &[ArrayRef]) -> DfResult<()> {
-        self.inner.merge_batch(states)
+        for list in states[0].as_list::<i32>().iter().flatten() {
+            self.values.extend(as_int64(&list)?.iter().flatten());
+        }
+        Ok(())
     }
 }

@@ -1,5 +1,5 @@
 //! PostgreSQL functions that clients call and the pg_catalog emulation does
-//! not provide: `version()`, `pg_typeof()`, and what psql's `\d+`, `\dt+`,
+//! not provide: `version()`, `pg_typeof()`, `current_setting()`, and what psql's `\d+`, `\dt+`,
 //! `\l+`, `\dn+` and `\db` ask for.
 
 use std::sync::Arc;
@@ -25,6 +25,7 @@ pub fn functions(log: Arc<crate::log::Log>) -> Vec<ScalarUDF> {
         unknown_size("pg_table_size", DataType::Int64),
         unknown_size("pg_database_size", DataType::Utf8),
         no_location(),
+        super::pg_settings::current_setting(),
     ];
     functions.extend(super::pg_constraints::functions(log));
     functions.push(super::pg_columns::pg_get_expr());

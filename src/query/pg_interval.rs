@@ -214,6 +214,12 @@ pub fn compared_by_length(expr: &Expr, schema: &DFSchema) -> Option<Expr> {
         {
             Some(Expr::BinaryExpr(BinaryExpr::new(Box::new(key(left)), *op, Box::new(key(right)))))
         }
+        Expr::InList(datafusion::logical_expr::expr::InList { expr: value, list, negated })
+            if is_interval(value) && list.iter().all(is_interval) =>
+        {
+            let list = list.iter().map(key).collect();
+            Some(Expr::InList(datafusion::logical_expr::expr::InList::new(Box::new(key(value)), list, *negated)))
+        }
         Expr::Between(Between { expr: value, negated, low, high })
             if is_interval(value) && is_interval(low) && is_interval(high) =>
         {
@@ -253,4 +259,27 @@ fn interval_length() -> Arc<ScalarUDF> {
             ))
         })
         .clone()
+}
+
+/// `pg_interval_text(t)`: interval text as PostgreSQL writes it (`1 day
+/// 02:00:00`, `90` for seconds) in the words Arrow's cast reads (it read a
+/// bare number as months). Called only by the cast rewrite in `text_casts.rs`.
+pub fn interval_text() -> Arc<ScalarUDF> {
+    static TEXT: std::sync::OnceLock<Arc<ScalarUDF>> = std::sync::OnceLock::new();
+    TEXT.get_or_init(|| {
+        Arc::new(datafusion::logical_expr::create_udf(
+            "pg_interval_text",
+            vec![DataType::Utf8],
+            DataType::Utf8,
+            Volatility::Immutable,
+            Arc::new(|args: &[ColumnarValue]| {
+                let scalar = matches!(args[0], ColumnarValue::Scalar(_));
+                let texts = args[0].to_array(1)?;
+                let normalized: datafusion::arrow::array::StringArray =
+                    texts.as_string::<i32>().iter().map(|t| t.map(crate::pg_text::normalize_interval)).collect();
+                super::shaped(scalar, Arc::new(normalized))
+            }),
+        ))
+    })
+    .clone()
 }

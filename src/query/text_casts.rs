@@ -229,6 +229,15 @@ fn rewrite(expr: Expr, schema: &DFSchema, zone: &str) -> DfResult<Transformed<Ex
     // A duration (`ts - ts`) stored or cast as an INTERVAL: whole days and
     // the rest, as PostgreSQL's subtraction gives it (Arrow's cast keeps
     // only nanoseconds: `49:00:00` for `2 days 01:00:00`).
+    // Text to an interval: PostgreSQL's forms, in the words Arrow reads.
+    if let (DataType::Interval(_), Ok(DataType::Utf8 | DataType::Utf8View | DataType::LargeUtf8)) =
+        (data_type, inner.get_type(schema))
+        && !matches!(inner.as_ref(), Expr::ScalarFunction(f) if f.func.name() == "pg_interval_text")
+    {
+        let text = Expr::Cast(Cast::new(inner.clone(), DataType::Utf8));
+        let call = Expr::ScalarFunction(ScalarFunction::new_udf(super::pg_interval::interval_text(), vec![text]));
+        return Ok(Transformed::yes(Expr::Cast(Cast::new_from_field(Box::new(call), field.clone()))));
+    }
     if let (DataType::Interval(_), Ok(DataType::Duration(_))) = (data_type, inner.get_type(schema)) {
         let call = justified(inner.as_ref().clone());
         return Ok(Transformed::yes(Expr::Cast(Cast::new_from_field(Box::new(call), field.clone()))));

@@ -52,6 +52,13 @@ pub fn deserialize<S: Default + Clone>(
             {
                 cast(numeric(bytes, binary)?, planned)?
             }
+            // A number the client typed as an integer or a float where the
+            // plan has a NUMERIC (`avg(x) > $1`): arrow-pg refuses it.
+            (Some(hint), Some(DataType::Decimal128(..)))
+                if [Type::INT2, Type::INT4, Type::INT8, Type::FLOAT4, Type::FLOAT8].contains(hint) =>
+            {
+                cast(ScalarValue::Utf8(Some(number_text(bytes, binary, hint).map_err(to_pgwire)?)), planned)?
+            }
             // A TIMESTAMPTZ in text without an offset is a time in the
             // session's zone; PostgreSQL's forms arrow-pg does not read
             // (no seconds: `2026-11-20 12:00`) are read here too.
@@ -129,6 +136,27 @@ pub fn deserialize<S: Default + Clone>(
         values[index].value = value;
     }
     Ok(params)
+}
+
+/// An integer or float parameter's value as decimal text (a float's
+/// shortest, so 0.1 is `0.1`, not its binary expansion).
+fn number_text(bytes: &[u8], binary: bool, hint: &Type) -> Result<String, Error> {
+    let bad = || Error::InvalidTextRepresentation(format!("invalid {hint} parameter"));
+    if !binary {
+        return String::from_utf8(bytes.to_vec()).map_err(|_| bad());
+    }
+    let array = |n: usize| -> Result<[u8; 8], Error> {
+        let mut out = [0u8; 8];
+        out[..n].copy_from_slice(bytes.get(..n).filter(|b| b.len() == bytes.len()).ok_or_else(bad)?);
+        Ok(out)
+    };
+    Ok(match *hint {
+        Type::INT2 => i16::from_be_bytes(array(2)?[..2].try_into().expect("2 bytes")).to_string(),
+        Type::INT4 => i32::from_be_bytes(array(4)?[..4].try_into().expect("4 bytes")).to_string(),
+        Type::INT8 => i64::from_be_bytes(array(8)?).to_string(),
+        Type::FLOAT4 => f32::from_be_bytes(array(4)?[..4].try_into().expect("4 bytes")).to_string(),
+        _ => f64::from_be_bytes(array(8)?).to_string(),
+    })
 }
 
 /// Timestamp text PostgreSQL reads and arrow-pg does not: a time without

@@ -100,6 +100,8 @@ datafusion::common::extensions_options! {
     pub struct StrataOptions {
         /// The session's zone as Arrow spells it (see `setting`).
         pub time_zone: String, default = DEFAULT_ZONE.to_string()
+        /// The session's settings, for `current_setting` (see `query::pg_settings`).
+        pub settings: String, default = String::new()
     }
 }
 

@@ -60,6 +60,11 @@ def with_psycopg():
         # PostgreSQL reports its configured zone here (Etc/UTC on Debian).
         check("psycopg TimeZone reset", conn.info.parameter_status("TimeZone"), "UTC")
         check("psycopg exists", cur.execute("SELECT EXISTS (SELECT 1 FROM pg3 WHERE id = %s)", (1,)).fetchone(), (True,))
+        # avg of integers is NUMERIC; Python ints and floats compare with it.
+        for binary in (False, True):
+            row = conn.cursor(binary=binary).execute(
+                "SELECT avg(id), avg(id) > %s, avg(id) * %s FROM pg3 WHERE id < 4", (1, 1.5)).fetchone()
+            check(f"psycopg avg of integers (binary {binary})", row, (D("2.0000000000000000"), True, D("3.00000000000000000")))
 
 
 async def with_asyncpg():
