@@ -26,6 +26,7 @@ pub fn functions(log: Arc<crate::log::Log>) -> Vec<ScalarUDF> {
         unknown_size("pg_database_size", DataType::Utf8),
         no_location(),
         super::pg_settings::current_setting(),
+        super::pg_settings::set_config(),
     ];
     functions.extend(super::pg_constraints::functions(log));
     functions.push(super::pg_columns::pg_get_expr());

@@ -4,6 +4,15 @@
 //! for `jit` and goes on without it on that error), or NULL with
 //! `missing_ok`. The session hands its settings to each statement in
 //! [`StrataOptions`](crate::session::time_zone::StrataOptions).
+//!
+//! `set_config(name, value, is_local)` takes a value a parameter already
+//! has (tools set `search_path` to what it is); changing one is SET's
+//! (0A000 here: a function cannot reach the session), and an unknown name
+//! is 42704.
+//!
+//! Calls with constant arguments are answered as the statement is analyzed
+//! ([`SessionSettings`]): the settings reach analyzer rules, and not every
+//! place a function runs later.
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
@@ -37,6 +46,78 @@ pub fn encode(settings: &BTreeMap<String, String>) -> String {
     serde_json::to_string(settings).unwrap_or_default()
 }
 
+pub fn set_config() -> ScalarUDF {
+    ScalarUDF::new_from_impl(SetConfig {
+        signature: Signature::exact(vec![DataType::Utf8, DataType::Utf8, DataType::Boolean], Volatility::Stable),
+    })
+}
+
+/// The statement's session settings.
+fn settings_of(args: &ScalarFunctionArgs) -> BTreeMap<String, String> {
+    let encoded = args
+        .config_options
+        .extensions
+        .get::<crate::session::time_zone::StrataOptions>()
+        .map(|o| o.settings.clone())
+        .unwrap_or_default();
+    serde_json::from_str(&encoded).unwrap_or_default()
+}
+
+/// A parameter's name as the session keeps it.
+fn canonical(name: &str) -> String {
+    let name = name.to_lowercase();
+    if name == "time zone" { "timezone".to_string() } else { name }
+}
+
+fn unrecognized(name: &str) -> datafusion::error::DataFusionError {
+    Error::UndefinedObject(format!("unrecognized configuration parameter \"{name}\"")).into_datafusion()
+}
+
+#[derive(Debug, PartialEq, Eq, Hash)]
+struct SetConfig {
+    signature: Signature,
+}
+
+impl ScalarUDFImpl for SetConfig {
+    fn name(&self) -> &str {
+        "set_config"
+    }
+
+    fn signature(&self) -> &Signature {
+        &self.signature
+    }
+
+    fn return_type(&self, _: &[DataType]) -> DfResult<DataType> {
+        Ok(DataType::Utf8)
+    }
+
+    fn invoke_with_args(&self, args: ScalarFunctionArgs) -> DfResult<ColumnarValue> {
+        let settings = settings_of(&args);
+        let scalar = args.args.iter().all(|a| matches!(a, ColumnarValue::Scalar(_)));
+        let names = datafusion::arrow::compute::cast(&args.args[0].to_array(args.number_rows)?, &DataType::Utf8)?;
+        let values = datafusion::arrow::compute::cast(&args.args[1].to_array(args.number_rows)?, &DataType::Utf8)?;
+        let (names, values) = (names.as_string::<i32>(), values.as_string::<i32>());
+        let mut out = Vec::with_capacity(names.len());
+        for row in 0..names.len() {
+            let name = names.is_valid(row).then(|| names.value(row)).unwrap_or_default();
+            let value = values.is_valid(row).then(|| values.value(row));
+            match settings.get(&canonical(name)) {
+                None => return Err(unrecognized(name)),
+                Some(current) if value == Some(current.as_str()) => out.push(value.map(str::to_string)),
+                Some(_) => {
+                    let message = format!("set_config cannot change \"{name}\"; use SET {name} = …");
+                    return Err(Error::FeatureNotSupported(message).into_datafusion());
+                }
+            }
+        }
+        let out: StringArray = out.into_iter().collect();
+        match scalar {
+            true => Ok(ColumnarValue::Scalar(ScalarValue::try_from_array(&out, 0)?)),
+            false => Ok(ColumnarValue::Array(Arc::new(out))),
+        }
+    }
+}
+
 #[derive(Debug, PartialEq, Eq, Hash)]
 struct CurrentSetting {
     signature: Signature,
@@ -56,13 +137,7 @@ impl ScalarUDFImpl for CurrentSetting {
     }
 
     fn invoke_with_args(&self, args: ScalarFunctionArgs) -> DfResult<ColumnarValue> {
-        let encoded = args
-            .config_options
-            .extensions
-            .get::<crate::session::time_zone::StrataOptions>()
-            .map(|o| o.settings.clone())
-            .unwrap_or_default();
-        let settings: BTreeMap<String, String> = serde_json::from_str(&encoded).unwrap_or_default();
+        let settings = settings_of(&args);
         let scalar = args.args.iter().all(|a| matches!(a, ColumnarValue::Scalar(_)));
         let names = args.args[0].to_array(args.number_rows)?;
         let names = datafusion::arrow::compute::cast(&names, &DataType::Utf8)?;
@@ -77,9 +152,7 @@ impl ScalarUDFImpl for CurrentSetting {
                 values.push(None);
                 continue;
             }
-            let name = names.value(row).to_lowercase();
-            let name = if name == "time zone" { "timezone".to_string() } else { name };
-            match settings.get(&name) {
+            match settings.get(&canonical(names.value(row))) {
                 Some(value) => values.push(Some(value.clone())),
                 None if missing_ok
                     .as_ref()
@@ -87,10 +160,7 @@ impl ScalarUDFImpl for CurrentSetting {
                 {
                     values.push(None)
                 }
-                None => {
-                    let message = format!("unrecognized configuration parameter \"{}\"", names.value(row));
-                    return Err(Error::UndefinedObject(message).into_datafusion());
-                }
+                None => return Err(unrecognized(names.value(row))),
             }
         }
         let values: StringArray = values.into_iter().collect();
@@ -98,5 +168,72 @@ impl ScalarUDFImpl for CurrentSetting {
             true => Ok(ColumnarValue::Scalar(ScalarValue::try_from_array(&values, 0)?)),
             false => Ok(ColumnarValue::Array(Arc::new(values))),
         }
+    }
+}
+
+/// Answers `current_setting` and `set_config` calls of constant arguments
+/// from the statement's settings (an unknown name fails the statement).
+#[derive(Debug, Default)]
+pub struct SessionSettings;
+
+impl datafusion::optimizer::AnalyzerRule for SessionSettings {
+    fn name(&self) -> &str {
+        "session_settings"
+    }
+
+    fn analyze(
+        &self,
+        plan: datafusion::logical_expr::LogicalPlan,
+        config: &datafusion::common::config::ConfigOptions,
+    ) -> DfResult<datafusion::logical_expr::LogicalPlan> {
+        use datafusion::common::tree_node::{Transformed, TreeNode};
+        use datafusion::logical_expr::Expr;
+        let encoded = config
+            .extensions
+            .get::<crate::session::time_zone::StrataOptions>()
+            .map(|o| o.settings.clone())
+            .unwrap_or_default();
+        let settings: BTreeMap<String, String> = serde_json::from_str(&encoded).unwrap_or_default();
+        let text = |e: &Expr| match e {
+            Expr::Literal(ScalarValue::Utf8(Some(t)) | ScalarValue::Utf8View(Some(t)), _) => Some(t.clone()),
+            _ => None,
+        };
+        let answer = |expr: Expr| -> DfResult<Transformed<Expr>> {
+            let Expr::ScalarFunction(call) = &expr else { return Ok(Transformed::no(expr)) };
+            let name = call.func.name();
+            if name != "current_setting" && name != "set_config" {
+                return Ok(Transformed::no(expr));
+            }
+            let Some(setting) = call.args.first().and_then(text) else { return Ok(Transformed::no(expr)) };
+            let value = match (name, settings.get(&canonical(&setting))) {
+                ("current_setting", Some(value)) => Some(value.clone()),
+                ("current_setting", None)
+                    if matches!(call.args.get(1), Some(Expr::Literal(ScalarValue::Boolean(Some(true)), _))) =>
+                {
+                    None
+                }
+                (_, None) => return Err(unrecognized(&setting)),
+                (_, Some(current)) => match call.args.get(1).and_then(text) {
+                    Some(wanted) if wanted == *current => Some(wanted),
+                    Some(_) => {
+                        let message = format!("set_config cannot change \"{setting}\"; use SET {setting} = …");
+                        return Err(Error::FeatureNotSupported(message).into_datafusion());
+                    }
+                    None => return Ok(Transformed::no(expr)),
+                },
+            };
+            Ok(Transformed::yes(Expr::Literal(ScalarValue::Utf8(value), None)))
+        };
+        let names = |plan: &datafusion::logical_expr::LogicalPlan| {
+            datafusion::logical_expr::expr_rewriter::NamePreserver::new(plan)
+        };
+        plan.transform_up_with_subqueries(|plan| {
+            let preserver = names(&plan);
+            plan.map_expressions(|expr| {
+                let name = preserver.save(&expr);
+                expr.transform_up(answer).map(|t| t.update_data(|e| name.restore(e)))
+            })
+        })
+        .map(|t| t.data)
     }
 }
