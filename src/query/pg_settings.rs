@@ -99,7 +99,7 @@ impl ScalarUDFImpl for SetConfig {
         let (names, values) = (names.as_string::<i32>(), values.as_string::<i32>());
         let mut out = Vec::with_capacity(names.len());
         for row in 0..names.len() {
-            let name = names.is_valid(row).then(|| names.value(row)).unwrap_or_default();
+            let name = if names.is_valid(row) { names.value(row) } else { "" };
             let value = values.is_valid(row).then(|| values.value(row));
             match settings.get(&canonical(name)) {
                 None => return Err(unrecognized(name)),
