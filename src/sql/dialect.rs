@@ -61,6 +61,13 @@ impl Dialect for StrataDialect {
         PG.prec_value(prec)
     }
 
+    /// ON is reserved in PostgreSQL, so it ends a SELECT list: `INSERT INTO
+    /// t SELECT 1, 2 ON CONFLICT DO NOTHING` (sqlparser took it for the
+    /// alias of `2`, and the statement failed to parse).
+    fn is_select_item_alias(&self, explicit: bool, kw: &Keyword, parser: &mut Parser) -> bool {
+        explicit || (*kw != Keyword::ON && PG.is_select_item_alias(explicit, kw, parser))
+    }
+
     delegate_flags!(
         supports_unicode_string_literal,
         supports_filter_during_aggregation,

@@ -188,8 +188,9 @@ pub fn parse(sql: &str) -> Result<Vec<Command>> {
         if matches!(first, Some(Keyword::INSERT | Keyword::UPDATE | Keyword::DELETE)) && !is_versioned(statement) {
             // The compatibility parser's whole-query substitutions are for
             // clients' catalog queries; a write is parsed from the tokens at
-            // hand (tokenizing it again cost more than the INSERT itself).
-            let mut parsed = datafusion::sql::sqlparser::parser::Parser::new(&PostgreSqlDialect {})
+            // hand (tokenizing it again cost more than the INSERT itself),
+            // in Strata's dialect (`INSERT … SELECT 1 ON CONFLICT …`).
+            let mut parsed = datafusion::sql::sqlparser::parser::Parser::new(&StrataDialect)
                 .with_tokens(statement.to_vec())
                 .parse_statements()
                 .map_err(syntax)?;
