@@ -242,8 +242,11 @@ fn array_operators_first(config: SessionConfig) -> SessionContext {
     ];
     planners.extend(defaults.expr_planners().iter().cloned());
     // Before DataFusion's type coercion: see `StoredZoneFirst`.
-    let mut rules: Vec<Arc<dyn datafusion::optimizer::AnalyzerRule + Send + Sync>> =
-        vec![Arc::new(crate::query::text_casts::StoredZoneFirst), Arc::new(crate::query::pg_settings::SessionSettings)];
+    let mut rules: Vec<Arc<dyn datafusion::optimizer::AnalyzerRule + Send + Sync>> = vec![
+        Arc::new(crate::query::text_casts::StoredZoneFirst),
+        Arc::new(crate::query::pg_settings::SessionSettings),
+        Arc::new(crate::query::pg_arithmetic::NumericProductsFirst),
+    ];
     rules.extend(defaults.analyzer().rules.iter().cloned());
     let state = datafusion::execution::SessionStateBuilder::new_from_existing(defaults)
         .with_expr_planners(planners)

@@ -55,11 +55,14 @@ pub fn normalize_interval(text: &str) -> String {
             parts.push(clock);
             continue;
         }
-        // A number with no unit after it is seconds (`'90'` is 00:01:30;
-        // Arrow read it as months).
-        let unit_follows = tokens.get(index + 1).is_some_and(|next| next.starts_with(|c: char| c.is_alphabetic()));
+        // A number with no unit after it is days before a time of day
+        // (`'1 12:00'`), seconds otherwise (`'90'` is 00:01:30; Arrow read
+        // both as months).
+        let next = tokens.get(index + 1);
+        let unit_follows = next.is_some_and(|next| next.starts_with(|c: char| c.is_alphabetic()));
         if !unit_follows && token.parse::<f64>().is_ok_and(f64::is_finite) {
-            parts.push(format!("{token} seconds"));
+            let unit = if next.is_some_and(|next| clock_time(next).is_some()) { "days" } else { "seconds" };
+            parts.push(format!("{token} {unit}"));
             continue;
         }
         let unit = match token.to_ascii_lowercase().as_str() {
@@ -349,6 +352,10 @@ mod tests {
     fn intervals_in_postgres_form() {
         assert_eq!(normalize_interval("3 days 04:05:06"), "3 days 04 hours 05 minutes 06 seconds");
         assert_eq!(normalize_interval("-1:30"), "-1 hours -30 minutes");
+        // A bare number: seconds, or days before a time of day.
+        assert_eq!(normalize_interval("90"), "90 seconds");
+        assert_eq!(normalize_interval("1 12:00"), "1 days 12 hours 00 minutes");
+        assert_eq!(normalize_interval("2 days 30"), "2 days 30 seconds");
         assert_eq!(normalize_interval("1 year 2 mons"), "1 year 2 months");
         assert_eq!(normalize_interval("2 hours"), "2 hours");
     }

@@ -80,7 +80,42 @@ fn rewrite(expr: Expr, schema: &DFSchema) -> DfResult<Transformed<Expr>> {
         return Ok(Transformed::no(expr));
     }
     let args = vec![whole_scale(left, &left_type), whole_scale(right, &right_type)];
-    Ok(Transformed::yes(Expr::ScalarFunction(ScalarFunction::new_udf(function(op), args))))
+    let call = Expr::ScalarFunction(ScalarFunction::new_udf(function(op), args));
+    // What surrounds a product was coerced to the type planned for it; one
+    // typed otherwise here (see `product_type`) keeps that type. (A
+    // quotient's type is its own: DataFusion's coercion did not type it.)
+    let planned = expr.get_type(schema)?;
+    match op == Op::Mul && call.get_type(schema)? != planned {
+        true => Ok(Transformed::yes(Expr::Cast(Cast::new(Box::new(call), planned)))),
+        false => Ok(Transformed::yes(call)),
+    }
+}
+
+/// Run before type coercion: a product of NUMERICs whose exact digits
+/// exceed 38 is typed by [`product_type`] before what surrounds it is
+/// coerced to its type (`avg(x) * avg(x) > 20`).
+#[derive(Debug, Default)]
+pub struct NumericProductsFirst;
+
+impl AnalyzerRule for NumericProductsFirst {
+    fn name(&self) -> &str {
+        "numeric_products_first"
+    }
+
+    fn analyze(&self, plan: LogicalPlan, _: &ConfigOptions) -> DfResult<LogicalPlan> {
+        super::text_casts::rewrite_expressions(plan, &|expr, schema| {
+            let Expr::BinaryExpr(BinaryExpr { left, op: Operator::Multiply, right }) = &expr else {
+                return Ok(Transformed::no(expr));
+            };
+            match (left.get_type(schema), right.get_type(schema)) {
+                (Ok(l), Ok(r)) if product_type(&l, &r).is_some() => {
+                    let args = vec![whole_scale(left, &l), whole_scale(right, &r)];
+                    Ok(Transformed::yes(Expr::ScalarFunction(ScalarFunction::new_udf(function(Op::Mul), args))))
+                }
+                _ => Ok(Transformed::no(expr)),
+            }
+        })
+    }
 }
 
 /// `expr` with a negative decimal scale (DataFusion reads `1e3` so where
@@ -248,23 +283,25 @@ fn divide_numeric(left: &ArrayRef, right: &ArrayRef) -> Result<ArrayRef, ArrowEr
     Ok(Arc::new(quotients.with_precision_and_scale(precision, scale)?))
 }
 
-/// NUMERIC × NUMERIC whose exact product's digits exceed 38: Arrow's
-/// type keeps every place (the scales' sum) and leaves too few whole
-/// digits, and its kernel does not check the precision (`avg(x) *
-/// avg(x)` of 1000 printed 100000.000…). Places are given up for the
-/// whole digits the operands' types allow, down to the larger operand's
-/// scale; a product still too large is 22003. `None` where Arrow's type
-/// holds every product.
+/// NUMERIC × NUMERIC whose exact product's digits may exceed 38: Arrow's
+/// type keeps every place (the scales' sum), whole digits or not, and its
+/// kernel does not check the precision (`avg(x) * avg(x)` of 1000 printed
+/// 100000.000…). Here a product keeps at most [`PRODUCT_SCALE_MAX`]
+/// places (or its operands' larger scale), so at least 18 whole digits
+/// remain, rounded half away from zero; one still too large is 22003.
+/// `None` where Arrow's type holds every product.
 fn product_type(left: &DataType, right: &DataType) -> Option<DataType> {
     let (DataType::Decimal128(p1, s1), DataType::Decimal128(p2, s2)) = (left, right) else { return None };
     if (*p1 as u16 + *p2 as u16) < NUMERIC_DIGITS_MAX as u16 || *s1 < 0 || *s2 < 0 {
         return None;
     }
-    let whole_digits = (*p1 as i16 - *s1 as i16) + (*p2 as i16 - *s2 as i16);
-    let room = NUMERIC_DIGITS_MAX as i16 - whole_digits;
-    let scale = (*s1 as i16 + *s2 as i16).min(room.max((*s1).max(*s2) as i16)).clamp(0, NUMERIC_DIGITS_MAX as i16);
-    Some(DataType::Decimal128(NUMERIC_DIGITS_MAX, scale as i8))
+    let scale = (*s1 + *s2).min(PRODUCT_SCALE_MAX.max((*s1).max(*s2)));
+    Some(DataType::Decimal128(NUMERIC_DIGITS_MAX, scale))
 }
+
+/// Places a product of NUMERICs keeps past 38 digits (PostgreSQL keeps
+/// all; 20 leaves 18 whole digits).
+const PRODUCT_SCALE_MAX: i8 = 20;
 
 /// The product at [`product_type`]'s scale, rounded half away from zero.
 fn multiply_numeric(left: &ArrayRef, right: &ArrayRef) -> Result<ArrayRef, ArrowError> {

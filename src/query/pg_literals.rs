@@ -33,7 +33,8 @@ use datafusion::logical_expr::{
 };
 use datafusion::sql::sqlparser::ast::BinaryOperator;
 
-/// `plan` with its integer literals INTEGER where they fit. Left as
+/// `plan` with its integer literals INTEGER where they fit, and its NUMERIC
+/// parameters unconstrained. Left as
 /// planned: a recursive query's (its working table was typed with them),
 /// a LIMIT's (DataFusion reads it as BIGINT) and a VALUES list's (its
 /// columns were typed with them). A literal becomes a cast of itself, which
@@ -68,6 +69,19 @@ pub fn pg_literals(expr: Expr) -> DfResult<Expr> {
 
 fn narrowed(expr: Expr) -> DfResult<Transformed<Expr>> {
     match expr {
+        // A parameter typed by a NUMERIC(p, s) beside it is an unconstrained
+        // NUMERIC, as PostgreSQL types it: `price * $1` with 0.125 is not
+        // `price * 0.13` (its value would be rounded to the column's scale).
+        Expr::Placeholder(mut placeholder) => {
+            let wide = match placeholder.field.as_ref().map(|f| f.data_type()) {
+                Some(DataType::Decimal128(precision, scale)) if *precision < 38 => {
+                    DataType::Decimal128(38, (*scale).max(10))
+                }
+                _ => return Ok(Transformed::no(Expr::Placeholder(placeholder))),
+            };
+            placeholder.field = placeholder.field.map(|f| Arc::new(f.as_ref().clone().with_data_type(wide)));
+            Ok(Transformed::yes(Expr::Placeholder(placeholder)))
+        }
         Expr::Literal(ScalarValue::Int64(Some(n)), _) if i32::try_from(n).is_ok() => {
             Ok(Transformed::yes(Expr::Cast(Cast::new(Box::new(expr), DataType::Int32))))
         }

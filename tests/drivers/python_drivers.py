@@ -65,6 +65,10 @@ def with_psycopg():
             row = conn.cursor(binary=binary).execute(
                 "SELECT avg(id), avg(id) > %s, avg(id) * %s FROM pg3 WHERE id < 4", (1, 1.5)).fetchone()
             check(f"psycopg avg of integers (binary {binary})", row, (D("2.0000000000000000"), True, D("3.00000000000000000")))
+            # A parameter beside a NUMERIC(12,2) column is not rounded to its scale.
+            cur = conn.cursor(binary=binary)
+            check(f"psycopg numeric parameter keeps its digits (binary {binary})",
+                  cur.execute("SELECT bal * %s, bal > %s FROM pg3 WHERE id = 2", (0.125, 1.995)).fetchone(), (D("0.25"), True))
 
 
 async def with_asyncpg():
