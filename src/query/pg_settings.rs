@@ -12,12 +12,10 @@
 //!
 //! Calls with constant arguments are answered as the statement is analyzed
 //! ([`SessionSettings`]): the settings reach analyzer rules, and not every
-//! place a function runs later.
+//! place a function runs later (a name read from a column is 0A000).
 
 use std::collections::BTreeMap;
-use std::sync::Arc;
 
-use datafusion::arrow::array::{Array, AsArray, StringArray};
 use datafusion::arrow::datatypes::DataType;
 use datafusion::common::{Result as DfResult, ScalarValue};
 use datafusion::logical_expr::{
@@ -27,15 +25,16 @@ use datafusion::logical_expr::{
 use crate::error::Error;
 
 pub fn current_setting() -> ScalarUDF {
-    ScalarUDF::new_from_impl(CurrentSetting {
-        signature: Signature::one_of(
-            vec![
-                TypeSignature::Exact(vec![DataType::Utf8]),
-                TypeSignature::Exact(vec![DataType::Utf8, DataType::Boolean]),
-            ],
-            Volatility::Stable,
-        ),
-    })
+    let signature = Signature::one_of(
+        vec![TypeSignature::Exact(vec![DataType::Utf8]), TypeSignature::Exact(vec![DataType::Utf8, DataType::Boolean])],
+        Volatility::Stable,
+    );
+    ScalarUDF::new_from_impl(SettingFunction { name: "current_setting", signature })
+}
+
+pub fn set_config() -> ScalarUDF {
+    let signature = Signature::exact(vec![DataType::Utf8, DataType::Utf8, DataType::Boolean], Volatility::Stable);
+    ScalarUDF::new_from_impl(SettingFunction { name: "set_config", signature })
 }
 
 /// The session's settings as one text, for [`StrataOptions`]
@@ -44,23 +43,6 @@ pub fn current_setting() -> ScalarUDF {
 /// [`StrataOptions`]: crate::session::time_zone::StrataOptions
 pub fn encode(settings: &BTreeMap<String, String>) -> String {
     serde_json::to_string(settings).unwrap_or_default()
-}
-
-pub fn set_config() -> ScalarUDF {
-    ScalarUDF::new_from_impl(SetConfig {
-        signature: Signature::exact(vec![DataType::Utf8, DataType::Utf8, DataType::Boolean], Volatility::Stable),
-    })
-}
-
-/// The statement's session settings.
-fn settings_of(args: &ScalarFunctionArgs) -> BTreeMap<String, String> {
-    let encoded = args
-        .config_options
-        .extensions
-        .get::<crate::session::time_zone::StrataOptions>()
-        .map(|o| o.settings.clone())
-        .unwrap_or_default();
-    serde_json::from_str(&encoded).unwrap_or_default()
 }
 
 /// A parameter's name as the session keeps it.
@@ -73,14 +55,18 @@ fn unrecognized(name: &str) -> datafusion::error::DataFusionError {
     Error::UndefinedObject(format!("unrecognized configuration parameter \"{name}\"")).into_datafusion()
 }
 
+/// The functions as planning sees them. [`SessionSettings`] answers every
+/// call of a constant name; one it leaves (a name read from a column) is
+/// refused when it runs, where the settings are out of reach.
 #[derive(Debug, PartialEq, Eq, Hash)]
-struct SetConfig {
+struct SettingFunction {
+    name: &'static str,
     signature: Signature,
 }
 
-impl ScalarUDFImpl for SetConfig {
+impl ScalarUDFImpl for SettingFunction {
     fn name(&self) -> &str {
-        "set_config"
+        self.name
     }
 
     fn signature(&self) -> &Signature {
@@ -91,83 +77,9 @@ impl ScalarUDFImpl for SetConfig {
         Ok(DataType::Utf8)
     }
 
-    fn invoke_with_args(&self, args: ScalarFunctionArgs) -> DfResult<ColumnarValue> {
-        let settings = settings_of(&args);
-        let scalar = args.args.iter().all(|a| matches!(a, ColumnarValue::Scalar(_)));
-        let names = datafusion::arrow::compute::cast(&args.args[0].to_array(args.number_rows)?, &DataType::Utf8)?;
-        let values = datafusion::arrow::compute::cast(&args.args[1].to_array(args.number_rows)?, &DataType::Utf8)?;
-        let (names, values) = (names.as_string::<i32>(), values.as_string::<i32>());
-        let mut out = Vec::with_capacity(names.len());
-        for row in 0..names.len() {
-            let name = if names.is_valid(row) { names.value(row) } else { "" };
-            let value = values.is_valid(row).then(|| values.value(row));
-            match settings.get(&canonical(name)) {
-                None => return Err(unrecognized(name)),
-                Some(current) if value == Some(current.as_str()) => out.push(value.map(str::to_string)),
-                Some(_) => {
-                    let message = format!("set_config cannot change \"{name}\"; use SET {name} = …");
-                    return Err(Error::FeatureNotSupported(message).into_datafusion());
-                }
-            }
-        }
-        let out: StringArray = out.into_iter().collect();
-        match scalar {
-            true => Ok(ColumnarValue::Scalar(ScalarValue::try_from_array(&out, 0)?)),
-            false => Ok(ColumnarValue::Array(Arc::new(out))),
-        }
-    }
-}
-
-#[derive(Debug, PartialEq, Eq, Hash)]
-struct CurrentSetting {
-    signature: Signature,
-}
-
-impl ScalarUDFImpl for CurrentSetting {
-    fn name(&self) -> &str {
-        "current_setting"
-    }
-
-    fn signature(&self) -> &Signature {
-        &self.signature
-    }
-
-    fn return_type(&self, _: &[DataType]) -> DfResult<DataType> {
-        Ok(DataType::Utf8)
-    }
-
-    fn invoke_with_args(&self, args: ScalarFunctionArgs) -> DfResult<ColumnarValue> {
-        let settings = settings_of(&args);
-        let scalar = args.args.iter().all(|a| matches!(a, ColumnarValue::Scalar(_)));
-        let names = args.args[0].to_array(args.number_rows)?;
-        let names = datafusion::arrow::compute::cast(&names, &DataType::Utf8)?;
-        let names = names.as_string::<i32>();
-        let missing_ok = match args.args.get(1) {
-            Some(flag) => Some(flag.to_array(args.number_rows)?),
-            None => None,
-        };
-        let mut values = Vec::with_capacity(names.len());
-        for row in 0..names.len() {
-            if names.is_null(row) {
-                values.push(None);
-                continue;
-            }
-            match settings.get(&canonical(names.value(row))) {
-                Some(value) => values.push(Some(value.clone())),
-                None if missing_ok
-                    .as_ref()
-                    .is_some_and(|m| m.as_boolean().is_valid(row) && m.as_boolean().value(row)) =>
-                {
-                    values.push(None)
-                }
-                None => return Err(unrecognized(names.value(row))),
-            }
-        }
-        let values: StringArray = values.into_iter().collect();
-        match scalar {
-            true => Ok(ColumnarValue::Scalar(ScalarValue::try_from_array(&values, 0)?)),
-            false => Ok(ColumnarValue::Array(Arc::new(values))),
-        }
+    fn invoke_with_args(&self, _: ScalarFunctionArgs) -> DfResult<ColumnarValue> {
+        let message = format!("{}() takes a constant parameter name and value", self.name);
+        Err(Error::FeatureNotSupported(message).into_datafusion())
     }
 }
 
