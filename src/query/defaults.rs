@@ -96,6 +96,8 @@ pub fn physical_expr_at(
         _ => Ok(expr),
     }
     .map_err(Error::from_datafusion)?;
+    let expr = crate::query::pg_settings::answered(expr, state.config_options()).map_err(Error::from_datafusion)?;
+    let expr = crate::query::pg_arithmetic::numeric_products_first(expr, schema).map_err(Error::from_datafusion)?;
     let expr = simplifier.coerce(expr, schema).map_err(Error::from_datafusion)?;
     let zone = state.config_options().execution.time_zone.clone().unwrap_or_else(|| crate::catalog::UTC.into());
     let expr = crate::query::text_casts::postgres_text_casts(expr, schema, &zone).map_err(Error::from_datafusion)?;

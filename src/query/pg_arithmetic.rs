@@ -103,19 +103,39 @@ impl AnalyzerRule for NumericProductsFirst {
     }
 
     fn analyze(&self, plan: LogicalPlan, _: &ConfigOptions) -> DfResult<LogicalPlan> {
-        super::text_casts::rewrite_expressions(plan, &|expr, schema| {
-            let Expr::BinaryExpr(BinaryExpr { left, op: Operator::Multiply, right }) = &expr else {
-                return Ok(Transformed::no(expr));
-            };
-            match (left.get_type(schema), right.get_type(schema)) {
-                (Ok(l), Ok(r)) if product_type(&l, &r).is_some() => {
-                    let args = vec![whole_scale(left, &l), whole_scale(right, &r)];
-                    Ok(Transformed::yes(Expr::ScalarFunction(ScalarFunction::new_udf(function(Op::Mul), args))))
-                }
-                _ => Ok(Transformed::no(expr)),
-            }
-        })
+        super::text_casts::rewrite_expressions(plan, &product_first)
     }
+}
+
+/// The same for an expression compiled outside a plan (before coercion).
+pub fn numeric_products_first(expr: Expr, schema: &DFSchema) -> DfResult<Expr> {
+    expr.transform_up(|expr| product_first(expr, schema)).map(|t| t.data)
+}
+
+/// A product of operands NUMERIC once coerced (`CASE … THEN 0 ELSE a END
+/// * b` too: each operand is coerced alone to find its type).
+fn product_first(expr: Expr, schema: &DFSchema) -> DfResult<Transformed<Expr>> {
+    let Expr::BinaryExpr(BinaryExpr { left, op: Operator::Multiply, right }) = &expr else {
+        return Ok(Transformed::no(expr));
+    };
+    let coerce = |operand: &Expr| -> Option<(Expr, DataType)> {
+        let simplifier = datafusion::optimizer::simplify_expressions::ExprSimplifier::new(
+            datafusion::logical_expr::simplify::SimplifyContext::builder()
+                .with_schema(std::sync::Arc::new(schema.clone()))
+                .build(),
+        );
+        let coerced = simplifier.coerce(operand.clone(), schema).ok()?;
+        let data_type = coerced.get_type(schema).ok()?;
+        Some((coerced, data_type))
+    };
+    let (Some((l, left_type)), Some((r, right_type))) = (coerce(left), coerce(right)) else {
+        return Ok(Transformed::no(expr));
+    };
+    if product_type(&left_type, &right_type).is_none() {
+        return Ok(Transformed::no(expr));
+    }
+    let args = vec![whole_scale(&l, &left_type), whole_scale(&r, &right_type)];
+    Ok(Transformed::yes(Expr::ScalarFunction(ScalarFunction::new_udf(function(Op::Mul), args))))
 }
 
 /// `expr` with a negative decimal scale (DataFusion reads `1e3` so where
@@ -286,22 +306,22 @@ fn divide_numeric(left: &ArrayRef, right: &ArrayRef) -> Result<ArrayRef, ArrowEr
 /// NUMERIC × NUMERIC whose exact product's digits may exceed 38: Arrow's
 /// type keeps every place (the scales' sum), whole digits or not, and its
 /// kernel does not check the precision (`avg(x) * avg(x)` of 1000 printed
-/// 100000.000…). Here a product keeps at most [`PRODUCT_SCALE_MAX`]
-/// places (or its operands' larger scale), so at least 18 whole digits
-/// remain, rounded half away from zero; one still too large is 22003.
-/// `None` where Arrow's type holds every product.
+/// 100000.000…). Here a product keeps its operands' larger scale, and up
+/// to [`PRODUCT_SCALE_MIN`] places where that is less (28 whole digits
+/// remain for plain NUMERICs), rounded half away from zero; one still too
+/// large is 22003. `None` where Arrow's type holds every product.
 fn product_type(left: &DataType, right: &DataType) -> Option<DataType> {
     let (DataType::Decimal128(p1, s1), DataType::Decimal128(p2, s2)) = (left, right) else { return None };
     if (*p1 as u16 + *p2 as u16) < NUMERIC_DIGITS_MAX as u16 || *s1 < 0 || *s2 < 0 {
         return None;
     }
-    let scale = (*s1 + *s2).min(PRODUCT_SCALE_MAX.max((*s1).max(*s2)));
+    let scale = (*s1 + *s2).min(PRODUCT_SCALE_MIN.max((*s1).max(*s2)));
     Some(DataType::Decimal128(NUMERIC_DIGITS_MAX, scale))
 }
 
-/// Places a product of NUMERICs keeps past 38 digits (PostgreSQL keeps
-/// all; 20 leaves 18 whole digits).
-const PRODUCT_SCALE_MAX: i8 = 20;
+/// Places a product of NUMERICs past 38 digits keeps at least, when its
+/// operands have them (PostgreSQL keeps all; NUMERIC's default scale).
+const PRODUCT_SCALE_MIN: i8 = 10;
 
 /// The product at [`product_type`]'s scale, rounded half away from zero.
 fn multiply_numeric(left: &ArrayRef, right: &ArrayRef) -> Result<ArrayRef, ArrowError> {

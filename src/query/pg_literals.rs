@@ -74,8 +74,10 @@ fn narrowed(expr: Expr) -> DfResult<Transformed<Expr>> {
         // `price * 0.13` (its value would be rounded to the column's scale).
         Expr::Placeholder(mut placeholder) => {
             let wide = match placeholder.field.as_ref().map(|f| f.data_type()) {
+                // Places for the value's own, whole digits for the column's.
                 Some(DataType::Decimal128(precision, scale)) if *precision < 38 => {
-                    DataType::Decimal128(38, (*scale).max(10))
+                    let whole_digits = *precision as i8 - *scale;
+                    DataType::Decimal128(38, (*scale).max(10).min(38 - whole_digits))
                 }
                 _ => return Ok(Transformed::no(Expr::Placeholder(placeholder))),
             };

@@ -17,10 +17,16 @@
 use std::collections::BTreeMap;
 
 use datafusion::arrow::datatypes::DataType;
+use datafusion::common::config::ConfigOptions;
+use datafusion::common::tree_node::{Transformed, TreeNode};
 use datafusion::common::{Result as DfResult, ScalarValue};
+use datafusion::logical_expr::expr_rewriter::NamePreserver;
+use datafusion::logical_expr::simplify::SimplifyContext;
 use datafusion::logical_expr::{
-    ColumnarValue, ScalarFunctionArgs, ScalarUDF, ScalarUDFImpl, Signature, TypeSignature, Volatility,
+    ColumnarValue, Expr, LogicalPlan, ScalarFunctionArgs, ScalarUDF, ScalarUDFImpl, Signature, TypeSignature,
+    Volatility,
 };
+use datafusion::optimizer::simplify_expressions::ExprSimplifier;
 
 use crate::error::Error;
 
@@ -93,59 +99,70 @@ impl datafusion::optimizer::AnalyzerRule for SessionSettings {
         "session_settings"
     }
 
-    fn analyze(
-        &self,
-        plan: datafusion::logical_expr::LogicalPlan,
-        config: &datafusion::common::config::ConfigOptions,
-    ) -> DfResult<datafusion::logical_expr::LogicalPlan> {
-        use datafusion::common::tree_node::{Transformed, TreeNode};
-        use datafusion::logical_expr::Expr;
-        let encoded = config
-            .extensions
-            .get::<crate::session::time_zone::StrataOptions>()
-            .map(|o| o.settings.clone())
-            .unwrap_or_default();
-        let settings: BTreeMap<String, String> = serde_json::from_str(&encoded).unwrap_or_default();
-        let text = |e: &Expr| match e {
-            Expr::Literal(ScalarValue::Utf8(Some(t)) | ScalarValue::Utf8View(Some(t)), _) => Some(t.clone()),
-            _ => None,
-        };
-        let answer = |expr: Expr| -> DfResult<Transformed<Expr>> {
-            let Expr::ScalarFunction(call) = &expr else { return Ok(Transformed::no(expr)) };
-            let name = call.func.name();
-            if name != "current_setting" && name != "set_config" {
-                return Ok(Transformed::no(expr));
-            }
-            let Some(setting) = call.args.first().and_then(text) else { return Ok(Transformed::no(expr)) };
-            let value = match (name, settings.get(&canonical(&setting))) {
-                ("current_setting", Some(value)) => Some(value.clone()),
-                ("current_setting", None)
-                    if matches!(call.args.get(1), Some(Expr::Literal(ScalarValue::Boolean(Some(true)), _))) =>
-                {
-                    None
-                }
-                (_, None) => return Err(unrecognized(&setting)),
-                (_, Some(current)) => match call.args.get(1).and_then(text) {
-                    Some(wanted) if wanted == *current => Some(wanted),
-                    Some(_) => {
-                        let message = format!("set_config cannot change \"{setting}\"; use SET {setting} = …");
-                        return Err(Error::FeatureNotSupported(message).into_datafusion());
-                    }
-                    None => return Ok(Transformed::no(expr)),
-                },
-            };
-            Ok(Transformed::yes(Expr::Literal(ScalarValue::Utf8(value), None)))
-        };
-        let names = |plan: &datafusion::logical_expr::LogicalPlan| {
-            datafusion::logical_expr::expr_rewriter::NamePreserver::new(plan)
-        };
+    fn analyze(&self, plan: LogicalPlan, config: &ConfigOptions) -> DfResult<LogicalPlan> {
+        let settings = settings_in(config);
         plan.transform_up_with_subqueries(|plan| {
-            let preserver = names(&plan);
+            let preserver = NamePreserver::new(&plan);
             plan.map_expressions(|expr| {
                 let name = preserver.save(&expr);
-                expr.transform_up(answer).map(|t| t.update_data(|e| name.restore(e)))
+                expr.transform_up(|e| answer(e, &settings)).map(|t| t.update_data(|e| name.restore(e)))
             })
         })
         .map(|t| t.data)
     }
+}
+
+/// The same for an expression compiled outside a plan (an UPDATE's SET).
+pub fn answered(expr: Expr, config: &ConfigOptions) -> DfResult<Expr> {
+    let settings = settings_in(config);
+    expr.transform_up(|e| answer(e, &settings)).map(|t| t.data)
+}
+
+fn settings_in(config: &ConfigOptions) -> BTreeMap<String, String> {
+    let encoded = config
+        .extensions
+        .get::<crate::session::time_zone::StrataOptions>()
+        .map(|o| o.settings.clone())
+        .unwrap_or_default();
+    serde_json::from_str(&encoded).unwrap_or_default()
+}
+
+/// A constant argument's value (`'TimeZone'`, `'Time' || 'Zone'`,
+/// `lower($1)` is none): `Some(None)` for NULL.
+fn constant_text(arg: &Expr) -> Option<Option<String>> {
+    if !arg.column_refs().is_empty() || arg.is_volatile() {
+        return None;
+    }
+    let simplifier = ExprSimplifier::new(SimplifyContext::builder().build());
+    let text = Expr::Cast(datafusion::logical_expr::Cast::new(Box::new(arg.clone()), DataType::Utf8));
+    match simplifier.simplify(text).ok()? {
+        Expr::Literal(ScalarValue::Utf8(text), _) => Some(text),
+        _ => None,
+    }
+}
+
+fn answer(expr: Expr, settings: &BTreeMap<String, String>) -> DfResult<Transformed<Expr>> {
+    let Expr::ScalarFunction(call) = &expr else { return Ok(Transformed::no(expr)) };
+    let name = call.func.name();
+    if name != "current_setting" && name != "set_config" {
+        return Ok(Transformed::no(expr));
+    }
+    let Some(setting) = call.args.first().and_then(constant_text) else { return Ok(Transformed::no(expr)) };
+    // NULL in, NULL out, as PostgreSQL's strict functions give.
+    let Some(setting) = setting else { return Ok(Transformed::yes(Expr::Literal(ScalarValue::Utf8(None), None))) };
+    let missing_ok = || matches!(call.args.get(1).and_then(constant_text), Some(Some(flag)) if flag == "true");
+    let value = match (name, settings.get(&canonical(&setting))) {
+        ("current_setting", Some(value)) => Some(value.clone()),
+        ("current_setting", None) if missing_ok() => None,
+        (_, None) => return Err(unrecognized(&setting)),
+        (_, Some(current)) => match call.args.get(1).and_then(constant_text) {
+            Some(Some(wanted)) if wanted == *current => Some(wanted),
+            Some(_) => {
+                let message = format!("set_config cannot change \"{setting}\"; use SET {setting} = …");
+                return Err(Error::FeatureNotSupported(message).into_datafusion());
+            }
+            None => return Ok(Transformed::no(expr)),
+        },
+    };
+    Ok(Transformed::yes(Expr::Literal(ScalarValue::Utf8(value), None)))
 }
