@@ -353,3 +353,73 @@ fn multiply_numeric(left: &ArrayRef, right: &ArrayRef) -> Result<ArrayRef, Arrow
 fn overflow() -> ArrowError {
     ArrowError::ArithmeticOverflow("value overflows numeric format".into())
 }
+
+/// `pg_round_to_integer(x)`: a NUMERIC or float rounded to a whole number
+/// of its own type, as PostgreSQL rounds one cast to an integer: a NUMERIC
+/// half away from zero, a float half to even (`rint`). Called only by the
+/// cast rewrite in `text_casts.rs`.
+pub fn round_to_integer() -> Arc<ScalarUDF> {
+    static ROUND: OnceLock<Arc<ScalarUDF>> = OnceLock::new();
+    ROUND
+        .get_or_init(|| {
+            Arc::new(ScalarUDF::new_from_impl(RoundToInteger { signature: Signature::any(1, Volatility::Immutable) }))
+        })
+        .clone()
+}
+
+#[derive(Debug, PartialEq, Eq, Hash)]
+struct RoundToInteger {
+    signature: Signature,
+}
+
+/// A NUMERIC rounded to scale 0 keeps its whole digits and one for a carry.
+fn rounded_type(data_type: &DataType) -> DataType {
+    match data_type {
+        DataType::Decimal128(precision, scale) if *scale > 0 => {
+            DataType::Decimal128((*precision as i16 - *scale as i16 + 1).clamp(1, NUMERIC_DIGITS_MAX as i16) as u8, 0)
+        }
+        other => other.clone(),
+    }
+}
+
+impl ScalarUDFImpl for RoundToInteger {
+    fn name(&self) -> &str {
+        "pg_round_to_integer"
+    }
+
+    fn signature(&self) -> &Signature {
+        &self.signature
+    }
+
+    fn return_type(&self, types: &[DataType]) -> DfResult<DataType> {
+        Ok(rounded_type(&types[0]))
+    }
+
+    fn invoke_with_args(&self, args: ScalarFunctionArgs) -> DfResult<ColumnarValue> {
+        use datafusion::arrow::datatypes::{Float32Type, Float64Type};
+        let scalar = matches!(args.args[0], ColumnarValue::Scalar(_));
+        let values = args.args[0].to_array(args.number_rows)?;
+        let rounded: ArrayRef = match values.data_type() {
+            DataType::Decimal128(_, scale) if *scale > 0 => {
+                let DataType::Decimal128(precision, _) = rounded_type(values.data_type()) else { unreachable!() };
+                let unit = 10i128.pow(*scale as u32);
+                let whole = values.as_primitive::<Decimal128Type>().unary::<_, Decimal128Type>(|v| {
+                    let (quotient, remainder) = (v / unit, v % unit);
+                    match remainder.abs() * 2 >= unit {
+                        true => quotient + v.signum(),
+                        false => quotient,
+                    }
+                });
+                Arc::new(whole.with_precision_and_scale(precision, 0)?)
+            }
+            DataType::Float64 => {
+                Arc::new(values.as_primitive::<Float64Type>().unary::<_, Float64Type>(f64::round_ties_even))
+            }
+            DataType::Float32 => {
+                Arc::new(values.as_primitive::<Float32Type>().unary::<_, Float32Type>(f32::round_ties_even))
+            }
+            _ => values,
+        };
+        super::shaped(scalar, rounded)
+    }
+}

@@ -229,6 +229,22 @@ fn rewrite(expr: Expr, schema: &DFSchema, zone: &str) -> DfResult<Transformed<Ex
     // A duration (`ts - ts`) stored or cast as an INTERVAL: whole days and
     // the rest, as PostgreSQL's subtraction gives it (Arrow's cast keeps
     // only nanoseconds: `49:00:00` for `2 days 01:00:00`).
+    // A NUMERIC or a float to an integer is rounded, as PostgreSQL rounds
+    // it (half away from zero, and a float's half to even); Arrow's cast
+    // truncates (`2.7::int` was 2).
+    if matches!(data_type, DataType::Int8 | DataType::Int16 | DataType::Int32 | DataType::Int64)
+        && matches!(
+            inner.get_type(schema),
+            Ok(DataType::Decimal128(_, 1..) | DataType::Float32 | DataType::Float64 | DataType::Float16)
+        )
+        && !matches!(inner.as_ref(), Expr::ScalarFunction(f) if f.func.name() == "pg_round_to_integer")
+    {
+        let call = Expr::ScalarFunction(ScalarFunction::new_udf(
+            super::pg_arithmetic::round_to_integer(),
+            vec![inner.as_ref().clone()],
+        ));
+        return Ok(Transformed::yes(Expr::Cast(Cast::new_from_field(Box::new(call), field.clone()))));
+    }
     // Text to an interval: PostgreSQL's forms, in the words Arrow reads.
     if let (DataType::Interval(_), Ok(DataType::Utf8 | DataType::Utf8View | DataType::LargeUtf8)) =
         (data_type, inner.get_type(schema))

@@ -184,6 +184,12 @@ fn integer_out_of_range(error: &Error) -> Option<String> {
     {
         return Some(format!("{} out of range", type_name(target)?));
     }
+    // A NUMERIC cast to an integer: "value of 2147483648 is out of range Int32".
+    if let Some((_, target)) =
+        message.split_once("value of ").and_then(|(_, rest)| rest.split_once(" is out of range "))
+    {
+        return Some(format!("{} out of range", type_name(target)?));
+    }
     let (text, target) = message.split_once("Cannot cast string '")?.1.split_once("' to value of ")?;
     let type_name = type_name(target.strip_suffix(" type")?)?;
     // Digits too many for the type; other text is not a number at all (22P02).
