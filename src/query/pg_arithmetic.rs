@@ -119,6 +119,14 @@ fn product_first(expr: Expr, schema: &DFSchema) -> DfResult<Transformed<Expr>> {
         return Ok(Transformed::no(expr));
     };
     let coerce = |operand: &Expr| -> Option<(Expr, DataType)> {
+        match operand.get_type(schema) {
+            Ok(data_type @ DataType::Decimal128(..)) => return Some((operand.clone(), data_type)),
+            // A column or literal of another type is an integer or float:
+            // its product with a NUMERIC keeps Arrow's type (scale 0 adds
+            // no places), so nothing is coerced to find out.
+            _ if matches!(operand, Expr::Column(_) | Expr::Literal(..)) => return None,
+            _ => {}
+        }
         let simplifier = datafusion::optimizer::simplify_expressions::ExprSimplifier::new(
             datafusion::logical_expr::simplify::SimplifyContext::builder()
                 .with_schema(std::sync::Arc::new(schema.clone()))

@@ -14,6 +14,7 @@
 //! ([`SessionSettings`]): the settings reach analyzer rules, and not every
 //! place a function runs later (a name read from a column is 0A000).
 
+use std::cell::LazyCell;
 use std::collections::BTreeMap;
 
 use datafusion::arrow::datatypes::DataType;
@@ -100,7 +101,8 @@ impl datafusion::optimizer::AnalyzerRule for SessionSettings {
     }
 
     fn analyze(&self, plan: LogicalPlan, config: &ConfigOptions) -> DfResult<LogicalPlan> {
-        let settings = settings_in(config);
+        // Read only by a statement that calls one of the functions.
+        let settings = LazyCell::new(|| settings_in(config));
         plan.transform_up_with_subqueries(|plan| {
             let preserver = NamePreserver::new(&plan);
             plan.map_expressions(|expr| {
@@ -114,7 +116,7 @@ impl datafusion::optimizer::AnalyzerRule for SessionSettings {
 
 /// The same for an expression compiled outside a plan (an UPDATE's SET).
 pub fn answered(expr: Expr, config: &ConfigOptions) -> DfResult<Expr> {
-    let settings = settings_in(config);
+    let settings = LazyCell::new(|| settings_in(config));
     expr.transform_up(|e| answer(e, &settings)).map(|t| t.data)
 }
 
@@ -141,7 +143,10 @@ fn constant_text(arg: &Expr) -> Option<Option<String>> {
     }
 }
 
-fn answer(expr: Expr, settings: &BTreeMap<String, String>) -> DfResult<Transformed<Expr>> {
+fn answer<F: FnOnce() -> BTreeMap<String, String>>(
+    expr: Expr,
+    settings: &LazyCell<BTreeMap<String, String>, F>,
+) -> DfResult<Transformed<Expr>> {
     let Expr::ScalarFunction(call) = &expr else { return Ok(Transformed::no(expr)) };
     let name = call.func.name();
     if name != "current_setting" && name != "set_config" {
