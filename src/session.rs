@@ -4,8 +4,8 @@
 use std::collections::{BTreeMap, HashMap};
 use std::sync::{Arc, Mutex};
 
-use datafusion::arrow::array::{RecordBatch, StringArray};
-use datafusion::arrow::datatypes::{DataType, Field, Schema, SchemaRef};
+use datafusion::arrow::array::RecordBatch;
+use datafusion::arrow::datatypes::{Schema, SchemaRef};
 use datafusion::common::ParamValues;
 use datafusion::execution::SendableRecordBatchStream;
 use datafusion::logical_expr::LogicalPlan;
@@ -19,6 +19,7 @@ mod blocks;
 mod cursor;
 mod insert;
 mod read_only;
+mod settings;
 pub mod subscribe;
 pub mod time_zone;
 mod view;
@@ -111,6 +112,11 @@ pub struct Session {
     /// The zone the client asked for at startup, as written and for Arrow:
     /// what RESET returns to.
     startup_zone: Option<(String, String)>,
+    /// Other settings the client's startup packet gave (`application_name`):
+    /// their values until SET, and what RESET returns to.
+    startup_settings: BTreeMap<String, String>,
+    /// The open transaction block's record of the settings, to undo its SETs.
+    block_settings: Option<settings::BlockSettings>,
 }
 
 /// Session parameters reported by SHOW, with PostgreSQL's spelling.
@@ -157,6 +163,8 @@ impl Session {
             compiled_sets: CompiledSets::default(),
             zone: time_zone::DEFAULT_ZONE.to_string(),
             startup_zone: None,
+            startup_settings: BTreeMap::new(),
+            block_settings: None,
         }
     }
 
@@ -172,14 +180,6 @@ impl Session {
     /// The tracked settings changed since the last call, with their values.
     pub fn take_reports(&mut self) -> Vec<(&'static str, String)> {
         std::mem::take(&mut self.reports)
-    }
-
-    /// Queues the value of `name` for the client if clients track it.
-    fn report(&mut self, name: &str) {
-        let Some((_, reported)) = REPORTED_SETTINGS.iter().find(|(n, _)| *n == name) else { return };
-        if let Some(value) = self.settings.get(name) {
-            self.reports.push((reported, value.clone()));
-        }
     }
 
     /// Runs every statement and returns the rows of the last (collected).
@@ -210,12 +210,36 @@ impl Session {
     /// Runs one command. A failure inside a transaction block marks it failed.
     pub async fn execute(&mut self, command: Command, params: Option<&ParamValues>) -> Result<Outcome> {
         let result = self.execute_inner(command, params).await.map(|outcome| self.in_time_zone(outcome));
+        let result = result.map(|outcome| self.failing_block(outcome));
         if result.is_err()
             && let Some(transaction) = &self.transaction
         {
             transaction.lock().expect("transaction lock").failed = true;
         }
         result
+    }
+
+    /// Rows computed as they are sent fail the open transaction block if
+    /// computing them fails (`SELECT 1/0` inside BEGIN), as an error
+    /// returned by `execute` does.
+    fn failing_block(&self, outcome: Outcome) -> Outcome {
+        let Some(transaction) = self.transaction.clone() else { return outcome };
+        let failing = move |stream: SendableRecordBatchStream| -> SendableRecordBatchStream {
+            let schema = stream.schema();
+            let stream = stream.inspect(move |batch| {
+                if batch.is_err() {
+                    transaction.lock().expect("transaction lock").failed = true;
+                }
+            });
+            Box::pin(RecordBatchStreamAdapter::new(schema, stream))
+        };
+        match outcome {
+            Outcome::Rows { schema, stream } => Outcome::Rows { schema, stream: failing(stream) },
+            Outcome::CopyOut { schema, stream, options } => {
+                Outcome::CopyOut { schema, stream: failing(stream), options }
+            }
+            other => other,
+        }
     }
 
     async fn execute_inner(&mut self, command: Command, params: Option<&ParamValues>) -> Result<Outcome> {
@@ -331,6 +355,7 @@ impl Session {
                     self.blocks_begun += 1;
                     let read_only = read_only.unwrap_or_else(|| self.read_only_by_default());
                     self.transaction = Some(Arc::new(Mutex::new(Transaction { read_only, ..Transaction::default() })));
+                    self.begin_block_settings();
                 }
                 Ok(Outcome::TransactionStarted)
             }
@@ -342,52 +367,19 @@ impl Session {
                 let outcome = self.commit().await;
                 let committed = matches!(outcome, Ok(Outcome::TransactionEnded { tag: "COMMIT" }));
                 self.close_cursors(committed, None);
+                self.end_block_settings(committed);
                 outcome
             }
             Command::Rollback => {
                 self.close_cursors(false, None);
+                self.end_block_settings(false);
                 if self.transaction.take().is_none() {
                     self.notices.push(no_transaction());
                 }
                 Ok(Outcome::TransactionEnded { tag: "ROLLBACK" })
             }
-            Command::Set { name, value } => {
-                let name = canonical_setting(&name);
-                // `SET TIME ZONE DEFAULT` and `LOCAL` are its RESET.
-                if name == "timezone" && ["default", "local"].contains(&value.trim().to_lowercase().as_str()) {
-                    self.reset_time_zone();
-                } else if name == "timezone" {
-                    let zone = time_zone::setting(&value).ok_or_else(|| {
-                        Error::InvalidParameterValue(format!("invalid value for parameter \"TimeZone\": \"{value}\""))
-                    })?;
-                    self.zone = time_zone::arrow_zone(&zone).to_string();
-                    self.settings.insert(name.clone(), time_zone::shown(&value));
-                } else {
-                    self.settings.insert(name.clone(), value);
-                }
-                self.report(&name);
-                Ok(done("SET"))
-            }
-            Command::Reset { name } if name == "all" => {
-                self.settings = DEFAULT_SETTINGS.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect();
-                self.reset_time_zone();
-                for (name, _) in REPORTED_SETTINGS {
-                    self.report(name);
-                }
-                Ok(done("RESET"))
-            }
-            Command::Reset { name } => {
-                let name = canonical_setting(&name);
-                match DEFAULT_SETTINGS.iter().find(|(k, _)| *k == name) {
-                    Some((_, default)) => self.settings.insert(name.clone(), default.to_string()),
-                    None => self.settings.remove(&name),
-                };
-                if name == "timezone" {
-                    self.reset_time_zone();
-                }
-                self.report(&name);
-                Ok(done("RESET"))
-            }
+            Command::Set { name, value, local } => self.set(&name, value, local),
+            Command::Reset { name, local } => self.reset(&name, local),
             Command::Show { name } => self.show(&name),
             Command::CopyFrom { relation, columns, mut options } => {
                 options.time_zone = self.time_zone().to_string();
@@ -609,14 +601,6 @@ impl Session {
     }
 
     /// Back to the startup zone, or UTC.
-    fn reset_time_zone(&mut self) {
-        let (shown, arrow) = self.startup_zone.clone().unwrap_or_else(|| {
-            (default_setting("timezone").unwrap_or("UTC").to_string(), time_zone::DEFAULT_ZONE.to_string())
-        });
-        self.settings.insert("timezone".into(), shown);
-        self.zone = arrow;
-    }
-
     /// `session` (a subscription's own) in this session's zone.
     fn with_time_zone(&self, mut session: Session) -> Session {
         if let Some(shown) = self.settings.get("timezone") {
@@ -892,38 +876,6 @@ impl Session {
         }
         Ok(())
     }
-
-    fn show(&self, name: &str) -> Result<Outcome> {
-        let name = canonical_setting(name);
-        if name == read_only::READ_ONLY {
-            let value = if self.read_only() { "on" } else { "off" };
-            return Ok(rows_outcome(
-                Schema::new(vec![Field::new(name, DataType::Utf8, false)]),
-                vec![Arc::new(StringArray::from(vec![value]))],
-            ));
-        }
-        if name == "all" {
-            let names: Vec<&str> = self.settings.keys().map(String::as_str).collect();
-            let values: Vec<&str> = self.settings.values().map(String::as_str).collect();
-            return Ok(rows_outcome(
-                Schema::new(vec![
-                    Field::new("name", DataType::Utf8, false),
-                    Field::new("setting", DataType::Utf8, false),
-                ]),
-                vec![Arc::new(StringArray::from(names)), Arc::new(StringArray::from(values))],
-            ));
-        }
-        let value = self
-            .settings
-            .get(&name)
-            .ok_or_else(|| Error::UndefinedObject(format!("unrecognized configuration parameter \"{name}\"")))?;
-        // PostgreSQL's header spells the parameter as its documentation does.
-        let header = if name == "timezone" { "TimeZone".to_string() } else { name.clone() };
-        Ok(rows_outcome(
-            Schema::new(vec![Field::new(header, DataType::Utf8, false)]),
-            vec![Arc::new(StringArray::from(vec![value.as_str()]))],
-        ))
-    }
 }
 
 /// Views are written only by their query.
@@ -1050,11 +1002,4 @@ fn rows_outcome(schema: Schema, columns: Vec<datafusion::arrow::array::ArrayRef>
     let batch = RecordBatch::try_new(schema.clone(), columns).expect("columns match schema");
     let stream = RecordBatchStreamAdapter::new(schema.clone(), futures::stream::once(async move { Ok(batch) }));
     Outcome::Rows { schema, stream: Box::pin(stream) }
-}
-
-fn canonical_setting(name: &str) -> String {
-    match name.trim_matches('"').to_lowercase().as_str() {
-        "time zone" | "time_zone" => "timezone".into(),
-        other => other.to_string(),
-    }
 }

@@ -180,6 +180,9 @@ fn session_of<C: ClientInfo + ?Sized>(client: &C, db: &Database) -> Arc<Mutex<Se
         if let Some(zone) = startup_zone(client.metadata()) {
             session.set_time_zone(&zone);
         }
+        if let Some(name) = client.metadata().get(pgwire::api::METADATA_APPLICATION_NAME) {
+            session.set_startup_setting("application_name", name);
+        }
         Mutex::new(session)
     })
 }

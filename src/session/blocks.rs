@@ -19,6 +19,7 @@ impl Session {
         // The view is fixed now if no statement fixed it yet: a rollback to
         // here must find the tables as they were.
         let _ = self.read_view();
+        self.savepoint_settings(&name);
         transaction.lock().expect("transaction lock").savepoint(name);
         Ok(done("SAVEPOINT"))
     }
@@ -26,7 +27,10 @@ impl Session {
     pub(super) fn release_savepoint(&mut self, name: String) -> Result<Outcome> {
         let transaction = self.open_block("RELEASE SAVEPOINT")?;
         match transaction.lock().expect("transaction lock").release(&name) {
-            true => Ok(done("RELEASE")),
+            true => {
+                self.release_savepoint_settings(&name);
+                Ok(done("RELEASE"))
+            }
             false => Err(Error::UndefinedSavepoint(name)),
         }
     }
@@ -34,7 +38,8 @@ impl Session {
     pub(super) fn roll_back_to_savepoint(&mut self, name: String) -> Result<Outcome> {
         let transaction = self.open_block("ROLLBACK TO SAVEPOINT")?;
         let position = transaction.lock().expect("transaction lock").roll_back_to(&name);
-        let position = position.ok_or(Error::UndefinedSavepoint(name))?;
+        let position = position.ok_or(Error::UndefinedSavepoint(name.clone()))?;
+        self.roll_back_settings_to(&name);
         self.close_cursors(false, Some(position));
         Ok(done("ROLLBACK"))
     }

@@ -3,8 +3,8 @@
 //! parsed as their TABLE counterparts, so one PostgreSQL grammar serves all.
 
 use datafusion::sql::sqlparser::ast::{
-    AlterTableOperation, CopyLegacyCsvOption, CopyLegacyOption, CopyOption, CopySource, CopyTarget, Expr,
-    FunctionArguments, ObjectType, RenameTableNameKind, Reset, Set, SetExpr, Statement, TransactionAccessMode,
+    AlterTableOperation, ContextModifier, CopyLegacyCsvOption, CopyLegacyOption, CopyOption, CopySource, CopyTarget,
+    Expr, FunctionArguments, ObjectType, RenameTableNameKind, Reset, Set, SetExpr, Statement, TransactionAccessMode,
     TransactionMode, UnaryOperator, Value, visit_relations,
 };
 use datafusion::sql::sqlparser::dialect::PostgreSqlDialect;
@@ -97,12 +97,15 @@ pub enum Command {
     RollbackToSavepoint {
         name: String,
     },
+    /// `SET [LOCAL] name = value`; LOCAL lasts until the transaction block ends.
     Set {
         name: String,
         value: String,
+        local: bool,
     },
     Reset {
         name: String,
+        local: bool,
     },
     Show {
         name: String,
@@ -174,7 +177,7 @@ pub fn parse(sql: &str) -> Result<Vec<Command>> {
         // `RESET TIME ZONE`, which sqlparser does not read.
         let spelled: Vec<String> = words.iter().map(|w| w.value.to_lowercase()).collect();
         if significant == 3 && spelled == ["reset", "time", "zone"] {
-            commands.push(Command::Reset { name: "timezone".into() });
+            commands.push(Command::Reset { name: "timezone".into(), local: false });
             continue;
         }
         if let Some(command) = super::subscribe::subscribe_command(statement)? {
@@ -472,8 +475,10 @@ fn command(statement: Statement, about_stream: bool) -> Result<Command> {
         Statement::ReleaseSavepoint { name } => Command::ReleaseSavepoint { name: object_name(&name.to_string()) },
         Statement::Set(set) => set_command(set)?,
         Statement::Reset(reset) => match reset.reset {
-            Reset::ConfigurationParameter(name) => Command::Reset { name: name.to_string().to_lowercase() },
-            Reset::ALL => Command::Reset { name: "all".into() },
+            Reset::ConfigurationParameter(name) => {
+                Command::Reset { name: name.to_string().to_lowercase(), local: false }
+            }
+            Reset::ALL => Command::Reset { name: "all".into(), local: false },
         },
         Statement::ShowVariable { variable } => {
             Command::Show { name: variable.iter().map(|i| i.value.to_lowercase()).collect::<Vec<_>>().join(" ") }
@@ -529,14 +534,18 @@ pub fn object_name(text: &str) -> String {
 
 fn set_command(set: Set) -> Result<Command> {
     Ok(match set {
-        Set::SingleAssignment { variable, values, .. } => {
+        Set::SingleAssignment { variable, values, scope, .. } => {
             let name = variable.to_string().to_lowercase();
             let value = values.iter().map(expr_text).collect::<Vec<_>>().join(", ");
-            if value.eq_ignore_ascii_case("default") { Command::Reset { name } } else { Command::Set { name, value } }
+            let local = scope == Some(ContextModifier::Local);
+            match value.eq_ignore_ascii_case("default") {
+                true => Command::Reset { name, local },
+                false => Command::Set { name, value, local },
+            }
         }
-        Set::SetTimeZone { value, .. } => Command::Set { name: "timezone".into(), value: expr_text(&value) },
+        Set::SetTimeZone { value, local } => Command::Set { name: "timezone".into(), value: expr_text(&value), local },
         Set::SetNames { charset_name, .. } => {
-            Command::Set { name: "client_encoding".into(), value: charset_name.value }
+            Command::Set { name: "client_encoding".into(), value: charset_name.value, local: false }
         }
         Set::SetTransaction { modes, session: false, .. } => Command::SetTransaction { read_only: access_mode(&modes) },
         // SET SESSION CHARACTERISTICS AS TRANSACTION …: the session's default.
@@ -544,6 +553,7 @@ fn set_command(set: Set) -> Result<Command> {
             Some(read_only) => Command::Set {
                 name: "default_transaction_read_only".into(),
                 value: if read_only { "on" } else { "off" }.into(),
+                local: false,
             },
             None => Command::SetTransaction { read_only: None },
         },

@@ -59,6 +59,19 @@ def with_psycopg():
         cur.execute("SET TIME ZONE DEFAULT")
         # PostgreSQL reports its configured zone here (Etc/UTC on Debian).
         check("psycopg TimeZone reset", conn.info.parameter_status("TimeZone"), "UTC")
+        # A SET undone by ROLLBACK, and a SET LOCAL ended by COMMIT, are
+        # reported undone; the failed SELECT fails its block.
+        try:
+            with conn.transaction():
+                cur.execute("SET TIME ZONE 'Asia/Tokyo'")
+                check("psycopg TimeZone in a block", conn.info.parameter_status("TimeZone"), "Asia/Tokyo")
+                cur.execute("SELECT 1 / 0")
+        except psycopg.errors.DivisionByZero:
+            pass
+        check("psycopg TimeZone after ROLLBACK", conn.info.parameter_status("TimeZone"), "UTC")
+        with conn.transaction():
+            cur.execute("SET LOCAL TIME ZONE 'Asia/Tokyo'")
+        check("psycopg TimeZone after SET LOCAL", conn.info.parameter_status("TimeZone"), "UTC")
         check("psycopg exists", cur.execute("SELECT EXISTS (SELECT 1 FROM pg3 WHERE id = %s)", (1,)).fetchone(), (True,))
         # avg of integers is NUMERIC; Python ints and floats compare with it.
         for binary in (False, True):
