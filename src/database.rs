@@ -239,6 +239,7 @@ fn array_operators_first(config: SessionConfig) -> SessionContext {
     let mut planners: Vec<Arc<dyn datafusion::logical_expr::planner::ExprPlanner>> = vec![
         Arc::new(crate::query::pg_array_operators::ArrayOperators),
         Arc::new(crate::query::pg_literals::UnknownOperands),
+        Arc::new(crate::query::pg_extract::Extract),
     ];
     planners.extend(defaults.expr_planners().iter().cloned());
     // Before DataFusion's type coercion: see `StoredZoneFirst`.
@@ -267,6 +268,6 @@ mod tests {
             let again = rebuilt.scalar_functions().get(name).map(|f| f.name().to_string());
             assert_eq!(again.as_deref(), Some(function.name()), "{name}");
         }
-        assert_eq!(rebuilt.expr_planners().len(), defaults.expr_planners().len() + 2);
+        assert_eq!(rebuilt.expr_planners().len(), defaults.expr_planners().len() + 3);
     }
 }

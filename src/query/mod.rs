@@ -13,6 +13,7 @@ pub(crate) mod pg_avg;
 pub mod pg_class;
 mod pg_columns;
 mod pg_constraints;
+pub mod pg_extract;
 pub(crate) mod pg_functions;
 pub(crate) mod pg_interval;
 pub(crate) mod pg_literals;

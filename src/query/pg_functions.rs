@@ -41,6 +41,7 @@ pub fn standalone() -> Vec<ScalarUDF> {
     vec![
         super::pg_to_char::to_char(),
         super::pg_age::age(),
+        super::pg_extract::date_part(),
         super::pg_array_functions::array_length(),
         super::pg_literals::coalesce(),
         super::pg_array_functions::array_remove(),

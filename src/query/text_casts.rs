@@ -123,7 +123,7 @@ fn in_zone_call(local: Expr, zone: &str) -> Expr {
 }
 
 /// Functions that read a TIMESTAMPTZ as a time of day in the session's zone.
-const CALENDAR_FUNCTIONS: [&str; 4] = ["date_trunc", "date_part", "to_char", "age"];
+const CALENDAR_FUNCTIONS: [&str; 5] = ["date_trunc", "date_part", "extract", "to_char", "age"];
 
 fn rewrite(expr: Expr, schema: &DFSchema, zone: &str) -> DfResult<Transformed<Expr>> {
     // Calendar functions and interval arithmetic (`at + interval '1 day'`)

@@ -110,6 +110,8 @@ fn datafusion_sqlstate(error: &DataFusionError) -> &'static str {
             _ => "XX000",
         },
         DataFusionError::Plan(message) if message.contains("table") && message.contains("not found") => "42P01",
+        // extract's and date_part's unknown field, as PostgreSQL words it.
+        DataFusionError::Plan(message) if message.contains("not recognized for type") => "22023",
         DataFusionError::Plan(message)
             if message.contains("No function matches") || message.contains("Invalid function") =>
         {
