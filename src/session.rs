@@ -756,9 +756,9 @@ impl Session {
         let (state, statement) = self.prepare(statement, false).await?;
         let plan = plan_statement(&state, statement, None).await?;
         let schema = match &query.returning {
-            Some((items, qualifier)) => {
-                Some(returning(&def, items, qualifier, &RecordBatch::new_empty(def.user_schema())).await?.schema)
-            }
+            Some((items, qualifier)) => Some(
+                returning(&state, &def, items, qualifier, &RecordBatch::new_empty(def.user_schema())).await?.schema,
+            ),
             None => None,
         };
         Ok(Some((plan, schema)))
@@ -775,7 +775,7 @@ impl Session {
         let scope = StatementScope::from_config(state.config());
         let plan = plan_statement(&state, statement, params).await?;
         let schema = Arc::new(plan.schema().as_arrow().clone());
-        let batches = DataFrame::new(state, plan).collect().await.map_err(Error::from_datafusion)?;
+        let batches = DataFrame::new(state.clone(), plan).collect().await.map_err(Error::from_datafusion)?;
         let found = concat_batches(&schema, &batches)?;
         let user_count = def.columns.len();
         let codec = TableCodec::new(def.clone())?;
@@ -796,7 +796,7 @@ impl Session {
         let returned = match &query.returning {
             Some((items, qualifier)) => {
                 let written = if query.assigned.is_empty() { &deletes } else { &inserts };
-                Some(returning(def, items, qualifier, written).await?)
+                Some(returning(&state, def, items, qualifier, written).await?)
             }
             None => None,
         };

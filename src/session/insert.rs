@@ -68,7 +68,7 @@ impl Session {
         let schema = match &clauses.returning {
             Some(items) => {
                 let empty = RecordBatch::new_empty(clauses.def.user_schema());
-                Some(returning(&clauses.def, items, &clauses.qualifier, &empty).await?.schema)
+                Some(returning(&state, &clauses.def, items, &clauses.qualifier, &empty).await?.schema)
             }
             None => None,
         };
@@ -136,7 +136,7 @@ impl Session {
             None => (None, proposed),
         };
         let returned = match &clauses.returning {
-            Some(items) => Some(returning(def, items, &clauses.qualifier, &written).await?),
+            Some(items) => Some(returning(&state, def, items, &clauses.qualifier, &written).await?),
             None => None,
         };
         let rows = written.num_rows();

@@ -6,9 +6,10 @@ use std::sync::Arc;
 
 use datafusion::arrow::datatypes::SchemaRef;
 use datafusion::arrow::record_batch::RecordBatch;
-use datafusion::common::TableReference;
+use datafusion::catalog::{TableFunctionArgs, TableFunctionImpl, TableProvider};
+use datafusion::dataframe::DataFrame;
 use datafusion::datasource::MemTable;
-use datafusion::prelude::SessionContext;
+use datafusion::execution::SessionState;
 use datafusion::sql::parser::Statement as DfStatement;
 use datafusion::sql::sqlparser::ast::{SelectItem, SetExpr, Statement};
 use datafusion::sql::sqlparser::dialect::PostgreSqlDialect;
@@ -26,18 +27,22 @@ pub struct Returned {
 
 /// Evaluates `items` over `rows` of `def` (user columns), which the
 /// statement names `qualifier`. A keyless table's row identity is left out.
+/// It runs in `state`, the statement's (its session's zone, Strata's
+/// functions, PostgreSQL's integer literals: `RETURNING v + 1` of an INT
+/// overflows as PostgreSQL's does); a subquery in it reads what the statement reads.
 pub async fn returning(
+    state: &SessionState,
     def: &RelationDef,
     items: &[SelectItem],
     qualifier: &str,
     rows: &RecordBatch,
 ) -> Result<Returned> {
     let rows = &rows.project(&def.visible_positions())?;
-    let context = SessionContext::new();
     let table = MemTable::try_new(rows.schema(), vec![vec![rows.clone()]]).map_err(Error::from_datafusion)?;
-    context.register_table(TableReference::bare(qualifier), Arc::new(table)).map_err(Error::from_datafusion)?;
+    let mut state = state.clone();
+    state.register_udtf(WRITTEN_ROWS, Arc::new(WrittenRows(Arc::new(table))));
     let list: Vec<String> = items.iter().map(ToString::to_string).collect();
-    let sql = format!("SELECT {} FROM \"{}\"", list.join(", "), qualifier.replace('"', "\"\""));
+    let sql = format!("SELECT {} FROM {WRITTEN_ROWS}() AS \"{}\"", list.join(", "), qualifier.replace('"', "\"\""));
     let mut statement = Parser::parse_sql(&PostgreSqlDialect {}, &sql)
         .map_err(|e| Error::Syntax(e.to_string()))?
         .pop()
@@ -47,13 +52,26 @@ pub async fn returning(
     {
         name_columns_as_postgres(select);
     }
-    let plan = context
-        .state()
-        .statement_to_plan(DfStatement::Statement(Box::new(statement)))
-        .await
-        .map_err(Error::from_datafusion)?;
-    let frame = context.execute_logical_plan(plan).await.map_err(Error::from_datafusion)?;
+    let plan =
+        state.statement_to_plan(DfStatement::Statement(Box::new(statement))).await.map_err(Error::from_datafusion)?;
+    let plan = crate::query::pg_literals::narrow_integer_literals(plan).map_err(Error::from_datafusion)?;
+    let frame = DataFrame::new(state, plan);
     let schema = Arc::new(frame.schema().as_arrow().clone());
     let batches = frame.collect().await.map_err(Error::from_datafusion)?;
     Ok(Returned { schema, batches })
+}
+
+/// The table function RETURNING's query reads the written rows from: a
+/// name no catalog holds, in a copy of the statement's state (rebuilding
+/// a state with another catalog would register its functions again, in
+/// no set order).
+const WRITTEN_ROWS: &str = "strata_written_rows";
+
+#[derive(Debug)]
+struct WrittenRows(Arc<MemTable>);
+
+impl TableFunctionImpl for WrittenRows {
+    fn call_with_args(&self, _: TableFunctionArgs) -> datafusion::common::Result<Arc<dyn TableProvider>> {
+        Ok(self.0.clone())
+    }
 }
