@@ -71,6 +71,8 @@ pub enum Error {
     UndefinedPreparedStatement(String),
     #[error("cursor \"{0}\" already exists")]
     DuplicateCursor(String),
+    #[error("prepared statement \"{0}\" already exists")]
+    DuplicatePreparedStatement(String),
     #[error(transparent)]
     Storage(#[from] crate::log::Error),
     #[error(transparent)]

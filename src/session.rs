@@ -343,6 +343,10 @@ impl Session {
                 self.create_view(name, columns, query, if_not_exists, or_replace).await
             }
             Command::Deallocate { name } => Ok(done(if name.is_some() { "DEALLOCATE" } else { "DEALLOCATE ALL" })),
+            // The server keeps prepared statements with its connection's.
+            Command::Prepare { .. } | Command::Execute { .. } => {
+                Err(Error::FeatureNotSupported("PREPARE and EXECUTE need a client connection".into()))
+            }
             Command::Checkpoint => {
                 self.refuse_in_transaction("CHECKPOINT")?;
                 self.db.log.seal().await?;

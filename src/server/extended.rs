@@ -37,17 +37,27 @@ where
         None => client.portal_store().put_empty_statement(&name),
     }
     if name != DEFAULT_NAME {
-        let names = named_statements(client);
-        let mut names = names.lock().expect("statement names lock");
-        // Statements closed by the protocol's Close leave their names here:
-        // forgotten now and then, so a long connection's list stays short.
-        if names.len() >= NAMES_KEPT_MAX {
-            names.retain(|name| client.portal_store().get_statement(name).is_some());
-        }
-        names.insert(name);
+        keep_name(client, &name);
     }
     client.feed(PgWireBackendMessage::ParseComplete(ParseComplete::new())).await?;
     Ok(())
+}
+
+/// Notes the name of a statement kept in the connection's store, for
+/// `DEALLOCATE ALL`.
+pub fn keep_name<C>(client: &C, name: &str)
+where
+    C: ClientInfo + ClientPortalStore,
+    C::PortalStore: PortalStore,
+{
+    let names = named_statements(client);
+    let mut names = names.lock().expect("statement names lock");
+    // Statements closed by the protocol's Close leave their names here:
+    // forgotten now and then, so a long connection's list stays short.
+    if names.len() >= NAMES_KEPT_MAX {
+        names.retain(|name| client.portal_store().get_statement(name).is_some());
+    }
+    names.insert(name.to_string());
 }
 
 /// How many statement names a connection keeps before dropping those of
@@ -67,9 +77,11 @@ where
     C: ClientInfo + ClientPortalStore,
     C::PortalStore: PortalStore,
 {
+    let prepared_in_sql = super::sql_prepare::deallocate(client, name);
     let names = named_statements(client);
     let mut names = names.lock().expect("statement names lock");
     match name {
+        Some(_) if prepared_in_sql => {}
         Some(name) => {
             if !names.remove(name) || client.portal_store().get_statement(name).is_none() {
                 return Err(crate::error::Error::UndefinedPreparedStatement(name.to_string()));

@@ -9,6 +9,7 @@ use std::sync::Arc;
 use arrow_pg::datatypes::into_pg_type;
 use async_trait::async_trait;
 use datafusion::arrow::datatypes::{DataType, Field, Schema, SchemaRef};
+use datafusion::common::ParamValues;
 use datafusion::common::tree_node::{TreeNode, TreeNodeRecursion};
 use datafusion::logical_expr::expr::{Cast, Placeholder, TryCast};
 use datafusion::logical_expr::{Expr, LogicalPlan};
@@ -172,7 +173,7 @@ fn startup_zone(metadata: &std::collections::HashMap<String, String>) -> Option<
     })
 }
 
-fn session_of<C: ClientInfo + ?Sized>(client: &C, db: &Database) -> Arc<Mutex<Session>> {
+pub(super) fn session_of<C: ClientInfo + ?Sized>(client: &C, db: &Database) -> Arc<Mutex<Session>> {
     client.session_extensions().get_or_insert_with(|| {
         let mut session = db.session();
         // A driver's zone from its startup packet (JDBC sends the JVM's);
@@ -264,7 +265,7 @@ impl SimpleQueryHandler for Service {
         let mut responses = Vec::with_capacity(commands.len());
         for command in commands {
             let dropped = deallocated(&command);
-            let mut outcome = session.execute(command, None).await;
+            let mut outcome = run(client, &mut session, command, None).await;
             if let (Some(name), Ok(_)) = (&dropped, &outcome)
                 && let Err(error) = super::extended::deallocate(client, name.as_deref())
             {
@@ -309,6 +310,39 @@ impl SimpleQueryHandler for Service {
         }
         Ok(responses)
     }
+}
+
+/// Runs `command` in `session`; SQL PREPARE and EXECUTE use the
+/// connection's statements. Their errors fail an open transaction block,
+/// as those `execute` returns do.
+async fn run<C>(
+    client: &C,
+    session: &mut Session,
+    command: Command,
+    params: Option<&ParamValues>,
+) -> crate::Result<Outcome>
+where
+    C: ClientInfo + ClientPortalStore + Unpin + Send + Sync,
+    C::PortalStore: PortalStore,
+{
+    let outcome = match command {
+        Command::Prepare { name, types, statement } => {
+            super::sql_prepare::prepare(client, session, &name, &types, &statement)
+                .await
+                .map(|()| Outcome::Done { tag: "PREPARE".into(), rows: None })
+        }
+        Command::Execute { name, arguments } => {
+            match super::sql_prepare::bind(client, session, &name, &arguments).await {
+                Ok((command, params)) => return session.execute(command, Some(&params)).await,
+                Err(error) => Err(error),
+            }
+        }
+        command => return session.execute(command, params).await,
+    };
+    if outcome.is_err() {
+        session.fail_transaction();
+    }
+    outcome
 }
 
 /// What a DEALLOCATE drops (`Some(None)`: every statement); `None` for
@@ -452,8 +486,8 @@ impl Described {
 /// A statement prepared with Parse: its command, and what Describe reports.
 #[derive(Debug, Clone, Default)]
 pub struct Prepared {
-    command: Option<Command>,
-    parameter_types: Vec<Option<DataType>>,
+    pub(super) command: Option<Command>,
+    pub(super) parameter_types: Vec<Option<DataType>>,
     result_schema: Option<SchemaRef>,
 }
 
@@ -480,7 +514,7 @@ impl QueryParser for StatementParser {
         if cacheable && let Some(prepared) = described.lock().expect("described lock").get(sql, generation) {
             return Ok(Some(prepared));
         }
-        let prepared = self.describe(client, sql).await?;
+        let prepared = self.describe(client, sql).await.map_err(to_pgwire)?;
         let kind = prepared.command.as_ref().is_some_and(|c| matches!(c, Command::Query(_) | Command::Modify { .. }));
         if cacheable && kind {
             described.lock().expect("described lock").put(sql, generation, prepared.clone());
@@ -508,64 +542,62 @@ impl QueryParser for StatementParser {
 }
 
 impl StatementParser {
-    /// Parses `sql` and finds its parameter types and result columns.
-    async fn describe<C>(&self, client: &C, sql: &str) -> PgWireResult<Prepared>
+    /// [`describe`] in the client's session.
+    async fn describe<C>(&self, client: &C, sql: &str) -> crate::Result<Prepared>
     where
         C: ClientInfo + Unpin + Send + Sync,
     {
-        let mut commands = parse(sql).map_err(to_pgwire)?;
-        if commands.len() > 1 {
-            return Err(to_pgwire(Error::Malformed(
-                "cannot insert multiple commands into a prepared statement".into(),
-            )));
-        }
-        let Some(command) = commands.pop() else {
-            return Ok(Prepared { command: None, parameter_types: vec![], result_schema: None });
-        };
-        let (parameter_types, result_schema) = match &command {
-            Command::Query(statement) => {
-                let session = session_of(client, &self.db);
-                let session = session.lock().await;
-                match statement.as_ref() {
-                    Statement::Insert(insert) if has_clauses(insert) => {
-                        let (plan, returning) = session.describe_insert(insert).await.map_err(to_pgwire)?;
-                        let mut types = parameter_types(&plan).map_err(to_pgwire)?;
-                        // Parameters used only in ON CONFLICT … DO UPDATE are
-                        // not in the plan: they are text, cast where they are used.
-                        let count = placeholder_count(statement);
-                        if types.len() < count {
-                            types.resize(count, Some(DataType::Utf8));
-                        }
-                        (types, returning)
-                    }
-                    _ => {
-                        let (plan, analyzed) =
-                            session.plan_described((**statement).clone()).await.map_err(to_pgwire)?;
-                        (parameter_types(&plan).map_err(to_pgwire)?, result_schema(&analyzed))
-                    }
-                }
-            }
-            Command::Modify { relation, statement, .. } => {
-                let session = session_of(client, &self.db);
-                let plan = session.lock().await.plan_modify(relation, statement).await.map_err(to_pgwire)?;
-                match plan {
-                    Some((plan, returning)) => (parameter_types(&plan).map_err(to_pgwire)?, returning),
-                    None => (vec![], None),
-                }
-            }
-            Command::Show { name } => {
-                let name = if name == "all" { "setting".to_string() } else { name.clone() };
-                (vec![], Some(Arc::new(Schema::new(vec![Field::new(name, DataType::Utf8, false)]))))
-            }
-            Command::Fetch { cursor, .. } => {
-                let session = session_of(client, &self.db);
-                let schema = session.lock().await.cursor_schema(cursor).map_err(to_pgwire)?;
-                (vec![], Some(schema))
-            }
-            _ => (vec![], None),
-        };
-        Ok(Prepared { command: Some(command), parameter_types, result_schema })
+        describe(&*session_of(client, &self.db).lock().await, sql).await
     }
+}
+
+/// Parses `sql` and finds its parameter types and result columns.
+pub(super) async fn describe(session: &Session, sql: &str) -> crate::Result<Prepared> {
+    let mut commands = parse(sql)?;
+    if commands.len() > 1 {
+        return Err(Error::Malformed("cannot insert multiple commands into a prepared statement".into()));
+    }
+    let Some(command) = commands.pop() else {
+        return Ok(Prepared { command: None, parameter_types: vec![], result_schema: None });
+    };
+    let (parameter_types, result_schema) = match &command {
+        Command::Query(statement) => {
+            match statement.as_ref() {
+                Statement::Insert(insert) if has_clauses(insert) => {
+                    let (plan, returning) = session.describe_insert(insert).await?;
+                    let mut types = parameter_types(&plan)?;
+                    // Parameters used only in ON CONFLICT … DO UPDATE are
+                    // not in the plan: they are text, cast where they are used.
+                    let count = placeholder_count(statement);
+                    if types.len() < count {
+                        types.resize(count, Some(DataType::Utf8));
+                    }
+                    (types, returning)
+                }
+                _ => {
+                    let (plan, analyzed) = session.plan_described((**statement).clone()).await?;
+                    (parameter_types(&plan)?, result_schema(&analyzed))
+                }
+            }
+        }
+        Command::Modify { relation, statement, .. } => {
+            let plan = session.plan_modify(relation, statement).await?;
+            match plan {
+                Some((plan, returning)) => (parameter_types(&plan)?, returning),
+                None => (vec![], None),
+            }
+        }
+        Command::Show { name } => {
+            let name = if name == "all" { "setting".to_string() } else { name.clone() };
+            (vec![], Some(Arc::new(Schema::new(vec![Field::new(name, DataType::Utf8, false)]))))
+        }
+        Command::Fetch { cursor, .. } => {
+            let schema = session.cursor_schema(cursor)?;
+            (vec![], Some(schema))
+        }
+        _ => (vec![], None),
+    };
+    Ok(Prepared { command: Some(command), parameter_types, result_schema })
 }
 
 /// Parameter types in `$1, $2, …` order, as DataFusion inferred them. A
@@ -688,7 +720,7 @@ impl ExtendedQueryHandler for Service {
         let (outcome, notices) = {
             let mut session = session.lock().await;
             let params = super::parameters::deserialize(portal, &types, session.time_zone())?;
-            let mut outcome = session.execute(command, Some(&params)).await;
+            let mut outcome = run(client, &mut session, command, Some(&params)).await;
             if let (Some(name), Ok(_)) = (&dropped, &outcome)
                 && let Err(error) = super::extended::deallocate(client, name.as_deref())
             {

@@ -8,6 +8,7 @@ mod extended;
 mod handler;
 mod parameters;
 mod pg_format;
+mod sql_prepare;
 pub mod sqlstate;
 
 use std::sync::Arc;

@@ -28,6 +28,19 @@ pub enum Command {
     Deallocate {
         name: Option<String>,
     },
+    /// SQL `PREPARE name [(types)] AS statement`: the statement is kept as
+    /// the protocol's Parse keeps one, under the same names.
+    Prepare {
+        name: String,
+        /// The declared parameter types, as SQL spells them.
+        types: Vec<String>,
+        statement: String,
+    },
+    /// SQL `EXECUTE name [(arguments)]`, the arguments as SQL expressions.
+    Execute {
+        name: String,
+        arguments: Vec<String>,
+    },
     CreateRelation {
         kind: RelationKind,
         name: String,
@@ -467,6 +480,19 @@ fn command(statement: Statement, about_stream: bool) -> Result<Command> {
             name: (name.quote_style.is_some() || !name.value.eq_ignore_ascii_case("all"))
                 .then(|| object_name(&name.to_string())),
         },
+        Statement::Prepare { name, data_types, statement } => Command::Prepare {
+            name: object_name(&name.to_string()),
+            types: data_types.iter().map(ToString::to_string).collect(),
+            statement: statement.to_string(),
+        },
+        Statement::Execute { name: Some(name), parameters, immediate: false, into, using, .. }
+            if into.is_empty() && using.is_empty() =>
+        {
+            Command::Execute {
+                name: object_name(&name.to_string()),
+                arguments: parameters.iter().map(ToString::to_string).collect(),
+            }
+        }
         Statement::Rollback { savepoint: None, .. } => Command::Rollback,
         Statement::Rollback { savepoint: Some(name), .. } => {
             Command::RollbackToSavepoint { name: object_name(&name.to_string()) }
