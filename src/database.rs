@@ -247,6 +247,7 @@ fn array_operators_first(config: SessionConfig) -> SessionContext {
         Arc::new(crate::query::text_casts::StoredZoneFirst),
         Arc::new(crate::query::pg_settings::SessionSettings),
         Arc::new(crate::query::pg_arithmetic::NumericProductsFirst),
+        Arc::new(crate::query::pg_interval::OrderedByLength),
     ];
     rules.extend(defaults.analyzer().rules.iter().cloned());
     let state = datafusion::execution::SessionStateBuilder::new_from_existing(defaults)

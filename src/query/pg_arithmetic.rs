@@ -5,7 +5,7 @@
 //! - NUMERIC division keeps 16 decimal places, rounded (`1 / 3.0` is
 //!   0.3333333333333333, where Arrow gives 0.3333 truncated), fewer where
 //!   the quotient's integer part could need the room;
-//! - intervals compare by their length (see `pg_interval.rs`).
+//! - intervals compare and sort by their length (see `pg_interval.rs`).
 //!
 //! An analyzer rule, run after type coercion so both sides have their final
 //! types, turns such operators into the functions below; expressions

@@ -9,12 +9,15 @@ use std::sync::Arc;
 
 use datafusion::arrow::array::{Array, AsArray, IntervalMonthDayNanoArray};
 use datafusion::arrow::datatypes::{DataType, Float64Type, IntervalMonthDayNano, IntervalUnit};
+use datafusion::common::tree_node::{Transformed, TreeNode};
 use datafusion::common::{DFSchema, DataFusionError, Result as DfResult};
 use datafusion::execution::FunctionRegistry;
 use datafusion::logical_expr::expr::ScalarFunction;
+use datafusion::logical_expr::expr_rewriter::NamePreserver;
 use datafusion::logical_expr::planner::{ExprPlanner, PlannerResult, RawBinaryExpr};
 use datafusion::logical_expr::{
-    Cast, ColumnarValue, Expr, ExprSchemable, ScalarFunctionArgs, ScalarUDF, ScalarUDFImpl, Signature, Volatility,
+    Cast, ColumnarValue, Expr, ExprSchemable, LogicalPlan, ScalarFunctionArgs, ScalarUDF, ScalarUDFImpl, Signature,
+    SortExpr, Volatility,
 };
 use datafusion::sql::sqlparser::ast::BinaryOperator;
 
@@ -227,6 +230,64 @@ pub fn compared_by_length(expr: &Expr, schema: &DFSchema) -> Option<Expr> {
         }
         _ => None,
     }
+}
+
+/// ORDER BY an interval sorts by its length, as PostgreSQL does (`25
+/// hours` after `1 day`; Arrow compares months, then days, then the
+/// rest), that of a query and a window's. Run before type coercion, which
+/// refuses a window's RANGE frame over an interval.
+#[derive(Debug, Default)]
+pub struct OrderedByLength;
+
+impl datafusion::optimizer::AnalyzerRule for OrderedByLength {
+    fn name(&self) -> &str {
+        "intervals_ordered_by_length"
+    }
+
+    fn analyze(&self, plan: LogicalPlan, _: &datafusion::common::config::ConfigOptions) -> DfResult<LogicalPlan> {
+        ordered_by_length(plan)
+    }
+}
+
+fn ordered_by_length(plan: LogicalPlan) -> DfResult<LogicalPlan> {
+    plan.transform_up_with_subqueries(|plan| match plan {
+        LogicalPlan::Sort(mut sort) => {
+            let changed = by_length(&mut sort.expr, sort.input.schema());
+            let plan = LogicalPlan::Sort(sort);
+            Ok(if changed { Transformed::yes(plan) } else { Transformed::no(plan) })
+        }
+        LogicalPlan::Window(_) => {
+            let schema = plan.inputs()[0].schema().clone();
+            // A window function's name shows its ORDER BY: kept as planned.
+            let names = NamePreserver::new(&plan);
+            plan.map_expressions(|expr| {
+                let name = names.save(&expr);
+                expr.transform_up(|expr| match expr {
+                    Expr::WindowFunction(mut function) => {
+                        let changed = by_length(&mut function.params.order_by, &schema);
+                        let expr = Expr::WindowFunction(function);
+                        Ok(if changed { Transformed::yes(expr) } else { Transformed::no(expr) })
+                    }
+                    other => Ok(Transformed::no(other)),
+                })
+                .map(|t| t.update_data(|e| name.restore(e)))
+            })
+        }
+        other => Ok(Transformed::no(other)),
+    })
+    .map(|t| t.data)
+}
+
+/// Makes each interval key of `keys` its length; whether one was.
+fn by_length(keys: &mut [SortExpr], schema: &DFSchema) -> bool {
+    let mut changed = false;
+    for key in keys {
+        if !key.expr.contains_outer() && matches!(key.expr.get_type(schema), Ok(DataType::Interval(_))) {
+            key.expr = Expr::ScalarFunction(ScalarFunction::new_udf(interval_length(), vec![key.expr.clone()]));
+            changed = true;
+        }
+    }
+    changed
 }
 
 /// `pg_interval_length(i)`: an interval's length in nanoseconds, a month
