@@ -17,7 +17,9 @@ use datafusion::arrow::datatypes::{
     DataType, Date32Type, DurationMicrosecondType, Field, FieldRef, IntervalMonthDayNanoType, IntervalUnit,
     Time64MicrosecondType, TimeUnit,
 };
-use datafusion::common::{DataFusionError, Result as DfResult, ScalarValue, exec_err, internal_err, plan_err};
+use datafusion::common::{
+    DataFusionError, Result as DfResult, ScalarValue, exec_datafusion_err, exec_err, internal_err, plan_err,
+};
 use datafusion::logical_expr::planner::{ExprPlanner, PlannerResult};
 use datafusion::logical_expr::{
     ColumnarValue, Expr, ReturnFieldArgs, ScalarFunctionArgs, ScalarUDF, ScalarUDFImpl, Signature, Volatility,
@@ -174,6 +176,15 @@ impl Source {
     }
 }
 
+/// Whole digits of `extract`'s NUMERIC: room for any field (an interval's
+/// epoch reaches 16), and few enough that a quotient keeps its places
+/// (`extract(year …) / 3` is 675.3333333333333333, as in PostgreSQL).
+const WHOLE_DIGITS: u8 = 20;
+
+fn precision(scale: i8) -> u8 {
+    (WHOLE_DIGITS + scale as u8).min(38)
+}
+
 /// The places of a julian day with a time of day (PostgreSQL shows 20).
 const JULIAN_SCALE: i8 = 20;
 const MICROS_PER_SECOND: i64 = 1_000_000;
@@ -256,7 +267,10 @@ impl ScalarUDFImpl for DatePart {
                 DataType::Float64
             }
             (false, _, _) => DataType::Float64,
-            (true, Some(source), Some(unit)) => DataType::Decimal128(38, source.scale(checked_unit(unit, source)?)),
+            (true, Some(source), Some(unit)) => {
+                let scale = source.scale(checked_unit(unit, source)?);
+                DataType::Decimal128(precision(scale), scale)
+            }
             (true, _, _) => return plan_err!("extract takes a constant field"),
         };
         Ok(Arc::new(Field::new(self.name(), data_type, true)))
@@ -264,10 +278,10 @@ impl ScalarUDFImpl for DatePart {
 
     fn invoke_with_args(&self, args: ScalarFunctionArgs) -> DfResult<ColumnarValue> {
         let rows = args.number_rows;
-        let ColumnarValue::Scalar(ScalarValue::Utf8(unit)) = &args.args[0] else {
-            return exec_err!("{} takes a constant field", self.name());
-        };
         let values = args.args[1].to_array(rows)?;
+        let ColumnarValue::Scalar(ScalarValue::Utf8(unit)) = &args.args[0] else {
+            return self.per_row(&args.args[0].to_array(rows)?, &values);
+        };
         let source = match Source::of(values.data_type()) {
             Some(source) => source,
             None => return internal_err!("{} of {}", self.name(), values.data_type()),
@@ -285,12 +299,36 @@ impl ScalarUDFImpl for DatePart {
         let scale = source.scale(unit);
         let scaled = scaled_values(&values, unit)?;
         let result: ArrayRef = if self.numeric {
-            Arc::new(Decimal128Array::from(scaled).with_precision_and_scale(38, scale)?)
+            Arc::new(Decimal128Array::from(scaled).with_precision_and_scale(precision(scale), scale)?)
         } else {
             let divisor = 10f64.powi(scale as i32);
             Arc::new(scaled.into_iter().map(|v| v.map(|v| v as f64 / divisor)).collect::<Float64Array>())
         };
         Ok(ColumnarValue::Array(result))
+    }
+}
+
+impl DatePart {
+    /// `date_part(field, x)` with a field read from a column: each row's own.
+    fn per_row(&self, units: &ArrayRef, values: &ArrayRef) -> DfResult<ColumnarValue> {
+        if self.numeric {
+            return exec_err!("extract takes a constant field");
+        }
+        let units = datafusion::arrow::compute::cast(units, &DataType::Utf8)?;
+        let units = units.as_string::<i32>();
+        let source = Source::of(values.data_type())
+            .ok_or_else(|| exec_datafusion_err!("date_part of {}", values.data_type()))?;
+        let mut out = Vec::with_capacity(values.len());
+        for row in 0..values.len() {
+            if units.is_null(row) || values.is_null(row) {
+                out.push(None);
+                continue;
+            }
+            let unit = checked_unit(units.value(row), source)?;
+            let scaled = scaled_values(&values.slice(row, 1), unit)?[0];
+            out.push(scaled.map(|v| v as f64 / 10f64.powi(source.scale(unit) as i32)));
+        }
+        Ok(ColumnarValue::Array(Arc::new(Float64Array::from(out))))
     }
 }
 

@@ -263,9 +263,19 @@ impl SimpleQueryHandler for Service {
             }
         };
         let mut responses = Vec::with_capacity(commands.len());
-        for command in commands {
+        let count = commands.len();
+        for (index, command) in commands.into_iter().enumerate() {
             let dropped = deallocated(&command);
             let mut outcome = run(client, &mut session, command, None).await;
+            // Rows are computed as they are sent, after every statement of
+            // the string ran: those of a statement followed by others are
+            // computed now, so that an error in them stops the string (and
+            // fails a block) before the next statement runs, as in PostgreSQL.
+            if index + 1 < count
+                && let Ok(Outcome::Rows { schema, stream }) = outcome
+            {
+                outcome = computed(schema, stream).await;
+            }
             if let (Some(name), Ok(_)) = (&dropped, &outcome)
                 && let Err(error) = super::extended::deallocate(client, name.as_deref())
             {
@@ -310,6 +320,19 @@ impl SimpleQueryHandler for Service {
         }
         Ok(responses)
     }
+}
+
+/// Rows computed in full, as an outcome to send.
+async fn computed(
+    schema: SchemaRef,
+    mut stream: datafusion::execution::SendableRecordBatchStream,
+) -> crate::Result<Outcome> {
+    let mut batches = Vec::new();
+    while let Some(batch) = futures::StreamExt::next(&mut stream).await {
+        batches.push(batch.map_err(Error::from_datafusion)?);
+    }
+    let stream = futures::stream::iter(batches.into_iter().map(Ok));
+    Ok(Outcome::Rows { schema: schema.clone(), stream: Box::pin(RecordBatchStreamAdapter::new(schema, stream)) })
 }
 
 /// Runs `command` in `session`; SQL PREPARE and EXECUTE use the
