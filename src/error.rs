@@ -73,6 +73,9 @@ pub enum Error {
     DuplicateCursor(String),
     #[error("prepared statement \"{0}\" already exists")]
     DuplicatePreparedStatement(String),
+    /// A `$n` where none can be bound (in EXECUTE's arguments).
+    #[error("there is no parameter {0}")]
+    UndefinedParameter(String),
     #[error(transparent)]
     Storage(#[from] crate::log::Error),
     #[error(transparent)]

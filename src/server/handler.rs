@@ -511,7 +511,7 @@ impl Described {
 pub struct Prepared {
     pub(super) command: Option<Command>,
     pub(super) parameter_types: Vec<Option<DataType>>,
-    result_schema: Option<SchemaRef>,
+    pub(super) result_schema: Option<SchemaRef>,
 }
 
 pub struct StatementParser {
@@ -570,7 +570,12 @@ impl StatementParser {
     where
         C: ClientInfo + Unpin + Send + Sync,
     {
-        describe(&*session_of(client, &self.db).lock().await, sql).await
+        let mut prepared = describe(&*session_of(client, &self.db).lock().await, sql).await?;
+        // EXECUTE returns what the statement it runs returns.
+        if let Some(Command::Execute { name, .. }) = &prepared.command {
+            prepared.result_schema = super::sql_prepare::described(client, name).and_then(|p| p.result_schema.clone());
+        }
+        Ok(prepared)
     }
 }
 

@@ -81,6 +81,22 @@ pub fn deserialize<S: Default + Clone>(
                 let text = crate::pg_text::normalize_timestamp(&String::from_utf8_lossy(bytes)).into_owned();
                 cast(ScalarValue::Utf8(Some(text)), planned)?
             }
+            // A TIME in text with a fraction of a second or without
+            // seconds (arrow-pg reads only `HH:MM:SS`).
+            (_, Some(DataType::Time64(_))) if !binary => {
+                let text = String::from_utf8_lossy(bytes);
+                let time = ["%H:%M:%S%.f", "%H:%M"]
+                    .iter()
+                    .find_map(|format| chrono::NaiveTime::parse_from_str(text.trim(), format).ok())
+                    .ok_or_else(|| {
+                        to_pgwire(Error::InvalidTextRepresentation(format!(
+                            "invalid input syntax for type time: \"{text}\""
+                        )))
+                    })?;
+                use chrono::Timelike;
+                let micros = time.num_seconds_from_midnight() as i64 * 1_000_000 + (time.nanosecond() / 1000) as i64;
+                cast(ScalarValue::Time64Microsecond(Some(micros)), planned)?
+            }
             // An array, in PostgreSQL's text or binary form (arrow-pg
             // splits text at every comma and reads few binary element types).
             (_, Some(DataType::List(field))) if let Some(element) = crate::view::sql_type_of(field) => {

@@ -61,6 +61,11 @@ fn kept<C: ClientInfo + ?Sized>(client: &C) -> Arc<Mutex<HashMap<String, Arc<Pre
     client.session_extensions().get_or_insert_with(|| Mutex::new(HashMap::<String, Arc<Prepared>>::new()))
 }
 
+/// What Describe says of `EXECUTE name`: the prepared statement's result.
+pub fn described<C: ClientInfo + ?Sized>(client: &C, name: &str) -> Option<Arc<Prepared>> {
+    kept(client).lock().expect("statements lock").get(name).cloned()
+}
+
 /// `DEALLOCATE name` of a statement PREPARE made (true), or (`None`) of all of them.
 pub fn deallocate<C: ClientInfo + ?Sized>(client: &C, name: Option<&str>) -> bool {
     let kept = kept(client);
@@ -110,7 +115,17 @@ pub async fn bind<C: ClientInfo>(
     portal.statement = stored.clone();
     portal.parameter_format = Format::UnifiedText;
     portal.parameters = argument_texts(session, arguments, &prepared.parameter_types).await?;
-    let types: Vec<Option<&DataType>> = stored.statement.parameter_types.iter().map(Option::as_ref).collect();
+    // A TIMESTAMPTZ was typed in the zone of the PREPARE; its value is an
+    // instant, shown in the zone of each EXECUTE.
+    let types: Vec<Option<DataType>> = (stored.statement.parameter_types.iter())
+        .map(|t| match t {
+            Some(DataType::Timestamp(unit, Some(_))) => {
+                Some(DataType::Timestamp(*unit, Some(crate::catalog::UTC.into())))
+            }
+            other => other.clone(),
+        })
+        .collect();
+    let types: Vec<Option<&DataType>> = types.iter().map(Option::as_ref).collect();
     let params = super::parameters::deserialize(&portal, &types, session.time_zone())
         .map_err(|error| Error::InvalidTextRepresentation(pgwire_message(error)))?;
     Ok((command, params))

@@ -69,6 +69,7 @@ fn sqlstate(error: &Error) -> &'static str {
         Error::UndefinedPreparedStatement(_) => "26000",
         Error::DuplicateCursor(_) => "42P03",
         Error::DuplicatePreparedStatement(_) => "42P05",
+        Error::UndefinedParameter(_) => "42P02",
         Error::Storage(storage) => match storage {
             log::Error::DuplicateRelation(_) => "42P07",
             log::Error::UndefinedRelation(_) => "42P01",

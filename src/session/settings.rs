@@ -141,6 +141,19 @@ impl Session {
         if self.local_outside_block(local) {
             return Ok(done("SET"));
         }
+        // The transaction's own mode, as `SET TRANSACTION READ ONLY` sets it.
+        if name == read_only::READ_ONLY {
+            let read_only = match value.trim().to_lowercase().as_str() {
+                "on" | "true" | "yes" | "1" => true,
+                "off" | "false" | "no" | "0" => false,
+                _ => {
+                    return Err(Error::InvalidParameterValue(format!(
+                        "parameter \"{name}\" requires a Boolean value"
+                    )));
+                }
+            };
+            return self.set_transaction(Some(read_only));
+        }
         if name == "timezone" {
             let zone = super::time_zone::setting(&value).ok_or_else(|| {
                 Error::InvalidParameterValue(format!("invalid value for parameter \"TimeZone\": \"{value}\""))

@@ -480,14 +480,20 @@ fn command(statement: Statement, about_stream: bool) -> Result<Command> {
             name: (name.quote_style.is_some() || !name.value.eq_ignore_ascii_case("all"))
                 .then(|| object_name(&name.to_string())),
         },
-        Statement::Prepare { name, data_types, statement } => Command::Prepare {
-            name: object_name(&name.to_string()),
-            types: data_types.iter().map(ToString::to_string).collect(),
-            statement: statement.to_string(),
-        },
+        Statement::Prepare { name, data_types, mut statement } => {
+            declare_parameters(&mut statement, &data_types);
+            Command::Prepare {
+                name: object_name(&name.to_string()),
+                types: data_types.iter().map(ToString::to_string).collect(),
+                statement: statement.to_string(),
+            }
+        }
         Statement::Execute { name: Some(name), parameters, immediate: false, into, using, .. }
             if into.is_empty() && using.is_empty() =>
         {
+            if let Some(id) = parameters.iter().find_map(placeholder_in) {
+                return Err(Error::UndefinedParameter(id));
+            }
             Command::Execute {
                 name: object_name(&name.to_string()),
                 arguments: parameters.iter().map(ToString::to_string).collect(),
@@ -587,6 +593,48 @@ fn set_command(set: Set) -> Result<Command> {
             return Err(Error::FeatureNotSupported(format!("{other} is not supported")));
         }
     })
+}
+
+/// The first `$n` in `expr`.
+fn placeholder_in(expr: &Expr) -> Option<String> {
+    let mut found = None;
+    let _ = datafusion::sql::sqlparser::ast::visit_expressions(expr, |expr| {
+        if let Expr::Value(value) = expr
+            && let Value::Placeholder(id) = &value.value
+        {
+            found = Some(id.clone());
+            return std::ops::ControlFlow::Break(());
+        }
+        std::ops::ControlFlow::Continue(())
+    });
+    found
+}
+
+/// Casts each `$n` of a PREPAREd statement to its declared type, so the
+/// statement is planned with it (`PREPARE p(numeric) AS SELECT $1 + 1`
+/// adds NUMERICs), without a length or precision: PostgreSQL ignores a
+/// parameter's (`numeric(5,2)` keeps 1.23456).
+fn declare_parameters(statement: &mut Statement, types: &[datafusion::sql::sqlparser::ast::DataType]) {
+    use datafusion::sql::sqlparser::ast::{CastKind, DataType, ExactNumberInfo};
+    let _ = datafusion::sql::sqlparser::ast::visit_expressions_mut(statement, |expr| {
+        if let Expr::Value(value) = expr
+            && let Value::Placeholder(id) = &value.value
+            && let Some(declared) =
+                id.strip_prefix('$').and_then(|n| n.parse::<usize>().ok()).and_then(|n| types.get(n.checked_sub(1)?))
+        {
+            let data_type = match declared {
+                DataType::Numeric(_) => DataType::Numeric(ExactNumberInfo::None),
+                DataType::Decimal(_) => DataType::Decimal(ExactNumberInfo::None),
+                DataType::Varchar(_) | DataType::CharacterVarying(_) => DataType::Varchar(None),
+                DataType::Char(_) | DataType::Character(_) => DataType::Text,
+                other => other.clone(),
+            };
+            let placeholder = std::mem::replace(expr, Expr::value(Value::Null));
+            *expr =
+                Expr::Cast { kind: CastKind::Cast, expr: Box::new(placeholder), data_type, array: false, format: None };
+        }
+        std::ops::ControlFlow::<()>::Continue(())
+    });
 }
 
 /// `READ ONLY` (true) or `READ WRITE` (false) among a transaction's modes.
