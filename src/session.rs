@@ -761,7 +761,17 @@ impl Session {
         let plan = plan_statement(&state, statement, None).await?;
         let schema = match &query.returning {
             Some((items, qualifier)) => Some(
-                returning(&state, &def, items, qualifier, &RecordBatch::new_empty(def.user_schema())).await?.schema,
+                returning(
+                    &state,
+                    &self.read_view(),
+                    &def,
+                    items,
+                    qualifier,
+                    &RecordBatch::new_empty(def.user_schema()),
+                    None,
+                )
+                .await?
+                .schema,
             ),
             None => None,
         };
@@ -800,7 +810,7 @@ impl Session {
         let returned = match &query.returning {
             Some((items, qualifier)) => {
                 let written = if query.assigned.is_empty() { &deletes } else { &inserts };
-                Some(returning(&state, def, items, qualifier, written).await?)
+                Some(returning(&state, &self.read_view(), def, items, qualifier, written, params).await?)
             }
             None => None,
         };

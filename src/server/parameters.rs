@@ -117,6 +117,22 @@ pub fn deserialize<S: Default + Clone>(
         };
         exact.push((index, value));
     }
+    // A parameter Strata left as text (used only where nothing types it,
+    // as in RETURNING `id + $3`) that the client typed otherwise (an
+    // integer) is read as the client's type, as PostgreSQL reads it.
+    let client_typed: Vec<Option<&DataType>> = types
+        .iter()
+        .enumerate()
+        .map(|(index, planned)| {
+            let hint = portal.statement.parameter_types.get(index).cloned().flatten();
+            let text = [Type::TEXT, Type::VARCHAR, Type::UNKNOWN];
+            match (planned, hint) {
+                (Some(DataType::Utf8), Some(hint)) if !text.contains(&hint) => None,
+                _ => *planned,
+            }
+        })
+        .collect();
+    let types = client_typed.as_slice();
     if exact.is_empty() {
         return deserialize_parameters(portal, types);
     }

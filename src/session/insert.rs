@@ -68,7 +68,11 @@ impl Session {
         let schema = match &clauses.returning {
             Some(items) => {
                 let empty = RecordBatch::new_empty(clauses.def.user_schema());
-                Some(returning(&state, &clauses.def, items, &clauses.qualifier, &empty).await?.schema)
+                Some(
+                    returning(&state, &self.read_view(), &clauses.def, items, &clauses.qualifier, &empty, None)
+                        .await?
+                        .schema,
+                )
             }
             None => None,
         };
@@ -136,7 +140,9 @@ impl Session {
             None => (None, proposed),
         };
         let returned = match &clauses.returning {
-            Some(items) => Some(returning(&state, def, items, &clauses.qualifier, &written).await?),
+            Some(items) => {
+                Some(returning(&state, &self.read_view(), def, items, &clauses.qualifier, &written, params).await?)
+            }
             None => None,
         };
         let rows = written.num_rows();

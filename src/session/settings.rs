@@ -147,9 +147,7 @@ impl Session {
                 "on" | "true" | "yes" | "1" => true,
                 "off" | "false" | "no" | "0" => false,
                 _ => {
-                    return Err(Error::InvalidParameterValue(format!(
-                        "parameter \"{name}\" requires a Boolean value"
-                    )));
+                    return Err(Error::InvalidParameterValue(format!("parameter \"{name}\" requires a Boolean value")));
                 }
             };
             return self.set_transaction(Some(read_only));

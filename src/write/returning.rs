@@ -7,6 +7,7 @@ use std::sync::Arc;
 use datafusion::arrow::datatypes::SchemaRef;
 use datafusion::arrow::record_batch::RecordBatch;
 use datafusion::catalog::{TableFunctionArgs, TableFunctionImpl, TableProvider};
+use datafusion::common::ParamValues;
 use datafusion::dataframe::DataFrame;
 use datafusion::datasource::MemTable;
 use datafusion::execution::SessionState;
@@ -17,6 +18,7 @@ use datafusion::sql::sqlparser::parser::Parser;
 
 use crate::catalog::RelationDef;
 use crate::error::{Error, Result};
+use crate::log::ReadView;
 use crate::sql::column_names::name_columns_as_postgres;
 
 /// What a RETURNING clause produced.
@@ -29,13 +31,17 @@ pub struct Returned {
 /// statement names `qualifier`. A keyless table's row identity is left out.
 /// It runs in `state`, the statement's (its session's zone, Strata's
 /// functions, PostgreSQL's integer literals: `RETURNING v + 1` of an INT
-/// overflows as PostgreSQL's does); a subquery in it reads what the statement reads.
+/// overflows as PostgreSQL's does), with the statement's `params`; a
+/// subquery in it reads what the statement reads.
+#[allow(clippy::too_many_arguments)]
 pub async fn returning(
     state: &SessionState,
+    view: &ReadView,
     def: &RelationDef,
     items: &[SelectItem],
     qualifier: &str,
     rows: &RecordBatch,
+    params: Option<&ParamValues>,
 ) -> Result<Returned> {
     let rows = &rows.project(&def.visible_positions())?;
     let table = MemTable::try_new(rows.schema(), vec![vec![rows.clone()]]).map_err(Error::from_datafusion)?;
@@ -52,12 +58,22 @@ pub async fn returning(
     {
         name_columns_as_postgres(select);
     }
+    // Read as a SELECT's list is (`x::jsonb`, `ARRAY(SELECT …)`, …).
+    crate::sql::rewrite::rewrite(&mut statement, &view.catalog, view.offset, &Default::default());
     let plan =
         state.statement_to_plan(DfStatement::Statement(Box::new(statement))).await.map_err(Error::from_datafusion)?;
-    let plan = crate::query::pg_literals::narrow_integer_literals(plan).map_err(Error::from_datafusion)?;
+    let mut plan = crate::query::pg_literals::narrow_integer_literals(plan).map_err(Error::from_datafusion)?;
+    if let Some(params) = params {
+        plan = plan.replace_params_with_values(params).map_err(Error::from_datafusion)?;
+    }
     let frame = DataFrame::new(state, plan);
     let schema = Arc::new(frame.schema().as_arrow().clone());
-    let batches = frame.collect().await.map_err(Error::from_datafusion)?;
+    // No rows (a Describe, or a write that matched none): nothing to compute,
+    // and a parameter has no value yet.
+    let batches = match rows.num_rows() {
+        0 => Vec::new(),
+        _ => frame.collect().await.map_err(Error::from_datafusion)?,
+    };
     Ok(Returned { schema, batches })
 }
 

@@ -72,6 +72,9 @@ def with_psycopg():
         with conn.transaction():
             cur.execute("SET LOCAL TIME ZONE 'Asia/Tokyo'")
         check("psycopg TimeZone after SET LOCAL", conn.info.parameter_status("TimeZone"), "UTC")
+        # A parameter in RETURNING alone.
+        row = cur.execute("INSERT INTO pg3 (id, owner) VALUES (%s, %s) RETURNING id + %s, owner || %s", (200, "r", 5, "!")).fetchone()
+        check("psycopg RETURNING parameters", row, (205, "r!"))
         check("psycopg exists", cur.execute("SELECT EXISTS (SELECT 1 FROM pg3 WHERE id = %s)", (1,)).fetchone(), (True,))
         # avg of integers is NUMERIC; Python ints and floats compare with it.
         for binary in (False, True):
