@@ -341,15 +341,27 @@ fn scaled_values(values: &ArrayRef, unit: Unit) -> DfResult<Vec<Option<i128>>> {
         DataType::Timestamp(_, _) => {
             let times: &TimestampMicrosecondArray = values.as_primitive();
             let zone = super::pg_age::zone_of(times);
-            each(
-                values.len(),
-                Box::new(|row| {
-                    let local = super::pg_age::local_time_at(times, zone.as_ref(), row)?.expect("not null");
-                    let instant = times.value(row);
-                    let offset = zone.as_ref().map(|tz| crate::session::time_zone::offset_in(tz, instant));
-                    Ok(Some(of_timestamp(unit, &local, instant, offset)))
-                }),
-            )
+            // A zone of one offset (UTC, how TIMESTAMPTZ is stored) is read
+            // once, not per value.
+            let fixed = match (times.timezone(), &zone) {
+                (None, _) => Some(0),
+                (Some(name), Some(tz)) if name.starts_with(['+', '-']) || name.eq_ignore_ascii_case("utc") => {
+                    Some(crate::session::time_zone::offset_in(tz, 0))
+                }
+                _ => None,
+            };
+            times
+                .iter()
+                .map(|instant| {
+                    let Some(instant) = instant else { return Ok(None) };
+                    let offset = match (fixed, &zone) {
+                        (Some(offset), _) => offset,
+                        (None, Some(tz)) => crate::session::time_zone::offset_in(tz, instant),
+                        (None, None) => 0,
+                    };
+                    of_instant(unit, instant, offset, zone.is_some()).map(Some)
+                })
+                .collect()
         }
         DataType::Date32 => {
             let dates = values.as_primitive::<Date32Type>();
@@ -396,6 +408,25 @@ fn scaled_values(values: &ArrayRef, unit: Unit) -> DfResult<Vec<Option<i128>>> {
         }
         other => internal_err!("date_part of {other}"),
     }
+}
+
+/// A field of the time `instant` (µs) is at `offset` seconds east of UTC;
+/// `zoned` for a TIMESTAMPTZ (whose zone fields are that offset's). Fields
+/// of the time of day are computed from the count; the others need the date.
+fn of_instant(unit: Unit, instant: i64, offset: i32, zoned: bool) -> DfResult<i128> {
+    let local = instant + offset as i64 * MICROS_PER_SECOND;
+    Ok(match unit {
+        Unit::Microseconds | Unit::Milliseconds | Unit::Second => local.rem_euclid(MICROS_PER_MINUTE) as i128,
+        Unit::Minute => (local.rem_euclid(MICROS_PER_HOUR) / MICROS_PER_MINUTE) as i128,
+        Unit::Hour => (local.rem_euclid(MICROS_PER_DAY) / MICROS_PER_HOUR) as i128,
+        Unit::Epoch => instant as i128,
+        _ => {
+            let Some(time) = chrono::DateTime::from_timestamp_micros(local) else {
+                return exec_err!("timestamp out of range");
+            };
+            of_timestamp(unit, &time.naive_utc(), instant, zoned.then_some(offset))
+        }
+    })
 }
 
 /// The Julian day number of `t`'s date.
