@@ -264,29 +264,14 @@ impl SimpleQueryHandler for Service {
         };
         let mut responses = Vec::with_capacity(commands.len());
         let count = commands.len();
-        // Several statements outside a block run as one implicit block, as
-        // in PostgreSQL: a failure undoes those before it, SET LOCAL lasts
-        // to the end of the string.
-        let implicit = count > 1 && !session.in_transaction() && commands.iter().all(fits_implicit_block);
-        if implicit {
-            session.execute(Command::Begin { read_only: None }, None).await.map_err(to_pgwire)?;
-        }
-        // Whether it could undo anything (a write, a SET) if its last rows failed.
-        let undoable = implicit
-            && commands.iter().any(|c| match c {
-                Command::Query(statement) => !matches!(**statement, Statement::Query(_)),
-                other => !matches!(other, Command::Show { .. }),
-            });
-        let mut failed = false;
         for (index, command) in commands.into_iter().enumerate() {
             let dropped = deallocated(&command);
             let mut outcome = run(client, &mut session, command, None).await;
             // Rows are computed as they are sent, after every statement of
-            // the string ran: those of a statement followed by others (or
-            // ending an implicit block that has something to undo) are computed now, so that
-            // an error in them stops the string (and fails a block) before
-            // the next statement runs or the block commits, as in PostgreSQL.
-            if (index + 1 < count || undoable)
+            // the string ran: those of a statement followed by others are
+            // computed now, so that an error in them stops the string (and
+            // fails a block) before the next statement runs, as in PostgreSQL.
+            if index + 1 < count
                 && let Ok(Outcome::Rows { schema, stream }) = outcome
             {
                 outcome = computed(schema, stream).await;
@@ -329,37 +314,11 @@ impl SimpleQueryHandler for Service {
                 Err(error) => {
                     // Later statements in the same query string are not run.
                     responses.push(Response::Error(Box::new(error_info(&error))));
-                    failed = true;
                     break;
                 }
             }
         }
-        if implicit {
-            let end = if failed { Command::Rollback } else { Command::Commit };
-            if let Err(error) = session.execute(end, None).await {
-                responses.push(Response::Error(Box::new(error_info(&error))));
-            }
-            feed_notices(client, session.take_notices()).await?;
-            feed_reports(client, session.take_reports()).await?;
-        }
         Ok(responses)
-    }
-}
-
-/// Whether a statement can run in the implicit block of a string of
-/// several: reads, writes and settings (DDL, COPY, cursors, SUBSCRIBE and
-/// transaction control keep running one by one).
-fn fits_implicit_block(command: &Command) -> bool {
-    match command {
-        Command::Query(statement) => matches!(**statement, Statement::Query(_) | Statement::Insert(_)),
-        Command::Modify { .. }
-        | Command::Set { .. }
-        | Command::Reset { .. }
-        | Command::Show { .. }
-        | Command::Prepare { .. }
-        | Command::Execute { .. }
-        | Command::Deallocate { .. } => true,
-        _ => false,
     }
 }
 
