@@ -118,16 +118,18 @@ pub fn deserialize<S: Default + Clone>(
         exact.push((index, value));
     }
     // A parameter Strata left as text (used only where nothing types it,
-    // as in RETURNING `id + $3`) that the client typed otherwise (an
-    // integer) is read as the client's type, as PostgreSQL reads it.
+    // as in RETURNING `id + $3`) that the client typed as an integer is
+    // read as one, as PostgreSQL reads it. Other types keep the text path:
+    // a float or a time cast to text or NUMERIC from Arrow's value would
+    // not be PostgreSQL's (`1.0`, binary rounding).
     let client_typed: Vec<Option<&DataType>> = types
         .iter()
         .enumerate()
         .map(|(index, planned)| {
             let hint = portal.statement.parameter_types.get(index).cloned().flatten();
-            let text = [Type::TEXT, Type::VARCHAR, Type::UNKNOWN];
+            let integers = [Type::INT2, Type::INT4, Type::INT8];
             match (planned, hint) {
-                (Some(DataType::Utf8), Some(hint)) if !text.contains(&hint) => None,
+                (Some(DataType::Utf8), Some(hint)) if integers.contains(&hint) => None,
                 _ => *planned,
             }
         })
