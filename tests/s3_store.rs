@@ -53,18 +53,34 @@ impl S3Server {
     }
 
     /// One unsigned HTTP/1.1 request; returns the status line and body.
+    /// Tried again a few times: moto may accept a connection and reset it
+    /// while it is still starting.
     fn request(&self, method: &str, target: &str) -> (String, String) {
-        let mut stream = TcpStream::connect(("127.0.0.1", self.port)).unwrap();
+        let mut attempts = 0;
+        loop {
+            match self.request_once(method, target) {
+                Ok(response) => return response,
+                Err(error) if attempts < 20 => {
+                    attempts += 1;
+                    eprintln!("S3 request failed ({error}); again");
+                    std::thread::sleep(Duration::from_millis(100));
+                }
+                Err(error) => panic!("S3 request {method} {target}: {error}"),
+            }
+        }
+    }
+
+    fn request_once(&self, method: &str, target: &str) -> std::io::Result<(String, String)> {
+        let mut stream = TcpStream::connect(("127.0.0.1", self.port))?;
         write!(
             stream,
             "{method} {target} HTTP/1.1\r\nHost: 127.0.0.1:{}\r\nContent-Length: 0\r\nConnection: close\r\n\r\n",
             self.port
-        )
-        .unwrap();
+        )?;
         let mut response = String::new();
-        stream.read_to_string(&mut response).unwrap();
+        stream.read_to_string(&mut response)?;
         let (head, body) = response.split_once("\r\n\r\n").unwrap_or((&response, ""));
-        (head.lines().next().unwrap_or_default().to_string(), body.to_string())
+        Ok((head.lines().next().unwrap_or_default().to_string(), body.to_string()))
     }
 
     /// Keys of the objects under `prefix` in the bucket.
