@@ -193,6 +193,8 @@ const MICROS_PER_HOUR: i64 = 60 * MICROS_PER_MINUTE;
 const MICROS_PER_DAY: i64 = 24 * MICROS_PER_HOUR;
 /// Julian day number of 0001-01-01 minus chrono's day number of it (1).
 const JULIAN_OF_CE: i64 = 1_721_425;
+/// Julian day number of 1970-01-01 (day 0 of a DATE).
+const JULIAN_OF_EPOCH: i128 = 2_440_588;
 
 /// `unit` of `source`, checked as PostgreSQL checks it.
 fn checked_unit(text: &str, source: Source) -> DfResult<Unit> {
@@ -301,8 +303,7 @@ impl ScalarUDFImpl for DatePart {
         let result: ArrayRef = if self.numeric {
             Arc::new(Decimal128Array::from(scaled).with_precision_and_scale(precision(scale), scale)?)
         } else {
-            let divisor = 10f64.powi(scale as i32);
-            Arc::new(scaled.into_iter().map(|v| v.map(|v| v as f64 / divisor)).collect::<Float64Array>())
+            Arc::new(scaled.into_iter().map(|v| v.map(|v| as_float(v, scale))).collect::<Float64Array>())
         };
         Ok(ColumnarValue::Array(result))
     }
@@ -326,7 +327,7 @@ impl DatePart {
             }
             let unit = checked_unit(units.value(row), source)?;
             let scaled = scaled_values(&values.slice(row, 1), unit)?[0];
-            out.push(scaled.map(|v| v as f64 / 10f64.powi(source.scale(unit) as i32)));
+            out.push(scaled.map(|v| as_float(v, source.scale(unit))));
         }
         Ok(ColumnarValue::Array(Arc::new(Float64Array::from(out))))
     }
@@ -334,9 +335,6 @@ impl DatePart {
 
 /// `unit` of every value, as integers at the unit's scale.
 fn scaled_values(values: &ArrayRef, unit: Unit) -> DfResult<Vec<Option<i128>>> {
-    let each = |len: usize, mut at: Box<dyn FnMut(usize) -> DfResult<Option<i128>> + '_>| {
-        (0..len).map(|row| if values.is_null(row) { Ok(None) } else { at(row) }).collect()
-    };
     match values.data_type() {
         DataType::Timestamp(_, _) => {
             let times: &TimestampMicrosecondArray = values.as_primitive();
@@ -350,64 +348,45 @@ fn scaled_values(values: &ArrayRef, unit: Unit) -> DfResult<Vec<Option<i128>>> {
                 }
                 _ => None,
             };
-            times
-                .iter()
-                .map(|instant| {
-                    let Some(instant) = instant else { return Ok(None) };
-                    let offset = match (fixed, &zone) {
-                        (Some(offset), _) => offset,
-                        (None, Some(tz)) => crate::session::time_zone::offset_in(tz, instant),
-                        (None, None) => 0,
-                    };
-                    of_instant(unit, instant, offset, zone.is_some()).map(Some)
-                })
-                .collect()
+            let offset = |instant| match (fixed, &zone) {
+                (Some(offset), _) => offset,
+                (None, Some(tz)) => crate::session::time_zone::offset_in(tz, instant),
+                (None, None) => 0,
+            };
+            times.iter().map(|t| t.map(|t| of_instant(unit, t, offset(t), zone.is_some())).transpose()).collect()
         }
+        // A date is the TIMESTAMP of its midnight, but for its epoch and
+        // julian day, which are whole numbers.
         DataType::Date32 => {
-            let dates = values.as_primitive::<Date32Type>();
-            each(
-                values.len(),
-                Box::new(|row| {
-                    let days = dates.value(row) as i64;
-                    let Some(local) = chrono::DateTime::from_timestamp(days * 86_400, 0) else {
-                        return exec_err!("date out of range");
-                    };
-                    Ok(Some(match unit {
-                        Unit::Epoch => days as i128 * 86_400,
-                        Unit::Julian => julian_day(&local.naive_utc()) as i128,
-                        _ => of_timestamp(unit, &local.naive_utc(), days * MICROS_PER_DAY, None),
-                    }))
-                }),
-            )
+            let of_date = |days: i32| match unit {
+                Unit::Epoch => Ok(days as i128 * 86_400),
+                Unit::Julian => Ok(days as i128 + JULIAN_OF_EPOCH),
+                _ => of_instant(unit, days as i64 * MICROS_PER_DAY, 0, false),
+            };
+            values.as_primitive::<Date32Type>().iter().map(|d| d.map(of_date).transpose()).collect()
         }
         DataType::Time64(_) => {
-            let times = values.as_primitive::<Time64MicrosecondType>();
-            each(values.len(), Box::new(|row| Ok(Some(of_time(unit, times.value(row))))))
+            Ok(values.as_primitive::<Time64MicrosecondType>().iter().map(|t| t.map(|t| of_time(unit, t))).collect())
         }
-        DataType::Interval(_) => {
-            let intervals = values.as_primitive::<IntervalMonthDayNanoType>();
-            each(
-                values.len(),
-                Box::new(|row| {
-                    let v = intervals.value(row);
-                    Ok(Some(of_interval(unit, v.months, v.days as i64, v.nanoseconds.div_euclid(1000))))
-                }),
-            )
-        }
+        DataType::Interval(_) => Ok(values
+            .as_primitive::<IntervalMonthDayNanoType>()
+            .iter()
+            .map(|v| v.map(|v| of_interval(unit, v.months, v.days as i64, v.nanoseconds.div_euclid(1000))))
+            .collect()),
         // A difference of times, as PostgreSQL's subtraction gives it:
         // whole days, and the rest as time (`2 days 05:00:00`).
-        DataType::Duration(_) => {
-            let durations = values.as_primitive::<DurationMicrosecondType>();
-            each(
-                values.len(),
-                Box::new(|row| {
-                    let micros = durations.value(row);
-                    Ok(Some(of_interval(unit, 0, micros / MICROS_PER_DAY, micros % MICROS_PER_DAY)))
-                }),
-            )
-        }
+        DataType::Duration(_) => Ok(values
+            .as_primitive::<DurationMicrosecondType>()
+            .iter()
+            .map(|d| d.map(|d| of_interval(unit, 0, d / MICROS_PER_DAY, d % MICROS_PER_DAY)))
+            .collect()),
         other => internal_err!("date_part of {other}"),
     }
+}
+
+/// `date_part`'s DOUBLE PRECISION of a value at `scale`.
+fn as_float(scaled: i128, scale: i8) -> f64 {
+    scaled as f64 / 10f64.powi(scale as i32)
 }
 
 /// A field of the time `instant` (µs) is at `offset` seconds east of UTC;

@@ -199,7 +199,7 @@ pub fn compared_by_length(expr: &Expr, schema: &DFSchema) -> Option<Expr> {
     // One referring to an outer query is left alone: DataFusion turns such
     // a subquery into a join only while its columns are bare.
     let is_interval = |e: &Expr| !e.contains_outer() && matches!(e.get_type(schema), Ok(DataType::Interval(_)));
-    let key = |e: &Expr| Expr::ScalarFunction(ScalarFunction::new_udf(interval_length(), vec![e.clone()]));
+    let key = |e: &Expr| length_of(e.clone());
     match expr {
         Expr::BinaryExpr(BinaryExpr { left, op, right })
             if matches!(
@@ -283,11 +283,16 @@ fn by_length(keys: &mut [SortExpr], schema: &DFSchema) -> bool {
     let mut changed = false;
     for key in keys {
         if !key.expr.contains_outer() && matches!(key.expr.get_type(schema), Ok(DataType::Interval(_))) {
-            key.expr = Expr::ScalarFunction(ScalarFunction::new_udf(interval_length(), vec![key.expr.clone()]));
+            key.expr = length_of(key.expr.clone());
             changed = true;
         }
     }
     changed
+}
+
+/// What an interval is compared and sorted by: its length.
+fn length_of(interval: Expr) -> Expr {
+    Expr::ScalarFunction(ScalarFunction::new_udf(interval_length(), vec![interval]))
 }
 
 /// `pg_interval_length(i)`: an interval's length in nanoseconds, a month

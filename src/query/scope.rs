@@ -67,11 +67,12 @@ impl Transaction {
         self.savepoints.push(Savepoint { name, changes, bytes, view });
     }
 
-    /// Forgets savepoint `name` and those after it (`RELEASE`); `false` if there is none.
-    pub fn release(&mut self, name: &str) -> bool {
-        let Some(position) = self.savepoints.iter().rposition(|s| s.name == name) else { return false };
+    /// Forgets savepoint `name` and those after it (`RELEASE`); its
+    /// position among the open savepoints, `None` if there is none.
+    pub fn release(&mut self, name: &str) -> Option<usize> {
+        let position = self.savepoints.iter().rposition(|s| s.name == name)?;
         self.savepoints.truncate(position);
-        true
+        Some(position)
     }
 
     /// Undoes what the transaction did after savepoint `name`, which stays

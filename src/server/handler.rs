@@ -325,12 +325,9 @@ impl SimpleQueryHandler for Service {
 /// Rows computed in full, as an outcome to send.
 async fn computed(
     schema: SchemaRef,
-    mut stream: datafusion::execution::SendableRecordBatchStream,
+    stream: datafusion::execution::SendableRecordBatchStream,
 ) -> crate::Result<Outcome> {
-    let mut batches = Vec::new();
-    while let Some(batch) = futures::StreamExt::next(&mut stream).await {
-        batches.push(batch.map_err(Error::from_datafusion)?);
-    }
+    let batches = datafusion::physical_plan::common::collect(stream).await.map_err(Error::from_datafusion)?;
     let stream = futures::stream::iter(batches.into_iter().map(Ok));
     Ok(Outcome::Rows { schema: schema.clone(), stream: Box::pin(RecordBatchStreamAdapter::new(schema, stream)) })
 }

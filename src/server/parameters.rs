@@ -122,19 +122,20 @@ pub fn deserialize<S: Default + Clone>(
     // read as one, as PostgreSQL reads it. Other types keep the text path:
     // a float or a time cast to text or NUMERIC from Arrow's value would
     // not be PostgreSQL's (`1.0`, binary rounding).
-    let client_typed: Vec<Option<&DataType>> = types
-        .iter()
-        .enumerate()
-        .map(|(index, planned)| {
-            let hint = portal.statement.parameter_types.get(index).cloned().flatten();
-            let integers = [Type::INT2, Type::INT4, Type::INT8];
-            match (planned, hint) {
-                (Some(DataType::Utf8), Some(hint)) if integers.contains(&hint) => None,
-                _ => *planned,
-            }
-        })
-        .collect();
-    let types = client_typed.as_slice();
+    let client_integer = |index: usize, planned: &Option<&DataType>| {
+        let hint = portal.statement.parameter_types.get(index).and_then(Option::as_ref);
+        *planned == Some(&DataType::Utf8) && hint.is_some_and(|t| [Type::INT2, Type::INT4, Type::INT8].contains(t))
+    };
+    // Built only for a statement that has such a parameter (Bind is hot).
+    let retyped: Option<Vec<Option<&DataType>>> =
+        types.iter().enumerate().any(|(index, planned)| client_integer(index, planned)).then(|| {
+            types
+                .iter()
+                .enumerate()
+                .map(|(index, planned)| if client_integer(index, planned) { None } else { *planned })
+                .collect()
+        });
+    let types = retyped.as_deref().unwrap_or(types);
     if exact.is_empty() {
         return deserialize_parameters(portal, types);
     }

@@ -23,8 +23,9 @@ use crate::error::{Error, Result};
 use crate::session::Session;
 use crate::sql::parse::Command;
 
-/// `PREPARE name (types) AS statement`: planned now (its parameters'
-/// types are the declared ones where the plan leaves them open), kept
+/// `PREPARE name (types) AS statement`: planned now (the parse cast each
+/// `$n` to its declared type; a declared parameter the statement does not
+/// use takes that type here, so EXECUTE still checks its argument), kept
 /// under `name`.
 pub async fn prepare<C>(client: &C, session: &mut Session, name: &str, types: &[String], statement: &str) -> Result<()>
 where

@@ -19,27 +19,24 @@ impl Session {
         // The view is fixed now if no statement fixed it yet: a rollback to
         // here must find the tables as they were.
         let _ = self.read_view();
-        self.savepoint_settings(&name);
+        self.savepoint_settings();
         transaction.lock().expect("transaction lock").savepoint(name);
         Ok(done("SAVEPOINT"))
     }
 
     pub(super) fn release_savepoint(&mut self, name: String) -> Result<Outcome> {
         let transaction = self.open_block("RELEASE SAVEPOINT")?;
-        match transaction.lock().expect("transaction lock").release(&name) {
-            true => {
-                self.release_savepoint_settings(&name);
-                Ok(done("RELEASE"))
-            }
-            false => Err(Error::UndefinedSavepoint(name)),
-        }
+        let position = transaction.lock().expect("transaction lock").release(&name);
+        let position = position.ok_or(Error::UndefinedSavepoint(name))?;
+        self.release_savepoint_settings(position);
+        Ok(done("RELEASE"))
     }
 
     pub(super) fn roll_back_to_savepoint(&mut self, name: String) -> Result<Outcome> {
         let transaction = self.open_block("ROLLBACK TO SAVEPOINT")?;
         let position = transaction.lock().expect("transaction lock").roll_back_to(&name);
-        let position = position.ok_or(Error::UndefinedSavepoint(name.clone()))?;
-        self.roll_back_settings_to(&name);
+        let position = position.ok_or(Error::UndefinedSavepoint(name))?;
+        self.roll_back_settings_to(position);
         self.close_cursors(false, Some(position));
         Ok(done("ROLLBACK"))
     }

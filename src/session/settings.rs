@@ -34,7 +34,8 @@ struct Mark {
 /// `SET LOCAL`s changed (what COMMIT restores).
 pub(super) struct BlockSettings {
     begin: Mark,
-    savepoints: Vec<(String, Mark)>,
+    /// By position, as the transaction's savepoints are.
+    savepoints: Vec<Mark>,
     locals: Locals,
 }
 
@@ -64,28 +65,28 @@ impl Session {
         }
     }
 
-    pub(super) fn savepoint_settings(&mut self, name: &str) {
-        let mark = Mark { settings: self.settings.clone(), zone: self.zone.clone(), locals: Locals::default() };
+    /// `SAVEPOINT`: the settings now, kept at the savepoint's position
+    /// among the transaction's open savepoints.
+    pub(super) fn savepoint_settings(&mut self) {
         if let Some(block) = &mut self.block_settings {
-            let mark = Mark { locals: block.locals.clone(), ..mark };
-            block.savepoints.push((name.to_string(), mark));
+            let mark = Mark { settings: self.settings.clone(), zone: self.zone.clone(), locals: block.locals.clone() };
+            block.savepoints.push(mark);
         }
     }
 
-    pub(super) fn release_savepoint_settings(&mut self, name: &str) {
-        if let Some(block) = &mut self.block_settings
-            && let Some(position) = block.savepoints.iter().rposition(|(n, _)| n == name)
-        {
+    /// `RELEASE` of the savepoint at `position` and those after it.
+    pub(super) fn release_savepoint_settings(&mut self, position: usize) {
+        if let Some(block) = &mut self.block_settings {
             block.savepoints.truncate(position);
         }
     }
 
-    /// `ROLLBACK TO name`: the settings as at the savepoint, which stays open.
-    pub(super) fn roll_back_settings_to(&mut self, name: &str) {
+    /// `ROLLBACK TO` the savepoint at `position`, which stays open: the
+    /// settings as they were there.
+    pub(super) fn roll_back_settings_to(&mut self, position: usize) {
         let Some(block) = &mut self.block_settings else { return };
-        let Some(position) = block.savepoints.iter().rposition(|(n, _)| n == name) else { return };
         block.savepoints.truncate(position + 1);
-        let mark = block.savepoints[position].1.clone();
+        let Some(mark) = block.savepoints.get(position).cloned() else { return };
         block.locals = mark.locals;
         self.restore_settings(mark.settings, mark.zone);
     }
