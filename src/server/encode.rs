@@ -3,6 +3,7 @@
 use std::sync::Arc;
 
 use arrow_pg::datatypes::{arrow_schema_to_pg_fields, encode_recordbatch};
+use datafusion::arrow::array::RecordBatch;
 use datafusion::arrow::datatypes::SchemaRef;
 use datafusion::execution::SendableRecordBatchStream;
 use futures::Stream;
@@ -64,12 +65,27 @@ pub fn query_response(
     let data_rows = rows
         .map(move |batch| {
             match batch.map_err(Error::from_datafusion).and_then(|b| Ok(postgres_text(b, &format, &jsonb)?)) {
-                Ok(batch) => stream::iter(encode_recordbatch(row_fields.clone(), batch).collect::<Vec<_>>()),
+                Ok(batch) => stream::iter(encoded_rows(row_fields.clone(), batch)),
                 Err(error) => stream::iter(vec![Err(to_pgwire(error))]),
             }
         })
         .flatten();
     Ok(QueryResponse::new(fields, cancellable(data_rows, cancel)))
+}
+
+/// A batch's data rows, ending at the first that fails: arrow-pg's row
+/// iterator yields the same error again and again for a column it cannot
+/// encode, and collecting it filled memory until the server died.
+fn encoded_rows(fields: Arc<Vec<FieldInfo>>, batch: RecordBatch) -> Vec<PgWireResult<DataRow>> {
+    let mut rows = Vec::with_capacity(batch.num_rows());
+    for row in encode_recordbatch(fields, batch) {
+        let failed = row.is_err();
+        rows.push(row);
+        if failed {
+            break;
+        }
+    }
+    rows
 }
 
 /// Ends `rows` with `57014 query_canceled` when a cancel request arrives.

@@ -32,6 +32,8 @@ pub fn postgres_text(batch: RecordBatch, format: &Format, jsonb: &[bool]) -> Res
         // positive one (the server grew without bound): whole numbers.
         let column = &match column.data_type() {
             DataType::Duration(_) => crate::pg_text::duration_as_interval(column)?,
+            // REAL on the wire; arrow-pg has no encoder for half floats.
+            DataType::Float16 => datafusion::arrow::compute::cast(column, &DataType::Float32)?,
             DataType::Decimal128(precision, scale) if *scale < 0 => {
                 let digits = (*precision as i16 - *scale as i16).min(38) as u8;
                 datafusion::arrow::compute::cast(column, &DataType::Decimal128(digits, 0))?
