@@ -90,7 +90,7 @@ fn no_transaction() -> Notice {
 
 /// How many times an autocommit statement is run again when another commit
 /// changed the rows it decided on.
-const RETRIES_MAX: usize = 16;
+pub(crate) const RETRIES_MAX: usize = 16;
 
 pub struct Session {
     db: Arc<Inner>,
@@ -375,9 +375,7 @@ impl Session {
                 outcome
             }
             Command::Rollback => {
-                self.close_cursors(false, None);
-                self.end_block_settings(false);
-                if self.transaction.take().is_none() {
+                if !self.roll_back_block() {
                     self.notices.push(no_transaction());
                 }
                 Ok(Outcome::TransactionEnded { tag: "ROLLBACK" })
@@ -858,6 +856,19 @@ impl Session {
         Ok(open.schema())
     }
 
+    /// Ends the open transaction block undoing it: its writes, its SETs,
+    /// its cursors. Returns whether there was one.
+    pub fn roll_back_block(&mut self) -> bool {
+        self.close_cursors(false, None);
+        self.end_block_settings(false);
+        self.transaction.take().is_some()
+    }
+
+    /// The open transaction block: `None` outside one, else whether it failed.
+    pub fn block_failed(&self) -> Option<bool> {
+        self.transaction.as_ref().map(|t| t.lock().expect("transaction lock").failed)
+    }
+
     /// Marks the open transaction failed (a COPY or protocol error outside `execute`).
     pub fn fail_transaction(&self) {
         if let Some(transaction) = &self.transaction {
@@ -881,7 +892,7 @@ impl Session {
     }
 
     fn transaction_failed(&self) -> bool {
-        self.transaction.as_ref().is_some_and(|t| t.lock().expect("transaction lock").failed)
+        self.block_failed() == Some(true)
     }
 
     fn refuse_in_transaction(&self, what: &str) -> Result<()> {

@@ -58,6 +58,43 @@ async fn cancel_request_stops_a_long_query() {
     assert_eq!(one, 1);
 }
 
+/// A cancel that stops a string of statements undoes it whole (its implicit
+/// block is rolled back, not left open), and fails an explicit block.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn cancel_undoes_a_string_and_fails_a_block() {
+    const LONG: &str = "SELECT count(*) FROM generate_series(1, 100000000000) AS t(n) WHERE n % 7 = 3";
+    let server = common::Server::start(&common::fresh_data_dir("cancel-string"));
+    let client = server.client().await;
+    let other = server.client().await;
+    client.batch_execute("CREATE TABLE marks (k INT PRIMARY KEY)").await.unwrap();
+    let cancelled = |sql: String| {
+        let token = client.cancel_token();
+        let canceller = tokio::spawn(async move {
+            tokio::time::sleep(Duration::from_millis(500)).await;
+            token.cancel_query(NoTls).await.unwrap();
+        });
+        let client = &client;
+        async move {
+            let error = client.simple_query(&sql).await.unwrap_err();
+            canceller.await.unwrap();
+            assert_eq!(error.code(), Some(&SqlState::QUERY_CANCELED), "{error:?}");
+        }
+    };
+    cancelled(format!("INSERT INTO marks VALUES (1); {LONG}; SELECT 1")).await;
+    let count = |sql: &'static str| async { other.query_one(sql, &[]).await.unwrap().get::<_, i64>(0) };
+    assert_eq!(count("SELECT count(*) FROM marks").await, 0, "the cancelled string wrote nothing");
+    // The session is not left inside a block: its next write commits alone.
+    client.batch_execute("INSERT INTO marks VALUES (2)").await.unwrap();
+    assert_eq!(count("SELECT count(*) FROM marks WHERE k = 2").await, 1);
+
+    client.batch_execute("BEGIN; INSERT INTO marks VALUES (3)").await.unwrap();
+    cancelled(format!("{LONG}; SELECT 1")).await;
+    let after = client.batch_execute("INSERT INTO marks VALUES (4)").await.unwrap_err();
+    assert_eq!(after.code(), Some(&SqlState::IN_FAILED_SQL_TRANSACTION), "{after:?}");
+    client.batch_execute("COMMIT").await.unwrap();
+    assert_eq!(count("SELECT count(*) FROM marks").await, 1, "the failed block committed nothing");
+}
+
 #[test]
 fn oversized_protocol_message_is_refused() {
     let server = common::Server::start(&common::fresh_data_dir("oversized"));

@@ -517,6 +517,64 @@ async fn concurrent_upserts_and_updates_lose_no_increment() {
     assert_eq!(replayed, total);
 }
 
+/// A query string of several statements commits as one (PostgreSQL's
+/// implicit block): a reader never sees one table counted and not the
+/// other, and strings racing on the same keys are run again, not refused.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_string_of_statements_commits_whole_and_runs_again_on_conflict() {
+    const CLIENTS: i64 = 4;
+    const ROUNDS: i64 = 30;
+    let server = common::Server::start(&common::fresh_data_dir("wire-implicit-block"));
+    let admin = server.client().await;
+    admin
+        .batch_execute(
+            "CREATE TABLE debits (k BIGINT PRIMARY KEY, n BIGINT NOT NULL);
+             CREATE TABLE credits (k BIGINT PRIMARY KEY, n BIGINT NOT NULL)",
+        )
+        .await
+        .unwrap();
+    let mut tasks = Vec::new();
+    for client_index in 0..CLIENTS {
+        let client = server.client().await;
+        tasks.push(tokio::spawn(async move {
+            for round in 0..ROUNDS {
+                let key = (client_index + round) % 2;
+                client
+                    .batch_execute(&format!(
+                        "INSERT INTO debits VALUES ({key}, 1) ON CONFLICT (k) DO UPDATE SET n = debits.n + 1;
+                         UPDATE credits SET n = n + 1 WHERE k = {key};
+                         INSERT INTO credits VALUES ({key}, 1) ON CONFLICT (k) DO NOTHING"
+                    ))
+                    .await
+                    .unwrap();
+            }
+        }));
+    }
+    let balance =
+        "SELECT CAST((SELECT coalesce(sum(n), 0) FROM debits) - (SELECT coalesce(sum(n), 0) FROM credits) AS BIGINT)";
+    let mut reads = 0;
+    while !tasks.iter().all(|t| t.is_finished()) {
+        let difference: i64 = admin.query_one(balance, &[]).await.unwrap().get(0);
+        assert_eq!(difference, 0, "a string's writes are seen all together or not at all");
+        reads += 1;
+    }
+    for task in tasks {
+        task.await.unwrap();
+    }
+    assert!(reads > 0);
+    let total: i64 = admin.query_one("SELECT CAST(sum(n) AS BIGINT) FROM credits", &[]).await.unwrap().get(0);
+    assert_eq!(total, CLIENTS * ROUNDS, "every string counted once");
+
+    // A failure undoes the statements before it, and a SET with them.
+    let failing =
+        admin.batch_execute("INSERT INTO debits VALUES (7, 1); SET TimeZone = 'Asia/Tokyo'; SELECT 1/0").await;
+    assert_eq!(failing.unwrap_err().code(), Some(&tokio_postgres::error::SqlState::DIVISION_BY_ZERO));
+    let kept: i64 = admin.query_one("SELECT count(*) FROM debits WHERE k = 7", &[]).await.unwrap().get(0);
+    assert_eq!(kept, 0);
+    let zone: String = admin.query_one("SHOW TimeZone", &[]).await.unwrap().get(0);
+    assert_eq!(zone, "UTC");
+}
+
 /// COPY fills a left-out column with its DEFAULT, `now()` included (the
 /// statement's start, the same for every row).
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

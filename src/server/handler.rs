@@ -35,11 +35,12 @@ use tokio::sync::Mutex;
 
 use super::copy_text::{copy_lines, copy_text, header_line};
 use super::encode::{fields, query_response};
+use super::query_string::{Running, run_again};
 use super::sqlstate::{error_info, to_pgwire};
 use crate::database::Database;
 use crate::error::{Error, Notice};
 use crate::session::Subscription;
-use crate::session::{Outcome, Session, has_clauses};
+use crate::session::{Outcome, RETRIES_MAX, Session, has_clauses};
 use crate::sql::parse::{Command, parse};
 use crate::write::copy::{CopyIn, CopyOptions};
 use pgwire::messages::copy::CopyOutResponse;
@@ -254,7 +255,7 @@ impl SimpleQueryHandler for Service {
         PgWireError: From<<C as Sink<PgWireBackendMessage>>::Error>,
     {
         let session = session_of(client, &self.db);
-        let mut session = session.lock().await;
+        let mut session = Running::new(session.lock_owned().await);
         let commands = match parse(query) {
             Ok(commands) => commands,
             Err(error) => {
@@ -262,16 +263,62 @@ impl SimpleQueryHandler for Service {
                 return Err(to_pgwire(error));
             }
         };
+        let mut attempt = 1;
+        let responses = loop {
+            let implicit = session.begin_implicit(&commands).await.map_err(to_pgwire)?;
+            if !implicit {
+                break self.run_statements(client, &mut session, commands, false).await?;
+            }
+            let mut responses = self.run_statements(client, &mut session, commands.clone(), true).await?;
+            let failed = matches!(responses.last(), Some(Response::Error(_)));
+            match session.end_implicit(failed).await {
+                Ok(()) => {}
+                Err(error) if run_again(&error) && attempt < RETRIES_MAX => {
+                    // Nothing was sent: what the failed run said is dropped.
+                    session.take_notices();
+                    session.take_reports();
+                    attempt += 1;
+                    continue;
+                }
+                Err(error) => responses.push(Response::Error(Box::new(error_info(&error)))),
+            }
+            feed_notices(client, session.take_notices()).await?;
+            feed_reports(client, session.take_reports()).await?;
+            break responses;
+        };
+        session.finish(client);
+        Ok(responses)
+    }
+}
+
+impl Service {
+    /// Runs a query string's statements until one fails. In an `implicit`
+    /// block every statement's rows are computed before the block commits,
+    /// and its notices wait for the end (the string may run again).
+    async fn run_statements<C>(
+        &self,
+        client: &mut C,
+        session: &mut Running,
+        commands: Vec<Command>,
+        implicit: bool,
+    ) -> PgWireResult<Vec<Response>>
+    where
+        C: ClientInfo + ClientPortalStore + Sink<PgWireBackendMessage> + Unpin + Send + Sync,
+        C::PortalStore: PortalStore,
+        C::Error: Debug,
+        PgWireError: From<<C as Sink<PgWireBackendMessage>>::Error>,
+    {
         let mut responses = Vec::with_capacity(commands.len());
         let count = commands.len();
         for (index, command) in commands.into_iter().enumerate() {
             let dropped = deallocated(&command);
-            let mut outcome = run(client, &mut session, command, None).await;
+            let mut outcome = run(client, session, command, None).await;
             // Rows are computed as they are sent, after every statement of
-            // the string ran: those of a statement followed by others are
-            // computed now, so that an error in them stops the string (and
-            // fails a block) before the next statement runs, as in PostgreSQL.
-            if index + 1 < count
+            // the string ran: those of a statement followed by others (or
+            // in an implicit block, which commits first) are computed now,
+            // so that an error in them stops the string (and fails a block)
+            // before the next statement runs, as in PostgreSQL.
+            if (index + 1 < count || implicit)
                 && let Ok(Outcome::Rows { schema, stream }) = outcome
             {
                 outcome = computed(schema, stream).await;
@@ -282,8 +329,10 @@ impl SimpleQueryHandler for Service {
                 session.fail_transaction();
                 outcome = Err(error);
             }
-            feed_notices(client, session.take_notices()).await?;
-            feed_reports(client, session.take_reports()).await?;
+            if !implicit {
+                feed_notices(client, session.take_notices()).await?;
+                feed_reports(client, session.take_reports()).await?;
+            }
             match outcome {
                 Ok(Outcome::Subscribe(subscription)) => {
                     responses.push(stream_subscription(client, subscription).await?);
@@ -743,7 +792,8 @@ impl ExtendedQueryHandler for Service {
         let session = session_of(client, &self.db);
         let dropped = deallocated(&command);
         let (outcome, notices) = {
-            let mut session = session.lock().await;
+            // Its parameters failing to read, or a cancel, fail an open block.
+            let mut session = Running::new(session.clone().lock_owned().await);
             let params = super::parameters::deserialize(portal, &types, session.time_zone())?;
             let mut outcome = run(client, &mut session, command, Some(&params)).await;
             if let (Some(name), Ok(_)) = (&dropped, &outcome)
@@ -752,7 +802,9 @@ impl ExtendedQueryHandler for Service {
                 session.fail_transaction();
                 outcome = Err(error);
             }
-            (outcome, (session.take_notices(), session.take_reports()))
+            let notices = (session.take_notices(), session.take_reports());
+            session.finish(client);
+            (outcome, notices)
         };
         feed_notices(client, notices.0).await?;
         feed_reports(client, notices.1).await?;

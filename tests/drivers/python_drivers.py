@@ -72,6 +72,21 @@ def with_psycopg():
         with conn.transaction():
             cur.execute("SET LOCAL TIME ZONE 'Asia/Tokyo'")
         check("psycopg TimeZone after SET LOCAL", conn.info.parameter_status("TimeZone"), "UTC")
+        # One string that opens a block and fails in its last rows leaves the
+        # block failed, and the client is told so (psycopg reads the status).
+        try:
+            cur.execute("BEGIN; SELECT 1 / 0")
+        except psycopg.errors.DivisionByZero:
+            pass
+        check("psycopg status after BEGIN; SELECT 1/0", conn.info.transaction_status, psycopg.pq.TransactionStatus.INERROR)
+        cur.execute("ROLLBACK")
+        check("psycopg status after ROLLBACK", conn.info.transaction_status, psycopg.pq.TransactionStatus.IDLE)
+        # Several statements in one string commit together or not at all.
+        try:
+            cur.execute("INSERT INTO pg3 (id, owner) VALUES (300, 'x'); SELECT 1 / 0")
+        except psycopg.errors.DivisionByZero:
+            pass
+        check("psycopg string undone whole", cur.execute("SELECT count(*) FROM pg3 WHERE id = 300").fetchone(), (0,))
         # A parameter in RETURNING alone.
         row = cur.execute("INSERT INTO pg3 (id, owner) VALUES (%s, %s) RETURNING id + %s, owner || %s", (200, "r", 5, "!")).fetchone()
         check("psycopg RETURNING parameters", row, (205, "r!"))
