@@ -749,7 +749,7 @@ impl Session {
         &self,
         relation: &str,
         statement: &Statement,
-    ) -> Result<Option<(LogicalPlan, Option<SchemaRef>)>> {
+    ) -> Result<Option<(LogicalPlan, Option<Returned>)>> {
         let Some(def) = self.db.log.relation(relation).filter(|d| d.kind == RelationKind::Table) else {
             return Ok(None);
         };
@@ -757,23 +757,14 @@ impl Session {
         let statement = parse_query(&query.sql)?;
         let (state, statement) = self.prepare(statement, false).await?;
         let plan = plan_statement(&state, statement, None).await?;
-        let schema = match &query.returning {
-            Some((items, qualifier)) => Some(
-                returning(
-                    &state,
-                    &self.read_view(),
-                    &def,
-                    items,
-                    qualifier,
-                    &RecordBatch::new_empty(def.user_schema()),
-                    None,
-                )
-                .await?
-                .schema,
-            ),
+        let empty = RecordBatch::new_empty(def.user_schema());
+        let returned = match &query.returning {
+            Some((items, qualifier)) => {
+                Some(returning(&state, &self.read_view(), &def, items, qualifier, &empty, None).await?)
+            }
             None => None,
         };
-        Ok(Some((plan, schema)))
+        Ok(Some((plan, returned)))
     }
 
     async fn modify_once(

@@ -43,6 +43,7 @@ use crate::session::Subscription;
 use crate::session::{Outcome, RETRIES_MAX, Session, has_clauses};
 use crate::sql::parse::{Command, parse};
 use crate::write::copy::{CopyIn, CopyOptions};
+use crate::write::returning::Returned;
 use pgwire::messages::copy::CopyOutResponse;
 
 pub struct Handlers {
@@ -638,26 +639,26 @@ pub(super) async fn describe(session: &Session, sql: &str) -> crate::Result<Prep
         Command::Query(statement) => {
             match statement.as_ref() {
                 Statement::Insert(insert) if has_clauses(insert) => {
-                    let (plan, returning) = session.describe_insert(insert).await?;
-                    let mut types = parameter_types(&plan)?;
+                    let (plan, returned) = session.describe_insert(insert).await?;
+                    let mut types = parameter_types(&plan, returned.as_ref())?;
                     // Parameters used only in ON CONFLICT … DO UPDATE are
                     // not in the plan: they are text, cast where they are used.
                     let count = placeholder_count(statement);
                     if types.len() < count {
                         types.resize(count, Some(DataType::Utf8));
                     }
-                    (types, returning)
+                    (types, returned.map(|r| r.schema))
                 }
                 _ => {
                     let (plan, analyzed) = session.plan_described((**statement).clone()).await?;
-                    (parameter_types(&plan)?, result_schema(&analyzed))
+                    (parameter_types(&plan, None)?, result_schema(&analyzed))
                 }
             }
         }
         Command::Modify { relation, statement, .. } => {
             let plan = session.plan_modify(relation, statement).await?;
             match plan {
-                Some((plan, returning)) => (parameter_types(&plan)?, returning),
+                Some((plan, returned)) => (parameter_types(&plan, returned.as_ref())?, returned.map(|r| r.schema)),
                 None => (vec![], None),
             }
         }
@@ -677,21 +678,24 @@ pub(super) async fn describe(session: &Session, sql: &str) -> crate::Result<Prep
 /// Parameter types in `$1, $2, …` order, as DataFusion inferred them. A
 /// parameter DataFusion leaves open takes the type it is cast to (`$1::int`,
 /// and the casts table UPDATEs put around SET values), else `text`, which is
-/// what PostgreSQL assumes for an otherwise unknown parameter.
-fn parameter_types(plan: &LogicalPlan) -> crate::Result<Vec<Option<DataType>>> {
-    let by_name = plan.get_parameter_types().map_err(Error::from_datafusion)?;
-    let cast_to = placeholder_casts(plan)?;
-    let mut ordered: Vec<(usize, Option<DataType>)> = by_name
-        .into_iter()
-        .filter_map(|(name, data_type)| {
-            let data_type = data_type.or_else(|| cast_to.get(&name).cloned());
-            name.trim_start_matches('$').parse::<usize>().ok().map(|i| (i, data_type))
-        })
-        .collect();
-    ordered.sort_by_key(|(index, _)| *index);
-    let count = ordered.last().map(|(index, _)| *index).unwrap_or(0);
+/// what PostgreSQL assumes for an otherwise unknown parameter. A write's
+/// RETURNING list is planned apart: its parameters are typed there, where
+/// the statement's plan does not.
+fn parameter_types(plan: &LogicalPlan, returned: Option<&Returned>) -> crate::Result<Vec<Option<DataType>>> {
+    let mut known: std::collections::BTreeMap<usize, Option<DataType>> = Default::default();
+    for plan in std::iter::once(plan).chain(returned.map(|r| &r.plan)) {
+        let cast_to = placeholder_casts(plan)?;
+        for (name, data_type) in plan.get_parameter_types().map_err(Error::from_datafusion)? {
+            let Ok(index) = name.trim_start_matches('$').parse::<usize>() else { continue };
+            let slot = known.entry(index).or_default();
+            if slot.is_none() {
+                *slot = data_type.or_else(|| cast_to.get(&name).cloned());
+            }
+        }
+    }
+    let count = known.keys().next_back().copied().unwrap_or(0);
     let mut types = vec![Some(DataType::Utf8); count];
-    for (index, data_type) in ordered {
+    for (index, data_type) in known {
         types[index - 1] = Some(data_type.unwrap_or(DataType::Utf8));
     }
     Ok(types)

@@ -6,7 +6,6 @@
 use std::sync::Arc;
 
 use datafusion::arrow::compute::concat_batches;
-use datafusion::arrow::datatypes::SchemaRef;
 use datafusion::arrow::record_batch::RecordBatch;
 use datafusion::common::ParamValues;
 use datafusion::logical_expr::LogicalPlan;
@@ -20,7 +19,7 @@ use crate::query::scope::StatementScope;
 use crate::sql::parse::object_name;
 use crate::table::upsert::{ConflictAction, conflict_action, resolve};
 use crate::table::write::commit_or_buffer;
-use crate::write::returning::returning;
+use crate::write::returning::{Returned, returning};
 use crate::write::{Limits, check_rows, user_columns};
 
 /// The clauses taken off an INSERT before DataFusion plans it.
@@ -59,24 +58,20 @@ impl Session {
         }
     }
 
-    /// The plan (for parameter types) and RETURNING's columns, for Describe.
-    pub async fn describe_insert(&self, insert: &Insert) -> Result<(LogicalPlan, Option<SchemaRef>)> {
+    /// The plan (for parameter types) and RETURNING's columns and plan, for Describe.
+    pub async fn describe_insert(&self, insert: &Insert) -> Result<(LogicalPlan, Option<Returned>)> {
         let mut insert = insert.clone();
         let clauses = self.take_clauses(&mut insert)?;
         let (state, statement) = self.prepare(Statement::Insert(insert), false).await?;
         let plan = plan_statement(&state, statement, None).await?;
-        let schema = match &clauses.returning {
+        let returned = match &clauses.returning {
             Some(items) => {
                 let empty = RecordBatch::new_empty(clauses.def.user_schema());
-                Some(
-                    returning(&state, &self.read_view(), &clauses.def, items, &clauses.qualifier, &empty, None)
-                        .await?
-                        .schema,
-                )
+                Some(returning(&state, &self.read_view(), &clauses.def, items, &clauses.qualifier, &empty, None).await?)
             }
             None => None,
         };
-        Ok((plan, schema))
+        Ok((plan, returned))
     }
 
     fn take_clauses(&self, insert: &mut Insert) -> Result<Clauses> {

@@ -11,6 +11,7 @@ use datafusion::common::ParamValues;
 use datafusion::dataframe::DataFrame;
 use datafusion::datasource::MemTable;
 use datafusion::execution::SessionState;
+use datafusion::logical_expr::LogicalPlan;
 use datafusion::sql::parser::Statement as DfStatement;
 use datafusion::sql::sqlparser::ast::{SelectItem, SetExpr, Statement};
 use datafusion::sql::sqlparser::dialect::PostgreSqlDialect;
@@ -25,6 +26,9 @@ use crate::sql::column_names::name_columns_as_postgres;
 pub struct Returned {
     pub schema: SchemaRef,
     pub batches: Vec<RecordBatch>,
+    /// The select list's plan, with its parameters still open: what a
+    /// Describe learns their types from (`RETURNING v + $3`).
+    pub plan: LogicalPlan,
 }
 
 /// Evaluates `items` over `rows` of `def` (user columns), which the
@@ -62,10 +66,11 @@ pub async fn returning(
     crate::sql::rewrite::rewrite(&mut statement, &view.catalog, view.offset, &Default::default());
     let plan =
         state.statement_to_plan(DfStatement::Statement(Box::new(statement))).await.map_err(Error::from_datafusion)?;
-    let mut plan = crate::query::pg_literals::narrow_integer_literals(plan).map_err(Error::from_datafusion)?;
-    if let Some(params) = params {
-        plan = plan.replace_params_with_values(params).map_err(Error::from_datafusion)?;
-    }
+    let open = crate::query::pg_literals::narrow_integer_literals(plan).map_err(Error::from_datafusion)?;
+    let plan = match params {
+        Some(params) => open.clone().replace_params_with_values(params).map_err(Error::from_datafusion)?,
+        None => open.clone(),
+    };
     let frame = DataFrame::new(state, plan);
     let schema = Arc::new(frame.schema().as_arrow().clone());
     // No rows (a Describe, or a write that matched none): nothing to compute,
@@ -74,7 +79,7 @@ pub async fn returning(
         0 => Vec::new(),
         _ => frame.collect().await.map_err(Error::from_datafusion)?,
     };
-    Ok(Returned { schema, batches })
+    Ok(Returned { schema, batches, plan: open })
 }
 
 /// The table function RETURNING's query reads the written rows from: a

@@ -127,6 +127,16 @@ async def with_asyncpg():
         seen = [r["id"] async for r in conn.cursor("SELECT id FROM apg ORDER BY id", prefetch=2)]
     check("asyncpg cursor", seen, [1, 2, 3])
     check("asyncpg jsonb operator", await conn.fetchval("SELECT j->>'k' FROM apg WHERE j @> $1", '{"k": 2}'), "2")
+    # Parameters used only in a write's RETURNING are described with the
+    # types that list gives them (asyncpg encodes by them).
+    for sql, args, types, want in [
+        ("UPDATE apg SET name = name WHERE id = $1 RETURNING id + $2, name || $3", (1, 5, "!"), ["int8", "int8", "text"], (6, "n1!")),
+        ("INSERT INTO apg (id) VALUES ($1) RETURNING id * $2", (9, 3), ["int8", "int8"], (27,)),
+        ("DELETE FROM apg WHERE id = $1 RETURNING $2::text", (9, "gone"), ["int8", "text"], ("gone",)),
+    ]:
+        statement = await conn.prepare(sql)
+        got = ([t.name for t in statement.get_parameters()], tuple(await statement.fetchrow(*args)))
+        check(f"asyncpg RETURNING parameters: {sql}", got, (types, want))
     await conn.close()
 
 
