@@ -70,8 +70,10 @@ impl Database {
         setup_pg_catalog(&context, CATALOG_NAME, EmptyContextProvider).map_err(|e| Error::DataFusion(*e))?;
         let catalog = context.catalog(CATALOG_NAME).ok_or_else(|| Error::Internal("no catalog".into()))?;
         let pg_catalog = catalog.schema("pg_catalog").ok_or_else(|| Error::Internal("no pg_catalog".into()))?;
-        catalog.register_schema("pg_catalog", Arc::new(PgCatalogWithViews::new(pg_catalog, log.clone())))?;
-        for function in crate::query::pg_functions::functions(log.clone()) {
+        let oids = crate::query::pg_sizes::RelationOids::default();
+        catalog
+            .register_schema("pg_catalog", Arc::new(PgCatalogWithViews::new(pg_catalog, log.clone(), oids.clone())))?;
+        for function in crate::query::pg_functions::functions(log.clone(), oids) {
             context.register_udf(function);
         }
         crate::query::jsonb::register(&mut context)?;

@@ -136,6 +136,16 @@ fn quickstart_with_psql() {
     let (ok, stdout, stderr) = psql(&server, &["-c", "\\dt+"]);
     assert!(ok, "{stderr}");
     assert!(stdout.contains("clicks") && stdout.contains("Size"), "\\dt+ lists the stream:\n{stdout}");
+    // Sizes: the relation's bytes by the object id psql reads from pg_class.
+    let (ok, stdout, stderr) = psql(&server, &["-A", "-t", "-c", "\\dt+ clicks"]);
+    assert!(ok, "{stderr}");
+    let size = stdout.trim().split('|').nth(6).unwrap_or_default().to_string();
+    assert!(size.ends_with(" bytes") || size.ends_with(" kB"), "\\dt+ shows a size: {stdout}");
+    let sizes = "SELECT pg_table_size(c.oid) > 0, pg_database_size('strata') >= pg_table_size(c.oid), \
+                 pg_table_size(-1) IS NULL FROM pg_class c WHERE c.relname = 'clicks'";
+    let (ok, stdout, stderr) = psql(&server, &["-A", "-t", "-c", sizes]);
+    assert!(ok, "{stderr}");
+    assert_eq!(stdout.trim(), "t|t|t");
 
     // A table's key and CHECKs, as PostgreSQL's \d shows them; a stream, a
     // keyless table and a view have none.

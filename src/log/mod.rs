@@ -661,6 +661,18 @@ impl Log {
         Ok(written)
     }
 
+    /// The bytes `relation` takes: its sealed segments and state snapshots
+    /// as stored, its rows not sealed yet as held in memory (their WAL
+    /// records are about as large), and a view's operator state.
+    pub fn relation_bytes(&self, relation: RelationId) -> u64 {
+        let snapshot = self.read(relation, self.visible_offset());
+        let stored: u64 = snapshot.segments.iter().map(|s| s.bytes).sum::<u64>()
+            + snapshot.states.iter().map(|s| s.bytes).sum::<u64>();
+        let unsealed: usize =
+            snapshot.batches.iter().map(datafusion::arrow::record_batch::RecordBatch::get_array_memory_size).sum();
+        stored + unsealed as u64 + self.view_state_size(relation).1
+    }
+
     /// Entries and approximate bytes of view `relation`'s operator state.
     pub fn view_state_size(&self, relation: RelationId) -> (u64, u64) {
         match self.shared.views_at.lock().expect("views lock").as_ref() {

@@ -18,6 +18,7 @@ pub(crate) mod pg_functions;
 pub(crate) mod pg_interval;
 pub(crate) mod pg_literals;
 pub(crate) mod pg_settings;
+pub(crate) mod pg_sizes;
 pub(crate) mod pg_sum;
 mod pg_to_char;
 mod pg_visibility;

@@ -25,6 +25,7 @@ use datafusion::error::Result as DfResult;
 use datafusion::logical_expr::Expr;
 use datafusion::physical_plan::{ExecutionPlan, collect};
 
+use super::pg_sizes::RelationOids;
 use super::{pg_columns, pg_constraints};
 use crate::log::Log;
 
@@ -33,11 +34,13 @@ use crate::log::Log;
 pub struct PgCatalogWithViews {
     inner: Arc<dyn SchemaProvider>,
     log: Arc<Log>,
+    /// Filled as `pg_class` is read, for the size functions.
+    oids: RelationOids,
 }
 
 impl PgCatalogWithViews {
-    pub fn new(inner: Arc<dyn SchemaProvider>, log: Arc<Log>) -> PgCatalogWithViews {
-        PgCatalogWithViews { inner, log }
+    pub fn new(inner: Arc<dyn SchemaProvider>, log: Arc<Log>, oids: RelationOids) -> PgCatalogWithViews {
+        PgCatalogWithViews { inner, log, oids }
     }
 }
 
@@ -58,7 +61,7 @@ impl SchemaProvider for PgCatalogWithViews {
         };
         let Some(table) = self.inner.table(name).await? else { return Ok(None) };
         let pg_catalog = self.inner.clone();
-        Ok(Some(Arc::new(Corrected { table, pg_catalog, log: self.log.clone(), correction })))
+        Ok(Some(Arc::new(Corrected { table, pg_catalog, log: self.log.clone(), oids: self.oids.clone(), correction })))
     }
 
     fn table_exist(&self, name: &str) -> bool {
@@ -88,6 +91,7 @@ struct Corrected {
     /// The emulation's schema, to look relations' oids up in its `pg_class`.
     pg_catalog: Arc<dyn SchemaProvider>,
     log: Arc<Log>,
+    oids: RelationOids,
     correction: Correction,
 }
 
@@ -129,10 +133,14 @@ impl TableProvider for Corrected {
         let schema = self.table.schema();
         let log = &self.log;
         let corrected = match self.correction {
-            Correction::Class => batches
-                .into_iter()
-                .map(|batch| pg_constraints::class_with_indexes(log, mark_views(log, batch)?))
-                .collect::<DfResult<Vec<_>>>()?,
+            Correction::Class => {
+                let classes = batches
+                    .into_iter()
+                    .map(|batch| pg_constraints::class_with_indexes(log, mark_views(log, batch)?))
+                    .collect::<DfResult<Vec<_>>>()?;
+                self.oids.record(&pg_constraints::class_rows(&classes)?);
+                classes
+            }
             Correction::Attribute => {
                 let classes = self.classes(state).await?;
                 batches

@@ -14,7 +14,7 @@ use datafusion::logical_expr::{
 /// Every function here and in `pg_constraints.rs`, `pg_columns.rs`,
 /// `pg_visibility.rs`, `pg_to_char.rs` and `pg_age.rs`, to register in a
 /// session.
-pub fn functions(log: Arc<crate::log::Log>) -> Vec<ScalarUDF> {
+pub fn functions(log: Arc<crate::log::Log>, oids: super::pg_sizes::RelationOids) -> Vec<ScalarUDF> {
     let mut functions = vec![
         version(),
         no_description("col_description", vec![DataType::Int64, DataType::Int64]),
@@ -22,12 +22,11 @@ pub fn functions(log: Arc<crate::log::Log>) -> Vec<ScalarUDF> {
         no_description("shobj_description", vec![DataType::Int64, DataType::Utf8]),
         pg_size_pretty(),
         ScalarUDF::new_from_impl(PgTypeof { signature: Signature::any(1, Volatility::Immutable) }),
-        unknown_size("pg_table_size", DataType::Int64),
-        unknown_size("pg_database_size", DataType::Utf8),
         no_location(),
         super::pg_settings::current_setting(),
         super::pg_settings::set_config(),
     ];
+    functions.extend(super::pg_sizes::functions(log.clone(), oids));
     functions.extend(super::pg_constraints::functions(log));
     functions.push(super::pg_columns::pg_get_expr());
     functions.extend(super::pg_visibility::functions());
@@ -122,19 +121,6 @@ fn no_location() -> ScalarUDF {
         DataType::Utf8,
         Volatility::Stable,
         Arc::new(|_| Ok(ColumnarValue::Scalar(ScalarValue::Utf8(Some(String::new()))))),
-    )
-}
-
-/// The size of a relation or database on disk. Not known by object id
-/// here (the emulated catalog assigns those): NULL rather than a made-up
-/// figure, so psql's `\dt+` and `\l+` show an empty Size.
-fn unknown_size(name: &str, argument: DataType) -> ScalarUDF {
-    create_udf(
-        name,
-        vec![argument],
-        DataType::Int64,
-        Volatility::Stable,
-        Arc::new(|_| Ok(ColumnarValue::Scalar(ScalarValue::Int64(None)))),
     )
 }
 
