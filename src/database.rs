@@ -36,6 +36,10 @@ pub(crate) struct Inner {
     pub base_state: SessionState,
     pub config: Config,
     sealer: std::sync::Mutex<Option<tokio::task::JoinHandle<()>>>,
+    /// Held by a query string running again after its commit lost a race:
+    /// such strings take turns, so that under contention they stop
+    /// colliding with each other (see `server/query_string.rs`).
+    retry_turn: Arc<tokio::sync::Mutex<()>>,
 }
 
 impl Database {
@@ -95,7 +99,9 @@ impl Database {
         let base_state = context.state();
         let sealer = tokio::spawn(run_sealer(log.clone(), config.clone()));
         let sealer = std::sync::Mutex::new(Some(sealer));
-        let database = Database { inner: Arc::new(Inner { log, activity, base_state, config, sealer }) };
+        let database = Database {
+            inner: Arc::new(Inner { log, activity, base_state, config, sealer, retry_turn: Default::default() }),
+        };
         database.restore_views().await?;
         Ok(database)
     }
@@ -124,6 +130,11 @@ impl Database {
 
     pub fn config(&self) -> &Config {
         &self.inner.config
+    }
+
+    /// Waits for the turn to run a query string again (see `Inner::retry_turn`).
+    pub async fn retry_turn(&self) -> tokio::sync::OwnedMutexGuard<()> {
+        self.inner.retry_turn.clone().lock_owned().await
     }
 
     /// Moves on with every committed change of a relation's definition.

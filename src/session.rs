@@ -860,6 +860,14 @@ impl Session {
         self.transaction.as_ref().map(|t| t.lock().expect("transaction lock").failed)
     }
 
+    /// What fails the open transaction block later, from outside the
+    /// session (an error while its rows are encoded and sent); `None`
+    /// outside a block.
+    pub fn block_failure(&self) -> Option<impl Fn() + Send + Sync + 'static> {
+        let transaction = self.transaction.clone()?;
+        Some(move || transaction.lock().expect("transaction lock").failed = true)
+    }
+
     /// Marks the open transaction failed (a COPY or protocol error outside `execute`).
     pub fn fail_transaction(&self) {
         if let Some(transaction) = &self.transaction {
@@ -868,18 +876,21 @@ impl Session {
     }
 
     async fn commit(&mut self) -> Result<Outcome> {
-        let Some(transaction) = self.transaction.take() else {
+        let Some(block) = self.transaction.clone() else {
             self.notices.push(no_transaction());
             return Ok(Outcome::TransactionEnded { tag: "COMMIT" });
         };
-        let transaction = std::mem::take(&mut *transaction.lock().expect("transaction lock"));
-        if transaction.failed {
-            return Ok(Outcome::TransactionEnded { tag: "ROLLBACK" });
-        }
-        if !transaction.changes.is_empty() {
-            self.db.log.commit(transaction.changes).await?;
-        }
-        Ok(Outcome::TransactionEnded { tag: "COMMIT" })
+        let transaction = std::mem::take(&mut *block.lock().expect("transaction lock"));
+        // The block stays open (emptied) until the log answers: a cancel
+        // before the commit is handed over drops this future, and the
+        // server then fails or rolls back the block (see `query_string.rs`).
+        let committed = match transaction.failed || transaction.changes.is_empty() {
+            true => Ok(None),
+            false => self.db.log.commit(transaction.changes).await,
+        };
+        self.transaction = None;
+        committed?;
+        Ok(Outcome::TransactionEnded { tag: if transaction.failed { "ROLLBACK" } else { "COMMIT" } })
     }
 
     fn transaction_failed(&self) -> bool {

@@ -87,12 +87,46 @@ async fn cancel_undoes_a_string_and_fails_a_block() {
     client.batch_execute("INSERT INTO marks VALUES (2)").await.unwrap();
     assert_eq!(count("SELECT count(*) FROM marks WHERE k = 2").await, 1);
 
-    client.batch_execute("BEGIN; INSERT INTO marks VALUES (3)").await.unwrap();
-    cancelled(format!("{LONG}; SELECT 1")).await;
-    let after = client.batch_execute("INSERT INTO marks VALUES (4)").await.unwrap_err();
-    assert_eq!(after.code(), Some(&SqlState::IN_FAILED_SQL_TRANSACTION), "{after:?}");
-    client.batch_execute("COMMIT").await.unwrap();
-    assert_eq!(count("SELECT count(*) FROM marks").await, 1, "the failed block committed nothing");
+    // In a block, a cancel while a string runs or while the rows of its
+    // last statement are sent fails the block.
+    for string in [format!("{LONG}; SELECT 1"), LONG.to_string()] {
+        client.batch_execute("BEGIN; INSERT INTO marks VALUES (3)").await.unwrap();
+        cancelled(string).await;
+        let after = client.batch_execute("INSERT INTO marks VALUES (4)").await.unwrap_err();
+        assert_eq!(after.code(), Some(&SqlState::IN_FAILED_SQL_TRANSACTION), "{after:?}");
+        client.batch_execute("COMMIT").await.unwrap();
+        assert_eq!(count("SELECT count(*) FROM marks").await, 1, "the failed block committed nothing");
+    }
+
+    // A cancel either stops a string before its commit (nothing written,
+    // its SET LOCAL gone) or comes too late and is ignored (all written,
+    // the client told so): never "canceled" of a commit that happened.
+    client.batch_execute("CREATE TABLE many (k BIGINT PRIMARY KEY)").await.unwrap();
+    let string = "SET LOCAL TimeZone = 'Asia/Tokyo'; \
+                  INSERT INTO many SELECT x FROM generate_series(1, 30000000) AS t(x) WHERE x % 100 = 0";
+    let mut outcomes = Vec::new();
+    for delay in [20, 200, 600, 1000, 1500] {
+        client.batch_execute("TRUNCATE many").await.unwrap();
+        let token = client.cancel_token();
+        let canceller = tokio::spawn(async move {
+            tokio::time::sleep(Duration::from_millis(delay)).await;
+            token.cancel_query(NoTls).await.unwrap();
+        });
+        let result = client.batch_execute(string).await;
+        canceller.await.unwrap();
+        let rows = count("SELECT count(*) FROM many").await;
+        match result {
+            Ok(()) => assert_eq!(rows, 300_000, "a string that answered OK wrote everything"),
+            Err(error) => {
+                assert_eq!(error.code(), Some(&SqlState::QUERY_CANCELED), "{error:?}");
+                assert_eq!(rows, 0, "a cancelled string wrote nothing");
+            }
+        }
+        let zone: String = client.query_one("SHOW TimeZone", &[]).await.unwrap().get(0);
+        assert_eq!(zone, "UTC", "SET LOCAL ended with its string");
+        outcomes.push(rows);
+    }
+    eprintln!("rows kept per cancel delay: {outcomes:?}");
 }
 
 #[test]

@@ -10,6 +10,7 @@
 //! Read path: a reader fixes a visible offset and gets a relation's segments
 //! and tail batches up to it; commits are never split.
 
+pub mod cancel_gate;
 pub mod layout;
 mod position;
 pub mod record;
@@ -429,6 +430,7 @@ impl Log {
         if self.shared.poisoned.load(Ordering::Acquire) {
             return Err(Error::Poisoned);
         }
+        let _closed = cancel_gate::close().await;
         let (reply, response) = oneshot::channel();
         self.commits.send(WriterMessage::Commit(CommitRequest { changes, reply })).await.map_err(|_| Error::Closed)?;
         response.await.map_err(|_| Error::Closed)?

@@ -35,10 +35,11 @@ use tokio::sync::Mutex;
 
 use super::copy_text::{copy_lines, copy_text, header_line};
 use super::encode::{fields, query_response};
-use super::query_string::{Running, run_again};
+use super::query_string::{Running, backoff, encoded_now, failing_block, run_again};
 use super::sqlstate::{error_info, to_pgwire};
 use crate::database::Database;
 use crate::error::{Error, Notice};
+use crate::log::cancel_gate::CancelGate;
 use crate::session::Subscription;
 use crate::session::{Outcome, RETRIES_MAX, Session, has_clauses};
 use crate::sql::parse::{Command, parse};
@@ -55,12 +56,30 @@ pub struct Handlers {
 impl Handlers {
     pub fn new(db: Database) -> Handlers {
         let connections = Arc::new(ConnectionManager::new());
-        let service = Arc::new(Service { parser: Arc::new(StatementParser { db: db.clone() }), db });
+        let gates = Gates::default();
+        let service =
+            Arc::new(Service { parser: Arc::new(StatementParser { db: db.clone() }), db, gates: gates.clone() });
         Handlers {
             service,
             startup: Arc::new(Startup { connections: connections.clone() }),
-            cancel: Arc::new(Cancel { connections }),
+            cancel: Arc::new(Cancel { connections, gates }),
         }
+    }
+}
+
+/// Each connection's cancel gate, by the process id its cancel requests name.
+#[derive(Debug, Clone, Default)]
+struct Gates(Arc<std::sync::Mutex<HashMap<i32, CancelGate>>>);
+
+impl Gates {
+    fn register(&self, pid: i32, gate: CancelGate) {
+        let mut gates = self.0.lock().expect("gates lock");
+        gates.retain(|_, gate| !gate.is_orphan());
+        gates.insert(pid, gate);
+    }
+
+    fn get(&self, pid: i32) -> Option<CancelGate> {
+        self.0.lock().expect("gates lock").get(&pid).cloned()
     }
 }
 
@@ -133,12 +152,22 @@ impl NoopStartupHandler for Startup {
 
 pub struct Cancel {
     connections: Arc<ConnectionManager>,
+    gates: Gates,
 }
 
 #[async_trait]
 impl CancelHandler for Cancel {
+    /// Stops the connection's running query, unless it is committing.
     async fn on_cancel_request(&self, request: CancelRequest) {
-        self.connections.cancel(request.pid, &request.secret_key).await;
+        let cancel = self.connections.cancel(request.pid, &request.secret_key);
+        match self.gates.get(request.pid) {
+            Some(gate) => {
+                gate.cancel(cancel).await;
+            }
+            None => {
+                cancel.await;
+            }
+        }
     }
 }
 
@@ -153,6 +182,7 @@ struct CopySlot {
 pub struct Service {
     db: Database,
     parser: Arc<StatementParser>,
+    gates: Gates,
 }
 
 /// The zone a client's startup packet asks for: a `TimeZone` parameter
@@ -190,6 +220,15 @@ pub(super) fn session_of<C: ClientInfo + ?Sized>(client: &C, db: &Database) -> A
     })
 }
 
+/// The connection's cancel gate, registered for its cancel requests.
+fn gate_of<C: ClientInfo + ?Sized>(client: &C, gates: &Gates) -> Arc<CancelGate> {
+    client.session_extensions().get_or_insert_with(|| {
+        let gate = CancelGate::default();
+        gates.register(client.pid_and_secret_key().0, gate.clone());
+        gate
+    })
+}
+
 fn described_of<C: ClientInfo + ?Sized>(client: &C) -> Arc<std::sync::Mutex<Described>> {
     client.session_extensions().get_or_insert_with(|| std::sync::Mutex::new(Described::default()))
 }
@@ -199,18 +238,24 @@ fn copy_slot_of<C: ClientInfo + ?Sized>(client: &C) -> Arc<std::sync::Mutex<Copy
 }
 
 impl Service {
-    /// Turns a command's outcome into a wire response.
+    /// Turns a command's outcome into a wire response. Rows `sent_later`
+    /// are computed as they are sent, after pgwire's own cancel window
+    /// closed: they keep listening for a cancel request meanwhile. Rows
+    /// encoded now must not (their listener would replace pgwire's, which
+    /// takes that for a cancel).
     async fn respond<C: ClientInfo + ?Sized>(
         &self,
         client: &C,
         outcome: Outcome,
         format: &Format,
+        sent_later: bool,
     ) -> PgWireResult<Response> {
         Ok(match outcome {
             Outcome::Rows { schema, stream } => {
-                // Rows are computed as they are sent, after pgwire's own cancel
-                // window closed: keep listening for a cancel request meanwhile.
-                let cancel = client.session_extensions().get::<Arc<ConnectionHandle>>().map(|h| (*h).clone());
+                let cancel = match sent_later {
+                    true => client.session_extensions().get::<Arc<ConnectionHandle>>().map(|h| (*h).clone()),
+                    false => None,
+                };
                 Response::Query(query_response(&schema, stream, format, cancel)?)
             }
             Outcome::Done { tag, rows } => {
@@ -255,6 +300,19 @@ impl SimpleQueryHandler for Service {
         C::Error: Debug,
         PgWireError: From<<C as Sink<PgWireBackendMessage>>::Error>,
     {
+        let gate = gate_of(client, &self.gates);
+        gate.scope(self.query_string(client, query)).await
+    }
+}
+
+impl Service {
+    async fn query_string<C>(&self, client: &mut C, query: &str) -> PgWireResult<Vec<Response>>
+    where
+        C: ClientInfo + ClientPortalStore + Sink<PgWireBackendMessage> + Unpin + Send + Sync,
+        C::PortalStore: PortalStore,
+        C::Error: Debug,
+        PgWireError: From<<C as Sink<PgWireBackendMessage>>::Error>,
+    {
         let session = session_of(client, &self.db);
         let mut session = Running::new(session.lock_owned().await);
         let commands = match parse(query) {
@@ -265,10 +323,16 @@ impl SimpleQueryHandler for Service {
             }
         };
         let mut attempt = 1;
+        let mut _turn = None;
         let responses = loop {
             let implicit = session.begin_implicit(&commands).await.map_err(to_pgwire)?;
             if !implicit {
                 break self.run_statements(client, &mut session, commands, false).await?;
+            }
+            // A string running again has the turn: others wait for it to end
+            // rather than collide with it again.
+            if _turn.is_none() {
+                drop(self.db.retry_turn().await);
             }
             let mut responses = self.run_statements(client, &mut session, commands.clone(), true).await?;
             let failed = matches!(responses.last(), Some(Response::Error(_)));
@@ -278,6 +342,10 @@ impl SimpleQueryHandler for Service {
                     // Nothing was sent: what the failed run said is dropped.
                     session.take_notices();
                     session.take_reports();
+                    if _turn.is_none() {
+                        _turn = Some(self.db.retry_turn().await);
+                    }
+                    tokio::time::sleep(backoff(attempt)).await;
                     attempt += 1;
                     continue;
                 }
@@ -290,9 +358,7 @@ impl SimpleQueryHandler for Service {
         session.finish(client);
         Ok(responses)
     }
-}
 
-impl Service {
     /// Runs a query string's statements until one fails. In an `implicit`
     /// block every statement's rows are computed before the block commits,
     /// and its notices wait for the end (the string may run again).
@@ -330,6 +396,7 @@ impl Service {
                 session.fail_transaction();
                 outcome = Err(error);
             }
+            session.report_status(client);
             if !implicit {
                 feed_notices(client, session.take_notices()).await?;
                 feed_reports(client, session.take_reports()).await?;
@@ -356,7 +423,19 @@ impl Service {
                 }
                 Ok(outcome) => {
                     let is_copy = matches!(outcome, Outcome::CopyIn(_));
-                    responses.push(self.respond(client, outcome, &Format::UnifiedText).await?);
+                    let response = self.respond(client, outcome, &Format::UnifiedText, !implicit).await?;
+                    if !implicit {
+                        responses.push(failing_block(response, session.block_failure()));
+                    } else {
+                        match encoded_now(response).await {
+                            Ok(response) => responses.push(response),
+                            Err(error) => {
+                                session.fail_transaction();
+                                responses.push(Response::Error(Box::new(error.into())));
+                                break;
+                            }
+                        }
+                    }
                     if is_copy {
                         break;
                     }
@@ -788,6 +867,19 @@ impl ExtendedQueryHandler for Service {
         C::Error: Debug,
         PgWireError: From<<C as Sink<PgWireBackendMessage>>::Error>,
     {
+        let gate = gate_of(client, &self.gates);
+        gate.scope(self.execute_portal(client, portal)).await
+    }
+}
+
+impl Service {
+    async fn execute_portal<C>(&self, client: &mut C, portal: &Portal<Prepared>) -> PgWireResult<Response>
+    where
+        C: ClientInfo + ClientPortalStore + Sink<PgWireBackendMessage> + Unpin + Send + Sync,
+        C::PortalStore: PortalStore<Statement = Prepared>,
+        C::Error: Debug,
+        PgWireError: From<<C as Sink<PgWireBackendMessage>>::Error>,
+    {
         let prepared = &portal.statement.statement;
         let Some(command) = prepared.command.clone() else {
             return Ok(Response::EmptyQuery);
@@ -795,7 +887,7 @@ impl ExtendedQueryHandler for Service {
         let types: Vec<Option<&DataType>> = prepared.parameter_types.iter().map(Option::as_ref).collect();
         let session = session_of(client, &self.db);
         let dropped = deallocated(&command);
-        let (outcome, notices) = {
+        let (outcome, notices, fail) = {
             // Its parameters failing to read, or a cancel, fail an open block.
             let mut session = Running::new(session.clone().lock_owned().await);
             let params = super::parameters::deserialize(portal, &types, session.time_zone())?;
@@ -807,8 +899,9 @@ impl ExtendedQueryHandler for Service {
                 outcome = Err(error);
             }
             let notices = (session.take_notices(), session.take_reports());
+            let fail = session.block_failure();
             session.finish(client);
-            (outcome, notices)
+            (outcome, notices, fail)
         };
         feed_notices(client, notices.0).await?;
         feed_reports(client, notices.1).await?;
@@ -824,7 +917,7 @@ impl ExtendedQueryHandler for Service {
             }
             _ => {}
         }
-        self.respond(client, outcome, &portal.result_column_format).await
+        Ok(failing_block(self.respond(client, outcome, &portal.result_column_format, true).await?, fail))
     }
 }
 

@@ -32,8 +32,11 @@ pub fn postgres_text(batch: RecordBatch, format: &Format, jsonb: &[bool]) -> Res
         // positive one (the server grew without bound): whole numbers.
         let column = &match column.data_type() {
             DataType::Duration(_) => crate::pg_text::duration_as_interval(column)?,
-            // REAL on the wire; arrow-pg has no encoder for half floats.
-            DataType::Float16 => datafusion::arrow::compute::cast(column, &DataType::Float32)?,
+            // REAL on the wire; arrow-pg has no encoder for half floats
+            // (in a struct it panicked).
+            data_type if let Some(wider) = without_half_floats(data_type) => {
+                datafusion::arrow::compute::cast(column, &wider)?
+            }
             DataType::Decimal128(precision, scale) if *scale < 0 => {
                 let digits = (*precision as i16 - *scale as i16).min(38) as u8;
                 datafusion::arrow::compute::cast(column, &DataType::Decimal128(digits, 0))?
@@ -109,6 +112,36 @@ fn custom_binary_elements(data_type: &DataType) -> Option<&DataType> {
     match data_type {
         DataType::List(f) | DataType::LargeList(f) | DataType::FixedSizeList(f, _) | DataType::ListView(f) => {
             matches!(f.data_type(), DataType::Decimal128(..) | DataType::Interval(_)).then(|| f.data_type())
+        }
+        _ => None,
+    }
+}
+
+/// `data_type` with every half float in it (an element, a field, a
+/// dictionary's values) made a REAL; `None` if it holds none.
+fn without_half_floats(data_type: &DataType) -> Option<DataType> {
+    let field = |field: &Arc<Field>| {
+        without_half_floats(field.data_type()).map(|wider| Arc::new(field.as_ref().clone().with_data_type(wider)))
+    };
+    match data_type {
+        DataType::Float16 => Some(DataType::Float32),
+        DataType::List(element) => field(element).map(DataType::List),
+        DataType::LargeList(element) => field(element).map(DataType::LargeList),
+        DataType::FixedSizeList(element, size) => field(element).map(|f| DataType::FixedSizeList(f, *size)),
+        DataType::Dictionary(key, value) => {
+            without_half_floats(value).map(|wider| DataType::Dictionary(key.clone(), Box::new(wider)))
+        }
+        DataType::Struct(fields) => {
+            let widened: Vec<Option<Arc<Field>>> = fields.iter().map(field).collect();
+            widened.iter().any(Option::is_some).then(|| {
+                DataType::Struct(
+                    fields
+                        .iter()
+                        .zip(widened)
+                        .map(|(original, wider)| wider.unwrap_or_else(|| original.clone()))
+                        .collect(),
+                )
+            })
         }
         _ => None,
     }

@@ -481,6 +481,14 @@ fn command(statement: Statement, about_stream: bool) -> Result<Command> {
                 .then(|| object_name(&name.to_string())),
         },
         Statement::Prepare { name, data_types, mut statement } => {
+            // PostgreSQL prepares only these (its grammar refuses the rest).
+            if !matches!(
+                *statement,
+                Statement::Query(_) | Statement::Insert(_) | Statement::Update { .. } | Statement::Delete(_)
+            ) {
+                let first = statement.to_string().split_whitespace().next().unwrap_or_default().to_string();
+                return Err(Error::Syntax(format!("at or near \"{first}\"")));
+            }
             declare_parameters(&mut statement, &data_types);
             Command::Prepare {
                 name: object_name(&name.to_string()),
