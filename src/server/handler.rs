@@ -35,13 +35,13 @@ use tokio::sync::Mutex;
 
 use super::copy_text::{copy_lines, copy_text, header_line};
 use super::encode::{fields, query_response};
-use super::query_string::{Running, backoff, encoded_now, failing_block, run_again};
-use super::sqlstate::{error_info, to_pgwire};
+use super::query_string::{Running, failing_block};
+use super::sqlstate::to_pgwire;
 use crate::database::Database;
 use crate::error::{Error, Notice};
 use crate::log::cancel_gate::CancelGate;
 use crate::session::Subscription;
-use crate::session::{Outcome, RETRIES_MAX, Session, has_clauses};
+use crate::session::{Outcome, Session, has_clauses};
 use crate::sql::parse::{Command, parse};
 use crate::write::copy::{CopyIn, CopyOptions};
 use crate::write::returning::Returned;
@@ -180,7 +180,7 @@ struct CopySlot {
 }
 
 pub struct Service {
-    db: Database,
+    pub(super) db: Database,
     parser: Arc<StatementParser>,
     gates: Gates,
 }
@@ -243,7 +243,7 @@ impl Service {
     /// closed: they keep listening for a cancel request meanwhile. Rows
     /// encoded now must not (their listener would replace pgwire's, which
     /// takes that for a cancel).
-    async fn respond<C: ClientInfo + ?Sized>(
+    pub(super) async fn respond<C: ClientInfo + ?Sized>(
         &self,
         client: &C,
         outcome: Outcome,
@@ -305,166 +305,10 @@ impl SimpleQueryHandler for Service {
     }
 }
 
-impl Service {
-    async fn query_string<C>(&self, client: &mut C, query: &str) -> PgWireResult<Vec<Response>>
-    where
-        C: ClientInfo + ClientPortalStore + Sink<PgWireBackendMessage> + Unpin + Send + Sync,
-        C::PortalStore: PortalStore,
-        C::Error: Debug,
-        PgWireError: From<<C as Sink<PgWireBackendMessage>>::Error>,
-    {
-        let session = session_of(client, &self.db);
-        let mut session = Running::new(session.lock_owned().await);
-        let commands = match parse(query) {
-            Ok(commands) => commands,
-            Err(error) => {
-                session.fail_transaction();
-                return Err(to_pgwire(error));
-            }
-        };
-        let mut attempt = 1;
-        let mut _turn = None;
-        let responses = loop {
-            let implicit = session.begin_implicit(&commands).await.map_err(to_pgwire)?;
-            if !implicit {
-                break self.run_statements(client, &mut session, commands, false).await?;
-            }
-            // A string running again has the turn: others wait for it to end
-            // rather than collide with it again.
-            if _turn.is_none() {
-                drop(self.db.retry_turn().await);
-            }
-            let mut responses = self.run_statements(client, &mut session, commands.clone(), true).await?;
-            let failed = matches!(responses.last(), Some(Response::Error(_)));
-            match session.end_implicit(failed).await {
-                Ok(()) => {}
-                Err(error) if run_again(&error) && attempt < RETRIES_MAX => {
-                    // Nothing was sent: what the failed run said is dropped.
-                    session.take_notices();
-                    session.take_reports();
-                    if _turn.is_none() {
-                        _turn = Some(self.db.retry_turn().await);
-                    }
-                    tokio::time::sleep(backoff(attempt)).await;
-                    attempt += 1;
-                    continue;
-                }
-                Err(error) => responses.push(Response::Error(Box::new(error_info(&error)))),
-            }
-            feed_notices(client, session.take_notices()).await?;
-            feed_reports(client, session.take_reports()).await?;
-            break responses;
-        };
-        session.finish(client);
-        Ok(responses)
-    }
-
-    /// Runs a query string's statements until one fails. In an `implicit`
-    /// block every statement's rows are computed before the block commits,
-    /// and its notices wait for the end (the string may run again).
-    async fn run_statements<C>(
-        &self,
-        client: &mut C,
-        session: &mut Running,
-        commands: Vec<Command>,
-        implicit: bool,
-    ) -> PgWireResult<Vec<Response>>
-    where
-        C: ClientInfo + ClientPortalStore + Sink<PgWireBackendMessage> + Unpin + Send + Sync,
-        C::PortalStore: PortalStore,
-        C::Error: Debug,
-        PgWireError: From<<C as Sink<PgWireBackendMessage>>::Error>,
-    {
-        let mut responses = Vec::with_capacity(commands.len());
-        let count = commands.len();
-        for (index, command) in commands.into_iter().enumerate() {
-            let dropped = deallocated(&command);
-            let mut outcome = run(client, session, command, None).await;
-            // Rows are computed as they are sent, after every statement of
-            // the string ran: those of a statement followed by others (or
-            // in an implicit block, which commits first) are computed now,
-            // so that an error in them stops the string (and fails a block)
-            // before the next statement runs, as in PostgreSQL.
-            if (index + 1 < count || implicit)
-                && let Ok(Outcome::Rows { schema, stream }) = outcome
-            {
-                outcome = computed(schema, stream).await;
-            }
-            if let (Some(name), Ok(_)) = (&dropped, &outcome)
-                && let Err(error) = super::extended::deallocate(client, name.as_deref())
-            {
-                session.fail_transaction();
-                outcome = Err(error);
-            }
-            session.report_status(client);
-            if !implicit {
-                feed_notices(client, session.take_notices()).await?;
-                feed_reports(client, session.take_reports()).await?;
-            }
-            match outcome {
-                Ok(Outcome::Subscribe(subscription)) => {
-                    responses.push(stream_subscription(client, subscription).await?);
-                    break;
-                }
-                // Streamed here when first, so an error mid-way is an
-                // ErrorResponse; behind earlier results of the string (which
-                // pgwire sends after this returns) pgwire streams it, in order.
-                Ok(Outcome::CopyOut { schema, stream, options }) if responses.is_empty() => {
-                    match copy_out(client, &schema, stream, options).await {
-                        Ok(response) => responses.push(response),
-                        Err(error) => {
-                            session.fail_transaction();
-                            return Err(error);
-                        }
-                    }
-                }
-                Ok(Outcome::CopyOut { schema, stream, options }) => {
-                    responses.push(Response::CopyOut(copy_response(&schema, stream, options)));
-                }
-                Ok(outcome) => {
-                    let is_copy = matches!(outcome, Outcome::CopyIn(_));
-                    let response = self.respond(client, outcome, &Format::UnifiedText, !implicit).await?;
-                    if !implicit {
-                        responses.push(failing_block(response, session.block_failure()));
-                    } else {
-                        match encoded_now(response).await {
-                            Ok(response) => responses.push(response),
-                            Err(error) => {
-                                session.fail_transaction();
-                                responses.push(Response::Error(Box::new(error.into())));
-                                break;
-                            }
-                        }
-                    }
-                    if is_copy {
-                        break;
-                    }
-                }
-                Err(error) => {
-                    // Later statements in the same query string are not run.
-                    responses.push(Response::Error(Box::new(error_info(&error))));
-                    break;
-                }
-            }
-        }
-        Ok(responses)
-    }
-}
-
-/// Rows computed in full, as an outcome to send.
-async fn computed(
-    schema: SchemaRef,
-    stream: datafusion::execution::SendableRecordBatchStream,
-) -> crate::Result<Outcome> {
-    let batches = datafusion::physical_plan::common::collect(stream).await.map_err(Error::from_datafusion)?;
-    let stream = futures::stream::iter(batches.into_iter().map(Ok));
-    Ok(Outcome::Rows { schema: schema.clone(), stream: Box::pin(RecordBatchStreamAdapter::new(schema, stream)) })
-}
-
 /// Runs `command` in `session`; SQL PREPARE and EXECUTE use the
 /// connection's statements. Their errors fail an open transaction block,
 /// as those `execute` returns do.
-async fn run<C>(
+pub(super) async fn run<C>(
     client: &C,
     session: &mut Session,
     command: Command,
@@ -496,7 +340,7 @@ where
 
 /// What a DEALLOCATE drops (`Some(None)`: every statement); `None` for
 /// other commands.
-fn deallocated(command: &Command) -> Option<Option<String>> {
+pub(super) fn deallocated(command: &Command) -> Option<Option<String>> {
     match command {
         Command::Deallocate { name } => Some(name.clone()),
         _ => None,
@@ -506,7 +350,10 @@ fn deallocated(command: &Command) -> Option<Option<String>> {
 /// Streams a subscription as COPY data, each read flushed as it is sent,
 /// until the client cancels (57014, as PostgreSQL ends a cancelled COPY),
 /// disconnects, or the subscription fails.
-async fn stream_subscription<C>(client: &mut C, mut subscription: Box<Subscription>) -> PgWireResult<Response>
+pub(super) async fn stream_subscription<C>(
+    client: &mut C,
+    mut subscription: Box<Subscription>,
+) -> PgWireResult<Response>
 where
     C: ClientInfo + Sink<PgWireBackendMessage> + Unpin + Send,
     C::Error: Debug,
@@ -531,7 +378,7 @@ where
 /// Sends a query's rows as COPY data (see [`copy_response`]) and answers
 /// `COPY n`. An error while the rows are computed ends the COPY with an
 /// ErrorResponse, as in PostgreSQL.
-async fn copy_out<C>(
+pub(super) async fn copy_out<C>(
     client: &mut C,
     schema: &SchemaRef,
     stream: datafusion::execution::SendableRecordBatchStream,
@@ -558,7 +405,7 @@ where
 /// A query's rows as COPY data: the header line if asked, then a CopyData
 /// per row, as PostgreSQL sends them (pgwire streams it as it is, or
 /// [`copy_out`] does).
-fn copy_response(
+pub(super) fn copy_response(
     schema: &SchemaRef,
     stream: datafusion::execution::SendableRecordBatchStream,
     options: CopyOptions,
@@ -580,7 +427,7 @@ fn copy_response(
 }
 
 /// Queues `notices` for the client, ahead of what the statement sends next.
-async fn feed_notices<C>(client: &mut C, notices: Vec<Notice>) -> PgWireResult<()>
+pub(super) async fn feed_notices<C>(client: &mut C, notices: Vec<Notice>) -> PgWireResult<()>
 where
     C: Sink<PgWireBackendMessage> + Unpin + Send,
     C::Error: Debug,
@@ -595,7 +442,7 @@ where
 
 /// Queues a ParameterStatus for each setting in `reports`, as PostgreSQL
 /// reports a changed `TimeZone` (drivers such as pgjdbc read times by it).
-async fn feed_reports<C>(client: &mut C, reports: Vec<(&'static str, String)>) -> PgWireResult<()>
+pub(super) async fn feed_reports<C>(client: &mut C, reports: Vec<(&'static str, String)>) -> PgWireResult<()>
 where
     C: Sink<PgWireBackendMessage> + Unpin + Send,
     C::Error: Debug,

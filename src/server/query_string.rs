@@ -1,6 +1,7 @@
-//! A simple-query string of several statements runs as PostgreSQL runs it:
-//! outside a transaction block, as one implicit block, so a failure undoes
-//! the statements before it and `SET LOCAL` lasts to the string's end.
+//! The simple query protocol: a query string's statements run in order,
+//! up to the first error. Several of them outside a transaction block run
+//! as PostgreSQL runs them, as one implicit block, so a failure undoes the
+//! statements before it and `SET LOCAL` lasts to the string's end.
 //!
 //! The block must end however the string ends. [`Running`] holds the
 //! session while the string (or a protocol Execute) runs; dropped before it
@@ -9,19 +10,29 @@
 //! block back, since not all of its statements ran, and fails an explicit
 //! one, as PostgreSQL does.
 
+use std::fmt::Debug;
 use std::ops::{Deref, DerefMut};
 
+use datafusion::arrow::datatypes::SchemaRef;
+use datafusion::physical_plan::stream::RecordBatchStreamAdapter;
 use datafusion::sql::sqlparser::ast::Statement;
-use futures::StreamExt;
-use pgwire::api::ClientInfo;
+use futures::{Sink, StreamExt};
+use pgwire::api::portal::Format;
 use pgwire::api::results::Response;
-use pgwire::error::PgWireError;
+use pgwire::api::store::PortalStore;
+use pgwire::api::{ClientInfo, ClientPortalStore};
+use pgwire::error::{PgWireError, PgWireResult};
+use pgwire::messages::PgWireBackendMessage;
 use pgwire::messages::response::TransactionStatus;
 use tokio::sync::OwnedMutexGuard;
 
+use super::handler::{
+    Service, copy_out, copy_response, deallocated, feed_notices, feed_reports, run, session_of, stream_subscription,
+};
+use super::sqlstate::{error_info, to_pgwire};
 use crate::error::{Error, Result};
-use crate::session::Session;
-use crate::sql::parse::Command;
+use crate::session::{Outcome, RETRIES_MAX, Session};
+use crate::sql::parse::{Command, parse};
 
 /// The session, held while one query string or Execute runs.
 pub struct Running {
@@ -188,4 +199,160 @@ pub fn backoff(attempt: usize) -> std::time::Duration {
 /// each statement alone would (an upsert decides again).
 pub fn run_again(error: &Error) -> bool {
     matches!(error, Error::Storage(crate::log::Error::Conflict | crate::log::Error::UniqueViolation { .. }))
+}
+
+impl Service {
+    pub(super) async fn query_string<C>(&self, client: &mut C, query: &str) -> PgWireResult<Vec<Response>>
+    where
+        C: ClientInfo + ClientPortalStore + Sink<PgWireBackendMessage> + Unpin + Send + Sync,
+        C::PortalStore: PortalStore,
+        C::Error: Debug,
+        PgWireError: From<<C as Sink<PgWireBackendMessage>>::Error>,
+    {
+        let session = session_of(client, &self.db);
+        let mut session = Running::new(session.lock_owned().await);
+        let commands = match parse(query) {
+            Ok(commands) => commands,
+            Err(error) => {
+                session.fail_transaction();
+                return Err(to_pgwire(error));
+            }
+        };
+        let mut attempt = 1;
+        let mut _turn = None;
+        let responses = loop {
+            let implicit = session.begin_implicit(&commands).await.map_err(to_pgwire)?;
+            if !implicit {
+                break self.run_statements(client, &mut session, commands, false).await?;
+            }
+            // A string running again has the turn: others wait for it to end
+            // rather than collide with it again.
+            if _turn.is_none() {
+                drop(self.db.retry_turn().await);
+            }
+            let mut responses = self.run_statements(client, &mut session, commands.clone(), true).await?;
+            let failed = matches!(responses.last(), Some(Response::Error(_)));
+            match session.end_implicit(failed).await {
+                Ok(()) => {}
+                Err(error) if run_again(&error) && attempt < RETRIES_MAX => {
+                    // Nothing was sent: what the failed run said is dropped.
+                    session.take_notices();
+                    session.take_reports();
+                    if _turn.is_none() {
+                        _turn = Some(self.db.retry_turn().await);
+                    }
+                    tokio::time::sleep(backoff(attempt)).await;
+                    attempt += 1;
+                    continue;
+                }
+                Err(error) => responses.push(Response::Error(Box::new(error_info(&error)))),
+            }
+            feed_notices(client, session.take_notices()).await?;
+            feed_reports(client, session.take_reports()).await?;
+            break responses;
+        };
+        session.finish(client);
+        Ok(responses)
+    }
+
+    /// Runs a query string's statements until one fails. In an `implicit`
+    /// block every statement's rows are computed before the block commits,
+    /// and its notices wait for the end (the string may run again).
+    async fn run_statements<C>(
+        &self,
+        client: &mut C,
+        session: &mut Running,
+        commands: Vec<Command>,
+        implicit: bool,
+    ) -> PgWireResult<Vec<Response>>
+    where
+        C: ClientInfo + ClientPortalStore + Sink<PgWireBackendMessage> + Unpin + Send + Sync,
+        C::PortalStore: PortalStore,
+        C::Error: Debug,
+        PgWireError: From<<C as Sink<PgWireBackendMessage>>::Error>,
+    {
+        let mut responses = Vec::with_capacity(commands.len());
+        let count = commands.len();
+        for (index, command) in commands.into_iter().enumerate() {
+            let dropped = deallocated(&command);
+            let mut outcome = run(client, session, command, None).await;
+            // Rows are computed as they are sent, after every statement of
+            // the string ran: those of a statement followed by others (or
+            // in an implicit block, which commits first) are computed now,
+            // so that an error in them stops the string (and fails a block)
+            // before the next statement runs, as in PostgreSQL.
+            if (index + 1 < count || implicit)
+                && let Ok(Outcome::Rows { schema, stream }) = outcome
+            {
+                outcome = computed(schema, stream).await;
+            }
+            if let (Some(name), Ok(_)) = (&dropped, &outcome)
+                && let Err(error) = super::extended::deallocate(client, name.as_deref())
+            {
+                session.fail_transaction();
+                outcome = Err(error);
+            }
+            session.report_status(client);
+            if !implicit {
+                feed_notices(client, session.take_notices()).await?;
+                feed_reports(client, session.take_reports()).await?;
+            }
+            match outcome {
+                Ok(Outcome::Subscribe(subscription)) => {
+                    responses.push(stream_subscription(client, subscription).await?);
+                    break;
+                }
+                // Streamed here when first, so an error mid-way is an
+                // ErrorResponse; behind earlier results of the string (which
+                // pgwire sends after this returns) pgwire streams it, in order.
+                Ok(Outcome::CopyOut { schema, stream, options }) if responses.is_empty() => {
+                    match copy_out(client, &schema, stream, options).await {
+                        Ok(response) => responses.push(response),
+                        Err(error) => {
+                            session.fail_transaction();
+                            return Err(error);
+                        }
+                    }
+                }
+                Ok(Outcome::CopyOut { schema, stream, options }) => {
+                    responses.push(Response::CopyOut(copy_response(&schema, stream, options)));
+                }
+                Ok(outcome) => {
+                    let is_copy = matches!(outcome, Outcome::CopyIn(_));
+                    let response = self.respond(client, outcome, &Format::UnifiedText, !implicit).await?;
+                    if !implicit {
+                        responses.push(failing_block(response, session.block_failure()));
+                    } else {
+                        match encoded_now(response).await {
+                            Ok(response) => responses.push(response),
+                            Err(error) => {
+                                session.fail_transaction();
+                                responses.push(Response::Error(Box::new(error.into())));
+                                break;
+                            }
+                        }
+                    }
+                    if is_copy {
+                        break;
+                    }
+                }
+                Err(error) => {
+                    // Later statements in the same query string are not run.
+                    responses.push(Response::Error(Box::new(error_info(&error))));
+                    break;
+                }
+            }
+        }
+        Ok(responses)
+    }
+}
+
+/// Rows computed in full, as an outcome to send.
+async fn computed(
+    schema: SchemaRef,
+    stream: datafusion::execution::SendableRecordBatchStream,
+) -> crate::Result<Outcome> {
+    let batches = datafusion::physical_plan::common::collect(stream).await.map_err(Error::from_datafusion)?;
+    let stream = futures::stream::iter(batches.into_iter().map(Ok));
+    Ok(Outcome::Rows { schema: schema.clone(), stream: Box::pin(RecordBatchStreamAdapter::new(schema, stream)) })
 }
