@@ -744,11 +744,13 @@ impl Session {
     }
 
     /// Plans the query a table modification runs (for its parameter types),
-    /// and the columns of its RETURNING clause.
+    /// and its RETURNING clause (with `returning_params`, as for an INSERT's
+    /// in `describe_insert`).
     pub async fn plan_modify(
         &self,
         relation: &str,
         statement: &Statement,
+        returning_params: Option<&ParamValues>,
     ) -> Result<Option<(LogicalPlan, Option<Returned>)>> {
         let Some(def) = self.db.log.relation(relation).filter(|d| d.kind == RelationKind::Table) else {
             return Ok(None);
@@ -760,7 +762,7 @@ impl Session {
         let empty = RecordBatch::new_empty(def.user_schema());
         let returned = match &query.returning {
             Some((items, qualifier)) => {
-                Some(returning(&state, &self.read_view(), &def, items, qualifier, &empty, None).await?)
+                Some(returning(&state, &self.read_view(), &def, items, qualifier, &empty, returning_params).await?)
             }
             None => None,
         };

@@ -42,16 +42,18 @@ impl CancelGate {
         if self.0.compare_exchange(OPEN, CANCELLING, Ordering::AcqRel, Ordering::Acquire).is_err() {
             return false;
         }
+        // Reopened however delivery ends (its task may be dropped).
+        let _reopen = Reopen(self.clone());
         cancel.await;
-        self.0.store(OPEN, Ordering::Release);
         true
     }
 }
 
-/// The current task's gate closed for one commit; reopened when dropped.
-pub(super) struct Closed(CancelGate);
+/// Opens a gate when dropped: the current task's, closed for one commit, or
+/// one a cancel request is being delivered through.
+pub(super) struct Reopen(CancelGate);
 
-impl Drop for Closed {
+impl Drop for Reopen {
     fn drop(&mut self) {
         self.0.0.store(OPEN, Ordering::Release);
     }
@@ -61,7 +63,7 @@ impl Drop for Closed {
 /// outside a connection). A cancel being delivered finishes first; then one
 /// turn is yielded, so that a cancel delivered before stops the query now,
 /// before its commit is made.
-pub(super) async fn close() -> Option<Closed> {
+pub(super) async fn close() -> Option<Reopen> {
     let gate = GATE.try_with(Clone::clone).ok()?;
     loop {
         match gate.0.compare_exchange(OPEN, CLOSED, Ordering::AcqRel, Ordering::Acquire) {
@@ -71,7 +73,7 @@ pub(super) async fn close() -> Option<Closed> {
             Err(_) => tokio::task::yield_now().await,
         }
     }
-    let closed = Closed(gate);
+    let closed = Reopen(gate);
     tokio::task::yield_now().await;
     Some(closed)
 }

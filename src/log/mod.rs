@@ -430,9 +430,12 @@ impl Log {
         if self.shared.poisoned.load(Ordering::Acquire) {
             return Err(Error::Poisoned);
         }
+        // Room in the writer's queue is waited for while a cancel can still
+        // stop the statement; the hand-over itself is then immediate.
+        let permit = self.commits.reserve().await.map_err(|_| Error::Closed)?;
         let _closed = cancel_gate::close().await;
         let (reply, response) = oneshot::channel();
-        self.commits.send(WriterMessage::Commit(CommitRequest { changes, reply })).await.map_err(|_| Error::Closed)?;
+        permit.send(WriterMessage::Commit(CommitRequest { changes, reply }));
         response.await.map_err(|_| Error::Closed)?
     }
 

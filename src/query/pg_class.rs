@@ -15,8 +15,8 @@ use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
 
 use async_trait::async_trait;
-use datafusion::arrow::array::{AsArray, RecordBatch, StringArray};
-use datafusion::arrow::datatypes::SchemaRef;
+use datafusion::arrow::array::{Array, AsArray, RecordBatch, StringArray};
+use datafusion::arrow::datatypes::{DataType, Int32Type, SchemaRef};
 use datafusion::catalog::{SchemaProvider, Session, TableProvider};
 use datafusion::datasource::TableType;
 use datafusion::datasource::memory::MemorySourceConfig;
@@ -98,7 +98,22 @@ struct Corrected {
 impl Corrected {
     /// Relations' oids and namespaces, as the emulation's `pg_class` gives them.
     async fn classes(&self, state: &dyn Session) -> DfResult<HashMap<String, pg_constraints::ClassRow>> {
-        pg_constraints::class_rows(&self.emulated("pg_class", state).await?)
+        pg_constraints::class_rows(&self.emulated("pg_class", state).await?, self.public_namespace(state).await?)
+    }
+
+    /// The oid of namespace `public`, where Strata's relations are.
+    async fn public_namespace(&self, state: &dyn Session) -> DfResult<Option<i32>> {
+        for batch in self.emulated("pg_namespace", state).await? {
+            let names =
+                datafusion::arrow::compute::cast(batch.column(batch.schema().index_of("nspname")?), &DataType::Utf8)?;
+            let oids =
+                datafusion::arrow::compute::cast(batch.column(batch.schema().index_of("oid")?), &DataType::Int32)?;
+            let (names, oids) = (names.as_string::<i32>(), oids.as_primitive::<Int32Type>());
+            if let Some(row) = (0..batch.num_rows()).find(|&row| names.is_valid(row) && names.value(row) == "public") {
+                return Ok(oids.is_valid(row).then(|| oids.value(row)));
+            }
+        }
+        Ok(None)
     }
 
     /// Every row of one of the emulation's own tables, uncorrected.
@@ -138,7 +153,7 @@ impl TableProvider for Corrected {
                     .into_iter()
                     .map(|batch| pg_constraints::class_with_indexes(log, mark_views(log, batch)?))
                     .collect::<DfResult<Vec<_>>>()?;
-                self.oids.record(&pg_constraints::class_rows(&classes)?);
+                self.oids.record(&pg_constraints::class_rows(&classes, self.public_namespace(state).await?)?);
                 classes
             }
             Correction::Attribute => {

@@ -97,8 +97,11 @@ pub struct ClassRow {
     pub namespace: i32,
 }
 
-/// Relation name to its `pg_class` row, read from the emulation's `pg_class`.
-pub fn class_rows(batches: &[RecordBatch]) -> DfResult<HashMap<String, ClassRow>> {
+/// Relation name to its `pg_class` row, read from the emulation's
+/// `pg_class`: those in namespace `public` (Strata's relations) when it is
+/// known, so that a relation named as a system table (`strata.views`) is
+/// told from it.
+pub fn class_rows(batches: &[RecordBatch], public: Option<i32>) -> DfResult<HashMap<String, ClassRow>> {
     let mut rows = HashMap::new();
     for batch in batches {
         let column = |name: &str| -> DfResult<ArrayRef> { Ok(batch.column(batch.schema().index_of(name)?).clone()) };
@@ -110,7 +113,9 @@ pub fn class_rows(batches: &[RecordBatch]) -> DfResult<HashMap<String, ClassRow>
         for row in 0..batch.num_rows() {
             if names.is_valid(row) && oids.is_valid(row) {
                 let namespace = if namespaces.is_valid(row) { namespaces.value(row) } else { 0 };
-                rows.insert(names.value(row).to_string(), ClassRow { oid: oids.value(row), namespace });
+                if public.is_none_or(|public| public == namespace) {
+                    rows.insert(names.value(row).to_string(), ClassRow { oid: oids.value(row), namespace });
+                }
             }
         }
     }

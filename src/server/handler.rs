@@ -9,8 +9,8 @@ use std::sync::Arc;
 use arrow_pg::datatypes::into_pg_type;
 use async_trait::async_trait;
 use datafusion::arrow::datatypes::{DataType, Field, Schema, SchemaRef};
-use datafusion::common::ParamValues;
 use datafusion::common::tree_node::{TreeNode, TreeNodeRecursion};
+use datafusion::common::{ParamValues, ScalarValue};
 use datafusion::logical_expr::expr::{Cast, Placeholder, TryCast};
 use datafusion::logical_expr::{Expr, LogicalPlan};
 use datafusion::physical_plan::stream::RecordBatchStreamAdapter;
@@ -28,7 +28,9 @@ use pgwire::api::{ClientInfo, ClientPortalStore, ConnectionHandle, ConnectionMan
 use pgwire::error::{ErrorInfo, PgWireError, PgWireResult};
 use pgwire::messages::cancel::CancelRequest;
 use pgwire::messages::copy::{CopyData, CopyDone, CopyFail};
-use pgwire::messages::extendedquery::{Bind, Describe, Parse};
+use pgwire::messages::extendedquery::{Bind, Describe, Parse, Sync as PgSync};
+use pgwire::messages::response::ReadyForQuery;
+use pgwire::messages::simplequery::Query;
 use pgwire::messages::startup::ParameterStatus;
 use pgwire::messages::{PgWireBackendMessage, PgWireFrontendMessage};
 use tokio::sync::Mutex;
@@ -238,6 +240,19 @@ fn copy_slot_of<C: ClientInfo + ?Sized>(client: &C) -> Arc<std::sync::Mutex<Copy
 }
 
 impl Service {
+    /// An error in a protocol message (Parse, Bind, Describe) fails the open
+    /// block, as any error in a block does.
+    async fn fail_block_on_error<C: ClientInfo + ?Sized>(
+        &self,
+        client: &C,
+        result: PgWireResult<()>,
+    ) -> PgWireResult<()> {
+        if result.is_err() {
+            session_of(client, &self.db).lock().await.fail_transaction();
+        }
+        result
+    }
+
     /// Turns a command's outcome into a wire response. Rows `sent_later`
     /// are computed as they are sent, after pgwire's own cancel window
     /// closed: they keep listening for a cancel request meanwhile. Rows
@@ -293,6 +308,16 @@ impl Service {
 
 #[async_trait]
 impl SimpleQueryHandler for Service {
+    async fn on_query<C>(&self, client: &mut C, query: Query) -> PgWireResult<()>
+    where
+        C: ClientInfo + ClientPortalStore + Sink<PgWireBackendMessage> + Unpin + Send + Sync,
+        C::PortalStore: PortalStore,
+        C::Error: Debug,
+        PgWireError: From<<C as Sink<PgWireBackendMessage>>::Error>,
+    {
+        super::query_string::on_query(self, client, query).await
+    }
+
     async fn do_query<C>(&self, client: &mut C, query: &str) -> PgWireResult<Vec<Response>>
     where
         C: ClientInfo + ClientPortalStore + Sink<PgWireBackendMessage> + Unpin + Send + Sync,
@@ -565,7 +590,7 @@ pub(super) async fn describe(session: &Session, sql: &str) -> crate::Result<Prep
         Command::Query(statement) => {
             match statement.as_ref() {
                 Statement::Insert(insert) if has_clauses(insert) => {
-                    let (plan, returned) = session.describe_insert(insert).await?;
+                    let (plan, returned) = session.describe_insert(insert, None).await?;
                     let mut types = parameter_types(&plan, returned.as_ref())?;
                     // Parameters used only in ON CONFLICT … DO UPDATE are
                     // not in the plan: they are text, cast where they are used.
@@ -573,7 +598,13 @@ pub(super) async fn describe(session: &Session, sql: &str) -> crate::Result<Prep
                     if types.len() < count {
                         types.resize(count, Some(DataType::Utf8));
                     }
-                    (types, returned.map(|r| r.schema))
+                    let schema = match returned {
+                        Some(_) => {
+                            session.describe_insert(insert, Some(&typed_nulls(&types))).await?.1.map(|r| r.schema)
+                        }
+                        None => None,
+                    };
+                    (types, schema)
                 }
                 _ => {
                     let (plan, analyzed) = session.plan_described((**statement).clone()).await?;
@@ -581,13 +612,20 @@ pub(super) async fn describe(session: &Session, sql: &str) -> crate::Result<Prep
                 }
             }
         }
-        Command::Modify { relation, statement, .. } => {
-            let plan = session.plan_modify(relation, statement).await?;
-            match plan {
-                Some((plan, returned)) => (parameter_types(&plan, returned.as_ref())?, returned.map(|r| r.schema)),
-                None => (vec![], None),
+        Command::Modify { relation, statement, .. } => match session.plan_modify(relation, statement, None).await? {
+            Some((plan, returned)) => {
+                let types = parameter_types(&plan, returned.as_ref())?;
+                let schema = match returned {
+                    Some(_) => session
+                        .plan_modify(relation, statement, Some(&typed_nulls(&types)))
+                        .await?
+                        .and_then(|(_, returned)| returned.map(|r| r.schema)),
+                    None => None,
+                };
+                (types, schema)
             }
-        }
+            None => (vec![], None),
+        },
         Command::Show { name } => {
             let name = if name == "all" { "setting".to_string() } else { name.clone() };
             (vec![], Some(Arc::new(Schema::new(vec![Field::new(name, DataType::Utf8, false)]))))
@@ -625,6 +663,17 @@ fn parameter_types(plan: &LogicalPlan, returned: Option<&Returned>) -> crate::Re
         types[index - 1] = Some(data_type.unwrap_or(DataType::Utf8));
     }
     Ok(types)
+}
+
+/// A NULL of each parameter's type: RETURNING planned with these gives
+/// its columns the types a client will bind (`RETURNING $2 + 1` of an INT
+/// parameter is an INT, as PostgreSQL types it).
+fn typed_nulls(types: &[Option<DataType>]) -> ParamValues {
+    let nulls: Vec<ScalarValue> = types
+        .iter()
+        .map(|t| t.as_ref().and_then(|t| ScalarValue::try_from(t).ok()).unwrap_or(ScalarValue::Utf8(None)))
+        .collect();
+    ParamValues::from(nulls)
 }
 
 /// The highest `$n` in a statement.
@@ -677,6 +726,23 @@ impl ExtendedQueryHandler for Service {
         self.parser.clone()
     }
 
+    /// ReadyForQuery with the session's transaction status (see
+    /// `query_string::on_query`), then pgwire's own Sync.
+    async fn on_sync<C>(&self, client: &mut C, _: PgSync) -> PgWireResult<()>
+    where
+        C: ClientInfo + ClientPortalStore + Sink<PgWireBackendMessage> + Unpin + Send + Sync,
+        C::PortalStore: PortalStore<Statement = Prepared>,
+        C::Error: Debug,
+        PgWireError: From<<C as Sink<PgWireBackendMessage>>::Error>,
+    {
+        let status = super::query_string::session_status(client, &self.db).await;
+        client.set_transaction_status(status);
+        client.portal_store().rm_portal(pgwire::api::DEFAULT_NAME);
+        client.send(PgWireBackendMessage::ReadyForQuery(ReadyForQuery::new(status))).await?;
+        client.flush().await?;
+        Ok(())
+    }
+
     async fn on_parse<C>(&self, client: &mut C, message: Parse) -> PgWireResult<()>
     where
         C: ClientInfo + ClientPortalStore + Sink<PgWireBackendMessage> + Unpin + Send + Sync,
@@ -684,7 +750,8 @@ impl ExtendedQueryHandler for Service {
         C::Error: Debug,
         PgWireError: From<<C as Sink<PgWireBackendMessage>>::Error>,
     {
-        super::extended::parse(self, client, message).await
+        let result = super::extended::parse(self, client, message).await;
+        self.fail_block_on_error(client, result).await
     }
 
     async fn on_bind<C>(&self, client: &mut C, message: Bind) -> PgWireResult<()>
@@ -694,7 +761,8 @@ impl ExtendedQueryHandler for Service {
         C::Error: Debug,
         PgWireError: From<<C as Sink<PgWireBackendMessage>>::Error>,
     {
-        super::extended::bind(client, message).await
+        let result = super::extended::bind(client, message).await;
+        self.fail_block_on_error(client, result).await
     }
 
     async fn on_describe<C>(&self, client: &mut C, message: Describe) -> PgWireResult<()>
@@ -704,7 +772,8 @@ impl ExtendedQueryHandler for Service {
         C::Error: Debug,
         PgWireError: From<<C as Sink<PgWireBackendMessage>>::Error>,
     {
-        super::extended::describe(self, client, message).await
+        let result = super::extended::describe(self, client, message).await;
+        self.fail_block_on_error(client, result).await
     }
 
     async fn do_query<C>(&self, client: &mut C, portal: &Portal<Prepared>, _max_rows: usize) -> PgWireResult<Response>

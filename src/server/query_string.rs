@@ -12,18 +12,22 @@
 
 use std::fmt::Debug;
 use std::ops::{Deref, DerefMut};
+use std::sync::Arc;
 
 use datafusion::arrow::datatypes::SchemaRef;
 use datafusion::physical_plan::stream::RecordBatchStreamAdapter;
 use datafusion::sql::sqlparser::ast::Statement;
-use futures::{Sink, StreamExt};
+use futures::{Sink, SinkExt, StreamExt};
+use pgwire::api::copy::{send_copy_both_response, send_copy_in_response, send_copy_out_response};
 use pgwire::api::portal::Format;
+use pgwire::api::query::{SimpleQueryHandler, send_execution_response, send_query_response, send_ready_for_query};
 use pgwire::api::results::Response;
 use pgwire::api::store::PortalStore;
-use pgwire::api::{ClientInfo, ClientPortalStore};
+use pgwire::api::{ClientInfo, ClientPortalStore, ConnectionHandle, PgWireConnectionState};
 use pgwire::error::{PgWireError, PgWireResult};
 use pgwire::messages::PgWireBackendMessage;
-use pgwire::messages::response::TransactionStatus;
+use pgwire::messages::response::{EmptyQueryResponse, TransactionStatus};
+use pgwire::messages::simplequery::Query;
 use tokio::sync::OwnedMutexGuard;
 
 use super::handler::{
@@ -33,6 +37,87 @@ use super::sqlstate::{error_info, to_pgwire};
 use crate::error::{Error, Result};
 use crate::session::{Outcome, RETRIES_MAX, Session};
 use crate::sql::parse::{Command, parse};
+
+/// A simple Query message: pgwire's own handling, but for the transaction
+/// status sent with ReadyForQuery, which is the session's as it stands
+/// after the responses went out. pgwire works it out from the kinds of the
+/// responses, which cannot say that `ROLLBACK TO` ended a failure or that a
+/// failed COMMIT left no block.
+pub(super) async fn on_query<C>(service: &Service, client: &mut C, query: Query) -> PgWireResult<()>
+where
+    C: ClientInfo + ClientPortalStore + Sink<PgWireBackendMessage> + Unpin + Send + Sync,
+    C::PortalStore: PortalStore,
+    C::Error: Debug,
+    PgWireError: From<<C as Sink<PgWireBackendMessage>>::Error>,
+{
+    if !matches!(client.state(), PgWireConnectionState::ReadyForQuery) {
+        return Err(PgWireError::NotReadyForQuery);
+    }
+    client.set_state(PgWireConnectionState::QueryInProgress);
+    if query.query.chars().all(|c| c == ';' || c.is_whitespace()) {
+        client.feed(PgWireBackendMessage::EmptyQueryResponse(EmptyQueryResponse::new())).await?;
+    } else {
+        let cancel = match client.session_extensions().get::<Arc<ConnectionHandle>>() {
+            Some(handle) => Some(handle.start_query().await),
+            None => None,
+        };
+        let responses = match cancel {
+            Some(cancel) => {
+                match futures::future::select(Box::pin(service.do_query(client, &query.query)), cancel).await {
+                    futures::future::Either::Left((responses, _)) => responses,
+                    futures::future::Either::Right(_) => Err(PgWireError::QueryCanceled),
+                }
+            }
+            None => service.do_query(client, &query.query).await,
+        }?;
+        for response in responses {
+            match response {
+                Response::EmptyQuery => {
+                    client.feed(PgWireBackendMessage::EmptyQueryResponse(EmptyQueryResponse::new())).await?;
+                }
+                Response::Query(rows) => send_query_response(client, rows, true).await?,
+                Response::Execution(tag) | Response::TransactionStart(tag) | Response::TransactionEnd(tag) => {
+                    send_execution_response(client, tag).await?;
+                }
+                Response::Error(error) => client.feed(PgWireBackendMessage::ErrorResponse((*error).into())).await?,
+                Response::CopyIn(copy) => {
+                    send_copy_in_response(client, copy).await?;
+                    client.set_state(PgWireConnectionState::CopyInProgress(false));
+                }
+                Response::CopyOut(copy) => send_copy_out_response(client, copy).await?,
+                Response::CopyBoth(copy) => {
+                    send_copy_both_response(client, copy).await?;
+                    client.set_state(PgWireConnectionState::CopyInProgress(false));
+                }
+            }
+        }
+    }
+    // A COPY FROM STDIN now in progress gets its ReadyForQuery when it ends.
+    if !matches!(client.state(), PgWireConnectionState::CopyInProgress(_)) {
+        client.set_state(PgWireConnectionState::ReadyForQuery);
+        let status = session_status(client, &service.db).await;
+        client.set_transaction_status(status);
+        send_ready_for_query(client, status).await?;
+    }
+    Ok(())
+}
+
+/// The transaction status of the connection's session, for ReadyForQuery.
+pub(super) async fn session_status<C: ClientInfo + ?Sized>(
+    client: &C,
+    db: &crate::database::Database,
+) -> TransactionStatus {
+    status_of(false, session_of(client, db).lock().await.block_failed())
+}
+
+/// The status a client is told: an implicit block is not the client's.
+fn status_of(implicit: bool, block_failed: Option<bool>) -> TransactionStatus {
+    match (implicit, block_failed) {
+        (true, _) | (false, None) => TransactionStatus::Idle,
+        (false, Some(false)) => TransactionStatus::Transaction,
+        (false, Some(true)) => TransactionStatus::Error,
+    }
+}
 
 /// The session, held while one query string or Execute runs.
 pub struct Running {
@@ -85,11 +170,7 @@ impl Running {
     /// sends the last status it was told (`BEGIN; SELECT 1/0` said idle). An
     /// implicit block is not the client's: idle.
     pub fn report_status<C: ClientInfo + ?Sized>(&self, client: &mut C) {
-        client.set_transaction_status(match (self.implicit, self.session.block_failed()) {
-            (true, _) | (false, None) => TransactionStatus::Idle,
-            (false, Some(false)) => TransactionStatus::Transaction,
-            (false, Some(true)) => TransactionStatus::Error,
-        });
+        client.set_transaction_status(status_of(self.implicit, self.session.block_failed()));
     }
 
     /// The string or Execute ran to its end.
@@ -152,10 +233,10 @@ pub fn failing_block(response: Response, fail: Option<impl Fn() + Send + Sync + 
 }
 
 /// Whether a statement can run in an implicit block: reads, writes,
-/// settings, EXECUTE (of what PREPARE takes: reads and writes) and query
-/// cursors. DDL, COPY, SUBSCRIBE, transaction control and PREPARE or
-/// DEALLOCATE (which no rollback undoes) keep a string running statement by
-/// statement, each committing on its own.
+/// settings, PREPARE, EXECUTE (of what PREPARE takes: reads and writes),
+/// DEALLOCATE and query cursors. DDL, COPY, SUBSCRIBE and transaction
+/// control keep a string running statement by statement, each committing
+/// on its own.
 fn fits_implicit_block(command: &Command) -> bool {
     match command {
         Command::Query(statement) => {
@@ -166,6 +247,8 @@ fn fits_implicit_block(command: &Command) -> bool {
         | Command::Reset { .. }
         | Command::Show { .. }
         | Command::SetTransaction { .. }
+        | Command::Prepare { .. }
+        | Command::Deallocate { .. }
         | Command::Execute { .. }
         | Command::DeclareQueryCursor { .. }
         | Command::Fetch { .. }
@@ -183,6 +266,11 @@ fn undoable(command: &Command) -> bool {
     }
 }
 
+/// How long a string waits for one running again to end: a string that
+/// keeps losing (to single statements, which do not wait) holds the turn
+/// through all its runs, and unrelated strings must not stall behind it.
+const TURN_WAIT_MAX: std::time::Duration = std::time::Duration::from_millis(200);
+
 /// How long to wait before running a string again the `attempt`th time:
 /// a random part of a span that doubles with each attempt, so strings that
 /// collided do not collide again in step.
@@ -191,6 +279,24 @@ pub fn backoff(attempt: usize) -> std::time::Duration {
     let span_micros = (100u64 << attempt.min(9)).min(50_000);
     let random = std::collections::hash_map::RandomState::new().hash_one(attempt);
     std::time::Duration::from_micros(random % (span_micros + 1))
+}
+
+/// Whether a string can run again from its start: not if it did what a
+/// rollback does not undo (PREPARE, DEALLOCATE, moving or closing a cursor
+/// it did not declare, such as one WITH HOLD).
+pub fn repeatable(commands: &[Command]) -> bool {
+    let mut declared = std::collections::HashSet::new();
+    commands.iter().all(|command| match command {
+        Command::DeclareQueryCursor { cursor, .. } => {
+            declared.insert(cursor.as_str());
+            true
+        }
+        Command::Fetch { cursor, .. } | Command::CloseCursor { cursor: Some(cursor) } => {
+            declared.contains(cursor.as_str())
+        }
+        Command::CloseCursor { cursor: None } | Command::Prepare { .. } | Command::Deallocate { .. } => false,
+        _ => true,
+    })
 }
 
 /// Whether an implicit block whose commit failed with `error` is run again:
@@ -228,13 +334,13 @@ impl Service {
             // A string running again has the turn: others wait for it to end
             // rather than collide with it again.
             if _turn.is_none() {
-                drop(self.db.retry_turn().await);
+                let _ = tokio::time::timeout(TURN_WAIT_MAX, self.db.retry_turn()).await;
             }
             let mut responses = self.run_statements(client, &mut session, commands.clone(), true).await?;
             let failed = matches!(responses.last(), Some(Response::Error(_)));
             match session.end_implicit(failed).await {
                 Ok(()) => {}
-                Err(error) if run_again(&error) && attempt < RETRIES_MAX => {
+                Err(error) if run_again(&error) && repeatable(&commands) && attempt < RETRIES_MAX => {
                     // Nothing was sent: what the failed run said is dropped.
                     session.take_notices();
                     session.take_reports();

@@ -58,8 +58,14 @@ impl Session {
         }
     }
 
-    /// The plan (for parameter types) and RETURNING's columns and plan, for Describe.
-    pub async fn describe_insert(&self, insert: &Insert) -> Result<(LogicalPlan, Option<Returned>)> {
+    /// The plan (for parameter types) and RETURNING's columns and plan, for
+    /// Describe; RETURNING is planned with `returning_params` (typed NULLs,
+    /// once the parameters' types are known) for its columns' types.
+    pub async fn describe_insert(
+        &self,
+        insert: &Insert,
+        returning_params: Option<&ParamValues>,
+    ) -> Result<(LogicalPlan, Option<Returned>)> {
         let mut insert = insert.clone();
         let clauses = self.take_clauses(&mut insert)?;
         let (state, statement) = self.prepare(Statement::Insert(insert), false).await?;
@@ -67,7 +73,8 @@ impl Session {
         let returned = match &clauses.returning {
             Some(items) => {
                 let empty = RecordBatch::new_empty(clauses.def.user_schema());
-                Some(returning(&state, &self.read_view(), &clauses.def, items, &clauses.qualifier, &empty, None).await?)
+                let view = self.read_view();
+                Some(returning(&state, &view, &clauses.def, items, &clauses.qualifier, &empty, returning_params).await?)
             }
             None => None,
         };

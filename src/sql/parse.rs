@@ -487,7 +487,7 @@ fn command(statement: Statement, about_stream: bool) -> Result<Command> {
                 Statement::Query(_) | Statement::Insert(_) | Statement::Update { .. } | Statement::Delete(_)
             ) {
                 let first = statement.to_string().split_whitespace().next().unwrap_or_default().to_string();
-                return Err(Error::Syntax(format!("at or near \"{first}\"")));
+                return Err(Error::Malformed(format!("syntax error at or near \"{first}\"")));
             }
             declare_parameters(&mut statement, &data_types);
             Command::Prepare {

@@ -87,6 +87,28 @@ def with_psycopg():
         except psycopg.errors.DivisionByZero:
             pass
         check("psycopg string undone whole", cur.execute("SELECT count(*) FROM pg3 WHERE id = 300").fetchone(), (0,))
+        # An error in a statement's Parse (an unknown column) fails the block.
+        cur.execute("BEGIN")
+        try:
+            cur.execute("SELECT nosuch FROM pg3 WHERE id = %s", (1,))
+        except psycopg.errors.UndefinedColumn:
+            pass
+        try:
+            cur.execute("INSERT INTO pg3 (id, owner) VALUES (%s, %s)", (400, "p"))
+            after = "inserted"
+        except psycopg.errors.InFailedSqlTransaction:
+            after = "refused"
+        cur.execute("ROLLBACK")
+        check("psycopg failed Parse fails the block", after, "refused")
+        # The status after ROLLBACK TO ends a failure, and after a COMMIT that
+        # failed, is the session's (pgwire's own bookkeeping said failed).
+        try:
+            cur.execute("BEGIN; SAVEPOINT s; SELECT 1 / 0")
+        except psycopg.errors.DivisionByZero:
+            pass
+        cur.execute("ROLLBACK TO s")
+        check("psycopg status after ROLLBACK TO", conn.info.transaction_status, psycopg.pq.TransactionStatus.INTRANS)
+        cur.execute("ROLLBACK")
         # A parameter in RETURNING alone.
         row = cur.execute("INSERT INTO pg3 (id, owner) VALUES (%s, %s) RETURNING id + %s, owner || %s", (200, "r", 5, "!")).fetchone()
         check("psycopg RETURNING parameters", row, (205, "r!"))
@@ -137,6 +159,17 @@ async def with_asyncpg():
         statement = await conn.prepare(sql)
         got = ([t.name for t in statement.get_parameters()], tuple(await statement.fetchrow(*args)))
         check(f"asyncpg RETURNING parameters: {sql}", got, (types, want))
+    # The RETURNING columns are typed with the parameters' types (an INT
+    # parameter plus 1 is an INT; asyncpg reads by the described type).
+    await conn.execute("CREATE TABLE apr (k INT PRIMARY KEY, v INT)")
+    for sql, args, want in [
+        ("INSERT INTO apr VALUES ($1, $2) RETURNING $2 + 1, $1", (1, 5), ([("int4", 6), ("int4", 1)])),
+        ("UPDATE apr SET v = 2 WHERE k = $1 RETURNING -$1, v * $1", (1,), ([("int4", -1), ("int4", 2)])),
+    ]:
+        statement = await conn.prepare(sql)
+        row = await statement.fetchrow(*args)
+        got = [(a.type.name, value) for a, value in zip(statement.get_attributes(), row)]
+        check(f"asyncpg RETURNING types: {sql}", got, want)
     await conn.close()
 
 
