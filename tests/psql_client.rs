@@ -231,4 +231,12 @@ fn quickstart_with_psql() {
     let (ok, _, stderr) = psql(&server, &["-c", "SELECT * FROM nowhere"]);
     assert!(!ok);
     assert!(stderr.contains("relation \"nowhere\" does not exist"), "{stderr}");
+
+    // A COPY TO STDOUT behind another result that fails is an error, not
+    // a message psql cannot read; a COPY FROM STDIN must end its string.
+    let (ok, _, stderr) =
+        psql(&server, &["-c", "SELECT 1; COPY (SELECT 10 / (n - 2) FROM generate_series(1, 3) AS t(n)) TO STDOUT"]);
+    assert!(!ok && stderr.contains("division by zero") && !stderr.contains("unexpected"), "{stderr}");
+    let (ok, _, stderr) = psql(&server, &["-c", "COPY accounts FROM STDIN; SELECT 1"]);
+    assert!(!ok && stderr.contains("statements after COPY FROM STDIN"), "{stderr}");
 }

@@ -28,7 +28,7 @@ use pgwire::api::{ClientInfo, ClientPortalStore, ConnectionHandle, ConnectionMan
 use pgwire::error::{ErrorInfo, PgWireError, PgWireResult};
 use pgwire::messages::cancel::CancelRequest;
 use pgwire::messages::copy::{CopyData, CopyDone, CopyFail};
-use pgwire::messages::extendedquery::{Bind, Describe, Parse, Sync as PgSync};
+use pgwire::messages::extendedquery::{Bind, Describe, Execute, Parse, Sync as PgSync};
 use pgwire::messages::response::ReadyForQuery;
 use pgwire::messages::simplequery::Query;
 use pgwire::messages::startup::ParameterStatus;
@@ -591,38 +591,40 @@ pub(super) async fn describe(session: &Session, sql: &str) -> crate::Result<Prep
             match statement.as_ref() {
                 Statement::Insert(insert) if has_clauses(insert) => {
                     let (plan, returned) = session.describe_insert(insert, None).await?;
-                    let mut types = parameter_types(&plan, returned.as_ref())?;
+                    let inferred = inferred_types(&plan, returned.as_ref())?;
                     // Parameters used only in ON CONFLICT … DO UPDATE are
                     // not in the plan: they are text, cast where they are used.
+                    let mut types = as_described(&inferred);
                     let count = placeholder_count(statement);
                     if types.len() < count {
                         types.resize(count, Some(DataType::Utf8));
                     }
-                    let schema = match returned {
-                        Some(_) => {
-                            session.describe_insert(insert, Some(&typed_nulls(&types))).await?.1.map(|r| r.schema)
-                        }
-                        None => None,
+                    let schema = match (returned, typed_nulls(&inferred, count)) {
+                        (Some(first), Some(nulls)) => match session.describe_insert(insert, Some(&nulls)).await {
+                            Ok((_, Some(typed))) => Some(typed.schema),
+                            _ => Some(first.schema),
+                        },
+                        (returned, _) => returned.map(|r| r.schema),
                     };
                     (types, schema)
                 }
                 _ => {
                     let (plan, analyzed) = session.plan_described((**statement).clone()).await?;
-                    (parameter_types(&plan, None)?, result_schema(&analyzed))
+                    (as_described(&inferred_types(&plan, None)?), result_schema(&analyzed))
                 }
             }
         }
         Command::Modify { relation, statement, .. } => match session.plan_modify(relation, statement, None).await? {
             Some((plan, returned)) => {
-                let types = parameter_types(&plan, returned.as_ref())?;
-                let schema = match returned {
-                    Some(_) => session
-                        .plan_modify(relation, statement, Some(&typed_nulls(&types)))
-                        .await?
-                        .and_then(|(_, returned)| returned.map(|r| r.schema)),
-                    None => None,
+                let inferred = inferred_types(&plan, returned.as_ref())?;
+                let schema = match (returned, typed_nulls(&inferred, inferred.len())) {
+                    (Some(first), Some(nulls)) => match session.plan_modify(relation, statement, Some(&nulls)).await {
+                        Ok(Some((_, Some(typed)))) => Some(typed.schema),
+                        _ => Some(first.schema),
+                    },
+                    (returned, _) => returned.map(|r| r.schema),
                 };
-                (types, schema)
+                (as_described(&inferred), schema)
             }
             None => (vec![], None),
         },
@@ -639,13 +641,12 @@ pub(super) async fn describe(session: &Session, sql: &str) -> crate::Result<Prep
     Ok(Prepared { command: Some(command), parameter_types, result_schema })
 }
 
-/// Parameter types in `$1, $2, …` order, as DataFusion inferred them. A
-/// parameter DataFusion leaves open takes the type it is cast to (`$1::int`,
-/// and the casts table UPDATEs put around SET values), else `text`, which is
-/// what PostgreSQL assumes for an otherwise unknown parameter. A write's
-/// RETURNING list is planned apart: its parameters are typed there, where
-/// the statement's plan does not.
-fn parameter_types(plan: &LogicalPlan, returned: Option<&Returned>) -> crate::Result<Vec<Option<DataType>>> {
+/// Parameter types in `$1, $2, …` order, as DataFusion inferred them, or
+/// the type a parameter DataFusion leaves open is cast to (`$1::int`, and
+/// the casts table UPDATEs put around SET values); `None` where neither
+/// says. A write's RETURNING list is planned apart: its parameters are
+/// typed there, where the statement's plan does not.
+fn inferred_types(plan: &LogicalPlan, returned: Option<&Returned>) -> crate::Result<Vec<Option<DataType>>> {
     let mut known: std::collections::BTreeMap<usize, Option<DataType>> = Default::default();
     for plan in std::iter::once(plan).chain(returned.map(|r| &r.plan)) {
         let cast_to = placeholder_casts(plan)?;
@@ -658,22 +659,31 @@ fn parameter_types(plan: &LogicalPlan, returned: Option<&Returned>) -> crate::Re
         }
     }
     let count = known.keys().next_back().copied().unwrap_or(0);
-    let mut types = vec![Some(DataType::Utf8); count];
+    let mut types = vec![None; count];
     for (index, data_type) in known {
-        types[index - 1] = Some(data_type.unwrap_or(DataType::Utf8));
+        types[index - 1] = data_type;
     }
     Ok(types)
 }
 
-/// A NULL of each parameter's type: RETURNING planned with these gives
-/// its columns the types a client will bind (`RETURNING $2 + 1` of an INT
-/// parameter is an INT, as PostgreSQL types it).
-fn typed_nulls(types: &[Option<DataType>]) -> ParamValues {
-    let nulls: Vec<ScalarValue> = types
-        .iter()
-        .map(|t| t.as_ref().and_then(|t| ScalarValue::try_from(t).ok()).unwrap_or(ScalarValue::Utf8(None)))
-        .collect();
-    ParamValues::from(nulls)
+/// The types parameters are described with: as inferred, else `text`,
+/// which is what PostgreSQL assumes for an otherwise unknown parameter.
+fn as_described(inferred: &[Option<DataType>]) -> Vec<Option<DataType>> {
+    inferred.iter().map(|t| Some(t.clone().unwrap_or(DataType::Utf8))).collect()
+}
+
+/// A NULL of each of `count` parameters' type, when every one is known:
+/// RETURNING planned with these gives its columns the types a client will
+/// bind (`RETURNING $2 + 1` of an INT parameter is an INT, as PostgreSQL
+/// types it). One of unknown type is left a placeholder instead (as a
+/// text NULL, `round(n, $2)` would not plan).
+fn typed_nulls(inferred: &[Option<DataType>], count: usize) -> Option<ParamValues> {
+    if inferred.len() < count {
+        return None;
+    }
+    let nulls: Option<Vec<ScalarValue>> =
+        inferred.iter().map(|t| t.as_ref().and_then(|t| ScalarValue::try_from(t).ok())).collect();
+    nulls.map(ParamValues::from)
 }
 
 /// The highest `$n` in a statement.
@@ -741,6 +751,18 @@ impl ExtendedQueryHandler for Service {
         client.send(PgWireBackendMessage::ReadyForQuery(ReadyForQuery::new(status))).await?;
         client.flush().await?;
         Ok(())
+    }
+
+    async fn on_execute<C>(&self, client: &mut C, message: Execute) -> PgWireResult<()>
+    where
+        C: ClientInfo + ClientPortalStore + Sink<PgWireBackendMessage> + Unpin + Send + Sync,
+        C::PortalStore: PortalStore<Statement = Prepared>,
+        C::Error: Debug,
+        PgWireError: From<<C as Sink<PgWireBackendMessage>>::Error>,
+    {
+        // An unknown portal is refused before `do_query` runs.
+        let result = self._on_execute(client, message).await;
+        self.fail_block_on_error(client, result).await
     }
 
     async fn on_parse<C>(&self, client: &mut C, message: Parse) -> PgWireResult<()>

@@ -21,7 +21,7 @@ use futures::{Sink, SinkExt, StreamExt};
 use pgwire::api::copy::{send_copy_both_response, send_copy_in_response, send_copy_out_response};
 use pgwire::api::portal::Format;
 use pgwire::api::query::{SimpleQueryHandler, send_execution_response, send_query_response, send_ready_for_query};
-use pgwire::api::results::Response;
+use pgwire::api::results::{CopyResponse, Response};
 use pgwire::api::store::PortalStore;
 use pgwire::api::{ClientInfo, ClientPortalStore, ConnectionHandle, PgWireConnectionState};
 use pgwire::error::{PgWireError, PgWireResult};
@@ -70,6 +70,10 @@ where
             }
             None => service.do_query(client, &query.query).await,
         }?;
+        // Only comments: PostgreSQL answers as for an empty string.
+        if responses.is_empty() {
+            client.feed(PgWireBackendMessage::EmptyQueryResponse(EmptyQueryResponse::new())).await?;
+        }
         for response in responses {
             match response {
                 Response::EmptyQuery => {
@@ -215,6 +219,17 @@ pub async fn encoded_now(response: Response) -> Result<Response, PgWireError> {
     Ok(Response::Query(query))
 }
 
+/// A COPY TO STDOUT's data made now, as it will be sent; the error if
+/// making it fails.
+pub async fn copied_now(mut copy: CopyResponse) -> Result<CopyResponse, PgWireError> {
+    let mut data = Vec::new();
+    while let Some(piece) = copy.data_stream.next().await {
+        data.push(piece?);
+    }
+    copy.data_stream = Box::pin(futures::stream::iter(data.into_iter().map(Ok)));
+    Ok(copy)
+}
+
 /// A response whose rows, if one fails while it is encoded or sent (or a
 /// cancel stops them), fail the open block with `fail`, as an error in any
 /// statement of a block does.
@@ -324,6 +339,15 @@ impl Service {
                 return Err(to_pgwire(error));
             }
         };
+        // The string would go on after the COPY's data, which pgwire does
+        // not allow for: refused before anything runs.
+        if let Some(copy) = commands.iter().position(|c| matches!(c, Command::CopyFrom { .. }))
+            && copy + 1 < commands.len()
+        {
+            let error = Error::FeatureNotSupported("statements after COPY FROM STDIN in one query string".into());
+            session.fail_transaction();
+            return Err(to_pgwire(error));
+        }
         let mut attempt = 1;
         let mut _turn = None;
         let responses = loop {
@@ -351,7 +375,12 @@ impl Service {
                     attempt += 1;
                     continue;
                 }
-                Err(error) => responses.push(Response::Error(Box::new(error_info(&error)))),
+                Err(error) => {
+                    // Lost a race and not run again: a serialization failure,
+                    // whatever the commit found (an upsert never says 23505).
+                    let error = if run_again(&error) { Error::Storage(crate::log::Error::Conflict) } else { error };
+                    responses.push(Response::Error(Box::new(error_info(&error))))
+                }
             }
             feed_notices(client, session.take_notices()).await?;
             feed_reports(client, session.take_reports()).await?;
@@ -420,8 +449,17 @@ impl Service {
                         }
                     }
                 }
+                // Behind earlier results pgwire streams it, and on an error
+                // would send CopyFail (a client's message): copied now.
                 Ok(Outcome::CopyOut { schema, stream, options }) => {
-                    responses.push(Response::CopyOut(copy_response(&schema, stream, options)));
+                    match copied_now(copy_response(&schema, stream, options)).await {
+                        Ok(copy) => responses.push(Response::CopyOut(copy)),
+                        Err(error) => {
+                            session.fail_transaction();
+                            responses.push(Response::Error(Box::new(error.into())));
+                            break;
+                        }
+                    }
                 }
                 Ok(outcome) => {
                     let is_copy = matches!(outcome, Outcome::CopyIn(_));

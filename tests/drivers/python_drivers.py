@@ -109,6 +109,11 @@ def with_psycopg():
         cur.execute("ROLLBACK TO s")
         check("psycopg status after ROLLBACK TO", conn.info.transaction_status, psycopg.pq.TransactionStatus.INTRANS)
         cur.execute("ROLLBACK")
+        # A string of comments only is an empty query, as in PostgreSQL.
+        check("psycopg comment-only query", cur.execute("-- nothing to run").pgresult.status, psycopg.pq.ExecStatus.EMPTY_QUERY)
+        # A parameter only in RETURNING, as a function's argument, still plans.
+        row = cur.execute("UPDATE pg3 SET bal = bal WHERE id = %s RETURNING round(bal, %s)", (2, 0)).fetchone()
+        check("psycopg RETURNING round(bal, %s)", row, (D("2"),))
         # A parameter in RETURNING alone.
         row = cur.execute("INSERT INTO pg3 (id, owner) VALUES (%s, %s) RETURNING id + %s, owner || %s", (200, "r", 5, "!")).fetchone()
         check("psycopg RETURNING parameters", row, (205, "r!"))
