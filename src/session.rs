@@ -92,6 +92,16 @@ fn no_transaction() -> Notice {
 /// changed the rows it decided on.
 pub(crate) const RETRIES_MAX: usize = 16;
 
+/// How long to wait before running a statement (or a query string) again
+/// the `attempt`th time: a random part of a span that doubles with each
+/// attempt, so that writers that collided do not collide again in step.
+pub(crate) fn retry_backoff(attempt: usize) -> std::time::Duration {
+    use std::hash::BuildHasher;
+    let span_micros = (100u64 << attempt.min(9)).min(50_000);
+    let random = std::collections::hash_map::RandomState::new().hash_one(attempt);
+    std::time::Duration::from_micros(random % (span_micros + 1))
+}
+
 pub struct Session {
     db: Arc<Inner>,
     transaction: Option<Arc<Mutex<Transaction>>>,
@@ -707,6 +717,7 @@ impl Session {
                 Err(Error::Storage(crate::log::Error::Conflict))
                     if self.transaction.is_none() && attempt < RETRIES_MAX =>
                 {
+                    tokio::time::sleep(retry_backoff(attempt)).await;
                     attempt += 1;
                 }
                 other => return other,

@@ -17,6 +17,9 @@ const OPEN: u8 = 0;
 const CANCELLING: u8 = 1;
 /// A commit is in the writer's hands.
 const CLOSED: u8 = 2;
+/// A cancel request was delivered while the query ran (or between
+/// queries): its next commit first gives the cancel a turn to stop it.
+const CANCELLED: u8 = 3;
 
 tokio::task_local! {
     static GATE: CancelGate;
@@ -26,9 +29,12 @@ tokio::task_local! {
 pub struct CancelGate(Arc<AtomicU8>);
 
 impl CancelGate {
-    /// Runs `work` with this gate closing for its commits.
+    /// Runs `work` with this gate closing for its commits. A cancel
+    /// delivered during `work` is forgotten once it ends.
     pub async fn scope<F: Future>(&self, work: F) -> F::Output {
-        GATE.scope(self.clone(), work).await
+        let output = GATE.scope(self.clone(), work).await;
+        let _ = self.0.compare_exchange(CANCELLED, OPEN, Ordering::AcqRel, Ordering::Acquire);
+        output
     }
 
     /// Whether only the holder asking still holds this gate (its connection ended).
@@ -39,41 +45,48 @@ impl CancelGate {
     /// Delivers a cancel request with `cancel`, unless a commit is in
     /// flight: then it is dropped. Returns whether it was delivered.
     pub async fn cancel<F: Future>(&self, cancel: F) -> bool {
-        if self.0.compare_exchange(OPEN, CANCELLING, Ordering::AcqRel, Ordering::Acquire).is_err() {
+        let open = |state| state == OPEN || state == CANCELLED;
+        if self.0.fetch_update(Ordering::AcqRel, Ordering::Acquire, |s| open(s).then_some(CANCELLING)).is_err() {
             return false;
         }
-        // Reopened however delivery ends (its task may be dropped).
-        let _reopen = Reopen(self.clone());
+        // Marked delivered however delivery ends (its task may be dropped).
+        let _delivered = SetOnDrop(self.clone(), CANCELLED);
         cancel.await;
         true
     }
 }
 
-/// Opens a gate when dropped: the current task's, closed for one commit, or
-/// one a cancel request is being delivered through.
-pub(super) struct Reopen(CancelGate);
+/// Sets a gate's state when dropped.
+pub(super) struct SetOnDrop(CancelGate, u8);
 
-impl Drop for Reopen {
+impl Drop for SetOnDrop {
     fn drop(&mut self) {
-        self.0.0.store(OPEN, Ordering::Release);
+        self.0.0.store(self.1, Ordering::Release);
     }
 }
 
 /// Closes the current task's gate before a commit is handed over (`None`
-/// outside a connection). A cancel being delivered finishes first; then one
-/// turn is yielded, so that a cancel delivered before stops the query now,
-/// before its commit is made.
-pub(super) async fn close() -> Option<Reopen> {
+/// outside a connection); it reopens when the result is dropped. A cancel
+/// being delivered finishes first; after one was delivered, one turn is
+/// yielded, so that it stops the query now, before its commit is made
+/// (without one, nothing is yielded: the commit is not delayed).
+pub(super) async fn close() -> Option<SetOnDrop> {
     let gate = GATE.try_with(Clone::clone).ok()?;
     loop {
-        match gate.0.compare_exchange(OPEN, CLOSED, Ordering::AcqRel, Ordering::Acquire) {
-            Ok(_) => break,
+        match gate.0.load(Ordering::Acquire) {
             // Closed by a commit of this task still in flight: it reopens it.
-            Err(CLOSED) => return None,
-            Err(_) => tokio::task::yield_now().await,
+            CLOSED => return None,
+            CANCELLING => tokio::task::yield_now().await,
+            state => {
+                if gate.0.compare_exchange(state, CLOSED, Ordering::AcqRel, Ordering::Acquire).is_err() {
+                    continue;
+                }
+                let closed = SetOnDrop(gate, OPEN);
+                if state == CANCELLED {
+                    tokio::task::yield_now().await;
+                }
+                return Some(closed);
+            }
         }
     }
-    let closed = Reopen(gate);
-    tokio::task::yield_now().await;
-    Some(closed)
 }

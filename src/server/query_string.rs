@@ -35,7 +35,7 @@ use super::handler::{
 };
 use super::sqlstate::{error_info, to_pgwire};
 use crate::error::{Error, Result};
-use crate::session::{Outcome, RETRIES_MAX, Session};
+use crate::session::{Outcome, RETRIES_MAX, Session, retry_backoff};
 use crate::sql::parse::{Command, parse};
 
 /// A simple Query message: pgwire's own handling, but for the transaction
@@ -286,16 +286,6 @@ fn undoable(command: &Command) -> bool {
 /// through all its runs, and unrelated strings must not stall behind it.
 const TURN_WAIT_MAX: std::time::Duration = std::time::Duration::from_millis(200);
 
-/// How long to wait before running a string again the `attempt`th time:
-/// a random part of a span that doubles with each attempt, so strings that
-/// collided do not collide again in step.
-pub fn backoff(attempt: usize) -> std::time::Duration {
-    use std::hash::BuildHasher;
-    let span_micros = (100u64 << attempt.min(9)).min(50_000);
-    let random = std::collections::hash_map::RandomState::new().hash_one(attempt);
-    std::time::Duration::from_micros(random % (span_micros + 1))
-}
-
 /// Whether a string can run again from its start: not if it did what a
 /// rollback does not undo (PREPARE, DEALLOCATE, moving or closing a cursor
 /// it did not declare, such as one WITH HOLD).
@@ -371,7 +361,7 @@ impl Service {
                     if _turn.is_none() {
                         _turn = Some(self.db.retry_turn().await);
                     }
-                    tokio::time::sleep(backoff(attempt)).await;
+                    tokio::time::sleep(retry_backoff(attempt)).await;
                     attempt += 1;
                     continue;
                 }

@@ -51,6 +51,7 @@ impl Session {
                 Err(Error::Storage(crate::log::Error::Conflict | crate::log::Error::UniqueViolation { .. }))
                     if clauses.action.is_some() && self.transaction.is_none() && attempt < RETRIES_MAX =>
                 {
+                    tokio::time::sleep(super::retry_backoff(attempt)).await;
                     attempt += 1;
                 }
                 other => return other,
