@@ -4,7 +4,7 @@
 
 use std::sync::Arc;
 
-use datafusion::arrow::array::{Array, AsArray, StringArray};
+use datafusion::arrow::array::{AsArray, StringArray};
 use datafusion::arrow::datatypes::{DataType, Int64Type};
 use datafusion::common::{Result as DfResult, ScalarValue};
 use datafusion::logical_expr::{
@@ -137,22 +137,10 @@ fn pg_size_pretty() -> ScalarUDF {
 }
 
 fn size_pretty_column(argument: &ColumnarValue) -> DfResult<ColumnarValue> {
-    Ok(match argument {
-        ColumnarValue::Scalar(value) => {
-            let size = match value.cast_to(&DataType::Int64)? {
-                ScalarValue::Int64(size) => size,
-                _ => None,
-            };
-            ColumnarValue::Scalar(ScalarValue::Utf8(size.map(size_pretty)))
-        }
-        ColumnarValue::Array(array) => {
-            let sizes = datafusion::arrow::compute::cast(array, &DataType::Int64)?;
-            let sizes = sizes.as_primitive::<Int64Type>();
-            let text: StringArray =
-                (0..sizes.len()).map(|i| sizes.is_valid(i).then(|| size_pretty(sizes.value(i)))).collect();
-            ColumnarValue::Array(Arc::new(text))
-        }
-    })
+    let scalar = matches!(argument, ColumnarValue::Scalar(_));
+    let sizes = datafusion::arrow::compute::cast(&argument.to_array(1)?, &DataType::Int64)?;
+    let text: StringArray = sizes.as_primitive::<Int64Type>().iter().map(|size| size.map(size_pretty)).collect();
+    super::shaped(scalar, Arc::new(text))
 }
 
 /// PostgreSQL's rule: each unit is used below 10 kB (bytes) or 20 of the

@@ -12,7 +12,7 @@
 use std::collections::HashMap;
 use std::sync::{Arc, RwLock};
 
-use datafusion::arrow::array::{Array, AsArray, Int64Array};
+use datafusion::arrow::array::{AsArray, Int64Array};
 use datafusion::arrow::datatypes::{DataType, Int64Type};
 use datafusion::common::ScalarValue;
 use datafusion::logical_expr::{ColumnarValue, ScalarUDF, Volatility, create_udf};
@@ -57,22 +57,10 @@ fn relation_size(name: &str, log: Arc<Log>, oids: RelationOids) -> ScalarUDF {
                 let def = log.relation(&oids.name(oid)?)?;
                 Some(log.relation_bytes(def.id) as i64)
             };
-            Ok(match &arguments[0] {
-                ColumnarValue::Scalar(value) => {
-                    let oid = match value.cast_to(&DataType::Int64)? {
-                        ScalarValue::Int64(oid) => oid,
-                        _ => None,
-                    };
-                    ColumnarValue::Scalar(ScalarValue::Int64(oid.and_then(size)))
-                }
-                ColumnarValue::Array(array) => {
-                    let oids = datafusion::arrow::compute::cast(array, &DataType::Int64)?;
-                    let oids = oids.as_primitive::<Int64Type>();
-                    let sizes: Int64Array =
-                        (0..oids.len()).map(|i| oids.is_valid(i).then(|| size(oids.value(i))).flatten()).collect();
-                    ColumnarValue::Array(Arc::new(sizes))
-                }
-            })
+            let scalar = matches!(arguments[0], ColumnarValue::Scalar(_));
+            let oids = datafusion::arrow::compute::cast(&arguments[0].to_array(1)?, &DataType::Int64)?;
+            let sizes: Int64Array = oids.as_primitive::<Int64Type>().iter().map(|oid| oid.and_then(size)).collect();
+            super::shaped(scalar, Arc::new(sizes))
         }),
     )
 }

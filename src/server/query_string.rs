@@ -211,23 +211,27 @@ impl DerefMut for Running {
 /// commits only once nothing of it can fail anymore. The error if one does.
 pub async fn encoded_now(response: Response) -> Result<Response, PgWireError> {
     let Response::Query(mut query) = response else { return Ok(response) };
-    let mut rows = Vec::new();
-    while let Some(row) = query.data_rows.next().await {
-        rows.push(row?);
-    }
-    query.data_rows = Box::pin(futures::stream::iter(rows.into_iter().map(Ok)));
+    query.data_rows = made_now(query.data_rows).await?;
     Ok(Response::Query(query))
 }
 
 /// A COPY TO STDOUT's data made now, as it will be sent; the error if
 /// making it fails.
 pub async fn copied_now(mut copy: CopyResponse) -> Result<CopyResponse, PgWireError> {
-    let mut data = Vec::new();
-    while let Some(piece) = copy.data_stream.next().await {
-        data.push(piece?);
-    }
-    copy.data_stream = Box::pin(futures::stream::iter(data.into_iter().map(Ok)));
+    copy.data_stream = made_now(copy.data_stream).await?;
     Ok(copy)
+}
+
+/// Every item of `stream` made now, as a stream of them again; the first
+/// error instead, if one fails.
+async fn made_now<T: Send + 'static>(
+    mut stream: std::pin::Pin<Box<dyn futures::Stream<Item = PgWireResult<T>> + Send>>,
+) -> PgWireResult<std::pin::Pin<Box<dyn futures::Stream<Item = PgWireResult<T>> + Send>>> {
+    let mut items = Vec::new();
+    while let Some(item) = stream.next().await {
+        items.push(item?);
+    }
+    Ok(Box::pin(futures::stream::iter(items.into_iter().map(Ok))))
 }
 
 /// A response whose rows, if one fails while it is encoded or sent (or a
