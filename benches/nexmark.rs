@@ -38,7 +38,7 @@
 //! `benches/compare.sh nexmark [filter]` runs this (a filter such as `q5`
 //! runs the queries whose name holds it, and the no-view baseline).
 
-#[allow(dead_code)] // run_clients serves the unpaced benches in wire.rs and tables.rs
+#[allow(dead_code)] // run_clients and BatchClient serve the unpaced benches in wire.rs and tables.rs
 mod common;
 
 use std::fmt::Write as _;

@@ -11,6 +11,7 @@
 //!
 //! `benches/compare.sh` sets up PostgreSQL 15 and runs this side by side.
 
+#[allow(dead_code)] // BatchClient serves wire.rs
 mod common;
 
 use std::sync::Arc;

@@ -22,7 +22,7 @@
 //!
 //! `benches/compare.sh views` sets up PostgreSQL 15 and runs this side by side.
 
-#[allow(dead_code)] // run_clients serves the unpaced benches in wire.rs and tables.rs
+#[allow(dead_code)] // run_clients and BatchClient serve the unpaced benches in wire.rs and tables.rs
 mod common;
 
 use std::fmt::Write as _;

@@ -3,6 +3,8 @@
 //! PostgreSQL side by side):
 //! - `copy_1m`: COPY of 1M rows × 5 columns, durable;
 //! - `insert_8_clients`: single-row INSERT commits from 8 concurrent clients;
+//! - `batch_insert`: one client's batch of 1,000 INSERT Executes before one
+//!   Sync (asyncpg's `executemany`), committed as one, durable;
 //! - `group_by_10m`: an aggregate over 10M events, against DataFusion reading
 //!   the same rows as plain Parquet files;
 //!
@@ -15,7 +17,7 @@ use std::time::{Duration, Instant};
 
 mod common;
 
-use common::{Server, connect, copy_in, run_clients};
+use common::{BatchClient, Server, connect, copy_in, run_clients};
 use criterion::{Criterion, Throughput, criterion_group, criterion_main};
 use tokio::runtime::Runtime;
 use tokio_postgres::Client;
@@ -24,6 +26,7 @@ const COPY_ROWS: usize = 1_000_000;
 const GROUP_BY_ROWS: usize = 10_000_000;
 const INSERT_CLIENTS: usize = 8;
 const INSERTS_PER_CLIENT: usize = 250;
+const BATCH_ROWS: usize = 1_000;
 
 /// Deterministic CSV of `rows` events: id, user_id, kind, amount, at.
 fn events_csv(first_id: usize, rows: usize) -> bytes::Bytes {
@@ -124,6 +127,38 @@ fn insert_8_clients(c: &mut Criterion) {
     group.finish();
 }
 
+fn batch_insert(c: &mut Criterion) {
+    let runtime = Runtime::new().unwrap();
+    let server = Server::start("batch");
+    let mut group = c.benchmark_group("batch_insert");
+    group.sample_size(10).throughput(Throughput::Elements(BATCH_ROWS as u64));
+    for (label, conninfo, noun) in targets(&server) {
+        let table = format!("batch_{}", std::process::id());
+        runtime.block_on(async {
+            let admin = connect(&conninfo).await;
+            admin.batch_execute(&format!("CREATE {noun} {table} {CREATE_EVENTS}")).await.unwrap();
+        });
+        let mut client = BatchClient::connect(&conninfo);
+        let sql = format!("INSERT INTO {table} VALUES ($1, $2, 'click', 1.5, now())");
+        let mut next_id = 0;
+        group.bench_function(label, |b| {
+            b.iter(|| {
+                let rows: Vec<Vec<String>> =
+                    (next_id..next_id + BATCH_ROWS).map(|id| vec![id.to_string(), (id % 1000).to_string()]).collect();
+                next_id += BATCH_ROWS;
+                client.run_batch(&sql, &rows);
+            })
+        });
+        runtime.block_on(async {
+            let admin = connect(&conninfo).await;
+            let rows: i64 = admin.query_one(&format!("SELECT count(*) FROM {table}"), &[]).await.unwrap().get(0);
+            assert_eq!(rows as usize, next_id, "every batch committed");
+            admin.batch_execute(&format!("DROP {noun} {table}")).await.unwrap();
+        });
+    }
+    group.finish();
+}
+
 fn group_by_10m(c: &mut Criterion) {
     let runtime = Runtime::new().unwrap();
     let server = Server::start("groupby");
@@ -182,5 +217,5 @@ fn group_by_10m(c: &mut Criterion) {
     group.finish();
 }
 
-criterion_group!(benches, copy_1m, insert_8_clients, group_by_10m);
+criterion_group!(benches, copy_1m, insert_8_clients, batch_insert, group_by_10m);
 criterion_main!(benches);

@@ -57,8 +57,21 @@ enum CliCommand {
     },
 }
 
-#[tokio::main]
-async fn main() -> std::process::ExitCode {
+/// Stack of each runtime thread: planning a view's query recurses deeply
+/// through DataFusion, and tokio's 2 MiB default left little to spare (a
+/// debug build overflowed it).
+const THREAD_STACK_BYTES: usize = 8 << 20;
+
+fn main() -> std::process::ExitCode {
+    tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .thread_stack_size(THREAD_STACK_BYTES)
+        .build()
+        .expect("the tokio runtime starts")
+        .block_on(run())
+}
+
+async fn run() -> std::process::ExitCode {
     tracing_subscriber::fmt()
         .with_env_filter(tracing_subscriber::EnvFilter::try_from_env("STRATA_LOG").unwrap_or_else(|_| "info".into()))
         .with_writer(std::io::stderr)

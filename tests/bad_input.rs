@@ -149,70 +149,20 @@ fn oversized_protocol_message_is_refused() {
     });
 }
 
-/// Reads backend messages until one of type `last`; returns their type bytes.
-fn read_until(socket: &mut std::net::TcpStream, last: u8) -> Vec<u8> {
-    let mut types = Vec::new();
-    loop {
-        let mut header = [0u8; 5];
-        socket.read_exact(&mut header).expect("a message before the timeout");
-        let len = u32::from_be_bytes(header[1..5].try_into().unwrap()) as usize;
-        let mut body = vec![0u8; len - 4];
-        socket.read_exact(&mut body).unwrap();
-        types.push(header[0]);
-        if header[0] == last {
-            return types;
-        }
-    }
-}
-
-fn message(kind: u8, body: &[u8]) -> Vec<u8> {
-    let mut out = vec![kind];
-    out.extend_from_slice(&(body.len() as u32 + 4).to_be_bytes());
-    out.extend_from_slice(body);
-    out
-}
-
 /// Answers to Parse, Bind and Describe are held until the client asks with
 /// Flush or Sync, as PostgreSQL does; a client that sends Flush and waits
 /// must get them (drivers that pipeline do exactly that).
 #[test]
 fn extended_query_answers_arrive_on_flush_and_on_sync() {
+    use common::raw;
     let server = common::Server::start(&common::fresh_data_dir("flush"));
-    let mut socket = std::net::TcpStream::connect(("127.0.0.1", server.port)).unwrap();
-    socket.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
-    let params = b"user\0strata\0database\0strata\0\0";
-    let mut startup = ((params.len() + 8) as u32).to_be_bytes().to_vec();
-    startup.extend_from_slice(&196608u32.to_be_bytes());
-    startup.extend_from_slice(params);
-    socket.write_all(&startup).unwrap();
-    read_until(&mut socket, b'Z');
-
-    // Parse (unnamed, one parameter of unspecified type), Describe statement, Flush.
-    let mut parse = b"\0SELECT $1::BIGINT + 1 AS n\0".to_vec();
-    parse.extend_from_slice(&0u16.to_be_bytes());
-    let mut batch = message(b'P', &parse);
-    batch.extend(message(b'D', b"S\0"));
-    batch.extend(message(b'H', b""));
-    socket.write_all(&batch).unwrap();
+    let mut client = raw::Client::connect(server.port);
+    client.send(&[raw::parse("SELECT $1::BIGINT + 1 AS n"), raw::describe_statement(), raw::flush()]);
     assert_eq!(
-        read_until(&mut socket, b'T'),
+        client.read_until(b'T').0,
         vec![b'1', b't', b'T'],
         "ParseComplete, ParameterDescription, RowDescription"
     );
-
-    // Bind 41 (text), Describe portal, Execute, Sync.
-    let mut bind = b"\0\0".to_vec();
-    bind.extend_from_slice(&0u16.to_be_bytes());
-    bind.extend_from_slice(&1u16.to_be_bytes());
-    bind.extend_from_slice(&2u32.to_be_bytes());
-    bind.extend_from_slice(b"41");
-    bind.extend_from_slice(&0u16.to_be_bytes());
-    let mut execute = b"\0".to_vec();
-    execute.extend_from_slice(&0u32.to_be_bytes());
-    let mut batch = message(b'B', &bind);
-    batch.extend(message(b'D', b"P\0"));
-    batch.extend(message(b'E', &execute));
-    batch.extend(message(b'S', b""));
-    socket.write_all(&batch).unwrap();
-    assert_eq!(read_until(&mut socket, b'Z'), vec![b'2', b'T', b'D', b'C', b'Z']);
+    client.send(&[raw::bind(&["41"]), raw::describe_portal(), raw::execute(), raw::sync()]);
+    assert_eq!(client.read_until(b'Z').0, vec![b'2', b'T', b'D', b'C', b'Z']);
 }

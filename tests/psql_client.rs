@@ -190,6 +190,12 @@ fn quickstart_with_psql() {
     let (ok, stdout, stderr) = psql(&server, &["-c", "\\d pairs"]);
     assert!(ok, "{stderr}");
     assert!(stdout.contains("\"pairs_pkey\" PRIMARY KEY, btree (a, b)"), "\\d pairs:\n{stdout}");
+    // A table named as one of Strata's system tables is told from it.
+    let (ok, _, stderr) = psql(&server, &["-c", "CREATE TABLE views (id BIGINT PRIMARY KEY, v TEXT)"]);
+    assert!(ok, "{stderr}");
+    let (ok, stdout, stderr) = psql(&server, &["-c", "\\d views"]);
+    assert!(ok, "{stderr}");
+    assert_eq!(stdout.matches("\"views_pkey\" PRIMARY KEY").count(), 1, "\\d views shows its key once:\n{stdout}");
     for relation in ["notes", "clicks", "per_url"] {
         let (ok, stdout, stderr) = psql(&server, &["-c", &format!("\\d {relation}")]);
         assert!(ok, "{stderr}");

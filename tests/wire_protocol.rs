@@ -575,6 +575,49 @@ async fn a_string_of_statements_commits_whole_and_runs_again_on_conflict() {
     assert_eq!(zone, "UTC");
 }
 
+/// Several Executes before one Sync are one implicit block, as in
+/// PostgreSQL (asyncpg's `executemany`, JDBC batches and psycopg's pipeline
+/// send them so): the batch commits whole, or not at all when one fails. A
+/// write answered on a Flush stays uncommitted until the Sync.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn several_executes_before_one_sync_commit_as_one_block() {
+    use common::raw;
+    let server = common::Server::start(&common::fresh_data_dir("wire-batch"));
+    let client = server.client().await;
+    client.batch_execute("CREATE TABLE kv (k BIGINT PRIMARY KEY, v BIGINT)").await.unwrap();
+    let count = async || -> i64 { client.query_one("SELECT count(*) FROM kv", &[]).await.unwrap().get(0) };
+    let insert = || raw::parse("INSERT INTO kv VALUES ($1, $2)");
+    let mut batch = raw::Client::connect(server.port);
+
+    // The third row repeats the first's key: the first two are undone too.
+    batch.send(&[
+        insert(),
+        raw::bind(&["1", "1"]),
+        raw::execute(),
+        raw::bind(&["2", "2"]),
+        raw::execute(),
+        raw::bind(&["1", "3"]),
+        raw::execute(),
+        raw::sync(),
+    ]);
+    let (answers, status) = batch.read_until(b'Z');
+    assert_eq!(answers, b"12C2C2EZ", "ParseComplete, BindComplete, CommandComplete…, ErrorResponse, ReadyForQuery");
+    assert_eq!(status, b"I", "idle: the implicit block is not the client's");
+    assert_eq!(count().await, 0);
+
+    batch.send(&[insert(), raw::bind(&["1", "1"]), raw::execute(), raw::flush()]);
+    assert_eq!(batch.read_until(b'C').0, b"12C", "a Flush answers the write held");
+    assert_eq!(count().await, 0, "not committed before the Sync");
+    batch.send(&[raw::bind(&["2", "2"]), raw::execute(), raw::sync()]);
+    assert_eq!(batch.read_until(b'Z').0, b"2CZ");
+    assert_eq!(count().await, 2);
+
+    // A lone write commits at its Sync.
+    batch.send(&[insert(), raw::bind(&["3", "3"]), raw::execute(), raw::sync()]);
+    assert_eq!(batch.read_until(b'Z').0, b"12CZ");
+    assert_eq!(count().await, 3);
+}
+
 /// COPY fills a left-out column with its DEFAULT, `now()` included (the
 /// statement's start, the same for every row).
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -130,3 +130,76 @@ pub async fn run_clients(
         task.await.unwrap();
     }
 }
+
+/// A connection that writes protocol messages itself: a batch of Executes
+/// before one Sync, as asyncpg's `executemany` and JDBC batches send it
+/// (tokio-postgres sends a Sync after each).
+pub struct BatchClient {
+    socket: std::net::TcpStream,
+}
+
+impl BatchClient {
+    /// Connects to the `host`, `port`, `user` and `dbname` of `conninfo`,
+    /// which must not ask for a password.
+    pub fn connect(conninfo: &str) -> BatchClient {
+        let field = |name: &str| {
+            conninfo.split_whitespace().find_map(|pair| pair.strip_prefix(name)?.strip_prefix('=')).expect(name)
+        };
+        let socket = std::net::TcpStream::connect((field("host"), field("port").parse::<u16>().unwrap())).unwrap();
+        socket.set_nodelay(true).unwrap();
+        let mut client = BatchClient { socket };
+        let params = format!("user\0{}\0database\0{}\0\0", field("user"), field("dbname"));
+        let mut startup = ((params.len() + 8) as u32).to_be_bytes().to_vec();
+        startup.extend_from_slice(&196608u32.to_be_bytes());
+        startup.extend_from_slice(params.as_bytes());
+        std::io::Write::write_all(&mut client.socket, &startup).unwrap();
+        client.until_ready();
+        client
+    }
+
+    /// Parses `sql`, runs it once per row of `rows` (text parameters), all
+    /// before one Sync, and waits for the answer; panics on an error.
+    pub fn run_batch(&mut self, sql: &str, rows: &[Vec<String>]) {
+        let mut out = Vec::new();
+        let mut parse = format!("\0{sql}\0").into_bytes();
+        parse.extend_from_slice(&0u16.to_be_bytes());
+        message(&mut out, b'P', &parse);
+        for row in rows {
+            let mut bind = b"\0\0".to_vec();
+            bind.extend_from_slice(&0u16.to_be_bytes());
+            bind.extend_from_slice(&(row.len() as u16).to_be_bytes());
+            for value in row {
+                bind.extend_from_slice(&(value.len() as u32).to_be_bytes());
+                bind.extend_from_slice(value.as_bytes());
+            }
+            bind.extend_from_slice(&0u16.to_be_bytes());
+            message(&mut out, b'B', &bind);
+            message(&mut out, b'E', b"\0\0\0\0\0");
+        }
+        message(&mut out, b'S', b"");
+        std::io::Write::write_all(&mut self.socket, &out).unwrap();
+        self.until_ready();
+    }
+
+    /// Reads up to ReadyForQuery; panics on an ErrorResponse.
+    fn until_ready(&mut self) {
+        let mut reader = std::io::BufReader::new(&self.socket);
+        loop {
+            let mut header = [0u8; 5];
+            std::io::Read::read_exact(&mut reader, &mut header).unwrap();
+            let mut body = vec![0u8; u32::from_be_bytes(header[1..5].try_into().unwrap()) as usize - 4];
+            std::io::Read::read_exact(&mut reader, &mut body).unwrap();
+            match header[0] {
+                b'E' => panic!("batch failed: {}", String::from_utf8_lossy(&body)),
+                b'Z' => return,
+                _ => {}
+            }
+        }
+    }
+}
+
+fn message(out: &mut Vec<u8>, kind: u8, body: &[u8]) {
+    out.push(kind);
+    out.extend_from_slice(&(body.len() as u32 + 4).to_be_bytes());
+    out.extend_from_slice(body);
+}

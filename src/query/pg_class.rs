@@ -149,11 +149,12 @@ impl TableProvider for Corrected {
         let log = &self.log;
         let corrected = match self.correction {
             Correction::Class => {
+                let public = self.public_namespace(state).await?;
                 let classes = batches
                     .into_iter()
-                    .map(|batch| pg_constraints::class_with_indexes(log, mark_views(log, batch)?))
+                    .map(|batch| pg_constraints::class_with_indexes(log, mark_views(log, batch, public)?, public))
                     .collect::<DfResult<Vec<_>>>()?;
-                self.oids.record(&pg_constraints::class_rows(&classes, self.public_namespace(state).await?)?);
+                self.oids.record(&pg_constraints::class_rows(&classes, public)?);
                 classes
             }
             Correction::Attribute => {
@@ -183,17 +184,19 @@ impl TableProvider for Corrected {
 }
 
 /// `pg_class` rows with relkind 'm' for continuous views.
-fn mark_views(log: &Log, batch: RecordBatch) -> DfResult<RecordBatch> {
+fn mark_views(log: &Log, batch: RecordBatch, public: Option<i32>) -> DfResult<RecordBatch> {
     let views: HashSet<String> =
         log.catalog().relations().filter(|d| d.view.is_some()).map(|d| d.name.clone()).collect();
     let schema = batch.schema();
     let (name_at, kind_at) = (schema.index_of("relname")?, schema.index_of("relkind")?);
     let names = batch.column(name_at).as_string::<i32>();
     let kinds = batch.column(kind_at).as_string::<i32>();
+    let ours = pg_constraints::in_namespace(&batch, public)?;
     let relkind: StringArray = names
         .iter()
         .zip(kinds.iter())
-        .map(|(name, kind)| if name.is_some_and(|n| views.contains(n)) { Some("m") } else { kind })
+        .zip(ours)
+        .map(|((name, kind), ours)| if ours && name.is_some_and(|n| views.contains(n)) { Some("m") } else { kind })
         .collect();
     let mut columns = batch.columns().to_vec();
     columns[kind_at] = Arc::new(relkind);

@@ -59,11 +59,15 @@ fn key_columns(def: &RelationDef, key: &[usize]) -> String {
 /// `pg_class` rows with `relhasindex` and `relchecks` of Strata's tables,
 /// followed by a row (relkind 'i') for each primary key index, made from its
 /// table's row.
-pub fn class_with_indexes(log: &Log, batch: RecordBatch) -> DfResult<RecordBatch> {
+pub fn class_with_indexes(log: &Log, batch: RecordBatch, public: Option<i32>) -> DfResult<RecordBatch> {
     let catalog = log.catalog();
     let names = cast(batch.column(batch.schema().index_of("relname")?), &DataType::Utf8)?;
     let names = names.as_string::<i32>();
-    let defs: Vec<Option<&Arc<RelationDef>>> = names.iter().map(|n| n.and_then(|n| catalog.get(n))).collect();
+    let defs: Vec<Option<&Arc<RelationDef>>> = names
+        .iter()
+        .zip(in_namespace(&batch, public)?)
+        .map(|(name, ours)| name.filter(|_| ours).and_then(|name| catalog.get(name)))
+        .collect();
     let has_index: BooleanArray = defs.iter().map(|d| Some(d.is_some_and(|d| declared_key(d).is_some()))).collect();
     let checks: Int32Array = defs.iter().map(|d| Some(d.map_or(0, |d| shown_checks(d) as i32))).collect();
     let tables = with_columns(&batch, &[("relhasindex", Arc::new(has_index)), ("relchecks", Arc::new(checks))])?;
@@ -95,6 +99,15 @@ pub fn class_with_indexes(log: &Log, batch: RecordBatch) -> DfResult<RecordBatch
 pub struct ClassRow {
     pub oid: i32,
     pub namespace: i32,
+}
+
+/// Whether each `pg_class` row is in namespace `public`, where Strata's
+/// relations are (every row when that is not known): a system table named
+/// as a user's relation (`strata.views`) is not taken for it.
+pub fn in_namespace(batch: &RecordBatch, public: Option<i32>) -> DfResult<Vec<bool>> {
+    let namespaces = cast(batch.column(batch.schema().index_of("relnamespace")?), &DataType::Int32)?;
+    let namespaces = namespaces.as_primitive::<Int32Type>();
+    Ok(namespaces.iter().map(|namespace| public.is_none_or(|public| namespace == Some(public))).collect())
 }
 
 /// Relation name to its `pg_class` row, read from the emulation's

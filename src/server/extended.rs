@@ -20,7 +20,8 @@ use pgwire::error::{ErrorInfo, PgWireError, PgWireResult};
 use pgwire::messages::PgWireBackendMessage;
 use pgwire::messages::data::{NoData, ParameterDescription, RowDescription};
 use pgwire::messages::extendedquery::{
-    Bind, BindComplete, Describe, Parse, ParseComplete, TARGET_TYPE_BYTE_PORTAL, TARGET_TYPE_BYTE_STATEMENT,
+    Bind, BindComplete, Close, CloseComplete, Describe, Parse, ParseComplete, TARGET_TYPE_BYTE_PORTAL,
+    TARGET_TYPE_BYTE_STATEMENT,
 };
 
 pub async fn parse<H, C>(handler: &H, client: &mut C, message: Parse) -> PgWireResult<()>
@@ -174,5 +175,23 @@ where
         PgWireBackendMessage::RowDescription(RowDescription::new(response.fields().iter().map(Into::into).collect()))
     };
     client.feed(message).await?;
+    Ok(())
+}
+
+/// Close of a statement or portal, answered as pgwire answers it, queued.
+pub async fn close<C>(client: &mut C, message: Close) -> PgWireResult<()>
+where
+    C: ClientInfo + ClientPortalStore + Sink<PgWireBackendMessage> + Unpin + Send + Sync,
+    C::PortalStore: PortalStore,
+    C::Error: Debug,
+    PgWireError: From<<C as Sink<PgWireBackendMessage>>::Error>,
+{
+    let name = message.name.as_deref().unwrap_or(DEFAULT_NAME);
+    match message.target_type {
+        TARGET_TYPE_BYTE_STATEMENT => client.portal_store().rm_statement(name),
+        TARGET_TYPE_BYTE_PORTAL => client.portal_store().rm_portal(name),
+        _ => {}
+    }
+    client.feed(PgWireBackendMessage::CloseComplete(CloseComplete::new())).await?;
     Ok(())
 }

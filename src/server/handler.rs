@@ -28,7 +28,7 @@ use pgwire::api::{ClientInfo, ClientPortalStore, ConnectionHandle, ConnectionMan
 use pgwire::error::{ErrorInfo, PgWireError, PgWireResult};
 use pgwire::messages::cancel::CancelRequest;
 use pgwire::messages::copy::{CopyData, CopyDone, CopyFail};
-use pgwire::messages::extendedquery::{Bind, Describe, Execute, Parse, Sync as PgSync};
+use pgwire::messages::extendedquery::{Bind, Close, Describe, Execute, Flush, Parse, Sync as PgSync};
 use pgwire::messages::response::ReadyForQuery;
 use pgwire::messages::simplequery::Query;
 use pgwire::messages::startup::ParameterStatus;
@@ -37,7 +37,8 @@ use tokio::sync::Mutex;
 
 use super::copy_text::{copy_lines, copy_text, header_line};
 use super::encode::{fields, query_response};
-use super::query_string::{Running, failing_block};
+use super::pipeline::Next;
+use super::query_string::{Ran, Running, failing_block};
 use super::sqlstate::to_pgwire;
 use crate::database::Database;
 use crate::error::{Error, Notice};
@@ -240,9 +241,14 @@ fn copy_slot_of<C: ClientInfo + ?Sized>(client: &C) -> Arc<std::sync::Mutex<Copy
 }
 
 impl Service {
+    /// The connection's cancel gate.
+    pub(super) fn gate<C: ClientInfo + ?Sized>(&self, client: &C) -> Arc<CancelGate> {
+        gate_of(client, &self.gates)
+    }
+
     /// An error in a protocol message (Parse, Bind, Describe) fails the open
     /// block, as any error in a block does.
-    async fn fail_block_on_error<C: ClientInfo + ?Sized>(
+    pub(super) async fn fail_block_on_error<C: ClientInfo + ?Sized>(
         &self,
         client: &C,
         result: PgWireResult<()>,
@@ -745,6 +751,15 @@ impl ExtendedQueryHandler for Service {
         C::Error: Debug,
         PgWireError: From<<C as Sink<PgWireBackendMessage>>::Error>,
     {
+        // The batch's held write runs now, or its implicit block commits;
+        // an error is the batch's last answer before ReadyForQuery.
+        if let Err(error) = self.settle_batch(client, Next::Ends).await {
+            let info: pgwire::error::ErrorInfo = error.into();
+            if info.is_fatal() {
+                return Err(PgWireError::UserError(Box::new(info)));
+            }
+            client.feed(PgWireBackendMessage::ErrorResponse(info.into())).await?;
+        }
         let status = super::query_string::session_status(client, &self.db).await;
         client.set_transaction_status(status);
         client.portal_store().rm_portal(pgwire::api::DEFAULT_NAME);
@@ -760,9 +775,30 @@ impl ExtendedQueryHandler for Service {
         C::Error: Debug,
         PgWireError: From<<C as Sink<PgWireBackendMessage>>::Error>,
     {
-        // An unknown portal is refused before `do_query` runs.
-        let result = self._on_execute(client, message).await;
-        self.fail_block_on_error(client, result).await
+        self.execute_in_batch(client, message).await
+    }
+
+    async fn on_flush<C>(&self, client: &mut C, _: Flush) -> PgWireResult<()>
+    where
+        C: ClientInfo + Sink<PgWireBackendMessage> + Unpin + Send + Sync,
+        C::Error: Debug,
+        PgWireError: From<<C as Sink<PgWireBackendMessage>>::Error>,
+    {
+        // A held write is answered now: the client waits for it.
+        self.settle_batch(client, Next::Joins).await?;
+        client.flush().await?;
+        Ok(())
+    }
+
+    async fn on_close<C>(&self, client: &mut C, message: Close) -> PgWireResult<()>
+    where
+        C: ClientInfo + ClientPortalStore + Sink<PgWireBackendMessage> + Unpin + Send + Sync,
+        C::PortalStore: PortalStore<Statement = Prepared>,
+        C::Error: Debug,
+        PgWireError: From<<C as Sink<PgWireBackendMessage>>::Error>,
+    {
+        self.settle_batch(client, Next::Joins).await?;
+        super::extended::close(client, message).await
     }
 
     async fn on_parse<C>(&self, client: &mut C, message: Parse) -> PgWireResult<()>
@@ -772,6 +808,7 @@ impl ExtendedQueryHandler for Service {
         C::Error: Debug,
         PgWireError: From<<C as Sink<PgWireBackendMessage>>::Error>,
     {
+        self.settle_batch(client, Next::Joins).await?;
         let result = super::extended::parse(self, client, message).await;
         self.fail_block_on_error(client, result).await
     }
@@ -783,6 +820,7 @@ impl ExtendedQueryHandler for Service {
         C::Error: Debug,
         PgWireError: From<<C as Sink<PgWireBackendMessage>>::Error>,
     {
+        self.settle_batch(client, Next::Joins).await?;
         let result = super::extended::bind(client, message).await;
         self.fail_block_on_error(client, result).await
     }
@@ -794,6 +832,7 @@ impl ExtendedQueryHandler for Service {
         C::Error: Debug,
         PgWireError: From<<C as Sink<PgWireBackendMessage>>::Error>,
     {
+        self.settle_batch(client, Next::Joins).await?;
         let result = super::extended::describe(self, client, message).await;
         self.fail_block_on_error(client, result).await
     }
@@ -818,17 +857,15 @@ impl Service {
         C::Error: Debug,
         PgWireError: From<<C as Sink<PgWireBackendMessage>>::Error>,
     {
-        let prepared = &portal.statement.statement;
-        let Some(command) = prepared.command.clone() else {
+        let Some(command) = portal.statement.statement.command.clone() else {
             return Ok(Response::EmptyQuery);
         };
-        let types: Vec<Option<&DataType>> = prepared.parameter_types.iter().map(Option::as_ref).collect();
         let session = session_of(client, &self.db);
         let dropped = deallocated(&command);
-        let (outcome, notices, fail) = {
+        let ran = {
             // Its parameters failing to read, or a cancel, fail an open block.
             let mut session = Running::new(session.clone().lock_owned().await);
-            let params = super::parameters::deserialize(portal, &types, session.time_zone())?;
+            let params = portal_params(portal, &session)?;
             let mut outcome = run(client, &mut session, command, Some(&params)).await;
             if let (Some(name), Ok(_)) = (&dropped, &outcome)
                 && let Err(error) = super::extended::deallocate(client, name.as_deref())
@@ -836,13 +873,50 @@ impl Service {
                 session.fail_transaction();
                 outcome = Err(error);
             }
-            let notices = (session.take_notices(), session.take_reports());
-            let fail = session.block_failure();
-            session.finish(client);
-            (outcome, notices, fail)
+            session.ran(client, outcome)
         };
-        feed_notices(client, notices.0).await?;
-        feed_reports(client, notices.1).await?;
+        self.answer(client, &session, ran, &portal.result_column_format).await
+    }
+
+    /// A write's portal (INSERT, UPDATE, DELETE: no PREPARE, EXECUTE or
+    /// DEALLOCATE, which need the connection's statements), run as
+    /// `execute_portal` runs it.
+    pub(super) async fn execute_write<C>(&self, client: &mut C, portal: &Portal<Prepared>) -> PgWireResult<Response>
+    where
+        C: ClientInfo + Sink<PgWireBackendMessage> + Unpin + Send + Sync,
+        C::Error: Debug,
+        PgWireError: From<<C as Sink<PgWireBackendMessage>>::Error>,
+    {
+        let Some(command) = portal.statement.statement.command.clone() else {
+            return Ok(Response::EmptyQuery);
+        };
+        let session = session_of(client, &self.db);
+        let ran = {
+            let mut session = Running::new(session.clone().lock_owned().await);
+            let params = portal_params(portal, &session)?;
+            let outcome = session.execute(command, Some(&params)).await;
+            session.ran(client, outcome)
+        };
+        self.answer(client, &session, ran, &portal.result_column_format).await
+    }
+
+    /// A statement's answer: its notices and settings reports, then its
+    /// response, or its rows streamed as COPY data.
+    async fn answer<C>(
+        &self,
+        client: &mut C,
+        session: &Mutex<Session>,
+        ran: Ran,
+        format: &Format,
+    ) -> PgWireResult<Response>
+    where
+        C: ClientInfo + Sink<PgWireBackendMessage> + Unpin + Send + Sync,
+        C::Error: Debug,
+        PgWireError: From<<C as Sink<PgWireBackendMessage>>::Error>,
+    {
+        let Ran { outcome, notices, reports, fail } = ran;
+        feed_notices(client, notices).await?;
+        feed_reports(client, reports).await?;
         let outcome = outcome.map_err(to_pgwire)?;
         match outcome {
             Outcome::Subscribe(subscription) => return stream_subscription(client, subscription).await,
@@ -855,8 +929,14 @@ impl Service {
             }
             _ => {}
         }
-        Ok(failing_block(self.respond(client, outcome, &portal.result_column_format, true).await?, fail))
+        Ok(failing_block(self.respond(client, outcome, format, true).await?, fail))
     }
+}
+
+/// The portal's parameters, read by their types.
+fn portal_params(portal: &Portal<Prepared>, session: &Session) -> PgWireResult<ParamValues> {
+    let types: Vec<Option<&DataType>> = portal.statement.statement.parameter_types.iter().map(Option::as_ref).collect();
+    super::parameters::deserialize(portal, &types, session.time_zone())
 }
 
 #[async_trait]

@@ -8,6 +8,7 @@ mod extended;
 mod handler;
 mod parameters;
 mod pg_format;
+mod pipeline;
 mod query_string;
 mod sql_prepare;
 pub mod sqlstate;

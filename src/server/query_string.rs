@@ -53,6 +53,9 @@ where
     if !matches!(client.state(), PgWireConnectionState::ReadyForQuery) {
         return Err(PgWireError::NotReadyForQuery);
     }
+    // A batch of the extended protocol that did not end with a Sync ends
+    // before the query runs.
+    service.settle_batch(client, super::pipeline::Next::Ends).await?;
     client.set_state(PgWireConnectionState::QueryInProgress);
     if query.query.chars().all(|c| c == ';' || c.is_whitespace()) {
         client.feed(PgWireBackendMessage::EmptyQueryResponse(EmptyQueryResponse::new())).await?;
@@ -184,6 +187,29 @@ impl Running {
     }
 }
 
+/// What a statement run alone left for its answer.
+pub struct Ran {
+    pub outcome: Result<Outcome>,
+    pub notices: Vec<crate::error::Notice>,
+    pub reports: Vec<(&'static str, String)>,
+    /// What fails the open block if its rows fail while they are sent.
+    pub fail: Option<Box<dyn Fn() + Send + Sync>>,
+}
+
+impl Running {
+    /// The Execute ran to its end with `outcome`: what its answer needs.
+    pub fn ran<C: ClientInfo + ?Sized>(mut self, client: &mut C, outcome: Result<Outcome>) -> Ran {
+        let ran = Ran {
+            outcome,
+            notices: self.take_notices(),
+            reports: self.take_reports(),
+            fail: self.block_failure().map(|fail| Box::new(fail) as Box<dyn Fn() + Send + Sync>),
+        };
+        self.finish(client);
+        ran
+    }
+}
+
 impl Drop for Running {
     fn drop(&mut self) {
         if self.implicit {
@@ -256,7 +282,7 @@ pub fn failing_block(response: Response, fail: Option<impl Fn() + Send + Sync + 
 /// DEALLOCATE and query cursors. DDL, COPY, SUBSCRIBE and transaction
 /// control keep a string running statement by statement, each committing
 /// on its own.
-fn fits_implicit_block(command: &Command) -> bool {
+pub(super) fn fits_implicit_block(command: &Command) -> bool {
     match command {
         Command::Query(statement) => {
             matches!(**statement, Statement::Query(_) | Statement::Insert(_) | Statement::Explain { .. })

@@ -188,3 +188,102 @@ impl Rng {
         self.below(n) == 0
     }
 }
+
+/// A client that writes protocol messages itself, for what drivers' APIs
+/// do not send as wanted (several Executes before one Sync, a Flush).
+pub mod raw {
+    use std::io::{Read, Write};
+    use std::net::TcpStream;
+    use std::time::Duration;
+
+    pub struct Client {
+        socket: TcpStream,
+    }
+
+    impl Client {
+        /// Connects and waits for the first ReadyForQuery.
+        pub fn connect(port: u16) -> Client {
+            let mut socket = TcpStream::connect(("127.0.0.1", port)).unwrap();
+            socket.set_read_timeout(Some(Duration::from_secs(20))).unwrap();
+            let params = b"user\0strata\0database\0strata\0\0";
+            let mut startup = ((params.len() + 8) as u32).to_be_bytes().to_vec();
+            startup.extend_from_slice(&196608u32.to_be_bytes());
+            startup.extend_from_slice(params);
+            socket.write_all(&startup).unwrap();
+            let mut client = Client { socket };
+            client.read_until(b'Z');
+            client
+        }
+
+        pub fn send(&mut self, messages: &[Vec<u8>]) {
+            self.socket.write_all(&messages.concat()).unwrap();
+        }
+
+        /// Reads backend messages up to one of type `last`: their types,
+        /// and the body of the last.
+        pub fn read_until(&mut self, last: u8) -> (Vec<u8>, Vec<u8>) {
+            let mut types = Vec::new();
+            loop {
+                let mut header = [0u8; 5];
+                self.socket.read_exact(&mut header).expect("a message before the timeout");
+                let len = u32::from_be_bytes(header[1..5].try_into().unwrap()) as usize;
+                let mut body = vec![0u8; len - 4];
+                self.socket.read_exact(&mut body).unwrap();
+                types.push(header[0]);
+                if header[0] == last {
+                    return (types, body);
+                }
+            }
+        }
+    }
+
+    pub fn message(kind: u8, body: &[u8]) -> Vec<u8> {
+        let mut out = vec![kind];
+        out.extend_from_slice(&(body.len() as u32 + 4).to_be_bytes());
+        out.extend_from_slice(body);
+        out
+    }
+
+    /// Parse of the unnamed statement, its parameter types left to the server.
+    pub fn parse(sql: &str) -> Vec<u8> {
+        let mut body = format!("\0{sql}\0").into_bytes();
+        body.extend_from_slice(&0u16.to_be_bytes());
+        message(b'P', &body)
+    }
+
+    /// Bind of the unnamed portal to the unnamed statement, parameters in text.
+    pub fn bind(params: &[&str]) -> Vec<u8> {
+        let mut body = b"\0\0".to_vec();
+        body.extend_from_slice(&0u16.to_be_bytes());
+        body.extend_from_slice(&(params.len() as u16).to_be_bytes());
+        for param in params {
+            body.extend_from_slice(&(param.len() as u32).to_be_bytes());
+            body.extend_from_slice(param.as_bytes());
+        }
+        body.extend_from_slice(&0u16.to_be_bytes());
+        message(b'B', &body)
+    }
+
+    /// Execute of the unnamed portal, every row.
+    pub fn execute() -> Vec<u8> {
+        let mut body = b"\0".to_vec();
+        body.extend_from_slice(&0u32.to_be_bytes());
+        message(b'E', &body)
+    }
+
+    pub fn describe_statement() -> Vec<u8> {
+        message(b'D', b"S\0")
+    }
+
+    pub fn describe_portal() -> Vec<u8> {
+        message(b'D', b"P\0")
+    }
+
+    pub fn flush() -> Vec<u8> {
+        message(b'H', b"")
+    }
+
+    pub fn sync() -> Vec<u8> {
+        message(b'S', b"")
+    }
+}

@@ -87,6 +87,26 @@ def with_psycopg():
         except psycopg.errors.DivisionByZero:
             pass
         check("psycopg string undone whole", cur.execute("SELECT count(*) FROM pg3 WHERE id = 300").fetchone(), (0,))
+        # A pipeline's statements up to its Sync commit together or not at
+        # all; a result asked for inside it is sent on a Flush.
+        try:
+            with conn.pipeline():
+                cur.execute("INSERT INTO pg3 (id, owner) VALUES (%s, %s)", (310, "p"))
+                cur.execute("INSERT INTO pg3 (id, owner) VALUES (%s, %s)", (311, "p"))
+                cur.execute("INSERT INTO pg3 (id, owner) VALUES (%s, %s)", (310, "p"))
+        except psycopg.errors.UniqueViolation:
+            pass
+        check("psycopg pipeline undone whole", cur.execute("SELECT count(*) FROM pg3 WHERE id >= 310 AND id < 320").fetchone(), (0,))
+        with conn.pipeline():
+            row = cur.execute("INSERT INTO pg3 (id, owner) VALUES (%s, %s) RETURNING id * 2", (312, "p")).fetchone()
+            cur.execute("INSERT INTO pg3 (id, owner) VALUES (%s, %s)", (313, "p"))
+        check("psycopg pipeline RETURNING", row, (624,))
+        check("psycopg pipeline committed", cur.execute("SELECT count(*) FROM pg3 WHERE id >= 310 AND id < 320").fetchone(), (2,))
+        try:
+            cur.executemany("INSERT INTO pg3 (id, owner) VALUES (%s, %s)", [(320, "m"), (321, "m"), (320, "m")])
+        except psycopg.errors.UniqueViolation:
+            pass
+        check("psycopg executemany undone whole", cur.execute("SELECT count(*) FROM pg3 WHERE id >= 320").fetchone(), (0,))
         # An error in a statement's Parse (an unknown column) fails the block.
         cur.execute("BEGIN")
         try:
@@ -139,6 +159,12 @@ async def with_asyncpg():
         "INSERT INTO apg VALUES ($1, $2, $3, $4, $5, $6, $7, $8)",
         [(1, "n1", big, NOON, datetime.date(1960, 2, 29), '{"k": 1}', b"\x00\xff", datetime.timedelta(days=1, microseconds=5))],
     )
+    # executemany is atomic: a failing row leaves the others out too.
+    try:
+        await conn.executemany("INSERT INTO apg (id, name) VALUES ($1, $2)", [(50, "a"), (51, "b"), (50, "c")])
+    except asyncpg.exceptions.UniqueViolationError:
+        pass
+    check("asyncpg executemany undone whole", await conn.fetchval("SELECT count(*) FROM apg WHERE id >= 50"), 0)
     copied = await conn.copy_records_to_table(
         "apg", records=[(2, "n2", -big, NOON, datetime.date(2000, 1, 1), '{"k": 2}', b"x", datetime.timedelta(0)), (3, None, None, None, None, None, None, None)]
     )
