@@ -29,37 +29,145 @@ use datafusion::logical_expr::planner::{ExprPlanner, PlannerResult, RawBinaryExp
 use datafusion::logical_expr::simplify::{ExprSimplifyResult, SimplifyContext};
 use datafusion::logical_expr::{
     Cast, ColumnarValue, Expr, ExprSchemable, LogicalPlan, Operator, ReturnFieldArgs, ScalarFunctionArgs, ScalarUDF,
-    ScalarUDFImpl, Signature,
+    ScalarUDFImpl, Signature, Subquery, Values,
 };
 use datafusion::sql::sqlparser::ast::BinaryOperator;
 
 /// `plan` with its integer literals INTEGER where they fit, and its NUMERIC
 /// parameters unconstrained. Left as
 /// planned: a recursive query's (its working table was typed with them),
-/// a LIMIT's (DataFusion reads it as BIGINT) and a VALUES list's (its
-/// columns were typed with them). A literal becomes a cast of itself, which
-/// keeps the name every column reference goes by (`x + Int64(1)`).
+/// a LIMIT's (DataFusion reads it as BIGINT) and an INSERT's VALUES list
+/// (typed by its target columns). A literal becomes a cast of itself, which
+/// keeps the name every column reference goes by (`x + Int64(1)`); a VALUES
+/// column of such literals becomes INTEGER, as PostgreSQL types it.
 pub fn narrow_integer_literals(plan: LogicalPlan) -> DfResult<LogicalPlan> {
     let recursive = plan.exists(|p| Ok(matches!(p, LogicalPlan::RecursiveQuery(_))))?;
     if recursive {
         return Ok(plan);
     }
+    let insert = matches!(plan, LogicalPlan::Dml(_));
+    // Once anything is narrowed, every plan above it is typed again, and
+    // subqueries' references to outer columns too (the analyzer would type
+    // the plans again, not the references).
+    let mut narrowed_any = false;
     plan.transform_up_with_subqueries(|plan| {
-        if matches!(plan, LogicalPlan::Limit(_) | LogicalPlan::Values(_)) {
-            return Ok(Transformed::no(plan));
-        }
+        let plan = match plan {
+            LogicalPlan::Values(values) if !insert => {
+                let narrowed = narrowed_values(values)?;
+                narrowed_any |= narrowed.transformed;
+                return Ok(narrowed);
+            }
+            LogicalPlan::Limit(_) | LogicalPlan::Values(_) => return Ok(Transformed::no(plan)),
+            plan if narrowed_any => retyped_outer_references(plan)?.data,
+            plan => plan,
+        };
         // Names are kept (a cast is invisible in most, not in a FILTER's).
         let names = NamePreserver::new(&plan);
         let rewritten = plan.map_expressions(|expr| {
             let name = names.save(&expr);
             expr.transform_up(narrowed).map(|t| t.update_data(|e| name.restore(e)))
         })?;
-        match rewritten.transformed {
-            true => rewritten.map_data(|plan| plan.recompute_schema()),
+        narrowed_any |= rewritten.transformed;
+        match narrowed_any {
+            true => rewritten.map_data(|plan| plan.recompute_schema()).map(|t| Transformed::yes(t.data)),
             false => Ok(rewritten),
         }
     })
     .map(|t| t.data)
+}
+
+/// `plan` with its subqueries' references to its inputs' columns typed as
+/// those columns are now: a column that became INTEGER below `plan` is
+/// INTEGER in the subqueries too (a join DataFusion makes of them
+/// compares both sides' types).
+fn retyped_outer_references(plan: LogicalPlan) -> DfResult<Transformed<LogicalPlan>> {
+    let mut outer = DFSchema::empty();
+    for input in plan.inputs() {
+        outer.merge(input.schema());
+    }
+    let retyped = |expr: Expr| {
+        expr.transform(|expr| match expr {
+            Expr::OuterReferenceColumn(field, column) => {
+                match outer.field_with_name(column.relation.as_ref(), &column.name) {
+                    Ok(now) if now.data_type() != field.data_type() => {
+                        let field = Arc::new(field.as_ref().clone().with_data_type(now.data_type().clone()));
+                        Ok(Transformed::yes(Expr::OuterReferenceColumn(field, column)))
+                    }
+                    _ => Ok(Transformed::no(Expr::OuterReferenceColumn(field, column))),
+                }
+            }
+            expr => Ok(Transformed::no(expr)),
+        })
+    };
+    plan.map_subqueries(|subquery| {
+        let LogicalPlan::Subquery(Subquery { subquery: inner, outer_ref_columns, spans }) = subquery else {
+            return Ok(Transformed::no(subquery));
+        };
+        // Once a reference is retyped, every plan above it is typed again.
+        let mut changed = false;
+        let inner = Arc::unwrap_or_clone(inner).transform_up(|plan| {
+            let rewritten = plan.map_expressions(retyped)?;
+            changed |= rewritten.transformed;
+            match changed {
+                true => rewritten.map_data(|plan| plan.recompute_schema()).map(|t| Transformed::yes(t.data)),
+                false => Ok(rewritten),
+            }
+        })?;
+        let outer_ref_columns =
+            outer_ref_columns.into_iter().map(|expr| retyped(expr).map(|t| t.data)).collect::<DfResult<_>>()?;
+        let subquery = Subquery { subquery: Arc::new(inner.data), outer_ref_columns, spans };
+        Ok(Transformed::new_transformed(LogicalPlan::Subquery(subquery), inner.transformed))
+    })
+}
+
+/// A VALUES list whose columns of integer literals that all fit an INTEGER
+/// (NULLs aside) are INTEGER: `(VALUES (1), (2))` is `integer` in
+/// PostgreSQL, `(VALUES (1), (3000000000))` `bigint`.
+fn narrowed_values(values: Values) -> DfResult<Transformed<LogicalPlan>> {
+    let fits = |expr: &Expr| match expr {
+        Expr::Literal(ScalarValue::Int64(n), _) => n.is_none_or(|n| i32::try_from(n).is_ok()),
+        Expr::Literal(ScalarValue::Null, _) => true,
+        _ => false,
+    };
+    let narrow: Vec<bool> = (0..values.schema.fields().len())
+        .map(|column| {
+            values.schema.field(column).data_type() == &DataType::Int64
+                && values.values.iter().all(|row| row.get(column).is_some_and(fits))
+        })
+        .collect();
+    if !narrow.contains(&true) {
+        return Ok(Transformed::no(LogicalPlan::Values(values)));
+    }
+    let rows = values
+        .values
+        .into_iter()
+        .map(|row| {
+            row.into_iter()
+                .zip(&narrow)
+                .map(|(expr, narrow)| match expr {
+                    Expr::Literal(ScalarValue::Int64(n), metadata) if *narrow => {
+                        Expr::Literal(ScalarValue::Int32(n.map(|n| n as i32)), metadata)
+                    }
+                    Expr::Literal(ScalarValue::Null, metadata) if *narrow => {
+                        Expr::Literal(ScalarValue::Int32(None), metadata)
+                    }
+                    expr => expr,
+                })
+                .collect()
+        })
+        .collect();
+    let fields: Vec<FieldRef> = values
+        .schema
+        .fields()
+        .iter()
+        .zip(&narrow)
+        .map(|(field, narrow)| match narrow {
+            true => Arc::new(field.as_ref().clone().with_data_type(DataType::Int32)),
+            false => field.clone(),
+        })
+        .collect();
+    let schema = DFSchema::from_unqualified_fields(fields.into(), values.schema.metadata().clone())?;
+    Ok(Transformed::yes(LogicalPlan::Values(Values { schema: Arc::new(schema), values: rows })))
 }
 
 /// The same for an expression compiled outside a plan (before type coercion).
