@@ -2,7 +2,8 @@
 # Runs Strata's over-the-wire benchmarks side by side with PostgreSQL 15 on
 # this machine, in one run, and prints the figures the README quotes:
 #   - fsync latency (pg_test_fsync) and the physical bound for 8 clients;
-#   - COPY of 1M rows, 8-client single-row INSERTs: Strata vs PostgreSQL;
+#   - COPY of 1M rows, 8-client single-row INSERTs, a batch of 1,000 INSERT
+#     Executes before one Sync: Strata vs PostgreSQL;
 #   - GROUP BY over 10M events: Strata vs DataFusion on the same Parquet;
 #   - Strata's peak RSS after 1M and 10M ingested events;
 #   - tables: key lookup and scan vs history length, point-in-time reads vs

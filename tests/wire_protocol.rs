@@ -616,6 +616,30 @@ async fn several_executes_before_one_sync_commit_as_one_block() {
     batch.send(&[insert(), raw::bind(&["3", "3"]), raw::execute(), raw::sync()]);
     assert_eq!(batch.read_until(b'Z').0, b"12CZ");
     assert_eq!(count().await, 3);
+
+    // Two Executes of one write's portal in a block: the second fetches
+    // the rest of its rows (it ran the INSERT again, and wrote it twice).
+    batch.send(&[raw::query("BEGIN")]);
+    batch.read_until(b'Z');
+    batch.send(&[
+        raw::parse("INSERT INTO kv VALUES (10, 1), (11, 1), (12, 1) RETURNING k"),
+        raw::bind(&[]),
+        raw::execute_rows(2),
+        raw::execute_rows(2),
+        raw::sync(),
+    ]);
+    assert_eq!(batch.read_until(b'Z').0, b"12DDsDCZ", "two rows, PortalSuspended, the third, CommandComplete");
+    batch.send(&[raw::query("COMMIT")]);
+    batch.read_until(b'Z');
+    assert_eq!(count().await, 6);
+
+    // A write that fails before a Query with no Sync between: the Query is
+    // skipped, as every message is up to the Sync, which answers alone.
+    batch.send(&[insert(), raw::bind(&["1", "1"]), raw::execute(), raw::query("SELECT 1"), raw::sync()]);
+    let (answers, status) = batch.read_until(b'Z');
+    assert_eq!((answers, status), (b"12EZ".to_vec(), b"I".to_vec()));
+    batch.send(&[raw::query("SELECT 1")]);
+    assert_eq!(batch.read_until(b'Z').0, b"TDCZ", "one ReadyForQuery per Sync, none left over");
 }
 
 /// COPY fills a left-out column with its DEFAULT, `now()` included (the

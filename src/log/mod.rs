@@ -11,6 +11,7 @@
 //! and tail batches up to it; commits are never split.
 
 pub mod cancel_gate;
+mod coalesce;
 pub mod layout;
 mod position;
 pub mod record;
@@ -430,6 +431,7 @@ impl Log {
         if self.shared.poisoned.load(Ordering::Acquire) {
             return Err(Error::Poisoned);
         }
+        let changes = coalesce::coalesced(changes)?;
         // Room in the writer's queue is waited for while a cancel can still
         // stop the statement; the hand-over itself is then immediate.
         let permit = self.commits.reserve().await.map_err(|_| Error::Closed)?;

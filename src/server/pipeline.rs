@@ -76,7 +76,9 @@ impl Service {
     {
         let (next, write) = portal_kind(client, &message);
         self.settle_batch(client, next).await?;
-        if let Some(portal) = write {
+        // The write held before may have been this portal's first run (two
+        // Executes of one portal): fetched from now, not run again.
+        if let Some(portal) = write.filter(|portal| is_fresh(portal)) {
             let pipeline = pipeline_of(client);
             let mut pipeline = pipeline.lock().expect("pipeline lock");
             if !pipeline.implicit {
@@ -234,7 +236,7 @@ where
     };
     match &portal.statement.statement.command {
         Some(command) if !fits_implicit_block(command) => (Next::Ends, None),
-        Some(command) if is_write(command) && is_fresh(&portal) => (Next::Joins, Some(portal)),
+        Some(command) if is_write(command) => (Next::Joins, Some(portal)),
         _ => (Next::Joins, None),
     }
 }

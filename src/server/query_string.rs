@@ -54,8 +54,14 @@ where
         return Err(PgWireError::NotReadyForQuery);
     }
     // A batch of the extended protocol that did not end with a Sync ends
-    // before the query runs.
-    service.settle_batch(client, super::pipeline::Next::Ends).await?;
+    // before the query runs. If it fails, the query is skipped as every
+    // message is up to the Sync, which then answers ReadyForQuery.
+    if let Err(error) = service.settle_batch(client, super::pipeline::Next::Ends).await {
+        let info: pgwire::error::ErrorInfo = error.into();
+        client.feed(PgWireBackendMessage::ErrorResponse(info.into())).await?;
+        client.set_state(PgWireConnectionState::AwaitingSync);
+        return Ok(());
+    }
     client.set_state(PgWireConnectionState::QueryInProgress);
     if query.query.chars().all(|c| c == ';' || c.is_whitespace()) {
         client.feed(PgWireBackendMessage::EmptyQueryResponse(EmptyQueryResponse::new())).await?;

@@ -266,9 +266,19 @@ pub mod raw {
 
     /// Execute of the unnamed portal, every row.
     pub fn execute() -> Vec<u8> {
+        execute_rows(0)
+    }
+
+    /// Execute of the unnamed portal, at most `max_rows` rows (0: all).
+    pub fn execute_rows(max_rows: u32) -> Vec<u8> {
         let mut body = b"\0".to_vec();
-        body.extend_from_slice(&0u32.to_be_bytes());
+        body.extend_from_slice(&max_rows.to_be_bytes());
         message(b'E', &body)
+    }
+
+    /// A simple Query message.
+    pub fn query(sql: &str) -> Vec<u8> {
+        message(b'Q', format!("{sql}\0").as_bytes())
     }
 
     pub fn describe_statement() -> Vec<u8> {
