@@ -727,6 +727,41 @@ async fn result_columns_have_postgres_names_and_types() {
     assert_eq!((row.get::<_, i64>(0), row.get::<_, i64>(1)), (5_000_001, 5_000_000_000));
 }
 
+/// Parameters DataFusion leaves untyped are described as PostgreSQL infers
+/// them, and oids as oids: drivers encode by the described type, and
+/// asyncpg looks up the types it has no codec for with `$1::oid[]`.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn parameters_and_oid_columns_are_described_as_postgresql_describes_them() {
+    use tokio_postgres::types::Type;
+    let server = common::Server::start(&common::fresh_data_dir("wire-parameter-types"));
+    let client = server.client().await;
+    client.batch_execute("CREATE TABLE owned (id BIGINT PRIMARY KEY, n INT)").await.unwrap();
+    let described = |sql: &'static str| {
+        let client = &client;
+        async move {
+            let statement = client.prepare(sql).await.unwrap_or_else(|e| panic!("{sql}: {e:?}"));
+            let columns: Vec<Type> = statement.columns().iter().map(|c| c.type_().clone()).collect();
+            (statement.params().to_vec(), columns)
+        }
+    };
+    assert_eq!(described("SELECT id FROM owned WHERE n = ANY($1)").await.0, [Type::INT4_ARRAY]);
+    assert_eq!(described("SELECT $1::oid, $2::oid[]").await.0, [Type::OID, Type::OID_ARRAY]);
+    // An oid cast to text is text (it was announced as an oid and sent as text).
+    assert_eq!(described("SELECT typelem::text FROM pg_type LIMIT 1").await.1, [Type::TEXT]);
+    // asyncpg's type lookup, as asyncpg 0.32 sends it, for `integer[]`.
+    let lookup = include_str!("drivers/asyncpg_type_lookup.sql");
+    let statement = client.prepare(lookup).await.unwrap();
+    assert_eq!(statement.params(), [Type::OID_ARRAY]);
+    assert!(!statement.columns().iter().any(|c| *c.type_() == Type::INT4_ARRAY), "{:?}", statement.columns());
+    let rows = client.query(&statement, &[&vec![tokio_postgres::types::Oid::from(1007u32)]]).await.unwrap();
+    let found: Vec<(u32, String, u32)> =
+        rows.iter().map(|r| (r.get("oid"), r.get("name"), r.get("elemtype"))).collect();
+    assert_eq!(found, [(23, "int4".to_string(), 0), (1007, "_int4".to_string(), 23)]);
+    client.batch_execute("INSERT INTO owned VALUES (1, 7), (2, 8), (3, 9)").await.unwrap();
+    let rows = client.query("SELECT id FROM owned WHERE n = ANY($1) ORDER BY id", &[&vec![7i32, 9]]).await.unwrap();
+    assert_eq!(rows.iter().map(|r| r.get::<_, i64>(0)).collect::<Vec<_>>(), [1, 3]);
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn jsonb_reaches_clients_as_jsonb_in_text_and_binary() {
     let server = common::Server::start(&common::fresh_data_dir("wire-jsonb"));

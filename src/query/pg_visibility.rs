@@ -1,10 +1,10 @@
 //! What psql's `\df`, `\dT`, `\dD`, `\do`, `\dc` and `\dF` ask of objects
 //! the emulated catalog lists: whether the search path finds them, and a
-//! function's argument types.
+//! function's argument types; and the `oid[]` asyncpg's type lookup reads.
 
 use std::sync::Arc;
 
-use datafusion::arrow::array::{Array, AsArray, Int32Array, StringArray};
+use datafusion::arrow::array::{Array, AsArray, Int32Array, ListArray, StringArray};
 use datafusion::arrow::datatypes::{DataType, Field};
 use datafusion::common::{Result as DfResult, config::ConfigOptions};
 use datafusion::logical_expr::{ColumnarValue, ScalarFunctionArgs, ScalarUDF, Volatility, create_udf};
@@ -15,6 +15,7 @@ const VISIBLE_KINDS: [&str; 7] = ["function", "type", "operator", "conversion", 
 pub fn functions() -> Vec<ScalarUDF> {
     let mut functions: Vec<ScalarUDF> = VISIBLE_KINDS.iter().map(|kind| visible(kind)).collect();
     functions.push(argument_types());
+    functions.push(oid_array());
     functions
 }
 
@@ -101,4 +102,31 @@ fn type_names(oids: Vec<i32>) -> DfResult<Vec<String>> {
     let names = datafusion::arrow::compute::cast(&names, &DataType::Utf8)?;
     let names = names.as_string::<i32>();
     Ok((0..rows).map(|i| names.value(i).to_string()).collect())
+}
+
+/// `strata_oid_array(integer[])`: the same array, described to clients as
+/// `oid[]`. Oids are INTEGERs here, marked as oids where a catalog column
+/// holds them, and `array_agg` drops the mark: asyncpg's type lookup
+/// aggregates a composite type's attribute types, and would look up the
+/// `integer[]` it was told of with the same query, without end (see
+/// `sql/psql.rs`, which wraps that aggregate in this).
+pub const OID_ARRAY: &str = "strata_oid_array";
+
+fn oid_array() -> ScalarUDF {
+    let marked = Arc::new(
+        Field::new_list_field(DataType::Int32, true)
+            .with_metadata([(arrow_pg::datatypes::PG_OID_ALIAS_KEY.to_string(), "oid".to_string())].into()),
+    );
+    let returned = DataType::List(marked.clone());
+    create_udf(
+        OID_ARRAY,
+        vec![DataType::new_list(DataType::Int32, true)],
+        returned,
+        Volatility::Immutable,
+        Arc::new(move |arguments: &[ColumnarValue]| {
+            let lists = ColumnarValue::values_to_arrays(arguments)?;
+            let (_, offsets, values, nulls) = lists[0].as_list::<i32>().clone().into_parts();
+            Ok(ColumnarValue::Array(Arc::new(ListArray::try_new(marked.clone(), offsets, values, nulls)?)))
+        }),
+    )
 }

@@ -2,9 +2,9 @@
 
 use std::sync::Arc;
 
-use arrow_pg::datatypes::{arrow_schema_to_pg_fields, encode_recordbatch};
+use arrow_pg::datatypes::{arrow_schema_to_pg_fields, encode_recordbatch, into_pg_type};
 use datafusion::arrow::array::RecordBatch;
-use datafusion::arrow::datatypes::SchemaRef;
+use datafusion::arrow::datatypes::{DataType, Field, SchemaRef};
 use datafusion::execution::SendableRecordBatchStream;
 use futures::Stream;
 use futures::{StreamExt, stream};
@@ -23,17 +23,37 @@ use crate::sql::column_names::display_schema;
 
 pub fn fields(schema: &SchemaRef, format: &Format) -> PgWireResult<Vec<FieldInfo>> {
     let fields = arrow_schema_to_pg_fields(&display_schema(schema), format, None)?;
-    // arrow-pg knows JSON only as text: a JSONB field is announced as jsonb.
-    Ok(fields
+    // arrow-pg knows JSON only as text: a JSONB field is announced as jsonb;
+    // and it knows oids, but not in an array, and takes the mark of an oid
+    // cast to text (DataFusion keeps a cast's source metadata) as an oid.
+    fields
         .into_iter()
         .zip(schema.fields())
-        .map(|(info, field)| match is_jsonb(field) {
-            true => FieldInfo::new(info.name().into(), info.table_id(), info.column_id(), Type::JSONB, info.format())
+        .map(|(info, field)| {
+            let (announced, size) = match is_jsonb(field) {
+                true => (Type::JSONB, -1),
+                false if is_oid_array(field) => (Type::OID_ARRAY, -1),
+                false if is_oid(field) && *field.data_type() != DataType::Int32 => {
+                    (into_pg_type(field.data_type())?, info.type_size())
+                }
+                false => return Ok(info),
+            };
+            Ok(FieldInfo::new(info.name().into(), info.table_id(), info.column_id(), announced, info.format())
                 .with_format_options(info.format_options().clone())
-                .with_type_size(-1),
-            false => info,
+                .with_type_size(size))
         })
-        .collect())
+        .collect()
+}
+
+/// A field marked as holding an oid.
+fn is_oid(field: &Field) -> bool {
+    field.metadata().contains_key(arrow_pg::datatypes::PG_OID_ALIAS_KEY)
+}
+
+/// A list of INTEGERs marked as oids (`strata_oid_array`).
+fn is_oid_array(field: &Field) -> bool {
+    matches!(field.data_type(), DataType::List(element)
+        if element.metadata().get(arrow_pg::datatypes::PG_OID_ALIAS_KEY).is_some_and(|kind| kind == "oid"))
 }
 
 /// The fields values are encoded by: an array sent as text is written by

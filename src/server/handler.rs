@@ -9,10 +9,8 @@ use std::sync::Arc;
 use arrow_pg::datatypes::into_pg_type;
 use async_trait::async_trait;
 use datafusion::arrow::datatypes::{DataType, Field, Schema, SchemaRef};
-use datafusion::common::tree_node::{TreeNode, TreeNodeRecursion};
 use datafusion::common::{ParamValues, ScalarValue};
-use datafusion::logical_expr::expr::{Cast, Placeholder, TryCast};
-use datafusion::logical_expr::{Expr, LogicalPlan};
+use datafusion::logical_expr::LogicalPlan;
 use datafusion::physical_plan::stream::RecordBatchStreamAdapter;
 use datafusion::sql::sqlparser::ast::Statement;
 use futures::{Sink, SinkExt};
@@ -515,6 +513,8 @@ impl Described {
 pub struct Prepared {
     pub(super) command: Option<Command>,
     pub(super) parameter_types: Vec<Option<DataType>>,
+    /// Parameters described as an oid type rather than their planned INTEGER.
+    pub(super) oid_parameters: std::collections::BTreeMap<usize, Type>,
     pub(super) result_schema: Option<SchemaRef>,
 }
 
@@ -553,9 +553,11 @@ impl QueryParser for StatementParser {
         statement
             .parameter_types
             .iter()
-            .map(|t| match t {
-                Some(data_type) => into_pg_type(data_type),
-                None => Ok(Type::UNKNOWN),
+            .enumerate()
+            .map(|(index, t)| match (statement.oid_parameters.get(&(index + 1)), t) {
+                (Some(oid_type), _) => Ok(oid_type.clone()),
+                (None, Some(data_type)) => into_pg_type(data_type),
+                (None, None) => Ok(Type::UNKNOWN),
             })
             .collect()
     }
@@ -590,7 +592,7 @@ pub(super) async fn describe(session: &Session, sql: &str) -> crate::Result<Prep
         return Err(Error::Malformed("cannot insert multiple commands into a prepared statement".into()));
     }
     let Some(command) = commands.pop() else {
-        return Ok(Prepared { command: None, parameter_types: vec![], result_schema: None });
+        return Ok(Prepared::default());
     };
     let (parameter_types, result_schema) = match &command {
         Command::Query(statement) => {
@@ -644,7 +646,11 @@ pub(super) async fn describe(session: &Session, sql: &str) -> crate::Result<Prep
         }
         _ => (vec![], None),
     };
-    Ok(Prepared { command: Some(command), parameter_types, result_schema })
+    let oid_parameters = match &command {
+        Command::Query(statement) => super::parameter_types::oid_typed(statement),
+        _ => Default::default(),
+    };
+    Ok(Prepared { command: Some(command), parameter_types, oid_parameters, result_schema })
 }
 
 /// Parameter types in `$1, $2, …` order, as DataFusion inferred them, or
@@ -655,7 +661,7 @@ pub(super) async fn describe(session: &Session, sql: &str) -> crate::Result<Prep
 fn inferred_types(plan: &LogicalPlan, returned: Option<&Returned>) -> crate::Result<Vec<Option<DataType>>> {
     let mut known: std::collections::BTreeMap<usize, Option<DataType>> = Default::default();
     for plan in std::iter::once(plan).chain(returned.map(|r| &r.plan)) {
-        let cast_to = placeholder_casts(plan)?;
+        let cast_to = super::parameter_types::placeholder_casts(plan).map_err(Error::from_datafusion)?;
         for (name, data_type) in plan.get_parameter_types().map_err(Error::from_datafusion)? {
             let Ok(index) = name.trim_start_matches('$').parse::<usize>() else { continue };
             let slot = known.entry(index).or_default();
@@ -705,25 +711,6 @@ fn placeholder_count(statement: &Statement) -> usize {
         std::ops::ControlFlow::<()>::Continue(())
     });
     count
-}
-
-/// The type each untyped placeholder is directly cast to, anywhere in the plan.
-fn placeholder_casts(plan: &LogicalPlan) -> crate::Result<HashMap<String, DataType>> {
-    let mut found = HashMap::new();
-    plan.apply_with_subqueries(|node| {
-        node.apply_expressions(|expr| {
-            expr.apply(|expr| {
-                if let Expr::Cast(Cast { expr: inner, field }) | Expr::TryCast(TryCast { expr: inner, field }) = expr
-                    && let Expr::Placeholder(Placeholder { id, field: None }) = inner.as_ref()
-                {
-                    found.entry(id.clone()).or_insert_with(|| field.data_type().clone());
-                }
-                Ok(TreeNodeRecursion::Continue)
-            })
-        })
-    })
-    .map_err(Error::from_datafusion)?;
-    Ok(found)
 }
 
 fn result_schema(plan: &LogicalPlan) -> Option<SchemaRef> {

@@ -6,6 +6,7 @@ mod copy_text;
 mod encode;
 mod extended;
 mod handler;
+mod parameter_types;
 mod parameters;
 mod pg_format;
 mod pipeline;

@@ -1,6 +1,7 @@
-//! Fragments of psql's own catalog queries that DataFusion cannot plan,
-//! replaced by what they amount to in Strata (the compatibility parser of
-//! datafusion-pg-catalog does the same for the queries it knows).
+//! Fragments of psql's own catalog queries (and of asyncpg's type lookup)
+//! that DataFusion cannot plan, replaced by what they amount to in Strata
+//! (the compatibility parser of datafusion-pg-catalog does the same for the
+//! queries it knows).
 
 /// (psql's text, what it means here). Matched exactly, as psql 15 sends it.
 const FRAGMENTS: &[(&str, &str)] = &[
@@ -24,6 +25,9 @@ const FRAGMENTS: &[(&str, &str)] = &[
     // `\df`: a function's result and argument types, from its `pg_proc` row.
     ("pg_catalog.pg_get_function_result(p.oid)", "pg_catalog.format_type(p.prorettype, NULL)"),
     ("pg_catalog.pg_get_function_arguments(p.oid)", "strata_argument_types(p.proargtypes)"),
+    // asyncpg's type lookup: a composite type's attribute types, an `oid[]`
+    // in PostgreSQL (see `query/pg_visibility.rs`).
+    ("array_agg(ia.atttypid ORDER BY ia.attnum)", "strata_oid_array(array_agg(ia.atttypid ORDER BY ia.attnum))"),
     // `\dT`: whether a type's relation is a composite type. At most one
     // `pg_class` row has an oid, which DataFusion needs to be told by an
     // aggregate.
@@ -45,6 +49,28 @@ const COLUMNS_FROM_WITH_DEFAULTS: &str = "FROM pg_catalog.pg_attribute a
   LEFT JOIN pg_catalog.pg_attrdef d ON d.adrelid = a.attrelid AND d.adnum = a.attnum AND a.atthasdef
 WHERE a.attrelid = '";
 
+/// asyncpg's type lookup (run for every type it has no codec of its own
+/// for, as `integer[]`) finds a domain's base type with a recursive query
+/// correlated with the type's row, which DataFusion cannot plan. Strata's
+/// only domains are `information_schema`'s, each over a base type, so the
+/// walk ends at the domain's `typbasetype`.
+const DOMAIN_BASE_FROM: &str = "(WITH RECURSIVE typebases(oid, depth) AS (";
+const DOMAIN_BASE_TO: &str = ") SELECT oid FROM typebases ORDER BY depth DESC LIMIT 1)";
+
+fn domain_bases(sql: &str) -> String {
+    let mut text = String::with_capacity(sql.len());
+    let mut rest = sql;
+    while let Some(start) = rest.find(DOMAIN_BASE_FROM)
+        && let Some(length) = rest[start..].find(DOMAIN_BASE_TO)
+    {
+        text.push_str(&rest[..start]);
+        text.push_str("t.typbasetype");
+        rest = &rest[start + length + DOMAIN_BASE_TO.len()..];
+    }
+    text.push_str(rest);
+    text
+}
+
 /// `sql` with every known psql fragment replaced; borrowed when none occurs
 /// (the common case costs one scan for a word no user query contains).
 pub fn replace_fragments(sql: &str) -> std::borrow::Cow<'_, str> {
@@ -55,6 +81,9 @@ pub fn replace_fragments(sql: &str) -> std::borrow::Cow<'_, str> {
         return query.into();
     }
     let mut text = std::borrow::Cow::Borrowed(sql);
+    if text.contains(DOMAIN_BASE_FROM) {
+        text = domain_bases(&text).into();
+    }
     for (fragment, replacement) in FRAGMENTS {
         if text.contains(fragment) {
             text = text.replace(fragment, replacement).into();

@@ -201,6 +201,17 @@ async def with_asyncpg():
         row = await statement.fetchrow(*args)
         got = [(a.type.name, value) for a, value in zip(statement.get_attributes(), row)]
         check(f"asyncpg RETURNING types: {sql}", got, want)
+    # Arrays: asyncpg has its own codecs for few array types and looks the
+    # others up in pg_type (its own catalog query, `$1::oid[]` included).
+    await conn.execute("CREATE TABLE apa (id BIGINT PRIMARY KEY, ints INT[], fl DOUBLE PRECISION[], at TIMESTAMPTZ[])")
+    await conn.executemany("INSERT INTO apa VALUES ($1, $2, $3, $4)", [(1, [1, None, 3], [0.5], [NOON]), (2, [], None, [])])
+    check("asyncpg array columns", [tuple(r) for r in await conn.fetch("SELECT * FROM apa ORDER BY id")],
+          [(1, [1, None, 3], [0.5], [NOON]), (2, [], None, [])])
+    check("asyncpg = ANY($1::bigint[])", await conn.fetch("SELECT id FROM apa WHERE id = ANY($1::bigint[]) ORDER BY id", [2, 7]), [(2,)])
+    statement = await conn.prepare("SELECT id FROM apa WHERE id = ANY($1) AND ints = $2")
+    check("asyncpg = ANY($1) typed by its column", [t.name for t in statement.get_parameters()], ["int8[]", "int4[]"])
+    check("asyncpg = ANY($1) rows", await statement.fetch([1, 2], [1, None, 3]), [(1,)])
+    check("asyncpg int[] parameter and result", await conn.fetchval("SELECT $1::int[] || 4", [1, 2]), [1, 2, 4])
     await conn.close()
 
 
