@@ -80,6 +80,8 @@ impl Database {
         for function in crate::query::pg_functions::functions(log.clone(), oids) {
             context.register_udf(function);
         }
+        let type_names = crate::query::pg_regtype::TypeNames::read(&context).await?;
+        context.register_udf(crate::query::pg_regtype::to_regtype(Arc::new(type_names)));
         crate::query::jsonb::register(&mut context)?;
         crate::query::pg_interval::register(&mut context)?;
         context.register_udaf(crate::query::pg_sum::sum());

@@ -20,6 +20,7 @@ mod cursor;
 mod insert;
 mod read_only;
 mod settings;
+pub(crate) use settings::canonical_setting;
 pub mod subscribe;
 pub mod time_zone;
 mod view;
@@ -135,6 +136,8 @@ const DEFAULT_SETTINGS: &[(&str, &str)] = &[
     ("client_encoding", "UTF8"),
     ("datestyle", "ISO, MDY"),
     (read_only::DEFAULT_READ_ONLY, "off"),
+    // Every transaction reads one snapshot, whatever level it asks for.
+    ("default_transaction_isolation", "repeatable read"),
     ("extra_float_digits", "1"),
     ("integer_datetimes", "on"),
     ("intervalstyle", "postgres"),

@@ -1,8 +1,8 @@
-//! Real drivers against a real server: psycopg 3 and asyncpg (Python) and
-//! node-postgres run `tests/drivers/*` as applications use them, each script
-//! checking its results against what PostgreSQL 15 returns. `.ci/run`
-//! installs the drivers (`pip install psycopg[binary] asyncpg`, `npm install
-//! --prefix tests/drivers pg`).
+//! Real drivers against a real server: psycopg 3, asyncpg and SQLAlchemy
+//! (Python) and node-postgres run `tests/drivers/*` as applications use
+//! them, each script checking its results against what PostgreSQL 15
+//! returns. `.ci/run` installs the drivers (`pip install psycopg[binary]
+//! asyncpg sqlalchemy`, `npm install --prefix tests/drivers pg`).
 
 mod common;
 

@@ -17,6 +17,7 @@ pub mod pg_extract;
 pub(crate) mod pg_functions;
 pub(crate) mod pg_interval;
 pub(crate) mod pg_literals;
+pub mod pg_regtype;
 pub(crate) mod pg_settings;
 pub(crate) mod pg_sizes;
 pub(crate) mod pg_sum;

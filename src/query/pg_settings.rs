@@ -52,12 +52,6 @@ pub fn encode(settings: &BTreeMap<String, String>) -> String {
     serde_json::to_string(settings).unwrap_or_default()
 }
 
-/// A parameter's name as the session keeps it.
-fn canonical(name: &str) -> String {
-    let name = name.to_lowercase();
-    if name == "time zone" { "timezone".to_string() } else { name }
-}
-
 fn unrecognized(name: &str) -> datafusion::error::DataFusionError {
     Error::UndefinedObject(format!("unrecognized configuration parameter \"{name}\"")).into_datafusion()
 }
@@ -156,7 +150,7 @@ fn answer<F: FnOnce() -> BTreeMap<String, String>>(
     // NULL in, NULL out, as PostgreSQL's strict functions give.
     let Some(setting) = setting else { return Ok(Transformed::yes(Expr::Literal(ScalarValue::Utf8(None), None))) };
     let missing_ok = || matches!(call.args.get(1).and_then(constant_text), Some(Some(flag)) if flag == "true");
-    let value = match (name, settings.get(&canonical(&setting))) {
+    let value = match (name, settings.get(&crate::session::canonical_setting(&setting))) {
         ("current_setting", Some(value)) => Some(value.clone()),
         ("current_setting", None) if missing_ok() => None,
         (_, None) => return Err(unrecognized(&setting)),

@@ -256,9 +256,12 @@ impl Session {
     }
 }
 
-fn canonical_setting(name: &str) -> String {
+/// A parameter's name as the session keeps it, from any of PostgreSQL's
+/// spellings (`SHOW TIME ZONE`, `SHOW TRANSACTION ISOLATION LEVEL`).
+pub(crate) fn canonical_setting(name: &str) -> String {
     match name.trim_matches('"').to_lowercase().as_str() {
         "time zone" | "time_zone" => "timezone".into(),
+        "transaction isolation level" => "transaction_isolation".into(),
         other => other.to_string(),
     }
 }

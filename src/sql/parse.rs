@@ -595,7 +595,12 @@ fn set_command(set: Set) -> Result<Command> {
                 value: if read_only { "on" } else { "off" }.into(),
                 local: false,
             },
-            None => Command::SetTransaction { read_only: None },
+            // An isolation level only: Strata's one (see `session.rs`), as a SET.
+            None => Command::Set {
+                name: "default_transaction_isolation".into(),
+                value: "repeatable read".into(),
+                local: false,
+            },
         },
         other => {
             return Err(Error::FeatureNotSupported(format!("{other} is not supported")));

@@ -1,4 +1,4 @@
-"""psycopg 3 and asyncpg against a Strata server, as applications use them.
+"""psycopg 3, asyncpg and SQLAlchemy against a Strata server, as applications use them.
 
 Usage: python3 python_drivers.py PORT. Exits non-zero on the first
 difference from what PostgreSQL 15 returns for the same calls.
@@ -10,7 +10,10 @@ import sys
 
 import asyncpg
 import psycopg
+import sqlalchemy
+from psycopg.types import TypeInfo
 from psycopg.types.json import Jsonb
+from sqlalchemy import orm
 
 PORT = int(sys.argv[1])
 NOON = datetime.datetime(2026, 11, 20, 12, 0, tzinfo=datetime.timezone.utc)
@@ -215,5 +218,46 @@ async def with_asyncpg():
     await conn.close()
 
 
+def with_sqlalchemy():
+    """SQLAlchemy's ORM over psycopg: what it asks on connecting, then a
+    model's rows written, changed and read in its transactions."""
+    engine = sqlalchemy.create_engine(f"postgresql+psycopg://strata@127.0.0.1:{PORT}/strata")
+
+    class Base(orm.DeclarativeBase):
+        pass
+
+    class Account(Base):
+        __tablename__ = "sa_accounts"
+        id: orm.Mapped[int] = orm.mapped_column(sqlalchemy.BigInteger, primary_key=True, autoincrement=False)
+        owner: orm.Mapped[str] = orm.mapped_column(sqlalchemy.String(40))
+        balance: orm.Mapped[D] = orm.mapped_column(sqlalchemy.Numeric(12, 2))
+        opened: orm.Mapped[datetime.datetime] = orm.mapped_column(sqlalchemy.DateTime(timezone=True))
+
+    # DDL runs outside a transaction block (see README, Status).
+    Base.metadata.create_all(engine.execution_options(isolation_level="AUTOCOMMIT"))
+    with engine.connect() as connection:
+        check("sqlalchemy isolation level", connection.get_isolation_level(), "REPEATABLE READ")
+        driver = connection.connection.driver_connection
+        check("psycopg TypeInfo", [TypeInfo.fetch(driver, name) and TypeInfo.fetch(driver, name).oid for name in ("hstore", "integer", "text[]")], [None, 23, 1009])
+    with orm.Session(engine) as session:
+        session.add_all([Account(id=i, owner=f"o{i}", balance=D("10.50"), opened=NOON) for i in (1, 2, 3)])
+        session.commit()
+        session.get(Account, 2).balance += 1
+        session.delete(session.get(Account, 3))
+        session.commit()
+    with orm.Session(engine) as session:
+        rows = [(a.id, a.owner, a.balance, a.opened) for a in session.scalars(sqlalchemy.select(Account).order_by(Account.id))]
+        check("sqlalchemy orm rows", rows, [(1, "o1", D("10.50"), NOON), (2, "o2", D("11.50"), NOON)])
+        chosen = session.scalars(sqlalchemy.select(Account.id).where(Account.id.in_([2, 9]))).all()
+        check("sqlalchemy in_", chosen, [2])
+    with engine.begin() as connection:
+        connection.execute(Account.__table__.insert(), [dict(id=i, owner="b", balance=1, opened=NOON) for i in range(100, 150)])
+        changed = connection.execute(Account.__table__.update().where(Account.id >= 140).values(owner="u")).rowcount
+    check("sqlalchemy executemany and rowcount", changed, 10)
+    check("sqlalchemy table names", "sa_accounts" in sqlalchemy.inspect(engine).get_table_names(), True)
+    engine.dispose()
+
+
 with_psycopg()
 asyncio.run(with_asyncpg())
+with_sqlalchemy()
