@@ -58,6 +58,10 @@ pub enum Error {
     ReadOnlyTransaction(String),
     #[error("current transaction is aborted, commands ignored until end of transaction block")]
     TransactionAborted,
+    /// A cancel request stopped the statement (pgwire answers most; a
+    /// COPY's data arrives after its statement returned).
+    #[error("canceling statement due to user request")]
+    QueryCanceled,
     #[error("{0}")]
     ProgramLimitExceeded(String),
     #[error("{0}")]

@@ -192,6 +192,38 @@ async fn copy_from_stdin_is_atomic() {
     assert_eq!(row.get::<_, String>(2), "name, 0");
 }
 
+/// A cancel request while COPY data is coming stops the COPY (57014), as
+/// in PostgreSQL: nothing of it is written (it was written whole before),
+/// and the next COPY is not stopped by it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_cancel_during_copy_from_stdin_writes_nothing() {
+    use common::raw;
+    let server = common::Server::start(&common::fresh_data_dir("wire-copy-cancel"));
+    let port = server.port;
+    tokio::task::spawn_blocking(move || {
+        let lines = |range: std::ops::Range<i64>| range.map(|i| format!("{i}\tx\n")).collect::<String>().into_bytes();
+        let mut client = raw::Client::connect(port);
+        client.send(&[raw::query("CREATE TABLE cc (id BIGINT PRIMARY KEY, v TEXT)")]);
+        client.read_until(b'Z');
+        client.send(&[raw::query("COPY cc FROM STDIN"), raw::copy_data(&lines(0..1000))]);
+        client.read_until(b'G');
+        client.cancel();
+        client.send(&[raw::copy_data(&lines(1000..2000)), raw::copy_done()]);
+        let (_, error) = client.read_until(b'E');
+        assert!(String::from_utf8_lossy(&error).contains("C57014"), "{}", String::from_utf8_lossy(&error));
+        client.read_until(b'Z');
+        client.send(&[raw::query("COPY cc FROM STDIN"), raw::copy_data(&lines(0..10)), raw::copy_done()]);
+        let (types, done) = client.read_until(b'C');
+        assert!(!types.contains(&b'E') && done.starts_with(b"COPY 10"), "{types:?} {}", String::from_utf8_lossy(&done));
+        client.read_until(b'Z');
+        client.send(&[raw::query("SELECT count(*) FROM cc")]);
+        let (_, row) = client.read_until(b'D');
+        assert!(row.ends_with(b"10"), "{}", String::from_utf8_lossy(&row));
+    })
+    .await
+    .unwrap();
+}
+
 /// `COPY … TO STDOUT` over the extended protocol (tokio-postgres's
 /// `copy_out`) gives back what COPY FROM read, byte for byte; an error
 /// while rows are computed is the statement's error.

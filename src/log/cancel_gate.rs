@@ -37,6 +37,13 @@ impl CancelGate {
         output
     }
 
+    /// Whether a cancel request was delivered since the last statement
+    /// ended, forgetting it: a COPY's data asks, as it comes after the COPY
+    /// statement returned and pgwire has no query to stop.
+    pub fn take_cancel(&self) -> bool {
+        self.0.compare_exchange(CANCELLED, OPEN, Ordering::AcqRel, Ordering::Acquire).is_ok()
+    }
+
     /// Whether only the holder asking still holds this gate (its connection ended).
     pub fn is_orphan(&self) -> bool {
         Arc::strong_count(&self.0) == 1

@@ -934,14 +934,18 @@ impl CopyHandler for Service {
         C::Error: Debug,
         PgWireError: From<<C as Sink<PgWireBackendMessage>>::Error>,
     {
+        let cancelled = self.gate(client).take_cancel();
         let slot = copy_slot_of(client);
         let mut slot = slot.lock().expect("copy slot lock");
-        if slot.error.is_none()
-            && let Some(copy) = slot.copy.as_mut()
-            && let Err(error) = copy.push(&copy_data.data)
-        {
-            slot.copy = None;
-            slot.error = Some(error);
+        let CopySlot { copy, error } = &mut *slot;
+        let pushed = match (cancelled, copy.as_mut()) {
+            (true, _) => Err(Error::QueryCanceled),
+            (false, Some(copy)) if error.is_none() => copy.push(&copy_data.data),
+            (false, _) => Ok(()),
+        };
+        if let Err(failed) = pushed {
+            *copy = None;
+            error.get_or_insert(failed);
         }
         Ok(())
     }
@@ -952,7 +956,10 @@ impl CopyHandler for Service {
         C::Error: Debug,
         PgWireError: From<<C as Sink<PgWireBackendMessage>>::Error>,
     {
-        let taken = std::mem::take(&mut *copy_slot_of(client).lock().expect("copy slot lock"));
+        let mut taken = std::mem::take(&mut *copy_slot_of(client).lock().expect("copy slot lock"));
+        if self.gate(client).take_cancel() {
+            taken.error.get_or_insert(Error::QueryCanceled);
+        }
         let session = session_of(client, &self.db);
         let mut session = session.lock().await;
         let result = match (taken.error, taken.copy) {

@@ -59,6 +59,7 @@ fn sqlstate(error: &Error) -> &'static str {
         Error::InvalidParameterValue(_) => "22023",
         Error::InvalidTransactionState(_) => "25001",
         Error::TransactionAborted => "25P02",
+        Error::QueryCanceled => "57014",
         Error::ReadOnlyTransaction(_) => "25006",
         Error::NoActiveTransaction(_) => "25P01",
         Error::UndefinedSavepoint(_) => "3B001",

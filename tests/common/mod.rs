@@ -198,6 +198,9 @@ pub mod raw {
 
     pub struct Client {
         socket: TcpStream,
+        port: u16,
+        /// BackendKeyData: what a cancel request names.
+        key: Vec<u8>,
     }
 
     impl Client {
@@ -210,9 +213,22 @@ pub mod raw {
             startup.extend_from_slice(&196608u32.to_be_bytes());
             startup.extend_from_slice(params);
             socket.write_all(&startup).unwrap();
-            let mut client = Client { socket };
+            let mut client = Client { socket, port, key: Vec::new() };
+            client.key = client.read_until(b'K').1;
             client.read_until(b'Z');
             client
+        }
+
+        /// Sends a cancel request for this connection and waits until the
+        /// server has handled it (it closes the request's connection).
+        pub fn cancel(&self) {
+            let mut socket = TcpStream::connect(("127.0.0.1", self.port)).unwrap();
+            socket.set_read_timeout(Some(Duration::from_secs(20))).unwrap();
+            let mut request = 16u32.to_be_bytes().to_vec();
+            request.extend_from_slice(&80877102u32.to_be_bytes());
+            request.extend_from_slice(&self.key);
+            socket.write_all(&request).unwrap();
+            let _ = socket.read_to_end(&mut Vec::new());
         }
 
         pub fn send(&mut self, messages: &[Vec<u8>]) {
@@ -295,5 +311,13 @@ pub mod raw {
 
     pub fn sync() -> Vec<u8> {
         message(b'S', b"")
+    }
+
+    pub fn copy_data(data: &[u8]) -> Vec<u8> {
+        message(b'd', data)
+    }
+
+    pub fn copy_done() -> Vec<u8> {
+        message(b'c', b"")
     }
 }
