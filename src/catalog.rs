@@ -443,6 +443,13 @@ impl Catalog {
         self.by_name.insert(relation.name.clone(), Arc::new(relation));
     }
 
+    /// A relation an open transaction block created, in the block's own
+    /// view of the catalog; its id is provisional and takes no real one.
+    pub fn insert_provisional(&mut self, relation: RelationDef) {
+        self.generation += 1;
+        self.by_name.insert(relation.name.clone(), Arc::new(relation));
+    }
+
     /// Gives relation `id` a new name; its id, history and segments stay.
     pub fn rename(&mut self, id: RelationId, name: &str) {
         if let Some(old) = self.remove(id) {

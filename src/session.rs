@@ -16,6 +16,7 @@ use datafusion::sql::sqlparser::ast::Statement;
 use futures::StreamExt;
 
 mod blocks;
+mod created;
 mod cursor;
 mod insert;
 mod read_only;
@@ -265,10 +266,20 @@ impl Session {
         match command {
             Command::CreateRelation { kind, name, columns, primary_key, checks, retention, if_not_exists } => {
                 let tag = format!("CREATE {}", kind.noun().to_uppercase());
-                self.refuse_in_transaction(&tag)?;
                 crate::query::defaults::check_defaults(&columns).await?;
-                let change =
-                    Change::CreateRelation { name, kind, columns, primary_key, checks, retention, if_not_exists };
+                let change = Change::CreateRelation {
+                    name,
+                    kind,
+                    columns,
+                    primary_key,
+                    checks,
+                    retention,
+                    if_not_exists,
+                    provisional: None,
+                };
+                if self.transaction.is_some() {
+                    return self.create_in_block(change, &tag);
+                }
                 self.db.log.commit(vec![change]).await?;
                 Ok(done(&tag))
             }
@@ -398,7 +409,7 @@ impl Session {
             Command::Show { name } => self.show(&name),
             Command::CopyFrom { relation, columns, mut options } => {
                 options.time_zone = self.time_zone().to_string();
-                let def = self.db.log.relation(&relation).ok_or(Error::UndefinedRelation(relation))?;
+                let def = self.relation(&relation).ok_or(Error::UndefinedRelation(relation))?;
                 refuse_view_write(&def)?;
                 let targets = if columns.is_empty() {
                     def.visible_positions()
@@ -417,7 +428,7 @@ impl Session {
                 };
                 Ok(Outcome::CopyIn(Box::new(CopyIn::new(def, targets, options, Limits::from(&self.db.config))?)))
             }
-            Command::Modify { relation, verb, statement } => match self.db.log.relation(&relation) {
+            Command::Modify { relation, verb, statement } => match self.relation(&relation) {
                 Some(def) if def.view.is_some() => Err(refuse_view_write(&def).unwrap_err()),
                 Some(def) if def.kind == RelationKind::Table => {
                     let mut statement = statement;
@@ -477,7 +488,7 @@ impl Session {
                 });
             }
         }
-        let def = self.db.log.relation(relation);
+        let def = self.relation(relation);
         let has_rows = def.is_some_and(|def| {
             let read = self.db.log.read(def.id, self.db.log.visible_offset());
             !read.segments.is_empty() || !read.batches.is_empty() || !read.states.is_empty()
@@ -565,6 +576,13 @@ impl Session {
             options.time_zone = self.time_zone().to_string();
             options.settings = crate::query::pg_settings::encode(&self.settings);
         }
+        if self.transaction.is_some() {
+            let created = created::created_in(&view);
+            if !created.is_empty() {
+                let catalogs = state.catalog_list().clone();
+                state.register_catalog_list(crate::query::schema::with_created(catalogs, self.db.log.clone(), created));
+            }
+        }
         let scope =
             StatementScope { read_offset: view.offset, tables: view.tables, transaction: self.transaction.clone() };
         state.config_mut().set_extension(Arc::new(scope));
@@ -641,7 +659,7 @@ impl Session {
 
     async fn run_query(&mut self, statement: Statement, params: Option<&ParamValues>) -> Result<Outcome> {
         if let Statement::Insert(insert) = &statement
-            && let Some(def) = self.db.log.relation(&crate::sql::parse::object_name(&insert.table.to_string()))
+            && let Some(def) = self.relation(&crate::sql::parse::object_name(&insert.table.to_string()))
         {
             refuse_view_write(&def)?;
         }
@@ -651,7 +669,7 @@ impl Session {
             }
             Statement::Insert(insert) => {
                 let relation = crate::sql::parse::object_name(&insert.table.to_string());
-                let def = self.db.log.relation(&relation);
+                let def = self.relation(&relation);
                 if let Some(def) = def
                     && let Some(rows) = values_rows(&def, &insert, params, self.time_zone())
                 {
@@ -766,7 +784,7 @@ impl Session {
         statement: &Statement,
         returning_params: Option<&ParamValues>,
     ) -> Result<Option<(LogicalPlan, Option<Returned>)>> {
-        let Some(def) = self.db.log.relation(relation).filter(|d| d.kind == RelationKind::Table) else {
+        let Some(def) = self.relation(relation).filter(|d| d.kind == RelationKind::Table) else {
             return Ok(None);
         };
         let query = select_targets(&def, statement)?;

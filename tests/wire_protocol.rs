@@ -1247,3 +1247,60 @@ async fn a_session_reads_and_prints_times_in_its_time_zone() {
     let error = utc.batch_execute("SET TIME ZONE 'Nowhere/Special'").await.unwrap_err();
     assert_eq!(error.code(), Some(&SqlState::INVALID_PARAMETER_VALUE));
 }
+
+/// CREATE TABLE and CREATE STREAM in a transaction block are part of it, as
+/// PostgreSQL's DDL is (SQLAlchemy's `create_all`, migrations): the block's
+/// own statements see the new relations, prepared ones included; no other
+/// session does before COMMIT, which creates them with the block's rows in
+/// one commit (it survives kill -9); ROLLBACK leaves no trace; and a name
+/// another session took first fails the COMMIT whole.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn ddl_in_a_transaction_block_commits_with_it() {
+    let data = common::fresh_data_dir("wire-ddl-in-block");
+    let mut server = common::Server::start(&data);
+    let client = server.client().await;
+    let other = server.client().await;
+    client
+        .batch_execute(
+            "BEGIN; CREATE TABLE made (id BIGINT PRIMARY KEY, v TEXT); CREATE STREAM made_events (id BIGINT)",
+        )
+        .await
+        .unwrap();
+    client.execute("INSERT INTO made VALUES ($1, $2), (2, 'b')", &[&1i64, &"a"]).await.unwrap();
+    client.execute("UPDATE made SET v = $1 WHERE id = 2", &[&"bb"]).await.unwrap();
+    client.execute("INSERT INTO made_events SELECT id FROM made", &[]).await.unwrap();
+    let joined = common::text_rows(&client, "SELECT v FROM made JOIN made_events USING (id) ORDER BY id").await;
+    assert_eq!(joined, ["a", "bb"]);
+    let unseen = other.query("SELECT * FROM made", &[]).await.unwrap_err();
+    assert_eq!(unseen.code(), Some(&SqlState::UNDEFINED_TABLE));
+    client.batch_execute("COMMIT").await.unwrap();
+    let check = |client: tokio_postgres::Client| async move {
+        let row = client.query_one("SELECT count(*), count(DISTINCT _ts) FROM made", &[]).await.unwrap();
+        assert_eq!((row.get::<_, i64>(0), row.get::<_, i64>(1)), (2, 1), "one commit");
+        assert_eq!(common::text_rows(&client, "SELECT v FROM made ORDER BY id").await, ["a", "bb"]);
+        assert_eq!(common::text_rows(&client, "SELECT count(*) FROM made_events").await, ["2"]);
+    };
+    check(other).await;
+    server.kill9();
+    let server = common::Server::start(&data);
+    check(server.client().await).await;
+
+    let client = server.client().await;
+    let other = server.client().await;
+    client
+        .batch_execute("BEGIN; CREATE TABLE gone (id INT PRIMARY KEY); INSERT INTO gone VALUES (1); ROLLBACK")
+        .await
+        .unwrap();
+    let gone = client.query("SELECT * FROM gone", &[]).await.unwrap_err();
+    assert_eq!(gone.code(), Some(&SqlState::UNDEFINED_TABLE));
+    client
+        .batch_execute("BEGIN; CREATE TABLE clash (id INT PRIMARY KEY); INSERT INTO made VALUES (3, 'c')")
+        .await
+        .unwrap();
+    other.batch_execute("CREATE TABLE clash (n TEXT)").await.unwrap();
+    let clash = client.batch_execute("COMMIT").await.unwrap_err();
+    assert_eq!(clash.code(), Some(&SqlState::DUPLICATE_TABLE));
+    assert_eq!(common::text_rows(&client, "SELECT count(*) FROM made").await, ["2"]);
+    // The table is the other session's.
+    assert!(common::text_rows(&client, "SELECT n FROM clash").await.is_empty());
+}

@@ -30,7 +30,7 @@ use std::sync::{Arc, Mutex, RwLock};
 use datafusion::arrow::error::ArrowError;
 use tokio::sync::{Notify, mpsc, oneshot};
 
-pub use position::{CommitInfo, CommitTs, Offset, RelationId};
+pub use position::{CommitInfo, CommitTs, Offset, PROVISIONAL_RELATION_IDS, RelationId};
 pub use record::{CommitRecord, Entry};
 pub use segment::SegmentMeta;
 pub use snapshot::SnapshotMeta;
@@ -101,6 +101,28 @@ impl Error {
     }
 }
 
+impl Change {
+    /// The definition a `CreateRelation` change gives a relation, as `id`
+    /// created at `created_at`.
+    pub fn created_relation(&self, id: RelationId, created_at: Offset) -> Option<RelationDef> {
+        let Change::CreateRelation { name, kind, columns, primary_key, checks, retention, .. } = self else {
+            return None;
+        };
+        Some(RelationDef {
+            id,
+            name: name.clone(),
+            kind: *kind,
+            columns: columns.clone(),
+            created_at,
+            primary_key: primary_key.clone(),
+            checks: checks.clone(),
+            retention: retention.clone(),
+            view: None,
+            schemas: Default::default(),
+        })
+    }
+}
+
 /// One change a commit asks for, before the writer resolves it.
 #[derive(Debug, Clone)]
 pub enum Change {
@@ -112,6 +134,10 @@ pub enum Change {
         checks: Vec<CheckDef>,
         retention: Option<Retention>,
         if_not_exists: bool,
+        /// The id a transaction block's own statements knew it by; later
+        /// changes of the same commit name it so (see
+        /// [`PROVISIONAL_RELATION_IDS`]).
+        provisional: Option<RelationId>,
     },
     /// A column added to or dropped from a relation.
     AlterColumns {

@@ -40,6 +40,17 @@ impl CommitTs {
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
 pub struct RelationId(pub u64);
 
+/// Ids from here on are provisional: a relation created inside an open
+/// transaction block goes by one until its COMMIT gives it its own (the
+/// log's ids are given out in commit order). None is ever written.
+pub const PROVISIONAL_RELATION_IDS: u64 = 1 << 62;
+
+impl RelationId {
+    pub fn is_provisional(self) -> bool {
+        self.0 >= PROVISIONAL_RELATION_IDS
+    }
+}
+
 /// What one commit occupies in the log.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct CommitInfo {

@@ -227,6 +227,8 @@ fn resolve(
 ) -> Result<Vec<Entry>> {
     let mut entries = Vec::with_capacity(changes.len());
     let mut offset = first_offset;
+    // Provisional ids of relations this commit creates, to their own.
+    let mut created_as: HashMap<RelationId, RelationId> = HashMap::new();
     for change in changes {
         let entry = match change {
             Change::CreateView { def, runtime, through, output, restore, if_not_exists, replace } => {
@@ -306,25 +308,19 @@ fn resolve(
                 }
                 continue;
             }
-            Change::CreateRelation { name, kind, columns, primary_key, checks, retention, if_not_exists } => {
+            Change::CreateRelation { name, if_not_exists, provisional, .. } => {
                 if state.catalog.get(name).is_some() {
-                    if *if_not_exists {
+                    // A block's own statements wrote to the one it created.
+                    if *if_not_exists && provisional.is_none() {
                         continue;
                     }
                     return Err(Error::DuplicateRelation(name.clone()));
                 }
-                let def = RelationDef {
-                    id: state.catalog.allocate_id(),
-                    name: name.clone(),
-                    kind: *kind,
-                    columns: columns.clone(),
-                    created_at: offset,
-                    primary_key: primary_key.clone(),
-                    checks: checks.clone(),
-                    retention: retention.clone(),
-                    view: None,
-                    schemas: Default::default(),
-                };
+                let id = state.catalog.allocate_id();
+                if let Some(provisional) = provisional {
+                    created_as.insert(*provisional, id);
+                }
+                let def = change.created_relation(id, offset).expect("a relation's creation");
                 create(state, def.clone())?;
                 Entry::CreateRelation(def)
             }
@@ -394,26 +390,28 @@ fn resolve(
                 if rows.num_rows() == 0 {
                     continue;
                 }
+                let relation = created_as.get(relation).copied().unwrap_or(*relation);
                 let def = state
                     .catalog
-                    .by_id(*relation)
+                    .by_id(relation)
                     .ok_or_else(|| Error::UndefinedRelation(format!("with id {}", relation.0)))?;
                 refuse_old_columns(def, rows)?;
-                Entry::Append { relation: *relation, rows: rows.clone() }
+                Entry::Append { relation, rows: rows.clone() }
             }
             Change::TableWrite(write) => {
                 if write.deletes.num_rows() + write.inserts.num_rows() == 0 {
                     continue;
                 }
+                let relation = created_as.get(&write.relation).copied().unwrap_or(write.relation);
                 let table = state
                     .tables
                     .by_relation
-                    .get_mut(&write.relation)
-                    .ok_or_else(|| Error::UndefinedRelation(format!("with id {}", write.relation.0)))?;
+                    .get_mut(&relation)
+                    .ok_or_else(|| Error::UndefinedRelation(format!("with id {}", relation.0)))?;
                 refuse_old_columns(&table.codec.def, &write.inserts)?;
                 refuse_old_columns(&table.codec.def, &write.deletes)?;
                 let rows = check_table_write(table, write, first_offset, offset, ts)?;
-                Entry::Append { relation: write.relation, rows }
+                Entry::Append { relation, rows }
             }
         };
         offset = Offset(offset.0 + entry.event_count());

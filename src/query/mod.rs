@@ -26,7 +26,7 @@ mod pg_visibility;
 mod provider;
 mod prune;
 pub mod read_types;
-mod schema;
+pub mod schema;
 pub mod scope;
 mod sink;
 mod system;

@@ -84,7 +84,7 @@ impl Session {
 
     fn take_clauses(&self, insert: &mut Insert) -> Result<Clauses> {
         let relation = object_name(&insert.table.to_string());
-        let def = self.db.log.relation(&relation).ok_or(Error::UndefinedRelation(relation))?;
+        let def = self.relation(&relation).ok_or(Error::UndefinedRelation(relation))?;
         let qualifier = match insert.table_alias.take() {
             Some(alias) => object_name(&alias.alias.to_string()),
             None => def.name.clone(),

@@ -233,8 +233,8 @@ def with_sqlalchemy():
         balance: orm.Mapped[D] = orm.mapped_column(sqlalchemy.Numeric(12, 2))
         opened: orm.Mapped[datetime.datetime] = orm.mapped_column(sqlalchemy.DateTime(timezone=True))
 
-    # DDL runs outside a transaction block (see README, Status).
-    Base.metadata.create_all(engine.execution_options(isolation_level="AUTOCOMMIT"))
+    # In a transaction block, as SQLAlchemy runs DDL.
+    Base.metadata.create_all(engine)
     with engine.connect() as connection:
         check("sqlalchemy isolation level", connection.get_isolation_level(), "REPEATABLE READ")
         driver = connection.connection.driver_connection
