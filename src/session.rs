@@ -298,10 +298,11 @@ impl Session {
             Command::DropRelation { kind, view, names, if_exists, cascade } => {
                 let noun = if view { "materialized view" } else { kind.noun() };
                 let tag = format!("DROP {}", noun.to_uppercase());
-                self.refuse_in_transaction(&tag)?;
-                let catalog = self.db.log.catalog();
+                if view {
+                    self.refuse_in_transaction(&tag)?;
+                }
                 for name in &names {
-                    if let Some(def) = catalog.get(name)
+                    if let Some(def) = self.relation(name)
                         && def.noun() != noun
                     {
                         return Err(Error::WrongObjectType(format!(
@@ -309,6 +310,9 @@ impl Session {
                             def.noun().to_uppercase()
                         )));
                     }
+                }
+                if self.transaction.is_some() {
+                    return self.drop_in_block(names, if_exists, cascade, &tag);
                 }
                 let changes =
                     names.into_iter().map(|name| Change::DropRelation { name, if_exists, cascade }).collect::<Vec<_>>();
@@ -576,12 +580,10 @@ impl Session {
             options.time_zone = self.time_zone().to_string();
             options.settings = crate::query::pg_settings::encode(&self.settings);
         }
-        if self.transaction.is_some() {
-            let created = created::created_in(&view);
-            if !created.is_empty() {
-                let catalogs = state.catalog_list().clone();
-                state.register_catalog_list(crate::query::schema::with_created(catalogs, self.db.log.clone(), created));
-            }
+        if let Some((created, dropped)) = self.block_catalog_changes(&view) {
+            let catalogs = state.catalog_list().clone();
+            let log = self.db.log.clone();
+            state.register_catalog_list(crate::query::schema::with_block_changes(catalogs, log, created, dropped));
         }
         let scope =
             StatementScope { read_offset: view.offset, tables: view.tables, transaction: self.transaction.clone() };

@@ -1248,12 +1248,13 @@ async fn a_session_reads_and_prints_times_in_its_time_zone() {
     assert_eq!(error.code(), Some(&SqlState::INVALID_PARAMETER_VALUE));
 }
 
-/// CREATE TABLE and CREATE STREAM in a transaction block are part of it, as
-/// PostgreSQL's DDL is (SQLAlchemy's `create_all`, migrations): the block's
-/// own statements see the new relations, prepared ones included; no other
-/// session does before COMMIT, which creates them with the block's rows in
-/// one commit (it survives kill -9); ROLLBACK leaves no trace; and a name
-/// another session took first fails the COMMIT whole.
+/// CREATE and DROP of tables and streams in a transaction block are part
+/// of it, as PostgreSQL's DDL is (SQLAlchemy's `create_all` and
+/// `drop_all`, migrations): the block's own statements see the change,
+/// prepared ones included; no other session does before COMMIT, which
+/// makes it with the block's rows in one commit (it survives kill -9);
+/// ROLLBACK leaves no trace; and a name another session took first fails
+/// the COMMIT whole.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn ddl_in_a_transaction_block_commits_with_it() {
     let data = common::fresh_data_dir("wire-ddl-in-block");
@@ -1303,4 +1304,17 @@ async fn ddl_in_a_transaction_block_commits_with_it() {
     assert_eq!(common::text_rows(&client, "SELECT count(*) FROM made").await, ["2"]);
     // The table is the other session's.
     assert!(common::text_rows(&client, "SELECT n FROM clash").await.is_empty());
+
+    // A block that drops a relation and creates one of its name.
+    client
+        .batch_execute("BEGIN; DROP TABLE made; CREATE STREAM made (note TEXT); INSERT INTO made VALUES ('x')")
+        .await
+        .unwrap();
+    assert_eq!(common::text_rows(&other, "SELECT count(*) FROM made").await, ["2"], "not dropped before COMMIT");
+    client.batch_execute("COMMIT").await.unwrap();
+    let mut server = server;
+    server.kill9();
+    let server = common::Server::start(&data);
+    let client = server.client().await;
+    assert_eq!(common::text_rows(&client, "SELECT note FROM made").await, ["x"]);
 }

@@ -1,6 +1,7 @@
 //! The `public` schema: every relation in the log's catalog, resolved by name
 //! at planning time so DDL is visible to the next statement; and, for the
-//! statements of a transaction block that created relations, those too.
+//! statements of a transaction block that created or dropped relations,
+//! the catalog as the block changed it.
 
 use std::sync::Arc;
 
@@ -47,33 +48,39 @@ fn provider(log: &Arc<Log>, def: Arc<RelationDef>) -> Arc<dyn TableProvider> {
     }
 }
 
-/// `catalogs` with relations a transaction block created (see
-/// `session/created.rs`) in the database's `public` schema, for one of the
-/// block's statements.
-pub fn with_created(
+/// `catalogs` with the relations a transaction block created in the
+/// database's `public` schema and without those it dropped (see
+/// `session/created.rs`), for one of the block's statements.
+pub fn with_block_changes(
     catalogs: Arc<dyn CatalogProviderList>,
     log: Arc<Log>,
     created: Vec<Arc<RelationDef>>,
+    dropped: Vec<String>,
 ) -> Arc<dyn CatalogProviderList> {
-    Arc::new(Created { inner: catalogs, log, created: created.into() })
+    Arc::new(Created { inner: catalogs, log, created: created.into(), dropped: dropped.into() })
 }
 
-/// The relations a block created, in front of `inner` (a catalog list, the
-/// database's catalog, or its `public` schema).
+/// A block's own relations in front of `inner` (a catalog list, the
+/// database's catalog, or its `public` schema), and those it dropped hidden.
 #[derive(Debug)]
 struct Created<T: ?Sized> {
     inner: Arc<T>,
     log: Arc<Log>,
     created: Arc<[Arc<RelationDef>]>,
+    dropped: Arc<[String]>,
 }
 
 impl<T: ?Sized> Created<T> {
     fn over<U: ?Sized>(&self, inner: Arc<U>) -> Created<U> {
-        Created { inner, log: self.log.clone(), created: self.created.clone() }
+        Created { inner, log: self.log.clone(), created: self.created.clone(), dropped: self.dropped.clone() }
     }
 
     fn find(&self, name: &str) -> Option<&Arc<RelationDef>> {
         self.created.iter().find(|def| def.name == name)
+    }
+
+    fn hidden(&self, name: &str) -> bool {
+        self.dropped.iter().any(|dropped| dropped == name)
     }
 }
 
@@ -107,6 +114,7 @@ impl CatalogProvider for Created<dyn CatalogProvider> {
 impl SchemaProvider for Created<dyn SchemaProvider> {
     fn table_names(&self) -> Vec<String> {
         let mut names = self.inner.table_names();
+        names.retain(|name| !self.hidden(name));
         names.extend(self.created.iter().map(|def| def.name.clone()));
         names
     }
@@ -114,11 +122,12 @@ impl SchemaProvider for Created<dyn SchemaProvider> {
     async fn table(&self, name: &str) -> DfResult<Option<Arc<dyn TableProvider>>> {
         match self.find(name) {
             Some(def) => Ok(Some(provider(&self.log, def.clone()))),
+            None if self.hidden(name) => Ok(None),
             None => self.inner.table(name).await,
         }
     }
 
     fn table_exist(&self, name: &str) -> bool {
-        self.find(name).is_some() || self.inner.table_exist(name)
+        self.find(name).is_some() || (!self.hidden(name) && self.inner.table_exist(name))
     }
 }

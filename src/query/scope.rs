@@ -47,6 +47,9 @@ pub struct Transaction {
     pub view: Option<ReadView>,
     /// Open savepoints, oldest first.
     pub savepoints: Vec<Savepoint>,
+    /// Relations the block dropped, by name: its statements no longer see
+    /// them (the drop is made at COMMIT, as one of its changes).
+    pub dropped: Vec<String>,
 }
 
 /// What `ROLLBACK TO SAVEPOINT` returns a transaction to: its writes and
@@ -57,14 +60,15 @@ pub struct Savepoint {
     pub name: String,
     changes: usize,
     bytes: usize,
+    dropped: usize,
     view: Option<ReadView>,
 }
 
 impl Transaction {
     /// Marks the transaction's state now as `name`.
     pub fn savepoint(&mut self, name: String) {
-        let (changes, bytes, view) = (self.changes.len(), self.bytes, self.view.clone());
-        self.savepoints.push(Savepoint { name, changes, bytes, view });
+        let (changes, bytes, dropped, view) = (self.changes.len(), self.bytes, self.dropped.len(), self.view.clone());
+        self.savepoints.push(Savepoint { name, changes, bytes, dropped, view });
     }
 
     /// Forgets savepoint `name` and those after it (`RELEASE`); its
@@ -83,6 +87,7 @@ impl Transaction {
         self.savepoints.truncate(position + 1);
         let savepoint = &self.savepoints[position];
         self.changes.truncate(savepoint.changes);
+        self.dropped.truncate(savepoint.dropped);
         self.bytes = savepoint.bytes;
         self.view = savepoint.view.clone();
         self.failed = false;

@@ -1,9 +1,11 @@
-//! CREATE TABLE and CREATE STREAM inside a transaction block, as
-//! PostgreSQL's DDL is transactional (SQLAlchemy's `create_all`, migration
-//! tools): the relation is the block's own until COMMIT creates it in the
-//! same commit as the block's writes to it; ROLLBACK, or a failure, leaves
-//! no trace of it, and other sessions do not see it before. Until then it
-//! goes by a provisional id, which the log writer replaces (see
+//! CREATE and DROP of tables and streams inside a transaction block, as
+//! PostgreSQL's DDL is transactional (SQLAlchemy's `create_all` and
+//! `drop_all`, migration tools): a relation created is the block's own
+//! until COMMIT creates it in the same commit as the block's writes to it,
+//! and one dropped is gone for the block's statements and dropped at
+//! COMMIT; ROLLBACK, or a failure, leaves no trace of either, and other
+//! sessions see neither before. A created relation goes by a provisional
+//! id until then, which the log writer replaces (see
 //! [`PROVISIONAL_RELATION_IDS`]).
 
 use std::sync::Arc;
@@ -21,8 +23,8 @@ impl Session {
             return Err(Error::Internal("not a relation's creation".into()));
         };
         // The block's view is fixed now if no statement fixed it yet.
-        let view = self.read_view();
-        if view.catalog.get(name).is_some() || self.db.log.relation(name).is_some() {
+        let _ = self.read_view();
+        if self.relation(name).is_some() {
             return match if_not_exists {
                 true => Ok(done(tag)),
                 false => Err(Error::DuplicateRelation(name.clone())),
@@ -44,18 +46,55 @@ impl Session {
         Ok(done(tag))
     }
 
-    /// A relation by name as this session's statements see it: one the open
-    /// block created, else the log's.
-    pub(super) fn relation(&self, name: &str) -> Option<Arc<RelationDef>> {
-        let created = self.transaction.as_ref().and_then(|transaction| {
-            let transaction = transaction.lock().expect("transaction lock");
-            transaction.view.as_ref()?.catalog.get(name).filter(|def| def.id.is_provisional()).cloned()
-        });
-        created.or_else(|| self.db.log.relation(name))
+    /// Drops `names` in the open block; `None` where no relation has the
+    /// name (an error unless `if_exists`).
+    pub(super) fn drop_in_block(
+        &mut self,
+        names: Vec<String>,
+        if_exists: bool,
+        cascade: bool,
+        tag: &str,
+    ) -> Result<Outcome> {
+        let _ = self.read_view();
+        let transaction = self.transaction.clone().ok_or(Error::NoActiveTransaction("DROP"))?;
+        for name in names {
+            let Some(def) = self.relation(&name) else {
+                match if_exists {
+                    true => continue,
+                    false => return Err(Error::UndefinedRelation(name)),
+                }
+            };
+            let mut transaction = transaction.lock().expect("transaction lock");
+            let view = transaction.view.as_mut().expect("fixed above");
+            Arc::make_mut(&mut view.catalog).remove(def.id);
+            Arc::make_mut(&mut view.tables).by_relation.remove(&def.id);
+            transaction.dropped.push(name.clone());
+            transaction.changes.push(Change::DropRelation { name, if_exists, cascade });
+        }
+        Ok(done(tag))
     }
-}
 
-/// The relations an open block created, as its view holds them.
-pub(super) fn created_in(view: &ReadView) -> Vec<Arc<RelationDef>> {
-    view.catalog.relations().filter(|def| def.id.is_provisional()).cloned().collect()
+    /// A relation by name as this session's statements see it: one the open
+    /// block created, none for one it dropped, else the log's.
+    pub(super) fn relation(&self, name: &str) -> Option<Arc<RelationDef>> {
+        if let Some(transaction) = &self.transaction {
+            let transaction = transaction.lock().expect("transaction lock");
+            let created = transaction.view.as_ref().and_then(|view| view.catalog.get(name));
+            if let Some(def) = created.filter(|def| def.id.is_provisional()) {
+                return Some(def.clone());
+            }
+            if transaction.dropped.iter().any(|dropped| dropped == name) {
+                return None;
+            }
+        }
+        self.db.log.relation(name)
+    }
+
+    /// What the open block changed of the catalog its statements plan
+    /// against: the relations it created, and the names it dropped.
+    pub(super) fn block_catalog_changes(&self, view: &ReadView) -> Option<(Vec<Arc<RelationDef>>, Vec<String>)> {
+        let transaction = self.transaction.as_ref()?.lock().expect("transaction lock");
+        let created: Vec<_> = view.catalog.relations().filter(|def| def.id.is_provisional()).cloned().collect();
+        (!created.is_empty() || !transaction.dropped.is_empty()).then(|| (created, transaction.dropped.clone()))
+    }
 }

@@ -255,6 +255,8 @@ def with_sqlalchemy():
         changed = connection.execute(Account.__table__.update().where(Account.id >= 140).values(owner="u")).rowcount
     check("sqlalchemy executemany and rowcount", changed, 10)
     check("sqlalchemy table names", "sa_accounts" in sqlalchemy.inspect(engine).get_table_names(), True)
+    Base.metadata.drop_all(engine)
+    check("sqlalchemy drop_all", "sa_accounts" in sqlalchemy.inspect(engine).get_table_names(), False)
     engine.dispose()
 
 
