@@ -121,6 +121,10 @@ pub struct ColumnDef {
     /// Every `RENAME COLUMN`, oldest first: its offset and the name before it.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub renamed: Vec<(Offset, String)>,
+    /// SERIAL, BIGSERIAL or SMALLSERIAL: a row written without a value
+    /// takes the next of the column's counter (see `write::serial`).
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub serial: bool,
 }
 
 impl ColumnDef {
@@ -134,6 +138,7 @@ impl ColumnDef {
             added_at: Offset::ZERO,
             missing: None,
             renamed: Vec::new(),
+            serial: false,
         }
     }
 }
@@ -160,8 +165,10 @@ impl ColumnDef {
     /// The column as an Arrow field. A column added by ALTER is nullable in
     /// Arrow even when NOT NULL: files from before it lack it until it is
     /// filled with its missing value (NOT NULL is checked on every write).
+    /// So is a SERIAL column: a write's rows leave it NULL until it is filled.
     pub fn field(&self) -> Field {
-        let field = Field::new(&self.name, self.sql_type.arrow_type(), self.nullable || self.added_at > Offset::ZERO);
+        let nullable = self.nullable || self.added_at > Offset::ZERO || self.serial;
+        let field = Field::new(&self.name, self.sql_type.arrow_type(), nullable);
         match self.sql_type {
             SqlType::Jsonb => crate::query::jsonb::tag(field),
             _ => field,

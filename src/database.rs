@@ -40,6 +40,8 @@ pub(crate) struct Inner {
     /// such strings take turns, so that under contention they stop
     /// colliding with each other (see `server/query_string.rs`).
     retry_turn: Arc<tokio::sync::Mutex<()>>,
+    /// SERIAL columns' counters.
+    pub serials: crate::write::serial::Serials,
 }
 
 impl Database {
@@ -102,7 +104,15 @@ impl Database {
         let sealer = tokio::spawn(run_sealer(log.clone(), config.clone()));
         let sealer = std::sync::Mutex::new(Some(sealer));
         let database = Database {
-            inner: Arc::new(Inner { log, activity, base_state, config, sealer, retry_turn: Default::default() }),
+            inner: Arc::new(Inner {
+                log,
+                activity,
+                base_state,
+                config,
+                sealer,
+                retry_turn: Default::default(),
+                serials: Default::default(),
+            }),
         };
         database.restore_views().await?;
         Ok(database)

@@ -62,6 +62,9 @@ pub enum Error {
     /// COPY's data arrives after its statement returned).
     #[error("canceling statement due to user request")]
     QueryCanceled,
+    /// A SERIAL column's counter past its type's largest value.
+    #[error("{0}")]
+    SequenceExhausted(String),
     #[error("{0}")]
     ProgramLimitExceeded(String),
     #[error("{0}")]

@@ -20,6 +20,7 @@ mod created;
 mod cursor;
 mod insert;
 mod read_only;
+mod serial;
 mod settings;
 pub(crate) use settings::canonical_setting;
 pub mod subscribe;
@@ -430,7 +431,9 @@ impl Session {
                         })
                         .collect::<Result<Vec<_>>>()?
                 };
-                Ok(Outcome::CopyIn(Box::new(CopyIn::new(def, targets, options, Limits::from(&self.db.config))?)))
+                let serials = self.serial_counters(&def).await?;
+                let copy = CopyIn::new(def, targets, options, Limits::from(&self.db.config))?.with_serials(serials);
+                Ok(Outcome::CopyIn(Box::new(copy)))
             }
             Command::Modify { relation, verb, statement } => match self.relation(&relation) {
                 Some(def) if def.view.is_some() => Err(refuse_view_write(&def).unwrap_err()),
@@ -683,8 +686,16 @@ impl Session {
             }
             other => other,
         };
-        let (state, statement) = self.prepare(statement, true).await?;
+        let (mut state, statement) = self.prepare(statement, true).await?;
         let insert_target = insert_target(&statement);
+        if let Some((relation, _)) = &insert_target
+            && let Some(def) = self.relation(relation)
+        {
+            let counters = self.serial_counters(&def).await?;
+            if !counters.is_empty() {
+                state.config_mut().set_extension(Arc::new(crate::write::serial::StatementCounters(counters)));
+            }
+        }
         let plan = plan_statement(&state, statement, params).await?;
         let frame = DataFrame::new(state, plan);
         if let Some((relation, columns)) = insert_target {
@@ -858,6 +869,8 @@ impl Session {
     /// Checks rows (user columns) and appends them to a stream, or inserts
     /// them into a table; as one commit, or buffered in the open transaction.
     async fn write_rows(&mut self, def: &RelationDef, rows: RecordBatch) -> Result<()> {
+        let counters = self.serial_counters(def).await?;
+        let rows = crate::write::serial::fill(def, rows, &counters)?;
         let rows = check_rows(def, rows)?;
         let rows = RecordBatch::try_new(def.user_schema(), rows.columns().to_vec())?;
         let limits = Limits::from(&self.db.config);

@@ -1318,3 +1318,25 @@ async fn ddl_in_a_transaction_block_commits_with_it() {
     let client = server.client().await;
     assert_eq!(common::text_rows(&client, "SELECT note FROM made").await, ["x"]);
 }
+
+/// A SERIAL column's rows written by INSERT and COPY take its counter's
+/// values; after kill -9 the counter goes on after the largest value.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn serial_columns_count_on_after_kill_9() {
+    let data = common::fresh_data_dir("wire-serial");
+    let mut server = common::Server::start(&data);
+    let client = server.client().await;
+    client.batch_execute("CREATE TABLE users (id BIGSERIAL PRIMARY KEY, name TEXT)").await.unwrap();
+    let returned = client.query_one("INSERT INTO users (name) VALUES ($1) RETURNING id", &[&"ann"]).await.unwrap();
+    assert_eq!(returned.get::<_, i64>(0), 1);
+    let sink = client.copy_in("COPY users (name) FROM STDIN").await.unwrap();
+    let mut sink = std::pin::pin!(sink);
+    sink.send(bytes::Bytes::from_static(b"bob\ncat\n")).await.unwrap();
+    assert_eq!(sink.finish().await.unwrap(), 2);
+    assert_eq!(common::text_rows(&client, "SELECT id || name FROM users ORDER BY id").await, ["1ann", "2bob", "3cat"]);
+    server.kill9();
+    let server = common::Server::start(&data);
+    let client = server.client().await;
+    let returned = client.query_one("INSERT INTO users (name) VALUES ('dan') RETURNING id", &[]).await.unwrap();
+    assert_eq!(returned.get::<_, i64>(0), 4);
+}

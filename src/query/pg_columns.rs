@@ -6,7 +6,7 @@
 //! types, which carry no VARCHAR length (`text`) and no modifier
 //! (`atttypmod` -1), and serves `pg_attrdef` as PostgreSQL's own system
 //! rows only; its `pg_get_expr` returns ''. Here `pg_attribute` gains the
-//! declared types and `atthasdef`, `pg_attrdef` a row per DEFAULT whose
+//! declared types, NOT NULL and `atthasdef`, `pg_attrdef` a row per DEFAULT whose
 //! `adbin` is the expression's text, and `pg_get_expr` returns that text.
 
 use std::collections::HashMap;
@@ -106,7 +106,11 @@ pub fn typed_attributes(log: &Log, classes: &HashMap<String, ClassRow>, batch: R
     let mut types = Vec::with_capacity(columns.len());
     let mut mods = Vec::with_capacity(columns.len());
     let mut has_default = Vec::with_capacity(columns.len());
+    let stored_not_null = batch.column(batch.schema().index_of("attnotnull")?).as_boolean().clone();
+    let mut not_null = Vec::with_capacity(columns.len());
     for (row, column) in columns.iter().enumerate() {
+        // Declared NOT NULL, whatever the Arrow field says (see `ColumnDef::field`).
+        not_null.push(column.map_or(stored_not_null.value(row), |c| !c.nullable));
         let stored = (stored_types.is_valid(row).then(|| stored_types.value(row)), stored_mods.value(row));
         let (type_oid, modifier) = match column {
             Some(column) => {
@@ -117,7 +121,7 @@ pub fn typed_attributes(log: &Log, classes: &HashMap<String, ClassRow>, batch: R
         };
         types.push(type_oid);
         mods.push(modifier);
-        has_default.push(column.is_some_and(|c| c.default.is_some()));
+        has_default.push(column.is_some_and(|c| c.default.is_some() || c.serial));
     }
     with_columns(
         &batch,
@@ -125,6 +129,7 @@ pub fn typed_attributes(log: &Log, classes: &HashMap<String, ClassRow>, batch: R
             ("atttypid", Arc::new(Int32Array::from(types)) as ArrayRef),
             ("atttypmod", Arc::new(Int32Array::from(mods))),
             ("atthasdef", Arc::new(BooleanArray::from(has_default))),
+            ("attnotnull", Arc::new(BooleanArray::from(not_null))),
         ],
     )
 }
@@ -145,11 +150,20 @@ pub fn attrdef_rows(
         let attnums = cast(batch.column(batch.schema().index_of("attnum")?), &DataType::Int32)?;
         let (oids, attnums) = (oids.as_primitive::<Int32Type>(), attnums.as_primitive::<Int32Type>());
         for (row, column) in columns.iter().enumerate() {
-            if let Some(default) = column.and_then(|c| c.default.as_ref()) {
-                relids.push(oids.value(row));
-                numbers.push(attnums.value(row));
-                texts.push(default.clone());
-            }
+            let Some(column) = column else { continue };
+            // A SERIAL column's, as PostgreSQL shows it (its sequence's name).
+            let serial = || {
+                let relation = relations.get(&oids.value(row)).map(|def| def.name.as_str()).unwrap_or_default();
+                format!("nextval('{relation}_{}_seq'::regclass)", column.name)
+            };
+            let default = match (&column.default, column.serial) {
+                (Some(default), _) => default.clone(),
+                (None, true) => serial(),
+                (None, false) => continue,
+            };
+            relids.push(oids.value(row));
+            numbers.push(attnums.value(row));
+            texts.push(default);
         }
     }
     rows_of(

@@ -224,10 +224,17 @@ impl DataSink for TableSink {
 
     async fn write_all(&self, mut data: SendableRecordBatchStream, context: &Arc<TaskContext>) -> DfResult<u64> {
         let limits = context.session_config().get_extension::<Limits>().unwrap_or_default();
+        let serials = context.session_config().get_extension::<crate::write::serial::StatementCounters>();
         let mut batches: Vec<RecordBatch> = Vec::new();
         let (mut rows, mut bytes) = (0usize, 0usize);
         while let Some(batch) = data.next().await {
             let batch = user_columns(&self.def, batch?).map_err(Error::into_datafusion)?;
+            let batch = match &serials {
+                Some(serials) => {
+                    crate::write::serial::fill(&self.def, batch, &serials.0).map_err(Error::into_datafusion)?
+                }
+                None => batch,
+            };
             let batch = check_rows(&self.def, batch).map_err(Error::into_datafusion)?;
             rows += batch.num_rows();
             bytes += batch.get_array_memory_size();

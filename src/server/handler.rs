@@ -515,7 +515,12 @@ pub struct Prepared {
     pub(super) parameter_types: Vec<Option<DataType>>,
     /// Parameters described as an oid type rather than their planned INTEGER.
     pub(super) oid_parameters: std::collections::BTreeMap<usize, Type>,
+    /// Parameters (`$n`, 1-based) the plan leaves untyped: described as text.
+    pub(super) untyped_parameters: Vec<usize>,
     pub(super) result_schema: Option<SchemaRef>,
+    /// Planned again with the types the client's Parse gave parameters the
+    /// plan left untyped: its description holds for those types only.
+    pub(super) client_typed: bool,
 }
 
 pub struct StatementParser {
@@ -526,7 +531,7 @@ pub struct StatementParser {
 impl QueryParser for StatementParser {
     type Statement = Prepared;
 
-    async fn parse_sql<C>(&self, client: &C, sql: &str, _types: &[Option<Type>]) -> PgWireResult<Option<Prepared>>
+    async fn parse_sql<C>(&self, client: &C, sql: &str, types: &[Option<Type>]) -> PgWireResult<Option<Prepared>>
     where
         C: ClientInfo + Unpin + Send + Sync,
     {
@@ -541,8 +546,9 @@ impl QueryParser for StatementParser {
         if cacheable && let Some(prepared) = described.lock().expect("described lock").get(sql, generation) {
             return Ok(Some(prepared));
         }
-        let prepared = self.describe(client, sql).await.map_err(to_pgwire)?;
-        let kind = prepared.command.as_ref().is_some_and(|c| matches!(c, Command::Query(_) | Command::Modify { .. }));
+        let prepared = self.describe(client, sql, types).await.map_err(to_pgwire)?;
+        let kind = prepared.command.as_ref().is_some_and(|c| matches!(c, Command::Query(_) | Command::Modify { .. }))
+            && !prepared.client_typed;
         if cacheable && kind {
             described.lock().expect("described lock").put(sql, generation, prepared.clone());
         }
@@ -572,11 +578,23 @@ impl QueryParser for StatementParser {
 
 impl StatementParser {
     /// [`describe`] in the client's session.
-    async fn describe<C>(&self, client: &C, sql: &str) -> crate::Result<Prepared>
+    async fn describe<C>(&self, client: &C, sql: &str, types: &[Option<Type>]) -> crate::Result<Prepared>
     where
         C: ClientInfo + Unpin + Send + Sync,
     {
-        let mut prepared = describe(&*session_of(client, &self.db).lock().await, sql).await?;
+        let session = session_of(client, &self.db);
+        let session = session.lock().await;
+        let mut prepared = describe(&session, sql).await?;
+        // A parameter the plan leaves untyped takes the type the client's
+        // Parse gave it, as in PostgreSQL (psycopg types every parameter).
+        if let Some(Command::Query(statement)) = &prepared.command
+            && let Some(retyped) =
+                super::parameter_types::with_client_types(statement, &prepared.untyped_parameters, types)
+        {
+            prepared = describe_command(&session, Command::Query(Box::new(retyped))).await?;
+            prepared.client_typed = true;
+        }
+        drop(session);
         // EXECUTE returns what the statement it runs returns.
         if let Some(Command::Execute { name, .. }) = &prepared.command {
             prepared.result_schema = super::sql_prepare::described(client, name).and_then(|p| p.result_schema.clone());
@@ -594,7 +612,14 @@ pub(super) async fn describe(session: &Session, sql: &str) -> crate::Result<Prep
     let Some(command) = commands.pop() else {
         return Ok(Prepared::default());
     };
-    let (parameter_types, result_schema) = match &command {
+    describe_command(session, command).await
+}
+
+/// [`describe`] of a parsed command.
+async fn describe_command(session: &Session, command: Command) -> crate::Result<Prepared> {
+    // Each parameter's type as the plan infers it (`None`: nothing does),
+    // for `count` parameters.
+    let (inferred, count, result_schema) = match &command {
         Command::Query(statement) => {
             match statement.as_ref() {
                 Statement::Insert(insert) if has_clauses(insert) => {
@@ -602,11 +627,7 @@ pub(super) async fn describe(session: &Session, sql: &str) -> crate::Result<Prep
                     let inferred = inferred_types(&plan, returned.as_ref())?;
                     // Parameters used only in ON CONFLICT … DO UPDATE are
                     // not in the plan: they are text, cast where they are used.
-                    let mut types = as_described(&inferred);
-                    let count = placeholder_count(statement);
-                    if types.len() < count {
-                        types.resize(count, Some(DataType::Utf8));
-                    }
+                    let count = placeholder_count(statement).max(inferred.len());
                     let schema = match (returned, typed_nulls(&inferred, count)) {
                         (Some(first), Some(nulls)) => match session.describe_insert(insert, Some(&nulls)).await {
                             Ok((_, Some(typed))) => Some(typed.schema),
@@ -614,11 +635,12 @@ pub(super) async fn describe(session: &Session, sql: &str) -> crate::Result<Prep
                         },
                         (returned, _) => returned.map(|r| r.schema),
                     };
-                    (types, schema)
+                    (inferred, count, schema)
                 }
                 _ => {
                     let (plan, analyzed) = session.plan_described((**statement).clone()).await?;
-                    (as_described(&inferred_types(&plan, None)?), result_schema(&analyzed))
+                    let inferred = inferred_types(&plan, None)?;
+                    (inferred.clone(), inferred.len(), result_schema(&analyzed))
                 }
             }
         }
@@ -632,25 +654,36 @@ pub(super) async fn describe(session: &Session, sql: &str) -> crate::Result<Prep
                     },
                     (returned, _) => returned.map(|r| r.schema),
                 };
-                (as_described(&inferred), schema)
+                let count = inferred.len();
+                (inferred, count, schema)
             }
-            None => (vec![], None),
+            None => (vec![], 0, None),
         },
         Command::Show { name } => {
             let name = if name == "all" { "setting".to_string() } else { name.clone() };
-            (vec![], Some(Arc::new(Schema::new(vec![Field::new(name, DataType::Utf8, false)]))))
+            (vec![], 0, Some(Arc::new(Schema::new(vec![Field::new(name, DataType::Utf8, false)]))))
         }
         Command::Fetch { cursor, .. } => {
             let schema = session.cursor_schema(cursor)?;
-            (vec![], Some(schema))
+            (vec![], 0, Some(schema))
         }
-        _ => (vec![], None),
+        _ => (vec![], 0, None),
     };
+    let untyped_parameters = (1..=count).filter(|n| inferred.get(n - 1).is_none_or(Option::is_none)).collect();
+    let mut parameter_types = as_described(&inferred);
+    parameter_types.resize(count, Some(DataType::Utf8));
     let oid_parameters = match &command {
         Command::Query(statement) => super::parameter_types::oid_typed(statement),
         _ => Default::default(),
     };
-    Ok(Prepared { command: Some(command), parameter_types, oid_parameters, result_schema })
+    Ok(Prepared {
+        command: Some(command),
+        parameter_types,
+        oid_parameters,
+        untyped_parameters,
+        result_schema,
+        client_typed: false,
+    })
 }
 
 /// Parameter types in `$1, $2, …` order, as DataFusion inferred them, or

@@ -18,8 +18,11 @@ use datafusion::logical_expr::expr::{Cast, Placeholder, ScalarFunction, TryCast}
 use datafusion::logical_expr::{ExprSchemable, LogicalPlan};
 
 use datafusion::sql::sqlparser::ast::{
-    ArrayElemTypeDef, DataType as SqlType, Expr as SqlExpr, ObjectNamePart, Statement, Value, visit_expressions,
+    ArrayElemTypeDef, CastKind, DataType as SqlType, Expr as SqlExpr, ObjectNamePart, Statement, Value,
+    visit_expressions, visit_expressions_mut,
 };
+use datafusion::sql::sqlparser::dialect::PostgreSqlDialect;
+use datafusion::sql::sqlparser::parser::Parser;
 use pgwire::api::Type;
 
 /// The type of each placeholder the plan leaves untyped that is directly
@@ -59,6 +62,46 @@ pub fn placeholder_casts(plan: &LogicalPlan) -> datafusion::common::Result<HashM
         })
     })?;
     Ok(found)
+}
+
+/// `statement` with each placeholder of `untyped` (`$n`, 1-based) that the
+/// client's Parse typed cast to that type (`$2` as `CAST($2 AS numeric)`),
+/// as PostgreSQL types such a parameter; `None` if the client typed none of
+/// them (text and unknown are left: an untyped parameter is text already).
+pub fn with_client_types(statement: &Statement, untyped: &[usize], client: &[Option<Type>]) -> Option<Statement> {
+    let typed: HashMap<usize, SqlType> = untyped
+        .iter()
+        .filter_map(|&n| {
+            let name = client.get(n - 1)?.as_ref()?.name();
+            let castable = ["bool", "int2", "int4", "int8", "float4", "float8", "numeric", "bytea", "date"]
+                .into_iter()
+                .chain(["timestamp", "timestamptz", "interval", "jsonb"])
+                .any(|known| known == name);
+            let data_type = Parser::new(&PostgreSqlDialect {}).try_with_sql(name).ok()?.parse_data_type().ok()?;
+            castable.then_some((n, data_type))
+        })
+        .collect();
+    if typed.is_empty() {
+        return None;
+    }
+    let mut statement = statement.clone();
+    let _ = visit_expressions_mut(&mut statement, |expr| {
+        if let SqlExpr::Value(value) = expr
+            && let Value::Placeholder(id) = &value.value
+            && let Some(data_type) =
+                id.strip_prefix('$').and_then(|n| n.parse::<usize>().ok()).and_then(|n| typed.get(&n))
+        {
+            *expr = SqlExpr::Cast {
+                kind: CastKind::Cast,
+                expr: Box::new(expr.clone()),
+                data_type: data_type.clone(),
+                array: false,
+                format: None,
+            };
+        }
+        ControlFlow::<()>::Continue(())
+    });
+    Some(statement)
 }
 
 /// `$n` (1-based) → its described type, for each placeholder cast directly

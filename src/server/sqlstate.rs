@@ -60,6 +60,7 @@ fn sqlstate(error: &Error) -> &'static str {
         Error::InvalidTransactionState(_) => "25001",
         Error::TransactionAborted => "25P02",
         Error::QueryCanceled => "57014",
+        Error::SequenceExhausted(_) => "2200H",
         Error::ReadOnlyTransaction(_) => "25006",
         Error::NoActiveTransaction(_) => "25P01",
         Error::UndefinedSavepoint(_) => "3B001",

@@ -20,6 +20,7 @@ use crate::sql::parse::object_name;
 use crate::table::upsert::{ConflictAction, conflict_action, resolve};
 use crate::table::write::commit_or_buffer;
 use crate::write::returning::{Returned, returning};
+use crate::write::serial::Counters;
 use crate::write::{Limits, check_rows, user_columns};
 
 /// The clauses taken off an INSERT before DataFusion plans it.
@@ -128,7 +129,8 @@ impl Session {
             .collect()
             .await
             .map_err(|e| not_null_from_values(Error::from_datafusion(e), &def.name, &columns))?;
-        let proposed = proposed_rows(def, &batches)?;
+        let counters = self.serial_counters(def).await?;
+        let proposed = proposed_rows(def, &batches, &counters)?;
         let limits = Limits::from(&self.db.config);
         limits.check_statement(proposed.num_rows(), proposed.get_array_memory_size())?;
 
@@ -164,11 +166,13 @@ impl Session {
 }
 
 /// The INSERT's rows in the relation's user columns, checked (NOT NULL,
-/// lengths, JSON) before any conflict is looked at, as PostgreSQL does.
-fn proposed_rows(def: &RelationDef, batches: &[RecordBatch]) -> Result<RecordBatch> {
+/// lengths, JSON) before any conflict is looked at, as PostgreSQL does;
+/// SERIAL columns left NULL take their counters' next values first.
+fn proposed_rows(def: &RelationDef, batches: &[RecordBatch], serials: &Counters) -> Result<RecordBatch> {
     let mut rows = Vec::with_capacity(batches.len());
     for batch in batches {
         let user = user_columns(def, batch.clone())?;
+        let user = crate::write::serial::fill(def, user, serials)?;
         rows.push(check_rows(def, user)?);
     }
     Ok(concat_batches(&def.user_schema(), &rows)?)

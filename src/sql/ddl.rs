@@ -55,7 +55,26 @@ fn plain_column(column: &datafusion::sql::sqlparser::ast::ColumnDef, place: &str
             return Err(Error::FeatureNotSupported(format!("column option {other} is not supported {place}")));
         }
     }
+    if serial_type(&column.data_type).is_some() {
+        return Err(Error::FeatureNotSupported(format!("{} columns are not supported {place}", column.data_type)));
+    }
     Ok(ColumnDef::new(column.name.value.clone(), sql_type(&column.data_type)?, nullable, default))
+}
+
+/// The integer type of `SERIAL` (`serial4`), `BIGSERIAL` (`serial8`) or
+/// `SMALLSERIAL` (`serial2`), which are not types but say the column takes
+/// its values from a counter when a write gives none.
+fn serial_type(data_type: &DataType) -> Option<SqlType> {
+    let DataType::Custom(name, arguments) = data_type else { return None };
+    if !arguments.is_empty() || name.0.len() != 1 {
+        return None;
+    }
+    Some(match name.to_string().to_lowercase().as_str() {
+        "serial" | "serial4" => SqlType::Int,
+        "bigserial" | "serial8" => SqlType::BigInt,
+        "smallserial" | "serial2" => SqlType::SmallInt,
+        _ => return None,
+    })
 }
 
 /// Applies NULL, NOT NULL or DEFAULT; false for any other option.
@@ -186,7 +205,19 @@ pub fn table_definition(table: &str, create: &CreateTable) -> Result<TableDefini
                 }
             }
         }
-        columns.push(ColumnDef::new(name, sql_type(&column.data_type)?, nullable, default));
+        match serial_type(&column.data_type) {
+            Some(_) if default.is_some() => {
+                return Err(Error::Syntax(format!(
+                    "multiple default values specified for column \"{name}\" of table \"{table}\""
+                )));
+            }
+            Some(integer) => {
+                let mut serial = ColumnDef::new(name, integer, false, None);
+                serial.serial = true;
+                columns.push(serial);
+            }
+            None => columns.push(ColumnDef::new(name, sql_type(&column.data_type)?, nullable, default)),
+        }
     }
     for constraint in &create.constraints {
         match constraint {

@@ -11,6 +11,7 @@ pub mod default_keyword;
 pub mod dialect;
 mod exists;
 pub mod insert_columns;
+mod insert_values;
 pub mod jsonb_sets;
 mod lateral;
 mod numeric_literals;

@@ -68,6 +68,7 @@ pub fn cte_names(statement: &mut Statement) -> HashSet<String> {
 /// `point_in_time` names the derived tables [`super::as_of`] made of
 /// relations: their `*` hides system columns as a relation's does.
 pub fn rewrite(statement: &mut Statement, catalog: &Catalog, read_offset: Offset, point_in_time: &HashSet<String>) {
+    super::insert_values::nested_values_as_selects(statement);
     let ctes = cte_names(statement);
     let mut point_in_time = point_in_time.clone();
     point_in_time.extend(super::lateral::rewrite_lateral(statement, catalog, &ctes));

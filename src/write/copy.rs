@@ -79,6 +79,8 @@ pub struct CopyIn {
     targets: Vec<usize>,
     /// DEFAULTs of the relation columns the input leaves out.
     defaults: LeftOutDefaults,
+    /// Counters of the relation's SERIAL columns (see [`CopyIn::with_serials`]).
+    serials: super::serial::Counters,
     options: CopyOptions,
     limits: Limits,
     buffered: Vec<u8>,
@@ -100,6 +102,12 @@ pub struct CopyIn {
 }
 
 impl CopyIn {
+    /// The counters SERIAL columns the data leaves NULL take values from.
+    pub fn with_serials(mut self, serials: super::serial::Counters) -> CopyIn {
+        self.serials = serials;
+        self
+    }
+
     pub fn new(def: Arc<RelationDef>, targets: Vec<usize>, options: CopyOptions, limits: Limits) -> Result<CopyIn> {
         let defaults = LeftOutDefaults::plan(&def, &targets)?;
         let fields = targets.iter().map(|_| FieldColumn::new()).collect();
@@ -107,6 +115,7 @@ impl CopyIn {
             def,
             targets,
             defaults,
+            serials: Vec::new(),
             options,
             limits,
             buffered: Vec::new(),
@@ -323,6 +332,7 @@ impl CopyIn {
             };
             columns.push(array);
         }
+        super::serial::fill_columns(&self.def, &mut columns, &self.serials)?;
         // A NULL in a NOT NULL column (which would make the batch invalid
         // for the schema), named.
         let null_in = self.def.columns.iter().zip(&columns).find(|(c, a)| !c.nullable && a.null_count() > 0);

@@ -6,6 +6,7 @@ pub mod copy;
 mod copy_binary;
 mod copy_fields;
 pub mod returning;
+pub mod serial;
 pub mod values;
 
 use std::sync::Arc;

@@ -228,7 +228,7 @@ def with_sqlalchemy():
 
     class Account(Base):
         __tablename__ = "sa_accounts"
-        id: orm.Mapped[int] = orm.mapped_column(sqlalchemy.BigInteger, primary_key=True, autoincrement=False)
+        id: orm.Mapped[int] = orm.mapped_column(sqlalchemy.BigInteger, primary_key=True)
         owner: orm.Mapped[str] = orm.mapped_column(sqlalchemy.String(40))
         balance: orm.Mapped[D] = orm.mapped_column(sqlalchemy.Numeric(12, 2))
         opened: orm.Mapped[datetime.datetime] = orm.mapped_column(sqlalchemy.DateTime(timezone=True))
@@ -240,8 +240,11 @@ def with_sqlalchemy():
         driver = connection.connection.driver_connection
         check("psycopg TypeInfo", [TypeInfo.fetch(driver, name) and TypeInfo.fetch(driver, name).oid for name in ("hstore", "integer", "text[]")], [None, 23, 1009])
     with orm.Session(engine) as session:
-        session.add_all([Account(id=i, owner=f"o{i}", balance=D("10.50"), opened=NOON) for i in (1, 2, 3)])
+        # BIGSERIAL ids, read back with RETURNING.
+        accounts = [Account(owner=f"o{i}", balance=D("10.50"), opened=NOON) for i in (1, 2, 3)]
+        session.add_all(accounts)
         session.commit()
+        check("sqlalchemy serial ids", [a.id for a in accounts], [1, 2, 3])
         session.get(Account, 2).balance += 1
         session.delete(session.get(Account, 3))
         session.commit()
