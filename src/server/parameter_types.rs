@@ -150,6 +150,17 @@ mod tests {
     }
 
     #[test]
+    fn untyped_parameters_take_the_clients_types() {
+        let dialect = datafusion::sql::sqlparser::dialect::PostgreSqlDialect {};
+        let sql = "SELECT $1, $2, $3 + 1, $4";
+        let statement = datafusion::sql::sqlparser::parser::Parser::parse_sql(&dialect, sql).unwrap().remove(0);
+        let client = [Some(Type::NUMERIC), Some(Type::TEXT), Some(Type::INT8), Some(Type::UNKNOWN)];
+        let retyped = with_client_types(&statement, &[1, 2, 4], &client).unwrap();
+        assert_eq!(retyped.to_string(), "SELECT CAST($1 AS NUMERIC), $2, $3 + 1, $4");
+        assert!(with_client_types(&statement, &[2, 4], &client).is_none());
+    }
+
+    #[test]
     fn placeholders_cast_to_oid_types_are_described_with_them() {
         assert_eq!(
             described("SELECT t.oid FROM pg_type t WHERE t.oid = any($2::oid[]) AND $1::pg_catalog.oid > 0"),
