@@ -3,7 +3,7 @@
 
 use std::sync::Arc;
 
-use datafusion::arrow::array::{Array, AsArray, Int64Array, RecordBatch};
+use datafusion::arrow::array::{Array, AsArray, RecordBatch};
 use datafusion::arrow::datatypes::Int64Type;
 use datafusion::datasource::MemTable;
 use datafusion::prelude::SessionContext;
@@ -50,16 +50,7 @@ fn assign_row_ids(log: &Log, rows: &RecordBatch, position: usize) -> Result<Reco
     if missing == 0 {
         return Ok(rows.clone());
     }
-    let mut next = log.allocate_row_ids(missing as u64);
-    let filled: Int64Array = ids
-        .iter()
-        .map(|id| {
-            Some(id.unwrap_or_else(|| {
-                next += 1;
-                next - 1
-            }))
-        })
-        .collect();
+    let filled = crate::write::serial::nulls_numbered(ids, log.allocate_row_ids(missing as u64));
     let mut columns = rows.columns().to_vec();
     columns[position] = Arc::new(filled);
     Ok(RecordBatch::try_new(rows.schema(), columns)?)

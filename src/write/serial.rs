@@ -51,6 +51,21 @@ pub fn serial_positions(def: &RelationDef) -> Vec<usize> {
     def.columns.iter().enumerate().filter(|(_, column)| column.serial).map(|(position, _)| position).collect()
 }
 
+/// `values` with its NULLs replaced by `first`, `first + 1`, … in order
+/// (also a keyless table's new row identities).
+pub fn nulls_numbered(values: &Int64Array, first: i64) -> Int64Array {
+    let mut next = first;
+    values
+        .iter()
+        .map(|value| {
+            Some(value.unwrap_or_else(|| {
+                next += 1;
+                next - 1
+            }))
+        })
+        .collect()
+}
+
 /// `rows` (user columns) with every NULL of a SERIAL column replaced by
 /// the next values of its counter, in row order.
 pub fn fill(def: &RelationDef, rows: RecordBatch, counters: &Counters) -> Result<RecordBatch> {
@@ -70,19 +85,9 @@ pub fn fill_columns(def: &RelationDef, columns: &mut [ArrayRef], counters: &Coun
         if missing == 0 {
             continue;
         }
-        let mut next = counter.fetch_add(missing as i64, Ordering::AcqRel) + 1;
+        let first = counter.fetch_add(missing as i64, Ordering::AcqRel) + 1;
         let wide = datafusion::arrow::compute::cast(column, &DataType::Int64)?;
-        let values: Int64Array = wide
-            .as_primitive::<Int64Type>()
-            .iter()
-            .map(|value| {
-                Some(value.unwrap_or_else(|| {
-                    next += 1;
-                    next - 1
-                }))
-            })
-            .collect();
-        let wide: ArrayRef = Arc::new(values);
+        let wide: ArrayRef = Arc::new(nulls_numbered(wide.as_primitive::<Int64Type>(), first));
         let options = CastOptions { safe: false, ..Default::default() };
         columns[*position] = cast_with_options(&wide, column.data_type(), &options).map_err(|_| {
             let name = &def.columns[*position].name;
