@@ -142,6 +142,8 @@ const DEFAULT_SETTINGS: &[(&str, &str)] = &[
     ("default_transaction_isolation", "repeatable read"),
     ("extra_float_digits", "1"),
     ("integer_datetimes", "on"),
+    // No JIT here; asyncpg turns it off before reading array types.
+    ("jit", "off"),
     ("intervalstyle", "postgres"),
     ("search_path", "public"),
     ("server_encoding", "UTF8"),

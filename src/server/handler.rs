@@ -518,9 +518,6 @@ pub struct Prepared {
     /// Parameters (`$n`, 1-based) the plan leaves untyped: described as text.
     pub(super) untyped_parameters: Vec<usize>,
     pub(super) result_schema: Option<SchemaRef>,
-    /// Planned again with the types the client's Parse gave parameters the
-    /// plan left untyped: its description holds for those types only.
-    pub(super) client_typed: bool,
 }
 
 pub struct StatementParser {
@@ -543,16 +540,21 @@ impl QueryParser for StatementParser {
         let cacheable =
             sql.len() <= DESCRIBED_SQL_BYTES_MAX && !session_of(client, &self.db).lock().await.in_transaction();
         let described = described_of(client);
-        if cacheable && let Some(prepared) = described.lock().expect("described lock").get(sql, generation) {
-            return Ok(Some(prepared));
-        }
-        let prepared = self.describe(client, sql, types).await.map_err(to_pgwire)?;
-        let kind = prepared.command.as_ref().is_some_and(|c| matches!(c, Command::Query(_) | Command::Modify { .. }))
-            && !prepared.client_typed;
-        if cacheable && kind {
-            described.lock().expect("described lock").put(sql, generation, prepared.clone());
-        }
-        Ok(Some(prepared))
+        let cached = if cacheable { described.lock().expect("described lock").get(sql, generation) } else { None };
+        let prepared = match cached {
+            Some(prepared) => prepared,
+            None => {
+                let prepared = self.describe(client, sql).await.map_err(to_pgwire)?;
+                let kind =
+                    prepared.command.as_ref().is_some_and(|c| matches!(c, Command::Query(_) | Command::Modify { .. }));
+                if cacheable && kind {
+                    described.lock().expect("described lock").put(sql, generation, prepared.clone());
+                }
+                prepared
+            }
+        };
+        // Described again, and not kept, for the types this Parse gives.
+        Ok(Some(self.with_client_types(client, prepared, types).await.map_err(to_pgwire)?))
     }
 
     fn get_parameter_types(&self, statement: &Prepared) -> PgWireResult<Vec<Type>> {
@@ -578,28 +580,38 @@ impl QueryParser for StatementParser {
 
 impl StatementParser {
     /// [`describe`] in the client's session.
-    async fn describe<C>(&self, client: &C, sql: &str, types: &[Option<Type>]) -> crate::Result<Prepared>
+    async fn describe<C>(&self, client: &C, sql: &str) -> crate::Result<Prepared>
     where
         C: ClientInfo + Unpin + Send + Sync,
     {
-        let session = session_of(client, &self.db);
-        let session = session.lock().await;
-        let mut prepared = describe(&session, sql).await?;
-        // A parameter the plan leaves untyped takes the type the client's
-        // Parse gave it, as in PostgreSQL (psycopg types every parameter).
-        if let Some(Command::Query(statement)) = &prepared.command
-            && let Some(retyped) =
-                super::parameter_types::with_client_types(statement, &prepared.untyped_parameters, types)
-        {
-            prepared = describe_command(&session, Command::Query(Box::new(retyped))).await?;
-            prepared.client_typed = true;
-        }
-        drop(session);
+        let mut prepared = describe(&*session_of(client, &self.db).lock().await, sql).await?;
         // EXECUTE returns what the statement it runs returns.
         if let Some(Command::Execute { name, .. }) = &prepared.command {
             prepared.result_schema = super::sql_prepare::described(client, name).and_then(|p| p.result_schema.clone());
         }
         Ok(prepared)
+    }
+
+    /// `prepared` described again with the types the client's Parse gave
+    /// parameters, where the plan left one untyped or would read a NUMERIC
+    /// or float as an integer (`$1 * 3`): PostgreSQL takes the client's type
+    /// (psycopg types every parameter).
+    async fn with_client_types<C>(
+        &self,
+        client: &C,
+        prepared: Prepared,
+        types: &[Option<Type>],
+    ) -> crate::Result<Prepared>
+    where
+        C: ClientInfo + Unpin + Send + Sync,
+    {
+        let Some(Command::Query(statement)) = &prepared.command else { return Ok(prepared) };
+        let retypable =
+            super::parameter_types::retypable(&prepared.parameter_types, &prepared.untyped_parameters, types);
+        let Some(retyped) = super::parameter_types::with_client_types(statement, &retypable, types) else {
+            return Ok(prepared);
+        };
+        describe_command(&*session_of(client, &self.db).lock().await, Command::Query(Box::new(retyped))).await
     }
 }
 
@@ -676,14 +688,7 @@ async fn describe_command(session: &Session, command: Command) -> crate::Result<
         Command::Query(statement) => super::parameter_types::oid_typed(statement),
         _ => Default::default(),
     };
-    Ok(Prepared {
-        command: Some(command),
-        parameter_types,
-        oid_parameters,
-        untyped_parameters,
-        result_schema,
-        client_typed: false,
-    })
+    Ok(Prepared { command: Some(command), parameter_types, oid_parameters, untyped_parameters, result_schema })
 }
 
 /// Parameter types in `$1, $2, …` order, as DataFusion inferred them, or

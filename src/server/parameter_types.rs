@@ -64,12 +64,30 @@ pub fn placeholder_casts(plan: &LogicalPlan) -> datafusion::common::Result<HashM
     Ok(found)
 }
 
-/// `statement` with each placeholder of `untyped` (`$n`, 1-based) that the
-/// client's Parse typed cast to that type (`$2` as `CAST($2 AS numeric)`),
-/// as PostgreSQL types such a parameter; `None` if the client typed none of
-/// them (text and unknown are left: an untyped parameter is text already).
-pub fn with_client_types(statement: &Statement, untyped: &[usize], client: &[Option<Type>]) -> Option<Statement> {
-    let typed: HashMap<usize, SqlType> = untyped
+/// The parameters (`$n`, 1-based) whose type the client's should replace:
+/// those the plan leaves untyped, and integers the client sends as NUMERIC
+/// or floats (`$1 * 3` of 0.5 is 1.5, not 0 times 3).
+pub fn retypable(described: &[Option<DataType>], untyped: &[usize], client: &[Option<Type>]) -> Vec<usize> {
+    let fractional = |n: usize| {
+        client
+            .get(n - 1)
+            .and_then(Option::as_ref)
+            .is_some_and(|t| [Type::NUMERIC, Type::FLOAT4, Type::FLOAT8].contains(t))
+    };
+    (1..=described.len())
+        .filter(|&n| {
+            untyped.contains(&n) || (described[n - 1].as_ref().is_some_and(DataType::is_integer) && fractional(n))
+        })
+        .collect()
+}
+
+/// `statement` with each placeholder of `retypable` (`$n`, 1-based) that
+/// the client's Parse typed cast to that type (`$2` as `CAST($2 AS
+/// numeric)`), as PostgreSQL types such a parameter; `None` if the client
+/// typed none of them (text and unknown are left: an untyped parameter is
+/// text already).
+pub fn with_client_types(statement: &Statement, retypable: &[usize], client: &[Option<Type>]) -> Option<Statement> {
+    let typed: HashMap<usize, SqlType> = retypable
         .iter()
         .filter_map(|&n| {
             let name = client.get(n - 1)?.as_ref()?.name();

@@ -46,8 +46,8 @@ impl Session {
         Ok(done(tag))
     }
 
-    /// Drops `names` in the open block; `None` where no relation has the
-    /// name (an error unless `if_exists`).
+    /// Drops `names` in the open block; a name no relation has is an error
+    /// unless `if_exists`.
     pub(super) fn drop_in_block(
         &mut self,
         names: Vec<String>,

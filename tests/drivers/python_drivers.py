@@ -32,6 +32,11 @@ def with_psycopg():
         cur.execute("CREATE TABLE pg3 (id BIGINT PRIMARY KEY, owner TEXT NOT NULL, bal NUMERIC(12,2), at TIMESTAMPTZ, tags JSONB)")
         cur.execute("INSERT INTO pg3 VALUES (%s, %s, %s, %s, %s)", (1, "ann", D("10.50"), NOON, Jsonb({"b": [1], "a": None})))
         cur.executemany("INSERT INTO pg3 (id, owner, bal) VALUES (%s, %s, %s)", [(i, f"u{i}", D(i)) for i in range(2, 10)])
+        # A parameter is of the type psycopg gives it, as in PostgreSQL: a
+        # NUMERIC beside an integer literal is no integer, and the same text
+        # takes other types on the next Parse.
+        check("psycopg numeric parameter beside an integer", cur.execute("SELECT %s * 3 = 1.5, %s + 1", (D("0.5"), 1.5)).fetchone(), (True, 2.5))
+        check("psycopg types per Parse", [cur.execute("SELECT %s", (v,)).fetchone()[0] for v in ("a", 1.5, 7)], ["a", 1.5, 7])
         row = cur.execute("SELECT id, owner, bal, at, tags FROM pg3 WHERE id = %s", (1,)).fetchone()
         check("psycopg text row", row, (1, "ann", D("10.50"), NOON, {"a": None, "b": [1]}))
         row = conn.cursor(binary=True).execute("SELECT id, owner, bal, at, tags, 1::int AS one FROM pg3 WHERE id = %s", (1,)).fetchone()
@@ -206,6 +211,9 @@ async def with_asyncpg():
         check(f"asyncpg RETURNING types: {sql}", got, want)
     # Arrays: asyncpg has its own codecs for few array types and looks the
     # others up in pg_type (its own catalog query, `$1::oid[]` included).
+    async with conn.transaction():
+        # Its first lookup turns JIT off (`set_config('jit', …)`), in a block too.
+        check("asyncpg array lookup in a transaction", await conn.fetchval("SELECT $1::int[]", [1, 2]), [1, 2])
     await conn.execute("CREATE TABLE apa (id BIGINT PRIMARY KEY, ints INT[], fl DOUBLE PRECISION[], at TIMESTAMPTZ[])")
     await conn.executemany("INSERT INTO apa VALUES ($1, $2, $3, $4)", [(1, [1, None, 3], [0.5], [NOON]), (2, [], None, [])])
     check("asyncpg array columns", [tuple(r) for r in await conn.fetch("SELECT * FROM apa ORDER BY id")],
