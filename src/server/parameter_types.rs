@@ -1,13 +1,15 @@
 //! The types of parameters DataFusion leaves open, as PostgreSQL infers
-//! them: a parameter cast to a type is of that type, and one that `x =
-//! ANY($1)` searches is an array of `x`'s type. A client picks its encoder
-//! by the described type (asyncpg sends a list only for an array type).
+//! them: a parameter cast to a type is of that type, one that `x =
+//! ANY($1)` searches is an array of `x`'s type, and one the client's Parse
+//! types takes that type where the plan leaves it open (or would read a
+//! NUMERIC as an integer). A client picks its encoder by the described
+//! type (asyncpg sends a list only for an array type).
 //!
 //! Parameters cast to `oid` or `oid[]` are described with that type too.
 //! The plan cannot say so (oids are planned as INTEGERs, with no trace of
-//! the name), so the statement's text does. asyncpg, told `integer[]` for its own type
-//! lookup's `$1::oid[]`, would look up `integer[]` with the same query,
-//! again and again.
+//! the name), so the statement's text does. asyncpg, told `integer[]` for
+//! its own type lookup's `$1::oid[]`, would look up `integer[]` with the
+//! same query, again and again.
 
 use std::collections::{BTreeMap, HashMap};
 use std::ops::ControlFlow;
@@ -16,7 +18,6 @@ use datafusion::arrow::datatypes::DataType;
 use datafusion::common::tree_node::{TreeNode, TreeNodeRecursion};
 use datafusion::logical_expr::expr::{Cast, Placeholder, ScalarFunction, TryCast};
 use datafusion::logical_expr::{ExprSchemable, LogicalPlan};
-
 use datafusion::sql::sqlparser::ast::{
     ArrayElemTypeDef, CastKind, DataType as SqlType, Expr as SqlExpr, ObjectNamePart, Statement, Value,
     visit_expressions, visit_expressions_mut,

@@ -1,11 +1,11 @@
 //! SERIAL, BIGSERIAL and SMALLSERIAL columns: a row written without a value
 //! for one (the column left out, or NULL) takes the next of the column's
 //! counter, as from PostgreSQL's sequence. A counter starts, once per
-//! server run, after the largest value the column holds, so values are
-//! never given twice while the rows holding them exist; values of rows
-//! deleted at the top may be given again after a restart (PostgreSQL's
-//! sequence never goes back), and a rolled-back write leaves a gap, as in
-//! PostgreSQL.
+//! server run, after the largest value the column holds then; as in
+//! PostgreSQL, a value written explicitly above it is not skipped (its key
+//! is taken when the counter reaches it), and a rolled-back write leaves a
+//! gap. Unlike PostgreSQL's sequence, which never goes back, values of rows
+//! deleted at the top may be given again after a restart.
 
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicI64, Ordering};
