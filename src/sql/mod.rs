@@ -12,6 +12,7 @@ pub mod dialect;
 mod exists;
 pub mod insert_columns;
 mod insert_values;
+mod join_columns;
 pub mod jsonb_sets;
 mod lateral;
 mod numeric_literals;

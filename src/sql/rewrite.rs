@@ -201,6 +201,7 @@ impl VisitorMut for Rewriter<'_> {
     type Break = ();
 
     fn pre_visit_select(&mut self, select: &mut Select) -> ControlFlow<()> {
+        super::join_columns::natural_as_using(select, |factor| self.visible_columns(factor));
         self.hide_system_columns(select);
         name_columns_as_postgres(select);
         // After naming: a bare EXISTS is still named `exists`.
@@ -344,11 +345,21 @@ impl Rewriter<'_> {
         }
     }
 
+    /// The columns a relation's `*` shows; `None` for other FROM items.
+    fn visible_columns(&self, factor: &TableFactor) -> Option<Vec<String>> {
+        let TableFactor::Table { name, args: None, .. } = factor else { return None };
+        let relation = object_name(&name.to_string());
+        let def = self.catalog.get(&relation).filter(|_| !self.ctes.contains(&relation))?;
+        let hidden = def.hidden_columns(false);
+        Some(def.columns.iter().map(|c| c.name.clone()).filter(|name| !hidden.contains(&name.as_str())).collect())
+    }
+
     fn hide_system_columns(&self, select: &mut Select) {
         let items = self.items_of(select);
         if !items.iter().any(FromItem::is_relation) {
             return;
         }
+        let using = super::join_columns::using_columns(select);
         let mut projection = Vec::with_capacity(select.projection.len());
         for item in std::mem::take(&mut select.projection) {
             match item {
@@ -358,11 +369,15 @@ impl Rewriter<'_> {
                 }
                 // Several FROM items: `*` becomes `a.*, b.*, …` so each
                 // relation's system columns can be left out by qualifier.
+                // A USING column is shown once, by the first item it joins.
                 SelectItem::Wildcard(options) if items.iter().all(|i| i.qualifier.is_some()) => {
-                    for from in &items {
+                    for (position, from) in items.iter().enumerate() {
                         let mut options = options.clone();
                         if from.is_relation() {
                             exclude_system_columns(&mut options, from.hidden);
+                        }
+                        if let Some(joined) = using.get(position).filter(|columns| !columns.is_empty()) {
+                            exclude_columns(&mut options, joined.iter().map(String::as_str));
                         }
                         let name = ObjectName::from(vec![Ident::new(from.qualifier.clone().unwrap_or_default())]);
                         projection.push(SelectItem::QualifiedWildcard(
@@ -391,14 +406,18 @@ impl Rewriter<'_> {
 }
 
 fn exclude_system_columns(options: &mut WildcardAdditionalOptions, hidden: &[&str]) {
+    exclude_columns(options, hidden.iter().copied());
+}
+
+fn exclude_columns<'a>(options: &mut WildcardAdditionalOptions, columns: impl Iterator<Item = &'a str>) {
     let mut names: Vec<ObjectName> = match options.opt_exclude.take() {
         Some(ExcludeSelectItem::Single(name)) => vec![name],
         Some(ExcludeSelectItem::Multiple(names)) => names,
         None => Vec::new(),
     };
-    for column in hidden {
-        if !names.iter().any(|n| object_name(&n.to_string()) == *column) {
-            names.push(ObjectName::from(vec![Ident::new(*column)]));
+    for column in columns {
+        if !names.iter().any(|n| object_name(&n.to_string()) == column) {
+            names.push(ObjectName::from(vec![Ident::with_quote('"', column)]));
         }
     }
     options.opt_exclude = Some(ExcludeSelectItem::Multiple(names));
