@@ -10,14 +10,21 @@ use datafusion::sql::sqlparser::ast::{
 };
 
 /// Turns `select`'s NATURAL joins into USING joins on the columns both
-/// sides show, where `columns_of` knows every relation of the join chain.
-pub fn natural_as_using(select: &mut Select, columns_of: impl Fn(&TableFactor) -> Option<Vec<String>>) {
+/// sides show, where `columns_of` knows every relation of the join chain;
+/// returns the USING columns each FROM item joins by, in FROM order
+/// (relation, then its joins; none for a chain's first item).
+pub fn using_columns(
+    select: &mut Select,
+    columns_of: impl Fn(&TableFactor) -> Option<Vec<String>>,
+) -> Vec<Vec<String>> {
+    let mut using = Vec::new();
     for from in &mut select.from {
+        using.push(Vec::new());
         let mut left = columns_of(&from.relation);
         for join in &mut from.joins {
             let right = columns_of(&join.relation);
-            if let (Some(left), Some(right)) = (&left, &right)
-                && let Some(constraint) = constraint_mut(&mut join.join_operator)
+            let constraint = constraint_mut(&mut join.join_operator);
+            if let (Some(left), Some(right), Some(constraint)) = (&left, &right, constraint)
                 && matches!(constraint, JoinConstraint::Natural)
             {
                 let common: Vec<&String> = left.iter().filter(|column| right.contains(column)).collect();
@@ -29,6 +36,12 @@ pub fn natural_as_using(select: &mut Select, columns_of: impl Fn(&TableFactor) -
                     ),
                 };
             }
+            using.push(match constraint_mut(&mut join.join_operator) {
+                Some(JoinConstraint::Using(names)) => {
+                    names.iter().map(|n| super::parse::object_name(&n.to_string())).collect()
+                }
+                _ => Vec::new(),
+            });
             left = match (left, right) {
                 (Some(mut left), Some(right)) => {
                     left.extend(right.into_iter().filter(|column| !left.contains(column)).collect::<Vec<_>>());
@@ -38,37 +51,7 @@ pub fn natural_as_using(select: &mut Select, columns_of: impl Fn(&TableFactor) -
             };
         }
     }
-}
-
-/// The USING columns each FROM item of `select` joins by, in FROM order
-/// (relation, then its joins; none for a chain's first item).
-pub fn using_columns(select: &Select) -> Vec<Vec<String>> {
-    let mut using = Vec::new();
-    for from in &select.from {
-        using.push(Vec::new());
-        for join in &from.joins {
-            using.push(match constraint(&join.join_operator) {
-                Some(JoinConstraint::Using(names)) => {
-                    names.iter().map(|n| super::parse::object_name(&n.to_string())).collect()
-                }
-                _ => Vec::new(),
-            });
-        }
-    }
     using
-}
-
-fn constraint(operator: &JoinOperator) -> Option<&JoinConstraint> {
-    match operator {
-        JoinOperator::Join(c)
-        | JoinOperator::Inner(c)
-        | JoinOperator::Left(c)
-        | JoinOperator::LeftOuter(c)
-        | JoinOperator::Right(c)
-        | JoinOperator::RightOuter(c)
-        | JoinOperator::FullOuter(c) => Some(c),
-        _ => None,
-    }
 }
 
 fn constraint_mut(operator: &mut JoinOperator) -> Option<&mut JoinConstraint> {

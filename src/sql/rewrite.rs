@@ -201,8 +201,8 @@ impl VisitorMut for Rewriter<'_> {
     type Break = ();
 
     fn pre_visit_select(&mut self, select: &mut Select) -> ControlFlow<()> {
-        super::join_columns::natural_as_using(select, |factor| self.visible_columns(factor));
-        self.hide_system_columns(select);
+        let using = super::join_columns::using_columns(select, |factor| self.visible_columns(factor));
+        self.hide_system_columns(select, &using);
         name_columns_as_postgres(select);
         // After naming: a bare EXISTS is still named `exists`.
         super::exists::exists_in_select_list(select);
@@ -354,12 +354,12 @@ impl Rewriter<'_> {
         Some(def.columns.iter().map(|c| c.name.clone()).filter(|name| !hidden.contains(&name.as_str())).collect())
     }
 
-    fn hide_system_columns(&self, select: &mut Select) {
+    /// `using`: the USING columns of each FROM item (see `join_columns`).
+    fn hide_system_columns(&self, select: &mut Select, using: &[Vec<String>]) {
         let items = self.items_of(select);
         if !items.iter().any(FromItem::is_relation) {
             return;
         }
-        let using = super::join_columns::using_columns(select);
         let mut projection = Vec::with_capacity(select.projection.len());
         for item in std::mem::take(&mut select.projection) {
             match item {

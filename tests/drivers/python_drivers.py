@@ -246,7 +246,7 @@ def with_sqlalchemy():
     with engine.connect() as connection:
         check("sqlalchemy isolation level", connection.get_isolation_level(), "REPEATABLE READ")
         driver = connection.connection.driver_connection
-        check("psycopg TypeInfo", [TypeInfo.fetch(driver, name) and TypeInfo.fetch(driver, name).oid for name in ("hstore", "integer", "text[]")], [None, 23, 1009])
+        check("psycopg TypeInfo", [getattr(TypeInfo.fetch(driver, name), "oid", None) for name in ("hstore", "integer", "text[]")], [None, 23, 1009])
     with orm.Session(engine) as session:
         # BIGSERIAL ids, read back with RETURNING.
         accounts = [Account(owner=f"o{i}", balance=D("10.50"), opened=NOON) for i in (1, 2, 3)]
