@@ -228,6 +228,33 @@ pub struct CheckDef {
     pub expr: String,
 }
 
+/// A FOREIGN KEY: the table's rows name a row of the referenced table by
+/// its primary key (MATCH SIMPLE: a row with a NULL in one of the columns
+/// names none). Checked when a commit is made, so the referenced row exists
+/// as long as a row names it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ForeignKeyDef {
+    pub name: String,
+    /// Positions of the referencing columns, in the order of the referenced
+    /// table's key columns.
+    pub columns: Vec<usize>,
+    /// The referenced table ([`ForeignKeyDef::THIS_TABLE`] until the table
+    /// that references itself has its id).
+    pub parent: RelationId,
+    /// The referenced key's column types: the referencing values are
+    /// compared as these.
+    pub key_types: Vec<SqlType>,
+    /// ` ON DELETE RESTRICT` and the like, as PostgreSQL prints them after
+    /// the clause (NO ACTION, the default, prints nothing).
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub actions: String,
+}
+
+impl ForeignKeyDef {
+    /// Stands for the table being created, which references itself.
+    pub const THIS_TABLE: RelationId = RelationId(u64::MAX);
+}
+
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct RelationDef {
     pub id: RelationId,
@@ -241,6 +268,8 @@ pub struct RelationDef {
     pub primary_key: Vec<usize>,
     #[serde(default)]
     pub checks: Vec<CheckDef>,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub foreign_keys: Vec<ForeignKeyDef>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub retention: Option<Retention>,
     /// Set for a continuous view: stored as a stream when its result only

@@ -27,6 +27,12 @@ pub enum Error {
     UndefinedObject(String),
     #[error("{0}")]
     InvalidTableDefinition(String),
+    /// A FOREIGN KEY that names no key of its table, or a different number of columns.
+    #[error("{0}")]
+    InvalidForeignKey(String),
+    /// Values of two types that cannot be compared (a FOREIGN KEY's columns and its key's).
+    #[error("{0}")]
+    DatatypeMismatch(String),
     #[error("new row for relation \"{relation}\" violates check constraint \"{constraint}\"")]
     CheckViolation { relation: String, constraint: String },
     /// An operation the relation's kind does not allow (UPDATE on a stream, …).

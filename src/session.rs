@@ -18,6 +18,7 @@ use futures::StreamExt;
 mod blocks;
 mod created;
 mod cursor;
+mod foreign_keys;
 mod insert;
 mod read_only;
 mod serial;
@@ -267,15 +268,35 @@ impl Session {
         }
         self.refuse_write_if_read_only(&command)?;
         match command {
-            Command::CreateRelation { kind, name, columns, primary_key, checks, retention, if_not_exists } => {
+            Command::CreateRelation {
+                kind,
+                name,
+                columns,
+                primary_key,
+                checks,
+                foreign_keys,
+                retention,
+                if_not_exists,
+            } => {
                 let tag = format!("CREATE {}", kind.noun().to_uppercase());
                 crate::query::defaults::check_defaults(&columns).await?;
+                let table = foreign_keys::NewTable {
+                    name: &name,
+                    columns: &columns,
+                    primary_key: &primary_key,
+                    checks: &checks,
+                };
+                let foreign_keys = match if_not_exists && self.relation(&name).is_some() {
+                    true => Vec::new(), // Nothing is created.
+                    false => self.foreign_keys(&table, foreign_keys)?,
+                };
                 let change = Change::CreateRelation {
                     name,
                     kind,
                     columns,
                     primary_key,
                     checks,
+                    foreign_keys,
                     retention,
                     if_not_exists,
                     provisional: None,

@@ -190,6 +190,19 @@ fn quickstart_with_psql() {
     let (ok, stdout, stderr) = psql(&server, &["-c", "\\d pairs"]);
     assert!(ok, "{stderr}");
     assert!(stdout.contains("\"pairs_pkey\" PRIMARY KEY, btree (a, b)"), "\\d pairs:\n{stdout}");
+    // Foreign keys, as PostgreSQL's \d shows them on both tables.
+    let create = "CREATE TABLE entries (id INT PRIMARY KEY, a INT, b TEXT, FOREIGN KEY (a, b) REFERENCES pairs)";
+    let (ok, _, stderr) = psql(&server, &["-c", create]);
+    assert!(ok, "{stderr}");
+    let (ok, stdout, stderr) = psql(&server, &["-c", "\\d entries"]);
+    assert!(ok, "{stderr}");
+    for line in ["Foreign-key constraints:", "\"entries_a_b_fkey\" FOREIGN KEY (a, b) REFERENCES pairs(a, b)"] {
+        assert!(stdout.contains(line), "\\d entries shows {line}:\n{stdout}");
+    }
+    let (ok, stdout, stderr) = psql(&server, &["-c", "\\d pairs"]);
+    assert!(ok, "{stderr}");
+    let referenced = "TABLE \"entries\" CONSTRAINT \"entries_a_b_fkey\" FOREIGN KEY (a, b) REFERENCES pairs(a, b)";
+    assert!(stdout.contains("Referenced by:") && stdout.contains(referenced), "\\d pairs:\n{stdout}");
     // A table named as one of Strata's system tables is told from it.
     let (ok, _, stderr) = psql(&server, &["-c", "CREATE TABLE views (id BIGINT PRIMARY KEY, v TEXT)"]);
     assert!(ok, "{stderr}");

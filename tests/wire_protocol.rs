@@ -1340,3 +1340,48 @@ async fn serial_columns_count_on_after_kill_9() {
     let returned = client.query_one("INSERT INTO users (name) VALUES ('dan') RETURNING id", &[]).await.unwrap();
     assert_eq!(returned.get::<_, i64>(0), 4);
 }
+
+/// A foreign key holds across a kill -9 (the counts of rows naming each
+/// key are rebuilt from the log), and against a concurrent commit: a block
+/// whose row names a key another session deleted meanwhile fails at COMMIT
+/// and writes nothing.
+#[tokio::test]
+async fn foreign_keys_hold_after_kill_9_and_against_a_concurrent_delete() {
+    let data = common::fresh_data_dir("wire-foreign-keys");
+    let mut server = common::Server::start(&data);
+    let client = server.client().await;
+    client
+        .batch_execute(
+            "CREATE TABLE customers (id BIGINT PRIMARY KEY); \
+             CREATE TABLE orders (id INT PRIMARY KEY, customer BIGINT REFERENCES customers); \
+             INSERT INTO customers VALUES (1), (2), (3); \
+             INSERT INTO orders VALUES (10, 1), (11, 1), (12, 2)",
+        )
+        .await
+        .unwrap();
+    server.kill9();
+    let server = common::Server::start(&data);
+    let client = server.client().await;
+    let code = |error: tokio_postgres::Error| error.code().map(|c| c.code().to_string());
+    let refused = client.execute("DELETE FROM customers WHERE id = 1", &[]).await.unwrap_err();
+    let detail = refused.as_db_error().and_then(|e| e.detail()).map(str::to_string);
+    assert_eq!(detail.as_deref(), Some("Key (id)=(1) is still referenced from table \"orders\"."));
+    assert_eq!(code(refused).as_deref(), Some("23503"));
+    let refused = client.execute("INSERT INTO orders VALUES (13, 4)", &[]).await.unwrap_err();
+    let detail = refused.as_db_error().and_then(|e| e.detail()).map(str::to_string);
+    assert_eq!(detail.as_deref(), Some("Key (customer)=(4) is not present in table \"customers\"."));
+    assert_eq!(code(refused).as_deref(), Some("23503"));
+    client.execute("DELETE FROM orders WHERE id = 10", &[]).await.unwrap();
+    let refused = client.execute("DELETE FROM customers WHERE id = 1", &[]).await.unwrap_err();
+    assert_eq!(code(refused).as_deref(), Some("23503"), "order 11 still names customer 1");
+    client.execute("DELETE FROM orders WHERE id = 11", &[]).await.unwrap();
+    assert_eq!(client.execute("DELETE FROM customers WHERE id = 1", &[]).await.unwrap(), 1);
+
+    let other = server.client().await;
+    client.batch_execute("BEGIN; INSERT INTO orders VALUES (20, 3)").await.unwrap();
+    other.execute("DELETE FROM customers WHERE id = 3", &[]).await.unwrap();
+    let refused = client.batch_execute("COMMIT").await.unwrap_err();
+    assert_eq!(code(refused).as_deref(), Some("23503"));
+    assert_eq!(common::text_rows(&client, "SELECT id::text FROM orders ORDER BY id").await, ["12"]);
+    assert_eq!(common::text_rows(&client, "SELECT id::text FROM customers ORDER BY id").await, ["2"]);
+}

@@ -37,7 +37,7 @@ pub use snapshot::SnapshotMeta;
 pub use store::{STORE_URL, SegmentStore};
 pub use tail::RelationSnapshot;
 
-use crate::catalog::{Catalog, CheckDef, ColumnDef, HistoryStart, RelationDef, RelationKind, Retention};
+use crate::catalog::{Catalog, CheckDef, ColumnDef, ForeignKeyDef, HistoryStart, RelationDef, RelationKind, Retention};
 use crate::config::Config;
 use crate::table::TableWrite;
 use crate::table::state::{TableState, TableStates, split_log_batch};
@@ -76,6 +76,10 @@ pub enum Error {
     DependentObjects(String),
     #[error("duplicate key value violates unique constraint \"{constraint}\"")]
     UniqueViolation { constraint: String, detail: String },
+    /// A row names a key its referenced table lacks, or a deleted key is
+    /// still named; `message` is PostgreSQL's, which says which.
+    #[error("{message}")]
+    ForeignKeyViolation { message: String, detail: String },
     /// A row the commit retracts changed since the statement read it.
     #[error("could not serialize access due to concurrent update")]
     Conflict,
@@ -105,9 +109,16 @@ impl Change {
     /// The definition a `CreateRelation` change gives a relation, as `id`
     /// created at `created_at`.
     pub fn created_relation(&self, id: RelationId, created_at: Offset) -> Option<RelationDef> {
-        let Change::CreateRelation { name, kind, columns, primary_key, checks, retention, .. } = self else {
+        let Change::CreateRelation { name, kind, columns, primary_key, checks, foreign_keys, retention, .. } = self
+        else {
             return None;
         };
+        let mut foreign_keys = foreign_keys.clone();
+        for key in &mut foreign_keys {
+            if key.parent == ForeignKeyDef::THIS_TABLE {
+                key.parent = id;
+            }
+        }
         Some(RelationDef {
             id,
             name: name.clone(),
@@ -116,6 +127,7 @@ impl Change {
             created_at,
             primary_key: primary_key.clone(),
             checks: checks.clone(),
+            foreign_keys,
             retention: retention.clone(),
             view: None,
             schemas: Default::default(),
@@ -132,6 +144,7 @@ pub enum Change {
         columns: Vec<ColumnDef>,
         primary_key: Vec<usize>,
         checks: Vec<CheckDef>,
+        foreign_keys: Vec<ForeignKeyDef>,
         retention: Option<Retention>,
         if_not_exists: bool,
         /// The id a transaction block's own statements knew it by; later

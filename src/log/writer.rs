@@ -320,12 +320,39 @@ fn resolve(
                 if let Some(provisional) = provisional {
                     created_as.insert(*provisional, id);
                 }
-                let def = change.created_relation(id, offset).expect("a relation's creation");
+                let mut def = change.created_relation(id, offset).expect("a relation's creation");
+                for foreign in &mut def.foreign_keys {
+                    foreign.parent = created_as.get(&foreign.parent).copied().unwrap_or(foreign.parent);
+                    // Dropped since the statement looked.
+                    if foreign.parent != id && state.tables.get(foreign.parent).is_none() {
+                        return Err(Error::UndefinedRelation(format!("with id {}", foreign.parent.0)));
+                    }
+                }
                 create(state, def.clone())?;
                 Entry::CreateRelation(def)
             }
             Change::DropRelation { name, if_exists, cascade } => match state.catalog.get(name).cloned() {
                 Some(def) => {
+                    for (child, constraint) in crate::table::foreign_key::referencing(&state.catalog, def.id) {
+                        let dropped_too =
+                            changes.iter().any(|c| matches!(c, Change::DropRelation { name, .. } if *name == child));
+                        if dropped_too {
+                            continue;
+                        }
+                        if !cascade {
+                            return Err(Error::DependentObjects(format!(
+                                "cannot drop table {name} because other objects depend on it: constraint \
+                                 {constraint} on table {child} depends on it (use DROP … CASCADE to drop the \
+                                 constraint too)"
+                            )));
+                        }
+                        let child = state.catalog.get(&child).cloned().expect("a referencing table");
+                        let mut altered = RelationDef::clone(&child);
+                        altered.foreign_keys.retain(|f| f.parent != def.id);
+                        reshape(state, &altered, offset)?;
+                        entries.push(Entry::AlterRelation(altered));
+                        offset = offset.next();
+                    }
                     for reader in dependents(&state.catalog, def.id) {
                         if !cascade {
                             return Err(Error::DependentObjects(format!(
@@ -411,6 +438,13 @@ fn resolve(
                 refuse_old_columns(&table.codec.def, &write.inserts)?;
                 refuse_old_columns(&table.codec.def, &write.deletes)?;
                 let rows = check_table_write(table, write, first_offset, offset, ts)?;
+                crate::table::foreign_key::check_write(
+                    &state.catalog,
+                    &state.tables,
+                    relation,
+                    &write.deletes,
+                    &write.inserts,
+                )?;
                 Entry::Append { relation, rows }
             }
         };
@@ -509,6 +543,8 @@ fn check_table_write(
     ts: CommitTs,
 ) -> Result<RecordBatch> {
     let codec = table.codec.clone();
+    table.count_references(&write.deletes, |_| true)?;
+    table.count_references(&write.inserts, |_| false)?;
     // Removed and inserted before checking, one walk of the key index each:
     // on an error the caller drops this trial state.
     for (index, key) in codec.keys(&write.deletes)?.into_iter().enumerate() {
@@ -616,7 +652,13 @@ fn alter_columns(def: &RelationDef, change: &ColumnChange, offset: Offset) -> Re
                 )));
             }
             altered.columns.remove(position);
-            altered.primary_key = def.primary_key.iter().map(|k| if *k > position { k - 1 } else { *k }).collect();
+            let shift = |k: &usize| if *k > position { k - 1 } else { *k };
+            altered.primary_key = def.primary_key.iter().map(shift).collect();
+            // A foreign key on the column goes with it, as in PostgreSQL.
+            altered.foreign_keys.retain(|f| !f.columns.contains(&position));
+            for foreign in &mut altered.foreign_keys {
+                foreign.columns = foreign.columns.iter().map(shift).collect();
+            }
         }
         ColumnChange::Rename { from, to } => {
             let Some(position) = def.columns.iter().position(|c| &c.name == from).filter(|p| Some(*p) != def.row_id())
@@ -651,7 +693,10 @@ fn mentions(expr: &str, column: &str) -> bool {
 /// Puts `def` into the catalog; a table whose columns changed (by the ALTER
 /// at offset `at`) gets its rows laid out anew (history stays as written).
 fn reshape(state: &mut State, def: &RelationDef, at: Offset) -> Result<()> {
-    let changed = state.catalog.by_id(def.id).is_some_and(|old| old.columns != def.columns);
+    let changed = state
+        .catalog
+        .by_id(def.id)
+        .is_some_and(|old| old.columns != def.columns || old.foreign_keys != def.foreign_keys);
     state.catalog.replace(def.clone());
     if changed && let Some(table) = state.tables.by_relation.get_mut(&def.id) {
         *table = table.reshaped(Arc::new(def.clone()), at)?;

@@ -40,8 +40,33 @@ fn declared_key(def: &RelationDef) -> Option<&[usize]> {
     (shown && !def.primary_key.is_empty()).then_some(def.primary_key.as_slice())
 }
 
+/// Numbers 1 to 31 are CHECKs, 32 to 63 foreign keys.
+const FIRST_FOREIGN_KEY: usize = 32;
+
 fn shown_checks(def: &RelationDef) -> usize {
-    if def.view.is_some() { 0 } else { def.checks.len().min(CONSTRAINTS_PER_RELATION as usize - 1) }
+    if def.view.is_some() { 0 } else { def.checks.len().min(FIRST_FOREIGN_KEY - 1) }
+}
+
+fn shown_foreign_keys(def: &RelationDef) -> usize {
+    def.foreign_keys.len().min(CONSTRAINTS_PER_RELATION as usize - FIRST_FOREIGN_KEY)
+}
+
+/// `{1,2}`: 1-based column numbers as PostgreSQL prints an `int2[]`.
+fn attnums(positions: &[usize]) -> String {
+    format!("{{{}}}", positions.iter().map(|p| (p + 1).to_string()).collect::<Vec<_>>().join(","))
+}
+
+/// `FOREIGN KEY (customer) REFERENCES customers(id)`, as `pg_get_constraintdef` prints it.
+fn foreign_key_definition(catalog: &crate::catalog::Catalog, def: &RelationDef, number: usize) -> Option<String> {
+    let foreign = def.foreign_keys.get(number)?;
+    let parent = catalog.by_id(foreign.parent)?;
+    Some(format!(
+        "FOREIGN KEY ({}) REFERENCES {}({}){}",
+        key_columns(def, &foreign.columns),
+        parent.name,
+        key_columns(parent, &parent.primary_key),
+        foreign.actions
+    ))
 }
 
 fn index_oid(def: &RelationDef) -> i32 {
@@ -70,7 +95,20 @@ pub fn class_with_indexes(log: &Log, batch: RecordBatch, public: Option<i32>) ->
         .collect();
     let has_index: BooleanArray = defs.iter().map(|d| Some(d.is_some_and(|d| declared_key(d).is_some()))).collect();
     let checks: Int32Array = defs.iter().map(|d| Some(d.map_or(0, |d| shown_checks(d) as i32))).collect();
-    let tables = with_columns(&batch, &[("relhasindex", Arc::new(has_index)), ("relchecks", Arc::new(checks))])?;
+    // PostgreSQL checks foreign keys by triggers, and psql lists a table's
+    // foreign keys (its own and those naming it) only when it has some.
+    let in_foreign_key = |def: &RelationDef| {
+        !def.foreign_keys.is_empty() || !crate::table::foreign_key::referencing(&catalog, def.id).is_empty()
+    };
+    let triggers: BooleanArray = defs.iter().map(|d| Some(d.is_some_and(|d| in_foreign_key(d)))).collect();
+    let tables = with_columns(
+        &batch,
+        &[
+            ("relhasindex", Arc::new(has_index)),
+            ("relchecks", Arc::new(checks)),
+            ("relhastriggers", Arc::new(triggers)),
+        ],
+    )?;
     let keyed: Vec<(u32, &RelationDef, &[usize])> = defs
         .iter()
         .enumerate()
@@ -167,26 +205,66 @@ pub fn index_rows(log: &Log, classes: &HashMap<String, ClassRow>, schema: &Schem
 
 /// `pg_constraint` rows for the primary keys and CHECKs of Strata's relations.
 pub fn constraint_rows(log: &Log, classes: &HashMap<String, ClassRow>, schema: &SchemaRef) -> DfResult<RecordBatch> {
+    #[derive(Default)]
     struct Row {
         oid: i32,
         name: String,
         kind: &'static str,
-        class: ClassRow,
+        class: Option<ClassRow>,
         index: i32,
+        columns: Option<String>,
+        parent: Option<Referenced>,
     }
+    /// What a foreign key references, and its actions: 'a' (NO ACTION) or
+    /// 'r' (RESTRICT); other constraints have ' ' there, as in PostgreSQL.
+    struct Referenced {
+        class: i32,
+        key: String,
+        on_update: &'static str,
+        on_delete: &'static str,
+    }
+    let action = |actions: &str, what: &str| if actions.contains(&format!("ON {what} RESTRICT")) { "r" } else { "a" };
     let catalog = log.catalog();
     let mut rows = Vec::new();
     for def in catalog.relations() {
         let Some(class) = classes.get(&def.name).copied() else { continue };
-        if declared_key(def).is_some() {
-            let name = def.primary_key_name();
-            rows.push(Row { oid: constraint_oid(def, 0), name, kind: "p", class, index: index_oid(def) });
+        let class = Some(class);
+        if let Some(key) = declared_key(def) {
+            let (name, columns) = (def.primary_key_name(), Some(attnums(key)));
+            rows.push(Row {
+                oid: constraint_oid(def, 0),
+                name,
+                kind: "p",
+                class,
+                index: index_oid(def),
+                columns,
+                ..Default::default()
+            });
         }
         for (number, check) in def.checks.iter().take(shown_checks(def)).enumerate() {
             let oid = constraint_oid(def, number + 1);
-            rows.push(Row { oid, name: check.name.clone(), kind: "c", class, index: 0 });
+            rows.push(Row { oid, name: check.name.clone(), kind: "c", class, ..Default::default() });
+        }
+        for (number, foreign) in def.foreign_keys.iter().take(shown_foreign_keys(def)).enumerate() {
+            let Some(parent) = catalog.by_id(foreign.parent) else { continue };
+            let Some(parent_class) = classes.get(&parent.name) else { continue };
+            rows.push(Row {
+                oid: constraint_oid(def, FIRST_FOREIGN_KEY + number),
+                name: foreign.name.clone(),
+                kind: "f",
+                class,
+                index: index_oid(parent),
+                columns: Some(attnums(&foreign.columns)),
+                parent: Some(Referenced {
+                    class: parent_class.oid,
+                    key: attnums(&parent.primary_key),
+                    on_update: action(&foreign.actions, "UPDATE"),
+                    on_delete: action(&foreign.actions, "DELETE"),
+                }),
+            });
         }
     }
+    let class = |r: &Row| r.class.expect("every row has its table");
     let n = rows.len();
     let bools = |value: bool| -> ArrayRef { Arc::new(BooleanArray::from(vec![value; n])) };
     rows_of(
@@ -195,11 +273,36 @@ pub fn constraint_rows(log: &Log, classes: &HashMap<String, ClassRow>, schema: &
         &[
             ("oid", Arc::new(Int32Array::from_iter_values(rows.iter().map(|r| r.oid)))),
             ("conname", Arc::new(StringArray::from_iter_values(rows.iter().map(|r| r.name.as_str())))),
-            ("connamespace", Arc::new(Int32Array::from_iter_values(rows.iter().map(|r| r.class.namespace)))),
+            ("connamespace", Arc::new(Int32Array::from_iter_values(rows.iter().map(|r| class(r).namespace)))),
             ("contype", Arc::new(StringArray::from_iter_values(rows.iter().map(|r| r.kind)))),
             ("convalidated", bools(true)),
-            ("conrelid", Arc::new(Int32Array::from_iter_values(rows.iter().map(|r| r.class.oid)))),
+            ("conrelid", Arc::new(Int32Array::from_iter_values(rows.iter().map(|r| class(r).oid)))),
             ("conindid", Arc::new(Int32Array::from_iter_values(rows.iter().map(|r| r.index)))),
+            ("conkey", Arc::new(rows.iter().map(|r| r.columns.clone()).collect::<StringArray>())),
+            (
+                "confrelid",
+                Arc::new(Int32Array::from_iter_values(rows.iter().map(|r| r.parent.as_ref().map_or(0, |p| p.class)))),
+            ),
+            (
+                "confkey",
+                Arc::new(rows.iter().map(|r| r.parent.as_ref().map(|p| p.key.clone())).collect::<StringArray>()),
+            ),
+            (
+                "confupdtype",
+                Arc::new(
+                    rows.iter().map(|r| Some(r.parent.as_ref().map_or(" ", |p| p.on_update))).collect::<StringArray>(),
+                ),
+            ),
+            (
+                "confdeltype",
+                Arc::new(
+                    rows.iter().map(|r| Some(r.parent.as_ref().map_or(" ", |p| p.on_delete))).collect::<StringArray>(),
+                ),
+            ),
+            (
+                "confmatchtype",
+                Arc::new(rows.iter().map(|r| Some(r.parent.as_ref().map_or(" ", |_| "s"))).collect::<StringArray>()),
+            ),
             ("conislocal", bools(true)),
             ("connoinherit", bools(true)),
         ],
@@ -311,6 +414,9 @@ impl ScalarUDFImpl for Definition {
                         let def = catalog.by_id(id)?;
                         match (number % CONSTRAINTS_PER_RELATION) as usize {
                             0 => Some(format!("PRIMARY KEY ({})", key_columns(def, declared_key(def)?))),
+                            foreign if foreign >= FIRST_FOREIGN_KEY => {
+                                foreign_key_definition(&catalog, def, foreign - FIRST_FOREIGN_KEY)
+                            }
                             check => def.checks.get(check - 1).map(|c| format!("CHECK ({})", c.expr)),
                         }
                     }

@@ -21,6 +21,7 @@ pub fn functions(log: Arc<crate::log::Log>, oids: super::pg_sizes::RelationOids)
         no_description("obj_description", vec![DataType::Int64, DataType::Utf8]),
         no_description("shobj_description", vec![DataType::Int64, DataType::Utf8]),
         no_description("pg_get_serial_sequence", vec![DataType::Utf8, DataType::Utf8]),
+        no_description("pg_get_triggerdef", vec![DataType::Int64, DataType::Boolean]),
         pg_size_pretty(),
         ScalarUDF::new_from_impl(PgTypeof { signature: Signature::any(1, Volatility::Immutable) }),
         no_location(),
@@ -104,7 +105,9 @@ impl ScalarUDFImpl for PgTypeof {
 /// A comment on an object. Strata has no COMMENT ON, so there is none:
 /// NULL, as PostgreSQL returns for an object without one. Also the
 /// sequence a column takes its values from (`pg_get_serial_sequence`, which
-/// SQLAlchemy's inspector asks): Strata has no sequences.
+/// SQLAlchemy's inspector asks): Strata has no sequences; and a trigger's
+/// definition (psql's `\d` asks for a table in a foreign key): Strata has
+/// no triggers.
 fn no_description(name: &str, arguments: Vec<DataType>) -> ScalarUDF {
     create_udf(
         name,

@@ -41,7 +41,27 @@ pub fn functions(log: Arc<Log>, oids: RelationOids) -> Vec<ScalarUDF> {
         .map(|name| relation_size(name, log.clone(), oids.clone()))
         .collect();
     functions.push(database_size(log));
+    functions.push(relation_name(oids));
     functions
+}
+
+/// `strata_relation_name(oid)`: the name of the relation with that
+/// `pg_class` oid, where psql prints an oid cast to `regclass` (which
+/// prints as digits here).
+fn relation_name(oids: RelationOids) -> ScalarUDF {
+    create_udf(
+        "strata_relation_name",
+        vec![DataType::Int64],
+        DataType::Utf8,
+        Volatility::Stable,
+        Arc::new(move |arguments: &[ColumnarValue]| {
+            let scalar = matches!(arguments[0], ColumnarValue::Scalar(_));
+            let given = datafusion::arrow::compute::cast(&arguments[0].to_array(1)?, &DataType::Int64)?;
+            let names: datafusion::arrow::array::StringArray =
+                given.as_primitive::<Int64Type>().iter().map(|oid| oid.and_then(|oid| oids.name(oid))).collect();
+            super::shaped(scalar, Arc::new(names))
+        }),
+    )
 }
 
 /// A relation's bytes by its object id (PostgreSQL's three differ by which

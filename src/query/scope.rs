@@ -118,6 +118,8 @@ impl Transaction {
         let tables = Arc::make_mut(&mut view.tables);
         if let Some(table) = tables.by_relation.get_mut(&write.relation) {
             crate::table::apply_pending(table, &write)?;
+            let (relation, deletes, inserts) = (write.relation, &write.deletes, &write.inserts);
+            crate::table::foreign_key::check_write(&view.catalog, tables, relation, deletes, inserts)?;
         }
         self.bytes += write.deletes.get_array_memory_size() + write.inserts.get_array_memory_size();
         self.changes.push(Change::TableWrite(write));

@@ -29,7 +29,9 @@ pub fn error_info(error: &Error) -> ErrorInfo {
         return info;
     }
     let mut info = ErrorInfo::new("ERROR".to_string(), code.to_string(), message);
-    if let Error::Storage(log::Error::UniqueViolation { detail, .. }) = error {
+    if let Error::Storage(log::Error::UniqueViolation { detail, .. } | log::Error::ForeignKeyViolation { detail, .. }) =
+        error
+    {
         info.detail = Some(detail.clone());
     }
     info
@@ -49,6 +51,8 @@ fn sqlstate(error: &Error) -> &'static str {
         Error::UndefinedColumn(_) => "42703",
         Error::UndefinedObject(_) => "42704",
         Error::InvalidTableDefinition(_) => "42P16",
+        Error::InvalidForeignKey(_) => "42830",
+        Error::DatatypeMismatch(_) => "42804",
         Error::CheckViolation { .. } => "23514",
         Error::WrongObjectType(_) => "42809",
         Error::InvalidColumnReference => "42P10",
@@ -81,6 +85,7 @@ fn sqlstate(error: &Error) -> &'static str {
             log::Error::DependentObjects(_) => "2BP01",
             log::Error::CommitTooLarge { .. } => "54000",
             log::Error::UniqueViolation { .. } => "23505",
+            log::Error::ForeignKeyViolation { .. } => "23503",
             log::Error::Conflict | log::Error::ViewBehind => "40001",
             log::Error::View { source, .. } => match source {
                 crate::view::ViewError::Unsupported(_) => "0A000",

@@ -57,7 +57,7 @@ impl Session {
     ) -> Result<Outcome> {
         let _ = self.read_view();
         let transaction = self.transaction.clone().ok_or(Error::NoActiveTransaction("DROP"))?;
-        for name in names {
+        for name in names.clone() {
             let Some(def) = self.relation(&name) else {
                 match if_exists {
                     true => continue,
@@ -66,6 +66,21 @@ impl Session {
             };
             let mut transaction = transaction.lock().expect("transaction lock");
             let view = transaction.view.as_mut().expect("fixed above");
+            for (child, constraint) in crate::table::foreign_key::referencing(&view.catalog, def.id) {
+                if names.contains(&child) {
+                    continue;
+                }
+                return Err(match cascade {
+                    false => Error::Storage(crate::log::Error::DependentObjects(format!(
+                        "cannot drop table {name} because other objects depend on it: constraint {constraint} on \
+                         table {child} depends on it (use DROP … CASCADE to drop the constraint too)"
+                    ))),
+                    true => Error::FeatureNotSupported(format!(
+                        "DROP … CASCADE of a table another references (constraint {constraint} on table {child}) \
+                         cannot run inside a transaction block yet"
+                    )),
+                });
+            }
             Arc::make_mut(&mut view.catalog).remove(def.id);
             Arc::make_mut(&mut view.tables).by_relation.remove(&def.id);
             transaction.dropped.push(name.clone());

@@ -227,6 +227,7 @@ impl Session {
             columns,
             created_at: Offset::ZERO,
             checks: Vec::new(),
+            foreign_keys: Vec::new(),
             retention: None,
             view: Some(ViewDef {
                 query: sql.to_string(),

@@ -4,8 +4,9 @@
 use std::collections::HashSet;
 
 use datafusion::sql::sqlparser::ast::{
-    ArrayElemTypeDef, CharacterLength, ColumnOption, CreateTable, CreateTableOptions, DataType, ExactNumberInfo, Expr,
-    Ident, SqlOption, TableConstraint, TimezoneInfo, Value, visit_expressions,
+    ArrayElemTypeDef, CharacterLength, ColumnOption, ConstraintReferenceMatchKind, CreateTable, CreateTableOptions,
+    DataType, DeferrableInitial, ExactNumberInfo, Expr, ForeignKeyConstraint, Ident, ReferentialAction, SqlOption,
+    TableConstraint, TimezoneInfo, Value, visit_expressions,
 };
 
 use crate::catalog::{
@@ -156,6 +157,54 @@ pub struct TableDefinition {
     pub columns: Vec<ColumnDef>,
     pub primary_key: Vec<usize>,
     pub checks: Vec<CheckDef>,
+    pub foreign_keys: Vec<ForeignKeyClause>,
+}
+
+/// A FOREIGN KEY as written; the session resolves the table it names.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ForeignKeyClause {
+    pub name: Option<String>,
+    pub columns: Vec<String>,
+    pub parent: String,
+    /// Empty: the parent's primary key.
+    pub parent_columns: Vec<String>,
+    /// ` ON UPDATE RESTRICT ON DELETE RESTRICT`, as PostgreSQL prints it.
+    pub actions: String,
+}
+
+/// A FOREIGN KEY clause on `columns`. Only what Strata checks is taken:
+/// MATCH SIMPLE, NO ACTION or RESTRICT (the same here: checked as each
+/// statement ends), not deferrable.
+fn foreign_key(columns: Vec<String>, constraint: &ForeignKeyConstraint) -> Result<ForeignKeyClause> {
+    let mut actions = String::new();
+    for (what, action) in [("UPDATE", &constraint.on_update), ("DELETE", &constraint.on_delete)] {
+        match action {
+            None | Some(ReferentialAction::NoAction) => {}
+            Some(ReferentialAction::Restrict) => actions.push_str(&format!(" ON {what} RESTRICT")),
+            Some(other) => {
+                return Err(Error::FeatureNotSupported(format!(
+                    "ON {what} {other} is not supported yet (a FOREIGN KEY takes NO ACTION or RESTRICT)"
+                )));
+            }
+        }
+    }
+    if !matches!(constraint.match_kind, None | Some(ConstraintReferenceMatchKind::Simple)) {
+        return Err(Error::FeatureNotSupported("a FOREIGN KEY is MATCH SIMPLE only".into()));
+    }
+    if constraint
+        .characteristics
+        .as_ref()
+        .is_some_and(|c| c.deferrable == Some(true) || c.initially == Some(DeferrableInitial::Deferred))
+    {
+        return Err(Error::FeatureNotSupported("a deferrable FOREIGN KEY is not supported yet".into()));
+    }
+    Ok(ForeignKeyClause {
+        name: constraint.name.as_ref().map(|n| n.value.clone()),
+        columns,
+        parent: super::parse::object_name(&constraint.foreign_table.to_string()),
+        parent_columns: constraint.referred_columns.iter().map(|c| c.value.clone()).collect(),
+        actions,
+    })
 }
 
 /// CREATE TABLE: columns, the primary key (column or table constraint,
@@ -173,6 +222,7 @@ pub fn table_definition(table: &str, create: &CreateTable) -> Result<TableDefini
     let mut columns = Vec::with_capacity(create.columns.len());
     let mut key_names: Vec<String> = Vec::new();
     let mut checks = Vec::new();
+    let mut foreign_keys = Vec::new();
     for column in &create.columns {
         let name = column.name.value.clone();
         if CHANGE_COLUMNS.contains(&name.as_str()) || name == ROW_ID_COLUMN {
@@ -200,6 +250,7 @@ pub fn table_definition(table: &str, create: &CreateTable) -> Result<TableDefini
                     name: check_name(&checks, check.name.as_ref(), format!("{table}_{name}_check")),
                     expr: check.expr.to_string(),
                 }),
+                ColumnOption::ForeignKey(constraint) => foreign_keys.push(foreign_key(vec![name.clone()], constraint)?),
                 other => {
                     return Err(Error::FeatureNotSupported(format!("column option {other} is not supported yet")));
                 }
@@ -231,6 +282,10 @@ pub fn table_definition(table: &str, create: &CreateTable) -> Result<TableDefini
                 name: check_name(&checks, check.name.as_ref(), format!("{table}_check")),
                 expr: check.expr.to_string(),
             }),
+            TableConstraint::ForeignKey(constraint) => {
+                let columns = constraint.columns.iter().map(|c| c.value.clone()).collect();
+                foreign_keys.push(foreign_key(columns, constraint)?);
+            }
             other => {
                 return Err(Error::FeatureNotSupported(format!("table constraint {other} is not supported yet")));
             }
@@ -239,7 +294,7 @@ pub fn table_definition(table: &str, create: &CreateTable) -> Result<TableDefini
     if key_names.is_empty() {
         // No key: a hidden row identity, filled in when rows are written.
         columns.push(ColumnDef::new(ROW_ID_COLUMN, SqlType::BigInt, true, None));
-        return Ok(TableDefinition { primary_key: vec![columns.len() - 1], columns, checks });
+        return Ok(TableDefinition { primary_key: vec![columns.len() - 1], columns, checks, foreign_keys });
     }
     let mut primary_key = Vec::with_capacity(key_names.len());
     for key in &key_names {
@@ -250,7 +305,7 @@ pub fn table_definition(table: &str, create: &CreateTable) -> Result<TableDefini
         columns[position].nullable = false;
         primary_key.push(position);
     }
-    Ok(TableDefinition { columns, primary_key, checks })
+    Ok(TableDefinition { columns, primary_key, checks, foreign_keys })
 }
 
 /// A DEFAULT expression, kept as SQL text. Like PostgreSQL, it may not read

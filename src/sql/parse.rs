@@ -47,6 +47,7 @@ pub enum Command {
         columns: Vec<ColumnDef>,
         primary_key: Vec<usize>,
         checks: Vec<CheckDef>,
+        foreign_keys: Vec<ddl::ForeignKeyClause>,
         retention: Option<Retention>,
         if_not_exists: bool,
     },
@@ -353,6 +354,7 @@ fn command(statement: Statement, about_stream: bool) -> Result<Command> {
             columns: ddl::stream_columns(&create)?,
             primary_key: Vec::new(),
             checks: Vec::new(),
+            foreign_keys: Vec::new(),
             retention: ddl::create_retention(RelationKind::Stream, &create)?,
             if_not_exists: create.if_not_exists,
         },
@@ -365,6 +367,7 @@ fn command(statement: Statement, about_stream: bool) -> Result<Command> {
                 columns: table.columns,
                 primary_key: table.primary_key,
                 checks: table.checks,
+                foreign_keys: table.foreign_keys,
                 retention: ddl::create_retention(RelationKind::Table, &create)?,
                 if_not_exists: create.if_not_exists,
             }

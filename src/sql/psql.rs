@@ -28,6 +28,12 @@ const FRAGMENTS: &[(&str, &str)] = &[
     // asyncpg's type lookup: a composite type's attribute types, an `oid[]`
     // in PostgreSQL (see `query/pg_visibility.rs`).
     ("array_agg(ia.atttypid ORDER BY ia.attnum)", "strata_oid_array(array_agg(ia.atttypid ORDER BY ia.attnum))"),
+    // `\d name`: the tables whose foreign keys name it, by name (a
+    // `regclass` prints as digits here).
+    (
+        "SELECT conname, conrelid::pg_catalog.regclass AS ontable,",
+        "SELECT conname, strata_relation_name(conrelid) AS ontable,",
+    ),
     // `\dT`: whether a type's relation is a composite type. At most one
     // `pg_class` row has an oid, which DataFusion needs to be told by an
     // aggregate.
@@ -57,15 +63,29 @@ WHERE a.attrelid = '";
 const DOMAIN_BASE_FROM: &str = "(WITH RECURSIVE typebases(oid, depth) AS (";
 const DOMAIN_BASE_TO: &str = ") SELECT oid FROM typebases ORDER BY depth DESC LIMIT 1)";
 
-fn domain_bases(sql: &str) -> String {
+/// Spans of text from a start to an end (which vary between them: an oid,
+/// a column), each replaced by what it amounts to in Strata.
+const SPANS: &[(&str, &str, &str)] = &[
+    (DOMAIN_BASE_FROM, DOMAIN_BASE_TO, "t.typbasetype"),
+    // `\d name` of a table in a foreign key: the tables whose keys name it,
+    // and its partitions' (none: Strata has no partitioning, and a table
+    // that is no partition has no ancestors). DataFusion plans no VALUES
+    // in an IN.
+    ("(SELECT pg_catalog.pg_partition_ancestors('", "UNION ALL VALUES (", "(SELECT ("),
+    // Its triggers' parents, in a correlated lateral join DataFusion cannot
+    // plan: Strata has no triggers.
+    ("CASE WHEN t.tgparentid != 0 THEN", "END AS parent", "NULL AS parent"),
+];
+
+fn replace_spans(sql: &str, from: &str, to: &str, replacement: &str) -> String {
     let mut text = String::with_capacity(sql.len());
     let mut rest = sql;
-    while let Some(start) = rest.find(DOMAIN_BASE_FROM)
-        && let Some(length) = rest[start..].find(DOMAIN_BASE_TO)
+    while let Some(start) = rest.find(from)
+        && let Some(length) = rest[start..].find(to)
     {
         text.push_str(&rest[..start]);
-        text.push_str("t.typbasetype");
-        rest = &rest[start + length + DOMAIN_BASE_TO.len()..];
+        text.push_str(replacement);
+        rest = &rest[start + length + to.len()..];
     }
     text.push_str(rest);
     text
@@ -81,8 +101,10 @@ pub fn replace_fragments(sql: &str) -> std::borrow::Cow<'_, str> {
         return query.into();
     }
     let mut text = std::borrow::Cow::Borrowed(sql);
-    if text.contains(DOMAIN_BASE_FROM) {
-        text = domain_bases(&text).into();
+    for (from, to, replacement) in SPANS {
+        if text.contains(from) {
+            text = replace_spans(&text, from, to, replacement).into();
+        }
     }
     for (fragment, replacement) in FRAGMENTS {
         if text.contains(fragment) {

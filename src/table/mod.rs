@@ -4,6 +4,7 @@
 //! decided in commit order; the state itself is kept in [`state`].
 
 pub mod dml;
+pub mod foreign_key;
 mod key;
 pub mod keyed_update;
 pub mod replay;
@@ -36,6 +37,8 @@ pub struct TableWrite {
 /// writes and a duplicate key fails at the statement, as in PostgreSQL.
 pub fn apply_pending(table: &mut state::TableState, write: &TableWrite) -> crate::error::Result<()> {
     let codec = table.codec.clone();
+    table.count_references(&write.deletes, |_| true)?;
+    table.count_references(&write.inserts, |_| false)?;
     for key in codec.keys(&write.deletes)? {
         table.rows.remove(&key);
     }

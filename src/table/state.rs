@@ -32,6 +32,8 @@ pub struct TableCodec {
     pub def: Arc<RelationDef>,
     keys: RowConverter,
     rows: RowConverter,
+    /// Per foreign key: its columns encoded as the referenced table's key.
+    references: Vec<RowConverter>,
 }
 
 impl TableCodec {
@@ -41,7 +43,45 @@ impl TableCodec {
         };
         let keys = RowConverter::new(fields(&mut def.primary_key.iter().copied()))?;
         let rows = RowConverter::new(fields(&mut (0..def.columns.len())))?;
-        Ok(TableCodec { def, keys, rows })
+        let references = def
+            .foreign_keys
+            .iter()
+            .map(|key| RowConverter::new(key.key_types.iter().map(|t| SortField::new(t.arrow_type())).collect()))
+            .collect::<Result<_, _>>()?;
+        Ok(TableCodec { def, keys, rows, references })
+    }
+
+    /// The key of the referenced table each row of `batch` (user columns)
+    /// names by foreign key `number`; `None` for a row with a NULL in one of
+    /// its columns, which names no row (MATCH SIMPLE).
+    pub fn referenced_keys(&self, number: usize, batch: &RecordBatch) -> Result<Vec<Option<Key>>, ArrowError> {
+        let foreign = &self.def.foreign_keys[number];
+        let given: Vec<&ArrayRef> = foreign.columns.iter().map(|p| batch.column(*p)).collect();
+        let columns = given
+            .iter()
+            .zip(&foreign.key_types)
+            .map(|(column, key_type)| datafusion::arrow::compute::cast(column, &key_type.arrow_type()))
+            .collect::<Result<Vec<_>, _>>()?;
+        let keys = self.references[number].convert_columns(&columns)?;
+        Ok((0..batch.num_rows())
+            .map(|row| {
+                if given.iter().any(|column| column.is_null(row)) {
+                    return None;
+                }
+                // A value out of the key type's range (a BIGINT naming an INT
+                // key) casts to NULL: it names a key no row has, and an
+                // empty key is none (every encoded column takes a byte).
+                match columns.iter().all(|column| column.is_valid(row)) {
+                    true => Some(Key::from(keys.row(row).as_ref())),
+                    false => Some(Key::from(&[][..])),
+                }
+            })
+            .collect())
+    }
+
+    /// `Key (parent_id)=(5)` for foreign key `number` of row `row` of `batch`.
+    pub fn describe_reference(&self, number: usize, batch: &RecordBatch, row: usize) -> String {
+        describe(&self.def, &self.def.foreign_keys[number].columns, batch, row)
     }
 
     /// The key of every row of `batch` (user columns).
@@ -75,18 +115,21 @@ impl TableCodec {
 
     /// `Key (id)=(1)`, as PostgreSQL names a key in a uniqueness error.
     pub fn describe_key(&self, batch: &RecordBatch, row: usize) -> String {
-        let names: Vec<&str> = self.def.primary_key.iter().map(|i| self.def.columns[*i].name.as_str()).collect();
-        let values: Vec<String> = self
-            .def
-            .primary_key
-            .iter()
-            .map(|i| {
-                datafusion::arrow::util::display::array_value_to_string(batch.column(*i), row)
-                    .unwrap_or_else(|_| "?".into())
-            })
-            .collect();
-        format!("Key ({})=({})", names.join(", "), values.join(", "))
+        describe(&self.def, &self.def.primary_key, batch, row)
     }
+}
+
+/// `Key (a, b)=(1, 2)`: the values of row `row` in columns `positions`.
+fn describe(def: &RelationDef, positions: &[usize], batch: &RecordBatch, row: usize) -> String {
+    let names: Vec<&str> = positions.iter().map(|i| def.columns[*i].name.as_str()).collect();
+    let values: Vec<String> = positions
+        .iter()
+        .map(|i| {
+            datafusion::arrow::util::display::array_value_to_string(batch.column(*i), row)
+                .unwrap_or_else(|_| "?".into())
+        })
+        .collect();
+    format!("Key ({})=({})", names.join(", "), values.join(", "))
 }
 
 /// One table's rows now.
@@ -94,11 +137,39 @@ impl TableCodec {
 pub struct TableState {
     pub codec: Arc<TableCodec>,
     pub rows: imbl::OrdMap<Key, Arc<RowVersion>>,
+    /// Per foreign key: how many rows name each key of the referenced
+    /// table, so deleting one finds at once whether a row still names it.
+    pub references: Vec<imbl::OrdMap<Key, u64>>,
 }
 
 impl TableState {
     pub fn new(def: Arc<RelationDef>) -> Result<TableState, ArrowError> {
-        Ok(TableState { codec: Arc::new(TableCodec::new(def)?), rows: imbl::OrdMap::new() })
+        let references = vec![imbl::OrdMap::new(); def.foreign_keys.len()];
+        Ok(TableState { codec: Arc::new(TableCodec::new(def)?), rows: imbl::OrdMap::new(), references })
+    }
+
+    /// Counts the rows of `batch` (user columns) as naming the keys their
+    /// foreign keys name, or as no longer naming them where `removed`.
+    pub fn count_references(&mut self, batch: &RecordBatch, removed: impl Fn(usize) -> bool) -> Result<(), ArrowError> {
+        for number in 0..self.references.len() {
+            let keys = self.codec.referenced_keys(number, batch)?;
+            let counts = &mut self.references[number];
+            for (row, key) in keys.into_iter().enumerate() {
+                let Some(key) = key else { continue };
+                let count = counts.get(&key).copied().unwrap_or(0);
+                match (removed(row), count) {
+                    (false, _) => drop(counts.insert(key, count + 1)),
+                    (true, 0 | 1) => drop(counts.remove(&key)),
+                    (true, _) => drop(counts.insert(key, count - 1)),
+                }
+            }
+        }
+        Ok(())
+    }
+
+    /// How many rows name `key` of the referenced table by foreign key `number`.
+    pub fn references_to(&self, number: usize, key: &Key) -> u64 {
+        self.references[number].get(key).copied().unwrap_or(0)
     }
 
     /// The same rows laid out in `def`'s columns after the `ALTER … ADD / DROP
@@ -134,6 +205,7 @@ impl TableState {
         offsets: Option<&[i64]>,
         ts: &[Option<CommitTs>],
     ) -> Result<(), ArrowError> {
+        self.count_references(rows, |row| diffs[row] < 0)?;
         let keys = self.codec.keys(rows)?;
         let owned = self.codec.rows(rows)?;
         for (index, (key, row)) in keys.into_iter().zip(owned).enumerate() {

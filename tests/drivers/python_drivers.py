@@ -241,6 +241,12 @@ def with_sqlalchemy():
         balance: orm.Mapped[D] = orm.mapped_column(sqlalchemy.Numeric(12, 2))
         opened: orm.Mapped[datetime.datetime] = orm.mapped_column(sqlalchemy.DateTime(timezone=True))
 
+    class Entry(Base):
+        __tablename__ = "sa_entries"
+        id: orm.Mapped[int] = orm.mapped_column(sqlalchemy.BigInteger, primary_key=True)
+        account_id: orm.Mapped[int] = orm.mapped_column(sqlalchemy.ForeignKey("sa_accounts.id"))
+        amount: orm.Mapped[D] = orm.mapped_column(sqlalchemy.Numeric(12, 2))
+
     # In a transaction block, as SQLAlchemy runs DDL.
     Base.metadata.create_all(engine)
     with engine.connect() as connection:
@@ -261,11 +267,23 @@ def with_sqlalchemy():
         check("sqlalchemy orm rows", rows, [(1, "o1", D("10.50"), NOON), (2, "o2", D("11.50"), NOON)])
         chosen = session.scalars(sqlalchemy.select(Account.id).where(Account.id.in_([2, 9]))).all()
         check("sqlalchemy in_", chosen, [2])
+    with orm.Session(engine) as session:
+        # A foreign key: an account an entry names cannot be deleted.
+        session.add(Entry(account_id=1, amount=D("5.00")))
+        session.commit()
+        session.delete(session.get(Account, 1))
+        try:
+            session.commit()
+            refused = None
+        except sqlalchemy.exc.IntegrityError as error:
+            refused = error.orig.sqlstate
+        check("sqlalchemy foreign key", refused, "23503")
     with engine.begin() as connection:
         connection.execute(Account.__table__.insert(), [dict(id=i, owner="b", balance=1, opened=NOON) for i in range(100, 150)])
         changed = connection.execute(Account.__table__.update().where(Account.id >= 140).values(owner="u")).rowcount
     check("sqlalchemy executemany and rowcount", changed, 10)
-    check("sqlalchemy table names", "sa_accounts" in sqlalchemy.inspect(engine).get_table_names(), True)
+    names = sqlalchemy.inspect(engine).get_table_names()
+    check("sqlalchemy table names", [name in names for name in ("sa_accounts", "sa_entries")], [True, True])
     Base.metadata.drop_all(engine)
     check("sqlalchemy drop_all", "sa_accounts" in sqlalchemy.inspect(engine).get_table_names(), False)
     engine.dispose()

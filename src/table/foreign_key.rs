@@ -1,0 +1,97 @@
+//! FOREIGN KEY constraints, checked on a table write once it is applied to
+//! the state it commits on: every row added must name a key its referenced
+//! table has, and every key a write removes must be named by no row. The
+//! log writer checks each write in commit order, so a concurrent commit
+//! cannot delete a key a committed row names; a transaction block checks
+//! its own writes as it makes them, so its statement fails, as in
+//! PostgreSQL, rather than its COMMIT.
+
+use datafusion::arrow::array::RecordBatch;
+
+use super::state::TableStates;
+use crate::catalog::Catalog;
+use crate::log::{Error, RelationId};
+
+/// Checks the write of `deletes` and `inserts` (user columns) to table
+/// `relation`, already applied to `tables`.
+pub fn check_write(
+    catalog: &Catalog,
+    tables: &TableStates,
+    relation: RelationId,
+    deletes: &RecordBatch,
+    inserts: &RecordBatch,
+) -> Result<(), Error> {
+    let Some(table) = tables.get(relation) else { return Ok(()) };
+    let def = &table.codec.def;
+    if inserts.num_rows() > 0 {
+        for (number, foreign) in def.foreign_keys.iter().enumerate() {
+            let parent = tables
+                .get(foreign.parent)
+                .ok_or_else(|| Error::UndefinedRelation(parent_name(catalog, foreign.parent)))?;
+            for (row, key) in table.codec.referenced_keys(number, inserts)?.into_iter().enumerate() {
+                if key.is_some_and(|key| !parent.rows.contains_key(&key)) {
+                    return Err(Error::ForeignKeyViolation {
+                        message: format!(
+                            "insert or update on table \"{}\" violates foreign key constraint \"{}\"",
+                            def.name, foreign.name
+                        ),
+                        detail: format!(
+                            "{} is not present in table \"{}\".",
+                            table.codec.describe_reference(number, inserts, row),
+                            parent.codec.def.name
+                        ),
+                    });
+                }
+            }
+        }
+    }
+    if deletes.num_rows() == 0 {
+        return Ok(());
+    }
+    let referencing: Vec<_> = catalog
+        .relations()
+        .flat_map(|child| {
+            child.foreign_keys.iter().enumerate().filter(|(_, f)| f.parent == relation).map(move |(n, f)| (child, n, f))
+        })
+        .collect();
+    if referencing.is_empty() {
+        return Ok(());
+    }
+    for (row, key) in table.codec.keys(deletes)?.into_iter().enumerate() {
+        if table.rows.contains_key(&key) {
+            continue; // Written again: an update that kept the key.
+        }
+        for (child, number, foreign) in &referencing {
+            if tables.get(child.id).is_some_and(|state| state.references_to(*number, &key) > 0) {
+                return Err(Error::ForeignKeyViolation {
+                    message: format!(
+                        "update or delete on table \"{}\" violates foreign key constraint \"{}\" on table \"{}\"",
+                        def.name, foreign.name, child.name
+                    ),
+                    detail: format!(
+                        "{} is still referenced from table \"{}\".",
+                        table.codec.describe_key(deletes, row),
+                        child.name
+                    ),
+                });
+            }
+        }
+    }
+    Ok(())
+}
+
+fn parent_name(catalog: &Catalog, id: RelationId) -> String {
+    catalog.by_id(id).map_or_else(|| format!("with id {}", id.0), |def| def.name.clone())
+}
+
+/// Tables whose foreign keys reference `relation` (other than itself), with
+/// the constraint's name.
+pub fn referencing(catalog: &Catalog, relation: RelationId) -> Vec<(String, String)> {
+    catalog
+        .relations()
+        .filter(|child| child.id != relation)
+        .flat_map(|child| {
+            child.foreign_keys.iter().filter(|f| f.parent == relation).map(|f| (child.name.clone(), f.name.clone()))
+        })
+        .collect()
+}
