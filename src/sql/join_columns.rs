@@ -3,24 +3,53 @@
 //! (`_offset`, `_ts`) are on both sides too, and DataFusion joined on
 //! them, so no row matched. And `*` over a USING join shows each USING
 //! column once (Strata spells `*` over several relations as `a.*, b.*`,
-//! which showed it twice).
+//! which showed it twice). A USING column named without a qualifier is
+//! the joined column, as in PostgreSQL: the left side's in an inner or
+//! left join, the right side's in a right join, the two coalesced in a
+//! full join (DataFusion found it ambiguous in WHERE, and took the left
+//! side's everywhere else).
+
+use std::collections::HashMap;
+use std::ops::ControlFlow;
 
 use datafusion::sql::sqlparser::ast::{
-    Expr, Ident, JoinConstraint, JoinOperator, ObjectName, Select, TableFactor, Value,
+    Expr, GroupByExpr, Ident, JoinConstraint, JoinOperator, ObjectName, Query, Select, SelectItem, TableFactor, Value,
+    VisitMut, VisitorMut,
 };
 
+/// A SELECT's USING joins.
+#[derive(Debug, Default)]
+pub struct Joins {
+    /// The USING columns each FROM item joins by, in FROM order (relation,
+    /// then its joins; none for a chain's first item).
+    pub using: Vec<Vec<String>>,
+    /// Each joined column, in the order the joins name them, where it is
+    /// known which FROM items hold it; `complete` when every one is.
+    pub merged: Vec<Merged>,
+    pub complete: bool,
+}
+
+/// A column USING joins: what it stands for, and the positions of the FROM
+/// items that hold it (whose `*` leaves it out).
+#[derive(Debug, Clone)]
+pub struct Merged {
+    pub name: String,
+    pub expr: Expr,
+    pub holders: Vec<usize>,
+}
+
 /// Turns `select`'s NATURAL joins into USING joins on the columns both
-/// sides show, where `columns_of` knows every relation of the join chain;
-/// returns the USING columns each FROM item joins by, in FROM order
-/// (relation, then its joins; none for a chain's first item).
-pub fn using_columns(
-    select: &mut Select,
-    columns_of: impl Fn(&TableFactor) -> Option<Vec<String>>,
-) -> Vec<Vec<String>> {
-    let mut using = Vec::new();
+/// sides show, where `columns_of` knows every relation of the join chain,
+/// and names each USING column unqualified in the SELECT's own expressions
+/// by the column it stands for.
+pub fn using_columns(select: &mut Select, columns_of: impl Fn(&TableFactor) -> Option<Vec<String>>) -> Joins {
+    let mut joins = Joins { complete: true, ..Default::default() };
+    let mut merged: Vec<Merged> = Vec::new();
     for from in &mut select.from {
-        using.push(Vec::new());
+        joins.using.push(Vec::new());
         let mut left = columns_of(&from.relation);
+        // The chain's items so far: position, qualifier and columns, where known.
+        let mut items = vec![(joins.using.len() - 1, qualifier(&from.relation), left.clone())];
         for join in &mut from.joins {
             let right = columns_of(&join.relation);
             let constraint = constraint_mut(&mut join.join_operator);
@@ -36,12 +65,49 @@ pub fn using_columns(
                     ),
                 };
             }
-            using.push(match constraint_mut(&mut join.join_operator) {
+            let columns: Vec<String> = match constraint_mut(&mut join.join_operator) {
                 Some(JoinConstraint::Using(names)) => {
                     names.iter().map(|n| super::parse::object_name(&n.to_string())).collect()
                 }
                 _ => Vec::new(),
-            });
+            };
+            let position = joins.using.len();
+            let right_qualifier = qualifier(&join.relation);
+            for column in &columns {
+                let earlier = merged.iter().position(|m| &m.name == column);
+                let left_side = match earlier {
+                    Some(at) => Some((merged[at].expr.clone(), merged[at].holders.clone())),
+                    None => {
+                        // The first item that has the column, if that is known.
+                        let holder =
+                            items.iter().find(|(_, _, known)| known.as_ref().is_none_or(|k| k.contains(column)));
+                        match holder {
+                            Some((at, Some(q), known)) if known.is_some() || items.len() == 1 => {
+                                Some((qualified(q, column), vec![*at]))
+                            }
+                            _ => None,
+                        }
+                    }
+                };
+                let (Some((left_expr, mut holders)), Some(q)) = (left_side, &right_qualifier) else {
+                    joins.complete = false;
+                    continue;
+                };
+                let right_expr = qualified(q, column);
+                holders.push(position);
+                let expr = match &join.join_operator {
+                    JoinOperator::FullOuter(_) => super::ast::call("coalesce", vec![left_expr, right_expr]),
+                    JoinOperator::Right(_) | JoinOperator::RightOuter(_) => right_expr,
+                    _ => left_expr,
+                };
+                let joined = Merged { name: column.clone(), expr, holders };
+                match earlier {
+                    Some(at) => merged[at] = joined,
+                    None => merged.push(joined),
+                }
+            }
+            items.push((position, right_qualifier, right.clone()));
+            joins.using.push(columns);
             left = match (left, right) {
                 (Some(mut left), Some(right)) => {
                     left.extend(right.into_iter().filter(|column| !left.contains(column)).collect::<Vec<_>>());
@@ -51,7 +117,87 @@ pub fn using_columns(
             };
         }
     }
-    using
+    if !merged.is_empty() {
+        let joined: HashMap<String, Expr> = merged.iter().map(|m| (m.name.clone(), m.expr.clone())).collect();
+        name_joined_columns(select, &joined);
+    }
+    joins.merged = merged;
+    joins
+}
+
+/// Names each USING column unqualified in `select`'s list, WHERE, GROUP BY
+/// and HAVING by the column it stands for (a bare one keeps its name).
+fn name_joined_columns(select: &mut Select, joined: &HashMap<String, Expr>) {
+    let mut visitor = Unqualified { joined, depth: 0 };
+    for item in &mut select.projection {
+        match item {
+            SelectItem::UnnamedExpr(Expr::Identifier(ident)) => {
+                if let Some(expr) = joined.get(&super::parse::object_name(&ident.to_string())) {
+                    *item = SelectItem::ExprWithAlias { expr: expr.clone(), alias: ident.clone() };
+                }
+            }
+            SelectItem::UnnamedExpr(expr) | SelectItem::ExprWithAlias { expr, .. } => {
+                let _ = expr.visit(&mut visitor);
+            }
+            _ => {}
+        }
+    }
+    if let Some(selection) = &mut select.selection {
+        let _ = selection.visit(&mut visitor);
+    }
+    if let GroupByExpr::Expressions(expressions, _) = &mut select.group_by {
+        let _ = expressions.visit(&mut visitor);
+    }
+    if let Some(having) = &mut select.having {
+        let _ = having.visit(&mut visitor);
+    }
+}
+
+/// What names a FROM item's columns: its alias, else its relation's name.
+fn qualifier(factor: &TableFactor) -> Option<Ident> {
+    match factor {
+        TableFactor::Table { alias: Some(alias), .. }
+        | TableFactor::Derived { alias: Some(alias), .. }
+        | TableFactor::Function { alias: Some(alias), .. }
+        | TableFactor::UNNEST { alias: Some(alias), .. } => Some(alias.name.clone()),
+        TableFactor::Table { name, alias: None, .. } => name.0.last()?.as_ident().cloned(),
+        _ => None,
+    }
+}
+
+fn qualified(qualifier: &Ident, column: &str) -> Expr {
+    Expr::CompoundIdentifier(vec![qualifier.clone(), Ident::with_quote('"', column)])
+}
+
+/// Replaces unqualified names of USING columns by the joined column, in
+/// this SELECT's own expressions (a subquery's names are its own).
+struct Unqualified<'a> {
+    joined: &'a HashMap<String, Expr>,
+    depth: usize,
+}
+
+impl VisitorMut for Unqualified<'_> {
+    type Break = ();
+
+    fn pre_visit_query(&mut self, _: &mut Query) -> ControlFlow<()> {
+        self.depth += 1;
+        ControlFlow::Continue(())
+    }
+
+    fn post_visit_query(&mut self, _: &mut Query) -> ControlFlow<()> {
+        self.depth -= 1;
+        ControlFlow::Continue(())
+    }
+
+    fn post_visit_expr(&mut self, expr: &mut Expr) -> ControlFlow<()> {
+        if self.depth == 0
+            && let Expr::Identifier(ident) = expr
+            && let Some(joined) = self.joined.get(&super::parse::object_name(&ident.to_string()))
+        {
+            *expr = joined.clone();
+        }
+        ControlFlow::Continue(())
+    }
 }
 
 fn constraint_mut(operator: &mut JoinOperator) -> Option<&mut JoinConstraint> {

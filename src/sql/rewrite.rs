@@ -22,6 +22,7 @@ use datafusion::sql::sqlparser::parser::Parser;
 
 use super::ast::call;
 use super::column_names::name_columns_as_postgres;
+use super::join_columns::Joins;
 use super::parse::object_name;
 use crate::catalog::{CHANGE_COLUMNS, Catalog, SYSTEM_COLUMNS, SqlType};
 use crate::log::Offset;
@@ -201,8 +202,8 @@ impl VisitorMut for Rewriter<'_> {
     type Break = ();
 
     fn pre_visit_select(&mut self, select: &mut Select) -> ControlFlow<()> {
-        let using = super::join_columns::using_columns(select, |factor| self.visible_columns(factor));
-        self.hide_system_columns(select, &using);
+        let joins = super::join_columns::using_columns(select, |factor| self.visible_columns(factor));
+        self.hide_system_columns(select, &joins);
         name_columns_as_postgres(select);
         // After naming: a bare EXISTS is still named `exists`.
         super::exists::exists_in_select_list(select);
@@ -354,8 +355,8 @@ impl Rewriter<'_> {
         Some(def.columns.iter().map(|c| c.name.clone()).filter(|name| !hidden.contains(&name.as_str())).collect())
     }
 
-    /// `using`: the USING columns of each FROM item (see `join_columns`).
-    fn hide_system_columns(&self, select: &mut Select, using: &[Vec<String>]) {
+    /// `joins`: the SELECT's USING joins (see `join_columns`).
+    fn hide_system_columns(&self, select: &mut Select, joins: &Joins) {
         let items = self.items_of(select);
         if !items.iter().any(FromItem::is_relation) {
             return;
@@ -369,15 +370,35 @@ impl Rewriter<'_> {
                 }
                 // Several FROM items: `*` becomes `a.*, b.*, …` so each
                 // relation's system columns can be left out by qualifier.
-                // A USING column is shown once, by the first item it joins.
+                // A USING column is shown once: first, as the column it
+                // stands for, as in PostgreSQL (where that is known; else by
+                // the first item it joins).
                 SelectItem::Wildcard(options) if items.iter().all(|i| i.qualifier.is_some()) => {
+                    if joins.complete {
+                        for merged in &joins.merged {
+                            let alias = Ident::with_quote('"', &merged.name);
+                            projection.push(SelectItem::ExprWithAlias { expr: merged.expr.clone(), alias });
+                        }
+                    }
                     for (position, from) in items.iter().enumerate() {
                         let mut options = options.clone();
                         if from.is_relation() {
                             exclude_system_columns(&mut options, from.hidden);
                         }
-                        if let Some(joined) = using.get(position).filter(|columns| !columns.is_empty()) {
-                            exclude_columns(&mut options, joined.iter().map(String::as_str));
+                        let joined: Vec<&str> = match joins.complete {
+                            true => joins
+                                .merged
+                                .iter()
+                                .filter(|m| m.holders.contains(&position))
+                                .map(|m| m.name.as_str())
+                                .collect(),
+                            false => joins
+                                .using
+                                .get(position)
+                                .map_or_else(Vec::new, |c| c.iter().map(String::as_str).collect()),
+                        };
+                        if !joined.is_empty() {
+                            exclude_columns(&mut options, joined.into_iter());
                         }
                         let name = ObjectName::from(vec![Ident::new(from.qualifier.clone().unwrap_or_default())]);
                         projection.push(SelectItem::QualifiedWildcard(
