@@ -491,7 +491,10 @@ impl Catalog {
         if let Some(old) = self.remove(id) {
             let mut def = (*old).clone();
             def.name = name.to_string();
-            self.insert(def);
+            match id.is_provisional() {
+                true => self.insert_provisional(def),
+                false => self.insert(def),
+            }
         }
     }
 

@@ -491,7 +491,9 @@ impl Session {
     /// Commits one `ALTER TABLE|STREAM` (outside a transaction, like all DDL).
     async fn alter(&mut self, kind: RelationKind, change: Change) -> Result<Outcome> {
         let tag = format!("ALTER {}", kind.noun().to_uppercase());
-        self.refuse_in_transaction(&tag)?;
+        if self.transaction.is_some() {
+            return self.alter_in_block(change, &tag);
+        }
         self.db.log.commit(vec![change]).await?;
         Ok(done(&tag))
     }

@@ -1385,3 +1385,52 @@ async fn foreign_keys_hold_after_kill_9_and_against_a_concurrent_delete() {
     assert_eq!(common::text_rows(&client, "SELECT id::text FROM orders ORDER BY id").await, ["12"]);
     assert_eq!(common::text_rows(&client, "SELECT id::text FROM customers ORDER BY id").await, ["2"]);
 }
+
+/// ALTER inside a transaction block, as migration tools run it: the
+/// block's statements see the relation altered, other sessions see nothing
+/// before COMMIT, and after it the change and the block's rows are one
+/// commit that survives a kill -9. ROLLBACK leaves no trace.
+#[tokio::test]
+async fn alter_in_a_transaction_block_commits_with_it() {
+    let data = common::fresh_data_dir("wire-alter-in-block");
+    let mut server = common::Server::start(&data);
+    let client = server.client().await;
+    let other = server.client().await;
+    client
+        .batch_execute(
+            "CREATE TABLE accounts (id INT PRIMARY KEY, owner TEXT); INSERT INTO accounts VALUES (1, 'ann'); \
+             CREATE STREAM events (id INT); INSERT INTO events VALUES (1)",
+        )
+        .await
+        .unwrap();
+    client
+        .batch_execute(
+            "BEGIN; ALTER TABLE accounts ADD COLUMN tier INT NOT NULL DEFAULT 1; \
+             ALTER TABLE accounts RENAME COLUMN owner TO holder; UPDATE accounts SET tier = 2 WHERE id = 1; \
+             INSERT INTO accounts VALUES (2, 'bob', 3); ALTER TABLE accounts RENAME TO customers; \
+             ALTER STREAM events ADD COLUMN kind TEXT; INSERT INTO events VALUES (2, 'new')",
+        )
+        .await
+        .unwrap();
+    let seen = common::text_rows(&client, "SELECT id || holder || tier FROM customers ORDER BY id").await;
+    assert_eq!(seen, ["1ann2", "2bob3"]);
+    assert_eq!(common::text_rows(&other, "SELECT owner FROM accounts").await, ["ann"], "not yet for others");
+    client.batch_execute("COMMIT").await.unwrap();
+    let check = |client: tokio_postgres::Client| async move {
+        let rows = common::text_rows(&client, "SELECT id || holder || tier FROM customers ORDER BY id").await;
+        assert_eq!(rows, ["1ann2", "2bob3"]);
+        let events = common::text_rows(&client, "SELECT id || coalesce(kind, '-') FROM events ORDER BY id").await;
+        assert_eq!(events, ["1-", "2new"]);
+        let commits = client.query_one("SELECT count(DISTINCT _ts) FROM changes('customers') WHERE id = 2", &[]);
+        assert_eq!(commits.await.unwrap().get::<_, i64>(0), 1);
+    };
+    check(other).await;
+    server.kill9();
+    let server = common::Server::start(&data);
+    check(server.client().await).await;
+
+    let client = server.client().await;
+    client.batch_execute("BEGIN; ALTER TABLE customers DROP COLUMN tier; ROLLBACK").await.unwrap();
+    let rows = common::text_rows(&client, "SELECT id || holder || tier FROM customers ORDER BY id").await;
+    assert_eq!(rows, ["1ann2", "2bob3"]);
+}

@@ -22,6 +22,7 @@ mod tail;
 pub mod view_state;
 pub mod wal;
 mod writer;
+pub(crate) use writer::{Alteration, alteration};
 
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};

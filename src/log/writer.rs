@@ -96,6 +96,7 @@ impl Writer {
             let published = self.shared.published.read().expect("published lock");
             State { catalog: Catalog::clone(&published.catalog), tables: TableStates::clone(&published.tables) }
         };
+        let catalog_before = state.catalog.clone();
         let mut frames = Vec::new();
         let mut accepted: Vec<Accepted> = Vec::with_capacity(group.len());
         let mut next_offset = self.next_offset;
@@ -154,8 +155,12 @@ impl Writer {
         self.views = views;
         self.changed_at = changed_at;
 
+        // Each entry's rows are laid out for its relation as the entries
+        // before it left it: a commit may write, then alter, then write.
+        let ddl = accepted.iter().any(|a| a.record.entries.iter().any(|e| !matches!(e, Entry::Append { .. })));
+        let mut catalog = if ddl { catalog_before } else { state.catalog.clone() };
         for Accepted { record, .. } in &accepted {
-            if let Err(error) = append_tails(&state.catalog, &self.shared.tails, record) {
+            if let Err(error) = append_tails(&mut catalog, &self.shared.tails, record) {
                 // Records were validated above, so this is a bug; the WAL stays right.
                 tracing::error!(%error, "applying a durable commit failed");
             }
@@ -372,46 +377,18 @@ fn resolve(
                 None if *if_exists => continue,
                 None => return Err(Error::UndefinedRelation(name.clone())),
             },
-            Change::RenameRelation { name, kind, new_name, if_exists } => {
-                let Some(def) = altered_relation(state, name, *kind, *if_exists)? else { continue };
-                refuse_if_read_by_views(&state.catalog, &def, "rename")?;
-                if state.catalog.get(new_name).is_some() {
-                    return Err(Error::DuplicateRelation(new_name.clone()));
-                }
-                state.catalog.rename(def.id, new_name);
-                Entry::RenameRelation { relation: def.id, name: new_name.clone() }
-            }
-            Change::AlterColumns { name, kind, if_exists, change } => {
-                let Some(def) = altered_relation(state, name, *kind, *if_exists)? else { continue };
-                match change {
-                    ColumnChange::Drop { .. } => refuse_if_read_by_views(&state.catalog, &def, "drop a column of")?,
-                    ColumnChange::Rename { .. } => refuse_if_read_by_views(&state.catalog, &def, "rename a column of")?,
-                    ColumnChange::Add { .. } => {
-                        let readers = dependents(&state.catalog, def.id);
-                        let direct = |r: &&Arc<RelationDef>| {
-                            r.view.as_ref().is_some_and(|v| v.selects_all && v.inputs.contains(&def.id))
-                        };
-                        if let Some(reader) = readers.iter().find(direct) {
-                            return Err(Error::DependentObjects(format!(
-                                "cannot add a column to {} {} because materialized view {} selects * from it \
-                                 (recreate the view with CREATE OR REPLACE after adding the column)",
-                                def.noun(),
-                                def.name,
-                                reader.name
-                            )));
-                        }
+            Change::RenameRelation { .. } | Change::AlterColumns { .. } | Change::SetRetention { .. } => {
+                match alteration(&state.catalog, change, offset)? {
+                    None => continue,
+                    Some(Alteration::Rename { relation, name }) => {
+                        state.catalog.rename(relation, &name);
+                        Entry::RenameRelation { relation, name }
+                    }
+                    Some(Alteration::Replace(def)) => {
+                        reshape(state, &def, offset)?;
+                        Entry::AlterRelation(*def)
                     }
                 }
-                let Some(altered) = alter_columns(&def, change, offset)? else { continue };
-                reshape(state, &altered, offset)?;
-                Entry::AlterRelation(altered)
-            }
-            Change::SetRetention { name, kind, retention, if_exists } => {
-                let Some(def) = altered_relation(state, name, *kind, *if_exists)? else { continue };
-                let mut def = RelationDef::clone(&def);
-                def.retention = retention.clone();
-                reshape(state, &def, offset)?;
-                Entry::AlterRelation(def)
             }
             Change::Append { relation, rows } => {
                 if rows.num_rows() == 0 {
@@ -458,6 +435,60 @@ fn resolve(
         entries.extend(views.maintain(catalog, changes, offset, ts, &mut write)?);
     }
     Ok(entries)
+}
+
+/// What an ALTER (`change`, made at `offset`) does to `catalog`'s
+/// relation: checked here, so the log writer and a transaction block's own
+/// view of the catalog change alike; `None` when there is nothing to do
+/// (`IF EXISTS` / `IF NOT EXISTS`).
+pub(crate) fn alteration(catalog: &Catalog, change: &Change, offset: Offset) -> Result<Option<Alteration>> {
+    Ok(Some(match change {
+        Change::RenameRelation { name, kind, new_name, if_exists } => {
+            let Some(def) = altered_relation(catalog, name, *kind, *if_exists)? else { return Ok(None) };
+            refuse_if_read_by_views(catalog, &def, "rename")?;
+            if catalog.get(new_name).is_some() {
+                return Err(Error::DuplicateRelation(new_name.clone()));
+            }
+            Alteration::Rename { relation: def.id, name: new_name.clone() }
+        }
+        Change::AlterColumns { name, kind, if_exists, change } => {
+            let Some(def) = altered_relation(catalog, name, *kind, *if_exists)? else { return Ok(None) };
+            match change {
+                ColumnChange::Drop { .. } => refuse_if_read_by_views(catalog, &def, "drop a column of")?,
+                ColumnChange::Rename { .. } => refuse_if_read_by_views(catalog, &def, "rename a column of")?,
+                ColumnChange::Add { .. } => {
+                    let readers = dependents(catalog, def.id);
+                    let direct = |r: &&Arc<RelationDef>| {
+                        r.view.as_ref().is_some_and(|v| v.selects_all && v.inputs.contains(&def.id))
+                    };
+                    if let Some(reader) = readers.iter().find(direct) {
+                        return Err(Error::DependentObjects(format!(
+                            "cannot add a column to {} {} because materialized view {} selects * from it \
+                             (recreate the view with CREATE OR REPLACE after adding the column)",
+                            def.noun(),
+                            def.name,
+                            reader.name
+                        )));
+                    }
+                }
+            }
+            let Some(altered) = alter_columns(&def, change, offset)? else { return Ok(None) };
+            Alteration::Replace(Box::new(altered))
+        }
+        Change::SetRetention { name, kind, retention, if_exists } => {
+            let Some(def) = altered_relation(catalog, name, *kind, *if_exists)? else { return Ok(None) };
+            let mut def = RelationDef::clone(&def);
+            def.retention = retention.clone();
+            Alteration::Replace(Box::new(def))
+        }
+        _ => return Ok(None),
+    }))
+}
+
+/// A relation's new name, or its new definition.
+pub(crate) enum Alteration {
+    Rename { relation: RelationId, name: String },
+    Replace(Box<RelationDef>),
 }
 
 fn view_error(view: &str, source: crate::view::ViewError) -> Error {
@@ -593,12 +624,12 @@ fn refuse_old_columns(def: &RelationDef, rows: &RecordBatch) -> Result<()> {
 /// The relation an ALTER names, of the kind it names; `None` when it does
 /// not exist and the ALTER said IF EXISTS.
 fn altered_relation(
-    state: &State,
+    catalog: &Catalog,
     name: &str,
     kind: RelationKind,
     if_exists: bool,
 ) -> Result<Option<Arc<RelationDef>>> {
-    match state.catalog.get(name) {
+    match catalog.get(name) {
         Some(def) if def.kind != kind || def.view.is_some() => {
             Err(Error::WrongObjectType(format!("\"{name}\" is not a {}", kind.noun())))
         }
@@ -704,21 +735,28 @@ fn reshape(state: &mut State, def: &RelationDef, at: Offset) -> Result<()> {
     Ok(())
 }
 
-/// Adds a durable commit's rows to the in-memory tails.
-fn append_tails(catalog: &Catalog, tails: &Tails, record: &CommitRecord) -> Result<()> {
+/// Adds a durable commit's rows to the in-memory tails, with `catalog` as
+/// before it, which it leaves as after it.
+fn append_tails(catalog: &mut Catalog, tails: &Tails, record: &CommitRecord) -> Result<()> {
     let mut offset = record.first_offset;
     for entry in &record.entries {
-        if let Entry::Append { relation, rows } = entry {
-            let def = catalog
-                .by_id(*relation)
-                .ok_or_else(|| Error::Decode(format!("append to unknown relation id {}", relation.0)))?;
-            tails.append(def, offset, record.ts, rows)?;
-        }
-        if let Entry::DropRelation(id) = entry {
-            tails.drop_relation(*id);
-        }
-        if let Entry::AlterRelation(def) = entry {
-            tails.reshape(def, offset);
+        match entry {
+            Entry::Append { relation, rows } => {
+                let def = catalog
+                    .by_id(*relation)
+                    .ok_or_else(|| Error::Decode(format!("append to unknown relation id {}", relation.0)))?;
+                tails.append(def, offset, record.ts, rows)?;
+            }
+            Entry::CreateRelation(def) => catalog.insert(def.clone()),
+            Entry::DropRelation(id) => {
+                catalog.remove(*id);
+                tails.drop_relation(*id);
+            }
+            Entry::RenameRelation { relation, name } => catalog.rename(*relation, name),
+            Entry::AlterRelation(def) => {
+                catalog.replace(def.clone());
+                tails.reshape(def, offset);
+            }
         }
         offset = Offset(offset.0 + entry.event_count());
     }

@@ -243,8 +243,24 @@ impl RelationTable {
             .filter(|s| bounds.overlaps((s.first_offset.0 as i64, s.last_offset.0 as i64), (s.min_ts.0, s.max_ts.0)))
             .cloned()
             .collect();
-        let mut batches: Vec<RecordBatch> = snapshot
-            .batches
+        // A transaction block that altered the relation reads the log's
+        // rows laid out for its own definition.
+        let altered = self.def.kind == crate::catalog::RelationKind::Stream
+            && self.log.catalog().by_id(self.def.id).is_some_and(|def| def.columns != self.def.columns);
+        let laid_out: Vec<RecordBatch> = match altered {
+            true => {
+                let columns: Vec<usize> = (0..self.stored.fields().len()).collect();
+                let adapt = |batch: &RecordBatch| crate::log::layout::adapt(&self.def, batch, read_offset, &columns);
+                snapshot
+                    .batches
+                    .iter()
+                    .map(adapt)
+                    .collect::<Result<_, _>>()
+                    .map_err(|e| datafusion::error::DataFusionError::External(e.into()))?
+            }
+            false => snapshot.batches.clone(),
+        };
+        let mut batches: Vec<RecordBatch> = laid_out
             .iter()
             .zip(&snapshot.batch_ts)
             .filter(|(batch, ts)| {

@@ -48,8 +48,12 @@ pub struct Transaction {
     /// Open savepoints, oldest first.
     pub savepoints: Vec<Savepoint>,
     /// Relations the block dropped, by name: its statements no longer see
-    /// them (the drop is made at COMMIT, as one of its changes).
+    /// them (the drop is made at COMMIT, as one of its changes); and the
+    /// former names of those it renamed.
     pub dropped: Vec<String>,
+    /// Relations the block altered (ALTER, RENAME): its statements see them
+    /// as its view's catalog has them.
+    pub altered: Vec<RelationId>,
 }
 
 /// What `ROLLBACK TO SAVEPOINT` returns a transaction to: its writes and
@@ -61,14 +65,16 @@ pub struct Savepoint {
     changes: usize,
     bytes: usize,
     dropped: usize,
+    altered: usize,
     view: Option<ReadView>,
 }
 
 impl Transaction {
     /// Marks the transaction's state now as `name`.
     pub fn savepoint(&mut self, name: String) {
-        let (changes, bytes, dropped, view) = (self.changes.len(), self.bytes, self.dropped.len(), self.view.clone());
-        self.savepoints.push(Savepoint { name, changes, bytes, dropped, view });
+        let (changes, bytes, view) = (self.changes.len(), self.bytes, self.view.clone());
+        let (dropped, altered) = (self.dropped.len(), self.altered.len());
+        self.savepoints.push(Savepoint { name, changes, bytes, dropped, altered, view });
     }
 
     /// Forgets savepoint `name` and those after it (`RELEASE`); its
@@ -88,6 +94,7 @@ impl Transaction {
         let savepoint = &self.savepoints[position];
         self.changes.truncate(savepoint.changes);
         self.dropped.truncate(savepoint.dropped);
+        self.altered.truncate(savepoint.altered);
         self.bytes = savepoint.bytes;
         self.view = savepoint.view.clone();
         self.failed = false;
@@ -105,6 +112,15 @@ impl Transaction {
                 _ => None,
             })
             .collect()
+    }
+
+    /// Whether the transaction wrote rows to relation `relation`.
+    pub fn wrote(&self, relation: RelationId) -> bool {
+        self.changes.iter().any(|c| match c {
+            Change::Append { relation: id, .. } => *id == relation,
+            Change::TableWrite(write) => write.relation == relation,
+            _ => false,
+        })
     }
 
     /// Whether the transaction wrote to table `relation`.

@@ -13,7 +13,7 @@ use std::sync::Arc;
 use super::{Outcome, Session, done};
 use crate::catalog::{RelationDef, RelationKind};
 use crate::error::{Error, Result};
-use crate::log::{Change, Offset, PROVISIONAL_RELATION_IDS, ReadView, RelationId};
+use crate::log::{Alteration, Change, ColumnChange, Offset, PROVISIONAL_RELATION_IDS, ReadView, RelationId};
 use crate::table::state::TableState;
 
 impl Session {
@@ -94,8 +94,8 @@ impl Session {
     pub(super) fn relation(&self, name: &str) -> Option<Arc<RelationDef>> {
         if let Some(transaction) = &self.transaction {
             let transaction = transaction.lock().expect("transaction lock");
-            let created = transaction.view.as_ref().and_then(|view| view.catalog.get(name));
-            if let Some(def) = created.filter(|def| def.id.is_provisional()) {
+            let changed = transaction.view.as_ref().and_then(|view| view.catalog.get(name));
+            if let Some(def) = changed.filter(|def| def.id.is_provisional() || transaction.altered.contains(&def.id)) {
                 return Some(def.clone());
             }
             if transaction.dropped.iter().any(|dropped| dropped == name) {
@@ -106,10 +106,60 @@ impl Session {
     }
 
     /// What the open block changed of the catalog its statements plan
-    /// against: the relations it created, and the names it dropped.
+    /// against: the relations it created or altered, and the names it
+    /// dropped.
     pub(super) fn block_catalog_changes(&self, view: &ReadView) -> Option<(Vec<Arc<RelationDef>>, Vec<String>)> {
         let transaction = self.transaction.as_ref()?.lock().expect("transaction lock");
-        let created: Vec<_> = view.catalog.relations().filter(|def| def.id.is_provisional()).cloned().collect();
-        (!created.is_empty() || !transaction.dropped.is_empty()).then(|| (created, transaction.dropped.clone()))
+        let changed: Vec<_> = view
+            .catalog
+            .relations()
+            .filter(|def| def.id.is_provisional() || transaction.altered.contains(&def.id))
+            .cloned()
+            .collect();
+        (!changed.is_empty() || !transaction.dropped.is_empty()).then(|| (changed, transaction.dropped.clone()))
+    }
+
+    /// Makes ALTER `change` in the open block: its statements see the
+    /// relation altered, and COMMIT alters it in the same commit as the
+    /// block's writes, checked again on the catalog then.
+    pub(super) fn alter_in_block(&mut self, change: Change, tag: &str) -> Result<Outcome> {
+        let _ = self.read_view();
+        let transaction = self.transaction.clone().ok_or(Error::NoActiveTransaction("ALTER"))?;
+        let mut transaction = transaction.lock().expect("transaction lock");
+        let view = transaction.view.as_ref().expect("fixed above");
+        // After every row the block reads, and after its earlier ALTERs (a
+        // column is laid out as of the offset of the ALTER that added it).
+        let at = Offset(view.offset.0 + 1 + transaction.altered.len() as u64);
+        let Some(alteration) = crate::log::alteration(&view.catalog, &change, at)? else { return Ok(done(tag)) };
+        let (relation, former) = match &alteration {
+            Alteration::Rename { relation, .. } => (*relation, view.catalog.by_id(*relation).map(|d| d.name.clone())),
+            Alteration::Replace(def) => (def.id, None),
+        };
+        let adds_or_drops =
+            matches!(&change, Change::AlterColumns { change, .. } if !matches!(change, ColumnChange::Rename { .. }));
+        if adds_or_drops && transaction.wrote(relation) {
+            // The block's rows are laid out for the columns before, and the
+            // log lays out a commit's rows for the columns after.
+            return Err(Error::FeatureNotSupported(format!(
+                "{tag} … ADD or DROP COLUMN of a relation this transaction block already wrote to is not \
+                 supported yet (alter it before writing to it, or in a block of its own)"
+            )));
+        }
+        let view = transaction.view.as_mut().expect("fixed above");
+        match alteration {
+            Alteration::Rename { relation, name } => Arc::make_mut(&mut view.catalog).rename(relation, &name),
+            Alteration::Replace(def) => {
+                let def = Arc::new(*def);
+                if let Some(table) = view.tables.get(def.id) {
+                    let reshaped = table.reshaped(def.clone(), at)?;
+                    Arc::make_mut(&mut view.tables).by_relation.insert(def.id, reshaped);
+                }
+                Arc::make_mut(&mut view.catalog).replace(RelationDef::clone(&def));
+            }
+        }
+        transaction.dropped.extend(former);
+        transaction.altered.push(relation);
+        transaction.changes.push(change);
+        Ok(done(tag))
     }
 }

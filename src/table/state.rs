@@ -221,12 +221,21 @@ impl TableState {
 
     /// Adds the rows of a state snapshot (full schema: user columns, then
     /// `_offset`, `_ts` of each row's version).
+    /// A version without an offset (an open block's own row, in its view
+    /// laid out anew by its ALTER) keeps none.
     pub fn load_versions(&mut self, batch: &RecordBatch) -> Result<(), ArrowError> {
         let n = self.codec.def.columns.len();
         let user = RecordBatch::try_new(self.codec.def.user_schema(), batch.columns()[..n].to_vec())?;
-        let offsets = batch.column(n).as_primitive::<Int64Type>().values().to_vec();
+        let offsets = batch.column(n).as_primitive::<Int64Type>();
         let ts = timestamps(batch.column(n + 1));
-        self.apply(&user, &vec![1; batch.num_rows()], Some(&offsets), &ts)
+        self.count_references(&user, |_| false)?;
+        let keys = self.codec.keys(&user)?;
+        let rows = self.codec.rows(&user)?;
+        for (index, (key, row)) in keys.into_iter().zip(rows).enumerate() {
+            let offset = offsets.is_valid(index).then(|| Offset(offsets.value(index) as u64));
+            self.rows.insert(key, Arc::new(RowVersion { offset, ts: ts[index], row }));
+        }
+        Ok(())
     }
 
     /// The rows as one batch in `schema` (user columns, `_offset`, `_ts`),
