@@ -13,8 +13,8 @@ use std::collections::HashMap;
 use std::ops::ControlFlow;
 
 use datafusion::sql::sqlparser::ast::{
-    Expr, GroupByExpr, Ident, JoinConstraint, JoinOperator, ObjectName, Query, Select, SelectItem, TableFactor, Value,
-    VisitMut, VisitorMut,
+    BinaryOperator, Expr, GroupByExpr, Ident, JoinConstraint, JoinOperator, ObjectName, OrderBy, OrderByKind, Query,
+    Select, SelectItem, SetExpr, TableFactor, Value, VisitMut, VisitorMut,
 };
 
 /// A SELECT's USING joins.
@@ -27,6 +27,9 @@ pub struct Joins {
     /// known which FROM items hold it; `complete` when every one is.
     pub merged: Vec<Merged>,
     pub complete: bool,
+    /// What an unqualified name stands for: each joined column no other
+    /// FROM item may have (PostgreSQL finds such a name ambiguous).
+    pub named: HashMap<String, Expr>,
 }
 
 /// A column USING joins: what it stands for, and the positions of the FROM
@@ -45,11 +48,14 @@ pub struct Merged {
 pub fn using_columns(select: &mut Select, columns_of: impl Fn(&TableFactor) -> Option<Vec<String>>) -> Joins {
     let mut joins = Joins { complete: true, ..Default::default() };
     let mut merged: Vec<Merged> = Vec::new();
+    // Every FROM item: position and columns, where known.
+    let mut every: Vec<(usize, Option<Vec<String>>)> = Vec::new();
     for from in &mut select.from {
         joins.using.push(Vec::new());
         let mut left = columns_of(&from.relation);
         // The chain's items so far: position, qualifier and columns, where known.
         let mut items = vec![(joins.using.len() - 1, qualifier(&from.relation), left.clone())];
+        every.push((joins.using.len() - 1, left.clone()));
         for join in &mut from.joins {
             let right = columns_of(&join.relation);
             let constraint = constraint_mut(&mut join.join_operator);
@@ -73,6 +79,11 @@ pub fn using_columns(select: &mut Select, columns_of: impl Fn(&TableFactor) -> O
             };
             let position = joins.using.len();
             let right_qualifier = qualifier(&join.relation);
+            // The join's condition, where a column it joins on is not the
+            // one DataFusion would take (the left relation's): after an
+            // outer join, the coalesced or the right side's column.
+            let mut conditions: Option<Vec<Expr>> = Some(Vec::new());
+            let mut rejoined = false;
             for column in &columns {
                 let earlier = merged.iter().position(|m| &m.name == column);
                 let left_side = match earlier {
@@ -91,9 +102,19 @@ pub fn using_columns(select: &mut Select, columns_of: impl Fn(&TableFactor) -> O
                 };
                 let (Some((left_expr, mut holders)), Some(q)) = (left_side, &right_qualifier) else {
                     joins.complete = false;
+                    conditions = None;
                     continue;
                 };
                 let right_expr = qualified(q, column);
+                let first = items.iter().find(|(at, ..)| *at == holders[0]).and_then(|(_, q, _)| q.as_ref());
+                rejoined |= first.is_none_or(|first| left_expr != qualified(first, column));
+                if let Some(conditions) = &mut conditions {
+                    conditions.push(Expr::BinaryOp {
+                        left: Box::new(left_expr.clone()),
+                        op: BinaryOperator::Eq,
+                        right: Box::new(right_expr.clone()),
+                    });
+                }
                 holders.push(position);
                 let expr = match &join.join_operator {
                     JoinOperator::FullOuter(_) => super::ast::call("coalesce", vec![left_expr, right_expr]),
@@ -106,7 +127,19 @@ pub fn using_columns(select: &mut Select, columns_of: impl Fn(&TableFactor) -> O
                     None => merged.push(joined),
                 }
             }
+            if rejoined
+                && let Some(conditions) = conditions
+                && let Some(constraint) = constraint_mut(&mut join.join_operator)
+            {
+                let condition = conditions.into_iter().reduce(|all, next| Expr::BinaryOp {
+                    left: Box::new(all),
+                    op: BinaryOperator::And,
+                    right: Box::new(next),
+                });
+                *constraint = JoinConstraint::On(condition.expect("a USING join names a column"));
+            }
             items.push((position, right_qualifier, right.clone()));
+            every.push((position, right.clone()));
             joins.using.push(columns);
             left = match (left, right) {
                 (Some(mut left), Some(right)) => {
@@ -117,12 +150,47 @@ pub fn using_columns(select: &mut Select, columns_of: impl Fn(&TableFactor) -> O
             };
         }
     }
-    if !merged.is_empty() {
-        let joined: HashMap<String, Expr> = merged.iter().map(|m| (m.name.clone(), m.expr.clone())).collect();
-        name_joined_columns(select, &joined);
+    joins.named = merged
+        .iter()
+        .filter(|m| {
+            let elsewhere = |(at, known): &&(usize, Option<Vec<String>>)| {
+                !m.holders.contains(at) && known.as_ref().is_none_or(|k| k.contains(&m.name))
+            };
+            !every.iter().any(|item| elsewhere(&item))
+        })
+        .map(|m| (m.name.clone(), m.expr.clone()))
+        .collect();
+    if !joins.named.is_empty() {
+        name_joined_columns(select, &joins.named);
     }
     joins.merged = merged;
     joins
+}
+
+/// A query's ORDER BY names a joined column unqualified, where its SELECT
+/// list has no column of that name (which ORDER BY would mean first).
+pub fn name_joined_columns_in_order(query: &mut Query, named: &HashMap<String, Expr>) {
+    let SetExpr::Select(select) = &*query.body else { return };
+    let shown: Vec<String> = select
+        .projection
+        .iter()
+        .filter_map(|item| match item {
+            SelectItem::ExprWithAlias { alias, .. } => Some(alias.value.clone()),
+            SelectItem::UnnamedExpr(Expr::Identifier(ident)) => Some(ident.value.clone()),
+            SelectItem::UnnamedExpr(Expr::CompoundIdentifier(parts)) => parts.last().map(|p| p.value.clone()),
+            _ => None,
+        })
+        .map(|name| super::parse::object_name(&name))
+        .collect();
+    let Some(OrderBy { kind: OrderByKind::Expressions(expressions), .. }) = &mut query.order_by else { return };
+    for order in expressions {
+        if let Expr::Identifier(ident) = &order.expr {
+            let name = super::parse::object_name(&ident.to_string());
+            if let Some(joined) = named.get(&name).filter(|_| !shown.contains(&name)) {
+                order.expr = joined.clone();
+            }
+        }
+    }
 }
 
 /// Names each USING column unqualified in `select`'s list, WHERE, GROUP BY

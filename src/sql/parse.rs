@@ -549,6 +549,14 @@ fn command(statement: Statement, about_stream: bool) -> Result<Command> {
                 "COPY {preposition} a file or program is not supported; use COPY … {client_end} (psql's \\copy)"
             )));
         }
+        Statement::Truncate(truncate) if truncate.table_names.len() > 1 => {
+            // Each would be a commit of its own, and a foreign key between
+            // them would refuse the first.
+            return Err(Error::FeatureNotSupported(
+                "TRUNCATE of several tables at once is not supported yet; truncate each (referencing tables first)"
+                    .into(),
+            ));
+        }
         Statement::Update(_) | Statement::Delete(_) | Statement::Truncate(_) => {
             let verb = match statement {
                 Statement::Update(_) => "UPDATE",

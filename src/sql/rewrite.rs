@@ -74,7 +74,7 @@ pub fn rewrite(statement: &mut Statement, catalog: &Catalog, read_offset: Offset
     let mut point_in_time = point_in_time.clone();
     point_in_time.extend(super::lateral::rewrite_lateral(statement, catalog, &ctes));
     let point_in_time = &point_in_time;
-    let _ = statement.visit(&mut Rewriter { catalog, ctes: &ctes, read_offset, point_in_time });
+    let _ = statement.visit(&mut Rewriter { catalog, ctes: &ctes, read_offset, point_in_time, joined: Vec::new() });
     if let Statement::Insert(insert) = statement
         && let TableObject::TableName(name) = &insert.table
         && let Some(def) = catalog.get(&object_name(&name.to_string()))
@@ -196,14 +196,33 @@ struct Rewriter<'a> {
     ctes: &'a HashSet<String>,
     read_offset: Offset,
     point_in_time: &'a HashSet<String>,
+    /// Per query being visited, innermost last: the joined columns its
+    /// SELECT names unqualified, for its ORDER BY.
+    joined: Vec<std::collections::HashMap<String, Expr>>,
 }
 
 impl VisitorMut for Rewriter<'_> {
     type Break = ();
 
+    fn pre_visit_query(&mut self, _: &mut Query) -> ControlFlow<()> {
+        self.joined.push(Default::default());
+        ControlFlow::Continue(())
+    }
+
+    fn post_visit_query(&mut self, query: &mut Query) -> ControlFlow<()> {
+        if let Some(named) = self.joined.pop().filter(|named| !named.is_empty()) {
+            super::join_columns::name_joined_columns_in_order(query, &named);
+        }
+        ControlFlow::Continue(())
+    }
+
     fn pre_visit_select(&mut self, select: &mut Select) -> ControlFlow<()> {
         let joins = super::join_columns::using_columns(select, |factor| self.visible_columns(factor));
         self.hide_system_columns(select, &joins);
+        if let Some(top) = self.joined.last_mut() {
+            // A set operation's last SELECT; its ORDER BY names outputs.
+            *top = joins.named;
+        }
         name_columns_as_postgres(select);
         // After naming: a bare EXISTS is still named `exists`.
         super::exists::exists_in_select_list(select);
