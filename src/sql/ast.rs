@@ -1,11 +1,46 @@
 //! Building pieces of sqlparser's syntax tree for the rewrites: function
 //! calls, string literals, an empty SELECT to fill in, identifiers as
-//! PostgreSQL folds them.
+//! PostgreSQL folds them; and a walk over one query level's expressions.
+
+use std::ops::ControlFlow;
 
 use datafusion::sql::sqlparser::ast::{
     Expr, Function, FunctionArg, FunctionArgExpr, FunctionArgumentList, FunctionArguments, Ident, ObjectName, Query,
-    SetExpr, Value,
+    SetExpr, Value, VisitMut, VisitorMut,
 };
+
+/// Calls `change` on every expression of `node`, innermost first, but not
+/// on those inside a nested subquery (whose names are its own; a rewrite
+/// visits its SELECTs on their own).
+pub fn change_own_expressions<N: VisitMut + ?Sized>(node: &mut N, change: impl FnMut(&mut Expr)) {
+    let _ = node.visit(&mut OwnLevel { nested_queries: 0, change });
+}
+
+struct OwnLevel<F> {
+    nested_queries: usize,
+    change: F,
+}
+
+impl<F: FnMut(&mut Expr)> VisitorMut for OwnLevel<F> {
+    type Break = ();
+
+    fn pre_visit_query(&mut self, _: &mut Query) -> ControlFlow<()> {
+        self.nested_queries += 1;
+        ControlFlow::Continue(())
+    }
+
+    fn post_visit_query(&mut self, _: &mut Query) -> ControlFlow<()> {
+        self.nested_queries -= 1;
+        ControlFlow::Continue(())
+    }
+
+    fn post_visit_expr(&mut self, expr: &mut Expr) -> ControlFlow<()> {
+        if self.nested_queries == 0 {
+            (self.change)(expr);
+        }
+        ControlFlow::Continue(())
+    }
+}
 
 /// `name(args…)`.
 pub fn call(name: &str, args: Vec<Expr>) -> Expr {

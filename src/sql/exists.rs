@@ -11,58 +11,33 @@
 //!   counted as a derived table, `(SELECT count(*) FROM (subquery) AS
 //!   exists) > 0`.
 
-use std::ops::ControlFlow;
-
 use datafusion::sql::sqlparser::ast::{
     BinaryOperator, Expr, Function, FunctionArg, FunctionArgExpr, FunctionArgumentList, FunctionArguments, GroupByExpr,
     Ident, LimitClause, ObjectName, Query, Select, SelectItem, SetExpr, TableAlias, TableFactor, TableWithJoins, Value,
-    VisitMut, VisitorMut,
 };
 
-use super::ast::empty_query;
+use super::ast::{change_own_expressions, empty_query};
 
 /// Rewrites each EXISTS of `select`'s own SELECT list (not those of nested
 /// subqueries, which are visited as SELECTs of their own).
 pub fn exists_in_select_list(select: &mut Select) {
-    let mut rewriter = ExistsAsCount { nested_queries: 0 };
     for item in &mut select.projection {
         if let SelectItem::UnnamedExpr(expr) | SelectItem::ExprWithAlias { expr, .. } = item {
-            let _ = expr.visit(&mut rewriter);
+            change_own_expressions(expr, exists_as_count);
         }
     }
 }
 
-struct ExistsAsCount {
-    nested_queries: usize,
-}
-
-impl VisitorMut for ExistsAsCount {
-    type Break = ();
-
-    fn pre_visit_query(&mut self, _: &mut Query) -> ControlFlow<()> {
-        self.nested_queries += 1;
-        ControlFlow::Continue(())
-    }
-
-    fn post_visit_query(&mut self, _: &mut Query) -> ControlFlow<()> {
-        self.nested_queries -= 1;
-        ControlFlow::Continue(())
-    }
-
-    fn post_visit_expr(&mut self, expr: &mut Expr) -> ControlFlow<()> {
-        if self.nested_queries > 0 {
-            return ControlFlow::Continue(());
-        }
-        let Expr::Exists { subquery, negated } = expr else { return ControlFlow::Continue(()) };
-        let op = if *negated { BinaryOperator::Eq } else { BinaryOperator::Gt };
-        let count = count_rows(std::mem::replace(subquery.as_mut(), empty_query()));
-        *expr = Expr::Nested(Box::new(Expr::BinaryOp {
-            left: Box::new(Expr::Subquery(Box::new(count))),
-            op,
-            right: Box::new(Expr::value(Value::Number("0".into(), false))),
-        }));
-        ControlFlow::Continue(())
-    }
+/// `EXISTS (q)` as `(SELECT count(*) …) > 0`, `NOT EXISTS` as `= 0`.
+fn exists_as_count(expr: &mut Expr) {
+    let Expr::Exists { subquery, negated } = expr else { return };
+    let op = if *negated { BinaryOperator::Eq } else { BinaryOperator::Gt };
+    let count = count_rows(std::mem::replace(subquery.as_mut(), empty_query()));
+    *expr = Expr::Nested(Box::new(Expr::BinaryOp {
+        left: Box::new(Expr::Subquery(Box::new(count))),
+        op,
+        right: Box::new(Expr::value(Value::Number("0".into(), false))),
+    }));
 }
 
 /// `SELECT count(*)` of the rows of `query`.

@@ -10,12 +10,13 @@
 //! side's everywhere else).
 
 use std::collections::HashMap;
-use std::ops::ControlFlow;
 
 use datafusion::sql::sqlparser::ast::{
     BinaryOperator, Expr, GroupByExpr, Ident, JoinConstraint, JoinOperator, ObjectName, OrderBy, OrderByKind, Query,
-    Select, SelectItem, SetExpr, TableFactor, Value, VisitMut, VisitorMut,
+    Select, SelectItem, SetExpr, TableFactor, Value,
 };
+
+use super::ast::change_own_expressions;
 
 /// A SELECT's USING joins.
 #[derive(Debug, Default)]
@@ -196,7 +197,13 @@ pub fn name_joined_columns_in_order(query: &mut Query, named: &HashMap<String, E
 /// Names each USING column unqualified in `select`'s list, WHERE, GROUP BY
 /// and HAVING by the column it stands for (a bare one keeps its name).
 fn name_joined_columns(select: &mut Select, joined: &HashMap<String, Expr>) {
-    let mut visitor = Unqualified { joined, depth: 0 };
+    let name = |expr: &mut Expr| {
+        if let Expr::Identifier(ident) = expr
+            && let Some(column) = joined.get(&super::parse::object_name(&ident.to_string()))
+        {
+            *expr = column.clone();
+        }
+    };
     for item in &mut select.projection {
         match item {
             SelectItem::UnnamedExpr(Expr::Identifier(ident)) => {
@@ -205,19 +212,19 @@ fn name_joined_columns(select: &mut Select, joined: &HashMap<String, Expr>) {
                 }
             }
             SelectItem::UnnamedExpr(expr) | SelectItem::ExprWithAlias { expr, .. } => {
-                let _ = expr.visit(&mut visitor);
+                change_own_expressions(expr, name);
             }
             _ => {}
         }
     }
     if let Some(selection) = &mut select.selection {
-        let _ = selection.visit(&mut visitor);
+        change_own_expressions(selection, name);
     }
     if let GroupByExpr::Expressions(expressions, _) = &mut select.group_by {
-        let _ = expressions.visit(&mut visitor);
+        change_own_expressions(expressions, name);
     }
     if let Some(having) = &mut select.having {
-        let _ = having.visit(&mut visitor);
+        change_own_expressions(having, name);
     }
 }
 
@@ -235,37 +242,6 @@ fn qualifier(factor: &TableFactor) -> Option<Ident> {
 
 fn qualified(qualifier: &Ident, column: &str) -> Expr {
     Expr::CompoundIdentifier(vec![qualifier.clone(), Ident::with_quote('"', column)])
-}
-
-/// Replaces unqualified names of USING columns by the joined column, in
-/// this SELECT's own expressions (a subquery's names are its own).
-struct Unqualified<'a> {
-    joined: &'a HashMap<String, Expr>,
-    depth: usize,
-}
-
-impl VisitorMut for Unqualified<'_> {
-    type Break = ();
-
-    fn pre_visit_query(&mut self, _: &mut Query) -> ControlFlow<()> {
-        self.depth += 1;
-        ControlFlow::Continue(())
-    }
-
-    fn post_visit_query(&mut self, _: &mut Query) -> ControlFlow<()> {
-        self.depth -= 1;
-        ControlFlow::Continue(())
-    }
-
-    fn post_visit_expr(&mut self, expr: &mut Expr) -> ControlFlow<()> {
-        if self.depth == 0
-            && let Expr::Identifier(ident) = expr
-            && let Some(joined) = self.joined.get(&super::parse::object_name(&ident.to_string()))
-        {
-            *expr = joined.clone();
-        }
-        ControlFlow::Continue(())
-    }
 }
 
 fn constraint_mut(operator: &mut JoinOperator) -> Option<&mut JoinConstraint> {

@@ -27,7 +27,7 @@ use datafusion::sql::sqlparser::ast::{
     WildcardAdditionalOptions,
 };
 
-use super::ast::{empty_query, folded};
+use super::ast::{change_own_expressions, empty_query, folded};
 use super::jsonb_sets::{SetFunctionItem, set_function, unnested};
 use super::parse::object_name;
 use crate::catalog::{Catalog, RelationDef, SYSTEM_COLUMNS};
@@ -153,12 +153,23 @@ fn rewrite_select(
         relation_columns: &relation_columns,
     };
     name_projection(select, &references);
-    let mut renamer = Renamer { references: &references, nested_queries: 0, output_names: HashSet::new() };
-    let _ = select.visit(&mut renamer);
+    // The references in the SELECT (or its ORDER BY), not in nested
+    // subqueries (their names are their own), nor an output column's name.
+    let rename = |expr: &mut Expr, output_names: &HashSet<String>| {
+        if let Expr::Identifier(ident) = expr
+            && output_names.contains(&folded(ident))
+        {
+            return;
+        }
+        if let Some((reference, _)) = references.target(expr) {
+            *expr = reference;
+        }
+    };
+    change_own_expressions(select, |expr| rename(expr, &HashSet::new()));
     if let Some(order_by) = order_by {
         // A bare ORDER BY name is an output column first, as in PostgreSQL.
-        renamer.output_names = output_names(select);
-        let _ = order_by.visit(&mut renamer);
+        let output_names = output_names(select);
+        change_own_expressions(order_by, |expr| rename(expr, &output_names));
     }
     select.from = vec![TableWithJoins {
         relation: TableFactor::Derived {
@@ -279,42 +290,5 @@ impl References<'_> {
         };
         let reference = Expr::CompoundIdentifier(vec![quoted(self.qualifier), quoted(&hidden(&column))]);
         Some((reference, column))
-    }
-}
-
-/// Renames the references in a SELECT (or its ORDER BY), not in nested
-/// subqueries (their names are their own), nor an output column's name.
-struct Renamer<'a> {
-    references: &'a References<'a>,
-    nested_queries: usize,
-    output_names: HashSet<String>,
-}
-
-impl VisitorMut for Renamer<'_> {
-    type Break = ();
-
-    fn pre_visit_query(&mut self, _: &mut Query) -> ControlFlow<()> {
-        self.nested_queries += 1;
-        ControlFlow::Continue(())
-    }
-
-    fn post_visit_query(&mut self, _: &mut Query) -> ControlFlow<()> {
-        self.nested_queries -= 1;
-        ControlFlow::Continue(())
-    }
-
-    fn post_visit_expr(&mut self, expr: &mut Expr) -> ControlFlow<()> {
-        if self.nested_queries > 0 {
-            return ControlFlow::Continue(());
-        }
-        if let Expr::Identifier(ident) = expr
-            && self.output_names.contains(&folded(ident))
-        {
-            return ControlFlow::Continue(());
-        }
-        if let Some((reference, _)) = self.references.target(expr) {
-            *expr = reference;
-        }
-        ControlFlow::Continue(())
     }
 }
