@@ -92,11 +92,12 @@ impl Writer {
             }
             return;
         }
-        let mut state = {
+        let (mut state, catalog_before) = {
             let published = self.shared.published.read().expect("published lock");
-            State { catalog: Catalog::clone(&published.catalog), tables: TableStates::clone(&published.tables) }
+            let state =
+                State { catalog: Catalog::clone(&published.catalog), tables: TableStates::clone(&published.tables) };
+            (state, published.catalog.clone())
         };
-        let catalog_before = state.catalog.clone();
         let mut frames = Vec::new();
         let mut accepted: Vec<Accepted> = Vec::with_capacity(group.len());
         let mut next_offset = self.next_offset;
@@ -157,8 +158,7 @@ impl Writer {
 
         // Each entry's rows are laid out for its relation as the entries
         // before it left it: a commit may write, then alter, then write.
-        let ddl = accepted.iter().any(|a| a.record.entries.iter().any(|e| !matches!(e, Entry::Append { .. })));
-        let mut catalog = if ddl { catalog_before } else { state.catalog.clone() };
+        let mut catalog = std::borrow::Cow::Borrowed(catalog_before.as_ref());
         for Accepted { record, .. } in &accepted {
             if let Err(error) = append_tails(&mut catalog, &self.shared.tails, record) {
                 // Records were validated above, so this is a bug; the WAL stays right.
@@ -736,8 +736,8 @@ fn reshape(state: &mut State, def: &RelationDef, at: Offset) -> Result<()> {
 }
 
 /// Adds a durable commit's rows to the in-memory tails, with `catalog` as
-/// before it, which it leaves as after it.
-fn append_tails(catalog: &mut Catalog, tails: &Tails, record: &CommitRecord) -> Result<()> {
+/// before it, which it leaves as after it (copied at its first change).
+fn append_tails(catalog: &mut std::borrow::Cow<'_, Catalog>, tails: &Tails, record: &CommitRecord) -> Result<()> {
     let mut offset = record.first_offset;
     for entry in &record.entries {
         match entry {
@@ -747,14 +747,14 @@ fn append_tails(catalog: &mut Catalog, tails: &Tails, record: &CommitRecord) -> 
                     .ok_or_else(|| Error::Decode(format!("append to unknown relation id {}", relation.0)))?;
                 tails.append(def, offset, record.ts, rows)?;
             }
-            Entry::CreateRelation(def) => catalog.insert(def.clone()),
+            Entry::CreateRelation(def) => catalog.to_mut().insert(def.clone()),
             Entry::DropRelation(id) => {
-                catalog.remove(*id);
+                catalog.to_mut().remove(*id);
                 tails.drop_relation(*id);
             }
-            Entry::RenameRelation { relation, name } => catalog.rename(*relation, name),
+            Entry::RenameRelation { relation, name } => catalog.to_mut().rename(*relation, name),
             Entry::AlterRelation(def) => {
-                catalog.replace(def.clone());
+                catalog.to_mut().replace(def.clone());
                 tails.reshape(def, offset);
             }
         }

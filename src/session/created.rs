@@ -1,12 +1,12 @@
-//! CREATE and DROP of tables and streams inside a transaction block, as
-//! PostgreSQL's DDL is transactional (SQLAlchemy's `create_all` and
-//! `drop_all`, migration tools): a relation created is the block's own
+//! CREATE, DROP and ALTER of tables and streams inside a transaction
+//! block, as PostgreSQL's DDL is transactional (SQLAlchemy's `create_all`
+//! and `drop_all`, migration tools): a relation created is the block's own
 //! until COMMIT creates it in the same commit as the block's writes to it,
-//! and one dropped is gone for the block's statements and dropped at
-//! COMMIT; ROLLBACK, or a failure, leaves no trace of either, and other
-//! sessions see neither before. A created relation goes by a provisional
-//! id until then, which the log writer replaces (see
-//! [`PROVISIONAL_RELATION_IDS`]).
+//! one dropped is gone for the block's statements and dropped at COMMIT,
+//! and one altered is seen altered by them and altered at COMMIT;
+//! ROLLBACK, or a failure, leaves no trace of any, and other sessions see
+//! none before. A created relation goes by a provisional id until then,
+//! which the log writer replaces (see [`PROVISIONAL_RELATION_IDS`]).
 
 use std::sync::Arc;
 
