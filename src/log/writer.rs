@@ -345,11 +345,7 @@ fn resolve(
                             continue;
                         }
                         if !cascade {
-                            return Err(Error::DependentObjects(format!(
-                                "cannot drop table {name} because other objects depend on it: constraint \
-                                 {constraint} on table {child} depends on it (use DROP … CASCADE to drop the \
-                                 constraint too)"
-                            )));
+                            return Err(crate::table::foreign_key::drop_refused(name, &constraint, &child));
                         }
                         let child = state.catalog.get(&child).cloned().expect("a referencing table");
                         let mut altered = RelationDef::clone(&child);

@@ -123,11 +123,6 @@ impl Transaction {
         })
     }
 
-    /// Whether the transaction wrote to table `relation`.
-    pub fn writes_table(&self, relation: RelationId) -> bool {
-        self.changes.iter().any(|c| matches!(c, Change::TableWrite(w) if w.relation == relation))
-    }
-
     /// Buffers a table write and applies it to the transaction's own view.
     pub fn write_table(&mut self, write: TableWrite) -> crate::error::Result<()> {
         let view = self.view.as_mut().expect("a transaction's view is fixed by its first statement");

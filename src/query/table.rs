@@ -104,8 +104,7 @@ impl TableProvider for TableStateTable {
         let batches = match tables.get(self.def.id) {
             Some(table) => {
                 let keys = self.lookup_keys(table, filters);
-                let own_writes =
-                    transaction.is_some_and(|t| t.lock().expect("transaction lock").writes_table(self.def.id));
+                let own_writes = transaction.is_some_and(|t| t.lock().expect("transaction lock").wrote(self.def.id));
                 if keys.is_some() || own_writes || table.len() < self.log.scan_cache_rows_min() {
                     vec![table.to_batch(&self.schema, keys.as_deref())?]
                 } else {

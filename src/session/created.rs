@@ -71,10 +71,7 @@ impl Session {
                     continue;
                 }
                 return Err(match cascade {
-                    false => Error::Storage(crate::log::Error::DependentObjects(format!(
-                        "cannot drop table {name} because other objects depend on it: constraint {constraint} on \
-                         table {child} depends on it (use DROP … CASCADE to drop the constraint too)"
-                    ))),
+                    false => Error::Storage(crate::table::foreign_key::drop_refused(&name, &constraint, &child)),
                     true => Error::FeatureNotSupported(format!(
                         "DROP … CASCADE of a table another references (constraint {constraint} on table {child}) \
                          cannot run inside a transaction block yet"

@@ -6,10 +6,12 @@
 //! its own writes as it makes them, so its statement fails, as in
 //! PostgreSQL, rather than its COMMIT.
 
+use std::sync::Arc;
+
 use datafusion::arrow::array::RecordBatch;
 
 use super::state::TableStates;
-use crate::catalog::Catalog;
+use crate::catalog::{Catalog, ForeignKeyDef, RelationDef};
 use crate::log::{Error, RelationId};
 
 /// Checks the write of `deletes` and `inserts` (user columns) to table
@@ -48,12 +50,7 @@ pub fn check_write(
     if deletes.num_rows() == 0 {
         return Ok(());
     }
-    let referencing: Vec<_> = catalog
-        .relations()
-        .flat_map(|child| {
-            child.foreign_keys.iter().enumerate().filter(|(_, f)| f.parent == relation).map(move |(n, f)| (child, n, f))
-        })
-        .collect();
+    let referencing: Vec<_> = references_to(catalog, relation).collect();
     if referencing.is_empty() {
         return Ok(());
     }
@@ -84,14 +81,35 @@ fn parent_name(catalog: &Catalog, id: RelationId) -> String {
     catalog.by_id(id).map_or_else(|| format!("with id {}", id.0), |def| def.name.clone())
 }
 
+/// Every foreign key that references `relation`: its table, number and definition.
+fn references_to(
+    catalog: &Catalog,
+    relation: RelationId,
+) -> impl Iterator<Item = (&Arc<RelationDef>, usize, &ForeignKeyDef)> {
+    catalog.relations().flat_map(move |child| {
+        child
+            .foreign_keys
+            .iter()
+            .enumerate()
+            .filter(move |(_, f)| f.parent == relation)
+            .map(move |(n, f)| (child, n, f))
+    })
+}
+
 /// Tables whose foreign keys reference `relation` (other than itself), with
 /// the constraint's name.
 pub fn referencing(catalog: &Catalog, relation: RelationId) -> Vec<(String, String)> {
-    catalog
-        .relations()
-        .filter(|child| child.id != relation)
-        .flat_map(|child| {
-            child.foreign_keys.iter().filter(|f| f.parent == relation).map(|f| (child.name.clone(), f.name.clone()))
-        })
+    references_to(catalog, relation)
+        .filter(|(child, ..)| child.id != relation)
+        .map(|(child, _, f)| (child.name.clone(), f.name.clone()))
         .collect()
+}
+
+/// Why DROP TABLE `table` is refused while `constraint` of table `child`
+/// references it (PostgreSQL's DETAIL and HINT in the message).
+pub fn drop_refused(table: &str, constraint: &str, child: &str) -> Error {
+    Error::DependentObjects(format!(
+        "cannot drop table {table} because other objects depend on it: constraint {constraint} on table {child} \
+         depends on it (use DROP … CASCADE to drop the constraint too)"
+    ))
 }
