@@ -228,6 +228,18 @@ pub struct CheckDef {
     pub expr: String,
 }
 
+/// A UNIQUE constraint: no two rows hold the same values in its columns,
+/// except where one is NULL (NULLS DISTINCT, PostgreSQL's default), unless
+/// it says NULLS NOT DISTINCT.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct UniqueDef {
+    pub name: String,
+    /// Positions of its columns, as declared.
+    pub columns: Vec<usize>,
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub nulls_not_distinct: bool,
+}
+
 /// A FOREIGN KEY: the table's rows name a row of the referenced table by
 /// its primary key (MATCH SIMPLE: a row with a NULL in one of the columns
 /// names none). Checked when a commit is made, so the referenced row exists
@@ -268,6 +280,8 @@ pub struct RelationDef {
     pub primary_key: Vec<usize>,
     #[serde(default)]
     pub checks: Vec<CheckDef>,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub uniques: Vec<UniqueDef>,
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub foreign_keys: Vec<ForeignKeyDef>,
     #[serde(default, skip_serializing_if = "Option::is_none")]

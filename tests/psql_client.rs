@@ -190,13 +190,19 @@ fn quickstart_with_psql() {
     let (ok, stdout, stderr) = psql(&server, &["-c", "\\d pairs"]);
     assert!(ok, "{stderr}");
     assert!(stdout.contains("\"pairs_pkey\" PRIMARY KEY, btree (a, b)"), "\\d pairs:\n{stdout}");
-    // Foreign keys, as PostgreSQL's \d shows them on both tables.
-    let create = "CREATE TABLE entries (id INT PRIMARY KEY, a INT, b TEXT, FOREIGN KEY (a, b) REFERENCES pairs)";
+    // Foreign keys, as PostgreSQL's \d shows them on both tables, and a UNIQUE constraint's index.
+    let create = "CREATE TABLE entries (id INT PRIMARY KEY, a INT, b TEXT, code TEXT UNIQUE, \
+                  FOREIGN KEY (a, b) REFERENCES pairs)";
     let (ok, _, stderr) = psql(&server, &["-c", create]);
     assert!(ok, "{stderr}");
     let (ok, stdout, stderr) = psql(&server, &["-c", "\\d entries"]);
     assert!(ok, "{stderr}");
-    for line in ["Foreign-key constraints:", "\"entries_a_b_fkey\" FOREIGN KEY (a, b) REFERENCES pairs(a, b)"] {
+    for line in [
+        "\"entries_pkey\" PRIMARY KEY, btree (id)",
+        "\"entries_code_key\" UNIQUE CONSTRAINT, btree (code)",
+        "Foreign-key constraints:",
+        "\"entries_a_b_fkey\" FOREIGN KEY (a, b) REFERENCES pairs(a, b)",
+    ] {
         assert!(stdout.contains(line), "\\d entries shows {line}:\n{stdout}");
     }
     let (ok, stdout, stderr) = psql(&server, &["-c", "\\d pairs"]);
@@ -216,7 +222,9 @@ fn quickstart_with_psql() {
     }
     let (ok, stdout, stderr) = psql(&server, &["-c", "\\di"]);
     assert!(ok, "{stderr}");
-    assert!(stdout.contains("accounts_pkey") && stdout.contains("pairs_pkey"), "\\di:\n{stdout}");
+    for index in ["accounts_pkey", "pairs_pkey", "entries_code_key"] {
+        assert!(stdout.contains(index), "\\di lists {index}:\n{stdout}");
+    }
     assert!(!stdout.contains("notes"), "\\di lists no keyless table:\n{stdout}");
 
     for meta in ["\\l", "\\dn", "\\l+", "\\dn+", "\\dm+", "\\d+", "\\db"] {

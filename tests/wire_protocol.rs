@@ -1366,6 +1366,8 @@ async fn foreign_keys_hold_after_kill_9_and_against_a_concurrent_delete() {
     let refused = client.execute("DELETE FROM customers WHERE id = 1", &[]).await.unwrap_err();
     let detail = refused.as_db_error().and_then(|e| e.detail()).map(str::to_string);
     assert_eq!(detail.as_deref(), Some("Key (id)=(1) is still referenced from table \"orders\"."));
+    let fields = refused.as_db_error().map(|e| (e.schema(), e.table(), e.constraint()));
+    assert_eq!(fields, Some((Some("public"), Some("orders"), Some("orders_customer_fkey"))));
     assert_eq!(code(refused).as_deref(), Some("23503"));
     let refused = client.execute("INSERT INTO orders VALUES (13, 4)", &[]).await.unwrap_err();
     let detail = refused.as_db_error().and_then(|e| e.detail()).map(str::to_string);
@@ -1384,6 +1386,58 @@ async fn foreign_keys_hold_after_kill_9_and_against_a_concurrent_delete() {
     assert_eq!(code(refused).as_deref(), Some("23503"));
     assert_eq!(common::text_rows(&client, "SELECT id::text FROM orders ORDER BY id").await, ["12"]);
     assert_eq!(common::text_rows(&client, "SELECT id::text FROM customers ORDER BY id").await, ["2"]);
+}
+
+/// UNIQUE constraints beside the primary key: rebuilt after a kill -9 from
+/// the log, with PostgreSQL's errors; of two sessions taking one value, the
+/// second to commit fails and writes nothing; ON CONFLICT on the constraint
+/// updates the row holding the value.
+#[tokio::test]
+async fn unique_constraints_hold_after_kill_9_and_against_a_concurrent_insert() {
+    let data = common::fresh_data_dir("wire-unique");
+    let mut server = common::Server::start(&data);
+    let client = server.client().await;
+    client
+        .batch_execute(
+            "CREATE TABLE users (id INT PRIMARY KEY, email TEXT UNIQUE, nick TEXT, UNIQUE NULLS NOT DISTINCT (nick)); \
+             INSERT INTO users VALUES (1, 'ann@example.com', NULL), (2, 'bob@example.com', 'bob'); \
+             UPDATE users SET email = 'carl@example.com' WHERE id = 2",
+        )
+        .await
+        .unwrap();
+    server.kill9();
+    let server = common::Server::start(&data);
+    let client = server.client().await;
+    let refused = |error: tokio_postgres::Error| {
+        let error = error.as_db_error().expect("a server error").clone();
+        (error.code().code().to_string(), error.constraint().map(str::to_string), error.detail().map(str::to_string))
+    };
+    let taken = client.execute("INSERT INTO users VALUES (3, 'ann@example.com', 'x')", &[]).await.unwrap_err();
+    assert_eq!(
+        refused(taken),
+        ("23505".into(), Some("users_email_key".into()), Some("Key (email)=(ann@example.com) already exists.".into()))
+    );
+    let taken = client.execute("INSERT INTO users VALUES (3, 'dan@example.com', NULL)", &[]).await.unwrap_err();
+    assert_eq!(refused(taken).2.as_deref(), Some("Key (nick)=(null) already exists."));
+    // The value the update gave up is free, the one it took is not.
+    client.execute("INSERT INTO users VALUES (3, 'bob@example.com', 'b')", &[]).await.unwrap();
+    let taken = client.execute("INSERT INTO users VALUES (4, 'carl@example.com', 'c')", &[]).await.unwrap_err();
+    assert_eq!(refused(taken).0, "23505");
+
+    let other = server.client().await;
+    client.batch_execute("BEGIN; INSERT INTO users VALUES (5, 'eve@example.com', 'e')").await.unwrap();
+    other.execute("INSERT INTO users VALUES (6, 'eve@example.com', 'f')", &[]).await.unwrap();
+    let taken = client.batch_execute("COMMIT").await.unwrap_err();
+    assert_eq!(refused(taken).1.as_deref(), Some("users_email_key"));
+    let upsert = "INSERT INTO users VALUES (7, 'eve@example.com', 'g') \
+                  ON CONFLICT (email) DO UPDATE SET nick = excluded.nick RETURNING id";
+    assert_eq!(client.query_one(upsert, &[]).await.unwrap().get::<_, i32>(0), 6);
+    let rows =
+        common::text_rows(&client, "SELECT id || ' ' || email || ' ' || coalesce(nick, '-') FROM users ORDER BY id");
+    assert_eq!(
+        rows.await,
+        ["1 ann@example.com -", "2 carl@example.com bob", "3 bob@example.com b", "6 eve@example.com g"]
+    );
 }
 
 /// ALTER inside a transaction block, as migration tools run it: the

@@ -38,7 +38,9 @@ pub use snapshot::SnapshotMeta;
 pub use store::{STORE_URL, SegmentStore};
 pub use tail::RelationSnapshot;
 
-use crate::catalog::{Catalog, CheckDef, ColumnDef, ForeignKeyDef, HistoryStart, RelationDef, RelationKind, Retention};
+use crate::catalog::{
+    Catalog, CheckDef, ColumnDef, ForeignKeyDef, HistoryStart, RelationDef, RelationKind, Retention, UniqueDef,
+};
 use crate::config::Config;
 use crate::table::TableWrite;
 use crate::table::state::{TableState, TableStates, split_log_batch};
@@ -76,11 +78,11 @@ pub enum Error {
     #[error("{0}")]
     DependentObjects(String),
     #[error("duplicate key value violates unique constraint \"{constraint}\"")]
-    UniqueViolation { constraint: String, detail: String },
+    UniqueViolation { table: String, constraint: String, detail: String },
     /// A row names a key its referenced table lacks, or a deleted key is
     /// still named; `message` is PostgreSQL's, which says which.
     #[error("{message}")]
-    ForeignKeyViolation { message: String, detail: String },
+    ForeignKeyViolation { table: String, constraint: String, message: String, detail: String },
     /// A row the commit retracts changed since the statement read it.
     #[error("could not serialize access due to concurrent update")]
     Conflict,
@@ -110,7 +112,9 @@ impl Change {
     /// The definition a `CreateRelation` change gives a relation, as `id`
     /// created at `created_at`.
     pub fn created_relation(&self, id: RelationId, created_at: Offset) -> Option<RelationDef> {
-        let Change::CreateRelation { name, kind, columns, primary_key, checks, foreign_keys, retention, .. } = self
+        let Change::CreateRelation {
+            name, kind, columns, primary_key, checks, uniques, foreign_keys, retention, ..
+        } = self
         else {
             return None;
         };
@@ -128,6 +132,7 @@ impl Change {
             created_at,
             primary_key: primary_key.clone(),
             checks: checks.clone(),
+            uniques: uniques.clone(),
             foreign_keys,
             retention: retention.clone(),
             view: None,
@@ -145,6 +150,7 @@ pub enum Change {
         columns: Vec<ColumnDef>,
         primary_key: Vec<usize>,
         checks: Vec<CheckDef>,
+        uniques: Vec<UniqueDef>,
         foreign_keys: Vec<ForeignKeyDef>,
         retention: Option<Retention>,
         if_not_exists: bool,

@@ -455,6 +455,7 @@ mod tests {
             created_at: Offset(1),
             primary_key: vec![],
             checks: vec![],
+            uniques: Vec::new(),
             foreign_keys: Vec::new(),
             retention: None,
             view: None,

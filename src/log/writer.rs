@@ -572,10 +572,11 @@ fn check_table_write(
     let codec = table.codec.clone();
     table.count_references(&write.deletes, |_| true)?;
     table.count_references(&write.inserts, |_| false)?;
+    let (deleted, inserted) = (codec.keys(&write.deletes)?, codec.keys(&write.inserts)?);
     // Removed and inserted before checking, one walk of the key index each:
     // on an error the caller drops this trial state.
-    for (index, key) in codec.keys(&write.deletes)?.into_iter().enumerate() {
-        let current = table.rows.remove(&key).and_then(|v| v.offset);
+    for (index, key) in deleted.iter().enumerate() {
+        let current = table.rows.remove(key).and_then(|v| v.offset);
         let still_there = match (write.expected[index], current) {
             (Some(expected), Some(current)) => expected == current,
             // Written earlier in this commit.
@@ -588,15 +589,18 @@ fn check_table_write(
     }
     let added_from = first.0 + write.deletes.num_rows() as u64;
     let rows = codec.rows(&write.inserts)?;
-    for (index, (key, row)) in codec.keys(&write.inserts)?.into_iter().zip(rows).enumerate() {
+    for (index, (key, row)) in inserted.iter().cloned().zip(rows).enumerate() {
         let offset = Some(Offset(added_from + index as u64));
         if table.rows.insert(key, Arc::new(RowVersion { offset, ts: Some(ts), row })).is_some() {
             return Err(Error::UniqueViolation {
+                table: codec.def.name.clone(),
                 constraint: codec.def.primary_key_name(),
                 detail: format!("{} already exists.", codec.describe_key(&write.inserts, index)),
             });
         }
     }
+    // After the primary key, so a row repeating both is reported as PostgreSQL does.
+    table.take_unique_values((&write.deletes, &deleted), (&write.inserts, &inserted))?;
     let user = concat_batches(&codec.def.user_schema(), [&write.deletes, &write.inserts])?;
     let diffs = Int64Array::from_iter_values(
         std::iter::repeat_n(-1, write.deletes.num_rows()).chain(std::iter::repeat_n(1, write.inserts.num_rows())),
@@ -681,10 +685,14 @@ fn alter_columns(def: &RelationDef, change: &ColumnChange, offset: Offset) -> Re
             altered.columns.remove(position);
             let shift = |k: &usize| if *k > position { k - 1 } else { *k };
             altered.primary_key = def.primary_key.iter().map(shift).collect();
-            // A foreign key on the column goes with it, as in PostgreSQL.
+            // A foreign key or UNIQUE constraint on the column goes with it, as in PostgreSQL.
             altered.foreign_keys.retain(|f| !f.columns.contains(&position));
             for foreign in &mut altered.foreign_keys {
                 foreign.columns = foreign.columns.iter().map(shift).collect();
+            }
+            altered.uniques.retain(|u| !u.columns.contains(&position));
+            for unique in &mut altered.uniques {
+                unique.columns = unique.columns.iter().map(shift).collect();
             }
         }
         ColumnChange::Rename { from, to } => {
@@ -720,10 +728,9 @@ fn mentions(expr: &str, column: &str) -> bool {
 /// Puts `def` into the catalog; a table whose columns changed (by the ALTER
 /// at offset `at`) gets its rows laid out anew (history stays as written).
 fn reshape(state: &mut State, def: &RelationDef, at: Offset) -> Result<()> {
-    let changed = state
-        .catalog
-        .by_id(def.id)
-        .is_some_and(|old| old.columns != def.columns || old.foreign_keys != def.foreign_keys);
+    let changed = state.catalog.by_id(def.id).is_some_and(|old| {
+        old.columns != def.columns || old.foreign_keys != def.foreign_keys || old.uniques != def.uniques
+    });
     state.catalog.replace(def.clone());
     if changed && let Some(table) = state.tables.by_relation.get_mut(&def.id) {
         *table = table.reshaped(Arc::new(def.clone()), at)?;

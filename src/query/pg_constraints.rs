@@ -1,13 +1,14 @@
-//! A table's primary key and CHECK constraints in the emulated pg_catalog,
-//! so psql's `\d accounts` lists them under "Indexes:" and "Check
-//! constraints:" as PostgreSQL does (`"accounts_pkey" PRIMARY KEY, btree
-//! (id)`), and `\di` lists the key's index.
+//! A table's primary key, UNIQUE, CHECK and FOREIGN KEY constraints in the
+//! emulated pg_catalog, so psql's `\d accounts` lists them under "Indexes:",
+//! "Check constraints:" and "Foreign-key constraints:" as PostgreSQL does
+//! (`"accounts_pkey" PRIMARY KEY, btree (id)`), and `\di` lists the indexes
+//! of the primary key and UNIQUE constraints.
 //!
 //! The emulation (datafusion-pg-catalog) derives `pg_class` from DataFusion's
 //! tables and serves `pg_index` and `pg_constraint` as PostgreSQL's own
 //! system rows only. Here `pg_class` gains `relhasindex`, `relchecks` and a
-//! row per primary key index, `pg_index` and `pg_constraint` a row per key
-//! and check, and `pg_get_indexdef` / `pg_get_constraintdef` print them.
+//! row per index, `pg_index` a row per index and `pg_constraint` a row per
+//! constraint, and `pg_get_indexdef` / `pg_get_constraintdef` print them.
 //! Their object ids are computed from the relation id (the emulation numbers
 //! relations from 16384 up; these sit far above), so the functions find the
 //! definition from the id alone.
@@ -26,12 +27,15 @@ use datafusion::logical_expr::{ColumnarValue, ScalarFunctionArgs, ScalarUDF, Sca
 use crate::catalog::{RelationDef, RelationKind};
 use crate::log::{Log, RelationId};
 
-/// A primary key index's oid: this plus the relation id.
+/// An index's oid: this plus 32 × the relation id plus 0 for the primary
+/// key, 1 + n for the n-th UNIQUE constraint's (a table shows its first 31).
 const INDEX_OID_BASE: i32 = 1 << 30;
-/// A constraint's oid: this plus 64 × the relation id plus 0 for the primary
-/// key, 1 + n for the n-th CHECK (a relation shows its first 63 CHECKs).
+const INDEXES_PER_RELATION: i32 = 32;
+/// A constraint's oid: this plus 128 × the relation id plus its number:
+/// 0 for the primary key, then CHECKs, foreign keys and UNIQUE constraints
+/// (see [`FIRST_FOREIGN_KEY`] and [`FIRST_UNIQUE`]).
 const CONSTRAINT_OID_BASE: i32 = 3 << 29;
-const CONSTRAINTS_PER_RELATION: i32 = 64;
+const CONSTRAINTS_PER_RELATION: i32 = 128;
 
 /// The primary key of a table that has one the user declared (a keyless
 /// table's hidden row identity is not shown, as PostgreSQL shows none).
@@ -40,15 +44,56 @@ fn declared_key(def: &RelationDef) -> Option<&[usize]> {
     (shown && !def.primary_key.is_empty()).then_some(def.primary_key.as_slice())
 }
 
-/// Numbers 1 to 31 are CHECKs, 32 to 63 foreign keys.
+/// Numbers 1 to 31 are CHECKs, 32 to 63 foreign keys, 64 to 94 UNIQUE constraints.
 const FIRST_FOREIGN_KEY: usize = 32;
+const FIRST_UNIQUE: usize = 64;
 
 fn shown_checks(def: &RelationDef) -> usize {
     if def.view.is_some() { 0 } else { def.checks.len().min(FIRST_FOREIGN_KEY - 1) }
 }
 
 fn shown_foreign_keys(def: &RelationDef) -> usize {
-    def.foreign_keys.len().min(CONSTRAINTS_PER_RELATION as usize - FIRST_FOREIGN_KEY)
+    def.foreign_keys.len().min(FIRST_UNIQUE - FIRST_FOREIGN_KEY)
+}
+
+/// A table's indexes: its declared primary key's (number 0) and its UNIQUE
+/// constraints' (1 + n), with their names and columns.
+fn indexes(def: &RelationDef) -> Vec<Index<'_>> {
+    let key = declared_key(def).map(|columns| Index {
+        number: 0,
+        name: def.primary_key_name(),
+        columns,
+        primary: true,
+        nulls_not_distinct: false,
+    });
+    let shown = if def.view.is_some() { 0 } else { INDEXES_PER_RELATION as usize - 1 };
+    let uniques = def.uniques.iter().take(shown).enumerate().map(|(n, unique)| Index {
+        number: 1 + n,
+        name: unique.name.clone(),
+        columns: &unique.columns,
+        primary: false,
+        nulls_not_distinct: unique.nulls_not_distinct,
+    });
+    key.into_iter().chain(uniques).collect()
+}
+
+struct Index<'a> {
+    number: usize,
+    name: String,
+    columns: &'a [usize],
+    primary: bool,
+    nulls_not_distinct: bool,
+}
+
+impl Index<'_> {
+    fn oid(&self, def: &RelationDef) -> i32 {
+        INDEX_OID_BASE + def.id.0 as i32 * INDEXES_PER_RELATION + self.number as i32
+    }
+
+    /// ` NULLS NOT DISTINCT` where it says so, as PostgreSQL prints it.
+    fn nulls(&self) -> &'static str {
+        if self.nulls_not_distinct { " NULLS NOT DISTINCT" } else { "" }
+    }
 }
 
 /// `{1,2}`: 1-based column numbers as PostgreSQL prints an `int2[]`.
@@ -69,8 +114,9 @@ fn foreign_key_definition(catalog: &crate::catalog::Catalog, def: &RelationDef, 
     ))
 }
 
-fn index_oid(def: &RelationDef) -> i32 {
-    INDEX_OID_BASE + def.id.0 as i32
+/// The oid of the primary key's index, which a foreign key names.
+fn key_index_oid(def: &RelationDef) -> i32 {
+    INDEX_OID_BASE + def.id.0 as i32 * INDEXES_PER_RELATION
 }
 
 fn constraint_oid(def: &RelationDef, number: usize) -> i32 {
@@ -82,8 +128,7 @@ fn key_columns(def: &RelationDef, key: &[usize]) -> String {
 }
 
 /// `pg_class` rows with `relhasindex` and `relchecks` of Strata's tables,
-/// followed by a row (relkind 'i') for each primary key index, made from its
-/// table's row.
+/// followed by a row (relkind 'i') for each index, made from its table's row.
 pub fn class_with_indexes(log: &Log, batch: RecordBatch, public: Option<i32>) -> DfResult<RecordBatch> {
     let catalog = log.catalog();
     let names = cast(batch.column(batch.schema().index_of("relname")?), &DataType::Utf8)?;
@@ -93,7 +138,7 @@ pub fn class_with_indexes(log: &Log, batch: RecordBatch, public: Option<i32>) ->
         .zip(in_namespace(&batch, public)?)
         .map(|(name, ours)| name.filter(|_| ours).and_then(|name| catalog.get(name)))
         .collect();
-    let has_index: BooleanArray = defs.iter().map(|d| Some(d.is_some_and(|d| declared_key(d).is_some()))).collect();
+    let has_index: BooleanArray = defs.iter().map(|d| Some(d.is_some_and(|d| !indexes(d).is_empty()))).collect();
     let checks: Int32Array = defs.iter().map(|d| Some(d.map_or(0, |d| shown_checks(d) as i32))).collect();
     // PostgreSQL checks foreign keys by triggers, and psql lists a table's
     // foreign keys (its own and those naming it) only when it has some.
@@ -109,27 +154,29 @@ pub fn class_with_indexes(log: &Log, batch: RecordBatch, public: Option<i32>) ->
             ("relhastriggers", Arc::new(triggers)),
         ],
     )?;
-    let keyed: Vec<(u32, &RelationDef, &[usize])> = defs
+    let indexed: Vec<(i32, &RelationDef, Index)> = defs
         .iter()
         .enumerate()
-        .filter_map(|(row, def)| def.and_then(|d| declared_key(d).map(|key| (row as u32, d.as_ref(), key))))
+        .filter_map(|(row, def)| def.map(|d| (row, d)))
+        .flat_map(|(row, def)| indexes(def).into_iter().map(move |index| (row as i32, def.as_ref(), index)))
         .collect();
-    if keyed.is_empty() {
+    if indexed.is_empty() {
         return Ok(tables);
     }
-    let rows = take_record_batch(&tables, &Int32Array::from_iter_values(keyed.iter().map(|(r, ..)| *r as i32)))?;
-    let indexes = with_columns(
+    let rows = take_record_batch(&tables, &Int32Array::from_iter_values(indexed.iter().map(|(r, ..)| *r)))?;
+    let n = indexed.len();
+    let index_rows = with_columns(
         &rows,
         &[
-            ("oid", Arc::new(Int32Array::from_iter_values(keyed.iter().map(|(_, d, _)| index_oid(d))))),
-            ("relname", Arc::new(StringArray::from_iter_values(keyed.iter().map(|(_, d, _)| d.primary_key_name())))),
-            ("relkind", Arc::new(StringArray::from_iter_values(keyed.iter().map(|_| "i")))),
-            ("relnatts", Arc::new(Int32Array::from_iter_values(keyed.iter().map(|(_, _, k)| k.len() as i32)))),
-            ("relhasindex", Arc::new(BooleanArray::from(vec![false; keyed.len()]))),
-            ("relchecks", Arc::new(Int32Array::from(vec![0; keyed.len()]))),
+            ("oid", Arc::new(Int32Array::from_iter_values(indexed.iter().map(|(_, d, i)| i.oid(d))))),
+            ("relname", Arc::new(StringArray::from_iter_values(indexed.iter().map(|(.., i)| i.name.as_str())))),
+            ("relkind", Arc::new(StringArray::from_iter_values(indexed.iter().map(|_| "i")))),
+            ("relnatts", Arc::new(Int32Array::from_iter_values(indexed.iter().map(|(.., i)| i.columns.len() as i32)))),
+            ("relhasindex", Arc::new(BooleanArray::from(vec![false; n]))),
+            ("relchecks", Arc::new(Int32Array::from(vec![0; n]))),
         ],
     )?;
-    Ok(concat_batches(&batch.schema(), [&tables, &indexes])?)
+    Ok(concat_batches(&batch.schema(), [&tables, &index_rows])?)
 }
 
 /// Where a Strata relation sits in the emulated `pg_class`: its oid and namespace.
@@ -173,37 +220,45 @@ pub fn class_rows(batches: &[RecordBatch], public: Option<i32>) -> DfResult<Hash
     Ok(rows)
 }
 
-/// `pg_index` rows for the primary keys of Strata's tables.
+/// `pg_index` rows for the indexes of Strata's tables.
 pub fn index_rows(log: &Log, classes: &HashMap<String, ClassRow>, schema: &SchemaRef) -> DfResult<RecordBatch> {
     let catalog = log.catalog();
-    let keyed: Vec<(&RelationDef, &[usize], ClassRow)> =
-        catalog.relations().filter_map(|d| Some((d.as_ref(), declared_key(d)?, *classes.get(&d.name)?))).collect();
-    let n = keyed.len();
+    let indexed: Vec<(&RelationDef, Index, ClassRow)> = catalog
+        .relations()
+        .filter_map(|d| Some((d.as_ref(), *classes.get(&d.name)?)))
+        .flat_map(|(d, class)| indexes(d).into_iter().map(move |index| (d, index, class)))
+        .collect();
+    let n = indexed.len();
     let bools = |value: bool| -> ArrayRef { Arc::new(BooleanArray::from(vec![value; n])) };
-    let key_count: ArrayRef = Arc::new(Int32Array::from_iter_values(keyed.iter().map(|(_, k, _)| k.len() as i32)));
-    let attnums = |(_, key, _): &(&RelationDef, &[usize], ClassRow)| {
-        key.iter().map(|p| (p + 1).to_string()).collect::<Vec<_>>().join(" ")
+    let flags = |flag: fn(&Index) -> bool| -> ArrayRef {
+        Arc::new(indexed.iter().map(|(_, i, _)| Some(flag(i))).collect::<BooleanArray>())
+    };
+    let column_count: ArrayRef =
+        Arc::new(Int32Array::from_iter_values(indexed.iter().map(|(_, i, _)| i.columns.len() as i32)));
+    let attnums = |(_, index, _): &(&RelationDef, Index, ClassRow)| {
+        index.columns.iter().map(|p| (p + 1).to_string()).collect::<Vec<_>>().join(" ")
     };
     rows_of(
         schema,
         n,
         &[
-            ("indexrelid", Arc::new(Int32Array::from_iter_values(keyed.iter().map(|(d, ..)| index_oid(d))))),
-            ("indrelid", Arc::new(Int32Array::from_iter_values(keyed.iter().map(|(.., c)| c.oid)))),
-            ("indnatts", key_count.clone()),
-            ("indnkeyatts", key_count),
+            ("indexrelid", Arc::new(Int32Array::from_iter_values(indexed.iter().map(|(d, i, _)| i.oid(d))))),
+            ("indrelid", Arc::new(Int32Array::from_iter_values(indexed.iter().map(|(.., c)| c.oid)))),
+            ("indnatts", column_count.clone()),
+            ("indnkeyatts", column_count),
             ("indisunique", bools(true)),
-            ("indisprimary", bools(true)),
+            ("indnullsnotdistinct", flags(|i| i.nulls_not_distinct)),
+            ("indisprimary", flags(|i| i.primary)),
             ("indimmediate", bools(true)),
             ("indisvalid", bools(true)),
             ("indisready", bools(true)),
             ("indislive", bools(true)),
-            ("indkey", Arc::new(StringArray::from_iter_values(keyed.iter().map(attnums)))),
+            ("indkey", Arc::new(StringArray::from_iter_values(indexed.iter().map(attnums)))),
         ],
     )
 }
 
-/// `pg_constraint` rows for the primary keys and CHECKs of Strata's relations.
+/// `pg_constraint` rows for the constraints of Strata's relations.
 pub fn constraint_rows(log: &Log, classes: &HashMap<String, ClassRow>, schema: &SchemaRef) -> DfResult<RecordBatch> {
     #[derive(Default)]
     struct Row {
@@ -229,15 +284,15 @@ pub fn constraint_rows(log: &Log, classes: &HashMap<String, ClassRow>, schema: &
     for def in catalog.relations() {
         let Some(class) = classes.get(&def.name).copied() else { continue };
         let class = Some(class);
-        if let Some(key) = declared_key(def) {
-            let (name, columns) = (def.primary_key_name(), Some(attnums(key)));
+        for index in indexes(def) {
+            let (kind, number) = if index.primary { ("p", 0) } else { ("u", FIRST_UNIQUE + index.number - 1) };
             rows.push(Row {
-                oid: constraint_oid(def, 0),
-                name,
-                kind: "p",
+                oid: constraint_oid(def, number),
+                kind,
                 class,
-                index: index_oid(def),
-                columns,
+                index: index.oid(def),
+                columns: Some(attnums(index.columns)),
+                name: index.name,
                 ..Default::default()
             });
         }
@@ -253,7 +308,7 @@ pub fn constraint_rows(log: &Log, classes: &HashMap<String, ClassRow>, schema: &
                 name: foreign.name.clone(),
                 kind: "f",
                 class,
-                index: index_oid(parent),
+                index: key_index_oid(parent),
                 columns: Some(attnums(&foreign.columns)),
                 parent: Some(Referenced {
                     class: parent_class.oid,
@@ -399,13 +454,16 @@ impl ScalarUDFImpl for Definition {
                 let oid = oid?;
                 match self.name {
                     "pg_get_indexdef" => {
-                        let def = catalog.by_id(RelationId(oid.checked_sub(INDEX_OID_BASE)? as u64))?;
-                        let key = declared_key(def)?;
+                        let number = oid.checked_sub(INDEX_OID_BASE)?;
+                        let def = catalog.by_id(RelationId((number / INDEXES_PER_RELATION) as u64))?;
+                        let index =
+                            indexes(def).into_iter().find(|i| i.number == (number % INDEXES_PER_RELATION) as usize)?;
                         Some(format!(
-                            "CREATE UNIQUE INDEX {} ON public.{} USING btree ({})",
-                            def.primary_key_name(),
+                            "CREATE UNIQUE INDEX {} ON public.{} USING btree ({}){}",
+                            index.name,
                             def.name,
-                            key_columns(def, key)
+                            key_columns(def, index.columns),
+                            index.nulls()
                         ))
                     }
                     _ => {
@@ -414,6 +472,10 @@ impl ScalarUDFImpl for Definition {
                         let def = catalog.by_id(id)?;
                         match (number % CONSTRAINTS_PER_RELATION) as usize {
                             0 => Some(format!("PRIMARY KEY ({})", key_columns(def, declared_key(def)?))),
+                            unique if unique >= FIRST_UNIQUE => {
+                                let index = indexes(def).into_iter().find(|i| i.number == 1 + unique - FIRST_UNIQUE)?;
+                                Some(format!("UNIQUE{} ({})", index.nulls(), key_columns(def, index.columns)))
+                            }
                             foreign if foreign >= FIRST_FOREIGN_KEY => {
                                 foreign_key_definition(&catalog, def, foreign - FIRST_FOREIGN_KEY)
                             }

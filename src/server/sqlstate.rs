@@ -29,11 +29,22 @@ pub fn error_info(error: &Error) -> ErrorInfo {
         return info;
     }
     let mut info = ErrorInfo::new("ERROR".to_string(), code.to_string(), message);
-    if let Error::Storage(log::Error::UniqueViolation { detail, .. } | log::Error::ForeignKeyViolation { detail, .. }) =
-        error
-    {
-        info.detail = Some(detail.clone());
-    }
+    // The object an integrity error is about, in the fields PostgreSQL
+    // fills (drivers show them, e.g. psycopg's `diag.constraint_name`).
+    let (table, column, constraint, detail) = match error {
+        Error::Storage(
+            log::Error::UniqueViolation { table, constraint, detail }
+            | log::Error::ForeignKeyViolation { table, constraint, detail, .. },
+        ) => (table, None, Some(constraint), Some(detail)),
+        Error::CheckViolation { relation, constraint } => (relation, None, Some(constraint), None),
+        Error::NotNullViolation { relation, column } => (relation, Some(column), None, None),
+        _ => return info,
+    };
+    info.schema = Some("public".into());
+    info.table = Some(table.clone());
+    info.column = column.cloned();
+    info.constraint = constraint.cloned();
+    info.detail = detail.cloned();
     info
 }
 

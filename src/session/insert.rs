@@ -17,7 +17,7 @@ use crate::catalog::{RelationDef, RelationKind};
 use crate::error::{Error, Result};
 use crate::query::scope::StatementScope;
 use crate::sql::parse::object_name;
-use crate::table::upsert::{ConflictAction, conflict_action, resolve};
+use crate::table::upsert::{Arbiter, ConflictAction, arbiter, conflict_action, resolve};
 use crate::table::write::commit_or_buffer;
 use crate::write::returning::{Returned, returning};
 use crate::write::serial::Counters;
@@ -28,8 +28,23 @@ struct Clauses {
     def: Arc<RelationDef>,
     /// How the statement names its target: the alias, else the relation.
     qualifier: String,
-    action: Option<ConflictAction>,
+    action: Option<(Arbiter, ConflictAction)>,
     returning: Option<Vec<SelectItem>>,
+}
+
+impl Clauses {
+    /// Whether an ON CONFLICT statement that failed with `error` is to be
+    /// decided again on the newer state: a row it read changed, or a value
+    /// its arbiter covers was taken since its view was fixed (not a value
+    /// of another constraint, which PostgreSQL reports too).
+    fn may_retry(&self, error: &crate::log::Error) -> bool {
+        let Some((arbiter, _)) = &self.action else { return false };
+        match error {
+            crate::log::Error::Conflict => true,
+            crate::log::Error::UniqueViolation { constraint, .. } => arbiter.decides(&self.def, constraint),
+            _ => false,
+        }
+    }
 }
 
 /// Whether the INSERT needs Strata's own path.
@@ -49,8 +64,8 @@ impl Session {
             // A key taken or a row changed since the statement's view was
             // fixed: outside a transaction, decide again on the new state.
             match self.insert_once(&clauses, &insert, params).await {
-                Err(Error::Storage(crate::log::Error::Conflict | crate::log::Error::UniqueViolation { .. }))
-                    if clauses.action.is_some() && self.transaction.is_none() && attempt < RETRIES_MAX =>
+                Err(Error::Storage(error))
+                    if self.transaction.is_none() && attempt < RETRIES_MAX && clauses.may_retry(&error) =>
                 {
                     tokio::time::sleep(super::retry_backoff(attempt)).await;
                     attempt += 1;
@@ -96,15 +111,16 @@ impl Session {
             Some(OnInsert::OnConflict(_)) if def.kind == RelationKind::Stream => {
                 return Err(Error::InvalidColumnReference);
             }
-            // A keyless table has no unique constraint: nothing conflicts.
+            // A keyless table without UNIQUE constraints: nothing conflicts.
             Some(OnInsert::OnConflict(on))
                 if def.row_id().is_some()
+                    && def.uniques.is_empty()
                     && on.conflict_target.is_none()
                     && matches!(on.action, OnConflictAction::DoNothing) =>
             {
                 None
             }
-            Some(OnInsert::OnConflict(on)) => Some(conflict_action(&def, &on, &qualifier)?),
+            Some(OnInsert::OnConflict(on)) => Some((arbiter(&def, &on)?, conflict_action(&def, &on, &qualifier)?)),
             Some(other) => return Err(Error::FeatureNotSupported(format!("{other} is not supported"))),
         };
         Ok(Clauses { def, qualifier, action, returning: insert.returning.take() })
@@ -136,10 +152,10 @@ impl Session {
 
         // Only ON CONFLICT decides row by row; other rows are written as they are.
         let (write, written) = match &clauses.action {
-            Some(action) => {
+            Some((arbiter, action)) => {
                 let table = scope.tables.get(def.id).ok_or_else(|| Error::UndefinedRelation(def.name.clone()))?;
                 let (write, written) =
-                    resolve(&state, table, def, proposed, action, &clauses.qualifier, params).await?;
+                    resolve(&state, table, def, proposed, *arbiter, action, &clauses.qualifier, params).await?;
                 (Some(write), written)
             }
             None => (None, proposed),

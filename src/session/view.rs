@@ -227,6 +227,7 @@ impl Session {
             columns,
             created_at: Offset::ZERO,
             checks: Vec::new(),
+            uniques: Vec::new(),
             foreign_keys: Vec::new(),
             retention: None,
             view: Some(ViewDef {

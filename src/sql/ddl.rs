@@ -4,14 +4,15 @@
 use std::collections::HashSet;
 
 use datafusion::sql::sqlparser::ast::{
-    ArrayElemTypeDef, CharacterLength, ColumnOption, ConstraintReferenceMatchKind, CreateTable, CreateTableOptions,
-    DataType, DeferrableInitial, ExactNumberInfo, Expr, ForeignKeyConstraint, Ident, ReferentialAction, SqlOption,
-    TableConstraint, TimezoneInfo, Value, visit_expressions,
+    ArrayElemTypeDef, CharacterLength, ColumnOption, ConstraintCharacteristics, ConstraintReferenceMatchKind,
+    CreateTable, CreateTableOptions, DataType, DeferrableInitial, ExactNumberInfo, Expr, ForeignKeyConstraint, Ident,
+    NullsDistinctOption, ReferentialAction, SqlOption, TableConstraint, TimezoneInfo, UniqueConstraint, Value,
+    visit_expressions,
 };
 
 use crate::catalog::{
     CHANGE_COLUMNS, CheckDef, ColumnDef, NUMERIC_DEFAULT_PRECISION, NUMERIC_DEFAULT_SCALE, ROW_ID_COLUMN, RelationKind,
-    Retention, SYSTEM_COLUMNS, SqlType,
+    Retention, SYSTEM_COLUMNS, SqlType, UniqueDef,
 };
 use crate::error::{Error, Result};
 
@@ -157,7 +158,32 @@ pub struct TableDefinition {
     pub columns: Vec<ColumnDef>,
     pub primary_key: Vec<usize>,
     pub checks: Vec<CheckDef>,
+    pub uniques: Vec<UniqueDef>,
     pub foreign_keys: Vec<ForeignKeyClause>,
+}
+
+/// A UNIQUE constraint as written: its columns by name.
+struct UniqueClause {
+    name: Option<String>,
+    columns: Vec<String>,
+    nulls_not_distinct: bool,
+}
+
+/// A UNIQUE constraint on `columns` (the column's own when it is a column
+/// option). Checked as each statement ends, so not deferrable.
+fn unique(columns: Vec<String>, constraint: &UniqueConstraint) -> Result<UniqueClause> {
+    if deferrable(constraint.characteristics.as_ref()) {
+        return Err(Error::FeatureNotSupported("a deferrable UNIQUE constraint is not supported yet".into()));
+    }
+    Ok(UniqueClause {
+        name: constraint.name.as_ref().map(|n| n.value.clone()),
+        columns,
+        nulls_not_distinct: constraint.nulls_distinct == NullsDistinctOption::NotDistinct,
+    })
+}
+
+fn deferrable(characteristics: Option<&ConstraintCharacteristics>) -> bool {
+    characteristics.is_some_and(|c| c.deferrable == Some(true) || c.initially == Some(DeferrableInitial::Deferred))
 }
 
 /// A FOREIGN KEY as written; the session resolves the table it names.
@@ -191,11 +217,7 @@ fn foreign_key(columns: Vec<String>, constraint: &ForeignKeyConstraint) -> Resul
     if !matches!(constraint.match_kind, None | Some(ConstraintReferenceMatchKind::Simple)) {
         return Err(Error::FeatureNotSupported("a FOREIGN KEY is MATCH SIMPLE only".into()));
     }
-    if constraint
-        .characteristics
-        .as_ref()
-        .is_some_and(|c| c.deferrable == Some(true) || c.initially == Some(DeferrableInitial::Deferred))
-    {
+    if deferrable(constraint.characteristics.as_ref()) {
         return Err(Error::FeatureNotSupported("a deferrable FOREIGN KEY is not supported yet".into()));
     }
     Ok(ForeignKeyClause {
@@ -223,6 +245,7 @@ pub fn table_definition(table: &str, create: &CreateTable) -> Result<TableDefini
     let mut key_names: Vec<String> = Vec::new();
     let mut checks = Vec::new();
     let mut foreign_keys = Vec::new();
+    let mut uniques = Vec::new();
     for column in &create.columns {
         let name = column.name.value.clone();
         if CHANGE_COLUMNS.contains(&name.as_str()) || name == ROW_ID_COLUMN {
@@ -251,6 +274,7 @@ pub fn table_definition(table: &str, create: &CreateTable) -> Result<TableDefini
                     expr: check.expr.to_string(),
                 }),
                 ColumnOption::ForeignKey(constraint) => foreign_keys.push(foreign_key(vec![name.clone()], constraint)?),
+                ColumnOption::Unique(constraint) => uniques.push(unique(vec![name.clone()], constraint)?),
                 other => {
                     return Err(Error::FeatureNotSupported(format!("column option {other} is not supported yet")));
                 }
@@ -286,15 +310,21 @@ pub fn table_definition(table: &str, create: &CreateTable) -> Result<TableDefini
                 let columns = constraint.columns.iter().map(|c| c.value.clone()).collect();
                 foreign_keys.push(foreign_key(columns, constraint)?);
             }
+            TableConstraint::Unique(constraint) => {
+                let columns =
+                    constraint.columns.iter().map(|c| super::parse::object_name(&c.column.expr.to_string())).collect();
+                uniques.push(unique(columns, constraint)?);
+            }
             other => {
                 return Err(Error::FeatureNotSupported(format!("table constraint {other} is not supported yet")));
             }
         }
     }
+    let uniques = unique_constraints(table, &columns, &checks, uniques)?;
     if key_names.is_empty() {
         // No key: a hidden row identity, filled in when rows are written.
         columns.push(ColumnDef::new(ROW_ID_COLUMN, SqlType::BigInt, true, None));
-        return Ok(TableDefinition { primary_key: vec![columns.len() - 1], columns, checks, foreign_keys });
+        return Ok(TableDefinition { primary_key: vec![columns.len() - 1], columns, checks, uniques, foreign_keys });
     }
     let mut primary_key = Vec::with_capacity(key_names.len());
     for key in &key_names {
@@ -305,7 +335,51 @@ pub fn table_definition(table: &str, create: &CreateTable) -> Result<TableDefini
         columns[position].nullable = false;
         primary_key.push(position);
     }
-    Ok(TableDefinition { columns, primary_key, checks, foreign_keys })
+    Ok(TableDefinition { columns, primary_key, checks, uniques, foreign_keys })
+}
+
+/// The UNIQUE clauses with their columns' positions, named as PostgreSQL
+/// names them where the clause gives no name (`t_a_b_key`, then `t_a_b_key1`
+/// when a constraint before it took that).
+fn unique_constraints(
+    table: &str,
+    columns: &[ColumnDef],
+    checks: &[CheckDef],
+    clauses: Vec<UniqueClause>,
+) -> Result<Vec<UniqueDef>> {
+    let mut uniques: Vec<UniqueDef> = Vec::with_capacity(clauses.len());
+    for clause in clauses {
+        let mut positions = Vec::with_capacity(clause.columns.len());
+        for name in &clause.columns {
+            let position = columns
+                .iter()
+                .position(|c| &c.name == name)
+                .ok_or_else(|| Error::UndefinedColumn(format!("column \"{name}\" named in key does not exist")))?;
+            if positions.contains(&position) {
+                return Err(Error::DuplicateColumn(name.clone()));
+            }
+            positions.push(position);
+        }
+        let taken = |name: &str| {
+            name == format!("{table}_pkey")
+                || checks.iter().any(|c| c.name == name)
+                || uniques.iter().any(|u| u.name == name)
+        };
+        let name = match clause.name {
+            // PostgreSQL names the constraint's index so, and an index is a relation.
+            Some(name) if taken(&name) => return Err(Error::DuplicateRelation(name)),
+            Some(name) => name,
+            None => {
+                let generated = format!("{table}_{}_key", clause.columns.join("_"));
+                std::iter::once(generated.clone())
+                    .chain((1..).map(|n| format!("{generated}{n}")))
+                    .find(|name| !taken(name))
+                    .expect("some suffix is free")
+            }
+        };
+        uniques.push(UniqueDef { name, columns: positions, nulls_not_distinct: clause.nulls_not_distinct });
+    }
+    Ok(uniques)
 }
 
 /// A DEFAULT expression, kept as SQL text. Like PostgreSQL, it may not read

@@ -33,6 +33,8 @@ pub fn check_write(
             for (row, key) in table.codec.referenced_keys(number, inserts)?.into_iter().enumerate() {
                 if key.is_some_and(|key| !parent.rows.contains_key(&key)) {
                     return Err(Error::ForeignKeyViolation {
+                        table: def.name.clone(),
+                        constraint: foreign.name.clone(),
                         message: format!(
                             "insert or update on table \"{}\" violates foreign key constraint \"{}\"",
                             def.name, foreign.name
@@ -61,6 +63,8 @@ pub fn check_write(
         for (child, number, foreign) in &referencing {
             if tables.get(child.id).is_some_and(|state| state.references_to(*number, &key) > 0) {
                 return Err(Error::ForeignKeyViolation {
+                    table: child.name.clone(),
+                    constraint: foreign.name.clone(),
                     message: format!(
                         "update or delete on table \"{}\" violates foreign key constraint \"{}\" on table \"{}\"",
                         def.name, foreign.name, child.name

@@ -39,13 +39,15 @@ pub fn apply_pending(table: &mut state::TableState, write: &TableWrite) -> crate
     let codec = table.codec.clone();
     table.count_references(&write.deletes, |_| true)?;
     table.count_references(&write.inserts, |_| false)?;
-    for key in codec.keys(&write.deletes)? {
-        table.rows.remove(&key);
+    let (deleted, inserted) = (codec.keys(&write.deletes)?, codec.keys(&write.inserts)?);
+    for key in &deleted {
+        table.rows.remove(key);
     }
     let rows = codec.rows(&write.inserts)?;
-    for (index, (key, row)) in codec.keys(&write.inserts)?.into_iter().zip(rows).enumerate() {
+    for (index, (key, row)) in inserted.iter().cloned().zip(rows).enumerate() {
         if table.rows.contains_key(&key) {
             return Err(crate::log::Error::UniqueViolation {
+                table: codec.def.name.clone(),
                 constraint: codec.def.primary_key_name(),
                 detail: format!("{} already exists.", codec.describe_key(&write.inserts, index)),
             }
@@ -53,5 +55,7 @@ pub fn apply_pending(table: &mut state::TableState, write: &TableWrite) -> crate
         }
         table.rows.insert(key, std::sync::Arc::new(state::RowVersion { offset: None, ts: None, row }));
     }
+    // After the primary key, so a row repeating both is reported as PostgreSQL does.
+    table.take_unique_values((&write.deletes, &deleted), (&write.inserts, &inserted))?;
     Ok(())
 }

@@ -34,6 +34,8 @@ pub struct TableCodec {
     rows: RowConverter,
     /// Per foreign key: its columns encoded as the referenced table's key.
     references: Vec<RowConverter>,
+    /// Per UNIQUE constraint: its columns.
+    uniques: Vec<RowConverter>,
 }
 
 impl TableCodec {
@@ -48,7 +50,32 @@ impl TableCodec {
             .iter()
             .map(|key| RowConverter::new(key.key_types.iter().map(|t| SortField::new(t.arrow_type())).collect()))
             .collect::<Result<_, _>>()?;
-        Ok(TableCodec { def, keys, rows, references })
+        let uniques = def
+            .uniques
+            .iter()
+            .map(|unique| RowConverter::new(fields(&mut unique.columns.iter().copied())))
+            .collect::<Result<_, _>>()?;
+        Ok(TableCodec { def, keys, rows, references, uniques })
+    }
+
+    /// The values each row of `batch` (user columns) holds in UNIQUE
+    /// constraint `number`; `None` for a row with a NULL in one of them,
+    /// which equals no other row's (unless NULLS NOT DISTINCT).
+    pub fn unique_values(&self, number: usize, batch: &RecordBatch) -> Result<Vec<Option<Key>>, ArrowError> {
+        let unique = &self.def.uniques[number];
+        let columns: Vec<ArrayRef> = unique.columns.iter().map(|p| batch.column(*p).clone()).collect();
+        let values = self.uniques[number].convert_columns(&columns)?;
+        Ok((0..batch.num_rows())
+            .map(|row| {
+                let distinct_null = !unique.nulls_not_distinct && columns.iter().any(|c| c.is_null(row));
+                (!distinct_null).then(|| Key::from(values.row(row).as_ref()))
+            })
+            .collect())
+    }
+
+    /// `Key (email)=(ann@example.com)` for UNIQUE constraint `number` of row `row` of `batch`.
+    pub fn describe_unique(&self, number: usize, batch: &RecordBatch, row: usize) -> String {
+        describe(&self.def, &self.def.uniques[number].columns, batch, row)
     }
 
     /// The key of the referenced table each row of `batch` (user columns)
@@ -119,14 +146,24 @@ impl TableCodec {
     }
 }
 
-/// `Key (a, b)=(1, 2)`: the values of row `row` in columns `positions`.
+/// Frees `value` in a UNIQUE constraint's index if the row keyed `key` holds it.
+fn free(index: &mut imbl::OrdMap<Key, Key>, value: Option<Key>, key: &Key) {
+    if let Some(value) = value
+        && index.get(&value) == Some(key)
+    {
+        index.remove(&value);
+    }
+}
+
+/// `Key (a, b)=(1, null)`: the values of row `row` in columns `positions`.
 fn describe(def: &RelationDef, positions: &[usize], batch: &RecordBatch, row: usize) -> String {
     let names: Vec<&str> = positions.iter().map(|i| def.columns[*i].name.as_str()).collect();
     let values: Vec<String> = positions
         .iter()
-        .map(|i| {
-            datafusion::arrow::util::display::array_value_to_string(batch.column(*i), row)
-                .unwrap_or_else(|_| "?".into())
+        .map(|i| match batch.column(*i).is_null(row) {
+            true => "null".into(),
+            false => datafusion::arrow::util::display::array_value_to_string(batch.column(*i), row)
+                .unwrap_or_else(|_| "?".into()),
         })
         .collect();
     format!("Key ({})=({})", names.join(", "), values.join(", "))
@@ -140,12 +177,68 @@ pub struct TableState {
     /// Per foreign key: how many rows name each key of the referenced
     /// table, so deleting one finds at once whether a row still names it.
     pub references: Vec<imbl::OrdMap<Key, u64>>,
+    /// Per UNIQUE constraint: the key of the row holding each value.
+    pub uniques: Vec<imbl::OrdMap<Key, Key>>,
 }
 
 impl TableState {
     pub fn new(def: Arc<RelationDef>) -> Result<TableState, ArrowError> {
         let references = vec![imbl::OrdMap::new(); def.foreign_keys.len()];
-        Ok(TableState { codec: Arc::new(TableCodec::new(def)?), rows: imbl::OrdMap::new(), references })
+        let uniques = vec![imbl::OrdMap::new(); def.uniques.len()];
+        Ok(TableState { codec: Arc::new(TableCodec::new(def)?), rows: imbl::OrdMap::new(), references, uniques })
+    }
+
+    /// Takes the unique values of a write's rows, keyed `deletes_keys` and
+    /// `inserts_keys`: the deleted rows' are freed, then the inserted rows'
+    /// taken; a value another row holds is a violation (23505). Checked once
+    /// the statement's rows are all in, so an update may pass a value from
+    /// one row to another.
+    pub fn take_unique_values(
+        &mut self,
+        deletes: (&RecordBatch, &[Key]),
+        inserts: (&RecordBatch, &[Key]),
+    ) -> Result<(), crate::log::Error> {
+        for number in 0..self.uniques.len() {
+            let freed = self.codec.unique_values(number, deletes.0)?;
+            let taken = self.codec.unique_values(number, inserts.0)?;
+            let index = &mut self.uniques[number];
+            for (value, key) in freed.into_iter().zip(deletes.1) {
+                free(index, value, key);
+            }
+            for (row, (value, key)) in taken.into_iter().zip(inserts.1).enumerate() {
+                let Some(value) = value else { continue };
+                if index.insert(value, key.clone()).is_some() {
+                    let unique = &self.codec.def.uniques[number];
+                    return Err(crate::log::Error::UniqueViolation {
+                        table: self.codec.def.name.clone(),
+                        constraint: unique.name.clone(),
+                        detail: format!("{} already exists.", self.codec.describe_unique(number, inserts.0, row)),
+                    });
+                }
+            }
+        }
+        Ok(())
+    }
+
+    /// Indexes the unique values of committed changes, in order (`removed`
+    /// rows free theirs); they were checked when they committed.
+    fn index_unique_values(
+        &mut self,
+        batch: &RecordBatch,
+        keys: &[Key],
+        removed: impl Fn(usize) -> bool,
+    ) -> Result<(), ArrowError> {
+        for number in 0..self.uniques.len() {
+            let values = self.codec.unique_values(number, batch)?;
+            let index = &mut self.uniques[number];
+            for (row, (value, key)) in values.into_iter().zip(keys).enumerate() {
+                match removed(row) {
+                    true => free(index, value, key),
+                    false => drop(value.map(|value| index.insert(value, key.clone()))),
+                }
+            }
+        }
+        Ok(())
     }
 
     /// Counts the rows of `batch` (user columns) as naming the keys their
@@ -207,6 +300,7 @@ impl TableState {
     ) -> Result<(), ArrowError> {
         self.count_references(rows, |row| diffs[row] < 0)?;
         let keys = self.codec.keys(rows)?;
+        self.index_unique_values(rows, &keys, |row| diffs[row] < 0)?;
         let owned = self.codec.rows(rows)?;
         for (index, (key, row)) in keys.into_iter().zip(owned).enumerate() {
             if diffs[index] < 0 {
@@ -230,6 +324,7 @@ impl TableState {
         let ts = timestamps(batch.column(n + 1));
         self.count_references(&user, |_| false)?;
         let keys = self.codec.keys(&user)?;
+        self.index_unique_values(&user, &keys, |_| false)?;
         let rows = self.codec.rows(&user)?;
         for (index, (key, row)) in keys.into_iter().zip(rows).enumerate() {
             let offset = offsets.is_valid(index).then(|| Offset(offsets.value(index) as u64));

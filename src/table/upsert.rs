@@ -1,6 +1,8 @@
 //! INSERT … ON CONFLICT on a table: the proposed rows are split by whether
-//! their key is taken in the statement's view. DO NOTHING drops the taken
-//! ones; DO UPDATE turns each into an update of the row that holds the key,
+//! their values in the arbiter (the primary key or a UNIQUE constraint the
+//! clause names; any of them for DO NOTHING without a target) are taken in
+//! the statement's view. DO NOTHING drops the taken ones; DO UPDATE turns
+//! each into an update of the row that holds the values,
 //! its SET expressions evaluated over that row and the proposed one
 //! (`EXCLUDED`), planned by DataFusion like any query.
 
@@ -26,7 +28,41 @@ use crate::catalog::RelationDef;
 use crate::error::{Error, Result};
 use crate::sql::parse::object_name;
 
-/// What to do with a proposed row whose key is taken.
+/// The constraint an ON CONFLICT is about.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Arbiter {
+    PrimaryKey,
+    /// The table's UNIQUE constraint of this number.
+    Unique(usize),
+    /// Every constraint (DO NOTHING without a target).
+    Any,
+}
+
+impl Arbiter {
+    /// Whether a violation of `constraint` is one this clause decides on
+    /// (so the statement may run again on the newer state).
+    pub fn decides(self, def: &RelationDef, constraint: &str) -> bool {
+        match self {
+            Arbiter::PrimaryKey => constraint == def.primary_key_name(),
+            Arbiter::Unique(number) => def.uniques[number].name == constraint,
+            Arbiter::Any => true,
+        }
+    }
+
+    /// The constraints it covers on `def`: a keyless table's hidden row
+    /// identity is none (its values are new with each row).
+    fn constraints(self, def: &RelationDef) -> Vec<Arbiter> {
+        match self {
+            Arbiter::Any => {
+                let key = def.row_id().is_none().then_some(Arbiter::PrimaryKey);
+                key.into_iter().chain((0..def.uniques.len()).map(Arbiter::Unique)).collect()
+            }
+            one => vec![one],
+        }
+    }
+}
+
+/// What to do with a proposed row whose arbiter values are taken.
 #[derive(Debug, Clone)]
 pub enum ConflictAction {
     DoNothing,
@@ -39,47 +75,42 @@ pub enum ConflictAction {
     },
 }
 
-/// Checks the ON CONFLICT clause against the table and resolves its SET
-/// targets. `qualifier` is how the statement names the target (alias or name).
-pub fn conflict_action(def: &RelationDef, on: &OnConflict, qualifier: &str) -> Result<ConflictAction> {
-    if def.row_id().is_some() {
-        // A keyless table has no constraint a conflict could be about.
-        return Err(match &on.conflict_target {
-            None => {
-                Error::Malformed("ON CONFLICT DO UPDATE requires inference specification or constraint name".into())
-            }
-            Some(ConflictTarget::OnConstraint(name)) => Error::UndefinedObject(format!(
-                "constraint \"{}\" for table \"{}\" does not exist",
-                object_name(&name.to_string()),
-                def.name
-            )),
-            _ => Error::InvalidColumnReference,
-        });
-    }
+/// The constraint the ON CONFLICT clause names: by its columns (in any
+/// order) or its name; a keyless table's hidden row identity is none.
+pub fn arbiter(def: &RelationDef, on: &OnConflict) -> Result<Arbiter> {
+    let declared_key = def.row_id().is_none();
     match &on.conflict_target {
         Some(ConflictTarget::Columns(columns)) => {
             let named: HashSet<String> = columns.iter().map(|c| object_name(&c.to_string())).collect();
-            let key: HashSet<String> = def.primary_key.iter().map(|i| def.columns[*i].name.clone()).collect();
-            if named != key {
-                return Err(Error::InvalidColumnReference);
+            let names = |positions: &[usize]| -> HashSet<String> {
+                positions.iter().map(|i| def.columns[*i].name.clone()).collect()
+            };
+            if declared_key && named == names(&def.primary_key) {
+                return Ok(Arbiter::PrimaryKey);
             }
+            let unique = def.uniques.iter().position(|u| names(&u.columns) == named);
+            unique.map(Arbiter::Unique).ok_or(Error::InvalidColumnReference)
         }
         Some(ConflictTarget::OnConstraint(name)) => {
             let name = object_name(&name.to_string());
-            if name != def.primary_key_name() {
-                return Err(Error::UndefinedObject(format!(
-                    "constraint \"{name}\" for table \"{}\" does not exist",
-                    def.name
-                )));
+            if declared_key && name == def.primary_key_name() {
+                return Ok(Arbiter::PrimaryKey);
             }
+            let unique = def.uniques.iter().position(|u| u.name == name);
+            unique.map(Arbiter::Unique).ok_or_else(|| {
+                Error::UndefinedObject(format!("constraint \"{name}\" for table \"{}\" does not exist", def.name))
+            })
         }
         None if matches!(on.action, OnConflictAction::DoUpdate(_)) => {
-            return Err(Error::Malformed(
-                "ON CONFLICT DO UPDATE requires inference specification or constraint name".into(),
-            ));
+            Err(Error::Malformed("ON CONFLICT DO UPDATE requires inference specification or constraint name".into()))
         }
-        None => {}
+        None => Ok(Arbiter::Any),
     }
+}
+
+/// Resolves the SET targets of the ON CONFLICT clause. `qualifier` is how
+/// the statement names the target (alias or name).
+pub fn conflict_action(def: &RelationDef, on: &OnConflict, qualifier: &str) -> Result<ConflictAction> {
     let OnConflictAction::DoUpdate(update) = &on.action else {
         return Ok(ConflictAction::DoNothing);
     };
@@ -127,49 +158,84 @@ fn qualify(def: &RelationDef, qualifier: &str, expr: &SqlExpr) -> SqlExpr {
     expr
 }
 
-/// The write for `proposed` (user columns) under `action`, and the rows the
-/// statement inserted or updated (what RETURNING reports).
+/// Each proposed row's values in one constraint (`None`: a NULL, which
+/// conflicts with nothing) and the key of the row that holds them now.
+fn held_values(table: &TableState, constraint: Arbiter, proposed: &RecordBatch) -> Result<Vec<Held>> {
+    Ok(match constraint {
+        Arbiter::Unique(number) => {
+            let index = &table.uniques[number];
+            let values = table.codec.unique_values(number, proposed)?;
+            values
+                .into_iter()
+                .map(|value| Held { holder: value.as_ref().and_then(|v| index.get(v).cloned()), value })
+                .collect()
+        }
+        _ => {
+            let keys = table.codec.keys(proposed)?;
+            keys.into_iter()
+                .map(|key| Held { holder: table.rows.contains_key(&key).then(|| key.clone()), value: Some(key) })
+                .collect()
+        }
+    })
+}
+
+struct Held {
+    value: Option<Key>,
+    holder: Option<Key>,
+}
+
+/// The write for `proposed` (user columns) under `action` on `arbiter`, and
+/// the rows the statement inserted or updated (what RETURNING reports).
+#[allow(clippy::too_many_arguments)]
 pub async fn resolve(
     state: &SessionState,
     table: &TableState,
     def: &Arc<RelationDef>,
     proposed: RecordBatch,
+    arbiter: Arbiter,
     action: &ConflictAction,
     qualifier: &str,
     params: Option<&ParamValues>,
 ) -> Result<(TableWrite, RecordBatch)> {
-    let codec = &table.codec;
-    let keys = codec.keys(&proposed)?;
     let empty = RecordBatch::new_empty(def.user_schema());
     let (assigned, values, selection) = match action {
         ConflictAction::DoNothing => {
-            let mut seen = HashSet::new();
-            let fresh: Vec<u32> = (0..keys.len())
-                .filter(|&i| !table.rows.contains_key(&keys[i]) && seen.insert(keys[i].clone()))
-                .map(|i| i as u32)
-                .collect();
+            // A row taking values held now, or by a row proposed before it, is left out.
+            let mut fresh = vec![true; proposed.num_rows()];
+            for constraint in arbiter.constraints(def) {
+                let mut seen = HashSet::new();
+                for (row, held) in held_values(table, constraint, &proposed)?.into_iter().enumerate() {
+                    let Some(value) = held.value else { continue };
+                    fresh[row] &= held.holder.is_none() && seen.insert(value);
+                }
+            }
+            let fresh: Vec<u32> = (0..fresh.len()).filter(|&i| fresh[i]).map(|i| i as u32).collect();
             let inserts = take_record_batch(&proposed, &UInt32Array::from(fresh))?;
             let write = TableWrite { relation: def.id, deletes: empty, expected: Vec::new(), inserts: inserts.clone() };
             return Ok((write, inserts));
         }
         ConflictAction::DoUpdate { assigned, values, selection } => (assigned, values, selection),
     };
+    let held = held_values(table, arbiter, &proposed)?;
     let mut seen = HashSet::new();
-    if let Some(index) = (0..keys.len()).find(|&i| !seen.insert(keys[i].clone())) {
+    if let Some(row) = (0..held.len()).find(|&i| held[i].value.as_ref().is_some_and(|v| !seen.insert(v.clone()))) {
+        let values = match arbiter {
+            Arbiter::Unique(number) => table.codec.describe_unique(number, &proposed, row),
+            _ => table.codec.describe_key(&proposed, row),
+        };
         return Err(Error::CardinalityViolation(format!(
-            "ON CONFLICT DO UPDATE command cannot affect row a second time ({} is proposed twice); \
-             ensure that no rows proposed for insertion within the same command have duplicate constrained values",
-            codec.describe_key(&proposed, index)
+            "ON CONFLICT DO UPDATE command cannot affect row a second time ({values} is proposed twice); \
+             ensure that no rows proposed for insertion within the same command have duplicate constrained values"
         )));
     }
-    let (taken, fresh): (Vec<usize>, Vec<usize>) = (0..keys.len()).partition(|&i| table.rows.contains_key(&keys[i]));
+    let (taken, fresh): (Vec<usize>, Vec<usize>) = (0..held.len()).partition(|&i| held[i].holder.is_some());
     let indices = |positions: &[usize]| UInt32Array::from(positions.iter().map(|&i| i as u32).collect::<Vec<_>>());
     let inserts = take_record_batch(&proposed, &indices(&fresh))?;
     if taken.is_empty() {
         let write = TableWrite { relation: def.id, deletes: empty, expected: Vec::new(), inserts: inserts.clone() };
         return Ok((write, inserts));
     }
-    let taken_keys: Vec<Key> = taken.iter().map(|&i| keys[i].clone()).collect();
+    let taken_keys: Vec<Key> = taken.iter().filter_map(|&i| held[i].holder.clone()).collect();
     let existing = table.to_batch(&def.full_schema(), Some(&taken_keys))?;
     let excluded = take_record_batch(&proposed, &indices(&taken))?;
     let found =
