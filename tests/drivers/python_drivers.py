@@ -246,6 +246,7 @@ def with_sqlalchemy():
         id: orm.Mapped[int] = orm.mapped_column(sqlalchemy.BigInteger, primary_key=True)
         account_id: orm.Mapped[int] = orm.mapped_column(sqlalchemy.ForeignKey("sa_accounts.id"))
         amount: orm.Mapped[D] = orm.mapped_column(sqlalchemy.Numeric(12, 2))
+        ref: orm.Mapped[str] = orm.mapped_column(sqlalchemy.String(20), unique=True)
 
     # In a transaction block, as SQLAlchemy runs DDL.
     Base.metadata.create_all(engine)
@@ -269,7 +270,7 @@ def with_sqlalchemy():
         check("sqlalchemy in_", chosen, [2])
     with orm.Session(engine) as session:
         # A foreign key: an account an entry names cannot be deleted.
-        session.add(Entry(account_id=1, amount=D("5.00")))
+        session.add(Entry(account_id=1, amount=D("5.00"), ref="e1"))
         session.commit()
         session.delete(session.get(Account, 1))
         try:
@@ -278,6 +279,15 @@ def with_sqlalchemy():
         except sqlalchemy.exc.IntegrityError as error:
             refused = error.orig.sqlstate
         check("sqlalchemy foreign key", refused, "23503")
+    with orm.Session(engine) as session:
+        # A UNIQUE column: the error names its constraint, as psycopg reads it.
+        session.add(Entry(account_id=2, amount=D("1.00"), ref="e1"))
+        try:
+            session.commit()
+            refused = None
+        except sqlalchemy.exc.IntegrityError as error:
+            refused = (error.orig.sqlstate, error.orig.diag.constraint_name, error.orig.diag.table_name)
+        check("sqlalchemy unique", refused, ("23505", "sa_entries_ref_key", "sa_entries"))
     with engine.begin() as connection:
         connection.execute(Account.__table__.insert(), [dict(id=i, owner="b", balance=1, opened=NOON) for i in range(100, 150)])
         changed = connection.execute(Account.__table__.update().where(Account.id >= 140).values(owner="u")).rowcount
