@@ -238,6 +238,19 @@ pub struct UniqueDef {
     pub columns: Vec<usize>,
     #[serde(default, skip_serializing_if = "std::ops::Not::not")]
     pub nulls_not_distinct: bool,
+    /// Made by `CREATE UNIQUE INDEX`: an index, not a constraint (psql
+    /// lists it as `UNIQUE`, `pg_constraint` has no row for it).
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub index_only: bool,
+}
+
+/// An index `CREATE INDEX` made: the rows by their values in its columns,
+/// so an equality on all of them is a lookup, not a scan.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct IndexDef {
+    pub name: String,
+    /// Positions of its columns, as declared.
+    pub columns: Vec<usize>,
 }
 
 /// A FOREIGN KEY: the table's rows name a row of the referenced table by
@@ -282,6 +295,8 @@ pub struct RelationDef {
     pub checks: Vec<CheckDef>,
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub uniques: Vec<UniqueDef>,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub indexes: Vec<IndexDef>,
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub foreign_keys: Vec<ForeignKeyDef>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -425,6 +440,16 @@ impl RelationDef {
     /// The name PostgreSQL gives the primary key constraint.
     pub fn primary_key_name(&self) -> String {
         format!("{}_pkey", self.name)
+    }
+
+    /// Whether an index or constraint of this relation is named `name`
+    /// (PostgreSQL names a key's index as the key).
+    pub fn has_index_or_constraint(&self, name: &str) -> bool {
+        (self.kind == RelationKind::Table && self.row_id().is_none() && name == self.primary_key_name())
+            || self.uniques.iter().any(|u| u.name == name)
+            || self.indexes.iter().any(|i| i.name == name)
+            || self.checks.iter().any(|c| c.name == name)
+            || self.foreign_keys.iter().any(|f| f.name == name)
     }
 }
 

@@ -321,6 +321,17 @@ impl Session {
             Command::SetRetention { kind, name, retention, if_exists } => {
                 self.alter(kind, Change::SetRetention { name, kind, retention, if_exists }).await
             }
+            Command::AlterIndexes { changes, tag } => {
+                let changes: Vec<Change> = changes.into_iter().map(Change::AlterIndexes).collect();
+                if self.transaction.is_none() {
+                    self.db.log.commit(changes).await?;
+                    return Ok(done(tag));
+                }
+                for change in changes {
+                    self.alter_in_block(change, tag)?;
+                }
+                Ok(done(tag))
+            }
             Command::DropRelation { kind, view, names, if_exists, cascade } => {
                 let noun = if view { "materialized view" } else { kind.noun() };
                 let tag = format!("DROP {}", noun.to_uppercase());

@@ -12,6 +12,7 @@
 
 pub mod cancel_gate;
 mod coalesce;
+mod indexes;
 pub mod layout;
 mod position;
 pub mod record;
@@ -79,6 +80,16 @@ pub enum Error {
     DependentObjects(String),
     #[error("duplicate key value violates unique constraint \"{constraint}\"")]
     UniqueViolation { table: String, constraint: String, detail: String },
+    /// CREATE UNIQUE INDEX or ADD CONSTRAINT … UNIQUE over rows that repeat a value.
+    #[error("could not create unique index \"{index}\"")]
+    UniqueIndexBlocked { table: String, index: String, detail: String },
+    /// Something PostgreSQL does that Strata does not (yet): 0A000.
+    #[error("{0}")]
+    Unsupported(String),
+    #[error("index \"{0}\" does not exist")]
+    UndefinedIndex(String),
+    #[error("constraint \"{name}\" of relation \"{relation}\" does not exist")]
+    UndefinedConstraint { relation: String, name: String },
     /// A row names a key its referenced table lacks, or a deleted key is
     /// still named; `message` is PostgreSQL's, which says which.
     #[error("{message}")]
@@ -133,6 +144,7 @@ impl Change {
             primary_key: primary_key.clone(),
             checks: checks.clone(),
             uniques: uniques.clone(),
+            indexes: Vec::new(),
             foreign_keys,
             retention: retention.clone(),
             view: None,
@@ -159,6 +171,8 @@ pub enum Change {
         /// [`PROVISIONAL_RELATION_IDS`]).
         provisional: Option<RelationId>,
     },
+    /// An index made or dropped.
+    AlterIndexes(IndexChange),
     /// A column added to or dropped from a relation.
     AlterColumns {
         name: String,
@@ -205,6 +219,39 @@ pub enum Change {
     },
     /// Rows retracted from and added to a table; keys are checked at commit.
     TableWrite(TableWrite),
+}
+
+/// What `CREATE [UNIQUE] INDEX`, `DROP INDEX` and `ALTER TABLE … ADD
+/// CONSTRAINT … UNIQUE` ask for.
+#[derive(Debug, Clone)]
+pub enum IndexChange {
+    Create {
+        table: String,
+        index: NewIndex,
+        if_not_exists: bool,
+    },
+    Drop {
+        name: String,
+        if_exists: bool,
+    },
+    /// `ALTER TABLE table DROP CONSTRAINT name` (a UNIQUE constraint).
+    DropConstraint {
+        table: String,
+        name: String,
+        if_exists: bool,
+    },
+}
+
+/// An index or UNIQUE constraint as written: its columns by name.
+#[derive(Debug, Clone)]
+pub struct NewIndex {
+    /// `None`: named as PostgreSQL names it (`t_a_idx`, a constraint `t_a_key`).
+    pub name: Option<String>,
+    pub columns: Vec<String>,
+    pub unique: bool,
+    pub nulls_not_distinct: bool,
+    /// A UNIQUE constraint (`ADD CONSTRAINT`), not only an index.
+    pub constraint: bool,
 }
 
 /// What `ALTER … ADD COLUMN` / `DROP COLUMN` asks for.

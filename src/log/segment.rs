@@ -456,6 +456,7 @@ mod tests {
             primary_key: vec![],
             checks: vec![],
             uniques: Vec::new(),
+            indexes: Vec::new(),
             foreign_keys: Vec::new(),
             retention: None,
             view: None,

@@ -373,19 +373,20 @@ fn resolve(
                 None if *if_exists => continue,
                 None => return Err(Error::UndefinedRelation(name.clone())),
             },
-            Change::RenameRelation { .. } | Change::AlterColumns { .. } | Change::SetRetention { .. } => {
-                match alteration(&state.catalog, change, offset)? {
-                    None => continue,
-                    Some(Alteration::Rename { relation, name }) => {
-                        state.catalog.rename(relation, &name);
-                        Entry::RenameRelation { relation, name }
-                    }
-                    Some(Alteration::Replace(def)) => {
-                        reshape(state, &def, offset)?;
-                        Entry::AlterRelation(*def)
-                    }
+            Change::RenameRelation { .. }
+            | Change::AlterColumns { .. }
+            | Change::SetRetention { .. }
+            | Change::AlterIndexes(_) => match alteration(&state.catalog, change, offset)? {
+                None => continue,
+                Some(Alteration::Rename { relation, name }) => {
+                    state.catalog.rename(relation, &name);
+                    Entry::RenameRelation { relation, name }
                 }
-            }
+                Some(Alteration::Replace(def)) => {
+                    reshape(state, &def, offset)?;
+                    Entry::AlterRelation(*def)
+                }
+            },
             Change::Append { relation, rows } => {
                 if rows.num_rows() == 0 {
                     continue;
@@ -477,6 +478,10 @@ pub(crate) fn alteration(catalog: &Catalog, change: &Change, offset: Offset) -> 
             def.retention = retention.clone();
             Alteration::Replace(Box::new(def))
         }
+        Change::AlterIndexes(change) => match super::indexes::altered(catalog, change)? {
+            Some(def) => Alteration::Replace(Box::new(def)),
+            None => return Ok(None),
+        },
         _ => return Ok(None),
     }))
 }
@@ -572,6 +577,8 @@ fn check_table_write(
     let codec = table.codec.clone();
     table.count_references(&write.deletes, |_| true)?;
     table.count_references(&write.inserts, |_| false)?;
+    table.index_rows(&write.deletes, |_| true)?;
+    table.index_rows(&write.inserts, |_| false)?;
     let (deleted, inserted) = (codec.keys(&write.deletes)?, codec.keys(&write.inserts)?);
     // Removed and inserted before checking, one walk of the key index each:
     // on an error the caller drops this trial state.
@@ -685,7 +692,7 @@ fn alter_columns(def: &RelationDef, change: &ColumnChange, offset: Offset) -> Re
             altered.columns.remove(position);
             let shift = |k: &usize| if *k > position { k - 1 } else { *k };
             altered.primary_key = def.primary_key.iter().map(shift).collect();
-            // A foreign key or UNIQUE constraint on the column goes with it, as in PostgreSQL.
+            // A foreign key, UNIQUE constraint or index on the column goes with it, as in PostgreSQL.
             altered.foreign_keys.retain(|f| !f.columns.contains(&position));
             for foreign in &mut altered.foreign_keys {
                 foreign.columns = foreign.columns.iter().map(shift).collect();
@@ -693,6 +700,10 @@ fn alter_columns(def: &RelationDef, change: &ColumnChange, offset: Offset) -> Re
             altered.uniques.retain(|u| !u.columns.contains(&position));
             for unique in &mut altered.uniques {
                 unique.columns = unique.columns.iter().map(shift).collect();
+            }
+            altered.indexes.retain(|i| !i.columns.contains(&position));
+            for index in &mut altered.indexes {
+                index.columns = index.columns.iter().map(shift).collect();
             }
         }
         ColumnChange::Rename { from, to } => {
@@ -729,7 +740,10 @@ fn mentions(expr: &str, column: &str) -> bool {
 /// at offset `at`) gets its rows laid out anew (history stays as written).
 fn reshape(state: &mut State, def: &RelationDef, at: Offset) -> Result<()> {
     let changed = state.catalog.by_id(def.id).is_some_and(|old| {
-        old.columns != def.columns || old.foreign_keys != def.foreign_keys || old.uniques != def.uniques
+        old.columns != def.columns
+            || old.foreign_keys != def.foreign_keys
+            || old.uniques != def.uniques
+            || old.indexes != def.indexes
     });
     state.catalog.replace(def.clone());
     if changed && let Some(table) = state.tables.by_relation.get_mut(&def.id) {

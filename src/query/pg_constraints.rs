@@ -56,25 +56,40 @@ fn shown_foreign_keys(def: &RelationDef) -> usize {
     def.foreign_keys.len().min(FIRST_UNIQUE - FIRST_FOREIGN_KEY)
 }
 
-/// A table's indexes: its declared primary key's (number 0) and its UNIQUE
-/// constraints' (1 + n), with their names and columns.
+/// A table's indexes: its declared primary key's (number 0), its UNIQUE
+/// constraints' and indexes' (1 + n), then its other indexes, with their
+/// names and columns.
 fn indexes(def: &RelationDef) -> Vec<Index<'_>> {
     let key = declared_key(def).map(|columns| Index {
         number: 0,
         name: def.primary_key_name(),
         columns,
         primary: true,
+        unique: true,
+        constraint: true,
         nulls_not_distinct: false,
     });
-    let shown = if def.view.is_some() { 0 } else { INDEXES_PER_RELATION as usize - 1 };
-    let uniques = def.uniques.iter().take(shown).enumerate().map(|(n, unique)| Index {
-        number: 1 + n,
+    let uniques = def.uniques.iter().map(|unique| Index {
+        number: 0,
         name: unique.name.clone(),
         columns: &unique.columns,
         primary: false,
+        unique: true,
+        constraint: !unique.index_only,
         nulls_not_distinct: unique.nulls_not_distinct,
     });
-    key.into_iter().chain(uniques).collect()
+    let others = def.indexes.iter().map(|index| Index {
+        number: 0,
+        name: index.name.clone(),
+        columns: &index.columns,
+        primary: false,
+        unique: false,
+        constraint: false,
+        nulls_not_distinct: false,
+    });
+    let numbered = uniques.chain(others).enumerate().map(|(n, index)| Index { number: 1 + n, ..index });
+    let shown = if def.view.is_some() { 0 } else { INDEXES_PER_RELATION as usize - 1 };
+    key.into_iter().chain(numbered.take(shown)).collect()
 }
 
 struct Index<'a> {
@@ -82,6 +97,9 @@ struct Index<'a> {
     name: String,
     columns: &'a [usize],
     primary: bool,
+    unique: bool,
+    /// Whether a constraint (primary key, UNIQUE) stands behind it.
+    constraint: bool,
     nulls_not_distinct: bool,
 }
 
@@ -246,7 +264,7 @@ pub fn index_rows(log: &Log, classes: &HashMap<String, ClassRow>, schema: &Schem
             ("indrelid", Arc::new(Int32Array::from_iter_values(indexed.iter().map(|(.., c)| c.oid)))),
             ("indnatts", column_count.clone()),
             ("indnkeyatts", column_count),
-            ("indisunique", bools(true)),
+            ("indisunique", flags(|i| i.unique)),
             ("indnullsnotdistinct", flags(|i| i.nulls_not_distinct)),
             ("indisprimary", flags(|i| i.primary)),
             ("indimmediate", bools(true)),
@@ -284,7 +302,7 @@ pub fn constraint_rows(log: &Log, classes: &HashMap<String, ClassRow>, schema: &
     for def in catalog.relations() {
         let Some(class) = classes.get(&def.name).copied() else { continue };
         let class = Some(class);
-        for index in indexes(def) {
+        for index in indexes(def).into_iter().filter(|i| i.constraint) {
             let (kind, number) = if index.primary { ("p", 0) } else { ("u", FIRST_UNIQUE + index.number - 1) };
             rows.push(Row {
                 oid: constraint_oid(def, number),
@@ -459,7 +477,8 @@ impl ScalarUDFImpl for Definition {
                         let index =
                             indexes(def).into_iter().find(|i| i.number == (number % INDEXES_PER_RELATION) as usize)?;
                         Some(format!(
-                            "CREATE UNIQUE INDEX {} ON public.{} USING btree ({}){}",
+                            "CREATE {}INDEX {} ON public.{} USING btree ({}){}",
+                            if index.unique { "UNIQUE " } else { "" },
                             index.name,
                             def.name,
                             key_columns(def, index.columns),
@@ -473,7 +492,8 @@ impl ScalarUDFImpl for Definition {
                         match (number % CONSTRAINTS_PER_RELATION) as usize {
                             0 => Some(format!("PRIMARY KEY ({})", key_columns(def, declared_key(def)?))),
                             unique if unique >= FIRST_UNIQUE => {
-                                let index = indexes(def).into_iter().find(|i| i.number == 1 + unique - FIRST_UNIQUE)?;
+                                let number = 1 + unique - FIRST_UNIQUE;
+                                let index = indexes(def).into_iter().find(|i| i.number == number && i.constraint)?;
                                 Some(format!("UNIQUE{} ({})", index.nulls(), key_columns(def, index.columns)))
                             }
                             foreign if foreign >= FIRST_FOREIGN_KEY => {

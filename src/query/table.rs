@@ -1,15 +1,16 @@
 //! A Strata table as a DataFusion table: scans read its current state (the
-//! statement's snapshot of the key index, never the history), with a point
-//! lookup when the filters fix the whole primary key; inserts become a
-//! [`TableWrite`] checked at commit.
+//! statement's snapshot of the key index, never the history), with a
+//! lookup when the filters fix every column of the primary key, a UNIQUE
+//! constraint or an index; inserts become a [`TableWrite`] checked at commit.
 
+use std::collections::HashMap;
 use std::sync::Arc;
 
 use async_trait::async_trait;
 use datafusion::arrow::array::{AsArray, RecordBatch};
 use datafusion::arrow::datatypes::{Schema, SchemaRef};
 use datafusion::catalog::{Session, TableProvider};
-use datafusion::common::{Column, Result as DfResult, ScalarValue};
+use datafusion::common::{Result as DfResult, ScalarValue};
 use datafusion::datasource::TableType;
 use datafusion::datasource::memory::MemorySourceConfig;
 use datafusion::datasource::sink::{DataSink, DataSinkExec};
@@ -26,7 +27,7 @@ use crate::error::Error;
 use crate::log::{Log, Offset};
 use crate::table::TableWrite;
 use crate::table::replay::{Base, Replay, Times};
-use crate::table::state::{Key, TableState};
+use crate::table::state::{Key, Lookup, TableState};
 use crate::write::{Limits, check_rows, user_columns};
 
 #[derive(Debug)]
@@ -44,30 +45,25 @@ impl TableStateTable {
         TableStateTable { log, def, schema, defaults }
     }
 
-    /// The keys the filters pin down (`k = literal` for every key column).
+    /// The keys of the rows the filters can match, when they fix (`c =
+    /// literal`) every column of the primary key, else of a UNIQUE
+    /// constraint, else of an index.
     fn lookup_keys(&self, table: &TableState, filters: &[Expr]) -> Option<Vec<Key>> {
-        let mut values: Vec<Option<ScalarValue>> = vec![None; self.def.primary_key.len()];
-        for filter in filters {
-            let Expr::BinaryExpr(BinaryExpr { left, op: Operator::Eq, right }) = filter else { continue };
-            let (column, literal) = match (left.as_ref(), right.as_ref()) {
-                (Expr::Column(c), Expr::Literal(v, _)) | (Expr::Literal(v, _), Expr::Column(c)) => (c, v),
-                _ => continue,
-            };
-            if let Some(slot) = self.key_slot(column) {
-                values[slot] = Some(literal.clone());
-            }
+        let fixed = fixed_columns(&self.def, filters);
+        let values = |positions: &[usize]| -> Option<Vec<ScalarValue>> {
+            positions.iter().map(|p| fixed.get(p).cloned()).collect()
+        };
+        // A value of another type: scan, and let the filter decide.
+        if let Some(values) = values(&self.def.primary_key) {
+            return table.codec.key_of(&values).ok().map(|key| key.into_iter().collect());
         }
-        let values = values.into_iter().collect::<Option<Vec<_>>>()?;
-        match table.codec.key_of(&values) {
-            Ok(key) => Some(key.into_iter().collect()),
-            // A value of another type: scan, and let the filter decide.
-            Err(_) => None,
+        let uniques = self.def.uniques.iter().enumerate().map(|(n, u)| (Lookup::Unique(n), &u.columns));
+        let indexes = self.def.indexes.iter().enumerate().map(|(n, i)| (Lookup::Index(n), &i.columns));
+        let (lookup, values) = uniques.chain(indexes).find_map(|(lookup, columns)| Some((lookup, values(columns)?)))?;
+        match table.codec.lookup_values(lookup, &values).ok()? {
+            Some(values) => Some(table.look_up(lookup, &values)),
+            None => Some(Vec::new()), // A NULL equals nothing.
         }
-    }
-
-    fn key_slot(&self, column: &Column) -> Option<usize> {
-        let index = self.def.columns.iter().position(|c| c.name == column.name)?;
-        self.def.primary_key.iter().position(|k| *k == index)
     }
 }
 
@@ -133,6 +129,22 @@ impl TableProvider for TableStateTable {
         let sink = TableSink::new(self.log.clone(), self.def.clone(), self.schema.clone());
         Ok(Arc::new(DataSinkExec::new(input, Arc::new(sink), None)))
     }
+}
+
+/// The columns (by position) that `filters` fix to a literal.
+fn fixed_columns(def: &RelationDef, filters: &[Expr]) -> HashMap<usize, ScalarValue> {
+    let mut fixed = HashMap::new();
+    for filter in filters {
+        let Expr::BinaryExpr(BinaryExpr { left, op: Operator::Eq, right }) = filter else { continue };
+        let (column, literal) = match (left.as_ref(), right.as_ref()) {
+            (Expr::Column(c), Expr::Literal(v, _)) | (Expr::Literal(v, _), Expr::Column(c)) => (c, v),
+            _ => continue,
+        };
+        if let Some(position) = def.columns.iter().position(|c| c.name == column.name) {
+            fixed.insert(position, literal.clone());
+        }
+    }
+    fixed
 }
 
 /// A table's rows at `offset` (full schema), for a full scan: the rows the

@@ -34,6 +34,7 @@ pub fn error_info(error: &Error) -> ErrorInfo {
     let (table, column, constraint, detail) = match error {
         Error::Storage(
             log::Error::UniqueViolation { table, constraint, detail }
+            | log::Error::UniqueIndexBlocked { table, index: constraint, detail }
             | log::Error::ForeignKeyViolation { table, constraint, detail, .. },
         ) => (table, None, Some(constraint), Some(detail)),
         Error::CheckViolation { relation, constraint } => (relation, None, Some(constraint), None),
@@ -95,7 +96,9 @@ fn sqlstate(error: &Error) -> &'static str {
             log::Error::UndefinedColumn { .. } => "42703",
             log::Error::DependentObjects(_) => "2BP01",
             log::Error::CommitTooLarge { .. } => "54000",
-            log::Error::UniqueViolation { .. } => "23505",
+            log::Error::UniqueViolation { .. } | log::Error::UniqueIndexBlocked { .. } => "23505",
+            log::Error::UndefinedIndex(_) | log::Error::UndefinedConstraint { .. } => "42704",
+            log::Error::Unsupported(_) => "0A000",
             log::Error::ForeignKeyViolation { .. } => "23503",
             log::Error::Conflict | log::Error::ViewBehind => "40001",
             log::Error::View { source, .. } => match source {

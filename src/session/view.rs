@@ -228,6 +228,7 @@ impl Session {
             created_at: Offset::ZERO,
             checks: Vec::new(),
             uniques: Vec::new(),
+            indexes: Vec::new(),
             foreign_keys: Vec::new(),
             retention: None,
             view: Some(ViewDef {

@@ -163,10 +163,16 @@ pub struct TableDefinition {
 }
 
 /// A UNIQUE constraint as written: its columns by name.
-struct UniqueClause {
-    name: Option<String>,
-    columns: Vec<String>,
-    nulls_not_distinct: bool,
+pub struct UniqueClause {
+    pub name: Option<String>,
+    pub columns: Vec<String>,
+    pub nulls_not_distinct: bool,
+}
+
+/// A table constraint's UNIQUE (a, b).
+pub fn unique_clause(constraint: &UniqueConstraint) -> Result<UniqueClause> {
+    let columns = constraint.columns.iter().map(|c| super::parse::object_name(&c.column.expr.to_string())).collect();
+    unique(columns, constraint)
 }
 
 /// A UNIQUE constraint on `columns` (the column's own when it is a column
@@ -310,11 +316,7 @@ pub fn table_definition(table: &str, create: &CreateTable) -> Result<TableDefini
                 let columns = constraint.columns.iter().map(|c| c.value.clone()).collect();
                 foreign_keys.push(foreign_key(columns, constraint)?);
             }
-            TableConstraint::Unique(constraint) => {
-                let columns =
-                    constraint.columns.iter().map(|c| super::parse::object_name(&c.column.expr.to_string())).collect();
-                uniques.push(unique(columns, constraint)?);
-            }
+            TableConstraint::Unique(constraint) => uniques.push(unique_clause(constraint)?),
             other => {
                 return Err(Error::FeatureNotSupported(format!("table constraint {other} is not supported yet")));
             }
@@ -377,7 +379,12 @@ fn unique_constraints(
                     .expect("some suffix is free")
             }
         };
-        uniques.push(UniqueDef { name, columns: positions, nulls_not_distinct: clause.nulls_not_distinct });
+        uniques.push(UniqueDef {
+            name,
+            columns: positions,
+            nulls_not_distinct: clause.nulls_not_distinct,
+            index_only: false,
+        });
     }
     Ok(uniques)
 }

@@ -10,6 +10,7 @@ pub(crate) mod ddl;
 pub mod default_keyword;
 pub mod dialect;
 mod exists;
+mod indexes;
 pub mod insert_columns;
 mod insert_values;
 mod join_columns;

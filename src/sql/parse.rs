@@ -15,7 +15,7 @@ use super::ddl;
 use super::dialect::StrataDialect;
 use crate::catalog::{CheckDef, ColumnDef, RelationKind, Retention};
 use crate::error::{Error, Result};
-use crate::log::ColumnChange;
+use crate::log::{ColumnChange, IndexChange};
 use crate::write::copy::{CopyFormat, CopyOptions};
 
 #[derive(Debug, Clone)]
@@ -51,6 +51,12 @@ pub enum Command {
         foreign_keys: Vec<ddl::ForeignKeyClause>,
         retention: Option<Retention>,
         if_not_exists: bool,
+    },
+    /// `CREATE INDEX`, `DROP INDEX` (`tag` says which), `ALTER TABLE … ADD
+    /// CONSTRAINT … UNIQUE` or `DROP CONSTRAINT`.
+    AlterIndexes {
+        changes: Vec<IndexChange>,
+        tag: &'static str,
     },
     /// `ALTER TABLE|STREAM name ADD COLUMN … | DROP COLUMN …`.
     AlterColumns {
@@ -403,13 +409,13 @@ fn command(statement: Statement, about_stream: bool) -> Result<Command> {
                 "CREATE VIEW is not supported; a view in Strata is kept current: use CREATE MATERIALIZED VIEW".into(),
             ));
         }
-        Statement::CreateIndex(_) => {
-            return Err(Error::FeatureNotSupported(
-                "CREATE INDEX is not supported; a table is indexed by its primary key, and a stream's \
-                 _offset and _ts ranges skip segments"
-                    .into(),
-            ));
+        Statement::CreateIndex(create) => {
+            Command::AlterIndexes { changes: vec![super::indexes::create_index(&create)?], tag: "CREATE INDEX" }
         }
+        Statement::Drop { object_type: ObjectType::Index, if_exists, names, .. } => Command::AlterIndexes {
+            changes: names.iter().map(|n| IndexChange::Drop { name: object_name(&n.to_string()), if_exists }).collect(),
+            tag: "DROP INDEX",
+        },
         Statement::AlterTable(alter) => {
             let kind = if about_stream { RelationKind::Stream } else { RelationKind::Table };
             match alter.operations.as_slice() {
@@ -420,6 +426,20 @@ fn command(statement: Statement, about_stream: bool) -> Result<Command> {
                         name: object_name(&alter.name.to_string()),
                         new_name: object_name(&new_name.to_string()),
                         if_exists: alter.if_exists,
+                    }
+                }
+                [AlterTableOperation::AddConstraint { constraint, .. }] if !about_stream => Command::AlterIndexes {
+                    changes: vec![super::indexes::add_constraint(object_name(&alter.name.to_string()), constraint)?],
+                    tag: "ALTER TABLE",
+                },
+                [AlterTableOperation::DropConstraint { if_exists, name, .. }] if !about_stream => {
+                    Command::AlterIndexes {
+                        changes: vec![IndexChange::DropConstraint {
+                            table: object_name(&alter.name.to_string()),
+                            name: object_name(&name.to_string()),
+                            if_exists: *if_exists,
+                        }],
+                        tag: "ALTER TABLE",
                     }
                 }
                 [AlterTableOperation::AddColumn { if_not_exists, column_def, column_position: None, .. }] => {
@@ -459,7 +479,7 @@ fn command(statement: Statement, about_stream: bool) -> Result<Command> {
                 _ => {
                     return Err(Error::FeatureNotSupported(format!(
                         "ALTER {} supports only RENAME TO, ADD COLUMN, DROP COLUMN (one at a time), RENAME \
-                         COLUMN, SET (…) and RESET (…) so far",
+                         COLUMN, ADD CONSTRAINT … UNIQUE, DROP CONSTRAINT, SET (…) and RESET (…) so far",
                         kind.noun().to_uppercase()
                     )));
                 }

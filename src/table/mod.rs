@@ -39,6 +39,8 @@ pub fn apply_pending(table: &mut state::TableState, write: &TableWrite) -> crate
     let codec = table.codec.clone();
     table.count_references(&write.deletes, |_| true)?;
     table.count_references(&write.inserts, |_| false)?;
+    table.index_rows(&write.deletes, |_| true)?;
+    table.index_rows(&write.inserts, |_| false)?;
     let (deleted, inserted) = (codec.keys(&write.deletes)?, codec.keys(&write.inserts)?);
     for key in &deleted {
         table.rows.remove(key);

@@ -36,6 +36,9 @@ pub struct TableCodec {
     references: Vec<RowConverter>,
     /// Per UNIQUE constraint: its columns.
     uniques: Vec<RowConverter>,
+    /// Per index: its columns then the key's (an entry per row), and its
+    /// columns alone (what a lookup gives).
+    indexes: Vec<(RowConverter, RowConverter)>,
 }
 
 impl TableCodec {
@@ -55,7 +58,46 @@ impl TableCodec {
             .iter()
             .map(|unique| RowConverter::new(fields(&mut unique.columns.iter().copied())))
             .collect::<Result<_, _>>()?;
-        Ok(TableCodec { def, keys, rows, references, uniques })
+        let indexes = def
+            .indexes
+            .iter()
+            .map(|index| {
+                let entry = fields(&mut index.columns.iter().chain(&def.primary_key).copied());
+                Ok((RowConverter::new(entry)?, RowConverter::new(fields(&mut index.columns.iter().copied()))?))
+            })
+            .collect::<Result<_, ArrowError>>()?;
+        Ok(TableCodec { def, keys, rows, references, uniques, indexes })
+    }
+
+    /// Each row's entry in index `number`: its values there, then its key.
+    fn index_entries(&self, number: usize, batch: &RecordBatch) -> Result<Vec<Key>, ArrowError> {
+        let index = &self.def.indexes[number];
+        let columns: Vec<ArrayRef> =
+            index.columns.iter().chain(&self.def.primary_key).map(|p| batch.column(*p).clone()).collect();
+        let entries = self.indexes[number].0.convert_columns(&columns)?;
+        Ok(entries.iter().map(|r| Key::from(r.as_ref())).collect())
+    }
+
+    /// `values` (one per column, in order) as the leading part of the
+    /// entries of index `number` (`Unique(n)`: as its values), each
+    /// converted to its column's type; `None` when one is NULL, which equals
+    /// no value. A value that does not convert is an error.
+    pub fn lookup_values(&self, index: Lookup, values: &[ScalarValue]) -> Result<Option<Key>, ArrowError> {
+        let (positions, converter) = match index {
+            Lookup::Unique(n) => (&self.def.uniques[n].columns, &self.uniques[n]),
+            Lookup::Index(n) => (&self.def.indexes[n].columns, &self.indexes[n].1),
+        };
+        let mut columns: Vec<ArrayRef> = Vec::with_capacity(values.len());
+        for (value, position) in values.iter().zip(positions) {
+            let target = self.def.columns[*position].sql_type.arrow_type();
+            let value = value.cast_to(&target).map_err(|e| ArrowError::CastError(e.to_string()))?;
+            if value.is_null() {
+                return Ok(None);
+            }
+            columns.push(value.to_array().map_err(|e| ArrowError::CastError(e.to_string()))?);
+        }
+        let rows = converter.convert_columns(&columns)?;
+        Ok(Some(Key::from(rows.row(0).as_ref())))
     }
 
     /// The values each row of `batch` (user columns) holds in UNIQUE
@@ -169,6 +211,13 @@ fn describe(def: &RelationDef, positions: &[usize], batch: &RecordBatch, row: us
     format!("Key ({})=({})", names.join(", "), values.join(", "))
 }
 
+/// A UNIQUE constraint or an index a lookup goes through.
+#[derive(Debug, Clone, Copy)]
+pub enum Lookup {
+    Unique(usize),
+    Index(usize),
+}
+
 /// One table's rows now.
 #[derive(Debug, Clone)]
 pub struct TableState {
@@ -179,13 +228,48 @@ pub struct TableState {
     pub references: Vec<imbl::OrdMap<Key, u64>>,
     /// Per UNIQUE constraint: the key of the row holding each value.
     pub uniques: Vec<imbl::OrdMap<Key, Key>>,
+    /// Per index: an entry per row, its values then its key.
+    pub indexes: Vec<imbl::OrdSet<Key>>,
 }
 
 impl TableState {
     pub fn new(def: Arc<RelationDef>) -> Result<TableState, ArrowError> {
         let references = vec![imbl::OrdMap::new(); def.foreign_keys.len()];
         let uniques = vec![imbl::OrdMap::new(); def.uniques.len()];
-        Ok(TableState { codec: Arc::new(TableCodec::new(def)?), rows: imbl::OrdMap::new(), references, uniques })
+        let indexes = vec![imbl::OrdSet::new(); def.indexes.len()];
+        let codec = Arc::new(TableCodec::new(def)?);
+        Ok(TableState { codec, rows: imbl::OrdMap::new(), references, uniques, indexes })
+    }
+
+    /// The keys of the rows whose values in `index` are `values` (as
+    /// [`TableCodec::lookup_values`] made them), in key order.
+    pub fn look_up(&self, index: Lookup, values: &Key) -> Vec<Key> {
+        match index {
+            Lookup::Unique(n) => self.uniques[n].get(values).cloned().into_iter().collect(),
+            // Every column's encoding ends where it ends (no value's is the
+            // beginning of another's), so the entries for `values` are
+            // those that begin with it, and the key is what follows.
+            Lookup::Index(n) => self.indexes[n]
+                .range(values.clone()..)
+                .take_while(|entry| entry.as_ref().starts_with(values.as_ref()))
+                .map(|entry| Key::from(&entry.as_ref()[values.as_ref().len()..]))
+                .collect(),
+        }
+    }
+
+    /// Adds the index entries of `batch`'s rows, or removes them where `removed`.
+    pub fn index_rows(&mut self, batch: &RecordBatch, removed: impl Fn(usize) -> bool) -> Result<(), ArrowError> {
+        for number in 0..self.indexes.len() {
+            let entries = self.codec.index_entries(number, batch)?;
+            let index = &mut self.indexes[number];
+            for (row, entry) in entries.into_iter().enumerate() {
+                match removed(row) {
+                    true => drop(index.remove(&entry)),
+                    false => drop(index.insert(entry)),
+                }
+            }
+        }
+        Ok(())
     }
 
     /// Takes the unique values of a write's rows, keyed `deletes_keys` and
@@ -267,8 +351,10 @@ impl TableState {
 
     /// The same rows laid out in `def`'s columns after the `ALTER … ADD / DROP
     /// / RENAME COLUMN` at `at`: an added column takes its missing value, a
-    /// dropped one goes, a renamed one is found under its former name.
-    pub fn reshaped(&self, def: Arc<RelationDef>, at: Offset) -> Result<TableState, ArrowError> {
+    /// dropped one goes, a renamed one is found under its former name; and
+    /// indexed for `def`'s constraints and indexes, where the rows must not
+    /// repeat a value of a UNIQUE index it adds.
+    pub fn reshaped(&self, def: Arc<RelationDef>, at: Offset) -> Result<TableState, crate::log::Error> {
         let old = &self.codec.def;
         let rows = self.to_batch(&old.full_schema(), None)?;
         let columns: Vec<usize> = (0..def.full_schema().fields().len()).collect();
@@ -276,9 +362,32 @@ impl TableState {
         let before = Offset(at.0.saturating_sub(1));
         let rows = crate::log::layout::adapt(&def, &rows, before, &columns)
             .map_err(|e| ArrowError::ComputeError(e.to_string()))?;
-        let mut table = TableState::new(def)?;
+        let mut table = TableState::new(def.clone())?;
         table.load_versions(&rows)?;
+        for (number, unique) in def.uniques.iter().enumerate() {
+            if !old.uniques.iter().any(|u| u.name == unique.name) {
+                table.refuse_repeated_values(number, &rows)?;
+            }
+        }
         Ok(table)
+    }
+
+    /// Fails when two of `rows` (this table's) hold the same values in
+    /// UNIQUE constraint `number`: its index took one row per value.
+    fn refuse_repeated_values(&self, number: usize, rows: &RecordBatch) -> Result<(), crate::log::Error> {
+        let user = rows.project(&(0..self.codec.def.columns.len()).collect::<Vec<_>>())?;
+        let values = self.codec.unique_values(number, &user)?;
+        if values.iter().flatten().count() == self.uniques[number].len() {
+            return Ok(());
+        }
+        let mut seen = std::collections::HashSet::new();
+        let repeated = values.iter().position(|v| v.as_ref().is_some_and(|v| !seen.insert(v.clone())));
+        let detail = repeated.map(|row| self.codec.describe_unique(number, &user, row)).unwrap_or_default();
+        Err(crate::log::Error::UniqueIndexBlocked {
+            table: self.codec.def.name.clone(),
+            index: self.codec.def.uniques[number].name.clone(),
+            detail: format!("{detail} is duplicated."),
+        })
     }
 
     pub fn len(&self) -> usize {
@@ -299,6 +408,7 @@ impl TableState {
         ts: &[Option<CommitTs>],
     ) -> Result<(), ArrowError> {
         self.count_references(rows, |row| diffs[row] < 0)?;
+        self.index_rows(rows, |row| diffs[row] < 0)?;
         let keys = self.codec.keys(rows)?;
         self.index_unique_values(rows, &keys, |row| diffs[row] < 0)?;
         let owned = self.codec.rows(rows)?;
@@ -323,6 +433,7 @@ impl TableState {
         let offsets = batch.column(n).as_primitive::<Int64Type>();
         let ts = timestamps(batch.column(n + 1));
         self.count_references(&user, |_| false)?;
+        self.index_rows(&user, |_| false)?;
         let keys = self.codec.keys(&user)?;
         self.index_unique_values(&user, &keys, |_| false)?;
         let rows = self.codec.rows(&user)?;

@@ -96,7 +96,7 @@ pub fn arbiter(def: &RelationDef, on: &OnConflict) -> Result<Arbiter> {
             if declared_key && name == def.primary_key_name() {
                 return Ok(Arbiter::PrimaryKey);
             }
-            let unique = def.uniques.iter().position(|u| u.name == name);
+            let unique = def.uniques.iter().position(|u| u.name == name && !u.index_only);
             unique.map(Arbiter::Unique).ok_or_else(|| {
                 Error::UndefinedObject(format!("constraint \"{name}\" for table \"{}\" does not exist", def.name))
             })

@@ -237,7 +237,7 @@ def with_sqlalchemy():
     class Account(Base):
         __tablename__ = "sa_accounts"
         id: orm.Mapped[int] = orm.mapped_column(sqlalchemy.BigInteger, primary_key=True)
-        owner: orm.Mapped[str] = orm.mapped_column(sqlalchemy.String(40))
+        owner: orm.Mapped[str] = orm.mapped_column(sqlalchemy.String(40), index=True)
         balance: orm.Mapped[D] = orm.mapped_column(sqlalchemy.Numeric(12, 2))
         opened: orm.Mapped[datetime.datetime] = orm.mapped_column(sqlalchemy.DateTime(timezone=True))
 
@@ -268,6 +268,8 @@ def with_sqlalchemy():
         check("sqlalchemy orm rows", rows, [(1, "o1", D("10.50"), NOON), (2, "o2", D("11.50"), NOON)])
         chosen = session.scalars(sqlalchemy.select(Account.id).where(Account.id.in_([2, 9]))).all()
         check("sqlalchemy in_", chosen, [2])
+        # Through the index create_all made for owner.
+        check("sqlalchemy indexed column", session.scalars(sqlalchemy.select(Account.id).where(Account.owner == "o2")).all(), [2])
     with orm.Session(engine) as session:
         # A foreign key: an account an entry names cannot be deleted.
         session.add(Entry(account_id=1, amount=D("5.00"), ref="e1"))
