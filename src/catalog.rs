@@ -273,11 +273,30 @@ pub struct ForeignKeyDef {
     /// the clause (NO ACTION, the default, prints nothing).
     #[serde(default, skip_serializing_if = "String::is_empty")]
     pub actions: String,
+    /// The referenced table's UNIQUE constraint or index the columns name,
+    /// by its name; `None`: its primary key.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub parent_unique: Option<String>,
 }
 
 impl ForeignKeyDef {
     /// Stands for the table being created, which references itself.
     pub const THIS_TABLE: RelationId = RelationId(u64::MAX);
+
+    /// The columns of `parent` (the referenced table) it names, in the order
+    /// of its own [`ForeignKeyDef::columns`].
+    pub fn parent_columns<'a>(&self, parent: &'a RelationDef) -> &'a [usize] {
+        match self.parent_unique(parent) {
+            Some(number) => &parent.uniques[number].columns,
+            None => &parent.primary_key,
+        }
+    }
+
+    /// The number of the UNIQUE constraint of `parent` it names (`None`: the primary key).
+    pub fn parent_unique(&self, parent: &RelationDef) -> Option<usize> {
+        let name = self.parent_unique.as_ref()?;
+        parent.uniques.iter().position(|u| &u.name == name)
+    }
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]

@@ -286,6 +286,7 @@ impl Session {
                     columns: &columns,
                     primary_key: &primary_key,
                     checks: &checks,
+                    uniques: &uniques,
                 };
                 let foreign_keys = match if_not_exists && self.relation(&name).is_some() {
                     true => Vec::new(), // Nothing is created.

@@ -1438,6 +1438,24 @@ async fn unique_constraints_hold_after_kill_9_and_against_a_concurrent_insert() 
         rows.await,
         ["1 ann@example.com -", "2 carl@example.com bob", "3 bob@example.com b", "6 eve@example.com g"]
     );
+
+    // A UNIQUE index over a history that repeated a value, sealed into
+    // segments a restart replays with the index's definition.
+    client
+        .batch_execute(
+            "CREATE TABLE tags (id INT PRIMARY KEY, tag TEXT); INSERT INTO tags VALUES (1, 'a'), (2, 'a'); \
+             DELETE FROM tags WHERE id = 2; CREATE UNIQUE INDEX tags_tag ON tags (tag); CHECKPOINT",
+        )
+        .await
+        .unwrap();
+    drop((client, other));
+    let mut server = server;
+    server.kill9();
+    let server = common::Server::start(&data);
+    let client = server.client().await;
+    let taken = client.execute("INSERT INTO tags VALUES (3, 'a')", &[]).await.unwrap_err();
+    assert_eq!(refused(taken).1.as_deref(), Some("tags_tag"));
+    assert_eq!(common::text_rows(&client, "SELECT id::text FROM tags WHERE tag = 'a'").await, ["1"]);
 }
 
 /// An index answers as a scan does: after random inserts, updates and

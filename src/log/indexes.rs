@@ -64,6 +64,7 @@ pub fn altered(catalog: &Catalog, change: &IndexChange) -> Result<Option<Relatio
                     false => Err(Error::UndefinedIndex(name.clone())),
                 };
             };
+            crate::table::foreign_key::refuse_if_unique_referenced(catalog, def, name, &format!("drop index {name}"))?;
             if def.uniques.iter().any(|u| &u.name == name && !u.index_only) {
                 return Err(Error::DependentObjects(format!(
                     "cannot drop index {name} because constraint {name} on table {} requires it (drop the \
@@ -86,6 +87,8 @@ pub fn altered(catalog: &Catalog, change: &IndexChange) -> Result<Option<Relatio
                     "cannot drop constraint {name}: a table's primary key is its rows' identity in Strata"
                 )));
             }
+            let what = format!("drop constraint {name} on table {table}");
+            crate::table::foreign_key::refuse_if_unique_referenced(catalog, def, name, &what)?;
             let mut altered = RelationDef::clone(def);
             altered.uniques.retain(|u| &u.name != name || u.index_only);
             altered.checks.retain(|c| &c.name != name);

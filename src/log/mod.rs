@@ -1043,6 +1043,8 @@ async fn load_table_states(store: &SegmentStore, catalog: &Catalog, manifest: &M
                 state.apply(&rows.user, &rows.diffs, Some(&rows.offsets), &rows.ts)?;
             }
         }
+        // The segments were replayed with today's definition.
+        state.reindex_unique_values()?;
         tables.by_relation.insert(def.id, state);
     }
     Ok((tables, replayed))

@@ -451,7 +451,14 @@ pub(crate) fn alteration(catalog: &Catalog, change: &Change, offset: Offset) -> 
         Change::AlterColumns { name, kind, if_exists, change } => {
             let Some(def) = altered_relation(catalog, name, *kind, *if_exists)? else { return Ok(None) };
             match change {
-                ColumnChange::Drop { .. } => refuse_if_read_by_views(catalog, &def, "drop a column of")?,
+                ColumnChange::Drop { name: column, .. } => {
+                    refuse_if_read_by_views(catalog, &def, "drop a column of")?;
+                    let position = def.columns.iter().position(|c| &c.name == column);
+                    for unique in def.uniques.iter().filter(|u| position.is_some_and(|p| u.columns.contains(&p))) {
+                        let what = format!("drop column {column} of table {}", def.name);
+                        crate::table::foreign_key::refuse_if_unique_referenced(catalog, &def, &unique.name, &what)?;
+                    }
+                }
                 ColumnChange::Rename { .. } => refuse_if_read_by_views(catalog, &def, "rename a column of")?,
                 ColumnChange::Add { .. } => {
                     let readers = dependents(catalog, def.id);

@@ -127,14 +127,16 @@ fn foreign_key_definition(catalog: &crate::catalog::Catalog, def: &RelationDef, 
         "FOREIGN KEY ({}) REFERENCES {}({}){}",
         key_columns(def, &foreign.columns),
         parent.name,
-        key_columns(parent, &parent.primary_key),
+        key_columns(parent, foreign.parent_columns(parent)),
         foreign.actions
     ))
 }
 
-/// The oid of the primary key's index, which a foreign key names.
-fn key_index_oid(def: &RelationDef) -> i32 {
-    INDEX_OID_BASE + def.id.0 as i32 * INDEXES_PER_RELATION
+/// The oid of the index of the key a foreign key names: the primary key's
+/// (number 0), or a UNIQUE constraint's (1 + n, as [`indexes`] numbers them).
+fn referenced_index_oid(foreign: &crate::catalog::ForeignKeyDef, parent: &RelationDef) -> i32 {
+    let number = foreign.parent_unique(parent).map_or(0, |n| 1 + n as i32);
+    INDEX_OID_BASE + parent.id.0 as i32 * INDEXES_PER_RELATION + number
 }
 
 fn constraint_oid(def: &RelationDef, number: usize) -> i32 {
@@ -326,11 +328,11 @@ pub fn constraint_rows(log: &Log, classes: &HashMap<String, ClassRow>, schema: &
                 name: foreign.name.clone(),
                 kind: "f",
                 class,
-                index: key_index_oid(parent),
+                index: referenced_index_oid(foreign, parent),
                 columns: Some(attnums(&foreign.columns)),
                 parent: Some(Referenced {
                     class: parent_class.oid,
-                    key: attnums(&parent.primary_key),
+                    key: attnums(foreign.parent_columns(parent)),
                     on_update: action(&foreign.actions, "UPDATE"),
                     on_delete: action(&foreign.actions, "DELETE"),
                 }),

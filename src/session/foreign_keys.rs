@@ -1,10 +1,11 @@
 //! A CREATE TABLE's FOREIGN KEY clauses, resolved against the tables this
-//! session sees: each names a table's declared primary key (or the table
-//! being created, which references itself), with columns of comparable
-//! types, as PostgreSQL requires of a key it can check by an index.
+//! session sees: each names a table's declared primary key or one of its
+//! UNIQUE constraints or indexes (of the table being created too, which
+//! references itself), with columns of comparable types, as PostgreSQL
+//! requires of a key it can check by an index.
 
 use super::Session;
-use crate::catalog::{CheckDef, ColumnDef, ForeignKeyDef, RelationKind, SqlType};
+use crate::catalog::{CheckDef, ColumnDef, ForeignKeyDef, RelationKind, SqlType, UniqueDef};
 use crate::error::{Error, Result};
 use crate::sql::ddl::ForeignKeyClause;
 
@@ -14,6 +15,7 @@ pub(super) struct NewTable<'a> {
     pub columns: &'a [ColumnDef],
     pub primary_key: &'a [usize],
     pub checks: &'a [CheckDef],
+    pub uniques: &'a [UniqueDef],
 }
 
 impl Session {
@@ -33,8 +35,9 @@ impl Session {
                     })
                 })
                 .collect::<Result<Vec<usize>>>()?;
-            let (parent, parent_columns, parent_key) = if clause.parent == table.name {
-                (ForeignKeyDef::THIS_TABLE, table.columns.to_vec(), declared_key(table.columns, table.primary_key))
+            let (parent, parent_columns, parent_key, uniques) = if clause.parent == table.name {
+                let key = declared_key(table.columns, table.primary_key);
+                (ForeignKeyDef::THIS_TABLE, table.columns.to_vec(), key, table.uniques.to_vec())
             } else {
                 let def =
                     self.relation(&clause.parent).ok_or_else(|| Error::UndefinedRelation(clause.parent.clone()))?;
@@ -42,7 +45,7 @@ impl Session {
                     return Err(Error::WrongObjectType(format!("referenced relation \"{}\" is not a table", def.name)));
                 }
                 let key = declared_key(&def.columns, &def.primary_key);
-                (def.id, def.columns.clone(), key)
+                (def.id, def.columns.clone(), key, def.uniques.clone())
             };
             let no_key = || {
                 Error::InvalidForeignKey(format!(
@@ -50,10 +53,25 @@ impl Session {
                     clause.parent
                 ))
             };
-            let parent_key = parent_key.ok_or_else(no_key)?;
-            let named = match clause.parent_columns.is_empty() {
-                true => parent_key.iter().map(|p| parent_columns[*p].name.clone()).collect(),
+            let named: Vec<String> = match clause.parent_columns.is_empty() {
+                true => parent_key.iter().flatten().map(|p| parent_columns[*p].name.clone()).collect(),
                 false => clause.parent_columns.clone(),
+            };
+            // The key named: the primary key, else a UNIQUE constraint or
+            // index on exactly those columns (in any order).
+            let names = |positions: &[usize]| {
+                let mut names: Vec<&str> = positions.iter().map(|p| parent_columns[*p].name.as_str()).collect();
+                names.sort_unstable();
+                names
+            };
+            let mut wanted: Vec<&str> = named.iter().map(String::as_str).collect();
+            wanted.sort_unstable();
+            let (parent_key, parent_unique) = match parent_key.filter(|key| names(key) == wanted) {
+                Some(key) => (key, None),
+                None => {
+                    let unique = uniques.iter().find(|u| names(&u.columns) == wanted).ok_or_else(no_key)?;
+                    (unique.columns.clone(), Some(unique.name.clone()))
+                }
             };
             if named.len() != columns.len() {
                 return Err(Error::InvalidForeignKey(
@@ -96,6 +114,7 @@ impl Session {
                 parent,
                 key_types: parent_key.iter().map(|p| parent_columns[*p].sql_type.clone()).collect(),
                 actions: clause.actions,
+                parent_unique,
             });
         }
         Ok(keys)

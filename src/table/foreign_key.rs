@@ -10,7 +10,7 @@ use std::sync::Arc;
 
 use datafusion::arrow::array::RecordBatch;
 
-use super::state::TableStates;
+use super::state::{Key, TableState, TableStates};
 use crate::catalog::{Catalog, ForeignKeyDef, RelationDef};
 use crate::log::{Error, RelationId};
 
@@ -30,8 +30,9 @@ pub fn check_write(
             let parent = tables
                 .get(foreign.parent)
                 .ok_or_else(|| Error::UndefinedRelation(parent_name(catalog, foreign.parent)))?;
+            let parent_unique = foreign.parent_unique(&parent.codec.def);
             for (row, key) in table.codec.referenced_keys(number, inserts)?.into_iter().enumerate() {
-                if key.is_some_and(|key| !parent.rows.contains_key(&key)) {
+                if key.is_some_and(|key| !holds(parent, parent_unique, &key)) {
                     return Err(Error::ForeignKeyViolation {
                         table: def.name.clone(),
                         constraint: foreign.name.clone(),
@@ -52,16 +53,22 @@ pub fn check_write(
     if deletes.num_rows() == 0 {
         return Ok(());
     }
-    let referencing: Vec<_> = references_to(catalog, relation).collect();
-    if referencing.is_empty() {
-        return Ok(());
-    }
-    for (row, key) in table.codec.keys(deletes)?.into_iter().enumerate() {
-        if table.rows.contains_key(&key) {
-            continue; // Written again: an update that kept the key.
-        }
-        for (child, number, foreign) in &referencing {
-            if tables.get(child.id).is_some_and(|state| state.references_to(*number, &key) > 0) {
+    for (child, number, foreign) in references_to(catalog, relation) {
+        let Some(state) = tables.get(child.id) else { continue };
+        // The values the deleted rows held in the key the foreign key names.
+        let parent_unique = foreign.parent_unique(def);
+        let keys = match parent_unique {
+            Some(unique) => table.codec.unique_values(unique, deletes)?,
+            None => table.codec.keys(deletes)?.into_iter().map(Some).collect(),
+        };
+        for (row, key) in keys.into_iter().enumerate() {
+            // Held again (an update that kept the value), or never named (a NULL).
+            let Some(key) = key.filter(|key| !holds(table, parent_unique, key)) else { continue };
+            if state.references_to(number, &key) > 0 {
+                let described = match parent_unique {
+                    Some(unique) => table.codec.describe_unique(unique, deletes, row),
+                    None => table.codec.describe_key(deletes, row),
+                };
                 return Err(Error::ForeignKeyViolation {
                     table: child.name.clone(),
                     constraint: foreign.name.clone(),
@@ -69,16 +76,21 @@ pub fn check_write(
                         "update or delete on table \"{}\" violates foreign key constraint \"{}\" on table \"{}\"",
                         def.name, foreign.name, child.name
                     ),
-                    detail: format!(
-                        "{} is still referenced from table \"{}\".",
-                        table.codec.describe_key(deletes, row),
-                        child.name
-                    ),
+                    detail: format!("{described} is still referenced from table \"{}\".", child.name),
                 });
             }
         }
     }
     Ok(())
+}
+
+/// Whether a row of `table` holds `key` in its primary key, or in UNIQUE
+/// constraint `unique`.
+fn holds(table: &TableState, unique: Option<usize>, key: &Key) -> bool {
+    match unique {
+        Some(unique) => table.uniques[unique].contains_key(key),
+        None => table.rows.contains_key(key),
+    }
 }
 
 fn parent_name(catalog: &Catalog, id: RelationId) -> String {
@@ -107,6 +119,25 @@ pub fn referencing(catalog: &Catalog, relation: RelationId) -> Vec<(String, Stri
         .filter(|(child, ..)| child.id != relation)
         .map(|(child, _, f)| (child.name.clone(), f.name.clone()))
         .collect()
+}
+
+/// Refuses to drop UNIQUE constraint or index `unique` of table `def` (by
+/// `what`: `DROP INDEX`, a column it is on) while a foreign key names it,
+/// as PostgreSQL refuses (2BP01).
+pub fn refuse_if_unique_referenced(
+    catalog: &Catalog,
+    def: &RelationDef,
+    unique: &str,
+    what: &str,
+) -> Result<(), Error> {
+    let named = references_to(catalog, def.id).find(|(_, _, f)| f.parent_unique.as_deref() == Some(unique));
+    match named {
+        Some((child, _, foreign)) => Err(Error::DependentObjects(format!(
+            "cannot {what} because constraint {} on table {} depends on index {unique}",
+            foreign.name, child.name
+        ))),
+        None => Ok(()),
+    }
 }
 
 /// Why DROP TABLE `table` is refused while `constraint` of table `child`

@@ -304,6 +304,20 @@ impl TableState {
         Ok(())
     }
 
+    /// Indexes every row's unique values anew. Changes replayed with a
+    /// definition newer than they are may predate a UNIQUE index, and two
+    /// rows then held a value: the one deleted freed it from the other.
+    pub fn reindex_unique_values(&mut self) -> Result<(), ArrowError> {
+        if self.uniques.is_empty() {
+            return Ok(());
+        }
+        let rows = self.to_batch(&self.codec.def.full_schema(), None)?;
+        let user = rows.project(&(0..self.codec.def.columns.len()).collect::<Vec<_>>())?;
+        let keys = self.codec.keys(&user)?;
+        self.uniques.iter_mut().for_each(|index| *index = imbl::OrdMap::new());
+        self.index_unique_values(&user, &keys, |_| false)
+    }
+
     /// Indexes the unique values of committed changes, in order (`removed`
     /// rows free theirs); they were checked when they committed.
     fn index_unique_values(
