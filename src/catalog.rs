@@ -242,6 +242,11 @@ pub struct UniqueDef {
     /// lists it as `UNIQUE`, `pg_constraint` has no row for it).
     #[serde(default, skip_serializing_if = "std::ops::Not::not")]
     pub index_only: bool,
+    /// Named by CREATE TABLE as PostgreSQL names one (`t_a_key`), so the log
+    /// writer may take the next free name (`t_a_key1`) where an index of
+    /// another table has it. Only until the table is created.
+    #[serde(skip)]
+    pub generated_name: bool,
 }
 
 /// An index `CREATE INDEX` made: the rows by their values in its columns,
@@ -461,12 +466,18 @@ impl RelationDef {
         format!("{}_pkey", self.name)
     }
 
-    /// Whether an index or constraint of this relation is named `name`
-    /// (PostgreSQL names a key's index as the key).
-    pub fn has_index_or_constraint(&self, name: &str) -> bool {
+    /// Whether an index of this relation is named `name` (PostgreSQL names
+    /// a key's or UNIQUE constraint's index as the constraint, and an index
+    /// is a relation there: its name is taken for tables and indexes).
+    pub fn has_index(&self, name: &str) -> bool {
         (self.kind == RelationKind::Table && self.row_id().is_none() && name == self.primary_key_name())
             || self.uniques.iter().any(|u| u.name == name)
             || self.indexes.iter().any(|i| i.name == name)
+    }
+
+    /// Whether an index or constraint of this relation is named `name`.
+    pub fn has_index_or_constraint(&self, name: &str) -> bool {
+        self.has_index(name)
             || self.checks.iter().any(|c| c.name == name)
             || self.foreign_keys.iter().any(|f| f.name == name)
     }

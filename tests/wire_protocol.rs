@@ -1456,6 +1456,10 @@ async fn unique_constraints_hold_after_kill_9_and_against_a_concurrent_insert() 
     let taken = client.execute("INSERT INTO tags VALUES (3, 'a')", &[]).await.unwrap_err();
     assert_eq!(refused(taken).1.as_deref(), Some("tags_tag"));
     assert_eq!(common::text_rows(&client, "SELECT id::text FROM tags WHERE tag = 'a'").await, ["1"]);
+    // The error names the table by its name now.
+    client.batch_execute("ALTER TABLE tags RENAME TO labels").await.unwrap();
+    let taken = client.execute("INSERT INTO labels VALUES (4, 'a')", &[]).await.unwrap_err();
+    assert_eq!(taken.as_db_error().and_then(|e| e.table()), Some("labels"));
 }
 
 /// An index answers as a scan does: after random inserts, updates and
@@ -1509,6 +1513,20 @@ async fn index_lookups_equal_scans_after_random_changes_and_kill_9() {
     for code in 0..300 {
         assert_eq!(ids(format!("code = {code}")).await, ids(format!("code + 0 = {code}")).await, "code {code}");
     }
+    // A block reads its snapshot's indexes, whatever another session made
+    // or dropped since.
+    client.batch_execute("BEGIN; SELECT count(*) FROM items").await.unwrap();
+    let other = server.client().await;
+    other.batch_execute("DROP INDEX items_grp; CREATE UNIQUE INDEX items_id ON items (id, code)").await.unwrap();
+    other.batch_execute("CREATE INDEX items_code ON items (code)").await.unwrap();
+    for grp in 0..8 {
+        assert_eq!(ids(format!("grp = {grp}")).await, ids(format!("grp + 0 = {grp}")).await, "grp {grp} in a block");
+    }
+    for code in 0..300 {
+        let (indexed, scanned) = (ids(format!("code = {code}")).await, ids(format!("code + 0 = {code}")).await);
+        assert_eq!(indexed, scanned, "code {code} in a block");
+    }
+    client.batch_execute("COMMIT").await.unwrap();
 }
 
 /// ALTER inside a transaction block, as migration tools run it: the

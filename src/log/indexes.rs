@@ -27,14 +27,18 @@ pub fn altered(catalog: &Catalog, change: &IndexChange) -> Result<Option<Relatio
                 None => return Err(Error::UndefinedRelation(table.clone())),
             };
             let name = match &index.name {
-                Some(name) if taken(catalog, name) => {
+                Some(name) if taken(catalog, name) || def.has_index_or_constraint(name) => {
                     return match if_not_exists {
                         true => Ok(None),
                         false => Err(Error::DuplicateRelation(name.clone())),
                     };
                 }
                 Some(name) => name.clone(),
-                None => generated_name(catalog, def, index),
+                None => {
+                    let suffix = if index.constraint { "key" } else { "idx" };
+                    let generated = format!("{}_{}_{suffix}", def.name, index.columns.join("_"));
+                    free_name(&generated, |name| taken(catalog, name) || def.has_index_or_constraint(name))
+                }
             };
             if def.uniques.len() + def.indexes.len() >= INDEXES_MAX {
                 return Err(Error::DependentObjects(format!(
@@ -49,6 +53,7 @@ pub fn altered(catalog: &Catalog, change: &IndexChange) -> Result<Option<Relatio
                     columns,
                     nulls_not_distinct: index.nulls_not_distinct,
                     index_only: !index.constraint,
+                    generated_name: false,
                 }),
                 false => altered.indexes.push(IndexDef { name, columns }),
             }
@@ -59,6 +64,13 @@ pub fn altered(catalog: &Catalog, change: &IndexChange) -> Result<Option<Relatio
                 .relations()
                 .find(|def| def.indexes.iter().any(|i| &i.name == name) || def.uniques.iter().any(|u| &u.name == name));
             let Some(def) = holder else {
+                if let Some(def) = catalog.relations().find(|def| def.has_index(name)) {
+                    return Err(Error::DependentObjects(format!(
+                        "cannot drop index {name} because constraint {name} on table {} requires it (a table's \
+                         primary key is its rows' identity in Strata)",
+                        def.name
+                    )));
+                }
                 return match if_exists {
                     true => Ok(None),
                     false => Err(Error::UndefinedIndex(name.clone())),
@@ -102,19 +114,18 @@ pub fn altered(catalog: &Catalog, change: &IndexChange) -> Result<Option<Relatio
     }
 }
 
-/// Whether `name` is a relation's, or an index's or constraint's that
-/// PostgreSQL would hold as a relation (every index is one there).
-fn taken(catalog: &Catalog, name: &str) -> bool {
-    catalog.get(name).is_some() || catalog.relations().any(|def| def.has_index_or_constraint(name))
+/// Whether `name` is a relation's or an index's (every index is a relation
+/// in PostgreSQL).
+pub fn taken(catalog: &Catalog, name: &str) -> bool {
+    catalog.get(name).is_some() || catalog.relations().any(|def| def.has_index(name))
 }
 
-/// `t_a_b_idx` (a constraint: `t_a_b_key`), then `t_a_b_idx1`, … until one is free.
-fn generated_name(catalog: &Catalog, def: &RelationDef, index: &NewIndex) -> String {
-    let suffix = if index.constraint { "key" } else { "idx" };
-    let generated = format!("{}_{}_{suffix}", def.name, index.columns.join("_"));
-    std::iter::once(generated.clone())
+/// `generated` (`t_a_b_idx`), else `t_a_b_idx1`, `t_a_b_idx2`, … : the first
+/// not `taken`, as PostgreSQL chooses.
+pub fn free_name(generated: &str, taken: impl Fn(&str) -> bool) -> String {
+    std::iter::once(generated.to_string())
         .chain((1..).map(|n| format!("{generated}{n}")))
-        .find(|name| !taken(catalog, name))
+        .find(|name| !taken(name))
         .expect("some suffix is free")
 }
 

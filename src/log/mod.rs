@@ -13,6 +13,7 @@
 pub mod cancel_gate;
 mod coalesce;
 mod indexes;
+pub use indexes::free_name;
 pub mod layout;
 mod position;
 pub mod record;

@@ -326,6 +326,7 @@ fn resolve(
                     created_as.insert(*provisional, id);
                 }
                 let mut def = change.created_relation(id, offset).expect("a relation's creation");
+                name_indexes(&state.catalog, &mut def)?;
                 for foreign in &mut def.foreign_keys {
                     foreign.parent = created_as.get(&foreign.parent).copied().unwrap_or(foreign.parent);
                     // Dropped since the statement looked.
@@ -379,7 +380,7 @@ fn resolve(
             | Change::AlterIndexes(_) => match alteration(&state.catalog, change, offset)? {
                 None => continue,
                 Some(Alteration::Rename { relation, name }) => {
-                    state.catalog.rename(relation, &name);
+                    rename(state, relation, &name)?;
                     Entry::RenameRelation { relation, name }
                 }
                 Some(Alteration::Replace(def)) => {
@@ -553,6 +554,43 @@ fn refuse_if_read_by_views(catalog: &Catalog, def: &RelationDef, what: &str) -> 
         ))),
         None => Ok(()),
     }
+}
+
+/// A new table's name and its UNIQUE constraints' against the indexes of
+/// the tables there (an index is a relation in PostgreSQL): one CREATE
+/// TABLE named takes the next free name, one the user named is refused.
+fn name_indexes(catalog: &Catalog, def: &mut RelationDef) -> Result<()> {
+    if catalog.relations().any(|other| other.has_index(&def.name)) {
+        return Err(Error::DuplicateRelation(def.name.clone()));
+    }
+    let mut names: Vec<String> = def.uniques.iter().map(|u| u.name.clone()).collect();
+    for number in 0..names.len() {
+        let taken = |name: &str| {
+            super::indexes::taken(catalog, name)
+                || name == def.name
+                || names.iter().enumerate().any(|(n, other)| n != number && other == name)
+        };
+        if taken(&names[number]) {
+            if !def.uniques[number].generated_name {
+                return Err(Error::DuplicateRelation(names[number].clone()));
+            }
+            names[number] = super::indexes::free_name(&names[number], taken);
+        }
+    }
+    for (unique, name) in def.uniques.iter_mut().zip(names) {
+        unique.name = name;
+        unique.generated_name = false;
+    }
+    Ok(())
+}
+
+/// Renames a relation, and the definition its table's state names in errors.
+fn rename(state: &mut State, relation: RelationId, name: &str) -> Result<()> {
+    state.catalog.rename(relation, name);
+    if let (Some(table), Some(def)) = (state.tables.by_relation.get_mut(&relation), state.catalog.by_id(relation)) {
+        table.rename(def.clone())?;
+    }
+    Ok(())
 }
 
 fn drop_relation(state: &mut State, views: &mut Views, id: RelationId) {
@@ -799,7 +837,7 @@ pub(super) fn apply(state: &mut State, tails: &Tails, record: &CommitRecord) -> 
                 state.tables.by_relation.remove(id);
                 tails.drop_relation(*id);
             }
-            Entry::RenameRelation { relation, name } => state.catalog.rename(*relation, name),
+            Entry::RenameRelation { relation, name } => rename(state, *relation, name)?,
             Entry::AlterRelation(def) => {
                 reshape(state, def, offset)?;
                 tails.reshape(def, offset);

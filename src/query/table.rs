@@ -47,18 +47,21 @@ impl TableStateTable {
 
     /// The keys of the rows the filters can match, when they fix (`c =
     /// literal`) every column of the primary key, else of a UNIQUE
-    /// constraint, else of an index.
-    fn lookup_keys(&self, table: &TableState, filters: &[Expr]) -> Option<Vec<Key>> {
-        let fixed = fixed_columns(&self.def, filters);
+    /// constraint, else of an index. The indexes are those of the state
+    /// read, whose definition may be older than the one planned with (a
+    /// transaction block's snapshot, after another session's CREATE INDEX).
+    fn lookup_keys(table: &TableState, filters: &[Expr]) -> Option<Vec<Key>> {
+        let def = &table.codec.def;
+        let fixed = fixed_columns(def, filters);
         let values = |positions: &[usize]| -> Option<Vec<ScalarValue>> {
             positions.iter().map(|p| fixed.get(p).cloned()).collect()
         };
         // A value of another type: scan, and let the filter decide.
-        if let Some(values) = values(&self.def.primary_key) {
+        if let Some(values) = values(&def.primary_key) {
             return table.codec.key_of(&values).ok().map(|key| key.into_iter().collect());
         }
-        let uniques = self.def.uniques.iter().enumerate().map(|(n, u)| (Lookup::Unique(n), &u.columns));
-        let indexes = self.def.indexes.iter().enumerate().map(|(n, i)| (Lookup::Index(n), &i.columns));
+        let uniques = def.uniques.iter().enumerate().map(|(n, u)| (Lookup::Unique(n), &u.columns));
+        let indexes = def.indexes.iter().enumerate().map(|(n, i)| (Lookup::Index(n), &i.columns));
         let (lookup, values) = uniques.chain(indexes).find_map(|(lookup, columns)| Some((lookup, values(columns)?)))?;
         match table.codec.lookup_values(lookup, &values).ok()? {
             Some(values) => Some(table.look_up(lookup, &values)),
@@ -99,7 +102,7 @@ impl TableProvider for TableStateTable {
         };
         let batches = match tables.get(self.def.id) {
             Some(table) => {
-                let keys = self.lookup_keys(table, filters);
+                let keys = Self::lookup_keys(table, filters);
                 let own_writes = transaction.is_some_and(|t| t.lock().expect("transaction lock").wrote(self.def.id));
                 if keys.is_some() || own_writes || table.len() < self.log.scan_cache_rows_min() {
                     vec![table.to_batch(&self.schema, keys.as_deref())?]

@@ -144,7 +144,14 @@ impl Session {
         }
         let view = transaction.view.as_mut().expect("fixed above");
         match alteration {
-            Alteration::Rename { relation, name } => Arc::make_mut(&mut view.catalog).rename(relation, &name),
+            Alteration::Rename { relation, name } => {
+                Arc::make_mut(&mut view.catalog).rename(relation, &name);
+                let def = view.catalog.by_id(relation).cloned();
+                if let (Some(def), Some(table)) = (def, Arc::make_mut(&mut view.tables).by_relation.get_mut(&relation))
+                {
+                    table.rename(def)?;
+                }
+            }
             Alteration::Replace(def) => {
                 let def = Arc::new(*def);
                 if let Some(table) = view.tables.get(def.id) {

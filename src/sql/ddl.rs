@@ -367,23 +367,18 @@ fn unique_constraints(
                 || checks.iter().any(|c| c.name == name)
                 || uniques.iter().any(|u| u.name == name)
         };
-        let name = match clause.name {
+        let (name, generated_name) = match clause.name {
             // PostgreSQL names the constraint's index so, and an index is a relation.
             Some(name) if taken(&name) => return Err(Error::DuplicateRelation(name)),
-            Some(name) => name,
-            None => {
-                let generated = format!("{table}_{}_key", clause.columns.join("_"));
-                std::iter::once(generated.clone())
-                    .chain((1..).map(|n| format!("{generated}{n}")))
-                    .find(|name| !taken(name))
-                    .expect("some suffix is free")
-            }
+            Some(name) => (name, false),
+            None => (crate::log::free_name(&format!("{table}_{}_key", clause.columns.join("_")), taken), true),
         };
         uniques.push(UniqueDef {
             name,
             columns: positions,
             nulls_not_distinct: clause.nulls_not_distinct,
             index_only: false,
+            generated_name,
         });
     }
     Ok(uniques)

@@ -34,7 +34,7 @@ pub fn create_index(create: &CreateIndex) -> Result<IndexChange> {
         .map(|column| match &column.column.expr {
             Expr::Identifier(_) => Ok(object_name(&column.column.expr.to_string())),
             other => Err(Error::FeatureNotSupported(format!(
-                "an index on an expression ({other}) is not supported; index columns"
+                "an index on an expression ({other}) is not supported yet (an index is on columns)"
             ))),
         })
         .collect::<Result<Vec<_>>>()?;

@@ -7,9 +7,9 @@ use std::collections::HashMap;
 use std::sync::Arc;
 
 use datafusion::arrow::array::{Array, ArrayRef, AsArray, Int64Array, RecordBatch, TimestampMicrosecondArray};
-use datafusion::arrow::datatypes::{Int64Type, SchemaRef};
+use datafusion::arrow::datatypes::{DataType, Float32Type, Float64Type, Int64Type, SchemaRef};
 use datafusion::arrow::error::ArrowError;
-use datafusion::arrow::row::{OwnedRow, RowConverter, SortField};
+use datafusion::arrow::row::{OwnedRow, RowConverter, Rows, SortField};
 use datafusion::common::ScalarValue;
 
 use crate::catalog::{RelationDef, UTC};
@@ -31,7 +31,9 @@ pub struct RowVersion {
 pub struct TableCodec {
     pub def: Arc<RelationDef>,
     keys: RowConverter,
-    rows: RowConverter,
+    /// Shared by a renamed table's codec: the stored rows are readable
+    /// only by the converter that made them.
+    rows: Arc<RowConverter>,
     /// Per foreign key: its columns encoded as the referenced table's key.
     references: Vec<RowConverter>,
     /// Per UNIQUE constraint: its columns.
@@ -47,7 +49,7 @@ impl TableCodec {
             indices.map(|i| SortField::new(def.columns[i].sql_type.arrow_type())).collect()
         };
         let keys = RowConverter::new(fields(&mut def.primary_key.iter().copied()))?;
-        let rows = RowConverter::new(fields(&mut (0..def.columns.len())))?;
+        let rows = Arc::new(RowConverter::new(fields(&mut (0..def.columns.len())))?);
         let references = def
             .foreign_keys
             .iter()
@@ -74,7 +76,7 @@ impl TableCodec {
         let index = &self.def.indexes[number];
         let columns: Vec<ArrayRef> =
             index.columns.iter().chain(&self.def.primary_key).map(|p| batch.column(*p).clone()).collect();
-        let entries = self.indexes[number].0.convert_columns(&columns)?;
+        let entries = encode(&self.indexes[number].0, columns)?;
         Ok(entries.iter().map(|r| Key::from(r.as_ref())).collect())
     }
 
@@ -83,10 +85,20 @@ impl TableCodec {
     /// converted to its column's type; `None` when one is NULL, which equals
     /// no value. A value that does not convert is an error.
     pub fn lookup_values(&self, index: Lookup, values: &[ScalarValue]) -> Result<Option<Key>, ArrowError> {
-        let (positions, converter) = match index {
-            Lookup::Unique(n) => (&self.def.uniques[n].columns, &self.uniques[n]),
-            Lookup::Index(n) => (&self.def.indexes[n].columns, &self.indexes[n].1),
-        };
+        match index {
+            Lookup::Unique(n) => self.encode_values(&self.def.uniques[n].columns, &self.uniques[n], values),
+            Lookup::Index(n) => self.encode_values(&self.def.indexes[n].columns, &self.indexes[n].1, values),
+        }
+    }
+
+    /// `values` for the columns at `positions`, each converted to its
+    /// column's type, encoded by `converter`; `None` when one is NULL.
+    fn encode_values(
+        &self,
+        positions: &[usize],
+        converter: &RowConverter,
+        values: &[ScalarValue],
+    ) -> Result<Option<Key>, ArrowError> {
         let mut columns: Vec<ArrayRef> = Vec::with_capacity(values.len());
         for (value, position) in values.iter().zip(positions) {
             let target = self.def.columns[*position].sql_type.arrow_type();
@@ -96,7 +108,7 @@ impl TableCodec {
             }
             columns.push(value.to_array().map_err(|e| ArrowError::CastError(e.to_string()))?);
         }
-        let rows = converter.convert_columns(&columns)?;
+        let rows = encode(converter, columns)?;
         Ok(Some(Key::from(rows.row(0).as_ref())))
     }
 
@@ -106,7 +118,7 @@ impl TableCodec {
     pub fn unique_values(&self, number: usize, batch: &RecordBatch) -> Result<Vec<Option<Key>>, ArrowError> {
         let unique = &self.def.uniques[number];
         let columns: Vec<ArrayRef> = unique.columns.iter().map(|p| batch.column(*p).clone()).collect();
-        let values = self.uniques[number].convert_columns(&columns)?;
+        let values = encode(&self.uniques[number], columns.clone())?;
         Ok((0..batch.num_rows())
             .map(|row| {
                 let distinct_null = !unique.nulls_not_distinct && columns.iter().any(|c| c.is_null(row));
@@ -131,7 +143,7 @@ impl TableCodec {
             .zip(&foreign.key_types)
             .map(|(column, key_type)| datafusion::arrow::compute::cast(column, &key_type.arrow_type()))
             .collect::<Result<Vec<_>, _>>()?;
-        let keys = self.references[number].convert_columns(&columns)?;
+        let keys = encode(&self.references[number], columns.clone())?;
         Ok((0..batch.num_rows())
             .map(|row| {
                 if given.iter().any(|column| column.is_null(row)) {
@@ -156,7 +168,7 @@ impl TableCodec {
     /// The key of every row of `batch` (user columns).
     pub fn keys(&self, batch: &RecordBatch) -> Result<Vec<Key>, ArrowError> {
         let columns: Vec<ArrayRef> = self.def.primary_key.iter().map(|i| batch.column(*i).clone()).collect();
-        let rows = self.keys.convert_columns(&columns)?;
+        let rows = encode(&self.keys, columns)?;
         Ok(rows.iter().map(|r| Key::from(r.as_ref())).collect())
     }
 
@@ -169,23 +181,31 @@ impl TableCodec {
     /// converted to its column's type; `None` when one is NULL, which no
     /// row's key can be. A value that does not convert is an error.
     pub fn key_of(&self, values: &[ScalarValue]) -> Result<Option<Key>, ArrowError> {
-        let mut columns: Vec<ArrayRef> = Vec::with_capacity(values.len());
-        for (value, position) in values.iter().zip(&self.def.primary_key) {
-            let target = self.def.columns[*position].sql_type.arrow_type();
-            let value = value.cast_to(&target).map_err(|e| ArrowError::CastError(e.to_string()))?;
-            if value.is_null() {
-                return Ok(None);
-            }
-            columns.push(value.to_array().map_err(|e| ArrowError::CastError(e.to_string()))?);
-        }
-        let rows = self.keys.convert_columns(&columns)?;
-        Ok(Some(Key::from(rows.row(0).as_ref())))
+        self.encode_values(&self.def.primary_key, &self.keys, values)
     }
 
     /// `Key (id)=(1)`, as PostgreSQL names a key in a uniqueness error.
     pub fn describe_key(&self, batch: &RecordBatch, row: usize) -> String {
         describe(&self.def, &self.def.primary_key, batch, row)
     }
+}
+
+/// `columns` as keys (of a primary key, UNIQUE constraint, index or
+/// foreign key), which compare by their bytes: a float's -0 is encoded as
+/// 0, which it equals (the row keeps its -0).
+fn encode(converter: &RowConverter, columns: Vec<ArrayRef>) -> Result<Rows, ArrowError> {
+    fn unsigned_zero(column: ArrayRef) -> ArrayRef {
+        match column.data_type() {
+            DataType::Float64 => Arc::new(
+                column.as_primitive::<Float64Type>().unary::<_, Float64Type>(|v| if v == 0.0 { 0.0 } else { v }),
+            ),
+            DataType::Float32 => Arc::new(
+                column.as_primitive::<Float32Type>().unary::<_, Float32Type>(|v| if v == 0.0 { 0.0 } else { v }),
+            ),
+            _ => column,
+        }
+    }
+    converter.convert_columns(&columns.into_iter().map(unsigned_zero).collect::<Vec<_>>())
 }
 
 /// Frees `value` in a UNIQUE constraint's index if the row keyed `key` holds it.
@@ -272,9 +292,17 @@ impl TableState {
         Ok(())
     }
 
-    /// Takes the unique values of a write's rows, keyed `deletes_keys` and
-    /// `inserts_keys`: the deleted rows' are freed, then the inserted rows'
-    /// taken; a value another row holds is a violation (23505). Checked once
+    /// Takes `def`, the definition after a RENAME (the same columns and
+    /// keys), as the one its errors name.
+    pub fn rename(&mut self, def: Arc<RelationDef>) -> Result<(), ArrowError> {
+        let mut codec = TableCodec::new(def)?;
+        codec.rows = self.codec.rows.clone();
+        self.codec = Arc::new(codec);
+        Ok(())
+    }
+
+    /// Takes the unique values of a write's rows (each batch with its rows'
+    /// keys): the deleted rows' are freed, then the inserted rows' taken; a value another row holds is a violation (23505). Checked once
     /// the statement's rows are all in, so an update may pass a value from
     /// one row to another.
     pub fn take_unique_values(

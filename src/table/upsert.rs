@@ -200,16 +200,26 @@ pub async fn resolve(
     let empty = RecordBatch::new_empty(def.user_schema());
     let (assigned, values, selection) = match action {
         ConflictAction::DoNothing => {
-            // A row taking values held now, or by a row proposed before it, is left out.
-            let mut fresh = vec![true; proposed.num_rows()];
-            for constraint in arbiter.constraints(def) {
-                let mut seen = HashSet::new();
-                for (row, held) in held_values(table, constraint, &proposed)?.into_iter().enumerate() {
-                    let Some(value) = held.value else { continue };
-                    fresh[row] &= held.holder.is_none() && seen.insert(value);
+            // A row taking values held now, or by a row proposed before it
+            // and not left out itself, is left out (PostgreSQL goes row by row).
+            let held: Vec<Vec<Held>> = arbiter
+                .constraints(def)
+                .into_iter()
+                .map(|constraint| held_values(table, constraint, &proposed))
+                .collect::<Result<_>>()?;
+            let mut taken: Vec<HashSet<Key>> = vec![HashSet::new(); held.len()];
+            let mut fresh = Vec::new();
+            for row in 0..proposed.num_rows() {
+                let conflicts = held.iter().zip(&taken).any(|(held, taken)| {
+                    held[row].holder.is_some() || held[row].value.as_ref().is_some_and(|v| taken.contains(v))
+                });
+                if !conflicts {
+                    for (held, taken) in held.iter().zip(&mut taken) {
+                        taken.extend(held[row].value.clone());
+                    }
+                    fresh.push(row as u32);
                 }
             }
-            let fresh: Vec<u32> = (0..fresh.len()).filter(|&i| fresh[i]).map(|i| i as u32).collect();
             let inserts = take_record_batch(&proposed, &UInt32Array::from(fresh))?;
             let write = TableWrite { relation: def.id, deletes: empty, expected: Vec::new(), inserts: inserts.clone() };
             return Ok((write, inserts));
