@@ -41,7 +41,7 @@ pub fn altered(catalog: &Catalog, change: &IndexChange) -> Result<Option<Relatio
                 }
             };
             if def.uniques.len() + def.indexes.len() >= INDEXES_MAX {
-                return Err(Error::DependentObjects(format!(
+                return Err(Error::LimitExceeded(format!(
                     "table \"{table}\" has {INDEXES_MAX} indexes and UNIQUE constraints, as many as it can have"
                 )));
             }

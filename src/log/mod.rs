@@ -87,6 +87,9 @@ pub enum Error {
     /// Something PostgreSQL does that Strata does not (yet): 0A000.
     #[error("{0}")]
     Unsupported(String),
+    /// More of something than Strata keeps (54000).
+    #[error("{0}")]
+    LimitExceeded(String),
     #[error("index \"{0}\" does not exist")]
     UndefinedIndex(String),
     #[error("constraint \"{name}\" of relation \"{relation}\" does not exist")]

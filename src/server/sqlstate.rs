@@ -95,7 +95,7 @@ fn sqlstate(error: &Error) -> &'static str {
             log::Error::DuplicateColumn { .. } => "42701",
             log::Error::UndefinedColumn { .. } => "42703",
             log::Error::DependentObjects(_) => "2BP01",
-            log::Error::CommitTooLarge { .. } => "54000",
+            log::Error::CommitTooLarge { .. } | log::Error::LimitExceeded(_) => "54000",
             log::Error::UniqueViolation { .. } | log::Error::UniqueIndexBlocked { .. } => "23505",
             log::Error::UndefinedIndex(_) | log::Error::UndefinedConstraint { .. } => "42704",
             log::Error::Unsupported(_) => "0A000",
