@@ -258,6 +258,16 @@ pub struct IndexDef {
     pub columns: Vec<usize>,
 }
 
+/// A name for a constraint or index the statement does not name: `generated`
+/// (`t_a_key`), else `t_a_key1`, `t_a_key2`, … : the first not `taken`, as
+/// PostgreSQL chooses.
+pub fn free_name(generated: &str, taken: impl Fn(&str) -> bool) -> String {
+    std::iter::once(generated.to_string())
+        .chain((1..).map(|n| format!("{generated}{n}")))
+        .find(|name| !taken(name))
+        .expect("some suffix is free")
+}
+
 /// A FOREIGN KEY: the table's rows name a row of the referenced table by
 /// its primary key (MATCH SIMPLE: a row with a NULL in one of the columns
 /// names none). Checked when a commit is made, so the referenced row exists

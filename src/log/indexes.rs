@@ -4,7 +4,7 @@
 //! UNIQUE index's values are checked).
 
 use super::{Error, IndexChange, NewIndex};
-use crate::catalog::{Catalog, IndexDef, RelationDef, RelationKind, UniqueDef};
+use crate::catalog::{Catalog, IndexDef, RelationDef, RelationKind, UniqueDef, free_name};
 
 /// A table can hold this many indexes and UNIQUE constraints (beside its
 /// primary key); the emulated catalog numbers them in that room.
@@ -118,15 +118,6 @@ pub fn altered(catalog: &Catalog, change: &IndexChange) -> Result<Option<Relatio
 /// in PostgreSQL).
 pub fn taken(catalog: &Catalog, name: &str) -> bool {
     catalog.get(name).is_some() || catalog.relations().any(|def| def.has_index(name))
-}
-
-/// `generated` (`t_a_b_idx`), else `t_a_b_idx1`, `t_a_b_idx2`, … : the first
-/// not `taken`, as PostgreSQL chooses.
-pub fn free_name(generated: &str, taken: impl Fn(&str) -> bool) -> String {
-    std::iter::once(generated.to_string())
-        .chain((1..).map(|n| format!("{generated}{n}")))
-        .find(|name| !taken(name))
-        .expect("some suffix is free")
 }
 
 fn positions(def: &RelationDef, index: &NewIndex) -> Result<Vec<usize>, Error> {

@@ -13,7 +13,6 @@
 pub mod cancel_gate;
 mod coalesce;
 mod indexes;
-pub use indexes::free_name;
 pub mod layout;
 mod position;
 pub mod record;
@@ -1028,6 +1027,7 @@ async fn load_table_states(store: &SegmentStore, catalog: &Catalog, manifest: &M
     let mut replayed = 0;
     for def in catalog.relations().filter(|d| d.kind == RelationKind::Table) {
         let mut state = TableState::new(def.clone())?;
+        let replayed_before = replayed;
         let latest = manifest.snapshots.iter().filter(|s| s.relation == def.id).max_by_key(|s| s.through);
         let after = latest.map(|s| s.through).unwrap_or(Offset::ZERO);
         if let Some(snapshot) = latest {
@@ -1047,8 +1047,11 @@ async fn load_table_states(store: &SegmentStore, catalog: &Catalog, manifest: &M
                 state.apply(&rows.user, &rows.diffs, Some(&rows.offsets), &rows.ts)?;
             }
         }
-        // The segments were replayed with today's definition.
-        state.reindex_unique_values()?;
+        // Segments replayed with today's definition may predate its UNIQUE
+        // indexes (a snapshot holds rows as they are: nothing to redo).
+        if replayed > replayed_before {
+            state.reindex_unique_values()?;
+        }
         tables.by_relation.insert(def.id, state);
     }
     Ok((tables, replayed))

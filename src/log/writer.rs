@@ -574,7 +574,7 @@ fn name_indexes(catalog: &Catalog, def: &mut RelationDef) -> Result<()> {
             if !def.uniques[number].generated_name {
                 return Err(Error::DuplicateRelation(names[number].clone()));
             }
-            names[number] = super::indexes::free_name(&names[number], taken);
+            names[number] = crate::catalog::free_name(&names[number], taken);
         }
     }
     for (unique, name) in def.uniques.iter_mut().zip(names) {

@@ -5,7 +5,7 @@
 //! requires of a key it can check by an index.
 
 use super::Session;
-use crate::catalog::{CheckDef, ColumnDef, ForeignKeyDef, RelationKind, SqlType, UniqueDef};
+use crate::catalog::{CheckDef, ColumnDef, ForeignKeyDef, RelationKind, SqlType, UniqueDef, free_name};
 use crate::error::{Error, Result};
 use crate::sql::ddl::ForeignKeyClause;
 
@@ -89,10 +89,7 @@ impl Session {
             }
             let name = clause.name.clone().unwrap_or_else(|| {
                 let generated = format!("{}_{}_fkey", table.name, clause.columns.join("_"));
-                std::iter::once(generated.clone())
-                    .chain((1..).map(|n| format!("{generated}{n}")))
-                    .find(|name| !taken.contains(name))
-                    .expect("some suffix is free")
+                free_name(&generated, |name| taken.iter().any(|t| t == name))
             });
             for (&column, &key_column) in ordered.iter().zip(&parent_key) {
                 let (ours, theirs) = (&table.columns[column], &parent_columns[key_column]);

@@ -12,7 +12,7 @@ use datafusion::sql::sqlparser::ast::{
 
 use crate::catalog::{
     CHANGE_COLUMNS, CheckDef, ColumnDef, NUMERIC_DEFAULT_PRECISION, NUMERIC_DEFAULT_SCALE, ROW_ID_COLUMN, RelationKind,
-    Retention, SYSTEM_COLUMNS, SqlType, UniqueDef,
+    Retention, SYSTEM_COLUMNS, SqlType, UniqueDef, free_name,
 };
 use crate::error::{Error, Result};
 
@@ -371,7 +371,7 @@ fn unique_constraints(
             // PostgreSQL names the constraint's index so, and an index is a relation.
             Some(name) if taken(&name) => return Err(Error::DuplicateRelation(name)),
             Some(name) => (name, false),
-            None => (crate::log::free_name(&format!("{table}_{}_key", clause.columns.join("_")), taken), true),
+            None => (free_name(&format!("{table}_{}_key", clause.columns.join("_")), taken), true),
         };
         uniques.push(UniqueDef {
             name,
@@ -488,9 +488,5 @@ fn check_name(checks: &[CheckDef], given: Option<&Ident>, generated: String) -> 
     if let Some(given) = given {
         return given.value.clone();
     }
-    let taken = |name: &str| checks.iter().any(|c| c.name == name);
-    std::iter::once(generated.clone())
-        .chain((1..).map(|n| format!("{generated}{n}")))
-        .find(|name| !taken(name))
-        .expect("some suffix is free")
+    free_name(&generated, |name| checks.iter().any(|c| c.name == name))
 }
